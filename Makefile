@@ -1,0 +1,60 @@
+# contentfn — every target creates what it needs (venv, install, model) on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
+MODEL  := $(MODEL_DIR)/manifest.json
+PYTEST_ARGS ?=
+
+.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest clean up
+
+setup: $(STAMP)
+
+# torch is pinned and installed first: it is needed only to export the model, and the pin keeps
+# pip from replacing it with a multi-GB CUDA build when another package asks for "torch".
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[dev,gcp,aws]'
+	touch $(STAMP)
+
+model: $(MODEL)
+
+$(MODEL): | $(STAMP)
+	$(BIN)/contentfn model build --out $(MODEL_DIR)
+
+demo: setup model
+	$(BIN)/contentfn demo
+
+up: setup model
+	$(BIN)/contentfn local up
+
+test: setup model
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check shared functions local infra tests
+	$(BIN)/ruff format --check shared functions local infra tests
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck
+
+bench: bench-embed bench-ingest bench-search
+
+bench-search: setup model
+	$(BIN)/python -m tests.bench.bench_search
+
+bench-embed: setup model
+	$(BIN)/python -m tests.bench.bench_embed
+
+bench-ingest: setup model
+	$(BIN)/python -m tests.bench.bench_ingest
+
+clean:
+	rm -rf $(VENV) .contentfn .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
