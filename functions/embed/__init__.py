@@ -1,0 +1,1 @@
+"""embed: sentence vectors for tracks, written to pgvector."""

@@ -1,0 +1,94 @@
+"""embed: claim ``embed`` jobs in batches, embed the tracks, write vectors and ack — in one transaction.
+
+Vectors, ledger rows and the job deletions commit together, so a worker killed mid-batch loses
+nothing (its jobs reappear when their lease runs out) and a job that is redelivered finds its
+vector already written for the same content hash and does no work.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.queue.base import ClaimedJob
+from shared.services import Services
+from shared.store import ledger
+from shared.store.tracks import TrackStore
+
+__all__ = ["EMBED_JOB", "STAGE", "EmbedOutcome", "embed_claimed", "run_embed_batch", "ensure_index"]
+
+log = logging.getLogger(__name__)
+
+EMBED_JOB = "embed"
+STAGE = "embedded"
+
+
+@dataclass(frozen=True)
+class EmbedOutcome:
+    claimed: int = 0
+    embedded: int = 0
+    skipped: int = 0
+    failed: int = 0
+
+
+def ensure_index(services: Services) -> None:
+    """Create the model's HNSW index if missing (once per process is enough)."""
+    settings = services.settings
+    with services.db.connection() as conn:
+        if TrackStore(conn).ensure_hnsw_index(
+            services.embedder.model_key, m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction
+        ):
+            log.info("created HNSW index for %s", services.embedder.model_key)
+        conn.commit()
+
+
+def run_embed_batch(services: Services, limit: int | None = None) -> EmbedOutcome:
+    """Claim up to ``limit`` jobs and process them; returns what happened (0 claimed: queue empty)."""
+    claimed = services.queue.claim(EMBED_JOB, limit or services.settings.embed_batch_size)
+    if not claimed:
+        return EmbedOutcome()
+    return embed_claimed(claimed, services)
+
+
+def embed_claimed(claimed: Sequence[ClaimedJob], services: Services) -> EmbedOutcome:
+    poison = [c for c in claimed if not isinstance(c.job.payload.get("track_id"), int)]
+    for c in poison:
+        services.queue.fail(c, "embed job payload lacks an integer track_id", retryable=False)
+    work = [c for c in claimed if c not in poison]
+    if not work:
+        return EmbedOutcome(claimed=len(claimed), failed=len(poison))
+    try:
+        embedded, skipped = _embed_and_commit(work, services)
+    except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
+        log.exception("embed batch of %d failed", len(work))
+        for c in work:
+            services.queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
+        return EmbedOutcome(claimed=len(claimed), failed=len(claimed))
+    return EmbedOutcome(claimed=len(claimed), embedded=embedded, skipped=skipped, failed=len(poison))
+
+
+def _embed_and_commit(work: Sequence[ClaimedJob], services: Services) -> tuple[int, int]:
+    embedder = services.embedder
+    model_key = embedder.model_key
+    ids = sorted({int(c.job.payload["track_id"]) for c in work})
+    started = time.perf_counter()
+    with services.db.connection() as conn:
+        store = TrackStore(conn)
+        texts = store.texts_for(ids)  # deleted tracks simply drop out
+        done = store.embedded_hashes(list(texts), model_key)
+        todo = [tid for tid, (chash, _) in texts.items() if done.get(tid) != chash]
+        conn.commit()
+    vectors = embedder.embed([texts[tid][1] for tid in todo]) if todo else None
+    with services.db.connection() as conn:
+        store = TrackStore(conn)
+        if vectors is not None:
+            store.write_embeddings(model_key, todo, [texts[tid][0] for tid in todo], vectors)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
+        acked = services.queue.ack(work, conn=conn)
+        conn.commit()
+    if acked < len(work):
+        log.warning("%d of %d embed jobs had lost their lease; their vectors are kept", len(work) - acked, len(work))
+    return len(todo), len(ids) - len(todo)

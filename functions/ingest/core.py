@@ -1,0 +1,134 @@
+"""ingest: an uploaded track file becomes rows in ``tracks`` plus one ``embed`` job per changed track.
+
+The whole file lands in one transaction (rows, jobs and the ledger entry together), so a crash
+half-way leaves nothing behind and the platform's retry starts clean. Redelivery of the same
+object version is answered from the idempotency record without touching the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from functions.ingest.parsing import BadRow, detect_format, iter_rows
+from shared.errors import PoisonError
+from shared.events import ObjectCreated
+from shared.idempotency import run_once
+from shared.models import TrackIn
+from shared.queue.base import NewJob
+from shared.services import Services
+from shared.store import ledger
+from shared.store.tracks import upsert_tracks
+
+__all__ = ["handle_object_created", "EMBED_JOB", "STAGE", "embed_job"]
+
+log = logging.getLogger(__name__)
+
+EMBED_JOB = "embed"
+STAGE = "ingested"
+
+
+def embed_job(track_id: int, chash: str) -> NewJob:
+    # The dedup key pins the content version: re-uploading the same text never queues twice.
+    return NewJob(EMBED_JOB, {"track_id": track_id, "content_hash": chash}, dedup_key=f"embed:{track_id}:{chash}")
+
+
+def handle_object_created(event: ObjectCreated, services: Services) -> dict[str, Any]:
+    """Ingest one object version, at most once. Returns the file's report (replayed on redelivery).
+
+    Poison input (unknown extension, too large, not UTF-8, unparseable) is *not* raised: it is
+    recorded in the ledger and the dead-letter store and reported with ``status="rejected"``, so
+    the platform acknowledges it instead of retrying something that can never succeed.
+    Transient failures (database down) are raised for the platform to retry.
+    """
+    return dict(
+        run_once(services.db, event.idempotency_key, services.settings.idempotency_ttl_s, lambda: _ingest(event, services))
+    )
+
+
+def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
+    settings = services.settings
+    subject = f"object:{event.uri}"
+    started = time.perf_counter()
+    bad: list[dict[str, Any]] = []
+    counts = {"bad": 0}
+
+    def good_rows(stream: Any, fmt: Any) -> Iterator[TrackIn]:
+        for item in iter_rows(stream, fmt, max_field_bytes=settings.max_field_bytes):
+            if isinstance(item, BadRow):
+                counts["bad"] += 1
+                if len(bad) < settings.bad_rows_reported:
+                    bad.append({"line": item.line, "reason": item.reason})
+            else:
+                yield item.track
+
+    try:
+        fmt = detect_format(event.key)
+        with services.blob.open(event.bucket, event.key, max_bytes=settings.max_upload_bytes) as stream:
+            with services.db.connection() as conn:
+                result = upsert_tracks(conn, good_rows(stream, fmt))
+                jobs = [embed_job(c.id, c.content_hash) for c in result.content_changed]
+                queued = services.queue.enqueue_many(jobs, conn=conn)
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                report = {
+                    "status": _status(result.received, counts["bad"]),
+                    "object": event.uri,
+                    "generation": event.generation or event.etag,
+                    "format": fmt,
+                    "rows_ok": result.received,
+                    "rows_bad": counts["bad"],
+                    "inserted": result.inserted,
+                    "updated": result.updated,
+                    "unchanged": result.unchanged,
+                    "embed_jobs": queued,
+                    "bad_rows": bad,
+                    "duration_ms": round(elapsed_ms, 1),
+                }
+                ledger.record(
+                    conn,
+                    subject,
+                    STAGE,
+                    report["status"],
+                    error=_bad_summary(counts["bad"], bad),
+                    detail=report,
+                    duration_ms=elapsed_ms,
+                )
+                conn.commit()
+    except PoisonError as exc:
+        return _reject(event, services, subject, str(exc), started)
+    log.info(
+        "ingested %s: %d rows ok, %d bad, %d new, %d changed",
+        event.uri,
+        report["rows_ok"],
+        report["rows_bad"],
+        report["inserted"],
+        report["updated"],
+    )
+    return report
+
+
+def _status(good: int, bad: int) -> ledger.LedgerStatus:
+    if bad == 0:
+        return "ok"
+    return "partial" if good else "failed"
+
+
+def _bad_summary(n_bad: int, bad: list[dict[str, Any]]) -> str | None:
+    if not n_bad:
+        return None
+    first = bad[0] if bad else None
+    where = f"; first at line {first['line']}: {first['reason']}" if first else ""
+    return f"{n_bad} bad row(s){where}"
+
+
+def _reject(event: ObjectCreated, services: Services, subject: str, error: str, started: float) -> dict[str, Any]:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    report = {"status": "rejected", "object": event.uri, "error": error, "duration_ms": round(elapsed_ms, 1)}
+    with services.db.connection() as conn:
+        ledger.record(conn, subject, STAGE, "rejected", error=error, detail=report, duration_ms=elapsed_ms)
+        conn.commit()
+    services.queue.dead_letter("ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key)
+    log.warning("rejected %s: %s", event.uri, error)
+    return report

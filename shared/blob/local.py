@@ -1,0 +1,90 @@
+"""Local-folder blob store: ``<root>/<bucket>/<key>``. The embedded default and the local watcher's source."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from shared.blob.base import BlobInfo
+from shared.errors import ObjectNotFound, ObjectTooLarge, PoisonError
+
+__all__ = ["LocalBlob", "BoundedReader"]
+
+
+class BoundedReader(io.RawIOBase):
+    """A reader that fails instead of yielding more than ``limit`` bytes."""
+
+    def __init__(self, raw: BinaryIO, limit: int, name: str) -> None:
+        self._raw = raw
+        self._left = limit
+        self._limit = limit
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self._raw.read(min(len(buffer), self._left + 1))
+        if len(data) > self._left:
+            raise ObjectTooLarge(f"{self._name} grew beyond the {self._limit}-byte cap while being read")
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class LocalBlob:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, bucket: str, key: str) -> Path:
+        pure = PurePosixPath(key)
+        if pure.is_absolute() or ".." in pure.parts or not key or "\x00" in key:
+            raise PoisonError("object key is not a safe relative path")
+        if "/" in bucket or bucket in ("", ".", ".."):
+            raise PoisonError("bucket name is not valid")
+        return self.root / bucket / Path(*pure.parts)
+
+    def stat(self, bucket: str, key: str) -> BlobInfo:
+        path = self._path(bucket, key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise ObjectNotFound(f"object {bucket}/{key} does not exist") from None
+        if not path.is_file():
+            raise ObjectNotFound(f"object {bucket}/{key} is not a file")
+        # mtime_ns + size stands in for a cloud generation number: a rewrite is a new version.
+        return BlobInfo(bucket, key, st.st_size, generation=f"{st.st_mtime_ns}-{st.st_size}")
+
+    def open(self, bucket: str, key: str, *, max_bytes: int) -> BinaryIO:
+        info = self.stat(bucket, key)
+        if info.size > max_bytes:
+            raise ObjectTooLarge(f"object {bucket}/{key} is {info.size} bytes; the cap is {max_bytes}")
+        raw = self._path(bucket, key).open("rb")
+        return io.BufferedReader(BoundedReader(raw, max_bytes, f"{bucket}/{key}"), buffer_size=1 << 20)  # type: ignore[return-value]
+
+    def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:
+        path = self._path(bucket, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename: a watcher never sees a half-written object.
+        tmp = path.with_name(f".{path.name}.part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        return self.stat(bucket, key)
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]:
+        base = self.root / bucket
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if not path.is_file() or path.name.startswith("."):
+                continue
+            key = path.relative_to(base).as_posix()
+            if key.startswith(prefix):
+                yield self.stat(bucket, key)

@@ -1,0 +1,239 @@
+"""Tracks and their embeddings: bulk upsert, lookup, vector search."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+from shared.models import SearchHit, Track, TrackIn
+
+__all__ = ["UpsertResult", "ChangedTrack", "upsert_tracks", "TrackStore", "hnsw_index_name", "SNIPPET_CHARS"]
+
+SNIPPET_CHARS = 160
+_TRACK_COLS = "id, source, source_id, artist, title, lyrics, metadata, content_hash, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class ChangedTrack:
+    id: int
+    content_hash: str
+    inserted: bool
+
+
+@dataclass
+class UpsertResult:
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    content_changed: list[ChangedTrack] = field(default_factory=list)
+
+
+def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> UpsertResult:
+    """COPY rows into a staging table, then one INSERT … ON CONFLICT into ``tracks``.
+
+    Keyed by (source, source_id); a row without source_id is keyed by its content hash. Within one
+    batch the last row for a key wins. A row whose content and metadata are unchanged is not
+    touched, so a redelivered file changes nothing; rows whose *content* changed are returned so
+    the caller can enqueue their re-embedding in the same transaction.
+    Runs inside the caller's transaction; does not commit.
+    """
+    result = UpsertResult()
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS tracks_stage ("
+            " ord bigint, source text, source_id text, artist text, title text, lyrics text,"
+            " metadata jsonb, content_hash text) ON COMMIT DELETE ROWS"
+        )
+        cur.execute("TRUNCATE tracks_stage")
+        with cur.copy(
+            "COPY tracks_stage (ord, source, source_id, artist, title, lyrics, metadata, content_hash) FROM STDIN"
+        ) as copy:
+            for ord_, row in enumerate(rows):
+                source, source_id = row.key
+                copy.write_row(
+                    (ord_, source, source_id, row.artist, row.title, row.lyrics, json.dumps(row.metadata), row.hash)
+                )
+                result.received += 1
+        if result.received == 0:
+            return result
+        cur.execute(
+            """
+            WITH staged AS (
+                SELECT DISTINCT ON (source, source_id) *
+                FROM tracks_stage ORDER BY source, source_id, ord DESC),
+            before AS (
+                SELECT t.source, t.source_id, t.content_hash
+                FROM tracks t JOIN staged s USING (source, source_id)),
+            up AS (
+                INSERT INTO tracks AS t (source, source_id, artist, title, lyrics, metadata, content_hash)
+                SELECT source, source_id, artist, title, lyrics, metadata, content_hash FROM staged
+                ON CONFLICT (source, source_id) DO UPDATE
+                SET artist = EXCLUDED.artist, title = EXCLUDED.title, lyrics = EXCLUDED.lyrics,
+                    metadata = EXCLUDED.metadata, content_hash = EXCLUDED.content_hash, updated_at = now()
+                WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+                   OR t.metadata IS DISTINCT FROM EXCLUDED.metadata
+                   OR t.artist IS DISTINCT FROM EXCLUDED.artist
+                   OR t.title IS DISTINCT FROM EXCLUDED.title
+                RETURNING t.id, t.source, t.source_id, t.content_hash, (t.xmax = 0) AS inserted)
+            SELECT up.id, up.content_hash, up.inserted,
+                   before.content_hash IS DISTINCT FROM up.content_hash AS content_changed,
+                   (SELECT count(*) FROM staged) AS distinct_rows
+            FROM up LEFT JOIN before USING (source, source_id)
+            """
+        )
+        returned = cur.fetchall()
+        if not returned:
+            cur.execute("SELECT count(*) FROM (SELECT DISTINCT source, source_id FROM tracks_stage) s")
+            distinct_row = cur.fetchone()
+            distinct = int(distinct_row[0]) if distinct_row else 0
+        else:
+            distinct = int(returned[0][4])
+    for track_id, chash, inserted, changed, _ in returned:
+        if inserted:
+            result.inserted += 1
+        else:
+            result.updated += 1
+        if changed:
+            result.content_changed.append(ChangedTrack(int(track_id), chash, bool(inserted)))
+    result.unchanged = distinct - len(returned)
+    return result
+
+
+def hnsw_index_name(model_key: str) -> str:
+    """A stable, valid identifier per model (model keys contain '@', '-', '.')."""
+    import hashlib
+
+    return "embeddings_hnsw_" + hashlib.sha256(model_key.encode()).hexdigest()[:16]
+
+
+class TrackStore:
+    """Reads and vector writes over one connection supplied by the caller."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+
+    def get(self, track_id: int) -> Track | None:
+        with self.conn.cursor() as cur:
+            cur.execute(f"SELECT {_TRACK_COLS} FROM tracks WHERE id = %s", (track_id,))
+            row = cur.fetchone()
+        return None if row is None else _track(row)
+
+    def texts_for(self, track_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """track id → (content_hash, text to embed) for the ids that still exist."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT id, content_hash, title, lyrics FROM tracks WHERE id = ANY(%s)", (list(track_ids),)
+            )
+            return {int(r[0]): (r[1], embedding_text(r[2], r[3])) for r in cur.fetchall()}
+
+    def embedded_hashes(self, track_ids: Sequence[int], model_key: str) -> dict[int, str]:
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT track_id, content_hash FROM embeddings WHERE model = %s AND track_id = ANY(%s)",
+                (model_key, list(track_ids)),
+            )
+            return {int(r[0]): r[1] for r in cur.fetchall()}
+
+    def write_embeddings(
+        self, model_key: str, track_ids: Sequence[int], hashes: Sequence[str], vectors: np.ndarray
+    ) -> int:
+        """Insert or replace vectors; a row with the same content hash is left as it is."""
+        if not track_ids:
+            return 0
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                """
+                INSERT INTO embeddings (track_id, model, embedding, content_hash) VALUES (%s, %s, %s, %s)
+                ON CONFLICT (track_id, model) DO UPDATE
+                SET embedding = EXCLUDED.embedding, content_hash = EXCLUDED.content_hash, created_at = now()
+                WHERE embeddings.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+                """,
+                [(tid, model_key, vec, h) for tid, h, vec in zip(track_ids, hashes, vectors, strict=True)],
+            )
+            return len(track_ids)
+
+    def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
+        """Create the partial HNSW (cosine) index for one model if missing. Returns True if created."""
+        name = hnsw_index_name(model_key)
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (name,))
+            if cur.fetchone():
+                return False
+            cur.execute(
+                sql.SQL(
+                    "CREATE INDEX IF NOT EXISTS {} ON embeddings USING hnsw (embedding vector_cosine_ops)"
+                    " WITH (m = {}, ef_construction = {}) WHERE model = {}"
+                ).format(sql.Identifier(name), sql.Literal(m), sql.Literal(ef_construction), sql.Literal(model_key))
+            )
+        return True
+
+    def search(
+        self, vector: np.ndarray, model_key: str, k: int, *, artist: str | None = None, ef_search: int = 64
+    ) -> list[SearchHit]:
+        """Top-k by cosine similarity.
+
+        The model key is inlined as a literal so the planner can match the per-model partial HNSW
+        index (a bound parameter would hide the value from a generic plan). With an artist filter
+        the candidate set is one artist's tracks, so an exact scan over them beats post-filtering
+        the approximate top-k, which could return fewer than k rows.
+        """
+        with self.conn.cursor() as cur:
+            cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
+            if artist is None:
+                query = sql.SQL(
+                    "WITH nn AS (SELECT track_id, embedding <=> %s AS dist FROM embeddings"
+                    " WHERE model = {} ORDER BY embedding <=> %s LIMIT %s)"
+                    " SELECT t.id, t.artist, t.title, 1 - nn.dist, left(t.lyrics, %s)"
+                    " FROM nn JOIN tracks t ON t.id = nn.track_id ORDER BY nn.dist"
+                ).format(sql.Literal(model_key))
+                cur.execute(query, (vector, vector, k, SNIPPET_CHARS))
+            else:
+                query = sql.SQL(
+                    "SELECT t.id, t.artist, t.title, 1 - (e.embedding <=> %s) AS score, left(t.lyrics, %s)"
+                    " FROM tracks t JOIN embeddings e ON e.track_id = t.id AND e.model = {}"
+                    " WHERE lower(t.artist) = lower(%s) ORDER BY e.embedding <=> %s LIMIT %s"
+                ).format(sql.Literal(model_key))
+                cur.execute(query, (vector, SNIPPET_CHARS, artist, vector, k))
+            rows = cur.fetchall()
+        return [
+            SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=_snippet(r[4]))
+            for r in rows
+        ]
+
+    def vector_of(self, track_id: int, model_key: str) -> np.ndarray | None:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model_key))
+            row = cur.fetchone()
+        return None if row is None else np.asarray(row[0], dtype=np.float32)
+
+
+def embedding_text(title: str, lyrics: str) -> str:
+    """What gets embedded for a track: its title, then its lyrics (truncated by the tokenizer)."""
+    return f"{title}\n{lyrics}"
+
+
+def _snippet(text: str) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= SNIPPET_CHARS - 20 else flat[: SNIPPET_CHARS - 21].rsplit(" ", 1)[0] + " …"
+
+
+def _track(row: Sequence[Any]) -> Track:
+    return Track(
+        id=row[0],
+        source=row[1],
+        source_id=row[2],
+        artist=row[3],
+        title=row[4],
+        lyrics=row[5],
+        metadata=row[6],
+        content_hash=row[7],
+        created_at=row[8],
+        updated_at=row[9],
+    )

@@ -1,0 +1,115 @@
+"""Postgres queue on a real PostgreSQL: claim, visibility, retries, dead letters, two racing workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from shared.queue.base import NewJob
+from shared.services import Services
+
+
+def test_migrations_applied_once_when_run_twice(services: Services) -> None:
+    # GIVEN a migrated database WHEN migrations run again THEN nothing is applied twice
+    assert services.db.migrate() == []
+    with services.db.connection() as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations").fetchall()]
+        ext = conn.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'").fetchone()
+    assert versions == sorted(set(versions)) and versions[0] == 1
+    assert ext is not None
+
+
+def test_enqueue_with_same_dedup_key_keeps_one_job(services: Services) -> None:
+    q = services.queue
+    added = q.enqueue_many([NewJob("embed", {"track_id": 1}, "k1"), NewJob("embed", {"track_id": 1}, "k1")])
+    added += q.enqueue_many([NewJob("embed", {"track_id": 1}, "k1")])
+    assert added == 1
+    assert q.depth("embed") == 1
+
+
+def test_claimed_job_is_invisible_until_visibility_expires(services: Services) -> None:
+    q = services.queue
+    q.enqueue("embed", {"track_id": 1})
+    first = q.claim("embed", 10, visibility_s=0.3)
+    assert len(first) == 1
+    assert q.claim("embed", 10) == []  # held under lease
+    time.sleep(0.4)
+    again = q.claim("embed", 10)
+    assert [c.id for c in again] == [first[0].id]
+    assert again[0].job.attempts == 2
+    # the first worker's lease is stale: its ack must not delete the job now held by another
+    assert q.ack(first) == 0
+    assert q.ack(again) == 1
+    assert q.depth() == 0
+
+
+def test_transient_failures_retry_with_backoff_then_dead_letter_with_last_error(services: Services) -> None:
+    q = services.queue
+    q.max_attempts = 3
+    q.enqueue("embed", {"track_id": 7})
+    outcomes = []
+    for attempt in range(3):
+        claimed = []
+        deadline = time.monotonic() + 5
+        while not claimed and time.monotonic() < deadline:
+            claimed = q.claim("embed", 1)
+            time.sleep(0.02)
+        assert claimed, f"job not visible again for attempt {attempt + 1}"
+        outcomes.append(q.fail(claimed[0], f"boom {attempt + 1}", retryable=True))
+    assert outcomes == ["retry", "retry", "dead"]
+    assert q.depth() == 0
+    dead = q.dead_jobs()
+    assert len(dead) == 1 and dead[0]["last_error"] == "boom 3" and dead[0]["attempts"] == 3
+
+
+def test_poison_failure_dead_letters_at_once(services: Services) -> None:
+    q = services.queue
+    q.enqueue("embed", {"nope": True})
+    (claimed,) = q.claim("embed", 1)
+    assert q.fail(claimed, "payload lacks track_id", retryable=False) == "dead"
+    assert q.dead_count("embed") == 1 and q.depth() == 0
+
+
+def test_lease_expired_after_last_attempt_moves_job_to_dead_letters(services: Services) -> None:
+    q = services.queue
+    q.max_attempts = 1
+    q.enqueue("embed", {"track_id": 1})
+    assert len(q.claim("embed", 1, visibility_s=0.1)) == 1  # the worker "dies" holding it
+    time.sleep(0.2)
+    assert q.claim("embed", 1) == []
+    assert q.dead_count("embed") == 1
+    assert "attempts exhausted" in q.dead_jobs()[0]["last_error"]
+
+
+def test_two_racing_workers_claim_each_job_exactly_once(services: Services) -> None:
+    q = services.queue
+    n = 400
+    q.enqueue_many([NewJob("embed", {"track_id": i}, f"k{i}") for i in range(n)])
+    seen: list[list[int]] = [[], []]
+
+    def worker(slot: int) -> None:
+        while True:
+            claimed = q.claim("embed", 7)
+            if not claimed:
+                return
+            seen[slot].extend(c.job.payload["track_id"] for c in claimed)
+            q.ack(claimed)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    everything = seen[0] + seen[1]
+    assert sorted(everything) == list(range(n))
+    assert seen[0] and seen[1], "both workers should have taken part"
+    assert q.depth() == 0
+
+
+def test_release_returns_jobs_without_counting_the_attempt(services: Services) -> None:
+    q = services.queue
+    q.enqueue("embed", {"track_id": 1})
+    claimed = q.claim("embed", 1)
+    assert q.release(claimed) == 1
+    (again,) = q.claim("embed", 1)
+    assert again.job.attempts == 1
