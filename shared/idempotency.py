@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from shared.errors import IdempotencyInProgress
 from shared.store.db import Database
 
-__all__ = ["run_once", "IdempotentOutcome"]
+__all__ = ["IdempotentOutcome", "run_once"]
 
 T = TypeVar("T")
 

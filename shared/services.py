@@ -59,6 +59,10 @@ class Services:
         )
 
     @property
+    def has_embedder(self) -> bool:
+        return self._embedder is not None
+
+    @property
     def embedder(self) -> Embedder:
         """Loaded on first use: functions that never embed never pay for the model."""
         if self._embedder is None:

@@ -17,7 +17,7 @@ from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
 
-__all__ = ["EMBED_JOB", "STAGE", "EmbedOutcome", "embed_claimed", "run_embed_batch", "ensure_index"]
+__all__ = ["EMBED_JOB", "STAGE", "EmbedOutcome", "embed_claimed", "ensure_index", "run_embed_batch"]
 
 log = logging.getLogger(__name__)
 

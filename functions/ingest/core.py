@@ -22,7 +22,7 @@ from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks
 
-__all__ = ["handle_object_created", "EMBED_JOB", "STAGE", "embed_job"]
+__all__ = ["EMBED_JOB", "STAGE", "embed_job", "handle_object_created"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,9 @@ def handle_object_created(event: ObjectCreated, services: Services) -> dict[str,
     Transient failures (database down) are raised for the platform to retry.
     """
     return dict(
-        run_once(services.db, event.idempotency_key, services.settings.idempotency_ttl_s, lambda: _ingest(event, services))
+        run_once(
+            services.db, event.idempotency_key, services.settings.idempotency_ttl_s, lambda: _ingest(event, services)
+        )
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-__all__ = ["BlobInfo", "Blob"]
+__all__ = ["Blob", "BlobInfo"]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from shared.blob.base import BlobInfo
 from shared.errors import ObjectNotFound, ObjectTooLarge, PoisonError
 
-__all__ = ["LocalBlob", "BoundedReader"]
+__all__ = ["BoundedReader", "LocalBlob"]
 
 
 class BoundedReader(io.RawIOBase):

@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 from shared.events import Job
 
-__all__ = ["NewJob", "ClaimedJob", "Queue", "backoff_delay", "FailOutcome"]
+__all__ = ["ClaimedJob", "FailOutcome", "NewJob", "Queue", "backoff_delay"]
 
 FailOutcome = Literal["retry", "dead"]
 

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import psycopg
 
-__all__ = ["LedgerStatus", "record", "record_many", "stage_counts", "recent"]
+__all__ = ["LedgerStatus", "recent", "record", "record_many", "stage_counts"]
 
 LedgerStatus = Literal["running", "ok", "partial", "failed", "rejected"]
 _MAX_ERROR_CHARS = 2000

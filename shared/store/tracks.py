@@ -13,7 +13,7 @@ from psycopg import sql
 
 from shared.models import SearchHit, Track, TrackIn
 
-__all__ = ["UpsertResult", "ChangedTrack", "upsert_tracks", "TrackStore", "hnsw_index_name", "SNIPPET_CHARS"]
+__all__ = ["SNIPPET_CHARS", "ChangedTrack", "TrackStore", "UpsertResult", "hnsw_index_name", "upsert_tracks"]
 
 SNIPPET_CHARS = 160
 _TRACK_COLS = "id, source, source_id, artist, title, lyrics, metadata, content_hash, created_at, updated_at"
@@ -128,9 +128,7 @@ class TrackStore:
     def texts_for(self, track_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         """track id → (content_hash, text to embed) for the ids that still exist."""
         with self.conn.cursor() as cur:
-            cur.execute(
-                "SELECT id, content_hash, title, lyrics FROM tracks WHERE id = ANY(%s)", (list(track_ids),)
-            )
+            cur.execute("SELECT id, content_hash, title, lyrics FROM tracks WHERE id = ANY(%s)", (list(track_ids),))
             return {int(r[0]): (r[1], embedding_text(r[2], r[3])) for r in cur.fetchall()}
 
     def embedded_hashes(self, track_ids: Sequence[int], model_key: str) -> dict[int, str]:

@@ -1,0 +1,1 @@
+"""api: the HTTPS surface (search, tracks, stats, health), framework-neutral."""

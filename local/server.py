@@ -1,0 +1,81 @@
+"""The local HTTP server: Starlette + uvicorn around the framework-neutral API core."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from functions.api.core import Api
+from shared.events import HttpRequest
+
+__all__ = ["MAX_BODY_BYTES", "ApiServer", "create_app"]
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(api: Api) -> Starlette:
+    async def dispatch(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+            return Response(
+                b'{"error":{"code":"too_large","message":"request body over the limit"}}',
+                413,
+                media_type="application/json",
+            )
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return Response(
+                    b'{"error":{"code":"too_large","message":"request body over the limit"}}',
+                    413,
+                    media_type="application/json",
+                )
+        req = HttpRequest.from_parts(
+            request.method, request.url.path, request.url.query, dict(request.headers.items()), body
+        )
+        # The core is synchronous (psycopg pool, onnxruntime); keep it off the event loop.
+        resp = await run_in_threadpool(api.handle, req)
+        return Response(resp.body if request.method != "HEAD" else b"", resp.status, headers=resp.headers)
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    return Starlette(routes=[Route("/{path:path}", dispatch, methods=methods)])
+
+
+class ApiServer:
+    """uvicorn on a background thread, so the local runtime can run workers beside it."""
+
+    def __init__(self, api: Api, host: str, port: int) -> None:
+        config = uvicorn.Config(create_app(api), host=host, port=port, log_level="warning", access_log=False)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="api-server", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the API server did not start (is the port in use?)")
+            time.sleep(0.02)
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self._server, "servers", [])
+        for srv in servers:
+            for sock in srv.sockets:
+                return int(sock.getsockname()[1])
+        return int(self._server.config.port)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)

@@ -1,0 +1,96 @@
+"""Background loops of the local runtime: the bucket watcher and the embed worker."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from functions.embed.core import ensure_index, run_embed_batch
+from functions.ingest.core import handle_object_created
+from shared.errors import ContentfnError
+from shared.events import ObjectCreated
+from shared.services import Services
+
+__all__ = ["BucketWatcher", "EmbedWorker"]
+
+log = logging.getLogger(__name__)
+
+
+class _Loop:
+    name = "loop"
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                busy = self.tick()
+            except Exception:
+                log.exception("%s: iteration failed; retrying", self.name)
+                busy = False
+            if not busy:
+                self._stop.wait(self.services.settings.worker_poll_s)
+
+    def tick(self) -> bool:
+        """One unit of work; True if there may be more right away."""
+        raise NotImplementedError
+
+
+class BucketWatcher(_Loop):
+    """Turns each new object version in the local bucket folder into an ObjectCreated event.
+
+    An object is delivered once its size and version have been stable for one poll, so a file
+    still being copied in is not read half-way. Redelivery after a restart is harmless: the
+    ingest function answers it from its idempotency record.
+    """
+
+    name = "bucket-watcher"
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self._pending: dict[str, str] = {}
+        self._delivered: dict[str, str] = {}
+
+    def tick(self) -> bool:
+        bucket = self.services.settings.bucket
+        (self.services.settings.buckets_dir / bucket).mkdir(parents=True, exist_ok=True)
+        for info in self.services.blob.list(bucket):
+            version = info.generation or ""
+            if self._delivered.get(info.key) == version:
+                continue
+            if self._pending.get(info.key) != version:
+                self._pending[info.key] = version  # seen once; deliver when unchanged next poll
+                continue
+            event = ObjectCreated(bucket=bucket, key=info.key, size=info.size, generation=version)
+            try:
+                handle_object_created(event, self.services)
+            except ContentfnError as exc:
+                log.warning("ingest of %s will be retried: %s", info.key, exc)
+                continue
+            self._delivered[info.key] = version
+            self._pending.pop(info.key, None)
+        return False
+
+
+class EmbedWorker(_Loop):
+    name = "embed-worker"
+
+    def _run(self) -> None:
+        try:
+            ensure_index(self.services)
+        except Exception:
+            log.exception("could not prepare the embedding index")
+        super()._run()
+
+    def tick(self) -> bool:
+        return run_embed_batch(self.services).claimed > 0
