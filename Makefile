@@ -19,6 +19,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[dev,gcp,aws]'
+	# checkov pins many libraries of its own: it gets a venv of its own, linked into ours.
+	test -x $(VENV)-checkov/bin/checkov || { $(PYTHON) -m venv $(VENV)-checkov && \
+	  $(VENV)-checkov/bin/python -m pip install -q --upgrade pip && \
+	  $(VENV)-checkov/bin/python -m pip install -q 'checkov>=3.2'; }
+	ln -sf "$$(cd $(VENV)-checkov/bin && pwd)/checkov" $(BIN)/checkov
 	touch $(STAMP)
 
 model: $(MODEL)
@@ -56,5 +61,5 @@ bench-ingest: setup model
 	$(BIN)/python -m tests.bench.bench_ingest
 
 clean:
-	rm -rf $(VENV) .contentfn .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) $(VENV)-checkov .contentfn .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
