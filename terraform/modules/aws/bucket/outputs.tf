@@ -1,0 +1,14 @@
+output "bucket_id" {
+  description = "Name of the bucket."
+  value       = aws_s3_bucket.this.id
+}
+
+output "bucket_arn" {
+  description = "ARN of the bucket."
+  value       = aws_s3_bucket.this.arn
+}
+
+output "bucket_access_logs_id" {
+  description = "Name of the access-log bucket."
+  value       = aws_s3_bucket.access_logs.id
+}

@@ -1,0 +1,29 @@
+output "lambda_function_arn" {
+  description = "ARN of the function."
+  value       = aws_lambda_function.this.arn
+}
+
+output "lambda_function_name" {
+  description = "Name of the function."
+  value       = aws_lambda_function.this.function_name
+}
+
+output "lambda_function_invoke_arn" {
+  description = "Invoke ARN of the function (for API Gateway integrations)."
+  value       = aws_lambda_function.this.invoke_arn
+}
+
+output "lambda_role_arn" {
+  description = "ARN of the function's execution role."
+  value       = aws_iam_role.this.arn
+}
+
+output "lambda_permission_bucket_id" {
+  description = "ID of the permission letting the uploads bucket invoke the function (object trigger)."
+  value       = try(aws_lambda_permission.bucket[0].id, null)
+}
+
+output "scheduler_schedule_arn" {
+  description = "ARN of the schedule (schedule trigger)."
+  value       = try(aws_scheduler_schedule.this[0].arn, null)
+}

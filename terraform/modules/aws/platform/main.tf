@@ -1,0 +1,250 @@
+locals {
+  name = "${var.project}-${var.environment}"
+  tags = merge(var.tags, { Project = var.project, Environment = var.environment })
+
+  create_gpu_service = var.create_gpu_service && var.gpu.max_instances > 0
+  object_functions   = { for k, f in var.functions : k => f if f.trigger == "object" }
+  http_functions     = { for k, f in var.functions : k => f if f.trigger == "http" }
+
+  secret_env_names = {
+    "database-url" = "CONTENTFN_DATABASE_URL"
+    "api-key"      = "CONTENTFN_API_KEY"
+    "llm-api-key"  = "CONTENTFN_LLM_API_KEY"
+    "redis-url"    = "CONTENTFN_REDIS_URL"
+  }
+
+  gpu_environment = {
+    CONTENTFN_GPU_MAX_INSTANCES = tostring(var.gpu.max_instances)
+    CONTENTFN_GPU_MAX_BATCH     = tostring(var.gpu.max_batch)
+    CONTENTFN_GPU_MAX_IN_FLIGHT = tostring(var.gpu.max_in_flight)
+    CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.gpu.max_wait_ms)
+  }
+
+  common_environment = {
+    CONTENTFN_BUCKET             = module.uploads.bucket_id
+    CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
+    CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
+    CONTENTFN_LOG_LEVEL          = var.log_level
+  }
+
+  queue_urls = merge(
+    { for k, f in var.functions : k => module.queue[k].queue_url if f.trigger == "queue" },
+    { detect = module.detect_queue.queue_url },
+  )
+  queue_arns = merge(
+    { for k, f in var.functions : k => module.queue[k].queue_arn if f.trigger == "queue" },
+    { detect = module.detect_queue.queue_arn },
+  )
+}
+
+data "aws_caller_identity" "current" {}
+
+module "kms" {
+  source = "../kms"
+
+  name = local.name
+  tags = local.tags
+}
+
+module "network" {
+  source = "../network"
+
+  name               = local.name
+  region             = var.region
+  cidr_block         = var.vpc_cidr_block
+  create_nat_gateway = var.create_nat_gateway
+  kms_key_arn        = module.kms.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}
+
+module "uploads" {
+  source = "../bucket"
+
+  name          = "${local.name}-uploads-${data.aws_caller_identity.current.account_id}"
+  kms_key_arn   = module.kms.kms_key_arn
+  force_destroy = var.force_destroy
+  tags          = local.tags
+}
+
+module "registry" {
+  source = "../registry"
+
+  name_prefix  = local.name
+  kms_key_arn  = module.kms.kms_key_arn
+  force_delete = var.force_destroy
+  tags         = local.tags
+}
+
+module "secrets" {
+  source = "../secrets"
+
+  name_prefix = "${var.project}/${var.environment}"
+  kms_key_arn = module.kms.kms_key_arn
+  secrets = {
+    "database-url" = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
+    "api-key"      = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "llm-api-key"  = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
+    "redis-url"    = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
+  }
+  recovery_window_in_days = var.force_destroy ? 0 : 30
+  tags                    = local.tags
+}
+
+module "detect_queue" {
+  source = "../queue"
+
+  name                       = "${local.name}-detect"
+  visibility_timeout_seconds = 300
+  max_receive_count          = var.queue_max_attempts
+  kms_key_arn                = module.kms.kms_key_arn
+  tags                       = local.tags
+}
+
+# One queue pair per function: queue-triggered functions get a job queue with its dead letter
+# queue; the others get a dead letter queue for failed asynchronous invocations and schedules.
+module "queue" {
+  source   = "../queue"
+  for_each = var.functions
+
+  name         = "${local.name}-${each.key}"
+  create_queue = each.value.trigger == "queue"
+  # AWS guidance for SQS event sources: at least 6x the function timeout plus the batching window.
+  visibility_timeout_seconds = 6 * each.value.timeout_s + each.value.batching_window_s
+  max_receive_count          = var.queue_max_attempts
+  kms_key_arn                = module.kms.kms_key_arn
+  tags                       = merge(local.tags, { Function = each.key })
+}
+
+module "function" {
+  source   = "../function"
+  for_each = var.functions
+
+  name         = "${local.name}-${each.key}"
+  function_key = each.key
+  trigger      = each.value.trigger
+  image_uri    = "${module.registry.ecr_repository_urls["functions"]}:${var.image_tag}"
+  command      = ["functions.${each.key}.aws.handler"]
+  timeout_s    = each.value.timeout_s
+  memory_mb    = each.value.memory_mb
+
+  reserved_concurrency       = each.value.reserved_concurrency
+  batch_size                 = each.value.batch_size
+  maximum_batching_window_s  = each.value.batching_window_s
+  max_concurrency            = each.value.max_concurrency
+  queue_arn                  = module.queue[each.key].queue_arn
+  queue_visibility_timeout_s = 6 * each.value.timeout_s + each.value.batching_window_s
+  dead_letter_queue_arn      = module.queue[each.key].dead_letter_queue_arn
+  schedule_expression        = each.value.schedule
+  bucket_arn                 = module.uploads.bucket_arn
+  bucket_access              = each.value.bucket_access
+  publish_queue_arns         = [for q in each.value.publishes_to : local.queue_arns[q]]
+
+  environment = merge(
+    local.common_environment,
+    contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
+    length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
+    each.value.environment,
+  )
+  secret_arns = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secretsmanager_secret_arns[s] }
+
+  kms_key_arn        = module.kms.kms_key_arn
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [aws_security_group.functions.id]
+  log_retention_days = var.log_retention_days
+  tags               = merge(local.tags, { Function = each.key })
+}
+
+resource "aws_s3_bucket_notification" "uploads" {
+  count = length(local.object_functions) > 0 ? 1 : 0
+
+  bucket = module.uploads.bucket_id
+
+  dynamic "lambda_function" {
+    for_each = local.object_functions
+
+    content {
+      id                  = "${lambda_function.key}-object-created"
+      lambda_function_arn = module.function[lambda_function.key].lambda_function_arn
+      events              = ["s3:ObjectCreated:*"]
+    }
+  }
+
+  depends_on = [module.function]
+}
+
+module "http_api" {
+  source   = "../http_api"
+  for_each = var.create_http_api ? local.http_functions : {}
+
+  name                       = "${local.name}-${each.key}"
+  lambda_function_name       = module.function[each.key].lambda_function_name
+  lambda_function_invoke_arn = module.function[each.key].lambda_function_invoke_arn
+  authorization_type         = var.api_authorization_type
+  jwt_issuer                 = var.jwt_issuer
+  jwt_audience               = var.jwt_audience
+  kms_key_arn                = module.kms.kms_key_arn
+  log_retention_days         = var.log_retention_days
+  tags                       = local.tags
+}
+
+module "gpu_service" {
+  source = "../gpu_service"
+  count  = local.create_gpu_service ? 1 : 0
+
+  name           = "${local.name}-gpu"
+  image_uri      = "${module.registry.ecr_repository_urls["gpu-worker"]}:${var.gpu_image_tag}"
+  repository_arn = module.registry.ecr_repository_arns["gpu-worker"]
+  max_instances  = var.gpu.max_instances
+  min_instances  = var.gpu.min_instances
+  max_batch      = var.gpu.max_batch
+  max_in_flight  = var.gpu.max_in_flight
+  max_wait_ms    = var.gpu.max_wait_ms
+  instance_type  = var.gpu.instance_type
+  queue_arn      = module.detect_queue.queue_arn
+  queue_url      = module.detect_queue.queue_url
+  queue_name     = module.detect_queue.queue_name
+  bucket_arn     = module.uploads.bucket_arn
+  environment    = local.common_environment
+  secret_arns = {
+    CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"]
+    CONTENTFN_REDIS_URL    = module.secrets.secretsmanager_secret_arns["redis-url"]
+  }
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [aws_security_group.gpu.id]
+  kms_key_arn        = module.kms.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}
+
+module "database" {
+  source = "../database"
+  count  = var.create_database ? 1 : 0
+
+  name                  = local.name
+  engine_version        = var.database.engine_version
+  instance_class        = var.database.instance_class
+  allocated_storage_gb  = var.database.allocated_storage_gb
+  multi_az              = var.database.multi_az
+  backup_retention_days = var.database.backup_retention_days
+  deletion_protection   = var.database.deletion_protection
+  subnet_ids            = module.network.private_subnet_ids
+  security_group_ids    = [aws_security_group.database.id]
+  kms_key_arn           = module.kms.kms_key_arn
+  tags                  = local.tags
+}
+
+module "cache" {
+  source = "../cache"
+  count  = var.create_cache ? 1 : 0
+
+  name               = local.name
+  node_type          = var.cache.node_type
+  num_cache_clusters = var.cache.num_cache_clusters
+  auth_token         = var.redis_auth_token
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [aws_security_group.cache.id]
+  kms_key_arn        = module.kms.kms_key_arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}

@@ -1,0 +1,93 @@
+# No security group admits traffic from outside the VPC. Workloads reach AWS APIs and scrape
+# sources over HTTPS and the database and cache inside the VPC; the data stores accept only them.
+resource "aws_security_group" "functions" {
+  name        = "${local.name}-functions"
+  description = "Lambda functions: egress only"
+  vpc_id      = module.network.vpc_id
+  tags        = local.tags
+
+  egress {
+    description = "HTTPS to AWS APIs and external sources"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "PostgreSQL inside the VPC"
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+
+  egress {
+    description = "Redis inside the VPC"
+    from_port   = 6379
+    to_port     = 6379
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+}
+
+resource "aws_security_group" "gpu" {
+  name        = "${local.name}-gpu"
+  description = "GPU instances and worker tasks: egress only"
+  vpc_id      = module.network.vpc_id
+  tags        = local.tags
+
+  egress {
+    description = "HTTPS to AWS APIs, ECR and stream sources"
+    from_port   = 443
+    to_port     = 443
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  egress {
+    description = "PostgreSQL inside the VPC"
+    from_port   = 5432
+    to_port     = 5432
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+
+  egress {
+    description = "Redis inside the VPC"
+    from_port   = 6379
+    to_port     = 6379
+    protocol    = "tcp"
+    cidr_blocks = [module.network.vpc_cidr_block]
+  }
+}
+
+resource "aws_security_group" "database" {
+  name        = "${local.name}-database"
+  description = "PostgreSQL: from the functions and the GPU workers only"
+  vpc_id      = module.network.vpc_id
+  tags        = local.tags
+
+  ingress {
+    description     = "PostgreSQL from functions and GPU workers"
+    from_port       = 5432
+    to_port         = 5432
+    protocol        = "tcp"
+    security_groups = [aws_security_group.functions.id, aws_security_group.gpu.id]
+  }
+}
+
+resource "aws_security_group" "cache" {
+  name        = "${local.name}-cache"
+  description = "Redis: from the functions and the GPU workers only"
+  vpc_id      = module.network.vpc_id
+  tags        = local.tags
+
+  ingress {
+    description     = "Redis from functions and GPU workers"
+    from_port       = 6379
+    to_port         = 6379
+    protocol        = "tcp"
+    security_groups = [aws_security_group.functions.id, aws_security_group.gpu.id]
+  }
+}

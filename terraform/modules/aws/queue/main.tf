@@ -1,0 +1,72 @@
+resource "aws_sqs_queue" "dead_letter" {
+  name                       = "${var.name}-dlq"
+  message_retention_seconds  = var.dead_letter_retention_seconds
+  visibility_timeout_seconds = var.visibility_timeout_seconds
+  kms_master_key_id          = var.kms_key_arn
+  tags                       = var.tags
+}
+
+resource "aws_sqs_queue" "this" {
+  count = var.create_queue ? 1 : 0
+
+  name                       = var.name
+  visibility_timeout_seconds = var.visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
+  receive_wait_time_seconds  = 20
+  kms_master_key_id          = var.kms_key_arn
+  tags                       = var.tags
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+}
+
+# Only this queue may redrive into the dead letter queue (or nothing, for a bare DLQ).
+resource "aws_sqs_queue_redrive_allow_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+
+  redrive_allow_policy = var.create_queue ? jsonencode({
+    redrivePermission = "byQueue"
+    sourceQueueArns   = [aws_sqs_queue.this[0].arn]
+    }) : jsonencode({
+    redrivePermission = "denyAll"
+  })
+}
+
+data "aws_iam_policy_document" "deny_insecure_transport" {
+  for_each = merge(
+    { dead_letter = aws_sqs_queue.dead_letter.arn },
+    var.create_queue ? { queue = aws_sqs_queue.this[0].arn } : {},
+  )
+
+  statement {
+    sid       = "DenyInsecureTransport"
+    effect    = "Deny"
+    actions   = ["sqs:*"]
+    resources = [each.value]
+
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "dead_letter" {
+  queue_url = aws_sqs_queue.dead_letter.id
+  policy    = data.aws_iam_policy_document.deny_insecure_transport["dead_letter"].json
+}
+
+resource "aws_sqs_queue_policy" "this" {
+  count = var.create_queue ? 1 : 0
+
+  queue_url = aws_sqs_queue.this[0].id
+  policy    = data.aws_iam_policy_document.deny_insecure_transport["queue"].json
+}

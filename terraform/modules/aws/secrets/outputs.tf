@@ -1,0 +1,4 @@
+output "secretsmanager_secret_arns" {
+  description = "ARNs of the secrets by key."
+  value       = { for k, s in aws_secretsmanager_secret.this : k => s.arn }
+}
