@@ -74,8 +74,9 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
                 jobs = [embed_job(c.id, c.content_hash) for c in result.content_changed]
                 queued = services.queue.enqueue_many(jobs, conn=conn)
                 elapsed_ms = (time.perf_counter() - started) * 1000
+                status = _status(result.received, counts["bad"])
                 report = {
-                    "status": _status(result.received, counts["bad"]),
+                    "status": status,
                     "object": event.uri,
                     "generation": event.generation or event.etag,
                     "format": fmt,
@@ -92,7 +93,7 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
                     conn,
                     subject,
                     STAGE,
-                    report["status"],
+                    status,
                     error=_bad_summary(counts["bad"], bad),
                     detail=report,
                     duration_ms=elapsed_ms,
