@@ -253,19 +253,22 @@ class _Lines:
             raise FileRejected(f"{self._what} at line {self.line_no + 1} is longer than {self._max} bytes")
 
     def _chunks(self) -> Iterator[bytes]:
-        chunk = self._stream.read(_CHUNK_BYTES)
+        read = self._stream.read
+        chunk = read(_CHUNK_BYTES)
         # The BOM may straddle reads on a stream that returns short reads.
         while chunk and len(chunk) < len(_BOM) and _BOM.startswith(chunk):
-            more = self._stream.read(_CHUNK_BYTES)
+            more = read(_CHUNK_BYTES)
             if not more:
                 break
             chunk += more
         if chunk.startswith(_BOM):
             chunk = chunk[len(_BOM) :]
             self._offset = len(_BOM)
+            if not chunk:  # the read held nothing but the BOM; that is not the end of the file
+                chunk = read(_CHUNK_BYTES)
         while chunk:
             yield chunk
-            chunk = self._stream.read(_CHUNK_BYTES)
+            chunk = read(_CHUNK_BYTES)
 
     def __iter__(self) -> Iterator[str | None]:
         parts: list[bytes] = []  # pieces of the open (unterminated) line
@@ -506,7 +509,7 @@ class _Utf8Reader:
             self._started = True
             if chunk.startswith(_BOM):
                 self._offset = len(_BOM)
-                chunk = chunk[len(_BOM) :]
+                chunk = chunk[len(_BOM) :] or self._stream.read(_CHUNK_BYTES)
         try:
             self._decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
