@@ -103,8 +103,8 @@ def iter_rows(stream: BinaryIO, fmt: FileFormat, *, max_field_bytes: int) -> Ite
     is the 1-based index of the record in the array (a streaming JSON parser reports no positions).
     Any field (after decoding) longer than ``max_field_bytes`` UTF-8 bytes makes its record bad.
 
-    Raises FileRejected for whole-file problems; rows already yielded stay valid, so a caller that
-    writes in batches must decide whether to keep them (the ingest core discards the file's work).
+    Raises FileRejected for whole-file problems, possibly after rows were yielded: a caller that
+    writes as it goes decides whether to keep those rows.
     """
     if max_field_bytes < 1:
         raise ValueError("max_field_bytes must be positive")
@@ -335,10 +335,18 @@ class _Lines:
 # --- JSON lines ----------------------------------------------------------------------------------
 
 
+def _refuse_constant(name: str) -> float:
+    # Python's json accepts NaN and Infinity; PostgreSQL's jsonb does not, and would fail the batch.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+_JSON_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
 def _iter_jsonl(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
     record_cap = max_field_bytes * _RECORD_CAP_FACTOR
     lines = _Lines(stream, record_cap, refuse_long=False, what="line")
-    loads = json.loads
+    loads = _JSON_DECODER.decode
     for text in lines:
         line = lines.line_no
         if text is None:
@@ -350,6 +358,9 @@ def _iter_jsonl(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | 
             record = loads(text)
         except json.JSONDecodeError as exc:
             yield BadRow(line, f"not valid JSON: {exc.msg} at column {exc.colno}")
+            continue
+        except ValueError as exc:  # NaN or Infinity
+            yield BadRow(line, f"not valid JSON: {exc}")
             continue
         # A decoded field can't be longer than the line that held it: skip the per-field check then.
         cap = max_field_bytes if len(text) * 4 > max_field_bytes else 0
@@ -539,11 +550,16 @@ class _Shape:
         self.found = False
 
     def watch(self, events: Iterable[tuple[str, str, Any]]) -> Iterator[tuple[str, str, Any]]:
+        events = iter(events)
         for event in events:
-            if not self.found and event[0] == "tracks":
+            if event[0] == "tracks":
                 if event[1] != "start_array":
                     raise FileRejected("JSON object's 'tracks' member is not an array")
                 self.found = True
+                yield event
+                # From here on, delegate without a Python-level look at every event.
+                yield from events
+                return
             yield event
 
 

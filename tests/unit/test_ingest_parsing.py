@@ -335,19 +335,21 @@ def test_bad_rows_are_reported_with_their_lines_while_good_rows_are_yielded() ->
         "   ",  # 8 blank: skipped
         json.dumps(track(title="two")),  # 9 good
         json.dumps(track(id=True)),  # 10 id of the wrong type
+        '{"artist": "a", "title": "t", "lyrics": "l", "score": NaN}',  # 11 NaN is not JSON
     ]
     # WHEN parsed
     rows = parse("\n".join(lines).encode(), "jsonl")
     # THEN good rows keep their lines and each bad row names its line, field and problem
     assert [(r.line, r.track.title) for r in good(rows)] == [(1, "one"), (9, "two")]
     reasons = {r.line: r.reason for r in bad(rows)}
-    assert sorted(reasons) == [3, 4, 5, 6, 7, 10]
+    assert sorted(reasons) == [3, 4, 5, 6, 7, 10, 11]
     assert reasons[3].startswith("not valid JSON")
     assert reasons[4] == "record is a JSON array, not an object"
     assert reasons[5] == "missing required field 'lyrics'"
     assert reasons[6] == "field 'artist': String should have at least 1 character"
     assert reasons[7] == "field 'title': Input should be a valid string"
     assert reasons[10].startswith("field 'id':")
+    assert reasons[11] == "not valid JSON: NaN is not a JSON value"
 
 
 def test_csv_rows_with_extra_or_missing_cells_are_bad_rows() -> None:
