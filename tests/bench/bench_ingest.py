@@ -1,0 +1,364 @@
+"""Ingest benchmark: bulk upsert rows/s, bare embedding kernel texts/s, and upload→searchable tracks/s.
+
+Run with ``make bench-ingest`` (``python -m tests.bench.bench_ingest [--rows N]``), never under pytest.
+
+Three numbers, each on its own fresh database so one phase's rows and indexes do not slow another:
+
+* upsert: the generated file goes through the real ingest function (``handle_object_created``):
+  stream-parse, validate, COPY into a staging table, one upsert, one embed job per row, ledger,
+  commit. Timed from ``blob.put`` to the committed report.
+* kernel: ``embedder.embed`` alone over a random sample of the same texts, in slices of
+  ``embed_batch_size`` exactly as the worker claims them: the ceiling the pipeline can reach.
+* pipeline: the local runtime's bucket watcher and embed worker (no API) pick the uploaded file up;
+  timed from ``blob.put`` until every track has a vector for the model.
+
+The pipeline is instrumented (time inside ``embed``, inside ``claim``, and the rest of each batch)
+so a shortfall against the kernel can be attributed instead of guessed. A full run also leaves the
+vectors in the benchmark cache, which ``bench_search`` then loads instead of embedding again.
+
+Target: upsert >= 20,000 rows/s; pipeline >= 0.8 x kernel.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from functions.ingest.core import handle_object_created
+from local.datagen import generate_tracks, write_tracks
+from local.runtime import LocalStack
+from shared.embedder import load_embedder
+from shared.events import ObjectCreated
+from shared.services import Services
+from shared.store.tracks import embedding_text
+from tests.bench._common import (
+    BenchDatabase,
+    Timer,
+    base_parser,
+    bench_settings,
+    console,
+    embed_in_batches,
+    progress,
+    require_model,
+    temp_workdir,
+    vector_cache_path,
+)
+
+UPSERT_TARGET_ROWS_S = 20_000.0
+PIPELINE_TARGET_RATIO = 0.8
+DEFAULT_KERNEL_SAMPLE = 3_000
+
+
+@dataclass
+class UpsertResult:
+    rows: int
+    seconds: float
+    report: dict[str, Any]
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.seconds
+
+
+@dataclass
+class KernelResult:
+    texts: int
+    seconds: float
+    batch_size: int
+
+    @property
+    def tps(self) -> float:
+        return self.texts / self.seconds
+
+
+@dataclass
+class PipelineResult:
+    rows: int
+    seconds: float
+    ingest_s: float
+    first_vector_s: float
+    embed_s: float
+    embedded_texts: int
+    claim_s: float
+    batches: int
+
+    @property
+    def tps(self) -> float:
+        return self.rows / self.seconds
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0] if __doc__ else "ingest benchmark")
+    parser.add_argument(
+        "--kernel-sample",
+        type=int,
+        default=DEFAULT_KERNEL_SAMPLE,
+        help=f"texts embedded for the kernel figure (random sample; default {DEFAULT_KERNEL_SAMPLE}, 0: all)",
+    )
+    parser.add_argument("--timeout", type=float, default=4 * 3600.0, help="give up on the pipeline after this many s")
+    args = parser.parse_args(argv)
+    require_model()
+    rows, seed = args.rows, args.seed
+
+    with temp_workdir("contentfn-bench-ingest-") as work, BenchDatabase(work) as pg:
+        data_file = work / "tracks.jsonl"
+        written = write_tracks(data_file, rows, seed=seed, fmt="jsonl")
+        assert written.good == rows, written
+        console.print(
+            f"generated {rows:,} tracks (seed {seed}), {data_file.stat().st_size / 1e6:.1f} MB of jsonl; "
+            f"database: {'external server' if pg.external else 'embedded pgserver'}"
+        )
+
+        upsert = bench_upsert(work / "upsert", pg.fresh("upsert"), data_file, rows)
+        console.print(f"upsert: {upsert.rows:,} rows in {upsert.seconds:.2f} s = {upsert.rows_per_s:,.0f} rows/s")
+
+        texts = [embedding_text(t["title"], t["lyrics"]) for t in generate_tracks(rows, seed)]
+        kernel = bench_kernel(work / "kernel", pg.server_url, texts, args.kernel_sample, seed)
+        console.print(f"kernel: {kernel.texts:,} texts in {kernel.seconds:.1f} s = {kernel.tps:.1f} texts/s")
+
+        pipeline = bench_pipeline(work / "pipeline", pg.fresh("pipeline"), data_file, rows, seed, args.timeout)
+
+    ratio = pipeline.tps / kernel.tps
+    other_s = pipeline.seconds - pipeline.ingest_s - pipeline.embed_s - pipeline.claim_s
+    pipeline_kernel_tps = pipeline.embedded_texts / pipeline.embed_s if pipeline.embed_s else float("nan")
+    lines = [
+        f"ingest benchmark: {rows:,} synthetic tracks (seed {seed}), 384-d model, embed_batch_size {kernel.batch_size}",
+        f"  upsert    {upsert.rows_per_s:>10,.0f} rows/s   ({upsert.rows:,} rows, upload→commit "
+        f"{upsert.seconds:.2f} s; ingest report {upsert.report.get('duration_ms')} ms)  "
+        f"target >= {UPSERT_TARGET_ROWS_S:,.0f}: {_verdict(upsert.rows_per_s >= UPSERT_TARGET_ROWS_S)}",
+        f"  kernel    {kernel.tps:>10.1f} texts/s  (embedder.embed alone, {kernel.texts:,}-text random sample"
+        f"{' = all' if kernel.texts == rows else ''}, no database)",
+        f"  pipeline  {pipeline.tps:>10.1f} tracks/s (upload→every track embedded: {pipeline.seconds:.1f} s)  "
+        f"= {ratio:.2f} x kernel, target >= {PIPELINE_TARGET_RATIO}: {_verdict(ratio >= PIPELINE_TARGET_RATIO)}",
+        f"    where the pipeline's time went: ingest (upload→commit, no embedding possible) {pipeline.ingest_s:.1f} s, "
+        f"first vector after {pipeline.first_vector_s:.1f} s;",
+        f"    inside embed() {pipeline.embed_s:.1f} s ({pipeline_kernel_tps:.1f} texts/s while embedding), "
+        f"claim {pipeline.claim_s:.1f} s over {pipeline.batches:,} batches, "
+        f"rest (reads, vector+HNSW writes, ledger, ack, polling) {other_s:.1f} s",
+    ]
+    print("\n".join(lines))
+    print(
+        f"bench-ingest rows={rows} upsert_rows_per_s={upsert.rows_per_s:.1f} pipeline_tps={pipeline.tps:.2f} "
+        f"embed_kernel_tps={kernel.tps:.2f} pipeline_vs_kernel={ratio:.3f}"
+    )
+    return 0
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+# -- (a) bulk upsert through the ingest function ---------------------------------------------------
+
+
+def bench_upsert(data_dir: Path, database_url: str, data_file: Path, rows: int) -> UpsertResult:
+    settings = bench_settings(data_dir, database_url, max_upload_bytes=max(data_file.stat().st_size + 1, 1 << 20))
+    services = Services.from_settings(settings)
+    try:
+        payload = data_file.read_bytes()  # read before the clock: disk speed is not the subject
+        with Timer() as timer:
+            info = services.blob.put(settings.bucket, data_file.name, payload)
+            event = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
+            report = handle_object_created(event, services)
+        if report.get("status") != "ok" or report.get("rows_ok") != rows:
+            raise SystemExit(f"ingest did not accept every row: {report}")
+        with services.db.connection() as conn:
+            counted = conn.execute("SELECT count(*) FROM tracks").fetchone()
+            conn.commit()
+        if counted is None or counted[0] != rows:
+            raise SystemExit(f"expected {rows} committed tracks, found {counted}")
+        return UpsertResult(rows=int(report["rows_ok"]), seconds=timer.s, report=report)
+    finally:
+        services.close()
+
+
+# -- (b) the bare embedding kernel ------------------------------------------------------------------
+
+
+def bench_kernel(data_dir: Path, server_url: str, texts: Sequence[str], sample: int, seed: int) -> KernelResult:
+    settings = bench_settings(data_dir, server_url)
+    embedder = load_embedder(settings)
+    n = len(texts) if sample <= 0 or sample >= len(texts) else sample
+    chosen = list(texts) if n == len(texts) else random.Random(seed).sample(list(texts), n)
+    embedder.embed(chosen[: settings.embed_batch_size])  # warm-up: first-call allocations are not throughput
+    with Timer() as timer:
+        embed_in_batches(embedder, chosen, settings.embed_batch_size, "kernel")
+    return KernelResult(texts=n, seconds=timer.s, batch_size=settings.embed_batch_size)
+
+
+# -- (c) upload → searchable through the local runtime ---------------------------------------------
+
+
+class _TimedEmbedder:
+    """Wraps the worker's embedder to add up the time spent inside ``embed`` (thread-safe)."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self.seconds = 0.0
+        self.texts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return self._inner.embed(texts)  # type: ignore[no-any-return]
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - started
+                self.texts += len(texts)
+
+
+class _TimedClaim:
+    """Wraps ``queue.claim`` on one queue instance to add up claim time and non-empty batches."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.seconds = 0.0
+        self.batches = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        claimed = self._inner(*args, **kwargs)
+        if claimed:
+            self.seconds += time.perf_counter() - started
+            self.batches += 1
+        return claimed
+
+
+def bench_pipeline(
+    data_dir: Path, database_url: str, data_file: Path, rows: int, seed: int, timeout_s: float
+) -> PipelineResult:
+    settings = bench_settings(data_dir, database_url, max_upload_bytes=max(data_file.stat().st_size + 1, 1 << 20))
+    stack = LocalStack(settings, serve_api=False).start()  # loads the model before the clock starts
+    try:
+        services = stack.services
+        assert services is not None
+        model_key = services.embedder.model_key
+        timed = _TimedEmbedder(services.embedder)
+        services._embedder = timed  # type: ignore[assignment]  # instrumentation only
+        claim = _TimedClaim(services.queue.claim)
+        services.queue.claim = claim  # type: ignore[method-assign]
+        _wait_for_index(database_url, model_key)
+        payload = data_file.read_bytes()
+        with psycopg.connect(database_url, autocommit=True) as probe:
+            started = time.perf_counter()
+            services.blob.put(settings.bucket, data_file.name, payload)
+            ingest_s, first_vector_s, done_s = _watch(probe, model_key, rows, started, timeout_s)
+        _check_no_dead_jobs(database_url)
+        if stack.watcher is not None:
+            stack.watcher.stop()
+        if stack.embed_worker is not None:
+            stack.embed_worker.stop()
+        with psycopg.connect(database_url) as conn:
+            _save_vectors(conn, rows, seed, model_key)
+        return PipelineResult(
+            rows=rows,
+            seconds=done_s,
+            ingest_s=ingest_s,
+            first_vector_s=first_vector_s,
+            embed_s=timed.seconds,
+            embedded_texts=timed.texts,
+            claim_s=claim.seconds,
+            batches=claim.batches,
+        )
+    finally:
+        stack.stop()
+
+
+def _wait_for_index(database_url: str, model_key: str, timeout_s: float = 60.0) -> None:
+    """The worker builds the (empty) HNSW index when it starts; let it, so the clock measures steady state."""
+    from shared.store.tracks import hnsw_index_name
+
+    deadline = time.monotonic() + timeout_s
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (hnsw_index_name(model_key),)).fetchone():
+                return
+            time.sleep(0.05)
+    raise SystemExit("the embed worker did not create the HNSW index")
+
+
+def _watch(
+    conn: psycopg.Connection[Any], model_key: str, rows: int, started: float, timeout_s: float
+) -> tuple[float, float, float]:
+    """Poll until every track has a vector; returns (ingest done, first vector, all done) in s since start.
+
+    Polls cheaply (an index-only count every 0.25 s) on a connection of its own, outside the pool the
+    workers use, so watching does not take a connection from them.
+    """
+    ingest_s = first_s = float("nan")
+    done = 0
+    with progress() as bar:
+        task = bar.add_task("pipeline", total=rows)
+        while True:
+            now = time.perf_counter() - started
+            if ingest_s != ingest_s:  # NaN: not yet
+                row = conn.execute("SELECT count(*) FROM ledger WHERE stage = 'ingested'").fetchone()
+                if row and row[0]:
+                    ingest_s = now
+            else:
+                row = conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (model_key,)).fetchone()
+                done = int(row[0]) if row else 0
+                if done and first_s != first_s:
+                    first_s = now
+                bar.update(task, completed=done)
+                if done >= rows:
+                    return ingest_s, first_s, time.perf_counter() - started
+            if now > timeout_s:
+                raise SystemExit(f"pipeline timed out after {now:.0f} s with {done} of {rows} tracks embedded")
+            time.sleep(0.05 if ingest_s != ingest_s else 0.25)
+
+
+def _check_no_dead_jobs(database_url: str) -> None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM dead_jobs").fetchone()
+    if row and row[0]:
+        raise SystemExit(f"{row[0]} jobs were dead-lettered during the pipeline run")
+
+
+def _save_vectors(conn: psycopg.Connection[Any], rows: int, seed: int, model_key: str) -> None:
+    """Keep the pipeline's vectors (in generation order) for ``bench_search``, unless already cached."""
+    path = vector_cache_path(rows, seed, model_key)
+    if path.exists():
+        return
+    from pgvector.psycopg import register_vector
+
+    register_vector(conn)
+    got = conn.execute(
+        "SELECT t.source_id, e.embedding FROM embeddings e JOIN tracks t ON t.id = e.track_id WHERE e.model = %s",
+        (model_key,),
+    ).fetchall()
+    order = {str(track["id"]): index for index, track in enumerate(generate_tracks(rows, seed))}
+    if len(got) != rows or len(order) != rows:
+        return
+    vectors = np.empty((rows, len(got[0][1])), dtype=np.float32)
+    seen = np.zeros(rows, dtype=bool)
+    for source_id, vec in got:
+        index = order.get(str(source_id))
+        if index is None:
+            return
+        vectors[index] = vec
+        seen[index] = True
+    if not seen.all():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, vectors)
+    tmp.replace(path)
+    console.print(f"saved the pipeline's vectors for bench_search: {path.name}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
