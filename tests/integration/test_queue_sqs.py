@@ -70,7 +70,7 @@ def test_release_makes_a_message_visible_again_at_once(sqs_client) -> None:  # t
 
 
 def test_retryable_failure_hides_the_message_then_redrive_dead_letters_it(sqs_client) -> None:  # type: ignore[no-untyped-def]
-    queue, dlq_url = _queue(sqs_client, max_receives=2)
+    queue, _ = _queue(sqs_client, max_receives=2)
     queue.enqueue_many(_jobs(1))
     outcomes = []
     for _ in range(2):
