@@ -1,0 +1,100 @@
+"""api on AWS Lambda: API Gateway HTTP API (payload 2.0) and Lambda function URLs, routed by
+Powertools' ``APIGatewayHttpResolver`` over the same routes the local server and GCP serve.
+
+Each route (and the not-found fallback) hands the raw event to the shared HTTP parser and the
+API core, so status codes, bodies and limits are identical on every platform.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.api.core import Api
+from shared.entry import FunctionRuntime
+from shared.envelopes.aws import http_request_from_apigw_v2
+from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge
+from shared.events import HttpResponse
+from shared.services import Services
+
+__all__ = ["build_resolver", "handler", "runtime"]
+
+logger = Logger(service="contentfn-api")
+metrics = Metrics(namespace="contentfn", service="api")
+copy_config_to_registered_loggers(source_logger=logger, include={"functions.api.core", "shared.entry"})
+runtime = FunctionRuntime("api", "aws")
+_cached: tuple[Services, APIGatewayHttpResolver] | None = None
+_lock = threading.Lock()
+_JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+
+def build_resolver(api: Api) -> APIGatewayHttpResolver:
+    """A resolver with one rule per API route; every rule dispatches to the core."""
+    app = APIGatewayHttpResolver()
+
+    def dispatch(**_path_params: str) -> Response:
+        return _respond(api, app.current_event.raw_event)
+
+    for route in api.routes:
+        methods = [route.method, "HEAD"] if route.method == "GET" else [route.method]
+        app.route(route.pattern.replace("{id}", "<id>"), method=methods)(dispatch)
+
+    @app.not_found
+    def not_found(_exc: Exception) -> Response:
+        # Unknown paths and wrong methods: the core answers 404/405 exactly as elsewhere.
+        return _respond(api, app.current_event.raw_event)
+
+    return app
+
+
+def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
+    head = False
+    try:
+        request = http_request_from_apigw_v2(raw_event)
+        head = request.method == "HEAD"
+        response = api.handle(request)
+    except RequestTooLarge:
+        response = _error(413, "too_large", "request body over the limit")
+    except MalformedEnvelope:
+        response = _error(400, "bad_request", "malformed request")
+    metrics.add_metric(name=f"Http{response.status // 100}xx", unit=MetricUnit.Count, value=1)
+    return _to_powertools(response, head=head)
+
+
+def _error(status: int, code: str, message: str) -> HttpResponse:
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    return HttpResponse(status=status, body=body, headers=dict(_JSON))
+
+
+def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
+    headers = dict(response.headers)
+    return Response(
+        status_code=response.status,
+        content_type=headers.pop("content-type", "application/json"),
+        body="" if head else response.body.decode("utf-8"),
+        headers=headers,
+    )
+
+
+def _app() -> APIGatewayHttpResolver:
+    """Built on the first request, rebuilt only if the runtime's services were replaced."""
+    global _cached
+    services = runtime.services
+    with _lock:
+        if _cached is None or _cached[0] is not services:
+            _cached = (services, build_resolver(Api(services)))
+        return _cached[1]
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
+    return _app().resolve(event, context)

@@ -1,0 +1,50 @@
+"""api on Google Cloud (functions-framework, signature ``http``, target ``api``).
+
+The Flask request becomes the framework-neutral ``HttpRequest`` (body capped before it is read)
+and the API core answers, exactly as on AWS and the local server.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import flask
+import functions_framework
+
+from functions.api.core import Api
+from shared.entry import FunctionRuntime
+from shared.envelopes._common import MAX_HTTP_BODY_BYTES
+from shared.events import HttpRequest
+from shared.services import Services
+
+__all__ = ["api", "runtime"]
+
+runtime = FunctionRuntime("api", "gcp")
+_cached: tuple[Services, Api] | None = None
+_lock = threading.Lock()
+_TOO_LARGE = b'{"error":{"code":"too_large","message":"request body over the limit"}}'
+
+
+def _core() -> Api:
+    """Built on the first request, rebuilt only if the runtime's services were replaced."""
+    global _cached
+    services = runtime.services
+    with _lock:
+        if _cached is None or _cached[0] is not services:
+            _cached = (services, Api(services))
+        return _cached[1]
+
+
+@functions_framework.http
+def api(request: flask.Request) -> flask.Response:
+    declared = request.content_length
+    if declared is not None and declared > MAX_HTTP_BODY_BYTES:
+        return flask.Response(_TOO_LARGE, 413, content_type="application/json")
+    body = request.stream.read(MAX_HTTP_BODY_BYTES + 1)
+    if len(body) > MAX_HTTP_BODY_BYTES:
+        return flask.Response(_TOO_LARGE, 413, content_type="application/json")
+    http_request = HttpRequest.from_parts(
+        request.method, request.path, request.query_string.decode("latin-1"), dict(request.headers.items()), body
+    )
+    response = _core().handle(http_request)
+    return flask.Response(response.body, response.status, headers=response.headers)

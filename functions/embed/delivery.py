@@ -1,0 +1,72 @@
+"""Glue between platform-delivered embed jobs and the unchanged embed core.
+
+The core acks and fails through the Queue port; for jobs a platform pushed (SQS batch, Pub/Sub
+push, Eventarc) that port is :class:`~shared.queue.delivered.DeliveredJobs`, whose remembered
+outcome the entry point maps to the platform's answer. Jobs that sit in the Postgres outbox are
+drained on a schedule with the core's own ``run_embed_batch``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from functions.embed.core import EMBED_JOB, embed_claimed, ensure_index, run_embed_batch
+from shared.entry import FunctionRuntime
+from shared.events import Job
+from shared.queue.base import ClaimedJob
+from shared.queue.delivered import DeliveredJobs
+from shared.services import Services
+
+__all__ = ["drain_outbox", "embed_delivered"]
+
+_prepared: list[Services] = []
+_prepare_lock = threading.Lock()
+
+
+def _prepare(runtime: FunctionRuntime) -> None:
+    """Load the model and make sure its index exists, once per process (not per delivery)."""
+    services = runtime.services
+    if _prepared and _prepared[0] is services:
+        return
+    with _prepare_lock:
+        if not (_prepared and _prepared[0] is services):
+            _ = services.embedder
+            ensure_index(services)
+            _prepared[:] = [services]
+
+
+def embed_delivered(jobs: Sequence[Job], runtime: FunctionRuntime) -> DeliveredJobs:
+    """Embed pushed jobs in one batch; returns which to retry and which were dead-lettered."""
+    claimed = [ClaimedJob(job=job, lease_id=job.id) for job in jobs]
+
+    def record(c: ClaimedJob, error: str) -> None:
+        runtime.poison(error, c.job.model_dump(mode="json"), delivery_id=c.id)
+
+    delivery = DeliveredJobs(claimed, record)
+    wrong_kind = [c for c in claimed if c.job.kind != EMBED_JOB]
+    for c in wrong_kind:
+        delivery.fail(c, f"job kind {c.job.kind!r} is not {EMBED_JOB!r}", retryable=False)
+    work = [c for c in claimed if c not in wrong_kind]
+    if work:
+        _prepare(runtime)
+        embed_claimed(work, dataclasses.replace(runtime.services, queue=delivery))  # type: ignore[arg-type]
+    return delivery
+
+
+def drain_outbox(runtime: FunctionRuntime, *, budget_s: float) -> dict[str, Any]:
+    """Embed jobs queued in Postgres until the queue is empty or the time budget is spent."""
+    _prepare(runtime)
+    deadline = time.monotonic() + budget_s
+    totals = {"claimed": 0, "embedded": 0, "skipped": 0, "failed": 0, "batches": 0}
+    while time.monotonic() < deadline:
+        outcome = run_embed_batch(runtime.services)
+        if outcome.claimed == 0:
+            break
+        totals["batches"] += 1
+        for name in ("claimed", "embedded", "skipped", "failed"):
+            totals[name] += getattr(outcome, name)
+    return totals

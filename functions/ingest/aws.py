@@ -1,0 +1,91 @@
+"""ingest on AWS Lambda. One handler for the three ways S3 announces an upload:
+
+- S3 event notification invoking the function (asynchronous invoke),
+- S3 "Object Created" through EventBridge (asynchronous invoke),
+- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures).
+
+Outcomes: a file that can never be ingested is reported ``rejected`` by the core (ledger + shared
+dead-letter store) and acknowledged. A payload that is not an S3 event is dead-lettered in the
+shared store; on the asynchronous paths it is then acknowledged, in an SQS batch it is also listed
+in ``batchItemFailures`` so SQS's redrive keeps the raw message in the queue's DLQ. A transient
+error raises: Lambda retries the asynchronous invoke, SQS redelivers the batch item.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from functions.ingest.core import handle_object_created
+from shared.entry import FunctionRuntime, payload_digest
+from shared.envelopes.aws import (
+    object_from_eventbridge,
+    objects_from_s3_notification,
+    objects_from_sqs_record,
+    trigger_of,
+)
+from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
+from shared.events import ObjectCreated
+
+__all__ = ["handler", "runtime"]
+
+logger = Logger(service="contentfn-ingest")
+metrics = Metrics(namespace="contentfn", service="ingest")
+copy_config_to_registered_loggers(source_logger=logger, include={"functions.ingest.core", "shared.entry"})
+runtime = FunctionRuntime("ingest", "aws")
+_processor = BatchProcessor(event_type=EventType.SQS)
+
+
+def _ingest(event: ObjectCreated) -> dict[str, Any]:
+    logger.append_keys(object=event.uri, idempotency_key=event.idempotency_key)
+    report = handle_object_created(event, runtime.services)
+    if report.get("_replayed"):
+        metrics.add_metric(name="RedeliveriesReplayed", unit=MetricUnit.Count, value=1)
+    elif report.get("status") == "rejected":
+        metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=1)
+    else:
+        metrics.add_metric(name="ObjectsIngested", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name="RowsIngested", unit=MetricUnit.Count, value=int(report.get("rows_ok", 0)))
+    return report
+
+
+def _record_handler(record: SQSRecord) -> list[dict[str, Any]]:
+    try:
+        objects = objects_from_sqs_record(record.raw_event)
+    except EnvelopeError as exc:
+        runtime.poison(exc, record.body, delivery_id=f"sqs:{record.message_id}")
+        metrics.add_metric(name="EnvelopesDeadLettered", unit=MetricUnit.Count, value=1)
+        raise
+    return [_ingest(obj) for obj in objects]
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    trigger = trigger_of(event)
+    if trigger == "sqs":
+        logger.set_correlation_id(event["Records"][0].get("messageId"))
+        return process_partial_response(
+            event=event, record_handler=_record_handler, processor=_processor, context=context
+        )
+    # EventBridge events carry an id; a bare S3 notification is identified by its content.
+    delivery_id = str(event.get("id") or payload_digest(event))
+    logger.set_correlation_id(delivery_id)
+    try:
+        if trigger == "s3":
+            objects = objects_from_s3_notification(event)
+        elif trigger == "eventbridge_s3":
+            objects = [object_from_eventbridge(event)]
+        else:
+            raise UnsupportedEvent(f"ingest does not handle {trigger} events")
+    except EnvelopeError as exc:
+        runtime.poison(exc, event, delivery_id=delivery_id)
+        metrics.add_metric(name="EnvelopesDeadLettered", unit=MetricUnit.Count, value=1)
+        return {"status": "dead_lettered", "error": str(exc)}
+    return {"reports": [_ingest(obj) for obj in objects]}

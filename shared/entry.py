@@ -1,0 +1,180 @@
+"""What every cloud entry point shares: its settings, one ``Services`` per process built on the
+first event (not at import, so importing a handler stays cheap and testable), and the dead-letter
+record for envelopes that can never be processed.
+
+Cloud SDKs are imported here only inside :func:`build_blob`, for the backend actually chosen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from shared.blob.base import Blob
+from shared.config import ENV_PREFIX, Settings
+from shared.errors import ConfigError
+from shared.services import Services
+from shared.store.db import Database
+
+__all__ = [
+    "Cloud",
+    "EntrySettings",
+    "FunctionRuntime",
+    "build_blob",
+    "load_entry_settings",
+    "payload_digest",
+    "record_poison",
+]
+
+log = logging.getLogger(__name__)
+
+Cloud = Literal["aws", "gcp", "local"]
+BlobBackend = Literal["local", "s3", "gcs"]
+_DEFAULT_BLOB: dict[Cloud, BlobBackend] = {"aws": "s3", "gcp": "gcs", "local": "local"}
+_MAX_STORED_ENVELOPE = 64 * 1024
+
+
+class EntrySettings(Settings):
+    """Settings plus the knobs only cloud entry points read (same ``CONTENTFN_`` prefix)."""
+
+    # Object store for ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP).
+    # ``local`` serves `make invoke` against the local stack's bucket folder.
+    blob_backend: BlobBackend | None = None
+    # Emulator endpoints (moto server, fake-gcs-server); unset in the cloud.
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
+    gcs_endpoint: str | None = None
+    gcp_project: str | None = None
+    # Migrations are a deploy step in the cloud; `make invoke` and tests apply them on start.
+    migrate_on_start: bool = True
+
+
+def load_entry_settings(**overrides: Any) -> EntrySettings:
+    """Like :func:`shared.config.load_settings`: one ConfigError naming each bad variable."""
+    try:
+        settings = EntrySettings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}" for err in exc.errors()
+        ]
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    if settings.db_pool_min > settings.db_pool_max:
+        raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
+    return settings
+
+
+def build_blob(settings: EntrySettings, cloud: Cloud) -> Blob:
+    backend = settings.blob_backend or _DEFAULT_BLOB[cloud]
+    if backend == "s3":
+        from shared.blob.s3 import S3Blob
+
+        return S3Blob.create(endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
+    if backend == "gcs":
+        from shared.blob.gcs import GcsBlob
+
+        return GcsBlob.create(project=settings.gcp_project, endpoint=settings.gcs_endpoint)
+    from shared.blob.local import LocalBlob
+
+    return LocalBlob(settings.buckets_dir)
+
+
+class FunctionRuntime:
+    """Per-process state of one function's entry point on one cloud."""
+
+    def __init__(self, function: str, cloud: Cloud, *, settings: EntrySettings | None = None) -> None:
+        self.function = function
+        self.cloud = cloud
+        self._settings = settings
+        self._services: Services | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def settings(self) -> EntrySettings:
+        if self._settings is None:
+            self._settings = load_entry_settings()
+        return self._settings
+
+    @property
+    def services(self) -> Services:
+        """Built on first use and kept for the life of the process (warm invocations reuse the pool)."""
+        if self._services is None:
+            with self._lock:
+                if self._services is None:
+                    s = self.settings
+                    logging.getLogger().setLevel(s.log_level)
+                    self._services = Services.from_settings(
+                        s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud)
+                    )
+        return self._services
+
+    def use(self, services: Services) -> None:
+        """Inject ready-made services (tests, the local runtime)."""
+        with self._lock:
+            self._services = services
+
+    def close(self) -> None:
+        """Close the services and forget the settings: the next event re-reads the environment."""
+        with self._lock:
+            if self._services is not None:
+                self._services.close()
+                self._services = None
+            self._settings = None
+
+    def poison(self, error: Exception | str, envelope: Any, *, delivery_id: str) -> bool:
+        """Record an envelope that can never be processed; True if this delivery was new."""
+        recorded = record_poison(
+            self.services.db,
+            kind=self.function,
+            envelope=envelope,
+            error=str(error),
+            dedup_key=f"{self.function}:{self.cloud}:{delivery_id}",
+        )
+        log.warning("dead-lettered %s delivery %s: %s", self.function, delivery_id, error)
+        return recorded
+
+
+def record_poison(db: Database, *, kind: str, envelope: Any, error: str, dedup_key: str) -> bool:
+    """Insert into ``dead_jobs`` unless this delivery is already there (redeliveries add nothing)."""
+    payload = _storable(envelope)
+    with db.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (dedup_key,))
+        cur.execute(
+            """
+            INSERT INTO dead_jobs (job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at)
+            SELECT -nextval(pg_get_serial_sequence('jobs', 'id')), %s, %s::jsonb, %s, 1, %s, false, now()
+            WHERE NOT EXISTS (SELECT 1 FROM dead_jobs WHERE dedup_key = %s)
+            """,
+            (kind, json.dumps(payload), dedup_key, error[:2000], dedup_key),
+        )
+        added = cur.rowcount == 1
+        conn.commit()
+    return added
+
+
+def payload_digest(payload: Any) -> str:
+    """A stable id for a delivery that carries none of its own (same payload ⇒ same id)."""
+    text = json.dumps(payload, sort_keys=True, default=str) if not isinstance(payload, bytes | str) else payload
+    raw = text.encode("utf-8", errors="replace") if isinstance(text, str) else text
+    return "sha256:" + hashlib.sha256(raw).hexdigest()[:32]
+
+
+def _storable(envelope: Any) -> dict[str, Any]:
+    """The envelope as JSON for inspection, cut to a bounded size (with a digest of the whole)."""
+    if isinstance(envelope, bytes | bytearray):
+        text = bytes(envelope).decode("utf-8", errors="replace")
+    elif isinstance(envelope, str):
+        text = envelope
+    else:
+        text = json.dumps(envelope, default=str, ensure_ascii=False)
+    if len(text) > _MAX_STORED_ENVELOPE:
+        digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
+        return {"envelope_truncated": text[:4096], "chars": len(text), "sha256": digest}
+    if isinstance(envelope, Mapping | list):
+        return {"envelope": envelope}
+    return {"envelope_text": text}

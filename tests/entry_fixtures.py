@@ -1,0 +1,98 @@
+"""Fixtures for testing cloud entry points: their environment, a Lambda context, functions-framework apps.
+
+Entry points build their own ``Services`` from ``CONTENTFN_*`` variables (as in the cloud), so the
+tests set those variables to the per-test database and state folder and close the runtimes after.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.lambda_context import LocalLambdaContext
+from shared.config import Settings
+from shared.services import Services
+from tests.conftest import REPO
+
+__all__ = [
+    "ENTRY_MODULES",
+    "count",
+    "entry_env",
+    "ff_client",
+    "lambda_context",
+    "put_local",
+    "sample_jsonl",
+]
+
+ENTRY_MODULES = [f"functions.{fn}.{cloud}" for fn in ("ingest", "embed", "api") for cloud in ("aws", "gcp")]
+
+
+def sample_jsonl(n: int = 20, *, tag: str = "") -> bytes:
+    rows = [
+        {"id": f"t{i}{tag}", "artist": f"Artist {i % 5}", "title": f"Song {i}", "lyrics": f"verse {i} {tag}\nchorus"}
+        for i in range(n)
+    ]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def put_local(settings: Settings, bucket: str, key: str, data: bytes) -> Path:
+    path = settings.buckets_dir / bucket / key
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def count(services: Services, sql: str, *params: Any) -> int:
+    with services.db.connection() as conn:
+        row = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        conn.commit()
+    return int(row[0]) if row else 0
+
+
+def _runtimes() -> list[Any]:
+    found = []
+    for name in [*ENTRY_MODULES, "gcp"]:
+        module = sys.modules.get(name)
+        runtime = getattr(module, "runtime", None)
+        if runtime is not None:
+            found.append(runtime)
+    return found
+
+
+@pytest.fixture
+def entry_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Point every entry point at this test's database, state folder and model; local blob store."""
+    assert settings.database_url is not None
+    monkeypatch.setenv("CONTENTFN_DATABASE_URL", settings.database_url.get_secret_value())
+    monkeypatch.setenv("CONTENTFN_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("CONTENTFN_MODEL_DIR", str(settings.resolved_model_dir))
+    monkeypatch.setenv("CONTENTFN_BLOB_BACKEND", "local")
+    monkeypatch.setenv("CONTENTFN_QUEUE_BACKOFF_BASE_S", "0.05")
+    monkeypatch.setenv("CONTENTFN_QUEUE_BACKOFF_CAP_S", "0.2")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "contentfn-test")
+    for runtime in _runtimes():
+        runtime.close()
+    yield settings
+    for runtime in _runtimes():
+        runtime.close()
+
+
+@pytest.fixture
+def lambda_context() -> LocalLambdaContext:
+    return LocalLambdaContext(function_name="contentfn-test", timeout_s=60)
+
+
+def ff_client(function: str, target: str, signature_type: str) -> Any:
+    """A functions-framework test client for ``functions/<function>/gcp.py``, loaded as the framework does."""
+    from functions_framework import create_app
+
+    previous = getattr(sys.modules.get("gcp"), "runtime", None)
+    if previous is not None:  # the framework loads each source as module "gcp"; close the last one
+        previous.close()
+    source = REPO / "functions" / function / "gcp.py"
+    return create_app(target, str(source), signature_type).test_client()

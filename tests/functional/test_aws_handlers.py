@@ -1,0 +1,233 @@
+"""Lambda handlers invoked with ``events/`` payloads and a Lambda context, on a real Postgres."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from local.lambda_context import LocalLambdaContext
+from shared.config import Settings
+from shared.services import Services
+from tests.entry_fixtures import count, entry_env, lambda_context, put_local, sample_jsonl  # noqa: F401
+from tests.event_files import load_event
+
+BUCKET = "contentfn-dev-uploads"
+KEY = "incoming/Beyoncé tracks 2024.jsonl"
+
+
+@pytest.fixture
+def uploaded(entry_env: Settings) -> Settings:  # noqa: F811
+    put_local(entry_env, BUCKET, KEY, sample_jsonl(20))
+    return entry_env
+
+
+def _garbage_record(template: dict[str, Any], message_id: str) -> dict[str, Any]:
+    record = json.loads(json.dumps(template))
+    record["messageId"] = message_id
+    record["body"] = "this is not an S3 notification"
+    return record
+
+
+def test_s3_notification_ingests_the_url_encoded_key(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.ingest.aws import handler
+
+    out = handler(load_event("aws_s3_object_created.json"), lambda_context)
+    assert out["reports"][0]["status"] == "ok" and out["reports"][0]["inserted"] == 20
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+
+
+def test_sqs_batch_with_one_poison_record_reports_exactly_that_record(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.ingest.aws import handler
+
+    # GIVEN a batch of one good S3-in-SQS record and one record that is not an S3 notification
+    event = load_event("aws_sqs_s3_notification.json")
+    event["Records"].append(_garbage_record(event["Records"][0], "poison-1"))
+    # WHEN the handler runs
+    out = handler(event, lambda_context)
+    # THEN only the poison record is reported, the good one is ingested, the poison is dead-lettered
+    assert out == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
+    # AND its redelivery (SQS retries until the redrive moves it) adds no second dead-letter row
+    assert handler(event, lambda_context) == out
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
+
+
+def test_eventbridge_object_created_ingests_once_with_the_s3_routes(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.ingest.aws import handler
+
+    first = handler(load_event("aws_eventbridge_s3_object_created.json"), lambda_context)["reports"][0]
+    again = handler(load_event("aws_s3_object_created.json"), lambda_context)["reports"][0]
+    assert first["inserted"] == 20 and again["_replayed"]  # same object version: one effect
+
+
+def test_async_invoke_with_a_foreign_event_is_dead_lettered_and_acknowledged(
+    entry_env: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.ingest.aws import handler
+
+    out = handler(load_event("aws_eventbridge_scheduled_event.json"), lambda_context)
+    assert out["status"] == "dead_lettered"
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
+
+
+def test_missing_object_is_rejected_by_the_core_and_not_retried(
+    entry_env: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.ingest.aws import handler
+
+    out = handler(load_event("aws_sqs_s3_notification.json"), lambda_context)
+    assert out == {"batchItemFailures": []}
+    assert count(services, "SELECT count(*) FROM ledger WHERE status = 'rejected'") == 1
+
+
+def test_transient_failure_of_one_record_is_reported_and_the_other_record_is_kept(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import functions.ingest.aws as ingest_aws
+    from shared.errors import TransientError
+
+    real = ingest_aws.handle_object_created
+
+    def flaky(event: Any, svc: Any) -> dict[str, Any]:
+        if event.key.endswith("other.jsonl"):
+            raise TransientError("database restarting")
+        return real(event, svc)
+
+    monkeypatch.setattr(ingest_aws, "handle_object_created", flaky)
+    event = load_event("aws_sqs_s3_notification.json")
+    second = json.loads(json.dumps(event["Records"][0]))
+    body = json.loads(second["body"])
+    body["Records"][0]["s3"]["object"]["key"] = "incoming/other.jsonl"
+    second.update(messageId="second", body=json.dumps(body))
+    event["Records"].append(second)
+    out = ingest_aws.handler(event, lambda_context)
+    assert out == {"batchItemFailures": [{"itemIdentifier": "second"}]}
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    assert count(services, "SELECT count(*) FROM dead_jobs") == 0  # transient: retried, not dead
+
+
+def _tracks(services: Services, n: int) -> list[tuple[int, str]]:
+    with services.db.connection() as conn:
+        rows = conn.execute("SELECT id, content_hash FROM tracks ORDER BY id LIMIT %s", (n,)).fetchall()
+        conn.commit()
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def test_embed_batch_with_one_poison_job_reports_exactly_that_record(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    model_dir: Any,
+) -> None:
+    from functions.embed.aws import handler as embed
+    from functions.ingest.aws import handler as ingest
+
+    ingest(load_event("aws_s3_object_created.json"), lambda_context)
+    # GIVEN the real-format batch, two records pointing at real tracks, one lacking a track id
+    event = load_event("aws_sqs_jobs.json")
+    for record, (track_id, chash) in zip(event["Records"][:2], _tracks(services, 2), strict=True):
+        record["body"] = json.dumps({"kind": "embed", "payload": {"track_id": track_id, "content_hash": chash}})
+    poison_id = event["Records"][2]["messageId"]
+    event["Records"][2]["body"] = json.dumps({"kind": "embed", "payload": {"content_hash": "x"}})
+    # WHEN the embed handler runs THEN exactly the poison record is reported
+    assert embed(event, lambda_context) == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    assert count(services, "SELECT count(*) FROM embeddings") == 2
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'embed'") == 1
+    # AND a redelivery of the whole batch writes nothing twice
+    assert embed(event, lambda_context) == {"batchItemFailures": [{"itemIdentifier": poison_id}]}
+    assert count(services, "SELECT count(*) FROM embeddings") == 2
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'embed'") == 1
+
+
+def test_embed_schedule_tick_drains_the_postgres_outbox(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    model_dir: Any,
+) -> None:
+    from functions.embed.aws import handler as embed
+    from functions.ingest.aws import handler as ingest
+
+    ingest(load_event("aws_s3_object_created.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'embed'") == 20
+    totals = embed(load_event("aws_eventbridge_scheduler.json"), lambda_context)
+    assert totals["embedded"] == 20
+    assert count(services, "SELECT count(*) FROM jobs") == 0
+    assert count(services, "SELECT count(*) FROM embeddings") == 20
+
+
+@pytest.mark.parametrize("name", ["aws_apigw_v2_search.json", "aws_function_url_health.json"])
+def test_api_answers_http_api_and_function_url_requests_like_the_core(
+    entry_env: Settings,  # noqa: F811
+    services: Services,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    model_dir: Any,
+    name: str,
+) -> None:
+    from functions.api.aws import handler
+
+    out = handler(load_event(name), lambda_context)
+    assert out["statusCode"] == 200, out
+    assert out["headers"]["Content-Type"] == "application/json"
+    assert out["headers"]["cache-control"] == "no-store"
+    body = json.loads(out["body"])
+    assert "results" in body if "search" in name else body["db"] == "ok"
+
+
+def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
+    entry_env: Settings,  # noqa: F811
+    lambda_context: LocalLambdaContext,  # noqa: F811
+) -> None:
+    from functions.api.aws import handler
+
+    event = load_event("aws_function_url_health.json")
+    event["rawPath"] = "/nope"
+    missing = handler(event, lambda_context)
+    assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
+    event = load_event("aws_function_url_health.json")
+    event["requestContext"]["http"]["method"] = "POST"
+    wrong = handler(event, lambda_context)
+    assert wrong["statusCode"] == 405
+    event = load_event("aws_function_url_health.json")
+    event["body"] = "x" * (1024 * 1024 + 1)
+    big = handler(event, lambda_context)
+    assert big["statusCode"] == 413 and "xxxx" not in big["body"]
+
+
+def test_api_requires_the_key_when_one_is_configured(
+    entry_env: Settings,  # noqa: F811
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from functions.api.aws import handler, runtime
+
+    runtime.close()
+    monkeypatch.setenv("CONTENTFN_API_KEY", "s3cret")
+    event = load_event("aws_apigw_v2_search.json")
+    denied = handler(event, lambda_context)
+    assert denied["statusCode"] == 401
+    event["rawPath"], event["rawQueryString"] = "/stats", ""
+    event["headers"]["x-api-key"] = "s3cret"
+    assert handler(event, lambda_context)["statusCode"] == 200
