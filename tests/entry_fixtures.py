@@ -27,6 +27,7 @@ __all__ = [
     "lambda_context",
     "put_local",
     "sample_jsonl",
+    "send_capture",
 ]
 
 ENTRY_MODULES = [f"functions.{fn}.{cloud}" for fn in ("ingest", "embed", "api") for cloud in ("aws", "gcp")]
@@ -96,3 +97,12 @@ def ff_client(function: str, target: str, signature_type: str) -> Any:
         previous.close()
     source = REPO / "functions" / function / "gcp.py"
     return create_app(target, str(source), signature_type).test_client()
+
+
+def send_capture(client: Any, doc: dict[str, Any]) -> Any:
+    """Replay an ``events/gcp_*.json`` HTTP capture through a Flask/functions-framework test client."""
+    from shared.envelopes.any_cloud import HttpCapture
+
+    req = HttpCapture.from_doc(doc)
+    headers = {k: v for k, v in req.headers.items() if k.lower() != "host"}
+    return client.open(req.path, method=req.method, query_string=req.query, headers=headers, data=req.body)

@@ -42,8 +42,9 @@ class JobNotDone(Exception):
 
 @functions_framework.http
 def embed(request: flask.Request) -> flask.Response:
-    if is_scheduler_request(request.headers):
-        tick = schedule_tick_from_scheduler_http(request.headers)
+    headers = dict(request.headers.items())
+    if is_scheduler_request(headers):
+        tick = schedule_tick_from_scheduler_http(headers)
         totals = drain_outbox(runtime, budget_s=_DRAIN_BUDGET_S)
         log.info("drained outbox for %s: %s", tick.schedule, totals)
         return flask.jsonify(totals)

@@ -119,7 +119,7 @@ def job_from_pubsub(message: PubSubMessage) -> Job:
 
 
 def is_scheduler_request(headers: Mapping[str, str]) -> bool:
-    return any(k.lower() == "x-cloudscheduler" for k in headers)
+    return any(str(k).lower() == "x-cloudscheduler" for k in headers)
 
 
 def schedule_tick_from_scheduler_http(headers: Mapping[str, str]) -> ScheduleTick:

@@ -10,7 +10,7 @@ import pytest
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, entry_env, lambda_context, put_local, sample_jsonl  # noqa: F401
+from tests.entry_fixtures import count, put_local, sample_jsonl
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -18,7 +18,7 @@ KEY = "incoming/Beyoncé tracks 2024.jsonl"
 
 
 @pytest.fixture
-def uploaded(entry_env: Settings) -> Settings:  # noqa: F811
+def uploaded(entry_env: Settings) -> Settings:
     put_local(entry_env, BUCKET, KEY, sample_jsonl(20))
     return entry_env
 
@@ -33,7 +33,7 @@ def _garbage_record(template: dict[str, Any], message_id: str) -> dict[str, Any]
 def test_s3_notification_ingests_the_url_encoded_key(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.ingest.aws import handler
 
@@ -45,7 +45,7 @@ def test_s3_notification_ingests_the_url_encoded_key(
 def test_sqs_batch_with_one_poison_record_reports_exactly_that_record(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.ingest.aws import handler
 
@@ -66,7 +66,7 @@ def test_sqs_batch_with_one_poison_record_reports_exactly_that_record(
 def test_eventbridge_object_created_ingests_once_with_the_s3_routes(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.ingest.aws import handler
 
@@ -78,7 +78,7 @@ def test_eventbridge_object_created_ingests_once_with_the_s3_routes(
 def test_async_invoke_with_a_foreign_event_is_dead_lettered_and_acknowledged(
     entry_env: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.ingest.aws import handler
 
@@ -90,7 +90,7 @@ def test_async_invoke_with_a_foreign_event_is_dead_lettered_and_acknowledged(
 def test_missing_object_is_rejected_by_the_core_and_not_retried(
     entry_env: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.ingest.aws import handler
 
@@ -102,7 +102,7 @@ def test_missing_object_is_rejected_by_the_core_and_not_retried(
 def test_transient_failure_of_one_record_is_reported_and_the_other_record_is_kept(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import functions.ingest.aws as ingest_aws
@@ -138,7 +138,7 @@ def _tracks(services: Services, n: int) -> list[tuple[int, str]]:
 def test_embed_batch_with_one_poison_job_reports_exactly_that_record(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
     model_dir: Any,
 ) -> None:
     from functions.embed.aws import handler as embed
@@ -164,7 +164,7 @@ def test_embed_batch_with_one_poison_job_reports_exactly_that_record(
 def test_embed_schedule_tick_drains_the_postgres_outbox(
     uploaded: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
     model_dir: Any,
 ) -> None:
     from functions.embed.aws import handler as embed
@@ -180,9 +180,9 @@ def test_embed_schedule_tick_drains_the_postgres_outbox(
 
 @pytest.mark.parametrize("name", ["aws_apigw_v2_search.json", "aws_function_url_health.json"])
 def test_api_answers_http_api_and_function_url_requests_like_the_core(
-    entry_env: Settings,  # noqa: F811
+    entry_env: Settings,
     services: Services,
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    lambda_context: LocalLambdaContext,
     model_dir: Any,
     name: str,
 ) -> None:
@@ -197,8 +197,8 @@ def test_api_answers_http_api_and_function_url_requests_like_the_core(
 
 
 def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
-    entry_env: Settings,  # noqa: F811
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    entry_env: Settings,
+    lambda_context: LocalLambdaContext,
 ) -> None:
     from functions.api.aws import handler
 
@@ -217,8 +217,8 @@ def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
 
 
 def test_api_requires_the_key_when_one_is_configured(
-    entry_env: Settings,  # noqa: F811
-    lambda_context: LocalLambdaContext,  # noqa: F811
+    entry_env: Settings,
+    lambda_context: LocalLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from functions.api.aws import handler, runtime

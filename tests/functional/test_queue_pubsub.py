@@ -68,7 +68,11 @@ def test_publish_sends_the_job_body_with_kind_dedup_key_and_ordering_key() -> No
     sent = fake.published[0]
     assert sent["topic"] == TOPIC and sent["ordering_key"] == "stream-7"
     assert sent["attrs"] == {"kind": "detect", "dedup_key": "detect:7:1"}
-    assert json.loads(sent["data"]) == {"kind": "detect", "payload": {"stream_id": 7, "frame": 1}, "dedup_key": "detect:7:1"}
+    assert json.loads(sent["data"]) == {
+        "kind": "detect",
+        "payload": {"stream_id": 7, "frame": 1},
+        "dedup_key": "detect:7:1",
+    }
 
 
 def test_failed_ordered_publish_resumes_its_key_and_raises_publish_failed() -> None:
