@@ -21,8 +21,10 @@ from tests.conftest import REPO
 
 __all__ = [
     "ENTRY_MODULES",
+    "FunctionsFrameworkServer",
     "count",
     "entry_env",
+    "entry_environment",
     "ff_client",
     "lambda_context",
     "put_local",
@@ -106,3 +108,82 @@ def send_capture(client: Any, doc: dict[str, Any]) -> Any:
     req = HttpCapture.from_doc(doc)
     headers = {k: v for k, v in req.headers.items() if k.lower() != "host"}
     return client.open(req.path, method=req.method, query_string=req.query, headers=headers, data=req.body)
+
+
+class FunctionsFrameworkServer:
+    """``functions-framework`` as a real server process (gunicorn, as on Cloud Run)."""
+
+    def __init__(self, function: str, target: str, signature_type: str, env: dict[str, str], log_path: Path) -> None:
+        import os
+        import subprocess
+
+        from tests.emulators import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("wb")
+        cmd = [
+            str(Path(sys.executable).with_name("functions-framework")),
+            "--target", target,
+            "--source", str(REPO / "functions" / function / "gcp.py"),
+            "--signature-type", signature_type,
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, env={**os.environ, **env}, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    def wait_ready(self, timeout_s: float = 30.0) -> FunctionsFrameworkServer:
+        import socket
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"functions-framework exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("functions-framework did not start")
+
+    def send(self, doc: dict[str, Any], timeout_s: float = 60.0) -> Any:
+        """POST an ``events/gcp_*.json`` capture over real HTTP; returns the httpx response."""
+        import httpx
+
+        from shared.envelopes.any_cloud import HttpCapture
+
+        req = HttpCapture.from_doc(doc)
+        headers = {k: v for k, v in req.headers.items() if k.lower() not in ("host", "content-length")}
+        return httpx.request(
+            req.method,
+            self.url + req.path,
+            params=req.query or None,
+            headers=headers,
+            content=req.body,
+            timeout=timeout_s,
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait(5)
+        self._log.close()
+
+
+def entry_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The ``CONTENTFN_*`` variables that point an entry point (or its process) at this test's state."""
+    assert settings.database_url is not None
+    env = {
+        "CONTENTFN_DATABASE_URL": settings.database_url.get_secret_value(),
+        "CONTENTFN_DATA_DIR": str(settings.data_dir),
+        "CONTENTFN_MODEL_DIR": str(settings.resolved_model_dir),
+        "CONTENTFN_BLOB_BACKEND": "local",
+    }
+    env.update(extra)
+    return env

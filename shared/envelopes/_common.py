@@ -47,12 +47,12 @@ def to_mapping(value: Any, what: str) -> Mapping[str, Any]:
 
 
 def parse_time(value: Any, what: str) -> datetime | None:
-    """RFC 3339 / ISO 8601 (nanosecond fractions cut to microseconds), or epoch milliseconds."""
+    """RFC 3339 / ISO 8601 (nanosecond fractions cut to microseconds), or epoch seconds/milliseconds."""
     if value is None or value == "":
         return None
     try:
         if isinstance(value, int | float):
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
+            return datetime.fromtimestamp(value / 1000 if value > 1e11 else value, tz=UTC)
         text = _FRACTION.sub(r"\1", str(value))
         parsed = datetime.fromisoformat(text)
     except (TypeError, ValueError, OverflowError):

@@ -79,7 +79,7 @@ def object_from_eventbridge(event: Any) -> ObjectCreated:
         raw_key=dig(obj, "key", what="eventbridge s3 event"),
         size=obj.get("size"),
         version=obj.get("version-id"),
-        etag=obj.get("etag"),
+        etag=obj.get("etag") or obj.get("eTag"),
         when=parse_time(doc.get("time"), "eventbridge s3 event"),
     )
 
