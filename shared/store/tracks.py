@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from shared.models import SearchHit, Track, TrackIn
 
@@ -35,6 +35,13 @@ class UpsertResult:
     content_changed: list[ChangedTrack] = field(default_factory=list)
 
 
+# Within one batch the last row for a key wins; without a repeated key every staged row is distinct.
+_STAGED_LAST_PER_KEY = sql.SQL(
+    "SELECT DISTINCT ON (source, source_id) * FROM tracks_stage ORDER BY source, source_id, ord DESC"
+)
+_STAGED_ALL = sql.SQL("SELECT * FROM tracks_stage")
+
+
 def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> UpsertResult:
     """COPY rows into a staging table, then one INSERT … ON CONFLICT into ``tracks``.
 
@@ -52,22 +59,30 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
             " metadata jsonb, content_hash text) ON COMMIT DELETE ROWS"
         )
         cur.execute("TRUNCATE tracks_stage")
+        # Binary COPY: the server skips text parsing of every field. Keys are remembered so that the
+        # usual batch, without a repeated key, can skip the DISTINCT ON sort of the whole staged batch.
+        seen: set[tuple[str, str]] = set()
+        repeated = False
         with cur.copy(
-            "COPY tracks_stage (ord, source, source_id, artist, title, lyrics, metadata, content_hash) FROM STDIN"
+            "COPY tracks_stage (ord, source, source_id, artist, title, lyrics, metadata, content_hash)"
+            " FROM STDIN (FORMAT BINARY)"
         ) as copy:
+            copy.set_types(["int8", "text", "text", "text", "text", "text", "jsonb", "text"])
             for ord_, row in enumerate(rows):
-                source, source_id = row.key
-                copy.write_row(
-                    (ord_, source, source_id, row.artist, row.title, row.lyrics, json.dumps(row.metadata), row.hash)
-                )
+                key = row.key
+                if not repeated:
+                    repeated = key in seen
+                    seen.add(key)
+                copy.write_row((ord_, key[0], key[1], row.artist, row.title, row.lyrics, Jsonb(row.metadata), row.hash))
                 result.received += 1
+        seen.clear()
         if result.received == 0:
             return result
+        staged = _STAGED_LAST_PER_KEY if repeated else _STAGED_ALL
         cur.execute(
-            """
-            WITH staged AS (
-                SELECT DISTINCT ON (source, source_id) *
-                FROM tracks_stage ORDER BY source, source_id, ord DESC),
+            sql.SQL(
+                """
+            WITH staged AS ({}),
             before AS (
                 SELECT t.source, t.source_id, t.content_hash
                 FROM tracks t JOIN staged s USING (source, source_id)),
@@ -87,6 +102,7 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
                    (SELECT count(*) FROM staged) AS distinct_rows
             FROM up LEFT JOIN before USING (source, source_id)
             """
+            ).format(staged)
         )
         returned = cur.fetchall()
         if not returned:
@@ -209,7 +225,11 @@ class TrackStore:
         with self.conn.cursor() as cur:
             cur.execute("SELECT embedding FROM embeddings WHERE track_id = %s AND model = %s", (track_id, model_key))
             row = cur.fetchone()
-        return None if row is None else np.asarray(row[0], dtype=np.float32)
+        if row is None:
+            return None
+        value = row[0]
+        # pgvector's psycopg adapter returns a Vector object in newer releases, an ndarray in older ones.
+        return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
 def embedding_text(title: str, lyrics: str) -> str:
