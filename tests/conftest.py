@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -38,19 +41,39 @@ def _with_db(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
 
 
+@contextmanager
+def _state_dir() -> Iterator[Path]:
+    # Outside pytest's own temp root: pytest resets that root to mode 0700 whenever a session
+    # starts, and the embedded server (run as an unprivileged user when we are root) must be able
+    # to traverse the path to its data directory.
+    path = Path(tempfile.mkdtemp(prefix="contentfn-test-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    """A fresh data directory for tests that run the embedded PostgreSQL themselves."""
+    with _state_dir() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server_url() -> Iterator[str]:
     external = os.environ.get("CONTENTFN_TEST_DATABASE_URL")
     if external:
         yield external
         return
     import pgserver
 
-    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    try:
-        yield str(server.get_uri())
-    finally:
-        server.cleanup()
+    with _state_dir() as path:
+        server = pgserver.get_server(path / "pg", cleanup_mode="stop")
+        try:
+            yield str(server.get_uri())
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")

@@ -30,11 +30,11 @@ def _cli(args: list[str], env: dict[str, str], timeout: float = 600) -> subproce
 
 
 @pytest.mark.slow
-def test_demo_uploads_embeds_searches_and_stops_cleanly_then_reruns_as_a_noop(tmp_path: Path, model_dir: Path) -> None:
+def test_demo_uploads_embeds_searches_and_stops_cleanly_then_reruns_as_a_noop(state_dir: Path, model_dir: Path) -> None:
     # GIVEN a fresh data directory and the built model
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONTENTFN_")},
-        "CONTENTFN_DATA_DIR": str(tmp_path / "state"),
+        "CONTENTFN_DATA_DIR": str(state_dir),
         "CONTENTFN_MODEL_DIR": str(model_dir),
         "CONTENTFN_API_PORT": "0",
         "COLUMNS": "200",
@@ -68,11 +68,11 @@ def test_demo_uploads_embeds_searches_and_stops_cleanly_then_reruns_as_a_noop(tm
 
 
 @pytest.mark.slow
-def test_status_shows_refused_files_with_their_error(tmp_path: Path, model_dir: Path) -> None:
+def test_status_shows_refused_files_with_their_error(state_dir: Path, model_dir: Path) -> None:
     from local.runtime import LocalStack
     from shared.config import load_settings
 
-    settings = load_settings(data_dir=tmp_path / "state", model_dir=model_dir, api_port=0, max_upload_bytes=10_000)
+    settings = load_settings(data_dir=state_dir, model_dir=model_dir, api_port=0, max_upload_bytes=10_000)
     bucket = settings.buckets_dir / settings.bucket
     with LocalStack(settings, serve_api=False) as stack:
         assert stack.services is not None
@@ -87,7 +87,7 @@ def test_status_shows_refused_files_with_their_error(tmp_path: Path, model_dir: 
             time.sleep(0.1)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("CONTENTFN_")},
-        "CONTENTFN_DATA_DIR": str(tmp_path / "state"),
+        "CONTENTFN_DATA_DIR": str(state_dir),
         "COLUMNS": "250",
     }
     status = _cli(["status"], env)
