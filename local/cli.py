@@ -8,6 +8,7 @@ import shutil
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 import click
@@ -19,6 +20,8 @@ from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
 console = Console()
+# pgserver asks platformdirs for a runtime dir it does not need; the fallback is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def _settings() -> Settings:
@@ -32,6 +35,9 @@ def _logging(settings: Settings) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)]
     )
+    # Libraries that log every request or subprocess at INFO would drown the runtime's own lines.
+    for noisy in ("httpx", "httpcore", "pgserver", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 @click.group()
