@@ -79,4 +79,6 @@ def _handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         if record.message_id in not_done:
             raise JobNotDone(record.message_id)
 
-    return process_partial_response(event=event, record_handler=report, processor=_processor, context=context)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=report, processor=_processor, context=context
+    )

@@ -71,7 +71,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = trigger_of(event)
     if trigger == "sqs":
         logger.set_correlation_id(event["Records"][0].get("messageId"))
-        return process_partial_response(
+        return process_partial_response(  # type: ignore[return-value]
             event=event, record_handler=_record_handler, processor=_processor, context=context
         )
     # EventBridge events carry an id; a bare S3 notification is identified by its content.

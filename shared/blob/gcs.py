@@ -67,7 +67,7 @@ class GcsBlob:
             raw = blob.open("rb", chunk_size=_CHUNK)
         except Exception as exc:
             raise _translate(exc, bucket, key) from exc
-        reader = BoundedReader(_Stream(raw, bucket, key), max_bytes, f"{bucket}/{key}")
+        reader = BoundedReader(_Stream(raw, bucket, key), max_bytes, f"{bucket}/{key}")  # type: ignore[arg-type]
         return io.BufferedReader(reader, buffer_size=_CHUNK)  # type: ignore[return-value]
 
     def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:

@@ -75,7 +75,7 @@ class S3Blob:
             body = self._client.get_object(Bucket=bucket, Key=key, **pin)["Body"]
         except Exception as exc:
             raise _translate(exc, bucket, key) from exc
-        reader = BoundedReader(_Stream(body), max_bytes, f"{bucket}/{key}")
+        reader = BoundedReader(_Stream(body), max_bytes, f"{bucket}/{key}")  # type: ignore[arg-type]
         return io.BufferedReader(reader, buffer_size=_READ_BUFFER)  # type: ignore[return-value]
 
     def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:

@@ -91,8 +91,8 @@ def job_from_sqs_record(record: Mapping[str, Any]) -> Job:
         attempts = int(attrs.get("ApproximateReceiveCount", 1))
     except (TypeError, ValueError):
         attempts = 1
-    msg_attrs = {
-        k: v.get("stringValue")
+    msg_attrs: dict[str, str] = {
+        str(k): str(v["stringValue"])
         for k, v in (record.get("messageAttributes") or {}).items()
         if isinstance(v, Mapping) and isinstance(v.get("stringValue"), str)
     }
