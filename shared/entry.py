@@ -176,5 +176,5 @@ def _storable(envelope: Any) -> dict[str, Any]:
         digest = hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()
         return {"envelope_truncated": text[:4096], "chars": len(text), "sha256": digest}
     if isinstance(envelope, Mapping | list):
-        return {"envelope": envelope}
+        return {"envelope": json.loads(text)}  # bytes and other odd values already made text
     return {"envelope_text": text}

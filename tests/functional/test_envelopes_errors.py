@@ -125,3 +125,12 @@ def test_scheduler_input_without_a_rendered_time_uses_the_invoke_time() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     tick = aws.schedule_tick_from_eventbridge({"source": "contentfn.scheduler", "function": "scrape"}, now=now)
     assert tick.schedule == "scrape" and tick.fired_at == now
+
+
+def test_poison_envelopes_are_stored_as_bounded_json_whatever_they_hold() -> None:
+    from shared.entry import _storable
+
+    assert _storable({"data": b"\xff raw", "n": 1}) == {"envelope": {"data": "b'\\xff raw'", "n": 1}}
+    assert _storable(b"not json \xff")["envelope_text"].startswith("not json")
+    big = _storable("x" * 100_000)
+    assert big["chars"] == 100_000 and len(big["envelope_truncated"]) == 4096 and len(big["sha256"]) == 64
