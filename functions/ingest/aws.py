@@ -13,13 +13,11 @@ error raises: Lambda retries the asynchronous invoke, SQS redelivers the batch i
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.core import handle_object_created
@@ -33,13 +31,17 @@ from shared.envelopes.aws import (
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
 from shared.events import ObjectCreated
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 __all__ = ["handler", "runtime"]
 
 logger = Logger(service="contentfn-ingest")
 metrics = Metrics(namespace="contentfn", service="ingest")
 copy_config_to_registered_loggers(source_logger=logger, include={"functions.ingest.core", "shared.entry"})
 runtime = FunctionRuntime("ingest", "aws")
-_processor = BatchProcessor(event_type=EventType.SQS)
+_processor: BatchProcessor | None = None
 
 
 def _ingest(event: ObjectCreated) -> dict[str, Any]:
@@ -65,15 +67,25 @@ def _record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     return [_ingest(obj) for obj in objects]
 
 
+def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Imported on the first SQS batch only: S3 and EventBridge invocations never pay for it.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    global _processor
+    if _processor is None:
+        _processor = BatchProcessor(event_type=EventType.SQS)
+    return process_partial_response(  # type: ignore[return-value]
+        event=event, record_handler=_record_handler, processor=_processor, context=context
+    )
+
+
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = trigger_of(event)
     if trigger == "sqs":
         logger.set_correlation_id(event["Records"][0].get("messageId"))
-        return process_partial_response(  # type: ignore[return-value]
-            event=event, record_handler=_record_handler, processor=_processor, context=context
-        )
+        return _sqs_batch(event, context)
     # EventBridge events carry an id; a bare S3 notification is identified by its content.
     delivery_id = str(event.get("id") or payload_digest(event))
     logger.set_correlation_id(delivery_id)
