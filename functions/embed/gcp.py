@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 runtime = FunctionRuntime("embed", "gcp")
 _MAX_PUSH_BYTES = 1024 * 1024
 _DRAIN_BUDGET_S = 240.0
+_RETRY = b'{"error":{"code":"retry","message":"job not done; retry"}}'
 
 
 class JobNotDone(Exception):
@@ -44,24 +45,32 @@ class JobNotDone(Exception):
 def embed(request: flask.Request) -> flask.Response:
     headers = dict(request.headers.items())
     if is_scheduler_request(headers):
+        return _drain(headers)
+    return _push(request.stream.read(_MAX_PUSH_BYTES + 1))
+
+
+def _drain(headers: dict[str, str]) -> flask.Response:
+    try:
         tick = schedule_tick_from_scheduler_http(headers)
-        totals = drain_outbox(runtime, budget_s=_DRAIN_BUDGET_S)
-        log.info("drained outbox for %s: %s", tick.schedule, totals)
-        return flask.jsonify(totals)
-    body = request.stream.read(_MAX_PUSH_BYTES + 1)
+    except EnvelopeError as exc:
+        runtime.poison(exc, headers, delivery_id=payload_digest(headers))
+        return flask.Response(status=204)
+    totals = drain_outbox(runtime, budget_s=_DRAIN_BUDGET_S)
+    log.info("drained outbox for %s: %s", tick.schedule, totals)
+    return flask.jsonify(totals)
+
+
+def _push(body: bytes) -> flask.Response:
     try:
         if len(body) > _MAX_PUSH_BYTES:
             raise RequestTooLarge("push body over the size limit")
-        message = pubsub_from_push(body)
-        job = job_from_pubsub(message)
+        job = job_from_pubsub(pubsub_from_push(body))
     except EnvelopeError as exc:
         runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
-        return flask.Response(status=204)
+        return flask.Response(status=204)  # acknowledged: redelivering it cannot help
     delivery = embed_delivered([job], runtime)
     if job.id in delivery.to_retry:
-        return flask.Response(
-            b'{"error":{"code":"retry","message":"job not done; retry"}}', 503, content_type="application/json"
-        )
+        return flask.Response(_RETRY, 503, content_type="application/json")
     return flask.Response(status=204)
 
 
