@@ -41,5 +41,7 @@ module "contentfn" {
   create_cache       = var.create_cache
   create_http_api    = var.create_http_api
 
+  create_redrive_allow_policies = var.create_redrive_allow_policies
+
   tags = var.tags
 }

@@ -227,6 +227,12 @@ variable "create_nat_gateway" {
   default     = true
 }
 
+variable "create_redrive_allow_policies" {
+  description = "Whether dead letter queues accept redrive only from their own queue (off only for emulators without RedriveAllowPolicy)."
+  type        = bool
+  default     = true
+}
+
 variable "create_gpu_service" {
   description = "Whether to create the ECS GPU service (also off when gpu.max_instances is 0)."
   type        = bool

@@ -1,3 +1,7 @@
+locals {
+  access_log_prefix = "s3/${var.name}/"
+}
+
 resource "aws_s3_bucket" "this" {
   bucket        = var.name
   force_destroy = var.force_destroy
@@ -64,7 +68,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 resource "aws_s3_bucket_logging" "this" {
   bucket        = aws_s3_bucket.this.id
   target_bucket = aws_s3_bucket.access_logs.id
-  target_prefix = "s3/${var.name}/"
+  target_prefix = local.access_log_prefix
+
+  depends_on = [aws_s3_bucket_policy.access_logs]
 }
 
 data "aws_iam_policy_document" "this" {
@@ -172,7 +178,7 @@ data "aws_iam_policy_document" "access_logs" {
   statement {
     sid       = "S3ServerAccessLogsDelivery"
     actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.access_logs.arn}/s3/*"]
+    resources = ["${aws_s3_bucket.access_logs.arn}/${local.access_log_prefix}*"]
 
     principals {
       type        = "Service"

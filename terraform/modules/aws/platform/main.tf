@@ -98,7 +98,9 @@ module "detect_queue" {
   visibility_timeout_seconds = 300
   max_receive_count          = var.queue_max_attempts
   kms_key_arn                = module.kms.kms_key_arn
-  tags                       = local.tags
+
+  create_redrive_allow_policy = var.create_redrive_allow_policies
+  tags                        = local.tags
 }
 
 # One queue pair per function: queue-triggered functions get a job queue with its dead letter
@@ -113,7 +115,9 @@ module "queue" {
   visibility_timeout_seconds = 6 * each.value.timeout_s + each.value.batching_window_s
   max_receive_count          = var.queue_max_attempts
   kms_key_arn                = module.kms.kms_key_arn
-  tags                       = merge(local.tags, { Function = each.key })
+
+  create_redrive_allow_policy = var.create_redrive_allow_policies
+  tags                        = merge(local.tags, { Function = each.key })
 }
 
 module "function" {

@@ -9,6 +9,12 @@ variable "create_queue" {
   default     = true
 }
 
+variable "create_redrive_allow_policy" {
+  description = "Whether to restrict which queues may use the dead letter queue (off only for emulators without RedriveAllowPolicy)."
+  type        = bool
+  default     = true
+}
+
 variable "visibility_timeout_seconds" {
   description = "Visibility timeout; at least 6x the consumer's timeout for Lambda consumers."
   type        = number
