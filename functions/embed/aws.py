@@ -72,6 +72,7 @@ def _handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, An
         delivery = embed_delivered(jobs, runtime)
         not_done |= delivery.to_retry | delivery.dead
         metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
+    logger.info("embed batch", extra={"records": len(records), "not_done": sorted(not_done)})
     metrics.add_metric(name="JobsRetried", unit=MetricUnit.Count, value=len(not_done))
     metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=len(records) - len(not_done))
 

@@ -47,6 +47,8 @@ _processor: BatchProcessor | None = None
 def _ingest(event: ObjectCreated) -> dict[str, Any]:
     logger.append_keys(object=event.uri, idempotency_key=event.idempotency_key)
     report = handle_object_created(event, runtime.services)
+    outcome = "replayed" if report.get("_replayed") else str(report.get("status"))
+    logger.info("ingest %s", outcome, extra={"outcome": outcome, "rows_ok": report.get("rows_ok")})
     if report.get("_replayed"):
         metrics.add_metric(name="RedeliveriesReplayed", unit=MetricUnit.Count, value=1)
     elif report.get("status") == "rejected":

@@ -231,3 +231,27 @@ def test_api_requires_the_key_when_one_is_configured(
     event["rawPath"], event["rawQueryString"] = "/stats", ""
     event["headers"]["x-api-key"] = "s3cret"
     assert handler(event, lambda_context)["statusCode"] == 200
+
+
+def test_logs_are_json_with_a_correlation_id_and_metrics_are_emf(uploaded: Settings) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+    from tests.entry_fixtures import entry_environment
+
+    # A fresh process, as Lambda runs it: Powertools writes JSON logs and EMF metrics to stdout.
+    event = load_event("aws_sqs_s3_notification.json")
+    cmd = [sys.executable, "-m", "local.invoke", "--fn", "ingest", "--event", "events/aws_sqs_s3_notification.json"]
+    env = {**os.environ, **entry_environment(uploaded), "POWERTOOLS_LOG_LEVEL": "INFO"}
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+    docs = [json.loads(line) for line in out.splitlines() if line.startswith('{"')]
+    logs = [d for d in docs if "level" in d]
+    assert any(
+        d.get("correlation_id") == event["Records"][0]["messageId"] and d.get("service") == "contentfn-ingest"
+        for d in logs
+    ), logs
+    emf = [d for d in docs if "_aws" in d]
+    assert emf and emf[-1]["ObjectsIngested"] == [1.0]
+    assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "contentfn"
