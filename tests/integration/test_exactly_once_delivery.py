@@ -183,6 +183,12 @@ handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())
 """
 
 
+def _wait_until_expired(services: Services, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while count(services, "SELECT count(*) FROM idempotency WHERE expires_at > now()") and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def _run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
@@ -240,7 +246,7 @@ def test_crash_after_the_commit_before_the_idempotency_record_completes_has_one_
     import functions.ingest.aws as ingest_aws
 
     put_local(settings, BUCKET, KEY, sample_jsonl(40))
-    env = entry_environment(settings, CONTENTFN_IDEMPOTENCY_TTL_S="1.5")
+    env = entry_environment(settings, CONTENTFN_IDEMPOTENCY_TTL_S="5")
     # GIVEN a process killed right after the ingest transaction committed (record still in_progress)
     crashed = _run(_CRASH_INSIDE_EFFECT, env)
     assert crashed.returncode == 137, crashed.stderr[-2000:]
@@ -254,7 +260,7 @@ def test_crash_after_the_commit_before_the_idempotency_record_completes_has_one_
         with pytest.raises(IdempotencyInProgress):
             ingest_aws.handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())
         # AND after the function timeout the retry runs the effect again, which changes nothing
-        time.sleep(1.6)
+        _wait_until_expired(services)
         report = ingest_aws.handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())["reports"][0]
     finally:
         ingest_aws.runtime.close()

@@ -60,16 +60,16 @@ def test_concurrent_duplicate_is_told_in_progress_and_never_runs_a_second_effect
 
 def test_in_progress_record_expires_with_the_function_timeout(services: Services) -> None:
     runs, effect = _counter()
-    # GIVEN a delivery that died mid-effect (record left in_progress, ttl = function timeout = 1 s)
+    # GIVEN a delivery that died mid-effect (record left in_progress, ttl = function timeout = 3 s)
     with services.db.connection() as conn:
         conn.execute(
-            "INSERT INTO idempotency (key, status, expires_at) VALUES ('k:dead', 'in_progress', now() + interval '1 second')"
+            "INSERT INTO idempotency (key, status, expires_at) VALUES ('k:dead', 'in_progress', now() + interval '3 seconds')"
         )
         conn.commit()
     # WHEN redelivered before the timeout THEN retry later; after it THEN the effect runs
     with pytest.raises(IdempotencyInProgress):
         run_once(services.db, "k:dead", 1, effect)
-    time.sleep(1.1)
+    time.sleep(3.1)
     assert run_once(services.db, "k:dead", 1, effect) == {"n": 1} and runs == [1]
 
 
