@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
 
-__all__ = ["Settings", "load_settings", "get_settings"]
+__all__ = ["Settings", "get_settings", "load_settings"]
 
 ENV_PREFIX = "CONTENTFN_"
 

@@ -7,16 +7,16 @@
 from __future__ import annotations
 
 __all__ = [
+    "ConfigError",
     "ContentfnError",
+    "FileRejected",
+    "IdempotencyInProgress",
+    "ModelNotReady",
+    "ObjectNotFound",
+    "ObjectTooLarge",
     "PoisonError",
     "TransientError",
-    "FileRejected",
-    "ObjectTooLarge",
-    "ObjectNotFound",
     "UnsupportedObject",
-    "IdempotencyInProgress",
-    "ConfigError",
-    "ModelNotReady",
 ]
 
 

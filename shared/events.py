@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ObjectCreated", "Job", "ScheduleTick", "HttpRequest", "HttpResponse"]
+__all__ = ["HttpRequest", "HttpResponse", "Job", "ObjectCreated", "ScheduleTick"]
 
 
 class ObjectCreated(BaseModel):

@@ -11,12 +11,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
-    "TrackIn",
-    "Track",
-    "SearchHit",
-    "normalize_text",
-    "content_hash",
     "DEFAULT_SOURCE",
+    "SearchHit",
+    "Track",
+    "TrackIn",
+    "content_hash",
+    "normalize_text",
 ]
 
 DEFAULT_SOURCE = "upload"

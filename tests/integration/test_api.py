@@ -19,11 +19,23 @@ from shared.events import HttpRequest, ObjectCreated
 from shared.services import Services
 
 TRACKS = [
-    ("Harbor Lights", "Salt Wind", "The sails are full, the harbor fades behind\nwaves crash on the bow, the open sea is mine"),
+    (
+        "Harbor Lights",
+        "Salt Wind",
+        "The sails are full, the harbor fades behind\nwaves crash on the bow, the open sea is mine",
+    ),
     ("Harbor Lights", "Deep Blue", "Anchors up, we ride the rolling tide\nthe ocean sings to sailors far and wide"),
-    ("Neon Avenue", "Downtown Nights", "City lights and taxis on the avenue\ndancing in the club until the night is through"),
+    (
+        "Neon Avenue",
+        "Downtown Nights",
+        "City lights and taxis on the avenue\ndancing in the club until the night is through",
+    ),
     ("Neon Avenue", "Rooftop", "Skyscrapers glow, the subway hums below\nthe city never sleeps, the neon signs aglow"),
-    ("Dust Road", "Harvest Moon", "Tractor in the field, the corn is growing tall\nthe barn and the fences, the farm before the fall"),
+    (
+        "Dust Road",
+        "Harvest Moon",
+        "Tractor in the field, the corn is growing tall\nthe barn and the fences, the farm before the fall",
+    ),
     ("Dust Road", "Red Barn", "Rooster at dawn and cattle in the hay\nworking the land on my daddy's farm all day"),
 ]
 
