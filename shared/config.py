@@ -10,10 +10,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.intel.sources import ScrapeSource
 
 __all__ = ["Settings", "get_settings", "load_settings"]
 
@@ -66,6 +67,56 @@ class Settings(BaseSettings):
     query_cache_entries: int = Field(default=2048, ge=0)
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- Content intelligence: cache, outbound HTTP, scrape, enrich, analyze ------------------
+    # Redis for the shared cache, rate limits and breaker state; unset (or down) means in-process.
+    redis_url: SecretStr | None = None
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=30)
+    redis_retry_s: float = Field(default=5.0, gt=0)  # how long to stay on the fallback before re-trying
+    cache_ttl_page_s: float = Field(default=3600.0, gt=0)
+    cache_ttl_token_s: float = Field(default=3300.0, gt=0)
+    cache_ttl_analysis_s: float = Field(default=30 * 86400.0, gt=0)
+    # Outbound HTTP: networks allowed despite the SSRF policy (empty in production; tests allow loopback).
+    http_allow_networks: tuple[IPvAnyNetwork, ...] = ()
+    http_timeout_s: float = Field(default=10.0, gt=0, le=300)
+    http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    http_max_redirects: int = Field(default=5, ge=0, le=20)
+    http_max_retries: int = Field(default=3, ge=0, le=10)
+    http_backoff_base_s: float = Field(default=0.5, gt=0)
+    http_backoff_cap_s: float = Field(default=30.0, gt=0)
+    http_retry_after_cap_s: float = Field(default=60.0, ge=0)
+    http_rate_per_host: float = Field(default=2.0, gt=0)  # requests per second, token bucket
+    http_burst_per_host: int = Field(default=4, ge=1)
+    http_user_agent: str = "contentfn/0.1 (+content intelligence)"
+    scrape_sources: tuple[ScrapeSource, ...] = ()
+    genius_token: SecretStr | None = None
+    spotify_api_url: str = "https://api.spotify.com"
+    spotify_token_url: str = "https://accounts.spotify.com/api/token"
+    spotify_client_id: str | None = None
+    spotify_client_secret: SecretStr | None = None
+    spotify_min_match: float = Field(default=0.85, ge=0, le=1)
+    # LLM (any OpenAI-compatible /v1/chat/completions); no base URL means rule-based only.
+    llm_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: SecretStr | None = None
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
+    llm_max_output_tokens: int = Field(default=400, ge=16, le=32_000)
+    llm_price_input_per_mtok: float = Field(default=0.15, ge=0)
+    llm_price_output_per_mtok: float = Field(default=0.60, ge=0)
+    llm_daily_token_budget: int = Field(default=2_000_000, ge=0)
+    llm_breaker_failures: int = Field(default=5, ge=1)
+    llm_breaker_reset_s: float = Field(default=30.0, gt=0)
+    analysis_prompt_version: str = Field(default="v1", min_length=1, max_length=50)
+    analysis_min_confidence: float = Field(default=0.6, ge=0, le=1)
+    distilled_min_labels: int = Field(default=150, ge=10)
+    distilled_refit_every: int = Field(default=100, ge=1)
+    distilled_max_mae: float = Field(default=1.0, gt=0)
+    analyze_max_text_chars: int = Field(default=20_000, ge=100)
+
+    @field_validator("redis_url", "genius_token", "spotify_client_secret", "llm_api_key", "llm_base_url", mode="before")
+    @classmethod
+    def _intel_empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("api_key", "database_url", mode="before")
     @classmethod
