@@ -3,6 +3,8 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV2_AWS_62:Event notifications are attached by the caller (the platform module's aws_s3_bucket_notification), outside this module.
+  #checkov:skip=CKV_AWS_144:Cross-region replication is a per-organisation disaster-recovery choice, not set by this module.
   bucket        = var.name
   force_destroy = var.force_destroy
   tags          = var.tags

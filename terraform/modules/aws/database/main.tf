@@ -55,6 +55,8 @@ resource "aws_iam_role_policy_attachment" "monitoring" {
 }
 
 resource "aws_db_instance" "this" {
+  #checkov:skip=CKV_AWS_157:Multi-AZ is an environment choice (dev runs single-AZ for cost); the prod tfvars enable it and a test asserts so.
+  #checkov:skip=CKV_AWS_293:Deletion protection is an environment choice (dev is disposable); the prod tfvars enable it and a test asserts so.
   identifier     = var.name
   engine         = "postgres"
   engine_version = var.engine_version

@@ -1,9 +1,15 @@
+# Zones are named explicitly so the subnet layout never shifts when AWS adds a zone.
 data "aws_availability_zones" "available" {
   state = "available"
+
+  filter {
+    name   = "zone-name"
+    values = [for suffix in var.az_suffixes : "${var.region}${suffix}"]
+  }
 }
 
 locals {
-  azs = slice(data.aws_availability_zones.available.names, 0, var.az_count)
+  azs = sort(data.aws_availability_zones.available.names)
 }
 
 resource "aws_vpc" "this" {
@@ -20,7 +26,7 @@ resource "aws_default_security_group" "this" {
 }
 
 resource "aws_subnet" "private" {
-  count = var.az_count
+  count = length(var.az_suffixes)
 
   vpc_id                  = aws_vpc.this.id
   availability_zone       = local.azs[count.index]
@@ -35,7 +41,7 @@ resource "aws_route_table" "private" {
 }
 
 resource "aws_route_table_association" "private" {
-  count = var.az_count
+  count = length(var.az_suffixes)
 
   subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private.id

@@ -19,14 +19,14 @@ variable "cidr_block" {
   }
 }
 
-variable "az_count" {
-  description = "Number of availability zones with a private subnet."
-  type        = number
-  default     = 2
+variable "az_suffixes" {
+  description = "Availability zones with a private subnet, as suffixes of the region name."
+  type        = list(string)
+  default     = ["a", "b"]
 
   validation {
-    condition     = var.az_count >= 2 && var.az_count <= 4
-    error_message = "az_count must be between 2 and 4 (RDS and ElastiCache subnet groups need two)."
+    condition     = length(var.az_suffixes) >= 2 && length(var.az_suffixes) <= 4 && alltrue([for s in var.az_suffixes : can(regex("^[a-z]$", s))])
+    error_message = "az_suffixes must list 2 to 4 single letters (RDS and ElastiCache subnet groups need two zones)."
   }
 }
 

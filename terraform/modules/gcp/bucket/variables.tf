@@ -1,0 +1,43 @@
+variable "project_id" {
+  description = "GCP project ID."
+  type        = string
+}
+
+variable "name" {
+  description = "Globally unique bucket name; its access-log bucket is <name>-access-logs."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]{1,49}[a-z0-9]$", var.name))
+    error_message = "name must be a valid bucket name of at most 51 characters."
+  }
+}
+
+variable "location" {
+  description = "Bucket location (region or multi-region)."
+  type        = string
+}
+
+variable "force_destroy" {
+  description = "Whether destroy deletes a non-empty bucket."
+  type        = bool
+  default     = false
+}
+
+variable "noncurrent_version_expiration_days" {
+  description = "Days after which noncurrent object versions are deleted."
+  type        = number
+  default     = 30
+}
+
+variable "access_log_expiration_days" {
+  description = "Days after which access-log objects are deleted."
+  type        = number
+  default     = 365
+}
+
+variable "labels" {
+  description = "Labels of the buckets."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,132 @@
+locals {
+  # The capacity caps, set once by the caller and handed to the worker as configuration.
+  cap_environment = {
+    CONTENTFN_GPU_MAX_INSTANCES = tostring(var.max_instances)
+    CONTENTFN_GPU_MAX_BATCH     = tostring(var.max_batch)
+    CONTENTFN_GPU_MAX_IN_FLIGHT = tostring(var.max_in_flight)
+    CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.max_wait_ms)
+    CONTENTFN_GPU_QUEUE         = var.subscription_id
+  }
+  environment = merge(var.environment, local.cap_environment)
+}
+
+resource "google_service_account" "this" {
+  project      = var.project_id
+  account_id   = var.name
+  display_name = "contentfn GPU inference worker"
+}
+
+# A pull worker: internal ingress only and no invokers; it is reached by nobody and pulls its jobs.
+resource "google_cloud_run_v2_service" "this" {
+  project             = var.project_id
+  name                = var.name
+  location            = var.region
+  ingress             = "INGRESS_TRAFFIC_INTERNAL_ONLY"
+  deletion_protection = var.deletion_protection
+  labels              = var.labels
+
+  template {
+    service_account                  = google_service_account.this.email
+    max_instance_request_concurrency = var.max_in_flight
+    gpu_zonal_redundancy_disabled    = true
+    timeout                          = "300s"
+
+    scaling {
+      min_instance_count = var.min_instances
+      max_instance_count = var.max_instances
+    }
+
+    node_selector {
+      accelerator = var.accelerator
+    }
+
+    vpc_access {
+      egress = "PRIVATE_RANGES_ONLY"
+
+      network_interfaces {
+        network    = var.network_id
+        subnetwork = var.subnetwork_id
+      }
+    }
+
+    containers {
+      image   = var.image
+      command = var.command
+
+      resources {
+        limits = {
+          cpu              = var.cpu
+          memory           = var.memory
+          "nvidia.com/gpu" = "1"
+        }
+        # Pulling and batching run outside requests, so CPU stays allocated.
+        cpu_idle          = false
+        startup_cpu_boost = true
+      }
+
+      dynamic "env" {
+        for_each = local.environment
+
+        content {
+          name  = env.key
+          value = env.value
+        }
+      }
+
+      dynamic "env" {
+        for_each = var.secrets
+
+        content {
+          name = env.key
+
+          value_source {
+            secret_key_ref {
+              secret  = env.value
+              version = "latest"
+            }
+          }
+        }
+      }
+
+      startup_probe {
+        http_get {
+          path = "/healthz"
+        }
+        initial_delay_seconds = 10
+        period_seconds        = 10
+        failure_threshold     = 30
+      }
+
+      liveness_probe {
+        http_get {
+          path = "/healthz"
+        }
+        period_seconds = 30
+      }
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.this]
+}
+
+resource "google_secret_manager_secret_iam_member" "this" {
+  for_each = var.secrets
+
+  project   = var.project_id
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${google_service_account.this.email}"
+}
+
+resource "google_pubsub_subscription_iam_member" "this" {
+  project      = var.project_id
+  subscription = var.subscription_id
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${google_service_account.this.email}"
+}
+
+resource "google_storage_bucket_iam_member" "this" {
+  bucket = var.bucket_name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.this.email}"
+}

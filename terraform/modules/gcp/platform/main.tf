@@ -1,0 +1,251 @@
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+data "google_storage_project_service_account" "this" {
+  project = var.project_id
+}
+
+locals {
+  name   = "${var.project}-${var.environment}"
+  labels = merge(var.labels, { project = var.project, environment = var.environment, managed-by = "terraform" })
+
+  create_gpu_service = var.create_gpu_service && var.gpu.max_instances > 0
+  queue_functions    = { for k, f in var.functions : k => f if f.trigger == "queue" }
+  object_functions   = { for k, f in var.functions : k => f if f.trigger == "object" }
+
+  secret_env_names = {
+    "database-url" = "CONTENTFN_DATABASE_URL"
+    "api-key"      = "CONTENTFN_API_KEY"
+    "llm-api-key"  = "CONTENTFN_LLM_API_KEY"
+    "redis-url"    = "CONTENTFN_REDIS_URL"
+  }
+
+  gpu_environment = {
+    CONTENTFN_GPU_MAX_INSTANCES = tostring(var.gpu.max_instances)
+    CONTENTFN_GPU_MAX_BATCH     = tostring(var.gpu.max_batch)
+    CONTENTFN_GPU_MAX_IN_FLIGHT = tostring(var.gpu.max_in_flight)
+    CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.gpu.max_wait_ms)
+  }
+
+  common_environment = {
+    CONTENTFN_BUCKET             = module.uploads.bucket_name
+    CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
+    CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
+    CONTENTFN_LOG_LEVEL          = var.log_level
+  }
+
+  # Topic IDs by queue name, built from names so functions and queues do not depend on each other.
+  topic_ids = merge(
+    { for k, f in local.queue_functions : k => "projects/${var.project_id}/topics/${local.name}-${k}" },
+    { detect = "projects/${var.project_id}/topics/${local.name}-detect" },
+  )
+
+  # Publisher members per queue, by publishing function.
+  publishers = {
+    for q in keys(local.topic_ids) : q => {
+      for k, f in var.functions : k => "serviceAccount:${module.function[k].service_account_email}" if contains(f.publishes_to, q)
+    }
+  }
+}
+
+module "network" {
+  source = "../network"
+
+  project_id     = var.project_id
+  name           = local.name
+  region         = var.region
+  subnet_cidr    = var.subnet_cidr
+  connector_cidr = var.connector_cidr
+}
+
+module "uploads" {
+  source = "../bucket"
+
+  project_id    = var.project_id
+  name          = "${local.name}-uploads-${var.project_id}"
+  location      = var.region
+  force_destroy = var.force_destroy
+  labels        = local.labels
+}
+
+module "registry" {
+  source = "../registry"
+
+  project_id    = var.project_id
+  region        = var.region
+  name          = local.name
+  force_destroy = var.force_destroy
+  labels        = local.labels
+}
+
+module "secrets" {
+  source = "../secrets"
+
+  project_id        = var.project_id
+  name_prefix       = local.name
+  replica_locations = [var.region]
+  labels            = local.labels
+  secrets = {
+    "database-url" = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
+    "api-key"      = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "llm-api-key"  = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
+    "redis-url"    = "rediss:// URL with the AUTH string (CONTENTFN_REDIS_URL)"
+  }
+}
+
+module "function" {
+  source   = "../function"
+  for_each = var.functions
+
+  project_id    = var.project_id
+  region        = var.region
+  name          = "${local.name}-${each.key}"
+  function_key  = each.key
+  trigger       = each.value.trigger
+  source_bucket = module.registry.source_bucket_name
+  source_object = var.source_object
+  timeout_s     = each.value.timeout_s
+  memory_mb     = each.value.memory_mb
+  max_instances = each.value.max_instances
+  concurrency   = each.value.concurrency
+  schedule      = each.value.schedule
+
+  ingress_settings = each.value.trigger == "http" ? var.api_ingress : "ALLOW_INTERNAL_ONLY"
+  invokers         = each.value.trigger == "http" ? var.api_invokers : {}
+  vpc_connector_id = module.network.vpc_access_connector_id
+  bucket_name      = module.uploads.bucket_name
+  bucket_location  = var.region
+
+  environment = merge(
+    local.common_environment,
+    contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
+    length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.topic_ids[q] }) } : {},
+    each.value.environment,
+  )
+  secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
+  labels  = merge(local.labels, { function = each.key })
+}
+
+# One Pub/Sub topic per queue-triggered function, pushed to it with an OIDC token; the ack
+# deadline covers the function's timeout and undeliverable jobs go to a dead-letter topic.
+module "queue" {
+  source   = "../queue"
+  for_each = local.queue_functions
+
+  project_id                 = var.project_id
+  project_number             = data.google_project.this.number
+  name                       = "${local.name}-${each.key}"
+  push_endpoint              = module.function[each.key].function_uri
+  push_service_account_email = module.function[each.key].invoker_service_account_email
+  ack_deadline_seconds       = max(10, each.value.timeout_s)
+  max_delivery_attempts      = var.queue_max_attempts
+  publishers                 = local.publishers[each.key]
+  labels                     = local.labels
+}
+
+# Detection jobs for the GPU service: a pull subscription with a dead-letter topic.
+module "detect_queue" {
+  source = "../queue"
+
+  project_id            = var.project_id
+  project_number        = data.google_project.this.number
+  name                  = "${local.name}-detect"
+  ack_deadline_seconds  = 300
+  max_delivery_attempts = var.queue_max_attempts
+  publishers            = local.publishers["detect"]
+  labels                = local.labels
+}
+
+resource "google_storage_bucket_iam_member" "function_read" {
+  for_each = { for k, f in var.functions : k => f if f.bucket_access != "none" }
+
+  bucket = module.uploads.bucket_name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${module.function[each.key].service_account_email}"
+}
+
+resource "google_storage_bucket_iam_member" "function_write" {
+  for_each = { for k, f in var.functions : k => f if f.bucket_access == "read_write" }
+
+  bucket = module.uploads.bucket_name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${module.function[each.key].service_account_email}"
+}
+
+# Eventarc's documented requirements for Cloud Storage triggers: the Cloud Storage service agent
+# publishes the events, and each trigger's identity may receive them.
+resource "google_project_iam_member" "storage_agent_publisher" {
+  count = length(local.object_functions) > 0 ? 1 : 0
+
+  project = var.project_id
+  role    = "roles/pubsub.publisher"
+  member  = "serviceAccount:${data.google_storage_project_service_account.this.email_address}"
+}
+
+resource "google_project_iam_member" "event_receiver" {
+  for_each = local.object_functions
+
+  project = var.project_id
+  role    = "roles/eventarc.eventReceiver"
+  member  = "serviceAccount:${module.function[each.key].invoker_service_account_email}"
+}
+
+module "gpu_service" {
+  source = "../gpu_service"
+  count  = local.create_gpu_service ? 1 : 0
+
+  project_id      = var.project_id
+  region          = var.region
+  name            = "${local.name}-gpu"
+  image           = "${module.registry.artifact_registry_repository_url}/gpu-worker:${var.gpu_image_tag}"
+  max_instances   = var.gpu.max_instances
+  min_instances   = var.gpu.min_instances
+  max_batch       = var.gpu.max_batch
+  max_in_flight   = var.gpu.max_in_flight
+  max_wait_ms     = var.gpu.max_wait_ms
+  accelerator     = var.gpu.accelerator
+  subscription_id = module.detect_queue.pubsub_subscription_id
+  bucket_name     = module.uploads.bucket_name
+  network_id      = module.network.network_id
+  subnetwork_id   = module.network.subnetwork_id
+  environment     = local.common_environment
+  secrets = {
+    CONTENTFN_DATABASE_URL = module.secrets.secret_ids["database-url"]
+    CONTENTFN_REDIS_URL    = module.secrets.secret_ids["redis-url"]
+  }
+  deletion_protection = !var.force_destroy
+  labels              = local.labels
+}
+
+module "database" {
+  source = "../database"
+
+  project_id          = var.project_id
+  region              = var.region
+  name                = local.name
+  tier                = var.database.tier
+  database_version    = var.database.database_version
+  availability_type   = var.database.availability_type
+  disk_size_gb        = var.database.disk_size_gb
+  retained_backups    = var.database.retained_backups
+  deletion_protection = var.database.deletion_protection
+  network_id          = module.network.network_id
+  labels              = local.labels
+
+  depends_on = [module.network]
+}
+
+module "cache" {
+  source = "../cache"
+
+  project_id     = var.project_id
+  region         = var.region
+  name           = local.name
+  tier           = var.cache.tier
+  memory_size_gb = var.cache.memory_size_gb
+  network_id     = module.network.network_id
+  labels         = local.labels
+
+  depends_on = [module.network]
+}
