@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,7 @@ import numpy as np
 from shared.embedder.manifest import MANIFEST_FORMAT, MANIFEST_NAME, FileEntry, Manifest, SourceInfo, sha256_file
 from shared.errors import ModelNotReady
 
-__all__ = ["INT8_RECIPE", "SOURCE_PACKAGE", "build_model", "find_source_model", "main"]
+__all__ = ["INT8_RECIPE", "SOURCE_PACKAGE", "Int8Recipe", "build_model", "find_source_model", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,12 @@ _HEADS = 12
 _MAX_TOKENS = 256
 _OPSET = 17
 # Part of the model version: bump when the recipe changes the produced files.
-_RECIPE = "r2"
+_RECIPE = "r3"
 
 _FP32_FILE = "model.onnx"
 _INT8_FILE = "model_int8.onnx"
 _TOKENIZER_FILE = "tokenizer.json"
+
 
 # Int8 recipe. Dynamic quantisation gives activations one scale per tensor, and BERT's hidden states
 # have a few outlier channels (largest at [CLS]/[SEP], so short texts suffer most): plain per-tensor
@@ -66,11 +68,16 @@ _TOKENIZER_FILE = "tokenizer.json"
 # texts below, and the weight's row j is multiplied by s_j. The product is unchanged in exact
 # arithmetic; the outliers move into the per-channel-quantised weights, where they cost little.
 # alpha 0.6-0.7 measured best (0.5 and 0.75+ were worse); the embedding table stays float.
-INT8_RECIPE: dict[str, object] = {
-    "per_channel": True,
-    "op_types": ["MatMul", "Attention"],
-    "smooth_alpha": 0.65,
-}
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How the int8 variant is made; recorded in the manifest's build notes."""
+
+    smooth_alpha: float = 0.65
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ("MatMul", "Attention")
+
+
+INT8_RECIPE = Int8Recipe()
 
 # Calibration for the smoothing scales: short, long and multi-script text, deliberately not the texts
 # the tests check against.
@@ -252,13 +259,13 @@ def _quantize_int8(source: Path, tokenizer_path: Path, target: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     smoothed = target.with_name("smoothed.onnx")
-    _smooth_activations(source, tokenizer_path, smoothed, alpha=float(INT8_RECIPE["smooth_alpha"]))  # type: ignore[arg-type]
+    _smooth_activations(source, tokenizer_path, smoothed, alpha=INT8_RECIPE.smooth_alpha)
     quantize_dynamic(
         str(smoothed),
         str(target),
         weight_type=QuantType.QInt8,
-        per_channel=bool(INT8_RECIPE["per_channel"]),
-        op_types_to_quantize=list(INT8_RECIPE["op_types"]),  # type: ignore[call-overload]
+        per_channel=INT8_RECIPE.per_channel,
+        op_types_to_quantize=list(INT8_RECIPE.op_types),
         # Fused contrib ops defeat ONNX shape inference; their tensors are float.
         extra_options={"MatMulConstBOnly": True, "DefaultTensorType": onnx.TensorProto.FLOAT},
     )
@@ -303,10 +310,11 @@ def _smooth_activations(source: Path, tokenizer_path: Path, target: Path, *, alp
         if node.op_type in ("MatMul", "Attention") and len(node.input) > 1 and node.input[1] in weights
     ]
     maxima = _activation_maxima(model.SerializeToString(), sorted({node.input[0] for node in targets}), tokenizer_path)
-    smoothed_nodes = []
+    smoothed_nodes: list[onnx.NodeProto] = []
+    smoothed = 0
     for node in model.graph.node:
         if any(node is chosen for chosen in targets):
-            index = len(smoothed_nodes)
+            index, smoothed = smoothed, smoothed + 1
             weight_init = weights[node.input[1]]
             weight = numpy_helper.to_array(weight_init).astype(np.float32)  # (in_channels, out_channels)
             weight_peak = np.clip(np.abs(weight).max(axis=1), 1e-5, None)
@@ -332,10 +340,8 @@ def _build_notes() -> dict[str, str | int | float | bool | list[str]]:
     return {
         "exporter": f"torch {torch.__version__} (torchscript, opset {_OPSET})",
         "optimizer": f"onnxruntime {onnxruntime.__version__} transformers optimizer, model_type bert",
-        "int8": "SmoothQuant alpha {} on {}, then dynamic int8 with per-channel weights".format(
-            INT8_RECIPE["smooth_alpha"],
-            "/".join(INT8_RECIPE["op_types"]),  # type: ignore[call-overload]
-        ),
+        "int8": f"SmoothQuant alpha {INT8_RECIPE.smooth_alpha} on {'/'.join(INT8_RECIPE.op_types)}, "
+        f"then dynamic int8 with {'per-channel' if INT8_RECIPE.per_channel else 'per-tensor'} weights",
     }
 
 
