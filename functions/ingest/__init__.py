@@ -1,0 +1,1 @@
+"""ingest: track files from a bucket into the store."""
