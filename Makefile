@@ -7,7 +7,7 @@ MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 MODEL  := $(MODEL_DIR)/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest clean up
+.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold invoke clean up
 
 setup: $(STAMP)
 
@@ -49,7 +49,7 @@ typecheck: setup
 
 check: lint typecheck
 
-bench: bench-embed bench-ingest bench-search
+bench: bench-embed bench-ingest bench-search bench-cold
 
 bench-search: setup model
 	$(BIN)/python -m tests.bench.bench_search
@@ -59,6 +59,15 @@ bench-embed: setup model
 
 bench-ingest: setup model
 	$(BIN)/python -m tests.bench.bench_ingest
+
+bench-cold: setup model
+	$(BIN)/python -m tests.bench.bench_cold
+
+# Run one cloud entry point on one real-format payload against the local stack:
+#   make invoke FN=ingest EVENT=events/aws_s3_object_created.json CLOUD=aws
+invoke: setup model
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=ingest|embed|api EVENT=events/<file>.json [CLOUD=aws|gcp]"; exit 2; }
+	$(BIN)/python -m local.invoke --fn $(FN) --event $(EVENT) $(if $(CLOUD),--cloud $(CLOUD))
 
 clean:
 	rm -rf $(VENV) $(VENV)-checkov .contentfn .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
