@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.models import SearchHit, Track, TrackIn
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["SNIPPET_CHARS", "ChangedTrack", "TrackStore", "UpsertResult", "hnsw_index_name", "upsert_tracks"]
 
@@ -227,6 +229,8 @@ class TrackStore:
             row = cur.fetchone()
         if row is None:
             return None
+        import numpy as np  # lazy: functions that never read vectors start faster
+
         value = row[0]
         # pgvector's psycopg adapter returns a Vector object in newer releases, an ndarray in older ones.
         return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
