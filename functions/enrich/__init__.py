@@ -1,0 +1,1 @@
+"""enrich: algorithmic lyric features and Spotify-compatible metadata for a track."""

@@ -1,0 +1,1 @@
+"""scrape: scheduled pulls of new tracks from configured sources."""

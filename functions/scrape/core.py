@@ -1,0 +1,127 @@
+"""scrape: on each schedule tick, pull new items from every configured source from its stored
+cursor, drop items whose content is already stored, upsert the rest and queue their embed and
+enrich jobs — tracks, jobs and the advanced cursor in one transaction per source.
+
+A redelivered tick is answered from its idempotency record. Re-reading items anyway (a cursor
+that re-reads its last page, two sources carrying one song) stores nothing twice: items are
+deduplicated by content hash before the upsert, and the upsert itself is keyed by source id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from functions.enrich.core import enrich_job
+from functions.ingest.core import embed_job
+from functions.scrape.sources import Pull, pull_genius, pull_json_feed
+from shared.events import ScheduleTick
+from shared.idempotency import run_once
+from shared.intel.context import intel_for
+from shared.intel.sources import ScrapeSource
+from shared.models import TrackIn
+from shared.services import Services
+from shared.store import ledger
+from shared.store.tracks import upsert_tracks
+
+__all__ = ["STAGE", "handle_tick", "scrape_source"]
+
+log = logging.getLogger(__name__)
+
+STAGE = "scraped"
+
+
+def handle_tick(tick: ScheduleTick, services: Services) -> dict[str, Any]:
+    """Scrape every configured source once for this tick (at most once per tick)."""
+    key = f"tick:scrape:{tick.schedule}:{tick.fired_at.isoformat()}"
+    return dict(run_once(services.db, key, services.settings.idempotency_ttl_s, lambda: _scrape_all(services)))
+
+
+def _scrape_all(services: Services) -> dict[str, Any]:
+    reports = [scrape_source(source, services) for source in services.settings.scrape_sources]
+    return {
+        "sources": reports,
+        "stored": sum(r["stored"] for r in reports),
+        "status": "ok" if all(r["status"] == "ok" for r in reports) else "partial",
+    }
+
+
+def _cursor(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
+    row = conn.execute("SELECT cursor FROM scrape_cursors WHERE source = %s", (name,)).fetchone()
+    return dict(row[0]) if row else {}
+
+
+def _new_by_content(conn: psycopg.Connection[Any], items: list[TrackIn]) -> list[TrackIn]:
+    """Items whose content is not stored yet (under any source), first of each hash only."""
+    hashes = [item.hash for item in items]
+    rows = conn.execute("SELECT content_hash FROM tracks WHERE content_hash = ANY(%s)", (list(set(hashes)),)).fetchall()
+    seen = {r[0] for r in rows}
+    out = []
+    for item, h in zip(items, hashes, strict=True):
+        if h not in seen:
+            seen.add(h)
+            out.append(item)
+    return out
+
+
+def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
+    """Pull one source from its cursor and store what is new; returns the source's report."""
+    started = time.perf_counter()
+    intel = intel_for(services)
+    with services.db.connection() as conn:
+        cursor = _cursor(conn, source.name)
+        conn.commit()
+    if source.kind == "genius":
+        token = services.settings.genius_token.get_secret_value() if services.settings.genius_token else None
+        pull: Pull = pull_genius(intel.http, source, cursor, token=token)
+    else:
+        pull = pull_json_feed(intel.http, source, cursor)
+    with services.db.connection() as conn:
+        # Serialise concurrent scrapes of one source: the second sees the first's cursor and rows.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"scrape:{source.name}",))
+        fresh = _new_by_content(conn, pull.items)
+        result = upsert_tracks(conn, fresh)
+        jobs = [
+            j
+            for c in result.content_changed
+            for j in (embed_job(c.id, c.content_hash), enrich_job(c.id, c.content_hash))
+        ]
+        queued = services.queue.enqueue_many(jobs, conn=conn)
+        status: ledger.LedgerStatus = "ok" if pull.error is None else "partial"
+        conn.execute(
+            """
+            INSERT INTO scrape_cursors (source, cursor, items_total, last_status, last_error, updated_at)
+            VALUES (%s, %s, %s, %s, %s, now())
+            ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor,
+                items_total = scrape_cursors.items_total + EXCLUDED.items_total,
+                last_status = EXCLUDED.last_status, last_error = EXCLUDED.last_error, updated_at = now()
+            """,
+            (source.name, Jsonb(pull.cursor), result.inserted, status, pull.error),
+        )
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        report = {
+            "source": source.name,
+            "status": status,
+            "pages": pull.pages,
+            "found": len(pull.items),
+            "duplicates": len(pull.items) - len(fresh),
+            "stored": result.inserted + result.updated,
+            "inserted": result.inserted,
+            "skipped": len(pull.skipped),
+            "skip_reasons": pull.skipped[:20],
+            "jobs": queued,
+            "error": pull.error,
+            "duration_ms": round(elapsed_ms, 1),
+        }
+        ledger.record(
+            conn, f"source:{source.name}", STAGE, status, error=pull.error, detail=report, duration_ms=elapsed_ms
+        )
+        conn.commit()
+    log.info(
+        "scraped %s: %d found, %d new, %d skipped", source.name, len(pull.items), result.inserted, len(pull.skipped)
+    )
+    return report
