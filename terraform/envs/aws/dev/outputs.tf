@@ -52,3 +52,8 @@ output "ecs_cluster_arn" {
   description = "GPU cluster."
   value       = module.contentfn.ecs_cluster_arn
 }
+
+output "ecs_task_environment" {
+  description = "Plain environment of the GPU worker, GPU caps included."
+  value       = module.contentfn.ecs_task_environment
+}

@@ -66,12 +66,12 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = length(var.secret_arns) > 0 ? [1] : []
+    for_each = length(var.secrets) > 0 ? [1] : []
 
     content {
       sid       = "ReadOwnSecrets"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = values(var.secret_arns)
+      resources = [for secret in values(var.secrets) : secret.arn]
     }
   }
 

@@ -11,8 +11,8 @@ locals {
   is_object   = var.trigger == "object"
   is_schedule = var.trigger == "schedule"
 
-  # Secrets are passed by reference; the entry point resolves <NAME>_SECRET_ARN at cold start.
-  secret_environment = { for name, arn in var.secret_arns : "${name}_SECRET_ARN" => arn }
+  # Secrets are passed by name; the entry point resolves <NAME>_SECRET_ID at cold start.
+  secret_environment = { for name, secret in var.secrets : "${name}_SECRET_ID" => secret.name }
 
   log_group_name = "/aws/lambda/${var.name}"
 }

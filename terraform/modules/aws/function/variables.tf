@@ -73,10 +73,13 @@ variable "environment" {
   default     = {}
 }
 
-variable "secret_arns" {
-  description = "Secrets Manager ARNs by environment variable name; each is passed as <NAME>_SECRET_ARN and readable by this function only."
-  type        = map(string)
-  default     = {}
+variable "secrets" {
+  description = "Secrets Manager secrets (name and ARN) by environment variable name; each is passed as <NAME>_SECRET_ID and readable by this function only."
+  type = map(object({
+    name = string
+    arn  = string
+  }))
+  default = {}
 }
 
 variable "kms_key_arn" {

@@ -12,3 +12,8 @@ output "ecs_capacity_provider_name" {
   description = "Name of the GPU capacity provider."
   value       = aws_ecs_capacity_provider.this.name
 }
+
+output "ecs_task_environment" {
+  description = "Plain environment of the worker container, GPU caps included."
+  value       = local.environment
+}

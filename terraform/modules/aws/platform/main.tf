@@ -21,15 +21,23 @@ locals {
   }
 
   common_environment = {
-    CONTENTFN_BUCKET             = module.uploads.bucket_id
+    CONTENTFN_BUCKET             = local.uploads_bucket_name
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
   }
 
+  # Built from names (as AWS forms them) so they are known at plan time: the worker's task
+  # definition and the function configuration can then be reviewed in full before apply.
+  uploads_bucket_name = "${local.name}-uploads-${data.aws_caller_identity.current.account_id}"
+  registry_host       = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${var.region}.${data.aws_partition.current.dns_suffix}"
+  functions_image     = "${local.registry_host}/${local.name}/functions:${var.image_tag}"
+  gpu_image           = "${local.registry_host}/${local.name}/gpu-worker:${var.gpu_image_tag}"
+  sqs_url_prefix      = "https://sqs.${var.region}.${data.aws_partition.current.dns_suffix}/${data.aws_caller_identity.current.account_id}"
+
   queue_urls = merge(
-    { for k, f in var.functions : k => module.queue[k].queue_url if f.trigger == "queue" },
-    { detect = module.detect_queue.queue_url },
+    { for k, f in var.functions : k => "${local.sqs_url_prefix}/${local.name}-${k}" if f.trigger == "queue" },
+    { detect = "${local.sqs_url_prefix}/${local.name}-detect" },
   )
   queue_arns = merge(
     { for k, f in var.functions : k => module.queue[k].queue_arn if f.trigger == "queue" },
@@ -38,6 +46,7 @@ locals {
 }
 
 data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 module "kms" {
   source = "../kms"
@@ -61,7 +70,7 @@ module "network" {
 module "uploads" {
   source = "../bucket"
 
-  name          = "${local.name}-uploads-${data.aws_caller_identity.current.account_id}"
+  name          = local.uploads_bucket_name
   kms_key_arn   = module.kms.kms_key_arn
   force_destroy = var.force_destroy
   tags          = local.tags
@@ -127,7 +136,7 @@ module "function" {
   name         = "${local.name}-${each.key}"
   function_key = each.key
   trigger      = each.value.trigger
-  image_uri    = "${module.registry.ecr_repository_urls["functions"]}:${var.image_tag}"
+  image_uri    = local.functions_image
   command      = ["functions.${each.key}.aws.handler"]
   timeout_s    = each.value.timeout_s
   memory_mb    = each.value.memory_mb
@@ -150,7 +159,12 @@ module "function" {
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
     each.value.environment,
   )
-  secret_arns = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secretsmanager_secret_arns[s] }
+  secrets = {
+    for s in each.value.secrets : local.secret_env_names[s] => {
+      name = "${var.project}/${var.environment}/${s}"
+      arn  = module.secrets.secretsmanager_secret_arns[s]
+    }
+  }
 
   kms_key_arn        = module.kms.kms_key_arn
   subnet_ids         = module.network.private_subnet_ids
@@ -197,7 +211,7 @@ module "gpu_service" {
   count  = local.create_gpu_service ? 1 : 0
 
   name           = "${local.name}-gpu"
-  image_uri      = "${module.registry.ecr_repository_urls["gpu-worker"]}:${var.gpu_image_tag}"
+  image_uri      = local.gpu_image
   repository_arn = module.registry.ecr_repository_arns["gpu-worker"]
   max_instances  = var.gpu.max_instances
   min_instances  = var.gpu.min_instances
@@ -206,7 +220,7 @@ module "gpu_service" {
   max_wait_ms    = var.gpu.max_wait_ms
   instance_type  = var.gpu.instance_type
   queue_arn      = module.detect_queue.queue_arn
-  queue_url      = module.detect_queue.queue_url
+  queue_url      = local.queue_urls["detect"]
   queue_name     = module.detect_queue.queue_name
   bucket_arn     = module.uploads.bucket_arn
   environment    = local.common_environment

@@ -57,3 +57,8 @@ output "kms_key_arn" {
   description = "Customer managed key of the environment."
   value       = module.kms.kms_key_arn
 }
+
+output "ecs_task_environment" {
+  description = "Plain environment of the GPU worker, GPU caps included (null when not created)."
+  value       = try(module.gpu_service[0].ecs_task_environment, null)
+}

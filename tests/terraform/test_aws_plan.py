@@ -1,0 +1,243 @@
+"""Invariants of the AWS environments, read from `terraform show -json` of their plans.
+
+Plans run against a moto server (data sources resolve, nothing is applied) with every create_*
+toggle on, so the GPU service, database, cache and HTTP API are all in the plan.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.terraform import tftools
+
+pytestmark = pytest.mark.slow
+
+PlanFn = Callable[..., dict[str, Any]]
+
+# Actions that have no resource-level permissions: "*" is the only valid resource for them.
+ONLY_STAR_RESOURCE = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "cloudwatch:PutMetricData"}
+READ_ONLY_PREFIXES = ("Get", "List", "Describe", "Discover")
+# AWS managed policies attached anywhere (by ARN, so not visible in the plan's documents).
+ALLOWED_MANAGED_POLICIES = {"service-role/AmazonRDSEnhancedMonitoringRole"}
+
+
+def by_type(resources: list[dict[str, Any]], rtype: str) -> list[dict[str, Any]]:
+    return [r for r in resources if r["type"] == rtype]
+
+
+def function_key(address: str) -> str | None:
+    match = re.search(r'module\.(?:function|queue|http_api)\["([^"]+)"\]', address)
+    return match.group(1) if match else None
+
+
+def configured(resource: dict[str, Any], attribute: str) -> bool:
+    """Set in the configuration: known in the plan, or unknown until apply."""
+    return resource["values"].get(attribute) not in (None, "", []) or bool(resource["after_unknown"].get(attribute))
+
+
+@pytest.fixture(scope="module", params=tftools.ENVS)
+def plan(request: pytest.FixtureRequest, aws_plan: PlanFn) -> dict[str, Any]:
+    return aws_plan(request.param)
+
+
+@pytest.fixture(scope="module")
+def resources(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return tftools.plan_resources(plan)
+
+
+def test_every_function_folder_has_a_lambda_with_its_event_source(resources: list[dict[str, Any]]) -> None:
+    lambdas = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_function")}
+    mappings = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_event_source_mapping")}
+    schedules = {function_key(r["address"]): r for r in by_type(resources, "aws_scheduler_schedule")}
+    routes = [r for r in by_type(resources, "aws_apigatewayv2_route")]
+    notifications = [
+        cfg["id"] for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"].get("lambda_function", [])
+    ]
+    bucket_permissions = {
+        function_key(r["address"]) for r in by_type(resources, "aws_lambda_permission") if r["values"]["principal"] == "s3.amazonaws.com"
+    }
+
+    for name in sorted(tftools.function_names()):
+        # GIVEN a folder under functions/ WHEN the env is planned THEN it has a Lambda with its trigger
+        assert name in lambdas, f"functions/{name} has no Lambda in the plan"
+        fn = lambdas[name]["values"]
+        assert fn["package_type"] == "Image"
+        assert fn["image_config"][0]["command"] == [f"functions.{name}.aws.handler"]
+        sources = {
+            "queue": name in mappings,
+            "schedule": name in schedules,
+            "object": f"{name}-object-created" in notifications and name in bucket_permissions,
+            "http": any(function_key(r["address"]) == name for r in routes),
+        }
+        assert sum(sources.values()) == 1, f"{name}: expected exactly one event source, got {sources}"
+
+    for mapping in mappings.values():
+        assert mapping["values"]["function_response_types"] == ["ReportBatchItemFailures"]
+        assert mapping["values"]["scaling_config"][0]["maximum_concurrency"] >= 2
+
+
+def test_every_queue_has_a_dead_letter_queue(resources: list[dict[str, Any]]) -> None:
+    queues = by_type(resources, "aws_sqs_queue")
+    names = {r["values"]["name"] for r in queues}
+    main_queues = [r for r in queues if not r["values"]["name"].endswith("-dlq")]
+    assert main_queues
+    for queue in main_queues:
+        assert f"{queue['values']['name']}-dlq" in names, queue["address"]
+        assert configured(queue, "redrive_policy"), f"{queue['address']} has no redrive policy"
+    for fn in by_type(resources, "aws_lambda_function"):
+        known = fn["values"].get("dead_letter_config") or []
+        unknown = fn["after_unknown"].get("dead_letter_config") or []
+        assert any(isinstance(d, dict) and d.get("target_arn") for d in known + unknown), f"{fn['address']}: no DLQ"
+
+
+def test_queue_visibility_is_at_least_six_times_the_function_timeout(resources: list[dict[str, Any]]) -> None:
+    timeouts = {function_key(r["address"]): r["values"]["timeout"] for r in by_type(resources, "aws_lambda_function")}
+    checked = 0
+    for queue in by_type(resources, "aws_sqs_queue"):
+        key = function_key(queue["address"])
+        if key is None or queue["values"]["name"].endswith("-dlq"):
+            continue
+        assert queue["values"]["visibility_timeout_seconds"] >= 6 * timeouts[key], queue["address"]
+        checked += 1
+    assert checked >= 1
+
+
+def test_every_lambda_permission_has_a_source_arn(resources: list[dict[str, Any]]) -> None:
+    permissions = by_type(resources, "aws_lambda_permission")
+    assert permissions
+    for permission in permissions:
+        assert configured(permission, "source_arn"), permission["address"]
+        assert permission["values"]["principal"] != "*"
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def test_iam_has_no_wildcard_action_and_no_wildcard_resource_on_writes(plan: dict[str, Any]) -> None:
+    documents = tftools.plan_policy_documents(plan)
+    assert len(documents) > 10
+    for address, statements in documents:
+        key_policy = ".module.kms." in f".{address}"
+        for statement in statements:
+            if statement.get("effect", "Allow") != "Allow":
+                continue
+            actions = _as_list(statement.get("actions"))
+            assert actions, f"{address}: statement without actions"
+            for action in actions:
+                assert action != "*" and not action.endswith(":*"), f"{address}: wildcard action {action}"
+            principals = [i for p in _as_list(statement.get("principals")) for i in _as_list(p.get("identifiers"))]
+            assert "*" not in principals, f"{address}: Allow to every principal"
+            # In a key policy "*" names the key itself.
+            if "*" in _as_list(statement.get("resources")) and not key_policy:
+                writes = [
+                    a for a in actions
+                    if not a.split(":", 1)[1].startswith(READ_ONLY_PREFIXES) and a not in ONLY_STAR_RESOURCE
+                ]
+                assert not writes, f"{address}: write actions {writes} on resource *"
+
+
+def test_only_known_managed_policies_are_attached(resources: list[dict[str, Any]]) -> None:
+    for attachment in by_type(resources, "aws_iam_role_policy_attachment"):
+        arn = attachment["values"]["policy_arn"]
+        assert arn.split(":policy/", 1)[1] in ALLOWED_MANAGED_POLICIES, arn
+    assert not by_type(resources, "aws_iam_policy_attachment")
+
+
+def test_nothing_admits_public_ingress(resources: list[dict[str, Any]]) -> None:
+    for group in by_type(resources, "aws_security_group"):
+        for rule in group["values"].get("ingress") or []:
+            assert not set(rule.get("cidr_blocks") or []) & {"0.0.0.0/0"}, group["address"]
+            assert not set(rule.get("ipv6_cidr_blocks") or []) & {"::/0"}, group["address"]
+    for rule in by_type(resources, "aws_security_group_rule") + by_type(resources, "aws_vpc_security_group_ingress_rule"):
+        assert rule["values"].get("type", "ingress") != "ingress" or "0.0.0.0/0" not in json.dumps(rule["values"])
+    for subnet in by_type(resources, "aws_subnet"):
+        assert subnet["values"]["map_public_ip_on_launch"] is False
+    for block in by_type(resources, "aws_s3_bucket_public_access_block"):
+        values = block["values"]
+        assert all(values[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+    assert not by_type(resources, "aws_lambda_function_url")
+    routes = by_type(resources, "aws_apigatewayv2_route")
+    assert routes
+    for route in routes:
+        assert route["values"]["authorization_type"] in {"AWS_IAM", "JWT"}, route["address"]
+    for service in by_type(resources, "aws_ecs_service"):
+        assert service["values"]["network_configuration"][0]["assign_public_ip"] is False
+
+
+def test_database_and_cache_are_private_and_encrypted(resources: list[dict[str, Any]]) -> None:
+    (db,) = by_type(resources, "aws_db_instance")
+    assert db["values"]["publicly_accessible"] is False
+    assert db["values"]["storage_encrypted"] is True
+    assert db["values"]["backup_retention_period"] >= 1
+    (cache,) = by_type(resources, "aws_elasticache_replication_group")
+    assert cache["values"]["transit_encryption_enabled"] is True
+    assert str(cache["values"]["at_rest_encryption_enabled"]).lower() == "true"
+
+
+def test_prod_runs_the_data_stores_highly_available(aws_plan: PlanFn) -> None:
+    resources = tftools.plan_resources(aws_plan("prod"))
+    (db,) = by_type(resources, "aws_db_instance")
+    assert db["values"]["multi_az"] is True
+    assert db["values"]["deletion_protection"] is True
+    (cache,) = by_type(resources, "aws_elasticache_replication_group")
+    assert cache["values"]["num_cache_clusters"] >= 2
+    assert cache["values"]["automatic_failover_enabled"] is True
+
+
+def _gpu_view(plan: dict[str, Any]) -> dict[str, Any]:
+    resources = tftools.plan_resources(plan)
+    (asg,) = by_type(resources, "aws_autoscaling_group")
+    (target,) = by_type(resources, "aws_appautoscaling_target")
+    (service,) = by_type(resources, "aws_ecs_service")
+    (provider,) = by_type(resources, "aws_ecs_capacity_provider")
+    # The container definition embeds secret ARNs (unknown until apply); the worker's plain
+    # environment, caps included, is the same value exported as an output.
+    env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
+    (ingest,) = [r for r in by_type(resources, "aws_lambda_function") if function_key(r["address"]) == "ingest"]
+    return {
+        "asg_max": asg["values"]["max_size"],
+        "scaling_max": target["values"]["max_capacity"],
+        "desired": service["values"]["desired_count"],
+        "deploy_max_percent": service["values"]["deployment_maximum_percent"],
+        "step_max": provider["values"]["auto_scaling_group_provider"][0]["managed_scaling"][0]["maximum_scaling_step_size"],
+        "env": env,
+        "producer_env": ingest["values"]["environment"][0]["variables"],
+    }
+
+
+def test_gpu_service_is_capped_in_every_env(plan: dict[str, Any]) -> None:
+    view = _gpu_view(plan)
+    cap = int(view["env"]["CONTENTFN_GPU_MAX_INSTANCES"])
+    assert view["asg_max"] == view["scaling_max"] == cap
+    assert view["desired"] <= cap
+    assert view["step_max"] <= cap
+    assert view["deploy_max_percent"] <= 100
+    assert view["producer_env"]["CONTENTFN_GPU_MAX_INSTANCES"] == str(cap)
+
+
+def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_plan: PlanFn) -> None:
+    # GIVEN dev's tfvars WHEN only the gpu block's cap and in-flight values change
+    targets = ("-target=module.contentfn.module.gpu_service", '-target=module.contentfn.module.function["ingest"]')
+    before = _gpu_view(aws_plan("dev"))
+    after = _gpu_view(aws_plan(
+        "dev",
+        tfvars_edits=(("  max_instances = 1\n", "  max_instances = 3\n"), ("  max_in_flight = 2\n", "  max_in_flight = 4\n")),
+        extra=targets,
+    ))
+    # THEN the ECS maximum count, the worker's configured caps and the producers' view follow
+    assert (before["asg_max"], before["scaling_max"]) == (1, 1)
+    assert (after["asg_max"], after["scaling_max"], after["step_max"]) == (3, 3, 3)
+    assert before["env"]["CONTENTFN_GPU_MAX_INSTANCES"] == "1"
+    assert after["env"]["CONTENTFN_GPU_MAX_INSTANCES"] == "3"
+    assert before["env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == "2"
+    assert after["env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == "4"
+    assert after["producer_env"]["CONTENTFN_GPU_MAX_INSTANCES"] == "3"
+    assert after["producer_env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == "4"
