@@ -122,7 +122,8 @@ def llm_server() -> Iterator[LlmServer]:
 @pytest.fixture
 def spotify_server() -> Iterator[SpotifyServer]:
     catalogue = [
-        {"name": f"{r['title']} - Remastered 2011", "artists": [r["artist"].removeprefix("The ")]} for r in sample_rows(24)
+        {"name": f"{r['title']} - Remastered 2011", "artists": [r["artist"].removeprefix("The ")]}
+        for r in sample_rows(24)
     ]
     with SpotifyServer(catalogue) as server:
         yield server  # type: ignore[misc]
