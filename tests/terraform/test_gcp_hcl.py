@@ -1,0 +1,193 @@
+"""Invariants of the GCP environments, read from the HCL (no google provider can be had here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.terraform import tftools
+
+GCP_MODULES = tftools.TERRAFORM_DIR / "modules" / "gcp"
+GCP_ENVS = tftools.TERRAFORM_DIR / "envs" / "gcp"
+PUBLIC_MEMBERS = ("allUsers", "allAuthenticatedUsers")
+
+
+def module(name: str) -> dict[str, list[Any]]:
+    return tftools.load_hcl_dir(GCP_MODULES / name)
+
+
+def resources(name: str, rtype: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(n, body) for t, n, body in tftools.hcl_resources(module(name)) if t == rtype]
+
+
+def module_calls(name: str) -> dict[str, dict[str, Any]]:
+    return {n: body for block in module(name).get("module", []) for n, body in block.items()}
+
+
+def tfvars(env_name: str) -> dict[str, Any]:
+    return tftools.load_hcl(GCP_ENVS / env_name / "terraform.tfvars")
+
+
+def all_gcp_text() -> str:
+    return "\n".join(p.read_text() for p in sorted(tftools.TERRAFORM_DIR.glob("**/*.tf*")) if "gcp" in p.parts)
+
+
+@pytest.mark.parametrize("env_name", tftools.ENVS)
+def test_every_function_has_a_gcp_function_with_its_trigger(env_name: str) -> None:
+    functions = tfvars(env_name)["functions"]
+    platform = module_calls("platform")
+    assert platform["function"]["for_each"] == "${var.functions}"
+    (fn_name, fn), = resources("function", "google_cloudfunctions2_function")
+    dynamic_blocks = {k for d in fn.get("dynamic", []) for k in d}
+    (_, scheduler), = resources("function", "google_cloud_scheduler_job")
+    fn_locals = tftools.load_hcl(GCP_MODULES / "function" / "main.tf")["locals"][0]
+
+    for name in sorted(tftools.function_names()):
+        assert name in functions, f"functions/{name} is missing from envs/gcp/{env_name}/terraform.tfvars"
+        trigger = functions[name]["trigger"]
+        if trigger == "object":
+            # Eventarc GCS finalize trigger on the uploads bucket
+            trigger_block = next(d["event_trigger"] for d in fn["dynamic"] if "event_trigger" in d)
+            assert "local.is_object" in trigger_block["for_each"]
+            assert fn_locals["is_object"] == '${var.trigger == "object"}'
+            content = trigger_block["content"][0]
+            assert content["event_type"] == "google.cloud.storage.object.v1.finalized"
+            assert content["event_filters"][0]["attribute"] == "bucket"
+        elif trigger == "queue":
+            # a Pub/Sub push subscription to the function's URL
+            queue = platform["queue"]
+            assert "queue" in queue["for_each"] or queue["for_each"] == "${local.queue_functions}"
+            assert "module.function[each.key].function_uri" in queue["push_endpoint"]
+        elif trigger == "schedule":
+            assert "local.is_schedule" in scheduler["count"]
+            assert fn_locals["is_schedule"] == '${var.trigger == "schedule"}'
+            assert "uri" in scheduler["http_target"][0]["oidc_token"][0]["audience"]
+            assert functions[name].get("schedule")
+        else:
+            assert trigger == "http", f"{name}: unknown trigger {trigger}"
+    assert "event_trigger" in dynamic_blocks
+    assert fn_name == "this"
+
+
+def test_every_subscription_has_a_dead_letter_and_ack_deadline_covers_the_timeout() -> None:
+    subscriptions = resources("queue", "google_pubsub_subscription")
+    assert {n for n, _ in subscriptions} == {"this", "dead_letter"}
+    for name, body in subscriptions:
+        if name == "dead_letter":
+            continue  # the dead-letter topic's own subscription, kept for inspection and replay
+        assert body["dead_letter_policy"][0]["dead_letter_topic"] == "${google_pubsub_topic.dead_letter.id}"
+        assert body["retry_policy"][0]["minimum_backoff"]
+    calls = module_calls("platform")
+    assert calls["queue"]["ack_deadline_seconds"] == "${max(10, each.value.timeout_s)}"
+    assert "detect_queue" in calls
+    # the Pub/Sub service agent may forward to the dead-letter topic
+    assert {n for n, _ in resources("queue", "google_pubsub_topic_iam_member")} >= {"dead_letter_publisher"}
+
+
+def test_no_public_members_and_no_public_ingress() -> None:
+    for path in sorted(tftools.TERRAFORM_DIR.glob("**/*.tf*")):
+        if "gcp" not in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            if "allUsers" in line or "allAuthenticatedUsers" in line:
+                # only in validations that forbid them
+                assert "contains([\"allUsers\", \"allAuthenticatedUsers\"]" in line or "are not allowed" in line, f"{path}: {line}"
+    (_, fn), = resources("function", "google_cloudfunctions2_function")
+    assert fn["service_config"][0]["ingress_settings"] == "${var.ingress_settings}"
+    ingress_validation = json.dumps(tftools.load_hcl(GCP_MODULES / "function" / "variables.tf"))
+    assert "ALLOW_ALL is not offered" in ingress_validation
+    (_, gpu), = resources("gpu_service", "google_cloud_run_v2_service")
+    assert gpu["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
+    for _, rule in resources("network", "google_compute_firewall"):
+        assert "allow" not in rule, "no firewall rule may allow ingress"
+        assert rule["direction"] == "INGRESS" and rule["deny"]
+    for _, bucket in resources("bucket", "google_storage_bucket"):
+        assert bucket["uniform_bucket_level_access"] is True
+        assert bucket["public_access_prevention"] == "enforced"
+    roles = re.findall(r'role\s*=\s*"([^"]+)"', all_gcp_text())
+    assert not {"roles/owner", "roles/editor", "roles/viewer"} & set(roles)
+    project_roles = [body["role"] for _, body in resources("platform", "google_project_iam_member")]
+    assert set(project_roles) <= {"roles/pubsub.publisher", "roles/eventarc.eventReceiver"}
+
+
+def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
+    (_, sql), = resources("database", "google_sql_database_instance")
+    settings = sql["settings"][0]
+    ip = settings["ip_configuration"][0]
+    assert ip["ipv4_enabled"] is False
+    assert ip["ssl_mode"] == "ENCRYPTED_ONLY"
+    assert settings["backup_configuration"][0]["enabled"] is True
+    (_, redis), = resources("cache", "google_redis_instance")
+    assert redis["auth_enabled"] is True
+    assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
+    assert redis["connect_mode"] == "PRIVATE_SERVICE_ACCESS"
+
+
+def test_every_function_has_its_own_service_account() -> None:
+    accounts = {n: b for n, b in resources("function", "google_service_account")}
+    assert accounts["this"]["account_id"] == "${var.name}"
+    (_, fn), = resources("function", "google_cloudfunctions2_function")
+    assert fn["service_config"][0]["service_account_email"] == "${google_service_account.this.email}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The GPU cap: follow one tfvars value through env -> platform -> gpu_service by resolving
+# `var.` references across module boundaries.
+
+
+def _resolve(expr: Any, variables: dict[str, Any]) -> Any:
+    match = re.fullmatch(r"\$\{var\.([a-z_]+)((?:\.[a-z_]+)*)\}", expr) if isinstance(expr, str) else None
+    if not match:
+        return expr
+    if match.group(1) not in variables:
+        return None  # a variable left at its default: not on the path under test
+    value = variables[match.group(1)]
+    for attribute in filter(None, match.group(2).split(".")):
+        value = value[attribute]
+    return value
+
+
+def _gpu_settings(env_vars: dict[str, Any]) -> dict[str, Any]:
+    env_main = tftools.load_hcl(GCP_ENVS / "dev" / "main.tf")
+    (env_call,) = [b["contentfn"] for b in env_main["module"]]
+    platform_vars = {k: _resolve(v, env_vars) for k, v in env_call.items() if k != "source"}
+    gpu_call = module_calls("platform")["gpu_service"]
+    gpu_vars = {k: _resolve(v, platform_vars) for k, v in gpu_call.items() if k != "source"}
+    (_, service), = resources("gpu_service", "google_cloud_run_v2_service")
+    template = service["template"][0]
+    cap_env = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]["cap_environment"]
+    return {
+        "max_instance_count": _resolve(template["scaling"][0]["max_instance_count"], gpu_vars),
+        "concurrency": _resolve(template["max_instance_request_concurrency"], gpu_vars),
+        "env": {k: _resolve(v.replace("${tostring(", "${").replace(")}", "}"), gpu_vars) for k, v in cap_env.items()
+                if k != "CONTENTFN_GPU_QUEUE"},
+    }
+
+
+def test_changing_the_gpu_cap_in_tfvars_changes_max_instances_and_worker_limits(tmp_path: Path) -> None:
+    source = (GCP_ENVS / "dev" / "terraform.tfvars").read_text()
+    edited = source.replace("  max_instances = 1\n", "  max_instances = 3\n", 1).replace(
+        "  max_in_flight = 2\n", "  max_in_flight = 4\n", 1)
+    assert edited != source
+    (tmp_path / "terraform.tfvars").write_text(edited)
+    before = _gpu_settings(tfvars("dev"))
+    after = _gpu_settings(tftools.load_hcl(tmp_path / "terraform.tfvars"))
+    assert before["max_instance_count"] == 1 and after["max_instance_count"] == 3
+    assert before["env"]["CONTENTFN_GPU_MAX_INSTANCES"] == 1 and after["env"]["CONTENTFN_GPU_MAX_INSTANCES"] == 3
+    assert before["env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == 2 and after["env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == 4
+    assert after["concurrency"] == 4
+
+
+@pytest.mark.parametrize("env_name", tftools.ENVS)
+def test_dev_caps_gpus_at_one_and_prod_is_highly_available(env_name: str) -> None:
+    values = tfvars(env_name)
+    if env_name == "dev":
+        assert values["gpu"]["max_instances"] <= 1
+    else:
+        assert values["database"]["availability_type"] == "REGIONAL"
+        assert values["database"]["deletion_protection"] is True
+        assert values["cache"]["tier"] == "STANDARD_HA"
