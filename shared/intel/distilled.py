@@ -21,6 +21,7 @@ __all__ = ["SENTIMENTS", "DistilledModel", "DistilledPrediction", "fit_distilled
 
 SENTIMENTS: tuple[Sentiment, ...] = ("negative", "neutral", "positive", "mixed")
 _LAMBDAS = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+_LOGISTIC_LAMBDAS = (1.0, 10.0, 100.0, 1000.0)
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class DistilledModel:
     labels: int
     mae_quality: float  # held out
     acc_sentiment: float  # held out
+    calibration: float = 1.0  # held-out accuracy / mean top probability: shrinks overconfident p
     embedding_model: str = ""
     id: int = 0
 
@@ -60,7 +62,7 @@ class DistilledModel:
         inside = leverage <= self.leverage_cut
         # MAE of 0 → 1.0, MAE of 2.5 → 0.5: the held-out error bounds how far any one answer is trusted.
         accuracy_term = max(0.0, 1 - self.mae_quality / 5)
-        confidence = min(float(p[k]), accuracy_term) * (1.0 if inside else 0.5)
+        confidence = min(float(p[k]) * self.calibration, accuracy_term) * (1.0 if inside else 0.5)
         return DistilledPrediction(quality, SENTIMENTS[k], float(p[k]), inside, round(confidence, 3))
 
     def to_bytes(self) -> bytes:
@@ -72,7 +74,9 @@ class DistilledModel:
             w_quality=self.w_quality,
             w_sentiment=self.w_sentiment,
             gram_inv=self.gram_inv,
-            scalars=np.array([self.leverage_cut, self.lam, self.labels, self.mae_quality, self.acc_sentiment]),
+            scalars=np.array(
+                [self.leverage_cut, self.lam, self.labels, self.mae_quality, self.acc_sentiment, self.calibration]
+            ),
             embedding_model=np.array(self.embedding_model),
         )
         return buf.getvalue()
@@ -92,6 +96,7 @@ class DistilledModel:
                 labels=int(s[2]),
                 mae_quality=float(s[3]),
                 acc_sentiment=float(s[4]),
+                calibration=float(s[5]),
                 embedding_model=str(z["embedding_model"]),
                 id=model_id,
             )
@@ -108,12 +113,13 @@ def _ridge(z: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
     return np.asarray(np.linalg.solve(z.T @ z + reg, z.T @ y))
 
 
-def _logistic(z: np.ndarray, y: np.ndarray, classes: int, lam: float, iters: int = 300) -> np.ndarray:
+def _logistic(z: np.ndarray, y: np.ndarray, classes: int, lam: float, iters: int = 400) -> np.ndarray:
     """Multinomial logistic regression by gradient descent (features are standardised)."""
     w = np.zeros((z.shape[1], classes))
     onehot = np.eye(classes)[y]
     n = z.shape[0]
-    lr = 0.5
+    # Step size from the loss's curvature bound (softmax Hessian <= Z'Z / 2n): never diverges.
+    lr = 1.0 / (0.5 * float(np.linalg.norm(z, 2)) ** 2 / n + lam / n)
     for _ in range(iters):
         grad = z.T @ (_softmax(z @ w) - onehot) / n + lam / n * np.vstack([w[:-1], np.zeros((1, classes))])
         w -= lr * grad
@@ -143,12 +149,25 @@ def _pick_lambda(z: np.ndarray, y: np.ndarray, rng: np.random.Generator, folds: 
     return best
 
 
-def _fit_all(x: np.ndarray, quality: np.ndarray, sentiment: np.ndarray, lam: float) -> tuple[np.ndarray, ...]:
-    mean, std = _standardise(x)
-    z = np.hstack([(x - mean) / std, np.ones((x.shape[0], 1))])
-    w_q = _ridge(z, quality, lam)
-    w_s = _logistic(z, sentiment, len(SENTIMENTS), lam)
-    return mean, std, z, w_q, w_s
+def _design_of(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return np.hstack([(x - mean) / std, np.ones((x.shape[0], 1))])
+
+
+def _pick_logistic_lambda(z: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> float:
+    idx = rng.permutation(z.shape[0])
+    cut = max(1, len(idx) // 5)
+    val, fit = idx[:cut], idx[cut:]
+    best, best_acc = _LOGISTIC_LAMBDAS[0], -1.0
+    for lam in _LOGISTIC_LAMBDAS:
+        w = _logistic(z[fit], y[fit], len(SENTIMENTS), lam, iters=150)
+        acc = float((np.argmax(z[val] @ w, axis=1) == y[val]).mean())
+        if acc > best_acc:
+            best, best_acc = lam, acc
+    return best
+
+
+def _leverage(z: np.ndarray, gram_inv: np.ndarray) -> np.ndarray:
+    return np.asarray(np.einsum("ij,jk,ik->i", z, gram_inv, z))
 
 
 def fit_distilled(
@@ -165,26 +184,35 @@ def fit_distilled(
     order = rng.permutation(x.shape[0])
     n_test = max(2, round(x.shape[0] * holdout))
     test, train = order[:n_test], order[n_test:]
-    mean, std, z_train, _, _ = _fit_all(x[train], quality[train], y_s[train], 1.0)
+    mean, std = _standardise(x[train])
+    z_train, z_test = _design_of(x[train], mean, std), _design_of(x[test], mean, std)
     lam = _pick_lambda(z_train, quality[train], rng)
-    mean, std, z_train, w_q, w_s = _fit_all(x[train], quality[train], y_s[train], lam)
-    z_test = np.hstack([(x[test] - mean) / std, np.ones((len(test), 1))])
+    lam_s = _pick_logistic_lambda(z_train, y_s[train], rng)
+    w_q = _ridge(z_train, quality[train], lam)
+    w_s = _logistic(z_train, y_s[train], len(SENTIMENTS), lam_s)
     mae = float(np.abs(np.clip(z_test @ w_q, 1, 10) - quality[test]).mean())
     acc = float((np.argmax(z_test @ w_s, axis=1) == y_s[test]).mean())
+    calibration = min(1.0, acc / float(_softmax(z_test @ w_s).max(axis=1).mean()))
+    # Leverage with a ridge of d: with fewer labels than dimensions the plain hat matrix calls every
+    # new point far. The cut comes from *held-out* points, the reference a new item should meet.
+    reg = float(z_train.shape[1]) * np.eye(z_train.shape[1])
+    cut = float(np.quantile(_leverage(z_test, np.linalg.inv(z_train.T @ z_train + reg)), 0.95) * 1.2)
     # The model in use learns from every label.
-    mean, std, z, w_q, w_s = _fit_all(x, quality, y_s, lam)
-    reg = lam * np.eye(z.shape[1])
+    mean, std = _standardise(x)
+    z = _design_of(x, mean, std)
+    w_q = _ridge(z, quality, lam)
+    w_s = _logistic(z, y_s, len(SENTIMENTS), lam_s)
     gram_inv = np.linalg.inv(z.T @ z + reg)
-    leverage = np.einsum("ij,jk,ik->i", z, gram_inv, z)
     return DistilledModel(
         mean=mean,
         std=std,
         w_quality=w_q,
         w_sentiment=w_s,
         gram_inv=gram_inv,
-        leverage_cut=float(np.quantile(leverage, 0.99) * 1.5),
+        leverage_cut=cut,
         lam=lam,
         labels=int(x.shape[0]),
         mae_quality=round(mae, 4),
         acc_sentiment=round(acc, 4),
+        calibration=round(calibration, 4),
     )
