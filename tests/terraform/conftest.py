@@ -19,7 +19,7 @@ import pytest
 from tests.terraform import tftools
 
 # Test-only inputs: a fake Redis AUTH token (ElastiCache is planned, never created here).
-FAKE_REDIS_TOKEN = "test-only-redis-auth-token"  # noqa: S105
+FAKE_REDIS_TOKEN = "test-only-redis-auth-token"
 
 
 @pytest.fixture(scope="session")
@@ -65,13 +65,14 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log, stderr=subprocess.STDOUT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()  # noqa: S310
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -100,9 +101,21 @@ def prepare_aws_env(base: Path, env_name: str, moto: str, tf_env: dict[str, str]
 
 def plan_json(workdir: Path, tf_env: dict[str, str], terraform_bin: str, extra: list[str]) -> dict[str, Any]:
     tftools.run(
-        [terraform_bin, "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false", "-parallelism=20",
-         f"-var=redis_auth_token={FAKE_REDIS_TOKEN}", "-out=plan.bin", *extra],
-        workdir, tf_env, timeout=240,
+        [
+            terraform_bin,
+            "plan",
+            "-input=false",
+            "-no-color",
+            "-lock=false",
+            "-refresh=false",
+            "-parallelism=20",
+            f"-var=redis_auth_token={FAKE_REDIS_TOKEN}",
+            "-out=plan.bin",
+            *extra,
+        ],
+        workdir,
+        tf_env,
+        timeout=240,
     )
     shown = tftools.run([terraform_bin, "show", "-json", "plan.bin"], workdir, tf_env, timeout=120)
     return json.loads(shown.stdout)

@@ -56,10 +56,14 @@ def test_every_function_folder_has_a_lambda_with_its_event_source(resources: lis
     schedules = {function_key(r["address"]): r for r in by_type(resources, "aws_scheduler_schedule")}
     routes = [r for r in by_type(resources, "aws_apigatewayv2_route")]
     notifications = [
-        cfg["id"] for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"].get("lambda_function", [])
+        cfg["id"]
+        for r in by_type(resources, "aws_s3_bucket_notification")
+        for cfg in r["values"].get("lambda_function", [])
     ]
     bucket_permissions = {
-        function_key(r["address"]) for r in by_type(resources, "aws_lambda_permission") if r["values"]["principal"] == "s3.amazonaws.com"
+        function_key(r["address"])
+        for r in by_type(resources, "aws_lambda_permission")
+        if r["values"]["principal"] == "s3.amazonaws.com"
     }
 
     for name in sorted(tftools.function_names()):
@@ -138,7 +142,8 @@ def test_iam_has_no_wildcard_action_and_no_wildcard_resource_on_writes(plan: dic
             # In a key policy "*" names the key itself.
             if "*" in _as_list(statement.get("resources")) and not key_policy:
                 writes = [
-                    a for a in actions
+                    a
+                    for a in actions
                     if not a.split(":", 1)[1].startswith(READ_ONLY_PREFIXES) and a not in ONLY_STAR_RESOURCE
                 ]
                 assert not writes, f"{address}: write actions {writes} on resource *"
@@ -156,13 +161,18 @@ def test_nothing_admits_public_ingress(resources: list[dict[str, Any]]) -> None:
         for rule in group["values"].get("ingress") or []:
             assert not set(rule.get("cidr_blocks") or []) & {"0.0.0.0/0"}, group["address"]
             assert not set(rule.get("ipv6_cidr_blocks") or []) & {"::/0"}, group["address"]
-    for rule in by_type(resources, "aws_security_group_rule") + by_type(resources, "aws_vpc_security_group_ingress_rule"):
+    for rule in by_type(resources, "aws_security_group_rule") + by_type(
+        resources, "aws_vpc_security_group_ingress_rule"
+    ):
         assert rule["values"].get("type", "ingress") != "ingress" or "0.0.0.0/0" not in json.dumps(rule["values"])
     for subnet in by_type(resources, "aws_subnet"):
         assert subnet["values"]["map_public_ip_on_launch"] is False
     for block in by_type(resources, "aws_s3_bucket_public_access_block"):
         values = block["values"]
-        assert all(values[k] for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"))
+        assert all(
+            values[k]
+            for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+        )
     assert not by_type(resources, "aws_lambda_function_url")
     routes = by_type(resources, "aws_apigatewayv2_route")
     assert routes
@@ -207,7 +217,9 @@ def _gpu_view(plan: dict[str, Any]) -> dict[str, Any]:
         "scaling_max": target["values"]["max_capacity"],
         "desired": service["values"]["desired_count"],
         "deploy_max_percent": service["values"]["deployment_maximum_percent"],
-        "step_max": provider["values"]["auto_scaling_group_provider"][0]["managed_scaling"][0]["maximum_scaling_step_size"],
+        "step_max": provider["values"]["auto_scaling_group_provider"][0]["managed_scaling"][0][
+            "maximum_scaling_step_size"
+        ],
         "env": env,
         "producer_env": ingest["values"]["environment"][0]["variables"],
     }
@@ -227,11 +239,16 @@ def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_
     # GIVEN dev's tfvars WHEN only the gpu block's cap and in-flight values change
     targets = ("-target=module.contentfn.module.gpu_service", '-target=module.contentfn.module.function["ingest"]')
     before = _gpu_view(aws_plan("dev"))
-    after = _gpu_view(aws_plan(
-        "dev",
-        tfvars_edits=(("  max_instances = 1\n", "  max_instances = 3\n"), ("  max_in_flight = 2\n", "  max_in_flight = 4\n")),
-        extra=targets,
-    ))
+    after = _gpu_view(
+        aws_plan(
+            "dev",
+            tfvars_edits=(
+                ("  max_instances = 1\n", "  max_instances = 3\n"),
+                ("  max_in_flight = 2\n", "  max_in_flight = 4\n"),
+            ),
+            extra=targets,
+        )
+    )
     # THEN the ECS maximum count, the worker's configured caps and the producers' view follow
     assert (before["asg_max"], before["scaling_max"]) == (1, 1)
     assert (after["asg_max"], after["scaling_max"], after["step_max"]) == (3, 3, 3)

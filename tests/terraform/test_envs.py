@@ -11,7 +11,9 @@ from tests.terraform import tftools
 @pytest.mark.parametrize("env_name", tftools.ENVS)
 def test_every_function_folder_is_declared_in_the_env(cloud: str, env_name: str) -> None:
     # GIVEN the folders under functions/ WHEN reading the env's function map
-    declared = set(tftools.load_hcl(tftools.TERRAFORM_DIR / "envs" / cloud / env_name / "terraform.tfvars")["functions"])
+    declared = set(
+        tftools.load_hcl(tftools.TERRAFORM_DIR / "envs" / cloud / env_name / "terraform.tfvars")["functions"]
+    )
     # THEN every folder has an entry (adding a function folder without an entry fails here)
     missing = tftools.function_names() - declared
     assert not missing, f"envs/{cloud}/{env_name} does not declare: {sorted(missing)}"
@@ -23,14 +25,18 @@ def test_dev_and_prod_share_one_root_module(cloud: str) -> None:
     dev = tftools.TERRAFORM_DIR / "envs" / cloud / "dev"
     prod = tftools.TERRAFORM_DIR / "envs" / cloud / "prod"
     for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
-        assert (dev / name).read_text() == (prod / name).read_text(), f"envs/{cloud}: {name} differs between dev and prod"
+        assert (dev / name).read_text() == (prod / name).read_text(), (
+            f"envs/{cloud}: {name} differs between dev and prod"
+        )
     assert "dev" in (dev / "backend.tf").read_text() and "prod" in (prod / "backend.tf").read_text()
 
 
 @pytest.mark.parametrize("cloud", tftools.CLOUDS)
 def test_env_variables_match_the_platform_module(cloud: str) -> None:
     env_vars = tftools.load_hcl(tftools.TERRAFORM_DIR / "envs" / cloud / "dev" / "variables.tf")["variable"]
-    platform_vars = tftools.load_hcl(tftools.TERRAFORM_DIR / "modules" / cloud / "platform" / "variables.tf")["variable"]
+    platform_vars = tftools.load_hcl(tftools.TERRAFORM_DIR / "modules" / cloud / "platform" / "variables.tf")[
+        "variable"
+    ]
     assert {k for v in env_vars for k in v} == {k for v in platform_vars for k in v}
 
 

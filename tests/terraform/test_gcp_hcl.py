@@ -41,9 +41,9 @@ def test_every_function_has_a_gcp_function_with_its_trigger(env_name: str) -> No
     functions = tfvars(env_name)["functions"]
     platform = module_calls("platform")
     assert platform["function"]["for_each"] == "${var.functions}"
-    (fn_name, fn), = resources("function", "google_cloudfunctions2_function")
+    ((fn_name, fn),) = resources("function", "google_cloudfunctions2_function")
     dynamic_blocks = {k for d in fn.get("dynamic", []) for k in d}
-    (_, scheduler), = resources("function", "google_cloud_scheduler_job")
+    ((_, scheduler),) = resources("function", "google_cloud_scheduler_job")
     fn_locals = tftools.load_hcl(GCP_MODULES / "function" / "main.tf")["locals"][0]
 
     for name in sorted(tftools.function_names()):
@@ -95,12 +95,14 @@ def test_no_public_members_and_no_public_ingress() -> None:
         for line in path.read_text().splitlines():
             if "allUsers" in line or "allAuthenticatedUsers" in line:
                 # only in validations that forbid them
-                assert "contains([\"allUsers\", \"allAuthenticatedUsers\"]" in line or "are not allowed" in line, f"{path}: {line}"
-    (_, fn), = resources("function", "google_cloudfunctions2_function")
+                assert 'contains(["allUsers", "allAuthenticatedUsers"]' in line or "are not allowed" in line, (
+                    f"{path}: {line}"
+                )
+    ((_, fn),) = resources("function", "google_cloudfunctions2_function")
     assert fn["service_config"][0]["ingress_settings"] == "${var.ingress_settings}"
     ingress_validation = json.dumps(tftools.load_hcl(GCP_MODULES / "function" / "variables.tf"))
     assert "ALLOW_ALL is not offered" in ingress_validation
-    (_, gpu), = resources("gpu_service", "google_cloud_run_v2_service")
+    ((_, gpu),) = resources("gpu_service", "google_cloud_run_v2_service")
     assert gpu["ingress"] == "INGRESS_TRAFFIC_INTERNAL_ONLY"
     for _, rule in resources("network", "google_compute_firewall"):
         assert "allow" not in rule, "no firewall rule may allow ingress"
@@ -115,13 +117,13 @@ def test_no_public_members_and_no_public_ingress() -> None:
 
 
 def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
-    (_, sql), = resources("database", "google_sql_database_instance")
+    ((_, sql),) = resources("database", "google_sql_database_instance")
     settings = sql["settings"][0]
     ip = settings["ip_configuration"][0]
     assert ip["ipv4_enabled"] is False
     assert ip["ssl_mode"] == "ENCRYPTED_ONLY"
     assert settings["backup_configuration"][0]["enabled"] is True
-    (_, redis), = resources("cache", "google_redis_instance")
+    ((_, redis),) = resources("cache", "google_redis_instance")
     assert redis["auth_enabled"] is True
     assert redis["transit_encryption_mode"] == "SERVER_AUTHENTICATION"
     assert redis["connect_mode"] == "PRIVATE_SERVICE_ACCESS"
@@ -130,7 +132,7 @@ def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -
 def test_every_function_has_its_own_service_account() -> None:
     accounts = {n: b for n, b in resources("function", "google_service_account")}
     assert accounts["this"]["account_id"] == "${var.name}"
-    (_, fn), = resources("function", "google_cloudfunctions2_function")
+    ((_, fn),) = resources("function", "google_cloudfunctions2_function")
     assert fn["service_config"][0]["service_account_email"] == "${google_service_account.this.email}"
 
 
@@ -157,21 +159,25 @@ def _gpu_settings(env_vars: dict[str, Any]) -> dict[str, Any]:
     platform_vars = {k: _resolve(v, env_vars) for k, v in env_call.items() if k != "source"}
     gpu_call = module_calls("platform")["gpu_service"]
     gpu_vars = {k: _resolve(v, platform_vars) for k, v in gpu_call.items() if k != "source"}
-    (_, service), = resources("gpu_service", "google_cloud_run_v2_service")
+    ((_, service),) = resources("gpu_service", "google_cloud_run_v2_service")
     template = service["template"][0]
     cap_env = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]["cap_environment"]
     return {
         "max_instance_count": _resolve(template["scaling"][0]["max_instance_count"], gpu_vars),
         "concurrency": _resolve(template["max_instance_request_concurrency"], gpu_vars),
-        "env": {k: _resolve(v.replace("${tostring(", "${").replace(")}", "}"), gpu_vars) for k, v in cap_env.items()
-                if k != "CONTENTFN_GPU_QUEUE"},
+        "env": {
+            k: _resolve(v.replace("${tostring(", "${").replace(")}", "}"), gpu_vars)
+            for k, v in cap_env.items()
+            if k != "CONTENTFN_GPU_QUEUE"
+        },
     }
 
 
 def test_changing_the_gpu_cap_in_tfvars_changes_max_instances_and_worker_limits(tmp_path: Path) -> None:
     source = (GCP_ENVS / "dev" / "terraform.tfvars").read_text()
     edited = source.replace("  max_instances = 1\n", "  max_instances = 3\n", 1).replace(
-        "  max_in_flight = 2\n", "  max_in_flight = 4\n", 1)
+        "  max_in_flight = 2\n", "  max_in_flight = 4\n", 1
+    )
     assert edited != source
     (tmp_path / "terraform.tfvars").write_text(edited)
     before = _gpu_settings(tfvars("dev"))

@@ -66,7 +66,9 @@ def test_dev_env_applies_to_moto_and_destroys(
         urls = sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
         names = {u.rsplit("/", 1)[1]: u for u in urls}
         for queue in ("embed", "enrich", "analyze", "detect"):
-            attributes = sqs.get_queue_attributes(QueueUrl=names[f"{PREFIX}-{queue}"], AttributeNames=["All"])["Attributes"]
+            attributes = sqs.get_queue_attributes(QueueUrl=names[f"{PREFIX}-{queue}"], AttributeNames=["All"])[
+                "Attributes"
+            ]
             redrive = json.loads(attributes["RedrivePolicy"])
             assert redrive["deadLetterTargetArn"].endswith(f":{PREFIX}-{queue}-dlq")
             assert int(redrive["maxReceiveCount"]) == 5

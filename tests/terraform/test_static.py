@@ -14,7 +14,11 @@ from tests.terraform import tftools
 def test_terraform_files_are_formatted(terraform_bin: str) -> None:
     proc = subprocess.run(
         [terraform_bin, "fmt", "-check", "-recursive", "-diff", "-no-color"],
-        cwd=tftools.TERRAFORM_DIR, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tftools.TERRAFORM_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, f"terraform fmt -check found unformatted files:\n{proc.stdout}{proc.stderr}"
 
@@ -37,16 +41,32 @@ def test_checkov_reports_no_failed_check() -> None:
     tftools.require(checkov, "checkov is not installed next to the interpreter or on PATH")
     assert checkov is not None
     proc = subprocess.run(
-        [checkov, "--directory", "terraform", "--framework", "terraform",
-         "--config-file", "terraform/.checkov.yaml", "--output", "json", "--quiet", "--compact"],
-        cwd=tftools.REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        [
+            checkov,
+            "--directory",
+            "terraform",
+            "--framework",
+            "terraform",
+            "--config-file",
+            "terraform/.checkov.yaml",
+            "--output",
+            "json",
+            "--quiet",
+            "--compact",
+        ],
+        cwd=tftools.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert proc.stdout.strip(), f"checkov produced no report:\n{proc.stderr[-3000:]}"
     reports = json.loads(proc.stdout)
     reports = reports if isinstance(reports, list) else [reports]
     failed = [
         f"{c['check_id']} {c['resource']} ({c['file_path']})"
-        for report in reports for c in report.get("results", {}).get("failed_checks", [])
+        for report in reports
+        for c in report.get("results", {}).get("failed_checks", [])
     ]
     assert not failed, "checkov failed checks:\n" + "\n".join(failed)
     assert all(r["summary"]["parsing_errors"] == 0 for r in reports if "summary" in r)

@@ -79,9 +79,28 @@ def find_provider_mirror() -> Path | None:
             return root
     try:
         found = subprocess.run(
-            ["find", "/", "-path", "/proc", "-prune", "-o", "-path", "/sys", "-prune", "-o",
-             "-name", "terraform-provider-aws*", "-type", "f", "-print", "-quit"],
-            capture_output=True, text=True, timeout=120, check=False,
+            [
+                "find",
+                "/",
+                "-path",
+                "/proc",
+                "-prune",
+                "-o",
+                "-path",
+                "/sys",
+                "-prune",
+                "-o",
+                "-name",
+                "terraform-provider-aws*",
+                "-type",
+                "f",
+                "-print",
+                "-quit",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -103,7 +122,7 @@ def write_cli_config(directory: Path, mirror: Path) -> Path:
     config = directory / "terraform.tfrc"
     config.write_text(
         "provider_installation {\n"
-        f"  filesystem_mirror {{\n    path    = {json.dumps(str(mirror))}\n    include = [\"registry.terraform.io/hashicorp/*\"]\n  }}\n"
+        f'  filesystem_mirror {{\n    path    = {json.dumps(str(mirror))}\n    include = ["registry.terraform.io/hashicorp/*"]\n  }}\n'
         "}\n"
     )
     return config
@@ -114,10 +133,13 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str], timeout: float) -> subpr
     try:
         proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        tail = (exc.stdout or b"")[-4000:] if isinstance(exc.stdout, bytes) else (exc.stdout or "")[-4000:]
+        output = exc.stdout or ""
+        tail = (output.decode(errors="replace") if isinstance(output, bytes) else output)[-4000:]
         pytest.fail(f"{' '.join(cmd)} timed out after {timeout}s in {cwd}\n{tail}")
     if proc.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+        pytest.fail(
+            f"{' '.join(cmd)} failed ({proc.returncode}) in {cwd}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
     return proc
 
 
@@ -127,7 +149,9 @@ def copy_terraform_tree(destination: Path) -> Path:
     shutil.copytree(
         TERRAFORM_DIR,
         target,
-        ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.backup", "override.tf"),
+        ignore=shutil.ignore_patterns(
+            ".terraform", ".terraform.lock.hcl", "*.tfstate", "*.tfstate.backup", "override.tf"
+        ),
     )
     return target
 
