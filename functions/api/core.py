@@ -58,6 +58,7 @@ class Api:
             Route("GET", "/tracks/{id}", "get_track", summary="One track"),
             Route("GET", "/tracks/{id}/similar", "similar", (k,), summary="Tracks nearest to one track"),
             Route("GET", "/stats", "stats", summary="Counts per stage, queue depth, dead jobs"),
+            Route("POST", "/analyze", "analyze", summary="Profile of ad-hoc lyrics or a stored track"),
             Route("GET", "/openapi.json", "openapi", summary="This API's OpenAPI document", public=True),
         )
         self._compiled = [(r, r.regex) for r in self.routes]
@@ -127,6 +128,13 @@ class Api:
         out["model"] = {"ready": model_ready, "key": svc.embedder.model_key if svc.has_embedder else None}
         if not model_ready:
             out["status"] = "degraded"
+        from functions.analyze.http import intel_health
+
+        intel = intel_health(svc)
+        if intel is not None:
+            out["cache"] = intel["cache"]
+            if intel["cache"]["status"] != "ok":
+                out["status"] = "degraded"
         return out
 
     def search(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
@@ -198,6 +206,11 @@ class Api:
             "dead_jobs": {"total": sum(dead.values()), "by_kind": dead},
             "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
         }
+
+    def analyze(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.analyze.http import analyze_endpoint
+
+        return analyze_endpoint(self.services, request)
 
     def openapi(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
         from functions.api.openapi import build_openapi

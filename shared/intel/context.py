@@ -19,7 +19,7 @@ from shared.net.client import SafeHttpClient, build_http_client
 from shared.net.policy import AddressPolicy
 from shared.services import Services
 
-__all__ = ["Intel", "build_intel", "intel_for"]
+__all__ = ["Intel", "build_intel", "built_intel", "intel_for"]
 
 _lock = threading.Lock()
 _built: dict[int, tuple[Services, Intel]] = {}
@@ -96,3 +96,10 @@ def intel_for(services: Services) -> Intel:
             found = (services, build_intel(services))
             _built[id(services)] = found
         return found[1]
+
+
+def built_intel(services: Services) -> Intel | None:
+    """The Intel already built for these services, without building one."""
+    with _lock:
+        found = _built.get(id(services))
+    return found[1] if found is not None and found[0] is services else None
