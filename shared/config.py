@@ -113,6 +113,42 @@ class Settings(BaseSettings):
     distilled_max_mae: float = Field(default=1.0, gt=0)
     analyze_max_text_chars: int = Field(default=20_000, ge=100)
 
+    # --- Vision: images, streams and the capped GPU inference service -------------------------
+    # The cap (Terraform sets these): instances x batches in flight x batch size images at once.
+    gpu_max_instances: int = Field(default=1, ge=0, le=1000)
+    gpu_max_batch: int = Field(default=8, ge=1, le=1024)
+    gpu_max_in_flight: int = Field(default=2, ge=1, le=64)  # batches in flight per instance
+    gpu_max_wait_ms: float = Field(default=20.0, ge=0, le=10_000)
+    gpu_queue: str | None = None  # cloud subscription/queue name; the local queue needs none
+    gpu_decode_threads: int = Field(default=0, ge=0, le=256)  # 0: one per core
+    gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
+    gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this
+    gpu_metrics_host: str = "127.0.0.1"
+    gpu_metrics_port: int = Field(default=9090, ge=0, le=65535)
+    # Admission: producers defer new images when the backlog would take longer than this to drain
+    # at the expected rate of the capped fleet.
+    gpu_target_latency_s: float = Field(default=60.0, gt=0)
+    gpu_expected_img_per_s: float = Field(default=20.0, gt=0)  # per instance; set from `make bench-gpu`
+    # The detector: unset path means the YOLOv8n-architecture model shipped in the `nudenet` wheel.
+    detector_model_path: Path | None = None
+    detector_model_name: str | None = None
+    detector_layout: Literal["auto", "yolov5", "yolov8", "yolox"] = "auto"
+    detector_input_size: int | None = Field(default=None, ge=32, le=4096)
+    detector_channel_order: Literal["rgb", "bgr"] | None = None
+    detector_scale: float | None = Field(default=None, gt=0)
+    detector_labels_file: Path | None = None  # one label per line, class 0 first
+    detector_score_threshold: float = Field(default=0.35, ge=0, le=1)
+    detector_iou_threshold: float = Field(default=0.45, ge=0, le=1)
+    detector_max_detections: int = Field(default=100, ge=1, le=10_000)
+    detector_providers: tuple[str, ...] = ()  # empty: TensorRT, CUDA, CPU, whichever is present
+    detector_threads: int = Field(default=0, ge=0, le=256)
+    image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    image_max_pixels: int = Field(default=40_000_000, ge=1024)
+    stream_lease_s: float = Field(default=30.0, gt=0)
+    stream_max_fps: float = Field(default=30.0, gt=0)
+    stream_buffer_frames: int = Field(default=8, ge=1, le=1000)  # behind this many frames, the oldest go
+    stream_backoff_cap_s: float = Field(default=60.0, gt=0)
+
     @field_validator("redis_url", "genius_token", "spotify_client_secret", "llm_api_key", "llm_base_url", mode="before")
     @classmethod
     def _intel_empty_is_unset(cls, value: object) -> object:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from functions.ingest.images import ingest_image, is_image_key
 from functions.ingest.parsing import BadRow, detect_format, iter_rows
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
@@ -42,12 +43,10 @@ def handle_object_created(event: ObjectCreated, services: Services) -> dict[str,
     recorded in the ledger and the dead-letter store and reported with ``status="rejected"``, so
     the platform acknowledges it instead of retrying something that can never succeed.
     Transient failures (database down) are raised for the platform to retry.
+    Objects under ``images/`` are images: recorded and queued for the GPU detector instead.
     """
-    return dict(
-        run_once(
-            services.db, event.idempotency_key, services.settings.idempotency_ttl_s, lambda: _ingest(event, services)
-        )
-    )
+    effect = (lambda: ingest_image(event, services)) if is_image_key(event.key) else (lambda: _ingest(event, services))
+    return dict(run_once(services.db, event.idempotency_key, services.settings.idempotency_ttl_s, effect))
 
 
 def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:

@@ -1,0 +1,120 @@
+"""ingest for images: an object under ``images/`` becomes one ``images`` row and one detection job.
+
+Content-addressed: the row is keyed by the sha256 of the bytes, so the same photo uploaded twice
+(under any key) is queued for the GPU once. Refusals (too large, not JPEG/PNG/WebP, too many
+pixels) are recorded on the image row with their reason and never reach the GPU queue. The job is
+queued in the same transaction as the row; when the capped GPU fleet is behind, admission defers it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from typing import Any
+
+from shared.errors import PoisonError
+from shared.events import ObjectCreated
+from shared.queue.base import NewJob
+from shared.services import Services
+from shared.store import ledger
+from shared.vision.capacity import Capacity, admission
+from shared.vision.decode import sniff_format
+from shared.vision.store import DETECT_JOB, upsert_image
+
+__all__ = ["IMAGE_PREFIX", "STAGE", "detect_job", "ingest_image", "is_image_key"]
+
+log = logging.getLogger(__name__)
+
+IMAGE_PREFIX = "images/"
+STAGE = "ingested"
+
+
+def is_image_key(key: str) -> bool:
+    return key.startswith(IMAGE_PREFIX)
+
+
+def detect_job(image_id: int, content_hash: str, bucket: str, key: str, *, delay_s: float = 0.0) -> NewJob:
+    payload = {"image_id": image_id, "bucket": bucket, "key": key, "content_hash": content_hash}
+    return NewJob(DETECT_JOB, payload, dedup_key=f"detect:{content_hash}", delay_s=delay_s)
+
+
+def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
+    """Record the image and queue its detection (or record why it is refused). Transient errors raise."""
+    settings = services.settings
+    subject = f"object:{event.uri}"
+    started = time.perf_counter()
+    try:
+        with services.blob.open(event.bucket, event.key, max_bytes=settings.image_max_bytes) as stream:
+            data = stream.read(settings.image_max_bytes + 1)
+    except PoisonError as exc:  # too large (ObjectTooLarge), missing, unsafe key
+        return _refuse_unread(event, services, subject, str(exc), started)
+    content_hash = hashlib.sha256(data).hexdigest()
+    fmt = sniff_format(data)
+    refusal = _refusal(data, fmt, settings.image_max_bytes, settings.image_max_pixels)
+    with services.db.connection() as conn:
+        image_id, status, created = upsert_image(
+            conn,
+            content_hash=content_hash,
+            bucket=event.bucket,
+            key=event.key,
+            size=len(data),
+            fmt=fmt,
+            rejected=refusal,
+        )
+        report: dict[str, Any] = {
+            "status": "rejected" if status == "rejected" else "ok",
+            "object": event.uri,
+            "kind": "image",
+            "image_id": image_id,
+            "content_hash": content_hash,
+            "new": created,
+            "queued": False,
+        }
+        if refusal:
+            report["error"] = refusal
+        elif created:
+            gate = admission(conn, Capacity.from_settings(settings), DETECT_JOB)
+            job = detect_job(image_id, content_hash, event.bucket, event.key, delay_s=gate.defer_s)
+            report["queued"] = services.queue.enqueue_many([job], conn=conn) == 1
+            report["admission"] = gate.as_dict()
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        report["duration_ms"] = round(elapsed_ms, 1)
+        ledger.record(
+            conn, subject, STAGE, "rejected" if refusal else "ok", error=refusal, detail=report, duration_ms=elapsed_ms
+        )
+        conn.commit()
+    log.info("image %s: id %d, %s", event.uri, image_id, refusal or ("queued" if report["queued"] else "known"))
+    return report
+
+
+def _refusal(data: bytes, fmt: str | None, max_bytes: int, max_pixels: int) -> str | None:
+    """Why this image can never be detected, read from its bytes and header only; None if it can."""
+    if len(data) > max_bytes:
+        return f"too_large: image is larger than {max_bytes:,} bytes"
+    if fmt is None:
+        return "unsupported_format: not a JPEG, PNG or WebP image"
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+    except Exception as exc:
+        return f"corrupt: image header could not be read ({type(exc).__name__})"
+    if width * height > max_pixels:
+        return f"too_many_pixels: image declares {width}x{height} pixels; the cap is {max_pixels:,}"
+    return None
+
+
+def _refuse_unread(
+    event: ObjectCreated, services: Services, subject: str, error: str, started: float
+) -> dict[str, Any]:
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    report = {"status": "rejected", "object": event.uri, "kind": "image", "error": error}
+    with services.db.connection() as conn:
+        ledger.record(conn, subject, STAGE, "rejected", error=error, detail=report, duration_ms=elapsed_ms)
+        conn.commit()
+    services.queue.dead_letter("ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key)
+    log.warning("refused image %s: %s", event.uri, error)
+    return report

@@ -1,0 +1,147 @@
+"""Letterbox, YOLO-family output layouts and vectorised per-class NMS (pure numpy).
+
+Layouts, as exported by their projects:
+- ``yolov8`` (also YOLO11): ``[B, 4+C, N]``: cx, cy, w, h in input pixels, then C class scores; no objectness.
+- ``yolov5``: ``[B, N, 5+C]``: cx, cy, w, h, objectness, C class scores; score = objectness x class.
+- ``yolox``: ``[B, N, 5+C]`` with N = one row per cell of the stride-8/16/32 grids (no anchors); boxes
+  are raw: xy = (raw + cell) x stride, wh = exp(raw) x stride.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = [
+    "Candidates",
+    "Layout",
+    "Letterboxed",
+    "decode_layout",
+    "guess_layout",
+    "letterbox",
+    "nms",
+    "yolox_grid",
+]
+
+Layout = Literal["yolov5", "yolov8", "yolox"]
+_PAD_VALUE = 114
+_YOLOX_STRIDES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class Letterboxed:
+    """An image resized to fit ``size x size`` with its aspect ratio kept, padded with grey."""
+
+    canvas: np.ndarray  # (size, size, 3) uint8
+    ratio: float  # input pixels per decoded pixel
+    pad_x: float
+    pad_y: float
+
+
+def letterbox(pixels: np.ndarray, size: int, *, center: bool = True) -> Letterboxed:
+    """Fit ``pixels`` (H, W, 3 uint8) into a square canvas; ``center=False`` pads right/bottom (YOLOX)."""
+    h, w = pixels.shape[:2]
+    ratio = min(size / h, size / w)
+    new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
+    if (new_w, new_h) != (w, h):
+        from PIL import Image
+
+        pixels = np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.Resampling.BILINEAR))
+    pad_x = (size - new_w) // 2 if center else 0
+    pad_y = (size - new_h) // 2 if center else 0
+    canvas = np.full((size, size, 3), _PAD_VALUE, dtype=np.uint8)
+    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = pixels
+    return Letterboxed(canvas=canvas, ratio=ratio, pad_x=float(pad_x), pad_y=float(pad_y))
+
+
+def yolox_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cell offsets (N, 2) and strides (N, 1) of YOLOX's stride-8/16/32 grids, in output row order."""
+    cells, strides = [], []
+    for stride in _YOLOX_STRIDES:
+        n = size // stride
+        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
+        strides.append(np.full((n * n, 1), stride))
+    return np.concatenate(cells).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def guess_layout(output_shape: tuple[int, ...], input_size: int) -> Layout:
+    """The layout from the output's shape: channels-first is YOLOv8; one row per grid cell is YOLOX."""
+    if len(output_shape) != 3:
+        raise ValueError(f"expected a 3-d detector output, got shape {output_shape}")
+    _, a, b = output_shape
+    if a < b:
+        return "yolov8"
+    if a == len(yolox_grid(input_size)[0]):
+        return "yolox"
+    return "yolov5"
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One image's boxes above the score threshold: xyxy in model-input pixels."""
+
+    boxes: np.ndarray  # (K, 4) float32
+    scores: np.ndarray  # (K,) float32
+    classes: np.ndarray  # (K,) int64
+
+
+def decode_layout(
+    output: np.ndarray, layout: Layout, input_size: int, score_threshold: float, max_candidates: int = 1000
+) -> list[Candidates]:
+    """Turn a batch of raw outputs into thresholded candidates per image (before NMS)."""
+    if layout == "yolov8":
+        rows = np.ascontiguousarray(output.transpose(0, 2, 1))
+        xywh, cls = rows[..., :4], rows[..., 4:]
+        obj = None
+    else:
+        rows = output
+        xywh, obj, cls = rows[..., :4], rows[..., 4], rows[..., 5:]
+    if layout == "yolox":
+        cells, strides = yolox_grid(input_size)
+        xy = (xywh[..., :2] + cells) * strides
+        wh = np.exp(np.minimum(xywh[..., 2:4], 20.0)) * strides
+        xywh = np.concatenate([xy, wh], axis=-1)
+    classes = cls.argmax(axis=-1)
+    scores = np.take_along_axis(cls, classes[..., None], axis=-1)[..., 0]
+    if obj is not None:
+        scores = scores * obj
+    out = []
+    for i in range(output.shape[0]):
+        keep = np.flatnonzero(scores[i] >= score_threshold)
+        if len(keep) > max_candidates:
+            keep = keep[np.argsort(-scores[i][keep])[:max_candidates]]
+        b = xywh[i][keep]
+        boxes = np.concatenate([b[:, :2] - b[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2], axis=1).astype(np.float32)
+        out.append(Candidates(boxes=boxes, scores=scores[i][keep].astype(np.float32), classes=classes[i][keep]))
+    return out
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
+    """Per-class greedy NMS; returns kept indices, best score first.
+
+    Boxes of different classes are shifted apart by more than the whole coordinate range, so one
+    IoU matrix serves every class at once; the greedy pass walks rows of that matrix.
+    """
+    if len(boxes) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    offset = (float(np.abs(boxes).max()) + 1.0) * 2.0
+    b = boxes[order] + (classes[order].astype(np.float32) * offset)[:, None]
+    area = (b[:, 2] - b[:, 0]).clip(0) * (b[:, 3] - b[:, 1]).clip(0)
+    lt = np.maximum(b[:, None, :2], b[None, :, :2])
+    rb = np.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clip(0).prod(axis=2)
+    iou = inter / np.maximum(area[:, None] + area[None, :] - inter, 1e-9)
+    suppressed = np.zeros(len(b), dtype=bool)
+    keep = []
+    for i in range(len(b)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        if len(keep) >= max_keep:
+            break
+        suppressed |= iou[i] > iou_threshold
+    return order[np.asarray(keep, dtype=np.int64)]

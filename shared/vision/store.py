@@ -1,0 +1,139 @@
+"""Rows of ``images``, ``detections`` and ``streams``: the SQL the ingest path, worker and API share."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from shared.vision.detector import Detection
+
+__all__ = [
+    "DETECT_JOB",
+    "ImageResult",
+    "detections_for_image",
+    "get_image",
+    "upsert_image",
+    "write_image_results",
+]
+
+DETECT_JOB = "detect"
+_MAX_REASON_CHARS = 500
+
+
+def upsert_image(
+    conn: psycopg.Connection[Any],
+    *,
+    content_hash: str,
+    bucket: str,
+    key: str,
+    size: int,
+    fmt: str | None,
+    rejected: str | None = None,
+) -> tuple[int, str, bool]:
+    """Insert the image once per content hash. Returns (id, status, created)."""
+    status = "rejected" if rejected else "pending"
+    row = conn.execute(
+        """
+        INSERT INTO images (content_hash, bucket, key, bytes, format, status, reason)
+        VALUES (%s, %s, %s, %s, %s, %s, %s)
+        ON CONFLICT (content_hash) DO NOTHING
+        RETURNING id, status
+        """,
+        (content_hash, bucket, key, size, fmt, status, rejected),
+    ).fetchone()
+    if row is not None:
+        return int(row[0]), str(row[1]), True
+    existing = conn.execute("SELECT id, status FROM images WHERE content_hash = %s", (content_hash,)).fetchone()
+    assert existing is not None
+    return int(existing[0]), str(existing[1]), False
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    """The outcome of one image job: detections, or the reason it was refused."""
+
+    image_id: int
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    detections: tuple[Detection, ...] = ()
+    rejected: str | None = None
+
+
+def write_image_results(conn: psycopg.Connection[Any], model: str, results: Sequence[ImageResult]) -> int:
+    """Replace the detections of each image for ``model`` and mark the images; the caller commits.
+
+    Replace, not append: a job delivered twice (a worker died after writing but before its lease
+    was seen to be gone) leaves exactly one set of rows. Returns the number of detection rows written.
+    """
+    if not results:
+        return 0
+    ids = [r.image_id for r in results]
+    conn.execute("DELETE FROM detections WHERE image_id = ANY(%s) AND model = %s", (ids, model))
+    rows = [(r.image_id, d) for r in results for d in r.detections]
+    if rows:
+        with conn.cursor() as cur:
+            cur.execute(
+                """
+                INSERT INTO detections (image_id, model, class_id, label, score, x1, y1, x2, y2)
+                SELECT i, %s, c, l, s, a, b, c2, d
+                FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::real[],
+                            %s::real[], %s::real[], %s::real[], %s::real[]) AS u(i, c, l, s, a, b, c2, d)
+                """,
+                (
+                    model,
+                    [i for i, _ in rows],
+                    [d.class_id for _, d in rows],
+                    [d.label for _, d in rows],
+                    [d.score for _, d in rows],
+                    [d.box[0] for _, d in rows],
+                    [d.box[1] for _, d in rows],
+                    [d.box[2] for _, d in rows],
+                    [d.box[3] for _, d in rows],
+                ),
+            )
+    conn.execute(
+        """
+        UPDATE images SET status = CASE WHEN u.reason IS NULL THEN 'done' ELSE 'rejected' END,
+               reason = u.reason, width = u.w, height = u.h, format = coalesce(u.f, images.format),
+               model = %s, detected_at = now()
+        FROM unnest(%s::bigint[], %s::text[], %s::int[], %s::int[], %s::text[]) AS u(id, reason, w, h, f)
+        WHERE images.id = u.id
+        """,
+        (
+            model,
+            ids,
+            [None if r.rejected is None else r.rejected[:_MAX_REASON_CHARS] for r in results],
+            [r.width for r in results],
+            [r.height for r in results],
+            [r.format for r in results],
+        ),
+    )
+    return len(rows)
+
+
+def get_image(conn: psycopg.Connection[Any], image_id: int) -> dict[str, Any] | None:
+    cur = conn.execute(
+        "SELECT id, bucket, key, bytes, format, width, height, status, reason, model, detected_at, created_at"
+        " FROM images WHERE id = %s",
+        (image_id,),
+    )
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d.name for d in cur.description or []], row, strict=True))
+
+
+def detections_for_image(conn: psycopg.Connection[Any], image_id: int) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        "SELECT model, class_id, label, score, x1, y1, x2, y2 FROM detections"
+        " WHERE image_id = %s ORDER BY score DESC, id",
+        (image_id,),
+    ).fetchall()
+    return [
+        {"model": m, "class_id": c, "label": lab, "score": round(float(s), 4), "box": [x1, y1, x2, y2]}
+        for m, c, lab, s, x1, y1, x2, y2 in rows
+    ]

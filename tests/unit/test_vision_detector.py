@@ -1,0 +1,166 @@
+"""Detector runtime: tiny ONNX models of each YOLO output layout, built here with onnx.helper.
+
+Each tiny model ignores its pixels and returns a fixed output tensor holding known candidate boxes,
+so decoding, thresholding, per-class NMS and the mapping back through the letterbox are checked
+against boxes computed by hand.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from shared.vision.boxes import guess_layout, letterbox, nms, yolox_grid
+from shared.vision.decode import DecodedImage
+from shared.vision.detector import Detector, ModelSpec, _u8_wrapped
+
+SIZE = 64
+# Candidates in model-input pixels: (cx, cy, w, h, class, score).
+CANDIDATES = [
+    (32.0, 32.0, 20.0, 10.0, 0, 0.90),  # A: kept
+    (33.0, 32.0, 20.0, 10.0, 0, 0.80),  # B: overlaps A, same class: suppressed
+    (32.0, 32.0, 20.0, 10.0, 1, 0.70),  # C: same box as A, other class: kept
+    (10.0, 10.0, 6.0, 6.0, 0, 0.20),  # D: below the score threshold
+    (50.0, 50.0, 8.0, 8.0, 1, 0.60),  # E: far away: kept
+]
+EXPECTED = [(0, 0.90, (22, 27, 42, 37)), (1, 0.70, (22, 27, 42, 37)), (1, 0.60, (46, 46, 54, 54))]
+
+
+def constant_model(path: Path, output: np.ndarray, opset: int = 17) -> Path:
+    """A model with a dynamic-batch image input whose output is ``output`` (broadcast over the batch)."""
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])
+    y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", output.shape[1], output.shape[2]])
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["m"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Reshape", ["m", "shape3"], ["m3"]),
+        helper.make_node("Mul", ["m3", "zero"], ["z"]),
+        helper.make_node("Add", ["z", "const"], ["output0"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape3"),
+        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        numpy_helper.from_array(output.astype(np.float32), "const"),
+    ]
+    graph = helper.make_graph(nodes, "tiny", [x], [y], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
+def yolov8_output(num_classes: int = 2) -> np.ndarray:
+    out = np.zeros((1, 4 + num_classes, 10), dtype=np.float32)
+    for i, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
+        out[0, :4, i] = (cx, cy, w, h)
+        out[0, 4 + c, i] = s
+    return out
+
+
+def yolov5_output(num_classes: int = 2) -> np.ndarray:
+    out = np.zeros((1, 12, 5 + num_classes), dtype=np.float32)
+    for i, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
+        # Split the score into objectness x class probability, as YOLOv5 does.
+        out[0, i, :5] = (cx, cy, w, h, math.sqrt(s))
+        out[0, i, 5 + c] = math.sqrt(s)
+    return out
+
+
+def yolox_output(num_classes: int = 2) -> np.ndarray:
+    cells, strides = yolox_grid(SIZE)
+    out = np.zeros((1, len(cells), 5 + num_classes), dtype=np.float32)
+    for i, (cx, cy, w, h, c, s) in enumerate(CANDIDATES):
+        row = i * 7  # any row can carry any box once encoded against its own cell and stride
+        (gx, gy), (st,) = cells[row], strides[row]
+        out[0, row, :4] = (cx / st - gx, cy / st - gy, math.log(w / st), math.log(h / st))
+        out[0, row, 4] = 1.0
+        out[0, row, 5 + c] = s
+    return out
+
+
+LAYOUTS = {"yolov8": yolov8_output, "yolov5": yolov5_output, "yolox": yolox_output}
+
+
+def image(width: int, height: int) -> DecodedImage:
+    return DecodedImage(pixels=np.zeros((height, width, 3), np.uint8), format="png", width=width, height=height)
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_each_layout_is_detected_from_its_shape_and_decodes_to_the_known_boxes(tmp_path: Path, layout: str) -> None:
+    # GIVEN a tiny model of this layout and a square image at twice the model's input size
+    path = constant_model(tmp_path / f"{layout}.onnx", LAYOUTS[layout]())
+    detector = Detector(ModelSpec(path=path, score_threshold=0.35, labels=("cat", "dog")))
+    # WHEN a batch of two images is detected
+    results = detector.detect([image(128, 128), image(128, 128)])
+    # THEN the layout was recognised and each image gets A, C and E, mapped back to original pixels
+    assert detector.layout == layout
+    for found in results:
+        got = [(d.class_id, round(d.score, 3), tuple(round(v) for v in d.box)) for d in found]
+        want = [(c, s, tuple(2 * v for v in box)) for c, s, box in EXPECTED]
+        assert got == want
+        assert [d.label for d in found] == ["cat", "dog", "dog"]
+
+
+def test_letterbox_padding_is_removed_when_boxes_are_mapped_back(tmp_path: Path) -> None:
+    # GIVEN a 128 x 64 image: scaled by 0.5 to 64 x 32 and centred with 16 rows of padding on top
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output())))
+    # WHEN detected
+    (found,) = detector.detect([image(128, 64)])
+    # THEN y is shifted by the padding before scaling back: A's 27..37 becomes 22..42
+    assert tuple(round(v) for v in found[0].box) == (44, 22, 84, 42)
+    assert found[0].label == "class_0"  # no labels given or in the model's metadata
+
+
+def test_layout_and_preprocessing_can_be_forced_in_config(tmp_path: Path) -> None:
+    path = constant_model(tmp_path / "x.onnx", yolox_output())
+    detector = Detector(ModelSpec(path=path, layout="yolox", input_size=SIZE, channel_order="rgb", scale=0.5))
+    assert (detector.layout, detector.spec.channel_order, detector.spec.scale) == ("yolox", "rgb", 0.5)
+
+
+@pytest.mark.parametrize(("order", "scale", "expected"), [("rgb", 1 / 255, (10, 20, 30)), ("bgr", 1.0, (30, 20, 10))])
+def test_uint8_prefix_graph_orders_channels_and_scales(
+    tmp_path: Path, order: str, scale: float, expected: tuple
+) -> None:
+    # GIVEN a model that returns the mean of each input channel
+    x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])
+    y = helper.make_tensor_value_info("means", TensorProto.FLOAT, ["batch", 3, 1, 1])
+    graph = helper.make_graph([helper.make_node("ReduceMean", ["images"], ["means"], axes=[2, 3])], "m", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    # WHEN it is wrapped for uint8 NHWC input and fed an RGB image (10, 20, 30)
+    wrapped = _u8_wrapped(model.SerializeToString(), ModelSpec(path=Path("m"), channel_order=order, scale=scale), SIZE)  # type: ignore[arg-type]
+    assert wrapped is not None
+    session = ort.InferenceSession(wrapped, providers=["CPUExecutionProvider"])
+    pixels = np.zeros((2, SIZE, SIZE, 3), np.uint8) + np.array([10, 20, 30], np.uint8)
+    (out,) = session.run(None, {session.get_inputs()[0].name: pixels})
+    # THEN the model sees the channels in its order, scaled
+    assert out.shape == (2, 3, 1, 1)
+    np.testing.assert_allclose(out[0, :, 0, 0], np.array(expected) * (scale if order == "rgb" else 1.0), rtol=1e-4)
+
+
+def test_nms_is_per_class_and_best_first() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [0, 0, 10, 10], [50, 50, 60, 60]], np.float32)
+    scores = np.array([0.5, 0.9, 0.8, 0.7], np.float32)
+    classes = np.array([0, 0, 1, 0])
+    assert nms(boxes, scores, classes, 0.5, 100).tolist() == [1, 2, 3]
+    assert nms(boxes, scores, classes, 0.5, 2).tolist() == [1, 2]
+    assert nms(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, int), 0.5, 10).tolist() == []
+
+
+def test_guess_layout_from_output_shapes() -> None:
+    assert guess_layout((1, 84, 8400), 640) == "yolov8"
+    assert guess_layout((1, 25200, 85), 640) == "yolov5"
+    assert guess_layout((1, 8400, 85), 640) == "yolox"
+
+
+def test_letterbox_keeps_aspect_and_centres() -> None:
+    lb = letterbox(np.full((100, 200, 3), 7, np.uint8), 64)
+    assert lb.canvas.shape == (64, 64, 3) and lb.ratio == pytest.approx(0.32)
+    assert (lb.pad_x, lb.pad_y) == (0, 16)
+    assert lb.canvas[0, 0, 0] == 114 and lb.canvas[32, 32, 0] == 7
