@@ -75,8 +75,6 @@ data "aws_iam_policy_document" "this" {
 }
 
 resource "aws_kms_key" "this" {
-  #checkov:skip=CKV_AWS_111:In a key policy the resource "*" is the key itself; principals and actions are explicit.
-  #checkov:skip=CKV_AWS_356:In a key policy the resource "*" is the key itself; principals and actions are explicit.
   description             = var.description
   deletion_window_in_days = var.deletion_window_in_days
   enable_key_rotation     = true
