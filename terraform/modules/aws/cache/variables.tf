@@ -32,8 +32,8 @@ variable "auth_token" {
   sensitive   = true
 
   validation {
-    condition     = length(var.auth_token) >= 16 && length(var.auth_token) <= 128
-    error_message = "auth_token must be 16 to 128 characters long."
+    condition     = length(coalesce(var.auth_token, "-")) >= 16 && length(coalesce(var.auth_token, "-")) <= 128
+    error_message = "auth_token must be 16 to 128 characters long; pass it as TF_VAR_redis_auth_token from a secret store."
   }
 }
 
