@@ -135,10 +135,10 @@ class Router:
                 return known
         features = compute_features(lyrics)
         rules, rules_cached = self._rules(lyrics, features, chash)
+        if track_id is not None and not rules_cached:
+            self._save(track_id, rules)  # every track keeps its rule-based profile, whatever answers
         if mode == "rules" or (mode == "auto" and rules.confidence >= threshold):
             self.stats.add(rules=1, cache_hits=int(rules_cached))
-            if track_id is not None and not rules_cached:
-                self._save(track_id, rules)
             return rules
         if mode == "auto":
             distilled = self._distilled_answer(rules, features, embedding, threshold)
