@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     stream_max_fps: float = Field(default=30.0, gt=0)
     stream_buffer_frames: int = Field(default=8, ge=1, le=1000)  # behind this many frames, the oldest go
     stream_backoff_cap_s: float = Field(default=60.0, gt=0)
+    stream_max_per_worker: int = Field(default=4, ge=0, le=256)
+    stream_allow_file_urls: bool = False  # file:// sources read the worker's disk: local runtime and tests only
 
     @field_validator("redis_url", "genius_token", "spotify_client_secret", "llm_api_key", "llm_base_url", mode="before")
     @classmethod

@@ -9,7 +9,6 @@ queued in the same transaction as the row; when the capped GPU fleet is behind, 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import time
 from typing import Any
@@ -20,7 +19,7 @@ from shared.queue.base import NewJob
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import Capacity, admission
-from shared.vision.decode import sniff_format
+from shared.vision.decode import ImageRejected, check_image, sniff_format
 from shared.vision.store import DETECT_JOB, upsert_image
 
 __all__ = ["IMAGE_PREFIX", "STAGE", "detect_job", "ingest_image", "is_image_key"]
@@ -52,7 +51,7 @@ def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
         return _refuse_unread(event, services, subject, str(exc), started)
     content_hash = hashlib.sha256(data).hexdigest()
     fmt = sniff_format(data)
-    refusal = _refusal(data, fmt, settings.image_max_bytes, settings.image_max_pixels)
+    refusal = _refusal(data, settings.image_max_bytes, settings.image_max_pixels)
     with services.db.connection() as conn:
         image_id, status, created = upsert_image(
             conn,
@@ -89,21 +88,12 @@ def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
     return report
 
 
-def _refusal(data: bytes, fmt: str | None, max_bytes: int, max_pixels: int) -> str | None:
+def _refusal(data: bytes, max_bytes: int, max_pixels: int) -> str | None:
     """Why this image can never be detected, read from its bytes and header only; None if it can."""
-    if len(data) > max_bytes:
-        return f"too_large: image is larger than {max_bytes:,} bytes"
-    if fmt is None:
-        return "unsupported_format: not a JPEG, PNG or WebP image"
-    from PIL import Image
-
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except Exception as exc:
-        return f"corrupt: image header could not be read ({type(exc).__name__})"
-    if width * height > max_pixels:
-        return f"too_many_pixels: image declares {width}x{height} pixels; the cap is {max_pixels:,}"
+        check_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    except ImageRejected as exc:
+        return f"{exc.reason}: {exc}"
     return None
 
 

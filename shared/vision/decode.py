@@ -16,7 +16,7 @@ import numpy as np
 
 from shared.errors import PoisonError
 
-__all__ = ["ALLOWED_FORMATS", "DecodedImage", "ImageRejected", "decode_image", "sniff_format"]
+__all__ = ["ALLOWED_FORMATS", "DecodedImage", "ImageRejected", "check_image", "decode_image", "sniff_format"]
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 ALLOWED_FORMATS: tuple[ImageFormat, ...] = ("jpeg", "png", "webp")
@@ -40,7 +40,7 @@ class DecodedImage:
     """
 
     pixels: np.ndarray
-    format: ImageFormat
+    format: str  # an ImageFormat, or "frame" for a decoded video frame
     width: int
     height: int
 
@@ -56,12 +56,8 @@ def sniff_format(data: bytes) -> ImageFormat | None:
     return None
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, draft_to: int | None = None) -> DecodedImage:
-    """Decode to RGB uint8, refusing anything outside the caps with :class:`ImageRejected`.
-
-    ``draft_to``: for JPEG, let the decoder scale down by a power of two while staying at least this
-    many pixels on the longer side (much faster than decoding at full size and resizing after).
-    """
+def check_image(data: bytes, *, max_bytes: int, max_pixels: int) -> tuple[ImageFormat, int, int]:
+    """Every check :func:`decode_image` makes, from the bytes and the header only: (format, width, height)."""
     if len(data) > max_bytes:
         raise ImageRejected("too_large", f"image is {len(data):,} bytes; the cap is {max_bytes:,}")
     fmt = sniff_format(data)
@@ -71,23 +67,37 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, draft_to: int 
 
     try:
         with warnings.catch_warnings():
-            # Our own cap is checked below; Pillow's global bomb guard must not be the first line.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=[_PIL_NAMES[fmt]])
-            width, height = img.size
-            if width <= 0 or height <= 0 or width * height > max_pixels:
-                raise ImageRejected(
-                    "too_many_pixels", f"image declares {width}x{height} pixels; the cap is {max_pixels:,}"
-                )
-            if draft_to and fmt == "jpeg":
-                img.draft("RGB", (draft_to, draft_to))
-            img = img.convert("RGB")
-            pixels = np.asarray(img, dtype=np.uint8)
-    except ImageRejected:
-        raise
+            with Image.open(io.BytesIO(data), formats=[_PIL_NAMES[fmt]]) as img:
+                width, height = img.size
     except Image.DecompressionBombError:
-        # Pillow's own guard fires at open for sizes far beyond any sane cap: the same refusal.
         raise ImageRejected("too_many_pixels", f"image declares more pixels than the cap of {max_pixels:,}") from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ImageRejected("corrupt", f"image header could not be read: {type(exc).__name__}") from None
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise ImageRejected("too_many_pixels", f"image declares {width}x{height} pixels; the cap is {max_pixels:,}")
+    return fmt, width, height
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, draft_to: int | None = None) -> DecodedImage:
+    """Decode to RGB uint8, refusing anything outside the caps with :class:`ImageRejected`.
+
+    ``draft_to``: for JPEG, let the decoder scale down by a power of two while staying at least this
+    many pixels on the longer side (much faster than decoding at full size and resizing after).
+    """
+    fmt, width, height = check_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Our own cap was checked from the header; Pillow's global guard must not get in its way.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[_PIL_NAMES[fmt]])
+            if draft_to and fmt == "jpeg":
+                img.draft("RGB", (draft_to, draft_to))
+            img.load()
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            pixels = np.asarray(rgb, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:
         raise ImageRejected("corrupt", f"image could not be decoded: {type(exc).__name__}") from None
     return DecodedImage(pixels=pixels, format=fmt, width=width, height=height)

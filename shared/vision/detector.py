@@ -22,7 +22,16 @@ from shared.errors import ModelNotReady
 from shared.vision.boxes import Layout, Letterboxed, decode_layout, guess_layout, letterbox, nms
 from shared.vision.decode import DecodedImage
 
-__all__ = ["Detection", "Detector", "ModelSpec", "Prepared", "choose_providers", "default_model_path"]
+__all__ = [
+    "Detection",
+    "Detector",
+    "ModelSpec",
+    "Prepared",
+    "choose_providers",
+    "default_model_path",
+    "load_detector",
+    "spec_from_settings",
+]
 
 log = logging.getLogger(__name__)
 
@@ -169,8 +178,10 @@ class Detector:
         """Run one batch (any size up to a static batch dimension) and post-process it."""
         if not batch:
             return []
-        pixels = np.stack([p.lb.canvas for p in batch])
-        output = self.run_raw(pixels)
+        return self.postprocess(self.run_raw(np.stack([p.lb.canvas for p in batch])), batch)
+
+    def postprocess(self, output: np.ndarray, batch: Sequence[Prepared]) -> list[list[Detection]]:
+        """Threshold, NMS and map back; separate from ``run_raw`` so a pipeline can overlap them."""
         cands = decode_layout(output, self.layout, self.input_size, self.spec.score_threshold)
         return [self._finish(c, p) for c, p in zip(cands, batch, strict=True)]
 
@@ -248,3 +259,32 @@ def _u8_wrapped(raw: bytes, spec: ModelSpec, size: int) -> bytes | None:
     for i, node in enumerate(nodes):
         graph.node.insert(i, node)
     return bytes(model.SerializeToString())
+
+
+def spec_from_settings(settings: Any) -> ModelSpec:
+    """The model named by ``CONTENTFN_DETECTOR_*`` (default: the detector in the ``nudenet`` wheel)."""
+    path = settings.detector_model_path or default_model_path()
+    if path is None:
+        raise ModelNotReady("no detector model: set CONTENTFN_DETECTOR_MODEL_PATH or install the nudenet wheel")
+    labels = None
+    if settings.detector_labels_file is not None:
+        lines = settings.detector_labels_file.read_text(encoding="utf-8").splitlines()
+        labels = tuple(line.strip() for line in lines if line.strip())
+    return ModelSpec(
+        path=Path(path),
+        name=settings.detector_model_name,
+        layout=settings.detector_layout,
+        input_size=settings.detector_input_size,
+        channel_order=settings.detector_channel_order,
+        scale=settings.detector_scale,
+        labels=labels,
+        score_threshold=settings.detector_score_threshold,
+        iou_threshold=settings.detector_iou_threshold,
+        max_detections=settings.detector_max_detections,
+    )
+
+
+def load_detector(settings: Any) -> Detector:
+    return Detector(
+        spec_from_settings(settings), providers=settings.detector_providers, threads=settings.detector_threads
+    )

@@ -71,7 +71,10 @@ def write_image_results(conn: psycopg.Connection[Any], model: str, results: Sequ
     """
     if not results:
         return 0
-    ids = [r.image_id for r in results]
+    ids = sorted({r.image_id for r in results})
+    # Lock the image rows (in id order: no deadlock between two writers) so that two writers of one
+    # image, a stale lease and its successor, run one after the other: the second replaces the first.
+    conn.execute("SELECT id FROM images WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
     conn.execute("DELETE FROM detections WHERE image_id = ANY(%s) AND model = %s", (ids, model))
     rows = [(r.image_id, d) for r in results for d in r.detections]
     if rows:
@@ -105,7 +108,7 @@ def write_image_results(conn: psycopg.Connection[Any], model: str, results: Sequ
         """,
         (
             model,
-            ids,
+            [r.image_id for r in results],
             [None if r.rejected is None else r.rejected[:_MAX_REASON_CHARS] for r in results],
             [r.width for r in results],
             [r.height for r in results],

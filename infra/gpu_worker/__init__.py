@@ -1,0 +1,5 @@
+"""The capped GPU inference service: image detection jobs from the queue, registered video streams."""
+
+from infra.gpu_worker.worker import GpuWorker, WorkerMetrics
+
+__all__ = ["GpuWorker", "WorkerMetrics"]

@@ -1,0 +1,50 @@
+"""``python -m infra.gpu_worker``: the GPU service process (image jobs, streams, /healthz, /metrics).
+
+SIGTERM (what ECS and Cloud Run send) stops claiming, finishes or releases in-flight work within
+``CONTENTFN_GPU_GRACE_S``, gives up stream leases and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from infra.gpu_worker.http import HealthServer
+from infra.gpu_worker.streams import StreamSupervisor
+from infra.gpu_worker.worker import GpuWorker
+from shared.config import get_settings
+from shared.services import Services
+
+log = logging.getLogger("infra.gpu_worker")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m infra.gpu_worker")
+    parser.add_argument("--no-streams", action="store_true", help="serve image jobs only")
+    args = parser.parse_args()
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    services = Services.from_settings(settings)
+    try:
+        worker = GpuWorker(services).start()
+        streams = None if args.no_streams else StreamSupervisor(services, worker.detector).start()
+        health = HealthServer(worker, settings.gpu_metrics_host, settings.gpu_metrics_port).start()
+        log.info("gpu worker up: %s; health on port %d", worker.health(), health.port)
+        print(f"gpu-worker ready port={health.port}", flush=True)
+        stop.wait()
+        log.info("stopping: draining in-flight work")
+        if streams is not None:
+            streams.stop()
+        worker.stop()
+        health.stop()
+    finally:
+        services.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Stream workers: one lease and one runner per stream; sample N fps; drop the oldest when behind.
+
+A runner has a reader thread (PyAV demux + decode + sampling) and its own loop that runs the
+detector on what the reader buffered. For live sources (rtsp, http) the buffer is a bounded deque:
+when inference falls behind, the oldest frames are dropped and counted, so the detections follow
+the live picture instead of an ever-growing backlog. A file is not live: its reader waits instead.
+Disconnects reconnect with capped exponential backoff; the last error is kept on the stream row.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from shared.queue.base import backoff_delay
+from shared.services import Services
+from shared.vision.decode import DecodedImage
+from shared.vision.detector import Detector
+from shared.vision.streams import (
+    StreamLease,
+    acquire_streams,
+    finish_stream,
+    renew_leases,
+    set_stream_status,
+    write_frame,
+)
+
+__all__ = ["StreamRunner", "StreamSupervisor"]
+
+log = logging.getLogger(__name__)
+
+
+class StreamSupervisor:
+    """Acquires and renews stream leases; starts a runner per stream held and stops it when the lease is lost."""
+
+    def __init__(self, services: Services, detector: Detector, *, owner: str | None = None) -> None:
+        self.services = services
+        self.detector = detector
+        self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+        self.runners: dict[int, StreamRunner] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="stream-supervisor", daemon=True)
+
+    def start(self) -> StreamSupervisor:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10.0)
+        for runner in list(self.runners.values()):
+            runner.stop()
+        for runner in list(self.runners.values()):
+            runner.join(10.0)
+        self.runners.clear()
+
+    def _loop(self) -> None:
+        s = self.services.settings
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except Exception:
+                log.exception("stream supervisor iteration failed")
+            self._stop.wait(min(s.stream_lease_s / 3, 5.0))
+
+    def tick(self) -> None:
+        s = self.services.settings
+        for sid, runner in list(self.runners.items()):
+            if not runner.alive:
+                self.runners.pop(sid)
+        with self.services.db.connection() as conn:
+            held = renew_leases(conn, self.owner, list(self.runners), s.stream_lease_s)
+            room = s.stream_max_per_worker - len(held)
+            new = acquire_streams(conn, self.owner, s.stream_lease_s, room)
+            conn.commit()
+        for sid in set(self.runners) - held:
+            log.info("stream %d: lease lost or stream stopped; letting go", sid)
+            self.runners.pop(sid).stop()
+        for lease in new:
+            runner = StreamRunner(self.services, self.detector, lease, self.owner)
+            self.runners[lease.id] = runner
+            runner.start()
+
+
+class StreamRunner:
+    def __init__(self, services: Services, detector: Detector, lease: StreamLease, owner: str) -> None:
+        s = services.settings
+        self.services = services
+        self.detector = detector
+        self.lease = lease
+        self.owner = owner
+        self.live = urlsplit(lease.url).scheme.lower() != "file"
+        self.period = 1.0 / min(lease.fps, s.stream_max_fps)
+        self._frames: deque[tuple[float, Any]] = deque(maxlen=s.stream_buffer_frames)
+        self._cond = threading.Condition()
+        self._dropped = 0
+        self._eof = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream-{lease.id}", daemon=True)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    # -- the runner: connect, read, detect; reconnect with backoff --------------------------
+    def _run(self) -> None:
+        s = self.services.settings
+        failures = 0
+        final: str | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    progressed = self._session()
+                    if not self.live and self._eof:
+                        final = "ended"
+                        return
+                    failures = 0 if progressed else failures + 1
+                    error = None if progressed else "stream ended without frames"
+                except Exception as exc:
+                    failures += 1
+                    error = f"{type(exc).__name__}: {exc}"[:500]
+                    log.warning("stream %d: %s", self.lease.id, error)
+                if self._stop.is_set():
+                    return
+                delay = backoff_delay(failures, 0.5, s.stream_backoff_cap_s)
+                with self.services.db.connection() as conn:
+                    set_stream_status(conn, self.lease.id, self.owner, "retrying", error or "reconnecting")
+                    conn.commit()
+                self._stop.wait(delay)
+        finally:
+            try:
+                with self.services.db.connection() as conn:
+                    finish_stream(conn, self.lease.id, self.owner, final)
+                    conn.commit()
+            except Exception:
+                log.exception("stream %d: could not give the lease back; it will expire", self.lease.id)
+
+    def _session(self) -> bool:
+        """One connection: read until EOF, error or stop. True if any frame was processed."""
+        self._eof = False
+        reader_error: list[BaseException] = []
+        reader = threading.Thread(target=self._read, args=(reader_error,), name=f"stream-{self.lease.id}-read")
+        reader.daemon = True
+        reader.start()
+        processed = 0
+        max_batch = self.services.settings.gpu_max_batch
+        while True:
+            with self._cond:
+                while not self._frames and not self._eof and not self._stop.is_set():
+                    self._cond.wait(0.2)
+                if not self._frames and (self._eof or self._stop.is_set()):
+                    break
+                batch = [self._frames.popleft() for _ in range(min(max_batch, len(self._frames)))]
+                dropped, self._dropped = self._dropped, 0
+                self._cond.notify_all()
+            images = [DecodedImage(px, "frame", px.shape[1], px.shape[0]) for _, px in batch]
+            found = self.detector.detect(images)
+            with self.services.db.connection() as conn:
+                held = write_frame(
+                    conn,
+                    self.lease.id,
+                    self.owner,
+                    self.detector.name,
+                    [(ts, dets) for (ts, _), dets in zip(batch, found, strict=True)],
+                    dropped,
+                )
+                conn.commit()
+            if not held:
+                self.stop()
+                break
+            processed += len(batch)
+        reader.join(5.0)
+        if reader_error and processed == 0:
+            raise reader_error[0]
+        if reader_error:
+            log.warning("stream %d: connection lost: %s", self.lease.id, reader_error[0])
+        return processed > 0
+
+    def _read(self, errors: list[BaseException]) -> None:
+        import av
+
+        url = self.lease.url
+        parts = urlsplit(url)
+        options = {"rtsp_transport": "tcp"} if parts.scheme.lower() in ("rtsp", "rtsps") else {}
+        target = unquote(parts.path) if parts.scheme.lower() == "file" else url
+        try:
+            with av.open(target, options=options, timeout=(10.0, 10.0)) as container:
+                stream = container.streams.video[0]
+                if self.lease.keyframes_only:
+                    stream.codec_context.skip_frame = "NONKEY"
+                stream.thread_type = "AUTO"
+                next_ts: float | None = None
+                for frame in container.decode(stream):
+                    if self._stop.is_set():
+                        return
+                    ts = float(frame.time) if frame.time is not None else time.monotonic()
+                    if not self.lease.keyframes_only:
+                        if next_ts is not None and ts + 1e-6 < next_ts:
+                            continue
+                        next_ts = (next_ts or ts) + self.period
+                        while next_ts <= ts:
+                            next_ts += self.period
+                    self._push(ts, frame.to_ndarray(format="rgb24"))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            with self._cond:
+                self._eof = True
+                self._cond.notify_all()
+
+    def _push(self, ts: float, pixels: Any) -> None:
+        with self._cond:
+            if not self.live:
+                while len(self._frames) == self._frames.maxlen and not self._stop.is_set():
+                    self._cond.wait(0.2)
+            elif len(self._frames) == self._frames.maxlen:
+                self._dropped += 1  # the deque drops its oldest frame on append
+            self._frames.append((ts, pixels))
+            self._cond.notify_all()

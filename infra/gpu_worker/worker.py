@@ -1,0 +1,302 @@
+"""The image detection worker: bounded in-flight, micro-batches, ack only after the write commits.
+
+Pipeline (one process, threads):
+
+    claimer ──claim(≤ room)──► decode pool (safe decode + letterbox) ──► batcher ──run──► writer
+       ▲                                                                                   │
+       └──────────────── permits: max_in_flight batches x max_batch images ◄───────────────┘
+
+- The claimer holds one permit per claimed job and claims only while permits are free, so memory
+  is bounded by the cap whatever the backlog: extra work waits in the queue (backpressure).
+- The batcher takes what is decoded, up to ``max_batch`` or until ``max_wait_ms`` after the first
+  item; items past their deadline go back to the queue instead of being run late.
+- The writer replaces each image's detections, marks it, records the ledger and acks the jobs in
+  one transaction. A crash before the commit leaves every job leased and nothing written: the lease
+  expires and the job runs again. A crash after the commit leaves nothing to redo.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue as queue_mod
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infra.gpu_worker.metrics import WorkerMetrics
+from shared.errors import PoisonError
+from shared.queue.base import ClaimedJob
+from shared.services import Services
+from shared.store import ledger
+from shared.vision.decode import ImageRejected, decode_image
+from shared.vision.detector import Detector, Prepared, load_detector
+from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
+
+__all__ = ["STAGE", "GpuWorker", "WorkerMetrics"]
+
+log = logging.getLogger(__name__)
+
+STAGE = "detected"
+
+
+@dataclass
+class _Item:
+    claimed: ClaimedJob
+    deadline: float
+    prepared: Prepared | None = None
+    rejected: ImageResult | None = None
+    error: str | None = None
+    fmt: str | None = None
+
+    @property
+    def image_id(self) -> int:
+        return int(self.claimed.job.payload["image_id"])
+
+
+@dataclass
+class _Batch:
+    items: list[_Item]
+    output: np.ndarray | None = None
+    started: float = field(default_factory=time.monotonic)
+
+
+class GpuWorker:
+    """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
+
+    def __init__(self, services: Services, detector: Detector | None = None) -> None:
+        s = services.settings
+        self.services = services
+        self.detector = detector or load_detector(s)
+        self.max_batch = min(s.gpu_max_batch, self.detector.static_batch or s.gpu_max_batch)
+        self.permits = s.gpu_max_in_flight * self.max_batch
+        self.max_wait_s = s.gpu_max_wait_ms / 1000
+        self.visibility_s = s.queue_visibility_s
+        # An item must be written well before its lease ends, or another worker may take it too.
+        self.deadline_s = min(s.gpu_item_deadline_s, 0.8 * s.queue_visibility_s)
+        self.metrics = WorkerMetrics()
+        self.stopping = threading.Event()  # stop claiming
+        self._halt = threading.Event()  # stop everything (grace over)
+        self._room = threading.Condition()
+        self._free = self.permits
+        self._outstanding: dict[str, _Item] = {}
+        self._decoded: queue_mod.Queue[_Item] = queue_mod.Queue()
+        self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
+        threads = s.gpu_decode_threads or (os.cpu_count() or 2)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
+        self._threads = [
+            threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
+            threading.Thread(target=self._guard(self._batch_loop), name="gpu-batch", daemon=True),
+            threading.Thread(target=self._guard(self._write_loop), name="gpu-write", daemon=True),
+        ]
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> GpuWorker:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming; finish in-flight work within the grace period, then release the rest."""
+        grace = self.services.settings.gpu_grace_s if grace_s is None else grace_s
+        self.stopping.set()
+        end = time.monotonic() + grace
+        with self._room:
+            while self._free < self.permits and time.monotonic() < end:
+                self._room.wait(0.05)
+        self._halt.set()
+        for t in self._threads:
+            t.join(10.0)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        leftover = [i.claimed for i in self._outstanding.values()]
+        if leftover:
+            released = self.services.queue.release(leftover)
+            self.metrics.count("images_released", released)
+            log.info("released %d in-flight images back to the queue", released)
+
+    def run_until(self, stop: threading.Event) -> None:
+        self.start()
+        stop.wait()
+        self.stop()
+
+    @property
+    def in_flight(self) -> int:
+        return self.permits - self._free
+
+    def _guard(self, loop: Any) -> Any:
+        def run() -> None:
+            while not self._halt.is_set():
+                try:
+                    loop()
+                    return
+                except Exception:
+                    log.exception("%s failed; restarting it", threading.current_thread().name)
+                    self._halt.wait(1.0)
+
+        return run
+
+    # -- claim + decode ----------------------------------------------------------------------
+    def _claim_loop(self) -> None:
+        poll = self.services.settings.worker_poll_s
+        while not self.stopping.is_set():
+            with self._room:
+                while self._free == 0 and not self.stopping.is_set():
+                    self._room.wait(0.1)
+                room = self._free
+            if self.stopping.is_set():
+                return
+            claimed = self.services.queue.claim(DETECT_JOB, min(room, self.max_batch), visibility_s=self.visibility_s)
+            if not claimed:
+                self.stopping.wait(poll)
+                continue
+            deadline = time.monotonic() + self.deadline_s
+            with self._room:
+                self._free -= len(claimed)
+            self.metrics.add_in_flight(len(claimed))
+            for c in claimed:
+                item = _Item(c, deadline)
+                self._outstanding[c.id] = item
+                self._pool.submit(self._decode, item)
+
+    def _decode(self, item: _Item) -> None:
+        s = self.services.settings
+        payload = item.claimed.job.payload
+        try:
+            with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
+                data = f.read(s.image_max_bytes + 1)
+            image = decode_image(
+                data, max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels, draft_to=self.detector.input_size
+            )
+            item.prepared = self.detector.prepare(image)
+            item.fmt = image.format
+        except ImageRejected as exc:
+            item.rejected = ImageResult(item.image_id, rejected=f"{exc.reason}: {exc}")
+        except PoisonError as exc:  # the object vanished or grew past the cap since ingest
+            item.rejected = ImageResult(item.image_id, rejected=f"unreadable: {exc}")
+        except Exception as exc:
+            item.error = f"{type(exc).__name__}: {exc}"
+        self._decoded.put(item)
+
+    # -- batch + infer -----------------------------------------------------------------------
+    def _batch_loop(self) -> None:
+        while not self._halt.is_set():
+            try:
+                first = self._decoded.get(timeout=0.1)
+            except queue_mod.Empty:
+                continue
+            items = [first]
+            until = time.monotonic() + self.max_wait_s
+            while len(items) < self.max_batch:
+                wait = until - time.monotonic()
+                try:
+                    item = self._decoded.get(timeout=wait) if wait > 0 else self._decoded.get_nowait()
+                except queue_mod.Empty:
+                    break
+                items.append(item)
+            now = time.monotonic()
+            late = [i for i in items if i.prepared is not None and now > i.deadline]
+            if late:
+                self._release(late)
+                items = [i for i in items if i not in late]
+            batch = _Batch(items)
+            runnable = [i.prepared for i in items if i.prepared is not None]
+            if runnable:
+                t0 = time.perf_counter()
+                batch.output = self.detector.run_raw(np.stack([p.lb.canvas for p in runnable]))
+                self.metrics.record_batch(len(runnable), time.perf_counter() - t0)
+            if items:
+                self._to_write.put(batch)
+
+    # -- write + ack -------------------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while not (self._halt.is_set() and self._to_write.empty()):
+            try:
+                batch = self._to_write.get(timeout=0.1)
+            except queue_mod.Empty:
+                continue
+            if batch is not None:
+                self._write(batch)
+
+    def _write(self, batch: _Batch) -> None:
+        failed = [i for i in batch.items if i.error is not None]
+        runnable = [i for i in batch.items if i.prepared is not None]
+        results = [i.rejected for i in batch.items if i.rejected is not None]
+        if runnable and batch.output is not None:
+            found = self.detector.postprocess(batch.output, [i.prepared for i in runnable if i.prepared])
+            for item, dets in zip(runnable, found, strict=True):
+                p = item.prepared
+                assert p is not None
+                results.append(ImageResult(item.image_id, p.width, p.height, item.fmt, tuple(dets)))
+        done = [i for i in batch.items if i.error is None]
+        try:
+            if done:
+                elapsed_ms = (time.monotonic() - batch.started) * 1000
+                with self.services.db.connection() as conn:
+                    write_image_results(conn, self.detector.name, results)
+                    ok = [f"image:{r.image_id}" for r in results if r.rejected is None]
+                    bad = [f"image:{r.image_id}" for r in results if r.rejected is not None]
+                    ledger.record_many(conn, ok, STAGE, "ok", elapsed_ms)
+                    ledger.record_many(conn, bad, STAGE, "rejected", elapsed_ms)
+                    self.services.queue.ack([i.claimed for i in done], conn=conn)
+                    conn.commit()
+                n_bad = sum(1 for r in results if r.rejected is not None)
+                self.metrics.record_written(len(results) - n_bad, n_bad)
+        except Exception as exc:
+            log.exception("writing %d results failed; the jobs will be retried", len(done))
+            for item in done:
+                item.error = f"write failed: {type(exc).__name__}"
+            failed = batch.items
+        for item in failed:
+            try:
+                self.services.queue.fail(item.claimed, item.error or "failed", retryable=True)
+            except Exception:
+                log.exception("could not record the failure of job %s; its lease will expire", item.claimed.id)
+        self.metrics.count("images_failed", len(failed))
+        self._finish(batch.items)
+
+    def _release(self, items: list[_Item]) -> None:
+        released = self.services.queue.release([i.claimed for i in items])
+        self.metrics.count("images_released", released)
+        log.warning("released %d images that missed their deadline", len(items))
+        self._finish(items)
+
+    def _finish(self, items: list[_Item]) -> None:
+        for i in items:
+            self._outstanding.pop(i.claimed.id, None)
+        self.metrics.add_in_flight(-len(items))
+        with self._room:
+            self._free += len(items)
+            self._room.notify_all()
+
+    # -- observing ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "draining" if self.stopping.is_set() else "ok",
+            "provider": self.detector.provider,
+            "model": self.detector.name,
+            "layout": self.detector.layout,
+            "input_size": self.detector.input_size,
+            "uint8_input": not self.detector.host_normalise,
+            "max_batch": self.max_batch,
+            "in_flight": self.in_flight,
+            "max_in_flight_images": self.permits,
+        }
+
+    def prometheus(self) -> str:
+        from shared.vision.capacity import queue_lag_s
+
+        with self.services.db.connection() as conn:
+            lag = queue_lag_s(conn, DETECT_JOB)
+            row = conn.execute("SELECT count(*) FROM jobs WHERE kind = %s", (DETECT_JOB,)).fetchone()
+            conn.commit()
+        return self.metrics.prometheus(
+            provider=self.detector.provider,
+            model=self.detector.name,
+            max_batch=self.max_batch,
+            queue_depth=int(row[0]) if row else 0,
+            queue_lag_s=lag,
+        )

@@ -1,0 +1,202 @@
+"""Stream registration and leases: the SQL behind ``/streams`` and the stream workers.
+
+A stream is processed by at most one worker at a time: the worker holding an unexpired lease.
+Leases are renewed well before they run out; a worker that dies stops renewing and another takes
+the stream over once the lease has expired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+
+from shared.errors import PoisonError
+from shared.vision.detector import Detection
+
+__all__ = [
+    "StreamLease",
+    "StreamRefused",
+    "acquire_streams",
+    "finish_stream",
+    "list_streams",
+    "register_stream",
+    "renew_leases",
+    "set_stream_status",
+    "stop_stream",
+    "validate_stream_url",
+    "write_frame",
+]
+
+_SCHEMES = {"rtsp", "rtsps", "http", "https"}
+_FIELDS = (
+    "id, url, fps, keyframes_only, model, status, lease_owner, lease_expires_at, last_error,"
+    " frames_done, frames_dropped, last_frame_ts, created_at, updated_at"
+)
+
+
+class StreamRefused(PoisonError):
+    """The stream URL is not one a worker may open."""
+
+
+@dataclass(frozen=True)
+class StreamLease:
+    id: int
+    url: str
+    fps: float
+    keyframes_only: bool
+
+
+def validate_stream_url(url: str, *, allow_files: bool, policy: Any | None = None) -> str:
+    """rtsp/rtsps/http/https to an allowed host (the outbound address policy); file URLs only if allowed."""
+    if len(url) > 2000 or any(ord(ch) < 33 for ch in url):
+        raise StreamRefused("stream URL is too long or contains spaces or control characters")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        if not allow_files or not parts.path.startswith("/"):
+            raise StreamRefused("file URLs are not allowed for streams here")
+        return url
+    if scheme not in _SCHEMES or not parts.hostname:
+        raise StreamRefused("stream URL must be rtsp://, rtsps://, http:// or https:// with a host")
+    if policy is not None:
+        port = parts.port or {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}[scheme]
+        policy.check_host(parts.hostname, port)
+    return url
+
+
+def register_stream(
+    conn: psycopg.Connection[Any], url: str, fps: float, *, model: str | None, keyframes_only: bool
+) -> dict[str, Any]:
+    cur = conn.execute(
+        f"INSERT INTO streams (url, fps, model, keyframes_only) VALUES (%s, %s, %s, %s) RETURNING {_FIELDS}",
+        (url, fps, model, keyframes_only),
+    )
+    return _row(cur, cur.fetchone())
+
+
+def list_streams(conn: psycopg.Connection[Any], *, limit: int = 100) -> list[dict[str, Any]]:
+    cur = conn.execute(f"SELECT {_FIELDS} FROM streams ORDER BY id DESC LIMIT %s", (limit,))
+    return [_row(cur, r) for r in cur.fetchall()]
+
+
+def stop_stream(conn: psycopg.Connection[Any], stream_id: int) -> dict[str, Any] | None:
+    """Mark stopped; its worker sees it at the next renewal and lets go."""
+    cur = conn.execute(
+        f"UPDATE streams SET status = 'stopped', updated_at = now() WHERE id = %s RETURNING {_FIELDS}", (stream_id,)
+    )
+    row = cur.fetchone()
+    return None if row is None else _row(cur, row)
+
+
+def acquire_streams(conn: psycopg.Connection[Any], owner: str, lease_s: float, limit: int) -> list[StreamLease]:
+    """Take up to ``limit`` streams that nobody holds (never leased, or the lease expired)."""
+    if limit <= 0:
+        return []
+    rows = conn.execute(
+        """
+        UPDATE streams s SET lease_owner = %(owner)s, lease_expires_at = now() + make_interval(secs => %(lease)s),
+               status = 'running', updated_at = now()
+        WHERE s.id IN (
+            SELECT id FROM streams
+            WHERE status IN ('pending', 'running', 'retrying')
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY id LIMIT %(limit)s
+            FOR UPDATE SKIP LOCKED)
+        RETURNING s.id, s.url, s.fps, s.keyframes_only
+        """,
+        {"owner": owner, "lease": lease_s, "limit": limit},
+    ).fetchall()
+    return [StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3])) for r in rows]
+
+
+def renew_leases(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int], lease_s: float) -> set[int]:
+    """Extend our leases; returns the ids still ours (a stopped or taken-over stream is not)."""
+    if not ids:
+        return set()
+    rows = conn.execute(
+        """
+        UPDATE streams SET lease_expires_at = now() + make_interval(secs => %s)
+        WHERE id = ANY(%s) AND lease_owner = %s AND status NOT IN ('stopped', 'ended')
+        RETURNING id
+        """,
+        (lease_s, list(ids), owner),
+    ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def set_stream_status(
+    conn: psycopg.Connection[Any], stream_id: int, owner: str, status: str, error: str | None
+) -> None:
+    conn.execute(
+        "UPDATE streams SET status = %s, last_error = %s, updated_at = now()"
+        " WHERE id = %s AND lease_owner = %s AND status <> 'stopped'",
+        (status, None if error is None else error[:1000], stream_id, owner),
+    )
+
+
+def finish_stream(conn: psycopg.Connection[Any], stream_id: int, owner: str, status: str | None) -> None:
+    """Give the lease back; with ``status`` ('ended'), also close the stream for good."""
+    conn.execute(
+        "UPDATE streams SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),"
+        " status = CASE WHEN status = 'stopped' THEN status ELSE coalesce(%s, status) END"
+        " WHERE id = %s AND lease_owner = %s",
+        (status, stream_id, owner),
+    )
+
+
+def write_frame(
+    conn: psycopg.Connection[Any],
+    stream_id: int,
+    owner: str,
+    model: str,
+    frames: Sequence[tuple[float, Sequence[Detection]]],
+    dropped: int,
+) -> bool:
+    """Store the detections of some frames, if the lease is still ours; False means it was lost.
+
+    Rows of one (stream, frame_ts, model) are replaced, so a frame processed again after a takeover
+    is not stored twice.
+    """
+    held = conn.execute(
+        "UPDATE streams SET frames_done = frames_done + %s, frames_dropped = frames_dropped + %s,"
+        " last_frame_ts = %s, last_error = NULL, status = 'running', updated_at = now()"
+        " WHERE id = %s AND lease_owner = %s AND status NOT IN ('stopped', 'ended') RETURNING id",
+        (len(frames), dropped, max((ts for ts, _ in frames), default=None), stream_id, owner),
+    ).fetchone()
+    if held is None:
+        return False
+    stamps = [ts for ts, _ in frames]
+    conn.execute(
+        "DELETE FROM detections WHERE stream_id = %s AND model = %s AND frame_ts = ANY(%s)", (stream_id, model, stamps)
+    )
+    rows = [(ts, d) for ts, dets in frames for d in dets]
+    if rows:
+        conn.execute(
+            """
+            INSERT INTO detections (stream_id, frame_ts, model, class_id, label, score, x1, y1, x2, y2)
+            SELECT %s, t, %s, c, l, s, a, b, c2, d
+            FROM unnest(%s::float8[], %s::int[], %s::text[], %s::real[],
+                        %s::real[], %s::real[], %s::real[], %s::real[]) AS u(t, c, l, s, a, b, c2, d)
+            """,
+            (
+                stream_id,
+                model,
+                [t for t, _ in rows],
+                [d.class_id for _, d in rows],
+                [d.label for _, d in rows],
+                [d.score for _, d in rows],
+                [d.box[0] for _, d in rows],
+                [d.box[1] for _, d in rows],
+                [d.box[2] for _, d in rows],
+                [d.box[3] for _, d in rows],
+            ),
+        )
+    return True
+
+
+def _row(cur: psycopg.Cursor[Any], row: Any) -> dict[str, Any]:
+    return dict(zip([d.name for d in cur.description or []], row, strict=True))

@@ -1,0 +1,123 @@
+"""The GPU worker on CPU, in process: uploads under images/ end as detections, refusals keep their reason."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.gpu_worker.http import HealthServer
+from infra.gpu_worker.worker import GpuWorker
+from shared.config import Settings
+from shared.services import Services
+from shared.vision.detector import Detector, ModelSpec, default_model_path
+from tests.conftest import need
+from tests.integration.test_detector_real import photo_jpeg
+from tests.unit.test_vision_decode import encoded, png_bomb
+from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, distinct_jpegs, tiny_model, upload
+
+
+@pytest.fixture
+def vision_services(settings: Settings, tmp_path: Path) -> Iterator[Services]:
+    svc = Services.from_settings(
+        settings.model_copy(
+            update={"gpu_max_batch": 4, "gpu_max_in_flight": 2, "gpu_max_wait_ms": 10.0, "gpu_decode_threads": 2}
+        )
+    )
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def scalar(services: Services, sql: str, *args: object) -> int:
+    with services.db.connection() as conn:
+        row = conn.execute(sql, args).fetchone()
+        conn.commit()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision_services: Services) -> None:
+    path = default_model_path()
+    need(path is not None, "the nudenet wheel is not installed")
+    assert path is not None
+    svc = vision_services
+    # GIVEN a photo, the same photo again under another key, a bomb, a GIF and a text file under images/
+    face = upload(svc, "images/astronaut.jpg", photo_jpeg("astronaut"))
+    again = upload(svc, "images/copy-of-astronaut.jpg", photo_jpeg("astronaut"))
+    bomb = upload(svc, "images/bomb.png", png_bomb(60_000, 60_000))
+    gif = upload(svc, "images/anim.gif", encoded("GIF"))
+    text = upload(svc, "images/notes.jpg", b"not an image at all")
+    # THEN the copy is recognised by content and only one detection job is queued
+    assert face["queued"] and face["new"] and face["admission"]["admit"]
+    assert again["image_id"] == face["image_id"] and not again["queued"]
+    assert [r["status"] for r in (bomb, gif, text)] == ["rejected"] * 3
+    assert bomb["error"].startswith("too_many_pixels") and gif["error"].startswith("unsupported_format")
+    assert svc.queue.depth("detect") == 1
+    # WHEN the worker runs
+    worker = GpuWorker(svc, Detector(ModelSpec(path=path))).start()
+    health = HealthServer(worker, "127.0.0.1", 0).start()
+    try:
+        wait_for(lambda: svc.queue.depth("detect") == 0, what="the detection job")
+        body = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+        healthz = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/healthz", timeout=5).read().decode()
+    finally:
+        worker.stop(grace_s=5)
+        health.stop()
+    # THEN the face is stored against the image, in original pixels, and the image is done
+    with svc.db.connection() as conn:
+        status = conn.execute("SELECT status, width, height, format FROM images WHERE id = %s", (face["image_id"],))
+        assert status.fetchone() == ("done", 512, 512, "jpeg")
+        labels = [r[0] for r in conn.execute("SELECT label FROM detections WHERE image_id = %s", (face["image_id"],))]
+        reasons = dict(conn.execute("SELECT key, reason FROM images WHERE status = 'rejected'").fetchall())
+        conn.commit()
+    assert "FACE_FEMALE" in labels
+    assert set(reasons) == {"images/bomb.png", "images/anim.gif", "images/notes.jpg"}
+    assert 'contentfn_gpu_images_total{outcome="done"' in body and "contentfn_gpu_queue_lag_seconds" in body
+    assert '"provider": "CPUExecutionProvider"' in healthz
+
+
+def test_images_are_batched_and_every_job_is_acked_once(vision_services: Services, tmp_path: Path) -> None:
+    svc = vision_services
+    # GIVEN 40 distinct images queued and a tiny model that finds two boxes in each
+    for i, data in enumerate(distinct_jpegs(40)):
+        upload(svc, f"images/{i}.jpg", data)
+    worker = GpuWorker(svc, Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx"))))
+    # WHEN the worker drains the queue
+    worker.start()
+    try:
+        wait_for(lambda: svc.queue.depth("detect") == 0, what="the queue to drain")
+    finally:
+        worker.stop(grace_s=5)
+    # THEN each image has exactly its two detections, batches were filled, nothing is in flight
+    assert scalar(svc, "SELECT count(*) FROM images WHERE status = 'done'") == 40
+    assert scalar(svc, "SELECT count(*) FROM detections") == 40 * TINY_BOXES_PER_IMAGE
+    assert worker.metrics.batches < 40 and worker.metrics.in_flight_peak <= worker.permits
+    assert worker.in_flight == 0 and svc.queue.dead_count() == 0
+
+
+def test_late_items_go_back_to_the_queue_and_sigterm_drains(vision_services: Services, tmp_path: Path) -> None:
+    svc = vision_services
+    for i, data in enumerate(distinct_jpegs(12, seed=3)):
+        upload(svc, f"images/{i}.jpg", data)
+    worker = GpuWorker(svc, Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx"))))
+    worker.deadline_s = 0.0  # every claimed item is already late when a batch forms
+    worker.start()
+    wait_for(lambda: worker.metrics.images_released >= 4, what="late items released")
+    worker.stop(grace_s=2)
+    # THEN nothing was written, nothing was lost, and released jobs did not use up an attempt
+    assert scalar(svc, "SELECT count(*) FROM detections") == 0
+    assert svc.queue.depth("detect") == 12
+    assert scalar(svc, "SELECT max(attempts) FROM jobs") == 0
