@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import socket
 from types import TracebackType
+from typing import Any
 
 from functions.api.core import Api
+from local.intel_workers import intel_loops
 from local.server import ApiServer
 from local.workers import BucketWatcher, EmbedWorker
 from shared.config import Settings
@@ -37,6 +39,7 @@ class LocalStack:
         self.server: ApiServer | None = None
         self.watcher: BucketWatcher | None = None
         self.embed_worker: EmbedWorker | None = None
+        self.intel_loops: list[Any] = []  # scrape scheduler, enrich and analyze workers
 
     def start(self) -> LocalStack:
         s = self.settings
@@ -51,6 +54,9 @@ class LocalStack:
         self.embed_worker.start()
         self.watcher = BucketWatcher(self.services)
         self.watcher.start()
+        self.intel_loops = intel_loops(self.services)
+        for loop in self.intel_loops:
+            loop.start()
         return self
 
     @property
@@ -59,7 +65,7 @@ class LocalStack:
         return f"http://{self.settings.api_host}:{self.server.port}"
 
     def stop(self) -> None:
-        for part in (self.watcher, self.embed_worker):
+        for part in (*self.intel_loops, self.watcher, self.embed_worker):
             if part is not None:
                 part.stop()
         if self.server is not None:

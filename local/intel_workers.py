@@ -1,0 +1,60 @@
+"""Local loops for content intelligence: the scrape scheduler and the enrich and analyze workers.
+
+The scheduler turns wall-clock time into ``ScheduleTick`` events, as Cloud Scheduler or EventBridge
+Scheduler would: one tick at start (when sources are configured), then one per interval. Ticks
+are named by their fire time, so a restart within the same second is not scraped twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from functions.analyze.core import run_analyze_batch
+from functions.enrich.core import run_enrich_batch
+from functions.scrape.core import handle_tick
+from local.workers import _Loop
+from shared.events import ScheduleTick
+from shared.services import Services
+
+__all__ = ["AnalyzeWorker", "EnrichWorker", "ScrapeScheduler", "intel_loops"]
+
+log = logging.getLogger(__name__)
+
+
+class ScrapeScheduler(_Loop):
+    name = "scrape-scheduler"
+
+    def __init__(self, services: Services, interval_s: float = 3600.0) -> None:
+        super().__init__(services)
+        self.interval_s = interval_s
+        self._next = time.monotonic()
+
+    def tick(self) -> bool:
+        if not self.services.settings.scrape_sources or time.monotonic() < self._next:
+            return False
+        self._next = time.monotonic() + self.interval_s
+        fired = datetime.now(UTC).replace(microsecond=0)
+        report = handle_tick(ScheduleTick(schedule="scrape-local", fired_at=fired), self.services)
+        log.info("scrape tick: %s, %s new tracks", report.get("status"), report.get("stored"))
+        return False
+
+
+class EnrichWorker(_Loop):
+    name = "enrich-worker"
+
+    def tick(self) -> bool:
+        return run_enrich_batch(self.services).claimed > 0
+
+
+class AnalyzeWorker(_Loop):
+    name = "analyze-worker"
+
+    def tick(self) -> bool:
+        return run_analyze_batch(self.services).claimed > 0
+
+
+def intel_loops(services: Services) -> list[_Loop]:
+    """The loops the local runtime starts beside its own."""
+    return [ScrapeScheduler(services), EnrichWorker(services), AnalyzeWorker(services)]
