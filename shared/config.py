@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     scrape_sources: tuple[ScrapeSource, ...] = ()
     genius_token: SecretStr | None = None
     spotify_api_url: str = "https://api.spotify.com"
-    spotify_token_url: str = "https://accounts.spotify.com/api/token"
+    spotify_token_url: str = "https://accounts.spotify.com/api/token"  # noqa: S105 - a URL, not a secret
     spotify_client_id: str | None = None
     spotify_client_secret: SecretStr | None = None
     spotify_min_match: float = Field(default=0.85, ge=0, le=1)
