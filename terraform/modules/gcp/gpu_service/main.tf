@@ -7,7 +7,12 @@ locals {
     CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.max_wait_ms)
     CONTENTFN_GPU_QUEUE         = var.subscription_id
   }
-  environment = merge(var.environment, local.cap_environment)
+  # /healthz and /metrics on the container port, where Cloud Run's probes look.
+  probe_environment = {
+    CONTENTFN_GPU_METRICS_HOST = "0.0.0.0"
+    CONTENTFN_GPU_METRICS_PORT = "8080"
+  }
+  environment = merge(var.environment, local.probe_environment, local.cap_environment)
 }
 
 resource "google_service_account" "this" {
@@ -52,6 +57,10 @@ resource "google_cloud_run_v2_service" "this" {
     containers {
       image   = var.image
       command = var.command
+
+      ports {
+        container_port = 8080
+      }
 
       resources {
         limits = {
