@@ -7,7 +7,9 @@ MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 MODEL  := $(MODEL_DIR)/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold invoke clean up
+.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold invoke tf-check plan clean up
+CLOUD ?= aws
+ENV   ?= dev
 
 setup: $(STAMP)
 
@@ -68,6 +70,14 @@ bench-cold: setup model
 invoke: setup model
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=ingest|embed|api EVENT=events/<file>.json [CLOUD=aws|gcp]"; exit 2; }
 	$(BIN)/python -m local.invoke --fn $(FN) --event $(EVENT) $(if $(CLOUD),--cloud $(CLOUD))
+
+# Terraform: fmt, validate (AWS provider from the local filesystem mirror, found at run time), checkov.
+tf-check: setup
+	CHECKOV=$(BIN)/checkov terraform/scripts/tf.sh check
+
+# make plan CLOUD=aws|gcp ENV=dev|prod
+plan:
+	terraform/scripts/tf.sh plan $(CLOUD) $(ENV)
 
 clean:
 	rm -rf $(VENV) $(VENV)-checkov .contentfn .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
