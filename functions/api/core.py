@@ -52,6 +52,7 @@ class Api:
         q = Param("q", str, required=True, maximum=s.search_max_query_chars, description="search text")
         k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
         artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
+        limit = Param("limit", int, default=100, maximum=1000, description="number of streams")
         self.routes: tuple[Route, ...] = (
             Route("GET", "/health", "health", summary="Database, queue and model health", public=True),
             Route("GET", "/search", "search", (q, k, artist), summary="Semantic search over lyrics"),
@@ -59,6 +60,10 @@ class Api:
             Route("GET", "/tracks/{id}/similar", "similar", (k,), summary="Tracks nearest to one track"),
             Route("GET", "/stats", "stats", summary="Counts per stage, queue depth, dead jobs"),
             Route("POST", "/analyze", "analyze", summary="Profile of ad-hoc lyrics or a stored track"),
+            Route("GET", "/images/{id}/detections", "image_detections", summary="One image's status and detections"),
+            Route("POST", "/streams", "create_stream", summary="Register a video stream (url, fps, model)"),
+            Route("GET", "/streams", "list_streams", (limit,), summary="Registered streams, newest first"),
+            Route("DELETE", "/streams/{id}", "delete_stream", summary="Stop a stream"),
             Route("GET", "/openapi.json", "openapi", summary="This API's OpenAPI document", public=True),
         )
         self._compiled = [(r, r.regex) for r in self.routes]
@@ -211,6 +216,26 @@ class Api:
         from functions.analyze.http import analyze_endpoint
 
         return analyze_endpoint(self.services, request)
+
+    def image_detections(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import image_detections
+
+        return image_detections(self.services, int(path["id"]))
+
+    def create_stream(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import create_stream
+
+        return create_stream(self.services, request)
+
+    def list_streams(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import streams_index
+
+        return streams_index(self.services, values["limit"])
+
+    def delete_stream(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import delete_stream
+
+        return delete_stream(self.services, int(path["id"]))
 
     def openapi(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
         from functions.api.openapi import build_openapi

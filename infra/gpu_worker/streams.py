@@ -207,10 +207,16 @@ class StreamRunner:
                     stream.codec_context.skip_frame = "NONKEY"
                 stream.thread_type = "AUTO"
                 next_ts: float | None = None
+                ts = 0.0
                 for frame in container.decode(stream):
                     if self._stop.is_set():
                         return
-                    ts = float(frame.time) if frame.time is not None else time.monotonic()
+                    # Files: seconds into the file. Live sources: Unix time of arrival, because their
+                    # own clock restarts with every connection and would collide with earlier frames.
+                    if self.live:
+                        ts = time.time()
+                    elif frame.time is not None:
+                        ts = float(frame.time)
                     if not self.lease.keyframes_only:
                         if next_ts is not None and ts + 1e-6 < next_ts:
                             continue

@@ -39,7 +39,8 @@ CREATE TABLE streams (
 );
 CREATE INDEX streams_lease_idx ON streams (status, lease_expires_at);
 
--- A detection belongs to an image, or to a stream frame (stream_id + frame_ts in stream seconds).
+-- A detection belongs to an image, or to a stream frame: stream_id + frame_ts, seconds into the file
+-- for a file source, Unix time of arrival for a live one.
 -- Rows of one (image, model) are replaced as a whole, so a redelivered job never duplicates them.
 CREATE TABLE detections (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

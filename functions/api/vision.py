@@ -1,0 +1,90 @@
+"""``/images/{id}/detections`` and ``/streams`` for the API core.
+
+Errors name the problem, never the submitted URL: a refused stream says which rule it broke.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from functions.api.errors import ApiError, not_found
+from shared.errors import PoisonError
+from shared.events import HttpRequest
+from shared.services import Services
+from shared.vision.store import detections_for_image, get_image
+from shared.vision.streams import list_streams, register_stream, stop_stream, validate_stream_url
+
+__all__ = ["create_stream", "delete_stream", "image_detections", "streams_index"]
+
+_MAX_BODY = 8192
+
+
+class StreamRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=1, max_length=2000)
+    fps: float = Field(default=1.0, gt=0)
+    model: str | None = Field(default=None, max_length=200)
+    keyframes_only: bool = False
+
+
+def image_detections(services: Services, image_id: int) -> dict[str, Any]:
+    with services.db.connection() as conn:
+        image = get_image(conn, image_id)
+        found = detections_for_image(conn, image_id) if image else []
+        conn.commit()
+    if image is None:
+        raise not_found("image")
+    return {"image": image, "detections": found}
+
+
+def create_stream(services: Services, request: HttpRequest) -> dict[str, Any]:
+    s = services.settings
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if len(request.body) > _MAX_BODY:
+        raise ApiError(413, "too_large", "request body over the limit")
+    try:
+        body = StreamRequest.model_validate(json.loads(request.body))
+    except ValueError as exc:
+        fields = (
+            sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) if isinstance(exc, ValidationError) else []
+        )
+        where = f" ({', '.join(fields)})" if fields else ""
+        raise ApiError(400, "invalid_body", f"body is not a valid stream registration{where}") from None
+    if body.fps > s.stream_max_fps:
+        raise ApiError(400, "invalid_body", f"fps must be at most {s.stream_max_fps:g}")
+    from shared.net.policy import AddressPolicy
+
+    try:
+        validate_stream_url(
+            body.url,
+            allow_files=s.stream_allow_file_urls,
+            policy=AddressPolicy.from_networks(s.http_allow_networks),
+        )
+    except PoisonError as exc:
+        raise ApiError(400, "url_refused", str(exc)) from None
+    with services.db.connection() as conn:
+        row = register_stream(conn, body.url, body.fps, model=body.model, keyframes_only=body.keyframes_only)
+        conn.commit()
+    return {"stream": row}
+
+
+def streams_index(services: Services, limit: int) -> dict[str, Any]:
+    with services.db.connection() as conn:
+        rows = list_streams(conn, limit=limit)
+        conn.commit()
+    return {"streams": rows}
+
+
+def delete_stream(services: Services, stream_id: int) -> dict[str, Any]:
+    with services.db.connection() as conn:
+        row = stop_stream(conn, stream_id)
+        conn.commit()
+    if row is None:
+        raise not_found("stream")
+    return {"stream": row}

@@ -1,0 +1,235 @@
+"""Streams: registration over the API, leases with takeover, a local file and a live RTSP source."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from functions.api.core import Api
+from infra.gpu_worker.streams import StreamRunner, StreamSupervisor
+from shared.config import Settings
+from shared.events import HttpRequest
+from shared.services import Services
+from shared.vision.detector import Detector, ModelSpec
+from shared.vision.streams import StreamLease, acquire_streams, renew_leases
+from tests.conftest import REPO, need
+from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, tiny_model
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture
+def stream_services(settings: Settings) -> Iterator[Services]:
+    svc = Services.from_settings(
+        settings.model_copy(
+            update={
+                "stream_lease_s": 1.5,
+                "stream_allow_file_urls": True,
+                "stream_backoff_cap_s": 1.0,
+                "http_allow_networks": ("127.0.0.0/8",),
+            }
+        )
+    )
+    try:
+        yield svc
+    finally:
+        svc.close()
+
+
+@pytest.fixture
+def detector(tmp_path: Path) -> Detector:
+    return Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
+
+
+def call(
+    api: Api, method: str, path: str, body: dict | None = None, ctype: str = "application/json"
+) -> tuple[int, dict]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    resp = api.handle(HttpRequest.from_parts(method, path, headers={"content-type": ctype}, body=raw))
+    return resp.status, json.loads(resp.body)
+
+
+def stream_row(svc: Services, stream_id: int) -> dict:
+    with svc.db.connection() as conn:
+        cur = conn.execute("SELECT * FROM streams WHERE id = %s", (stream_id,))
+        row = dict(zip([d.name for d in cur.description or []], cur.fetchone() or (), strict=True))
+        conn.commit()
+    return row
+
+
+def frames_of(svc: Services, stream_id: int) -> list[tuple[float, int]]:
+    with svc.db.connection() as conn:
+        rows = conn.execute(
+            "SELECT frame_ts, count(*) FROM detections WHERE stream_id = %s GROUP BY frame_ts ORDER BY frame_ts",
+            (stream_id,),
+        ).fetchall()
+        conn.commit()
+    return [(float(t), int(n)) for t, n in rows]
+
+
+def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def write_video(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(int(seconds * fps)):
+            pixels = np.full((120, 160, 3), (i * 10) % 255, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def test_stream_registration_is_validated(stream_services: Services) -> None:
+    api = Api(stream_services)
+    assert call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1/x"}, ctype="text/plain")[0] == 415
+    assert call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1/x", "fps": 0})[0] == 400
+    assert call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1/x", "fps": 1000})[0] == 400
+    status, body = call(api, "POST", "/streams", {"url": "gopher://127.0.0.1/x"})
+    assert status == 400 and body["error"]["code"] == "url_refused"
+    assert "gopher" not in body["error"]["message"]
+    # A private address is refused unless the outbound policy allows it (here only loopback is allowed).
+    assert call(api, "POST", "/streams", {"url": "rtsp://10.0.0.8/cam"})[0] == 400
+    assert call(api, "POST", "/streams", {"url": "http://169.254.169.254/latest"})[0] == 400
+    status, body = call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1:8554/cam", "fps": 2})
+    assert status == 200 and body["stream"]["status"] == "pending"
+    sid = body["stream"]["id"]
+    assert [s["id"] for s in call(api, "GET", "/streams")[1]["streams"]] == [sid]
+    assert call(api, "DELETE", f"/streams/{sid}")[1]["stream"]["status"] == "stopped"
+    assert call(api, "DELETE", "/streams/999999")[0] == 404
+    assert call(api, "GET", "/images/999999/detections")[0] == 404
+
+
+def test_file_urls_are_refused_unless_enabled(settings: Settings) -> None:
+    svc = Services.from_settings(settings)  # the default: stream_allow_file_urls is off
+    try:
+        status, body = call(Api(svc), "POST", "/streams", {"url": "file:///etc/passwd"})
+    finally:
+        svc.close()
+    assert status == 400 and body["error"]["code"] == "url_refused"
+
+
+def test_a_lease_is_held_by_one_worker_and_taken_over_when_it_expires(stream_services: Services) -> None:
+    svc = stream_services
+    with svc.db.connection() as conn:
+        conn.execute("INSERT INTO streams (url, fps) VALUES ('rtsp://127.0.0.1/a', 1)")
+        a = acquire_streams(conn, "worker-a", 60, 4)
+        b = acquire_streams(conn, "worker-b", 60, 4)
+        assert len(a) == 1 and b == []
+        # worker-a dies: its lease runs out
+        conn.execute("UPDATE streams SET lease_expires_at = now() - interval '1 second'")
+        b = acquire_streams(conn, "worker-b", 60, 4)
+        assert [x.id for x in b] == [a[0].id]
+        assert renew_leases(conn, "worker-a", [a[0].id], 60) == set()  # a comes back: no longer its stream
+        assert renew_leases(conn, "worker-b", [a[0].id], 60) == {a[0].id}
+        conn.commit()
+
+
+def test_live_buffer_drops_the_oldest_frames_when_behind(stream_services: Services, detector: Detector) -> None:
+    lease = StreamLease(1, "rtsp://127.0.0.1/live", 5.0, False)
+    runner = StreamRunner(stream_services, detector, lease, "w")
+    for i in range(20):
+        runner._push(float(i), None)
+    assert runner._dropped == 12
+    assert [ts for ts, _ in runner._frames] == [float(i) for i in range(12, 20)]
+
+
+def test_file_stream_is_sampled_and_detected_per_frame(
+    stream_services: Services, detector: Detector, tmp_path: Path
+) -> None:
+    svc = stream_services
+    video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10)
+    # GIVEN a 2 s file registered at 2 frames per second
+    status, body = call(Api(svc), "POST", "/streams", {"url": video.as_uri(), "fps": 2})
+    assert status == 200
+    sid = body["stream"]["id"]
+    # WHEN a worker's supervisor picks it up
+    sup = StreamSupervisor(svc, detector, owner="w1").start()
+    try:
+        wait_for(lambda: stream_row(svc, sid)["status"] == "ended", what="the file stream to end")
+    finally:
+        sup.stop()
+    # THEN four frames (0, 0.5, 1.0, 1.5 s) were detected, each with its boxes, and the lease was given back
+    frames = frames_of(svc, sid)
+    assert [round(t, 2) for t, _ in frames] == [0.0, 0.5, 1.0, 1.5]
+    assert all(n == TINY_BOXES_PER_IMAGE for _, n in frames)
+    row = stream_row(svc, sid)
+    assert row["frames_done"] == 4 and row["lease_owner"] is None and row["last_error"] is None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_rtsp(port: int) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [SYSTEM_PYTHON, str(REPO / "tests/servers/rtsp_server.py"), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line == "ready", f"RTSP server did not start: {line!r}"
+    return proc
+
+
+@pytest.mark.slow
+def test_live_rtsp_stream_reconnects_and_stops(stream_services: Services, detector: Detector) -> None:
+    ok = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"], capture_output=True
+    )
+    need(ok.returncode == 0, "GStreamer RTSP server (python3-gi, gir1.2-gst-rtsp-server-1.0) is not installed")
+    svc = stream_services
+    port = free_port()
+    server = start_rtsp(port)
+    sup = None
+    try:
+        status, body = call(Api(svc), "POST", "/streams", {"url": f"rtsp://127.0.0.1:{port}/live", "fps": 2})
+        assert status == 200
+        sid = body["stream"]["id"]
+        sup = StreamSupervisor(svc, detector, owner="w1").start()
+        # THEN frames of the live source arrive, two per second of stream time
+        wait_for(lambda: stream_row(svc, sid)["frames_done"] >= 3, timeout=40, what="live frames")
+        # WHEN the source goes away, the stream records the error and retries
+        server.terminate()
+        server.wait(10)
+        wait_for(lambda: stream_row(svc, sid)["status"] == "retrying", timeout=40, what="the retrying status")
+        assert stream_row(svc, sid)["last_error"]
+        # and when it is back, frames flow again
+        done = stream_row(svc, sid)["frames_done"]
+        server = start_rtsp(port)
+        wait_for(lambda: stream_row(svc, sid)["frames_done"] > done + 1, timeout=60, what="frames after reconnect")
+        assert stream_row(svc, sid)["last_error"] is None
+        # WHEN it is deleted, the worker lets go at its next renewal
+        call(Api(svc), "DELETE", f"/streams/{sid}")
+        wait_for(lambda: stream_row(svc, sid)["lease_owner"] is None, timeout=20, what="the lease to be released")
+    finally:
+        if sup is not None:
+            sup.stop()
+        server.terminate()
+        server.wait(10)
+    # Live frames are stamped with their arrival time: increasing, and no frame from before the
+    # reconnect was overwritten by one after it.
+    stamps = [t for t, _ in frames_of(svc, sid)]
+    assert len(stamps) == stream_row(svc, sid)["frames_done"]
+    assert stamps[0] > 1_600_000_000
