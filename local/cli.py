@@ -113,6 +113,7 @@ def status(limit: int) -> None:
     """Where is my file? Recent files, stage counts, queue depth and dead jobs."""
     from shared.services import Services
     from shared.store import ledger
+    from shared.vision.store import image_summary
 
     settings = _settings()
     svc = Services.from_settings(settings)
@@ -120,6 +121,8 @@ def status(limit: int) -> None:
         with svc.db.connection() as conn:
             files = ledger.recent(conn, prefix="object:", limit=limit)
             stages = ledger.stage_counts(conn)
+            conn.commit()
+            images = image_summary(conn, limit=limit)
             conn.commit()
         depth = svc.queue.depth()
         dead = svc.queue.dead_jobs(limit)
@@ -143,6 +146,13 @@ def status(limit: int) -> None:
         for st, n in by_status.items():
             stage_table.add_row(stage, st, str(n))
     console.print(stage_table)
+    if images["recent"]:
+        image_table = Table("id", "key", "status", "detections", "reason", title="images (newest first)")
+        for im in images["recent"]:
+            image_table.add_row(str(im["id"]), im["key"], im["status"], str(im["detections"]), im["reason"] or "")
+        console.print(image_table)
+        counts = ", ".join(f"{n} {st}" for st, n in sorted(images["images"].items()))
+        console.print(f"images: {counts}   detections: {images['detections']}")
     console.print(f"queue depth: {depth}   dead jobs: {dead_total}")
     if dead:
         dead_table = Table("id", "kind", "attempts", "error", title="dead jobs (newest first)")

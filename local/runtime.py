@@ -10,6 +10,7 @@ from typing import Any
 from functions.api.core import Api
 from local.intel_workers import intel_loops
 from local.server import ApiServer
+from local.vision_workers import vision_loops
 from local.workers import BucketWatcher, EmbedWorker
 from shared.config import Settings
 from shared.services import Services
@@ -40,6 +41,7 @@ class LocalStack:
         self.watcher: BucketWatcher | None = None
         self.embed_worker: EmbedWorker | None = None
         self.intel_loops: list[Any] = []  # scrape scheduler, enrich and analyze workers
+        self.vision_loops: list[Any] = []  # image detection worker and stream supervisor (CPU here)
 
     def start(self) -> LocalStack:
         s = self.settings
@@ -57,6 +59,9 @@ class LocalStack:
         self.intel_loops = intel_loops(self.services)
         for loop in self.intel_loops:
             loop.start()
+        self.vision_loops = vision_loops(self.services)
+        for loop in self.vision_loops:
+            loop.start()
         return self
 
     @property
@@ -65,7 +70,7 @@ class LocalStack:
         return f"http://{self.settings.api_host}:{self.server.port}"
 
     def stop(self) -> None:
-        for part in (*self.intel_loops, self.watcher, self.embed_worker):
+        for part in (*self.vision_loops, *self.intel_loops, self.watcher, self.embed_worker):
             if part is not None:
                 part.stop()
         if self.server is not None:

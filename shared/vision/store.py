@@ -15,6 +15,7 @@ __all__ = [
     "ImageResult",
     "detections_for_image",
     "get_image",
+    "image_summary",
     "upsert_image",
     "write_image_results",
 ]
@@ -140,3 +141,25 @@ def detections_for_image(conn: psycopg.Connection[Any], image_id: int) -> list[d
         {"model": m, "class_id": c, "label": lab, "score": round(float(s), 4), "box": [x1, y1, x2, y2]}
         for m, c, lab, s, x1, y1, x2, y2 in rows
     ]
+
+
+def image_summary(conn: psycopg.Connection[Any], *, limit: int = 10) -> dict[str, Any]:
+    """Counts by status, detections stored, and the newest images with their detection counts."""
+    by_status = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+    row = conn.execute("SELECT count(*) FROM detections").fetchone()
+    recent = conn.execute(
+        """
+        SELECT i.id, i.key, i.status, i.reason, count(d.id)
+        FROM (SELECT * FROM images ORDER BY id DESC LIMIT %s) i
+        LEFT JOIN detections d ON d.image_id = i.id
+        GROUP BY i.id, i.key, i.status, i.reason ORDER BY i.id DESC
+        """,
+        (limit,),
+    ).fetchall()
+    return {
+        "images": {str(k): int(v) for k, v in by_status.items()},
+        "detections": int(row[0]) if row else 0,
+        "recent": [
+            {"id": r[0], "key": r[1], "status": r[2], "reason": r[3], "detections": int(r[4])} for r in recent
+        ],
+    }
