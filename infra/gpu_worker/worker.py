@@ -84,6 +84,7 @@ class GpuWorker:
         self._room = threading.Condition()
         self._free = self.permits
         self._outstanding: dict[str, _Item] = {}
+        self._buffer: np.ndarray | None = None
         self._decoded: queue_mod.Queue[_Item] = queue_mod.Queue()
         self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
@@ -206,10 +207,20 @@ class GpuWorker:
             runnable = [i.prepared for i in items if i.prepared is not None]
             if runnable:
                 t0 = time.perf_counter()
-                batch.output = self.detector.run_raw(np.stack([p.lb.canvas for p in runnable]))
+                batch.output = self.detector.run_raw(self._stack(runnable))
                 self.metrics.record_batch(len(runnable), time.perf_counter() - t0)
             if items:
                 self._to_write.put(batch)
+
+    def _stack(self, prepared: list[Prepared]) -> np.ndarray:
+        # One batch buffer, reused: a fresh 150 MB array per batch of 128 at 640 costs more in page
+        # faults than the copy itself. Safe to reuse: run_raw has copied it out when it returns.
+        if self._buffer is None:
+            size = self.detector.input_size
+            self._buffer = np.empty((self.max_batch, size, size, 3), dtype=np.uint8)
+        for k, p in enumerate(prepared):
+            self._buffer[k] = p.lb.canvas
+        return self._buffer[: len(prepared)]
 
     # -- write + ack -------------------------------------------------------------------------
     def _write_loop(self) -> None:

@@ -1,0 +1,259 @@
+"""bench-gpu: end-to-end images/s, JPEG bytes in the queue -> detections in PostgreSQL.
+
+For each batch size, a fresh database gets N image rows and N queued detection jobs pointing at
+JPEG objects in a local bucket; the GPU worker (claim -> decode pool -> micro-batch -> model ->
+write + ack) runs until every image is done. The same run times a naive loop (claim one job,
+decode, infer, write, ack, repeat) and the model alone (uint8 batches already in host memory).
+
+Runs on CPU anywhere; on a machine with onnxruntime-gpu it uses the CUDA (or TensorRT) provider
+with uint8 input and IO binding. The last line is machine-readable:
+
+    bench-gpu device=... best_img_per_s=... naive_img_per_s=... ratio=... best_batch=...
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from infra.gpu_worker.worker import GpuWorker
+from shared.services import Services
+from shared.store import ledger
+from shared.vision.decode import decode_image
+from shared.vision.detector import Detector, ModelSpec, default_model_path
+from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
+from tests.bench._common import BenchDatabase, bench_settings, console, temp_workdir
+
+BUCKET = "bench"
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--images", type=int, default=0, help="images per batch-size run (default: 4096 on GPU, 128 on CPU)")
+    p.add_argument("--naive-images", type=int, default=0, help="images for the naive loop (default: 1024 GPU, 32 CPU)")
+    p.add_argument("--batches", default="1,8,32,64,128", help="comma-separated batch sizes")
+    p.add_argument("--size", type=int, default=640, help="model input size (letterbox target)")
+    p.add_argument("--photo", default="640x480", help="JPEG size WxH")
+    p.add_argument("--in-flight", type=int, default=3, help="batches in flight per worker")
+    p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument("--decode-threads", type=int, default=0, help="0: one per core")
+    p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
+    p.add_argument("--providers", default="", help="comma-separated ORT providers (default: best available)")
+    return p.parse_args()
+
+
+def device_name(detector: Detector) -> str:
+    if not detector.on_gpu:
+        return "cpu"
+    gpu = "gpu"
+    if shutil.which("nvidia-smi"):
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, check=False
+        )
+        gpu = (out.stdout.strip().splitlines() or ["gpu"])[0]
+    provider = detector.provider.removesuffix("ExecutionProvider").lower()
+    return f"{provider}:{gpu.replace(' ', '_')}"
+
+
+def photos(n: int, width: int, height: int, seed: int = 7) -> list[bytes]:
+    """``n`` distinct JPEGs: crops of scikit-image's sample photos if present, else synthetic scenes."""
+    rng = np.random.default_rng(seed)
+    try:
+        from skimage import data as skdata
+
+        bases = [np.asarray(getattr(skdata, name)()) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+        bases = [np.stack([b] * 3, axis=-1) if b.ndim == 2 else b[..., :3] for b in bases]
+    except ImportError:
+        yy, xx = np.mgrid[0:height, 0:width]
+        bases = [
+            np.stack([(xx * k) % 256, (yy * k) % 256, ((xx + yy) * k) % 256], -1).astype(np.uint8) for k in (1, 2, 3)
+        ]
+    out = []
+    for i in range(n):
+        base = Image.fromarray(bases[i % len(bases)]).resize((width, height), Image.Resampling.BILINEAR)
+        px = np.asarray(base).copy()
+        y, x = rng.integers(0, height - 24), rng.integers(0, width - 24)
+        px[y : y + 24, x : x + 24] = rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)  # distinct content
+        buf = io.BytesIO()
+        Image.fromarray(px).save(buf, "JPEG", quality=90)
+        out.append(buf.getvalue())
+    return out
+
+
+def seed_jobs(svc: Services, keys: list[str], label: str) -> None:
+    """N image rows and N detection jobs in two statements (what ingest would have queued)."""
+    with svc.db.connection() as conn:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "INSERT INTO images (content_hash, bucket, key, bytes, format)"
+                " SELECT %s || k, %s, k, 0, 'jpeg' FROM unnest(%s::text[]) AS k RETURNING id",
+                (f"{label}:", BUCKET, keys),
+            ).fetchall()
+        ]
+        conn.execute(
+            "INSERT INTO jobs (kind, payload, dedup_key, max_attempts)"
+            " SELECT %s, jsonb_build_object('image_id', i, 'bucket', %s::text, 'key', k), 'detect:' || i, 5"
+            " FROM unnest(%s::bigint[], %s::text[]) AS u(i, k)",
+            (DETECT_JOB, BUCKET, ids, keys),
+        )
+        conn.commit()
+
+
+def done_count(svc: Services) -> int:
+    with svc.db.connection() as conn:
+        row = conn.execute("SELECT count(*) FROM images WHERE status <> 'pending'").fetchone()
+        conn.commit()
+    return int(row[0]) if row else 0
+
+
+def check_rows(svc: Services, n: int) -> tuple[int, int]:
+    with svc.db.connection() as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM images WHERE status = 'done'), (SELECT count(*) FROM detections),"
+            " (SELECT count(*) FROM jobs)"
+        ).fetchone()
+        conn.commit()
+    assert row is not None
+    done, dets, left = map(int, row)
+    if done != n or left:
+        raise SystemExit(f"bench-gpu: {done} of {n} images done, {left} jobs left: the worker lost work")
+    return done, dets
+
+
+def run_worker(svc: Services, detector: Detector, n: int) -> float:
+    worker = GpuWorker(svc, detector)
+    started = time.perf_counter()
+    worker.start()
+    try:
+        while done_count(svc) < n:
+            time.sleep(0.01)
+        elapsed = time.perf_counter() - started
+    finally:
+        worker.stop(grace_s=30)
+    return elapsed
+
+
+def run_naive(svc: Services, detector: Detector, n: int) -> float:
+    """One job at a time, every step in turn: the loop the worker replaces."""
+    s = svc.settings
+    started = time.perf_counter()
+    for _ in range(n):
+        (claimed,) = svc.queue.claim(DETECT_JOB, 1)
+        p = claimed.job.payload
+        with svc.blob.open(p["bucket"], p["key"], max_bytes=s.image_max_bytes) as f:
+            image = decode_image(f.read(), max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels)
+        (found,) = detector.detect([image])
+        with svc.db.connection() as conn:
+            write_image_results(
+                conn, detector.name, [ImageResult(p["image_id"], image.width, image.height, "jpeg", tuple(found))]
+            )
+            ledger.record_many(conn, [f"image:{p['image_id']}"], "detected", "ok", 0.0)
+            svc.queue.ack([claimed], conn=conn)
+            conn.commit()
+    return time.perf_counter() - started
+
+
+def model_only(detector: Detector, batch: int, seconds: float = 3.0) -> float:
+    pixels = np.random.default_rng(0).integers(0, 255, (batch, detector.input_size, detector.input_size, 3), np.uint8)
+    detector.run_raw(pixels)
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        detector.run_raw(pixels)
+        n += batch
+    return n / (time.perf_counter() - started)
+
+
+def main() -> int:
+    args = parse_args()
+    width, height = (int(v) for v in args.photo.lower().split("x"))
+    model = args.model or (
+        Path(os.environ["CONTENTFN_DETECTOR_MODEL_PATH"])
+        if os.environ.get("CONTENTFN_DETECTOR_MODEL_PATH")
+        else default_model_path()
+    )
+    if model is None:
+        raise SystemExit("no detector model: pass --model or install the nudenet wheel")
+    providers = [p for p in args.providers.split(",") if p]
+    detector = Detector(ModelSpec(path=model, input_size=args.size), providers=providers)
+    device = device_name(detector)
+    n = args.images or (4096 if detector.on_gpu else 128)
+    n_naive = min(n, args.naive_images or (1024 if detector.on_gpu else 32))
+    batches = [int(b) for b in args.batches.split(",")]
+    console.print(
+        f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
+        f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}"
+    )
+    results: dict[int, tuple[float, float, int]] = {}
+    with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
+        jpegs = photos(n, width, height)
+        bucket = work / "buckets" / BUCKET
+        bucket.mkdir(parents=True)
+        keys = []
+        for i, data in enumerate(jpegs):
+            keys.append(f"images/{i:06d}.jpg")
+            (bucket / keys[-1]).parent.mkdir(parents=True, exist_ok=True)
+            (bucket / keys[-1]).write_bytes(data)
+        console.print(f"{n} JPEGs, {sum(map(len, jpegs)) / n / 1024:.0f} KiB average")
+
+        def services(label: str, batch: int) -> Services:
+            settings = bench_settings(
+                work,
+                bench.fresh(label),
+                bucket=BUCKET,
+                gpu_max_batch=batch,
+                gpu_max_in_flight=args.in_flight,
+                gpu_max_wait_ms=args.max_wait_ms,
+                gpu_decode_threads=args.decode_threads,
+                queue_visibility_s=600.0,
+                gpu_item_deadline_s=500.0,
+                worker_poll_s=0.01,
+                db_pool_max=16,
+            )
+            return Services.from_settings(settings)
+
+        svc = services("naive", 1)
+        try:
+            seed_jobs(svc, keys[:n_naive], "naive")
+            detector.detect([decode_image(jpegs[0], max_bytes=1 << 26, max_pixels=1 << 28)])  # warm
+            naive = n_naive / run_naive(svc, detector, n_naive)
+            check_rows(svc, n_naive)
+        finally:
+            svc.close()
+        console.print(f"naive loop: {naive:.1f} img/s over {n_naive} images")
+        for b in batches:
+            ceiling = model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0)
+            svc = services(f"b{b}", b)
+            try:
+                seed_jobs(svc, keys, f"b{b}")
+                elapsed = run_worker(svc, detector, n)
+                _, dets = check_rows(svc, n)
+            finally:
+                svc.close()
+            results[b] = (n / elapsed, ceiling, dets)
+            console.print(
+                f"batch {b:>4}: end-to-end {n / elapsed:8.1f} img/s; model only {ceiling:8.1f} img/s; {dets} detections"
+            )
+    print(f"{'batch':>6} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10} {'detections':>11}")
+    for b, (e2e, ceiling, dets) in results.items():
+        print(f"{b:>6} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f} {dets:>11}")
+    best_batch = max(results, key=lambda b: results[b][0])
+    best = results[best_batch][0]
+    print(f"naive one-at-a-time loop: {naive:.1f} img/s")
+    print(
+        f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
+        f"ratio={best / naive:.2f} best_batch={best_batch}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
