@@ -97,6 +97,10 @@ class FunctionRuntime:
     @property
     def settings(self) -> EntrySettings:
         if self._settings is None:
+            if self.cloud == "aws":
+                from shared.secrets import resolve_aws_secret_ids
+
+                resolve_aws_secret_ids()
             self._settings = load_entry_settings()
         return self._settings
 

@@ -18,7 +18,8 @@ from shared.intel import store
 from shared.intel.context import intel_for
 from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
 from shared.intel.profile import Analysis
-from shared.queue.base import ClaimedJob, NewJob
+from shared.jobs import ANALYZE_JOB, analyze_job
+from shared.queue.base import ClaimedJob
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
@@ -37,7 +38,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ANALYZE_JOB = "analyze"
 STAGE = "analyzed"
 
 
@@ -64,8 +64,6 @@ class AnalyzeRequest(BaseModel):
         return self
 
 
-def analyze_job(track_id: int, chash: str) -> NewJob:
-    return NewJob(ANALYZE_JOB, {"track_id": track_id, "content_hash": chash}, dedup_key=f"analyze:{track_id}:{chash}")
 
 
 def analyze_track(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.jobs import EMBED_JOB
 from shared.queue.base import ClaimedJob
 from shared.services import Services
 from shared.store import ledger
@@ -21,7 +22,6 @@ __all__ = ["EMBED_JOB", "STAGE", "EmbedOutcome", "embed_claimed", "ensure_index"
 
 log = logging.getLogger(__name__)
 
-EMBED_JOB = "embed"
 STAGE = "embedded"
 
 

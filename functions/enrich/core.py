@@ -13,13 +13,13 @@ import threading
 import time
 from typing import Any
 
-from functions.analyze.core import analyze_job
 from functions.enrich.spotify import SpotifyClient
 from shared.intel import store
 from shared.intel.context import Intel, intel_for
 from shared.intel.features import FEATURES_VERSION, compute_features
 from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
-from shared.queue.base import ClaimedJob, NewJob
+from shared.jobs import ENRICH_JOB, analyze_job, enrich_job
+from shared.queue.base import ClaimedJob
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
@@ -36,15 +36,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-ENRICH_JOB = "enrich"
 STAGE = "enriched"
 METADATA_VERSION = "spotify-v1"
 _clients: dict[int, tuple[Intel, SpotifyClient | None]] = {}
 _clients_lock = threading.Lock()
 
 
-def enrich_job(track_id: int, chash: str) -> NewJob:
-    return NewJob(ENRICH_JOB, {"track_id": track_id, "content_hash": chash}, dedup_key=f"enrich:{track_id}:{chash}")
 
 
 def spotify_for(services: Services) -> SpotifyClient | None:

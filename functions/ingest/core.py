@@ -17,8 +17,8 @@ from functions.ingest.parsing import BadRow, detect_format, iter_rows
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import run_once
+from shared.jobs import EMBED_JOB, embed_job, track_jobs
 from shared.models import TrackIn
-from shared.queue.base import NewJob
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks
@@ -27,13 +27,7 @@ __all__ = ["EMBED_JOB", "STAGE", "embed_job", "handle_object_created"]
 
 log = logging.getLogger(__name__)
 
-EMBED_JOB = "embed"
 STAGE = "ingested"
-
-
-def embed_job(track_id: int, chash: str) -> NewJob:
-    # The dedup key pins the content version: re-uploading the same text never queues twice.
-    return NewJob(EMBED_JOB, {"track_id": track_id, "content_hash": chash}, dedup_key=f"embed:{track_id}:{chash}")
 
 
 def handle_object_created(event: ObjectCreated, services: Services) -> dict[str, Any]:
@@ -70,8 +64,9 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
         with services.blob.open(event.bucket, event.key, max_bytes=settings.max_upload_bytes) as stream:
             with services.db.connection() as conn:
                 result = upsert_tracks(conn, good_rows(stream, fmt))
-                jobs = [embed_job(c.id, c.content_hash) for c in result.content_changed]
+                jobs = [job for c in result.content_changed for job in track_jobs(c.id, c.content_hash)]
                 queued = services.queue.enqueue_many(jobs, conn=conn)
+                embed_jobs = sum(1 for c in result.content_changed)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 status = _status(result.received, counts["bad"])
                 report = {
@@ -84,7 +79,8 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
                     "inserted": result.inserted,
                     "updated": result.updated,
                     "unchanged": result.unchanged,
-                    "embed_jobs": queued,
+                    "embed_jobs": embed_jobs,
+                    "jobs_queued": queued,
                     "bad_rows": bad,
                     "duration_ms": round(elapsed_ms, 1),
                 }

@@ -16,13 +16,12 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from functions.enrich.core import enrich_job
-from functions.ingest.core import embed_job
 from functions.scrape.sources import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
 from shared.idempotency import run_once
 from shared.intel.context import intel_for
 from shared.intel.sources import ScrapeSource
+from shared.jobs import track_jobs
 from shared.models import TrackIn
 from shared.services import Services
 from shared.store import ledger
@@ -88,7 +87,7 @@ def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
         jobs = [
             j
             for c in result.content_changed
-            for j in (embed_job(c.id, c.content_hash), enrich_job(c.id, c.content_hash))
+            for j in track_jobs(c.id, c.content_hash)
         ]
         queued = services.queue.enqueue_many(jobs, conn=conn)
         status: ledger.LedgerStatus = "ok" if pull.error is None else "partial"

@@ -174,7 +174,7 @@ def test_embed_schedule_tick_drains_the_postgres_outbox(
     assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'embed'") == 20
     totals = embed(load_event("aws_eventbridge_scheduler.json"), lambda_context)
     assert totals["embedded"] == 20
-    assert count(services, "SELECT count(*) FROM jobs") == 0
+    assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'embed'") == 0
     assert count(services, "SELECT count(*) FROM embeddings") == 20
 
 

@@ -36,7 +36,7 @@ def _counts(services: Services) -> tuple[int, int, int, int]:
     with services.db.connection() as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM tracks), (SELECT count(*) FROM embeddings),"
-            " (SELECT count(*) FROM jobs), (SELECT count(*) FROM ledger WHERE stage = 'embedded' AND status = 'ok')"
+            " (SELECT count(*) FROM jobs WHERE kind = 'embed'), (SELECT count(*) FROM ledger WHERE stage = 'embedded' AND status = 'ok')"
         ).fetchone()
         conn.commit()
     return tuple(int(x) for x in row)  # type: ignore[return-value]

@@ -36,7 +36,7 @@ def effects(services: Services) -> dict[str, int]:
     """Everything one ingest of the file may write, counted in the database."""
     return {
         "tracks": count(services, "SELECT count(*) FROM tracks"),
-        "jobs": count(services, "SELECT count(*) FROM jobs"),
+        "jobs": count(services, "SELECT count(*) FROM jobs WHERE kind = 'embed'"),
         "ledger": count(services, "SELECT count(*) FROM ledger WHERE stage = 'ingested'"),
         "idempotency_done": count(services, "SELECT count(*) FROM idempotency WHERE status = 'done'"),
         "dead": count(services, "SELECT count(*) FROM dead_jobs"),

@@ -37,7 +37,7 @@ def _snapshot(services: Services) -> tuple[list[tuple[Any, ...]], list[tuple[Any
             "SELECT id, source, source_id, artist, title, lyrics, metadata, content_hash, updated_at FROM tracks"
             " ORDER BY id"
         ).fetchall()
-        jobs = conn.execute("SELECT kind, payload, dedup_key FROM jobs ORDER BY id").fetchall()
+        jobs = conn.execute("SELECT kind, payload, dedup_key FROM jobs WHERE kind = 'embed' ORDER BY id").fetchall()
         conn.commit()
     return tracks, jobs
 

@@ -210,6 +210,6 @@ def test_one_upload_through_every_route_yields_identical_rows(
     finally:
         ingest_aws.runtime.close()
     reference = snapshots["local"]
-    assert len(reference[0]) == 40 and len(reference[1]) == 40
+    assert len(reference[0]) == 40 and len(reference[1]) == 80  # one embed and one enrich job per track
     for name, snap in snapshots.items():
         assert snap == reference, f"route {name} differs from the local watcher"
