@@ -77,7 +77,7 @@ class StreamSupervisor:
         with self.services.db.connection() as conn:
             held = renew_leases(conn, self.owner, list(self.runners), s.stream_lease_s)
             room = s.stream_max_per_worker - len(held)
-            new = acquire_streams(conn, self.owner, s.stream_lease_s, room)
+            new = acquire_streams(conn, self.owner, s.stream_lease_s, room, model=self.detector.name)
             conn.commit()
         for sid in set(self.runners) - held:
             log.info("stream %d: lease lost or stream stopped; letting go", sid)

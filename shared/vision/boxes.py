@@ -99,10 +99,8 @@ def decode_layout(
     are gathered for the few rows above the threshold. A YOLOv8 output at 640 is ~0.7 MB per image,
     so transposing or decoding it whole would cost more than the rest of the post-processing.
     """
-    if layout == "yolov8":
-        best = output[:, 4:, :].max(axis=1)  # (B, N)
-    else:
-        best = output[:, :, 5:].max(axis=2) * output[:, :, 4]
+    # Best class score per row, (B, N); YOLOv5 and YOLOX weigh it by objectness.
+    best = output[:, 4:, :].max(axis=1) if layout == "yolov8" else output[:, :, 5:].max(axis=2) * output[:, :, 4]
     out = []
     for i in range(output.shape[0]):
         keep = np.flatnonzero(best[i] >= score_threshold)

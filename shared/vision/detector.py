@@ -84,22 +84,33 @@ def default_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def choose_providers(requested: Sequence[str] = ()) -> list[str]:
-    """TensorRT, then CUDA, then CPU: whichever this onnxruntime build offers (or the requested subset)."""
+def choose_providers(requested: Sequence[str] = (), *, cache_dir: Path | None = None) -> list[Any]:
+    """TensorRT, then CUDA, then CPU: whichever this onnxruntime build offers (or the requested subset).
+
+    onnxruntime itself falls back to the next provider when one is listed but cannot start (a
+    TensorRT provider without its libraries); the provider actually used is read from the session.
+    """
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
     wanted = list(requested) or list(_PROVIDER_ORDER)
-    chosen = [p for p in wanted if p in available]
+    chosen: list[Any] = [p for p in wanted if p in available]
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
+    if "TensorrtExecutionProvider" in chosen and cache_dir is not None:
+        # TensorRT builds an engine per input shape; keep them across restarts.
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
+        chosen[chosen.index("TensorrtExecutionProvider")] = ("TensorrtExecutionProvider", options)
     return chosen
 
 
 class Detector:
     """Thread-safe: ``prepare`` is pure (run it on decode threads); ``infer`` runs the session."""
 
-    def __init__(self, spec: ModelSpec, *, providers: Sequence[str] = (), threads: int = 0) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, providers: Sequence[str] = (), threads: int = 0, cache_dir: Path | None = None
+    ) -> None:
         import onnxruntime as ort
 
         if not spec.path.is_file():
@@ -119,7 +130,9 @@ class Detector:
         del probe
         wrapped = _u8_wrapped(raw, self.spec, self.input_size)
         self.host_normalise = wrapped is None
-        self.session = ort.InferenceSession(wrapped or raw, opts, providers=choose_providers(providers))
+        self.session = ort.InferenceSession(
+            wrapped or raw, opts, providers=choose_providers(providers, cache_dir=cache_dir)
+        )
         self.provider = self.session.get_providers()[0]
         self.on_gpu = self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self._input = self.session.get_inputs()[0].name
@@ -286,5 +299,8 @@ def spec_from_settings(settings: Any) -> ModelSpec:
 
 def load_detector(settings: Any) -> Detector:
     return Detector(
-        spec_from_settings(settings), providers=settings.detector_providers, threads=settings.detector_threads
+        spec_from_settings(settings),
+        providers=settings.detector_providers,
+        threads=settings.detector_threads,
+        cache_dir=settings.data_dir / "trt-cache",
     )

@@ -159,7 +159,5 @@ def image_summary(conn: psycopg.Connection[Any], *, limit: int = 10) -> dict[str
     return {
         "images": {str(k): int(v) for k, v in by_status.items()},
         "detections": int(row[0]) if row else 0,
-        "recent": [
-            {"id": r[0], "key": r[1], "status": r[2], "reason": r[3], "detections": int(r[4])} for r in recent
-        ],
+        "recent": [{"id": r[0], "key": r[1], "status": r[2], "reason": r[3], "detections": int(r[4])} for r in recent],
     }

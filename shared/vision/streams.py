@@ -92,8 +92,13 @@ def stop_stream(conn: psycopg.Connection[Any], stream_id: int) -> dict[str, Any]
     return None if row is None else _row(cur, row)
 
 
-def acquire_streams(conn: psycopg.Connection[Any], owner: str, lease_s: float, limit: int) -> list[StreamLease]:
-    """Take up to ``limit`` streams that nobody holds (never leased, or the lease expired)."""
+def acquire_streams(
+    conn: psycopg.Connection[Any], owner: str, lease_s: float, limit: int, *, model: str | None = None
+) -> list[StreamLease]:
+    """Take up to ``limit`` streams that nobody holds (never leased, or the lease expired).
+
+    With ``model``, only streams that asked for no model in particular or for this one.
+    """
     if limit <= 0:
         return []
     rows = conn.execute(
@@ -104,11 +109,12 @@ def acquire_streams(conn: psycopg.Connection[Any], owner: str, lease_s: float, l
             SELECT id FROM streams
             WHERE status IN ('pending', 'running', 'retrying')
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
+              AND (model IS NULL OR %(model)s::text IS NULL OR model = %(model)s::text)
             ORDER BY id LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED)
         RETURNING s.id, s.url, s.fps, s.keyframes_only
         """,
-        {"owner": owner, "lease": lease_s, "limit": limit},
+        {"owner": owner, "lease": lease_s, "limit": limit, "model": model},
     ).fetchall()
     return [StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3])) for r in rows]
 

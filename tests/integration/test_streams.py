@@ -139,6 +139,10 @@ def test_a_lease_is_held_by_one_worker_and_taken_over_when_it_expires(stream_ser
         assert [x.id for x in b] == [a[0].id]
         assert renew_leases(conn, "worker-a", [a[0].id], 60) == set()  # a comes back: no longer its stream
         assert renew_leases(conn, "worker-b", [a[0].id], 60) == {a[0].id}
+        # a stream that asks for another model is left to the workers running that model
+        conn.execute("INSERT INTO streams (url, fps, model) VALUES ('rtsp://127.0.0.1/b', 1, 'other')")
+        assert acquire_streams(conn, "worker-c", 60, 4, model="tiny") == []
+        assert len(acquire_streams(conn, "worker-c", 60, 4, model="other")) == 1
         conn.commit()
 
 

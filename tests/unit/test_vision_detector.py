@@ -164,3 +164,26 @@ def test_letterbox_keeps_aspect_and_centres() -> None:
     assert lb.canvas.shape == (64, 64, 3) and lb.ratio == pytest.approx(0.32)
     assert (lb.pad_x, lb.pad_y) == (0, 16)
     assert lb.canvas[0, 0, 0] == 114 and lb.canvas[32, 32, 0] == 7
+
+
+def test_model_knobs_come_from_settings_with_a_labels_file(tmp_path: Path) -> None:
+    from shared.config import load_settings
+    from shared.vision.detector import load_detector
+
+    # GIVEN a YOLOX model configured through CONTENTFN_DETECTOR_* settings and a labels file
+    labels = tmp_path / "labels.txt"
+    labels.write_text("cat\ndog\n\n")
+    settings = load_settings(
+        data_dir=tmp_path,
+        detector_model_path=constant_model(tmp_path / "x.onnx", yolox_output()),
+        detector_model_name="tiny-yolox",
+        detector_labels_file=labels,
+        detector_score_threshold=0.65,
+    )
+    # WHEN it is loaded
+    detector = load_detector(settings)
+    # THEN the names, threshold and YOLOX preprocessing defaults apply
+    assert (detector.name, detector.layout, detector.labels) == ("tiny-yolox", "yolox", ("cat", "dog"))
+    assert (detector.spec.channel_order, detector.spec.scale) == ("bgr", 1.0)
+    (found,) = detector.detect([image(128, 128)])
+    assert [(d.label, round(d.score, 2)) for d in found] == [("cat", 0.9), ("dog", 0.7)]
