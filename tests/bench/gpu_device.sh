@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# bench-gpu on a lent GPU machine that has Python, numpy, pillow, onnx and a CPU onnxruntime but no
+# registry access: everything else travels as wheels under .ortgpu/ (ignored by git).
+#
+#   here, once:        tests/bench/gpu_device.sh prepare
+#                      -> .ortgpu/part.00 .. part.NN  (onnxruntime-gpu wheel in 60 MB chunks)
+#                      -> .ortgpu/deps/               (psycopg, pgserver, pydantic-settings, ... + the model)
+#   on the device, one call per chunk but the last, carrying that chunk:
+#                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
+#   on the device, last call, carrying the last chunk and .ortgpu/deps:
+#                      tests/bench/gpu_device.sh run [bench_gpu arguments]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ORT_VERSION="${ORT_VERSION:-1.31.1}"
+PY="${PYTHON:-python3}"
+
+case "${1:-}" in
+prepare)
+    rm -rf .ortgpu && mkdir -p .ortgpu/deps
+    "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 -d .ortgpu "onnxruntime-gpu==${ORT_VERSION}"
+    (cd .ortgpu && split -b 60M -d onnxruntime_gpu-*.whl part. && rm onnxruntime_gpu-*.whl)
+    "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
+        --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        -d .ortgpu/deps "psycopg[binary]>=3.2" "psycopg-pool>=3.2" "pgvector>=0.3" "pgserver>=0.1.4" \
+        "pydantic>=2.7" "pydantic-settings>=2.3" "rich>=13.7"
+    model="$("$PY" -c 'from shared.vision.detector import default_model_path as d; print(d() or "")')"
+    test -n "$model" || { echo "install the nudenet wheel first (its 320n.onnx is the benchmark model)"; exit 2; }
+    cp "$model" .ortgpu/deps/320n.onnx
+    ls -la .ortgpu .ortgpu/deps
+    ;;
+stash)
+    mkdir -p /tmp/ort && cp "$2" /tmp/ort/
+    ls -la /tmp/ort
+    ;;
+run)
+    shift
+    mkdir -p /tmp/ort
+    cp .ortgpu/part.* /tmp/ort/ 2>/dev/null || true
+    whl="/tmp/ort/onnxruntime_gpu-${ORT_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
+    cat /tmp/ort/part.* > "$whl"
+    "$PY" -m pip install -q --no-index --no-deps --target /tmp/site "$whl" .ortgpu/deps/*.whl
+    export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
+    nvidia_libs="$("$PY" -c 'import glob, os, sys; print(":".join(sorted(glob.glob(os.path.join(sys.prefix, "lib/python3*/site-packages/nvidia/*/lib")))))')"
+    export LD_LIBRARY_PATH="${nvidia_libs}:${LD_LIBRARY_PATH:-}"
+    "$PY" -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
+    export CONTENTFN_DETECTOR_MODEL_PATH="$PWD/.ortgpu/deps/320n.onnx"
+    exec "$PY" -m tests.bench.bench_gpu "$@"
+    ;;
+*)
+    sed -n 2,13p "$0"
+    exit 2
+    ;;
+esac
