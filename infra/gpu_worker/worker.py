@@ -68,7 +68,7 @@ class _Batch:
 class GpuWorker:
     """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
 
-    def __init__(self, services: Services, detector: Detector | None = None) -> None:
+    def __init__(self, services: Services, detector: Detector | None = None, *, infer_threads: int = 0) -> None:
         s = services.settings
         self.services = services
         self.detector = detector or load_detector(s)
@@ -84,15 +84,21 @@ class GpuWorker:
         self._room = threading.Condition()
         self._free = self.permits
         self._outstanding: dict[str, _Item] = {}
-        self._buffer: np.ndarray | None = None
+        self._local = threading.local()  # each inference thread's batch buffer
         self._decoded: queue_mod.Queue[_Item] = queue_mod.Queue()
         self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
         self._threads = [
             threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
-            threading.Thread(target=self._guard(self._batch_loop), name="gpu-batch", daemon=True),
             threading.Thread(target=self._guard(self._write_loop), name="gpu-write", daemon=True),
+        ]
+        # On a GPU, two inference threads overlap one batch's host-side copies with the other's
+        # compute (onnxruntime releases the GIL in run). On CPU one thread already uses every core.
+        self.infer_threads = infer_threads or (2 if self.detector.on_gpu and s.gpu_max_in_flight > 1 else 1)
+        self._threads += [
+            threading.Thread(target=self._guard(self._batch_loop), name=f"gpu-batch-{i}", daemon=True)
+            for i in range(self.infer_threads)
         ]
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -215,12 +221,13 @@ class GpuWorker:
     def _stack(self, prepared: list[Prepared]) -> np.ndarray:
         # One batch buffer, reused: a fresh 150 MB array per batch of 128 at 640 costs more in page
         # faults than the copy itself. Safe to reuse: run_raw has copied it out when it returns.
-        if self._buffer is None:
+        buffer: np.ndarray | None = getattr(self._local, "buffer", None)
+        if buffer is None:
             size = self.detector.input_size
-            self._buffer = np.empty((self.max_batch, size, size, 3), dtype=np.uint8)
+            buffer = self._local.buffer = np.empty((self.max_batch, size, size, 3), dtype=np.uint8)
         for k, p in enumerate(prepared):
-            self._buffer[k] = p.lb.canvas
-        return self._buffer[: len(prepared)]
+            buffer[k] = p.lb.canvas
+        return buffer[: len(prepared)]
 
     # -- write + ack -------------------------------------------------------------------------
     def _write_loop(self) -> None:

@@ -42,7 +42,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batches", default="1,8,32,64,128", help="comma-separated batch sizes")
     p.add_argument("--size", type=int, default=640, help="model input size (letterbox target)")
     p.add_argument("--photo", default="640x480", help="JPEG size WxH")
-    p.add_argument("--in-flight", type=int, default=3, help="batches in flight per worker")
+    p.add_argument("--in-flight", type=int, default=4, help="batches in flight per worker")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--decode-threads", type=int, default=0, help="0: one per core")
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")

@@ -89,12 +89,16 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     assert '"provider": "CPUExecutionProvider"' in healthz
 
 
-def test_images_are_batched_and_every_job_is_acked_once(vision_services: Services, tmp_path: Path) -> None:
+@pytest.mark.parametrize("infer_threads", [1, 2])
+def test_images_are_batched_and_every_job_is_acked_once(
+    vision_services: Services, tmp_path: Path, infer_threads: int
+) -> None:
     svc = vision_services
     # GIVEN 40 distinct images queued and a tiny model that finds two boxes in each
     for i, data in enumerate(distinct_jpegs(40)):
         upload(svc, f"images/{i}.jpg", data)
-    worker = GpuWorker(svc, Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx"))))
+    detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
+    worker = GpuWorker(svc, detector, infer_threads=infer_threads)
     # WHEN the worker drains the queue
     worker.start()
     try:
