@@ -204,13 +204,15 @@ class StreamRunner:
             with av.open(target, options=options, timeout=(10.0, 10.0)) as container:
                 stream = container.streams.video[0]
                 if self.lease.keyframes_only:
-                    stream.codec_context.skip_frame = "NONKEY"
+                    stream.codec_context.skip_frame = "NONKEY"  # the decoder skips the rest where it can
                 stream.thread_type = "AUTO"
                 next_ts: float | None = None
                 ts = 0.0
                 for frame in container.decode(stream):
                     if self._stop.is_set():
                         return
+                    if self.lease.keyframes_only and not frame.key_frame:
+                        continue  # decoders that ignore skip_frame still hand every frame over
                     # Files: seconds into the file. Live sources: Unix time of arrival, because their
                     # own clock restarts with every connection and would collide with earlier frames.
                     if self.live:

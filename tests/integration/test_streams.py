@@ -84,12 +84,14 @@ def wait_for(condition, timeout: float = 30.0, what: str = "condition") -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def write_video(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+def write_video(path: Path, seconds: float = 2.0, fps: int = 10, gop: int = 12) -> Path:
     with av.open(str(path), "w") as out:
         stream = out.add_stream("mpeg4", rate=fps)
         stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.gop_size = gop
         for i in range(int(seconds * fps)):
-            pixels = np.full((120, 160, 3), (i * 10) % 255, np.uint8)
+            pixels = np.full((120, 160, 3), 90, np.uint8)
+            pixels[40:60, 4 * i : 4 * i + 20] = 250  # a small moving square: P-frames between keyframes
             for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
@@ -176,6 +178,23 @@ def test_file_stream_is_sampled_and_detected_per_frame(
     assert all(n == TINY_BOXES_PER_IMAGE for _, n in frames)
     row = stream_row(svc, sid)
     assert row["frames_done"] == 4 and row["lease_owner"] is None and row["last_error"] is None
+
+
+def test_keyframes_only_detects_just_the_keyframes(
+    stream_services: Services, detector: Detector, tmp_path: Path
+) -> None:
+    svc = stream_services
+    # GIVEN a 2 s clip at 10 fps with a keyframe every 5 frames, registered for keyframes only
+    video = write_video(tmp_path / "gop5.mp4", seconds=2.0, fps=10, gop=5)
+    body = call(Api(svc), "POST", "/streams", {"url": video.as_uri(), "fps": 10, "keyframes_only": True})[1]
+    sid = body["stream"]["id"]
+    sup = StreamSupervisor(svc, detector, owner="w1").start()
+    try:
+        wait_for(lambda: stream_row(svc, sid)["status"] == "ended", what="the file stream to end")
+    finally:
+        sup.stop()
+    # THEN only the four keyframes were decoded and detected
+    assert [round(t, 2) for t, _ in frames_of(svc, sid)] == [0.0, 0.5, 1.0, 1.5]
 
 
 def free_port() -> int:
