@@ -91,18 +91,27 @@ class GpuWorker:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
         self._threads = [
             threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
-            threading.Thread(target=self._guard(self._write_loop), name="gpu-write", daemon=True),
         ]
         # On a GPU, two inference threads overlap one batch's host-side copies with the other's
         # compute (onnxruntime releases the GIL in run). On CPU one thread already uses every core.
         self.infer_threads = infer_threads or (2 if self.detector.on_gpu and s.gpu_max_in_flight > 1 else 1)
-        self._threads += [
-            threading.Thread(target=self._guard(self._batch_loop), name=f"gpu-batch-{i}", daemon=True)
-            for i in range(self.infer_threads)
-        ]
+        # As many writers as inference threads: post-processing and the database round trips of
+        # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
+        for i in range(self.infer_threads):
+            self._threads.append(threading.Thread(target=self._guard(self._batch_loop), name=f"gpu-batch-{i}"))
+            self._threads.append(threading.Thread(target=self._guard(self._write_loop), name=f"gpu-write-{i}"))
+        for t in self._threads:
+            t.daemon = True
+        # On a GPU every distinct batch size is a new input shape, and the first run of a shape is
+        # slow (kernel and convolution algorithm choice): partial batches are padded up to a power
+        # of two, and each of those sizes is run once at start.
+        self.buckets = _buckets(self.max_batch) if self.detector.on_gpu else ()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuWorker:
+        for size in self.buckets:
+            self.detector.run_raw(self._stack_zeros(size))
+        self._local = threading.local()  # the warm-up buffer belonged to this thread; drop it
         for t in self._threads:
             t.start()
         return self
@@ -213,7 +222,7 @@ class GpuWorker:
             runnable = [i.prepared for i in items if i.prepared is not None]
             if runnable:
                 t0 = time.perf_counter()
-                batch.output = self.detector.run_raw(self._stack(runnable))
+                batch.output = self.detector.run_raw(self._stack(runnable))[: len(runnable)]
                 self.metrics.record_batch(len(runnable), time.perf_counter() - t0)
             if items:
                 self._to_write.put(batch)
@@ -221,13 +230,23 @@ class GpuWorker:
     def _stack(self, prepared: list[Prepared]) -> np.ndarray:
         # One batch buffer, reused: a fresh 150 MB array per batch of 128 at 640 costs more in page
         # faults than the copy itself. Safe to reuse: run_raw has copied it out when it returns.
+        buffer = self._batch_buffer()
+        for k, p in enumerate(prepared):
+            buffer[k] = p.lb.canvas
+        # Rows past the real ones are padding (stale pixels); their outputs are cut off.
+        return buffer[: next((b for b in self.buckets if b >= len(prepared)), len(prepared))]
+
+    def _stack_zeros(self, n: int) -> np.ndarray:
+        buffer = self._batch_buffer()
+        buffer[:n] = 0
+        return buffer[:n]
+
+    def _batch_buffer(self) -> np.ndarray:
         buffer: np.ndarray | None = getattr(self._local, "buffer", None)
         if buffer is None:
             size = self.detector.input_size
-            buffer = self._local.buffer = np.empty((self.max_batch, size, size, 3), dtype=np.uint8)
-        for k, p in enumerate(prepared):
-            buffer[k] = p.lb.canvas
-        return buffer[: len(prepared)]
+            buffer = self._local.buffer = np.zeros((self.max_batch, size, size, 3), dtype=np.uint8)
+        return buffer
 
     # -- write + ack -------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -318,3 +337,9 @@ class GpuWorker:
             queue_depth=int(row[0]) if row else 0,
             queue_lag_s=lag,
         )
+
+
+def _buckets(max_batch: int) -> tuple[int, ...]:
+    """Batch sizes run on a GPU: powers of two below ``max_batch``, and ``max_batch`` itself."""
+    sizes = [1 << k for k in range(max_batch.bit_length()) if (1 << k) < max_batch]
+    return (*sizes, max_batch)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.gpu_worker.http import HealthServer
-from infra.gpu_worker.worker import GpuWorker
+from infra.gpu_worker.worker import GpuWorker, _buckets
 from shared.config import Settings
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec, default_model_path
@@ -99,6 +99,8 @@ def test_images_are_batched_and_every_job_is_acked_once(
         upload(svc, f"images/{i}.jpg", data)
     detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
     worker = GpuWorker(svc, detector, infer_threads=infer_threads)
+    if infer_threads > 1:  # as on a GPU: partial batches padded to a power of two, each size warmed up
+        worker.buckets = _buckets(worker.max_batch)
     # WHEN the worker drains the queue
     worker.start()
     try:
