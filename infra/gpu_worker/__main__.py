@@ -10,14 +10,39 @@ import argparse
 import logging
 import signal
 import threading
+from typing import Any
 
 from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.streams import StreamSupervisor
 from infra.gpu_worker.worker import GpuWorker
-from shared.config import get_settings
+from shared.config import Settings, get_settings
 from shared.services import Services
+from shared.vision.store import DETECT_JOB
 
 log = logging.getLogger("infra.gpu_worker")
+
+
+def detect_queue(settings: Settings) -> Any:
+    """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL; unset means the Postgres jobs table.
+
+    A Pub/Sub subscription is not consumed yet: the worker says so and uses the Postgres queue.
+    """
+    name = settings.gpu_queue
+    if not name:
+        return None
+    if name.startswith(("https://", "http://")):
+        from shared.queue.sqs import SqsQueue
+
+        return SqsQueue.create(
+            name,
+            kind=DETECT_JOB,
+            visibility_s=settings.queue_visibility_s,
+            wait_s=1,
+            backoff_base_s=settings.queue_backoff_base_s,
+            backoff_cap_s=settings.queue_backoff_cap_s,
+        )
+    log.warning("CONTENTFN_GPU_QUEUE is not an SQS queue URL; pulling detection jobs from PostgreSQL")
+    return None
 
 
 def main() -> None:
@@ -31,7 +56,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     services = Services.from_settings(settings)
     try:
-        worker = GpuWorker(services).start()
+        worker = GpuWorker(services, queue=detect_queue(settings)).start()
         streams = None if args.no_streams else StreamSupervisor(services, worker.detector).start()
         health = HealthServer(worker, settings.gpu_metrics_host, settings.gpu_metrics_port).start()
         log.info("gpu worker up: %s; health on port %d", worker.health(), health.port)

@@ -31,6 +31,7 @@ import numpy as np
 from infra.gpu_worker.metrics import WorkerMetrics
 from shared.errors import PoisonError
 from shared.queue.base import ClaimedJob
+from shared.queue.postgres import PgQueue
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.decode import ImageRejected, decode_image
@@ -51,6 +52,7 @@ class _Item:
     prepared: Prepared | None = None
     rejected: ImageResult | None = None
     error: str | None = None
+    poison: bool = False
     fmt: str | None = None
 
     @property
@@ -68,10 +70,17 @@ class _Batch:
 class GpuWorker:
     """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
 
-    def __init__(self, services: Services, detector: Detector | None = None, *, infer_threads: int = 0) -> None:
+    def __init__(
+        self, services: Services, detector: Detector | None = None, *, queue: Any = None, infer_threads: int = 0
+    ) -> None:
         s = services.settings
         self.services = services
         self.detector = detector or load_detector(s)
+        # The Postgres queue acks in the transaction that writes the results; a cloud queue (SQS)
+        # is acked right after that commit. A crash between the two redelivers the job, and the
+        # rewrite replaces the same rows: nothing is lost, nothing is duplicated.
+        self.queue = queue if queue is not None else services.queue
+        self._ack_in_transaction = isinstance(self.queue, PgQueue)
         self.max_batch = min(s.gpu_max_batch, self.detector.static_batch or s.gpu_max_batch)
         self.permits = s.gpu_max_in_flight * self.max_batch
         self.max_wait_s = s.gpu_max_wait_ms / 1000
@@ -130,7 +139,7 @@ class GpuWorker:
         self._pool.shutdown(wait=True, cancel_futures=True)
         leftover = [i.claimed for i in self._outstanding.values()]
         if leftover:
-            released = self.services.queue.release(leftover)
+            released = self.queue.release(leftover)
             self.metrics.count("images_released", released)
             log.info("released %d in-flight images back to the queue", released)
 
@@ -165,7 +174,7 @@ class GpuWorker:
                 room = self._free
             if self.stopping.is_set():
                 return
-            claimed = self.services.queue.claim(DETECT_JOB, min(room, self.max_batch), visibility_s=self.visibility_s)
+            claimed = self.queue.claim(DETECT_JOB, min(room, self.max_batch), visibility_s=self.visibility_s)
             if not claimed:
                 self.stopping.wait(poll)
                 continue
@@ -181,6 +190,10 @@ class GpuWorker:
     def _decode(self, item: _Item) -> None:
         s = self.services.settings
         payload = item.claimed.job.payload
+        if not isinstance(payload.get("image_id"), int) or not payload.get("bucket") or not payload.get("key"):
+            item.error, item.poison = "malformed detection job: image_id, bucket and key are required", True
+            self._decoded.put(item)
+            return
         try:
             with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
                 data = f.read(s.image_max_bytes + 1)
@@ -278,8 +291,11 @@ class GpuWorker:
                     bad = [f"image:{r.image_id}" for r in results if r.rejected is not None]
                     ledger.record_many(conn, ok, STAGE, "ok", elapsed_ms)
                     ledger.record_many(conn, bad, STAGE, "rejected", elapsed_ms)
-                    self.services.queue.ack([i.claimed for i in done], conn=conn)
+                    if self._ack_in_transaction:
+                        self.queue.ack([i.claimed for i in done], conn=conn)
                     conn.commit()
+                if not self._ack_in_transaction:
+                    self.queue.ack([i.claimed for i in done])
                 n_bad = sum(1 for r in results if r.rejected is not None)
                 self.metrics.record_written(len(results) - n_bad, n_bad)
         except Exception as exc:
@@ -289,14 +305,14 @@ class GpuWorker:
             failed = batch.items
         for item in failed:
             try:
-                self.services.queue.fail(item.claimed, item.error or "failed", retryable=True)
+                self.queue.fail(item.claimed, item.error or "failed", retryable=not item.poison)
             except Exception:
                 log.exception("could not record the failure of job %s; its lease will expire", item.claimed.id)
         self.metrics.count("images_failed", len(failed))
         self._finish(batch.items)
 
     def _release(self, items: list[_Item]) -> None:
-        released = self.services.queue.release([i.claimed for i in items])
+        released = self.queue.release([i.claimed for i in items])
         self.metrics.count("images_released", released)
         log.warning("released %d images that missed their deadline", len(items))
         self._finish(items)
@@ -326,15 +342,16 @@ class GpuWorker:
     def prometheus(self) -> str:
         from shared.vision.capacity import queue_lag_s
 
-        with self.services.db.connection() as conn:
-            lag = queue_lag_s(conn, DETECT_JOB)
-            row = conn.execute("SELECT count(*) FROM jobs WHERE kind = %s", (DETECT_JOB,)).fetchone()
-            conn.commit()
+        lag = -1.0  # unknown: SQS reports the age of its oldest message only to CloudWatch
+        if self._ack_in_transaction:
+            with self.services.db.connection() as conn:
+                lag = queue_lag_s(conn, DETECT_JOB)
+                conn.commit()
         return self.metrics.prometheus(
             provider=self.detector.provider,
             model=self.detector.name,
             max_batch=self.max_batch,
-            queue_depth=int(row[0]) if row else 0,
+            queue_depth=self.queue.depth(DETECT_JOB),
             queue_lag_s=lag,
         )
 
