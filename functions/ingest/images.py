@@ -73,7 +73,9 @@ def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
         }
         if refusal:
             report["error"] = refusal
-        elif created:
+        elif status == "pending":
+            # New, or known but never detected (its job dead-lettered): queue it. While a job for
+            # this content is still queued, the dedup key makes this a no-op.
             gate = admission(conn, Capacity.from_settings(settings), DETECT_JOB)
             job = detect_job(image_id, content_hash, event.bucket, event.key, delay_s=gate.defer_s)
             report["queued"] = services.queue.enqueue_many([job], conn=conn) == 1
