@@ -208,14 +208,14 @@ class Detector:
             return self._run_bound(pixels)
         return np.asarray(self.session.run([self._output], {self._input: pixels})[0])
 
-    def _run_bound(self, pixels: np.ndarray) -> np.ndarray:
+    def _run_bound(self, pixels: np.ndarray, device: str = "cuda") -> np.ndarray:
         # IO binding: the uint8 batch is copied to the device once; outputs come back in one copy.
         import onnxruntime as ort
 
         binding = self.session.io_binding()
-        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(pixels), "cuda", 0)
+        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(pixels), device, 0)
         binding.bind_ortvalue_input(self._input, value)
-        binding.bind_output(self._output, "cuda", 0)
+        binding.bind_output(self._output, device, 0)
         self.session.run_with_iobinding(binding)
         return np.asarray(binding.copy_outputs_to_cpu()[0])
 

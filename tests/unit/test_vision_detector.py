@@ -187,3 +187,10 @@ def test_model_knobs_come_from_settings_with_a_labels_file(tmp_path: Path) -> No
     assert (detector.spec.channel_order, detector.spec.scale) == ("bgr", 1.0)
     (found,) = detector.detect([image(128, 128)])
     assert [(d.label, round(d.score, 2)) for d in found] == [("cat", 0.9), ("dog", 0.7)]
+
+
+def test_io_binding_path_matches_plain_run(tmp_path: Path) -> None:
+    # The CUDA path binds the uint8 batch and the output; on CPU the same calls must give the same answer.
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output())))
+    pixels = np.random.default_rng(1).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(detector._run_bound(pixels, device="cpu"), detector.run_raw(pixels))
