@@ -7,7 +7,7 @@ MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 MODEL  := $(MODEL_DIR)/manifest.json
 PYTEST_ARGS ?=
 
-.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze invoke tf-check plan clean up
+.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu invoke tf-check plan clean up
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -51,7 +51,7 @@ typecheck: setup
 
 check: lint typecheck
 
-bench: bench-embed bench-ingest bench-search bench-cold bench-analyze
+bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu
 
 bench-search: setup model
 	$(BIN)/python -m tests.bench.bench_search
@@ -64,6 +64,9 @@ bench-ingest: setup model
 
 bench-analyze: setup model
 	$(BIN)/python -m tests.bench.bench_analyze
+
+bench-gpu: setup
+	$(BIN)/python -m tests.bench.bench_gpu
 
 bench-cold: setup model
 	$(BIN)/python -m tests.bench.bench_cold
