@@ -64,8 +64,6 @@ class AnalyzeRequest(BaseModel):
         return self
 
 
-
-
 def analyze_track(
     track_id: int,
     services: Services,

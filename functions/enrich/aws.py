@@ -1,85 +1,16 @@
-"""enrich on AWS Lambda: SQS batches of enrich jobs (features and metadata per track) (ReportBatchItemFailures), and
-EventBridge Scheduler ticks that drain jobs waiting in the Postgres outbox.
-
-Each job of a batch is processed on its own (each calls out over the network); its outcome is
-reported through Powertools' batch processor: transient failures and poison records appear in
-``batchItemFailures``. Poison is dead-lettered in the shared store first, and SQS's redrive moves
-the raw message to the queue's DLQ once ``maxReceiveCount`` is reached.
-"""
+"""enrich on AWS Lambda: SQS batches of enrich jobs (ReportBatchItemFailures) and EventBridge Scheduler
+ticks that drain jobs waiting in the Postgres outbox; see :mod:`shared.jobentry.aws`."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from functions.enrich.core import ENRICH_JOB, enrich_claimed, run_enrich_batch
-from shared.entry import FunctionRuntime, payload_digest
-from shared.envelopes.aws import job_from_sqs_record, schedule_tick_from_eventbridge, trigger_of
-from shared.envelopes.errors import EnvelopeError
-from shared.events import Job
-from shared.intel.jobs import deliver, drain
+from functions.enrich.core import enrich_claimed, run_enrich_batch
+from shared.jobentry.aws import JobNotDone, job_function
+from shared.jobs import ENRICH_JOB
 
 __all__ = ["JobNotDone", "handler", "runtime"]
 
-logger = Logger(service="contentfn-enrich")
-metrics = Metrics(namespace="contentfn", service="enrich")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions.enrich.core", "shared.entry"})
-runtime = FunctionRuntime("enrich", "aws")
-_processor = BatchProcessor(event_type=EventType.SQS)
-_DRAIN_MARGIN_S = 10.0
-
-
-class JobNotDone(Exception):
-    """Marks a record for ``batchItemFailures`` (its job failed or was dead-lettered)."""
-
-
-@metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    trigger = trigger_of(event)
-    if trigger == "schedule":
-        tick = schedule_tick_from_eventbridge(event, now=datetime.now(UTC))
-        logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
-        budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
-        totals = drain(lambda: run_enrich_batch(runtime.services), budget_s=budget)
-        metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals["done"])
-        return totals
-    if trigger != "sqs":
-        runtime.poison(f"enrich does not handle {trigger} events", event, delivery_id=payload_digest(event))
-        return {"status": "dead_lettered"}
-    return _handle_batch(event, context)
-
-
-def _handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    records = event["Records"]
-    logger.set_correlation_id(records[0].get("messageId"))
-    jobs: list[Job] = []
-    not_done: set[str] = set()
-    for record in records:
-        try:
-            jobs.append(job_from_sqs_record(record))
-        except EnvelopeError as exc:
-            runtime.poison(exc, record.get("body"), delivery_id=f"sqs:{record.get('messageId')}")
-            not_done.add(str(record.get("messageId")))
-    if jobs:
-        delivery = deliver(jobs, runtime, ENRICH_JOB, enrich_claimed)
-        not_done |= delivery.to_retry | delivery.dead
-        metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
-    logger.info("enrich batch", extra={"records": len(records), "not_done": sorted(not_done)})
-    metrics.add_metric(name="JobsRetried", unit=MetricUnit.Count, value=len(not_done))
-    metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=len(records) - len(not_done))
-
-    def report(record: SQSRecord) -> None:
-        if record.message_id in not_done:
-            raise JobNotDone(record.message_id)
-
-    return process_partial_response(  # type: ignore[return-value]
-        event=event, record_handler=report, processor=_processor, context=context
-    )
+_function = job_function("enrich", ENRICH_JOB, enrich_claimed, run_enrich_batch)
+handler = _function.handler
+runtime = _function.runtime
+logger = _function.logger
+metrics = _function.metrics

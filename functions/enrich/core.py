@@ -42,8 +42,6 @@ _clients: dict[int, tuple[Intel, SpotifyClient | None]] = {}
 _clients_lock = threading.Lock()
 
 
-
-
 def spotify_for(services: Services) -> SpotifyClient | None:
     intel = intel_for(services)
     with _clients_lock:

@@ -84,11 +84,7 @@ def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"scrape:{source.name}",))
         fresh = _new_by_content(conn, pull.items)
         result = upsert_tracks(conn, fresh)
-        jobs = [
-            j
-            for c in result.content_changed
-            for j in track_jobs(c.id, c.content_hash)
-        ]
+        jobs = [j for c in result.content_changed for j in track_jobs(c.id, c.content_hash)]
         queued = services.queue.enqueue_many(jobs, conn=conn)
         status: ledger.LedgerStatus = "ok" if pull.error is None else "partial"
         conn.execute(
