@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     embed_variant: Literal["fp32", "int8"] = "fp32"
     embed_batch_size: int = Field(default=32, ge=1, le=1024)
     embed_threads: int = Field(default=0, ge=0, le=256)  # 0: onnxruntime picks
-    hnsw_ef_search: int = Field(default=64, ge=10, le=1000)
+    # Measured by `make bench-search` (57,718 clustered tracks, m=16, ef_construction=64): recall@10 vs an
+    # exact scan is 0.85 at 64, 0.95 at 600 and 0.965 at 800, where the SQL p95 is still under 10 ms.
+    hnsw_ef_search: int = Field(default=800, ge=10, le=1000)
     hnsw_m: int = Field(default=16, ge=4, le=100)
     hnsw_ef_construction: int = Field(default=64, ge=16, le=1000)
 
