@@ -9,14 +9,28 @@ from __future__ import annotations
 
 from shared.queue.base import NewJob
 
-__all__ = ["ANALYZE_JOB", "EMBED_JOB", "ENRICH_JOB", "analyze_job", "embed_job", "enrich_job", "track_jobs"]
+__all__ = [
+    "ANALYZE_JOB",
+    "EMBED_JOB",
+    "ENRICH_JOB",
+    "TRACK_JOB_KINDS",
+    "analyze_job",
+    "embed_job",
+    "enrich_job",
+    "track_jobs",
+]
 
 EMBED_JOB = "embed"
 ENRICH_JOB = "enrich"
 ANALYZE_JOB = "analyze"
 
 
+# What a new or changed track needs downstream: its vector and its enrichment (which queues analysis).
+TRACK_JOB_KINDS = (EMBED_JOB, ENRICH_JOB)
+
+
 def _track_job(kind: str, track_id: int, chash: str) -> NewJob:
+    # PgQueue.enqueue_track_jobs builds the same payload and dedup key in SQL; a test holds them equal.
     return NewJob(kind, {"track_id": track_id, "content_hash": chash}, dedup_key=f"{kind}:{track_id}:{chash}")
 
 
@@ -33,5 +47,4 @@ def analyze_job(track_id: int, chash: str) -> NewJob:
 
 
 def track_jobs(track_id: int, chash: str) -> list[NewJob]:
-    """What a new or changed track needs downstream: its vector and its enrichment (which queues analysis)."""
-    return [embed_job(track_id, chash), enrich_job(track_id, chash)]
+    return [_track_job(kind, track_id, chash) for kind in TRACK_JOB_KINDS]

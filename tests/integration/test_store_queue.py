@@ -113,3 +113,21 @@ def test_release_returns_jobs_without_counting_the_attempt(services: Services) -
     assert q.release(claimed) == 1
     (again,) = q.claim("embed", 1)
     assert again.job.attempts == 1
+
+
+def test_track_jobs_built_in_sql_equal_the_python_constructors(services: Services) -> None:
+    from shared.jobs import TRACK_JOB_KINDS, track_jobs
+
+    # GIVEN jobs for two tracks built in the database
+    with services.db.connection() as conn:
+        added = services.queue.enqueue_track_jobs(TRACK_JOB_KINDS, [7, 8], ["h7", "h8"], conn=conn)
+        conn.commit()
+    assert added == 4
+    # WHEN the same jobs are enqueued from the Python constructors THEN every one is a duplicate
+    python_jobs = [job for tid, h in ((7, "h7"), (8, "h8")) for job in track_jobs(tid, h)]
+    assert services.queue.enqueue_many(python_jobs) == 0
+    with services.db.connection() as conn:
+        rows = conn.execute("SELECT kind, payload, dedup_key FROM jobs ORDER BY kind, dedup_key").fetchall()
+        conn.commit()
+    expected = sorted(((j.kind, j.payload, j.dedup_key) for j in python_jobs), key=lambda r: (r[0], r[2]))
+    assert [tuple(r) for r in rows] == expected
