@@ -184,7 +184,7 @@ variable "log_level" {
 variable "hnsw_ef_search" {
   description = "CONTENTFN_HNSW_EF_SEARCH (search recall/latency trade-off)."
   type        = number
-  default     = 64
+  default     = 200
 
   validation {
     condition     = var.hnsw_ef_search >= 10 && var.hnsw_ef_search <= 1000
