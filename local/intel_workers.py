@@ -16,6 +16,7 @@ from functions.enrich.core import run_enrich_batch
 from functions.scrape.core import handle_tick
 from local.workers import _Loop
 from shared.events import ScheduleTick
+from shared.jobs import EMBED_JOB
 from shared.services import Services
 
 __all__ = ["AnalyzeWorker", "EnrichWorker", "ScrapeScheduler", "intel_loops"]
@@ -41,17 +42,34 @@ class ScrapeScheduler(_Loop):
         return False
 
 
-class EnrichWorker(_Loop):
-    name = "enrich-worker"
+class _AfterEmbedding(_Loop):
+    """A worker that yields the machine to the embed worker while embeddings are waiting.
+
+    On one machine the stages share the cores; making a new upload searchable comes first, and
+    enrichment and analysis catch up as soon as the embed queue has nothing ready. (In the cloud
+    each function scales on its own queue and this does not apply.)
+    """
 
     def tick(self) -> bool:
+        if self.services.queue.has_ready(EMBED_JOB):
+            return False
+        return self.work()
+
+    def work(self) -> bool:
+        raise NotImplementedError
+
+
+class EnrichWorker(_AfterEmbedding):
+    name = "enrich-worker"
+
+    def work(self) -> bool:
         return run_enrich_batch(self.services).claimed > 0
 
 
-class AnalyzeWorker(_Loop):
+class AnalyzeWorker(_AfterEmbedding):
     name = "analyze-worker"
 
-    def tick(self) -> bool:
+    def work(self) -> bool:
         return run_analyze_batch(self.services).claimed > 0
 
 

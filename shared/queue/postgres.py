@@ -227,6 +227,14 @@ class PgQueue:
             conn.commit()
 
     # -- observing ---------------------------------------------------------------------------
+    def has_ready(self, kind: str) -> bool:
+        """Whether a job of ``kind`` is waiting to be claimed now (an index probe, not a count)."""
+        with self.db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM jobs WHERE kind = %s AND visible_at <= now())", (kind,))
+            row = cur.fetchone()
+            conn.commit()
+        return bool(row and row[0])
+
     def depth(self, kind: str | None = None) -> int:
         return self._count("jobs", kind)
 

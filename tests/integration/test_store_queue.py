@@ -131,3 +131,28 @@ def test_track_jobs_built_in_sql_equal_the_python_constructors(services: Service
         conn.commit()
     expected = sorted(((j.kind, j.payload, j.dedup_key) for j in python_jobs), key=lambda r: (r[0], r[2]))
     assert [tuple(r) for r in rows] == expected
+
+
+def test_has_ready_sees_only_claimable_jobs_of_the_kind(services: Services) -> None:
+    q = services.queue
+    assert not q.has_ready("embed")
+    q.enqueue("enrich", {"track_id": 1})
+    assert not q.has_ready("embed") and q.has_ready("enrich")
+    q.enqueue("embed", {"track_id": 1})
+    assert q.has_ready("embed")
+    q.claim("embed", 10)
+    assert not q.has_ready("embed")  # held under a lease: nothing left to claim
+
+
+def test_local_enrich_worker_waits_while_embeddings_are_ready(services: Services) -> None:
+    from local.intel_workers import EnrichWorker
+
+    q = services.queue
+    q.enqueue("enrich", {"track_id": 1})
+    q.enqueue("embed", {"track_id": 1})
+    # WHEN the enrich worker ticks with an embed job waiting THEN it claims nothing
+    assert EnrichWorker(services).tick() is False
+    with services.db.connection() as conn:
+        (attempts,) = conn.execute("SELECT attempts FROM jobs WHERE kind = 'enrich'").fetchone()
+        conn.commit()
+    assert attempts == 0
