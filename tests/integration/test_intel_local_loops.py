@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 from local.intel_workers import intel_loops
+from local.workers import EmbedWorker
 from shared.services import Services
 from tests.intel_fixtures import intel_services, source_server  # noqa: F401
 from tests.servers.source_server import SourceServer
@@ -18,11 +19,12 @@ def test_a_scrape_tick_flows_through_enrich_and_analyze(
     artist = source_server.songs[1]["artist"]
     feed = {"name": "g", "kind": "genius", "url": source_server.url, "artists": [artist]}
     services = intel_services(scrape_sources=[feed], worker_poll_s=0.05)
-    loops = intel_loops(services)
+    # As in the local runtime, enrich and analyze wait for the embed worker to drain its queue.
+    loops = [EmbedWorker(services), *intel_loops(services)]
     for loop in loops:
         loop.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         analysed = 0
         while time.monotonic() < deadline:
             with services.db.connection() as conn:
