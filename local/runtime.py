@@ -11,7 +11,7 @@ from functions.api.core import Api
 from local.intel_workers import intel_loops
 from local.server import ApiServer
 from local.vision_workers import vision_loops
-from local.workers import BucketWatcher, EmbedWorker
+from local.workers import BucketWatcher, EmbedWorker, IndexWorker
 from shared.config import Settings
 from shared.services import Services
 
@@ -40,6 +40,7 @@ class LocalStack:
         self.server: ApiServer | None = None
         self.watcher: BucketWatcher | None = None
         self.embed_worker: EmbedWorker | None = None
+        self.index_worker: IndexWorker | None = None
         self.intel_loops: list[Any] = []  # scrape scheduler, enrich and analyze workers
         self.vision_loops: list[Any] = []  # image detection worker and stream supervisor (CPU here)
 
@@ -54,6 +55,8 @@ class LocalStack:
             self.server.start()
         self.embed_worker = EmbedWorker(self.services)
         self.embed_worker.start()
+        self.index_worker = IndexWorker(self.services)
+        self.index_worker.start()
         self.watcher = BucketWatcher(self.services)
         self.watcher.start()
         self.intel_loops = intel_loops(self.services)
@@ -70,7 +73,7 @@ class LocalStack:
         return f"http://{self.settings.api_host}:{self.server.port}"
 
     def stop(self) -> None:
-        for part in (*self.vision_loops, *self.intel_loops, self.watcher, self.embed_worker):
+        for part in (*self.vision_loops, *self.intel_loops, self.watcher, self.embed_worker, self.index_worker):
             if part is not None:
                 part.stop()
         if self.server is not None:

@@ -1,17 +1,18 @@
-"""Background loops of the local runtime: the bucket watcher and the embed worker."""
+"""Background loops of the local runtime: the bucket watcher, the embed worker and the index keeper."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from functions.embed.core import ensure_index, run_embed_batch
+from functions.embed.core import run_embed_batch
+from functions.embed.index import IndexKeeper, IndexState
 from functions.ingest.core import handle_object_created
 from shared.errors import ContentfnError
 from shared.events import ObjectCreated
 from shared.services import Services
 
-__all__ = ["BucketWatcher", "EmbedWorker"]
+__all__ = ["BucketWatcher", "EmbedWorker", "IndexWorker"]
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +86,28 @@ class BucketWatcher(_Loop):
 class EmbedWorker(_Loop):
     name = "embed-worker"
 
-    def _run(self) -> None:
-        try:
-            ensure_index(self.services)
-        except Exception:
-            log.exception("could not prepare the embedding index")
-        super()._run()
-
     def tick(self) -> bool:
         return run_embed_batch(self.services).claimed > 0
+
+
+class IndexWorker(_Loop):
+    """Builds the model's HNSW index once no bulk backlog is waiting (see functions.embed.index).
+
+    Its own thread, so the embed worker keeps embedding the rest of the backlog during the build.
+    """
+
+    name = "index-keeper"
+
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.keeper = IndexKeeper(services)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self.keeper.cancel()  # an interrupted build leaves an invalid index, dropped on the next start
+        self._thread.join(timeout)
+
+    def tick(self) -> bool:
+        if not self.keeper.ready and self.keeper.tick() is IndexState.READY:
+            log.info("search uses the HNSW index")
+        return False

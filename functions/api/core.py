@@ -133,6 +133,16 @@ class Api:
         out["model"] = {"ready": model_ready, "key": svc.embedder.model_key if svc.has_embedder else None}
         if not model_ready:
             out["status"] = "degraded"
+        if svc.has_embedder and out.get("db") == "ok":
+            # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index)
+            try:
+                with svc.db.connection() as conn:
+                    state = TrackStore(conn).hnsw_index_state(svc.embedder.model_key)
+                    conn.commit()
+                out["model"]["search_index"] = "hnsw" if state == "valid" else "exact"
+            except Exception as exc:
+                log.warning("health: index check failed: %s", type(exc).__name__)
+                out.update(status="degraded", db="unavailable")
         from functions.analyze.http import intel_health
 
         intel = intel_health(svc)

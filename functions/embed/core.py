@@ -34,14 +34,10 @@ class EmbedOutcome:
 
 
 def ensure_index(services: Services) -> None:
-    """Create the model's HNSW index if missing (once per process is enough)."""
-    settings = services.settings
-    with services.db.connection() as conn:
-        if TrackStore(conn).ensure_hnsw_index(
-            services.embedder.model_key, m=settings.hnsw_m, ef_construction=settings.hnsw_ef_construction
-        ):
-            log.info("created HNSW index for %s", services.embedder.model_key)
-        conn.commit()
+    """Build the model's HNSW index now if it is missing, whatever the backlog (tests, admin tools)."""
+    from functions.embed.index import IndexKeeper
+
+    IndexKeeper(services).build_now()
 
 
 def run_embed_batch(services: Services, limit: int | None = None) -> EmbedOutcome:

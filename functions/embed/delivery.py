@@ -14,7 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from functions.embed.core import EMBED_JOB, embed_claimed, ensure_index, run_embed_batch
+from functions.embed.core import EMBED_JOB, embed_claimed, run_embed_batch
+from functions.embed.index import IndexKeeper
 from shared.entry import FunctionRuntime
 from shared.events import Job
 from shared.queue.base import ClaimedJob
@@ -23,20 +24,20 @@ from shared.services import Services
 
 __all__ = ["drain_outbox", "embed_delivered"]
 
-_prepared: list[Services] = []
+_prepared: list[tuple[Services, IndexKeeper]] = []
 _prepare_lock = threading.Lock()
 
 
-def _prepare(runtime: FunctionRuntime) -> None:
-    """Load the model and make sure its index exists, once per process (not per delivery)."""
+def _prepare(runtime: FunctionRuntime) -> IndexKeeper:
+    """Load the model once per process (not per delivery); returns the process's index keeper."""
     services = runtime.services
-    if _prepared and _prepared[0] is services:
-        return
+    if _prepared and _prepared[0][0] is services:
+        return _prepared[0][1]
     with _prepare_lock:
-        if not (_prepared and _prepared[0] is services):
+        if not (_prepared and _prepared[0][0] is services):
             _ = services.embedder
-            ensure_index(services)
-            _prepared[:] = [services]
+            _prepared[:] = [(services, IndexKeeper(services))]
+    return _prepared[0][1]
 
 
 def embed_delivered(jobs: Sequence[Job], runtime: FunctionRuntime) -> DeliveredJobs:
@@ -52,16 +53,17 @@ def embed_delivered(jobs: Sequence[Job], runtime: FunctionRuntime) -> DeliveredJ
         delivery.fail(c, f"job kind {c.job.kind!r} is not {EMBED_JOB!r}", retryable=False)
     work = [c for c in claimed if c not in wrong_kind]
     if work:
-        _prepare(runtime)
+        keeper = _prepare(runtime)
         embed_claimed(work, dataclasses.replace(runtime.services, queue=delivery))  # type: ignore[arg-type]
+        keeper.tick()  # builds the HNSW index once the model has vectors and no bulk backlog waits
     return delivery
 
 
 def drain_outbox(runtime: FunctionRuntime, *, budget_s: float) -> dict[str, Any]:
     """Embed jobs queued in Postgres until the queue is empty or the time budget is spent."""
-    _prepare(runtime)
+    keeper = _prepare(runtime)
     deadline = time.monotonic() + budget_s
-    totals = {"claimed": 0, "embedded": 0, "skipped": 0, "failed": 0, "batches": 0}
+    totals: dict[str, Any] = {"claimed": 0, "embedded": 0, "skipped": 0, "failed": 0, "batches": 0}
     while time.monotonic() < deadline:
         outcome = run_embed_batch(runtime.services)
         if outcome.claimed == 0:
@@ -69,4 +71,5 @@ def drain_outbox(runtime: FunctionRuntime, *, budget_s: float) -> dict[str, Any]
         totals["batches"] += 1
         for name in ("claimed", "embedded", "skipped", "failed"):
             totals[name] += getattr(outcome, name)
+    totals["index"] = keeper.tick().value  # the build, when due, runs after the drain, not inside it
     return totals

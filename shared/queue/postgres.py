@@ -235,6 +235,14 @@ class PgQueue:
             conn.commit()
         return bool(row and row[0])
 
+    def backlog(self, kind: str, cap: int) -> int:
+        """Jobs of ``kind`` waiting (ready or leased), counted up to ``cap``: cheap on a deep queue."""
+        with self.db.connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM (SELECT 1 FROM jobs WHERE kind = %s LIMIT %s) AS j", (kind, cap))
+            row = cur.fetchone()
+            conn.commit()
+        return int(row[0]) if row else 0
+
     def depth(self, kind: str | None = None) -> int:
         return self._count("jobs", kind)
 

@@ -15,7 +15,15 @@ from shared.models import SearchHit, Track, TrackIn
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["SNIPPET_CHARS", "ChangedTrack", "TrackStore", "UpsertResult", "hnsw_index_name", "upsert_tracks"]
+__all__ = [
+    "SNIPPET_CHARS",
+    "ChangedTrack",
+    "TrackStore",
+    "UpsertResult",
+    "hnsw_index_name",
+    "hnsw_index_sql",
+    "upsert_tracks",
+]
 
 SNIPPET_CHARS = 160
 _TRACK_COLS = "id, source, source_id, artist, title, lyrics, metadata, content_hash, created_at, updated_at"
@@ -124,6 +132,20 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
     return result
 
 
+def hnsw_index_sql(model_key: str, *, m: int, ef_construction: int, concurrently: bool) -> sql.Composed:
+    """``CREATE INDEX`` for the model's partial HNSW cosine index (``IF NOT EXISTS``)."""
+    return sql.SQL(
+        "CREATE INDEX {} IF NOT EXISTS {} ON embeddings USING hnsw (embedding vector_cosine_ops)"
+        " WITH (m = {}, ef_construction = {}) WHERE model = {}"
+    ).format(
+        sql.SQL("CONCURRENTLY" if concurrently else ""),
+        sql.Identifier(hnsw_index_name(model_key)),
+        sql.Literal(m),
+        sql.Literal(ef_construction),
+        sql.Literal(model_key),
+    )
+
+
 def hnsw_index_name(model_key: str) -> str:
     """A stable, valid identifier per model (model keys contain '@', '-', '.')."""
     import hashlib
@@ -176,19 +198,33 @@ class TrackStore:
             return len(track_ids)
 
     def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
-        """Create the partial HNSW (cosine) index for one model if missing. Returns True if created."""
-        name = hnsw_index_name(model_key)
-        with self.conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (name,))
-            if cur.fetchone():
-                return False
-            cur.execute(
-                sql.SQL(
-                    "CREATE INDEX IF NOT EXISTS {} ON embeddings USING hnsw (embedding vector_cosine_ops)"
-                    " WITH (m = {}, ef_construction = {}) WHERE model = {}"
-                ).format(sql.Identifier(name), sql.Literal(m), sql.Literal(ef_construction), sql.Literal(model_key))
-            )
+        """Create the partial HNSW (cosine) index for one model if missing. Returns True if created.
+
+        A plain ``CREATE INDEX`` inside the caller's transaction (it blocks vector writes while it
+        runs); :mod:`functions.embed.index` builds it concurrently for live systems.
+        """
+        if self.hnsw_index_state(model_key) == "valid":
+            return False
+        self.conn.execute(hnsw_index_sql(model_key, m=m, ef_construction=ef_construction, concurrently=False))
         return True
+
+    def hnsw_index_state(self, model_key: str) -> str:
+        """``valid``, ``invalid`` (a concurrent build that did not finish) or ``missing``."""
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = %s",
+                (hnsw_index_name(model_key),),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return "missing"
+        return "valid" if row[0] else "invalid"
+
+    def has_vectors(self, model_key: str) -> bool:
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT EXISTS (SELECT 1 FROM embeddings WHERE model = %s)", (model_key,))
+            row = cur.fetchone()
+        return bool(row and row[0])
 
     def search(
         self, vector: np.ndarray, model_key: str, k: int, *, artist: str | None = None, ef_search: int = 64

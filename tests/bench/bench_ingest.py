@@ -11,8 +11,9 @@ Each phase on its own fresh database so one phase's rows and indexes do not slow
   from ``blob.put`` to the committed report.
 * kernel: ``embedder.embed`` alone over a random sample of the same texts, in slices of
   ``embed_batch_size`` exactly as the worker claims them: the ceiling the pipeline can reach.
-* pipeline: the local runtime's bucket watcher and embed worker (no API) pick the uploaded file up;
-  timed from ``blob.put`` until every track has a vector for the model.
+* pipeline: the local runtime's bucket watcher, embed worker and index keeper (no API) pick the
+  uploaded file up; timed from ``blob.put`` until every track has a vector for the model and the
+  model's HNSW index is valid (built after the bulk backlog, see ``functions.embed.index``).
 
 The pipeline is instrumented (time inside ``embed``, inside ``claim``, and the rest of each batch)
 so a shortfall against the kernel can be attributed instead of guessed. A full run also leaves the
@@ -43,7 +44,7 @@ from shared.embedder import load_embedder
 from shared.events import ObjectCreated
 from shared.services import Services
 from shared.store.db import Database
-from shared.store.tracks import embedding_text, upsert_tracks
+from shared.store.tracks import TrackStore, embedding_text, upsert_tracks
 from tests.bench._common import (
     BenchDatabase,
     Timer,
@@ -90,6 +91,7 @@ class PipelineResult:
     seconds: float
     ingest_s: float
     first_vector_s: float
+    vectors_s: float
     embed_s: float
     embedded_texts: int
     claim_s: float
@@ -170,14 +172,16 @@ def report(
         f"  kernel    {kernel.tps:>10.1f} texts/s  (embedder.embed alone, {kernel.texts:,}-text random sample"
         f"{' = all' if kernel.texts == rows else ''}, no database; halves before/after the pipeline "
         f"{kernel_bench.half_tps[0]:.1f} / {kernel_bench.half_tps[1]:.1f})",
-        f"  pipeline  {pipeline.tps:>10.1f} tracks/s (upload→every track embedded: {pipeline.seconds:.1f} s)  "
-        f"= {ratio:.2f} x kernel, target >= {PIPELINE_TARGET_RATIO}: {_verdict(ratio >= PIPELINE_TARGET_RATIO)}",
+        f"  pipeline  {pipeline.tps:>10.1f} tracks/s (upload→every track embedded and the HNSW index valid: "
+        f"{pipeline.seconds:.1f} s)  = {ratio:.2f} x kernel, target >= {PIPELINE_TARGET_RATIO}: "
+        f"{_verdict(ratio >= PIPELINE_TARGET_RATIO)}",
         f"    where the pipeline's time went: ingest (upload→commit, no embedding possible) {pipeline.ingest_s:.1f} s, "
-        f"first vector after {pipeline.first_vector_s:.1f} s;",
+        f"first vector after {pipeline.first_vector_s:.1f} s, every vector after {pipeline.vectors_s:.1f} s "
+        f"(exact-scan search until the index is valid, {pipeline.seconds - pipeline.vectors_s:.1f} s later);",
         f"    inside embed() {pipeline.embed_s:.1f} s = {pipeline.embed_s / pipeline.seconds:.0%} of the wall time "
         f"({pipeline_kernel_tps:.1f} texts/s while embedding), "
         f"claim {pipeline.claim_s:.1f} s over {pipeline.batches:,} batches, "
-        f"rest (reads, vector+HNSW writes, ledger, ack, idle polls) {other_s:.1f} s",
+        f"rest (reads, vector writes, the deferred HNSW build, ledger, ack, idle polls) {other_s:.1f} s",
     ]
     print("\n".join(lines))
     print(
@@ -323,12 +327,11 @@ def bench_pipeline(
         services._embedder = timed  # type: ignore[assignment]  # instrumentation only
         claim = _TimedClaim(services.queue.claim)
         services.queue.claim = claim  # type: ignore[method-assign]
-        _wait_for_index(database_url, model_key)
         payload = data_file.read_bytes()
         with psycopg.connect(database_url, autocommit=True) as probe:
             started = time.perf_counter()
             services.blob.put(settings.bucket, data_file.name, payload)
-            ingest_s, first_vector_s, done_s = _watch(probe, timed, model_key, rows, started, timeout_s)
+            ingest_s, first_vector_s, vectors_s, done_s = _watch(probe, timed, model_key, rows, started, timeout_s)
         _check_no_dead_jobs(database_url)
         if stack.watcher is not None:
             stack.watcher.stop()
@@ -341,6 +344,7 @@ def bench_pipeline(
             seconds=done_s,
             ingest_s=ingest_s,
             first_vector_s=first_vector_s,
+            vectors_s=vectors_s,
             embed_s=timed.seconds,
             embedded_texts=timed.texts,
             claim_s=claim.seconds,
@@ -350,30 +354,19 @@ def bench_pipeline(
         stack.stop()
 
 
-def _wait_for_index(database_url: str, model_key: str, timeout_s: float = 60.0) -> None:
-    """The worker builds the (empty) HNSW index when it starts; let it, so the clock measures steady state."""
-    from shared.store.tracks import hnsw_index_name
-
-    deadline = time.monotonic() + timeout_s
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            if conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = %s", (hnsw_index_name(model_key),)).fetchone():
-                return
-            time.sleep(0.05)
-    raise SystemExit("the embed worker did not create the HNSW index")
-
-
 def _watch(
     conn: psycopg.Connection[Any], timed: _TimedEmbedder, model_key: str, rows: int, started: float, timeout_s: float
-) -> tuple[float, float, float]:
-    """Wait until every track has a vector; returns (ingest done, first vector, all done) in s since start.
+) -> tuple[float, float, float, float]:
+    """Wait until every track has a vector and the HNSW index is valid.
 
+    Returns (ingest committed, first vector, every vector committed, index valid) in s since start.
+    "Searchable" is taken strictly: search has its HNSW index back, not only an exact scan.
     Progress comes from the instrumented embedder, in process: counting ``embeddings`` rows every
     fraction of a second would scan a growing table on the same two cores and slow the run it
     measures. The database is asked only to see the ingest commit (a tiny ledger lookup) and, once
     the worker has embedded ``rows`` texts, to confirm that every vector is committed.
     """
-    ingest_s = first_s = float("nan")
+    ingest_s = first_s = vectors_s = float("nan")
     with progress() as bar:
         task = bar.add_task("pipeline", total=rows)
         while True:
@@ -388,13 +381,16 @@ def _watch(
             if timed.texts and first_s != first_s:
                 first_s = now
             bar.update(task, completed=min(timed.texts, rows))
-            if timed.texts >= rows:
+            if timed.texts < rows:
+                time.sleep(0.1)
+                continue
+            if vectors_s != vectors_s:
                 row = conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (model_key,)).fetchone()
                 if row and row[0] >= rows:
-                    return ingest_s, first_s, time.perf_counter() - started
-                time.sleep(0.02)
-            else:
-                time.sleep(0.1)
+                    vectors_s = time.perf_counter() - started
+            if vectors_s == vectors_s and TrackStore(conn).hnsw_index_state(model_key) == "valid":
+                return ingest_s, first_s, vectors_s, time.perf_counter() - started
+            time.sleep(0.05)
 
 
 def _check_no_dead_jobs(database_url: str) -> None:

@@ -104,6 +104,7 @@ def test_health_stats_and_openapi(server: str) -> None:
     health = httpx.get(f"{server}/health").json()
     # every track was embedded; its enrich job (queued by ingest beside the embed job) still waits
     assert health["status"] == "ok" and health["db"] == "ok" and health["queue_depth"] == 6
+    assert health["model"]["search_index"] == "hnsw"
     stats = httpx.get(f"{server}/stats").json()
     assert stats["queue"]["by_kind"] == {"enrich": 6}
     assert stats["tracks"] == 6 and list(stats["embeddings"].values()) == [6]
