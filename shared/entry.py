@@ -7,20 +7,24 @@ Cloud SDKs are imported here only inside :func:`build_blob`, for the backend act
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError, field_validator
 
 from shared.blob.base import Blob
 from shared.config import ENV_PREFIX, Settings
 from shared.errors import ConfigError
 from shared.services import Services
 from shared.store.db import Database
+
+if TYPE_CHECKING:
+    from shared.queue.relay import RelayReport
 
 __all__ = [
     "Cloud",
@@ -38,6 +42,7 @@ Cloud = Literal["aws", "gcp", "local"]
 BlobBackend = Literal["local", "s3", "gcs"]
 _DEFAULT_BLOB: dict[Cloud, BlobBackend] = {"aws": "s3", "gcp": "gcs", "local": "local"}
 _MAX_STORED_ENVELOPE = 64 * 1024
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 class EntrySettings(Settings):
@@ -53,6 +58,17 @@ class EntrySettings(Settings):
     gcp_project: str | None = None
     # Migrations are a deploy step in the cloud; `make invoke` and tests apply them on start.
     migrate_on_start: bool = True
+    # Job kind → SQS queue URL or Pub/Sub topic (JSON; Terraform sets it from `publishes_to`). Jobs of
+    # these kinds are relayed from the Postgres outbox after each invocation (shared.queue.relay).
+    queues: dict[str, str] = Field(default_factory=dict)
+    relay_budget_s: float = Field(default=20.0, gt=0)  # time one invocation may spend relaying
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_targets(cls, value: dict[str, str]) -> dict[str, str]:
+        from shared.queue.relay import validate_queue_targets
+
+        return validate_queue_targets(value)
 
 
 def load_entry_settings(**overrides: Any) -> EntrySettings:
@@ -92,6 +108,7 @@ class FunctionRuntime:
         self.cloud = cloud
         self._settings = settings
         self._services: Services | None = None
+        self._publishers: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -112,9 +129,10 @@ class FunctionRuntime:
                 if self._services is None:
                     s = self.settings
                     logging.getLogger().setLevel(s.log_level)
-                    self._services = Services.from_settings(
-                        s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud)
-                    )
+                    services = Services.from_settings(s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud))
+                    if s.queues:
+                        services.remote_backlog = self._remote_backlog
+                    self._services = services
         return self._services
 
     def use(self, services: Services) -> None:
@@ -129,6 +147,66 @@ class FunctionRuntime:
                 self._services.close()
                 self._services = None
             self._settings = None
+            self._publishers = None
+
+    def relaying(self, handler: _F) -> _F:
+        """Decorate an entry point so that it relays the jobs it committed once it returns."""
+
+        @functools.wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return handler(*args, **kwargs)
+            finally:
+                self.relay()
+
+        return wrapper  # type: ignore[return-value]
+
+    def _publishers_for_queues(self) -> dict[str, Any]:
+        if self._publishers is None:
+            from shared.queue.relay import publishers_for
+
+            settings = self.settings
+            self._publishers = publishers_for(
+                settings.queues, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region
+            )
+        return self._publishers
+
+    def _remote_backlog(self, kind: str) -> int:
+        """Messages of ``kind`` in its cloud queue, where the queue reports it (SQS); else 0."""
+        publisher = self._publishers_for_queues().get(kind)
+        depth = getattr(publisher, "depth", None)
+        if depth is None:
+            return 0
+        try:
+            return max(0, int(depth(kind)))
+        except Exception as exc:  # admission then sees only the Postgres backlog
+            log.warning("could not read the depth of the %s queue: %s", kind, type(exc).__name__)
+            return 0
+
+    def relay(self) -> RelayReport | None:
+        """Forward this function's freshly committed jobs to the cloud queues (``CONTENTFN_QUEUES``).
+
+        Called after the function's own work has committed; never raises: what is not sent now
+        waits in Postgres for the next invocation (a failure is logged and reported).
+        """
+        settings = self.settings
+        if not settings.queues:
+            return None
+        from shared.queue.postgres import PgQueue
+        from shared.queue.relay import RelayReport, relay_outbox
+
+        try:
+            publishers = self._publishers_for_queues()
+            queue = self.services.queue
+            if not isinstance(queue, PgQueue):
+                return None
+            report = relay_outbox(queue, publishers, budget_s=settings.relay_budget_s)
+        except Exception as exc:  # the function's own work is committed; the jobs wait in Postgres
+            log.warning("relay to the cloud queues failed: %s: %s", type(exc).__name__, exc)
+            return RelayReport(failed={"*": f"{type(exc).__name__}: {exc}"})
+        if report.published or report.failed:
+            log.info("relayed jobs to the cloud queues", extra={"relay": report.as_dict()})
+        return report
 
     def poison(self, error: Exception | str, envelope: Any, *, delivery_id: str) -> bool:
         """Record an envelope that can never be processed; True if this delivery was new."""
@@ -151,7 +229,7 @@ def record_poison(db: Database, *, kind: str, envelope: Any, error: str, dedup_k
         cur.execute(
             """
             INSERT INTO dead_jobs (job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at)
-            SELECT -nextval(pg_get_serial_sequence('jobs', 'id')), %s, %s::jsonb, %s, 1, %s, false, now()
+            SELECT NULL, %s, %s::jsonb, %s, 1, %s, false, now()
             WHERE NOT EXISTS (SELECT 1 FROM dead_jobs WHERE dedup_key = %s)
             """,
             (kind, json.dumps(payload), dedup_key, error[:2000], dedup_key),

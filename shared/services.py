@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,6 +35,9 @@ class Services:
     cache: Cache
     _embedder: Embedder | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Jobs of a kind waiting in a cloud queue (after the outbox relay), for admission checks;
+    # set by cloud entry points whose CONTENTFN_QUEUES names a queue that reports its depth.
+    remote_backlog: Callable[[str], int] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True, blob: Blob | None = None) -> Services:

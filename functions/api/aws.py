@@ -97,4 +97,9 @@ def _app() -> APIGatewayHttpResolver:
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.set_correlation_id((event.get("requestContext") or {}).get("requestId"))
-    return _app().resolve(event, context)
+    try:
+        return _app().resolve(event, context)
+    finally:
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+        if method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
+            runtime.relay()

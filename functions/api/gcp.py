@@ -47,4 +47,6 @@ def api(request: flask.Request) -> flask.Response:
         request.method, request.path, request.query_string.decode("latin-1"), dict(request.headers.items()), body
     )
     response = _core().handle(http_request)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
+        runtime.relay()
     return flask.Response(response.body, response.status, headers=response.headers)

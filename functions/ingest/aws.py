@@ -83,6 +83,7 @@ def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@runtime.relaying
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = trigger_of(event)
     if trigger == "sqs":

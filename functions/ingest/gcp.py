@@ -25,6 +25,7 @@ runtime = FunctionRuntime("ingest", "gcp")
 
 
 @functions_framework.cloud_event
+@runtime.relaying
 def ingest(cloud_event: Any) -> None:
     attributes = dict(cloud_event.get_attributes())
     try:

@@ -76,7 +76,8 @@ def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
         elif status == "pending":
             # New, or known but never detected (its job dead-lettered): queue it. While a job for
             # this content is still queued, the dedup key makes this a no-op.
-            gate = admission(conn, Capacity.from_settings(settings), DETECT_JOB)
+            elsewhere = services.remote_backlog(DETECT_JOB) if services.remote_backlog else 0
+            gate = admission(conn, Capacity.from_settings(settings), DETECT_JOB, queued_elsewhere=elsewhere)
             job = detect_job(image_id, content_hash, event.bucket, event.key, delay_s=gate.defer_s)
             report["queued"] = services.queue.enqueue_many([job], conn=conn) == 1
             report["admission"] = gate.as_dict()

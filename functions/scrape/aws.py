@@ -30,6 +30,7 @@ runtime = FunctionRuntime("scrape", "aws")
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@runtime.relaying
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     delivery_id = str(event.get("id") or payload_digest(event)) if isinstance(event, dict) else payload_digest(event)
     logger.set_correlation_id(delivery_id)

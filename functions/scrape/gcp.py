@@ -33,6 +33,7 @@ runtime = FunctionRuntime("scrape", "gcp")
 
 
 @functions_framework.http
+@runtime.relaying
 def scrape(request: flask.Request) -> flask.Response:
     headers = dict(request.headers.items())
     try:
@@ -48,6 +49,7 @@ def scrape(request: flask.Request) -> flask.Response:
 
 
 @functions_framework.cloud_event
+@runtime.relaying
 def scrape_event(cloud_event: Any) -> None:
     attributes = dict(cloud_event.get_attributes())
     try:

@@ -84,6 +84,7 @@ def job_function(
 
     @metrics.log_metrics
     @logger.inject_lambda_context(clear_state=True)
+    @runtime.relaying
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         trigger = trigger_of(event)
         if trigger == "schedule":

@@ -96,4 +96,8 @@ def job_functions(
     # functions-framework registers a target's signature type under the function's own name.
     http_target.__name__ = http_target.__qualname__ = name
     event_target.__name__ = event_target.__qualname__ = f"{name}_event"
-    return JobFunctions(functions_framework.http(http_target), functions_framework.cloud_event(event_target), runtime)
+    return JobFunctions(
+        functions_framework.http(runtime.relaying(http_target)),
+        functions_framework.cloud_event(runtime.relaying(event_target)),
+        runtime,
+    )

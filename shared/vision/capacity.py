@@ -67,14 +67,17 @@ class Admission:
         return {"admit": self.admit, "backlog": self.backlog, "max_backlog": self.max_backlog, "defer_s": self.defer_s}
 
 
-def admission(conn: psycopg.Connection[Any], capacity: Capacity, kind: str, *, incoming: int = 1) -> Admission:
+def admission(
+    conn: psycopg.Connection[Any], capacity: Capacity, kind: str, *, incoming: int = 1, queued_elsewhere: int = 0
+) -> Admission:
     """Admit ``incoming`` new jobs of ``kind`` now, or say how long to defer them.
 
-    The backlog counts every queued job, deferred ones included, so each deferral lands behind
-    the work deferred before it.
+    The backlog counts every job queued in Postgres, deferred ones included, so each deferral
+    lands behind the work deferred before it, plus ``queued_elsewhere``: what already waits in the
+    cloud queue the relay forwards to (SQS reports it; see ``Services.remote_backlog``).
     """
     row = conn.execute("SELECT count(*) FROM jobs WHERE kind = %s", (kind,)).fetchone()
-    backlog = int(row[0]) if row else 0
+    backlog = (int(row[0]) if row else 0) + max(0, queued_elsewhere)
     limit = capacity.max_backlog
     if capacity.instances > 0 and backlog + incoming <= limit:
         return Admission(True, backlog, limit, 0.0)
