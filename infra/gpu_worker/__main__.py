@@ -16,6 +16,7 @@ from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.streams import StreamSupervisor
 from infra.gpu_worker.worker import GpuWorker
 from shared.config import Settings, get_settings
+from shared.errors import ConfigError
 from shared.services import Services
 from shared.vision.store import DETECT_JOB
 
@@ -23,26 +24,31 @@ log = logging.getLogger("infra.gpu_worker")
 
 
 def detect_queue(settings: Settings) -> Any:
-    """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL; unset means the Postgres jobs table.
-
-    A Pub/Sub subscription is not consumed yet: the worker says so and uses the Postgres queue.
-    """
+    """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL or a Pub/Sub subscription
+    (``projects/P/subscriptions/S``); unset means the Postgres jobs table."""
     name = settings.gpu_queue
     if not name:
         return None
+    visibility_s, base_s, cap_s = (
+        settings.queue_visibility_s,
+        settings.queue_backoff_base_s,
+        settings.queue_backoff_cap_s,
+    )
     if name.startswith(("https://", "http://")):
         from shared.queue.sqs import SqsQueue
 
         return SqsQueue.create(
-            name,
-            kind=DETECT_JOB,
-            visibility_s=settings.queue_visibility_s,
-            wait_s=1,
-            backoff_base_s=settings.queue_backoff_base_s,
-            backoff_cap_s=settings.queue_backoff_cap_s,
+            name, kind=DETECT_JOB, wait_s=1, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
         )
-    log.warning("CONTENTFN_GPU_QUEUE is not an SQS queue URL; pulling detection jobs from PostgreSQL")
-    return None
+    if name.startswith("projects/") and "/subscriptions/" in name:
+        from shared.queue.pubsub import PubSubPullQueue
+
+        return PubSubPullQueue.create(
+            name, kind=DETECT_JOB, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
+        )
+    raise ConfigError(
+        "CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription (projects/P/subscriptions/S)"
+    )
 
 
 def main() -> None:

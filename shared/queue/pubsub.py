@@ -15,11 +15,11 @@ from typing import Any
 
 from shared.envelopes.errors import EnvelopeError
 from shared.envelopes.gcp import PubSubMessage, job_from_pubsub
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob
-from shared.queue.errors import PublishFailed
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.errors import PublishFailed, QueueUnavailable
 from shared.queue.sqs import job_message
 
-__all__ = ["OrderingKey", "PubSubPublisher", "PubSubPuller"]
+__all__ = ["OrderingKey", "PubSubPublisher", "PubSubPullQueue", "PubSubPuller"]
 
 log = logging.getLogger(__name__)
 
@@ -113,15 +113,7 @@ class PubSubPuller:
         return self._subscriber.subscribe(self.subscription, callback=on_message, flow_control=flow)
 
     def _claimed(self, message: Any) -> ClaimedJob | None:
-        envelope = PubSubMessage(
-            message_id=str(message.message_id),
-            data=bytes(message.data),
-            attributes=dict(message.attributes),
-            publish_time=message.publish_time,
-            ordering_key=message.ordering_key or None,
-            delivery_attempt=int(message.delivery_attempt or 1),
-            subscription=self.subscription,
-        )
+        envelope = _envelope(message, int(message.delivery_attempt or 1), self.subscription)
         try:
             job = job_from_pubsub(envelope)
         except EnvelopeError as exc:
@@ -162,3 +154,139 @@ class PubSubPuller:
         attrs = dict(message.attributes) | {"error": error[:1000] or "poison"}
         publisher.publish(self._dead_letter.topic, bytes(message.data), **attrs).result(timeout=30)
         message.ack()
+
+
+class PubSubPullQueue:
+    """The claim-style Queue port over one subscription, by synchronous pull (the GPU worker's loop).
+
+    ``claim`` pulls up to ``limit`` messages and sets their ack deadline to the lease; ``ack``
+    acknowledges; a retryable ``fail`` sets the deadline to the backoff delay, so the message comes
+    back once it has passed (the subscription's dead-letter policy counts the deliveries); a poison
+    message is copied to the dead-letter topic when one is configured and acknowledged, otherwise
+    nacked for the dead-letter policy; ``release`` nacks (deadline 0). Pub/Sub tells the backlog of
+    a subscription only through Cloud Monitoring, so ``depth`` answers -1 (unknown).
+    """
+
+    def __init__(
+        self,
+        subscriber: Any,
+        subscription: str,
+        *,
+        kind: str,
+        visibility_s: float = 120.0,
+        backoff_base_s: float = 2.0,
+        backoff_cap_s: float = 300.0,
+        pull_timeout_s: float = 5.0,
+        dead_letter: PubSubPublisher | None = None,
+    ) -> None:
+        self._subscriber = subscriber
+        self.subscription = subscription
+        self.kind = kind
+        self.visibility_s = visibility_s
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self.pull_timeout_s = pull_timeout_s
+        self._dead_letter = dead_letter
+
+    @classmethod
+    def create(cls, subscription: str, *, kind: str, **kw: Any) -> PubSubPullQueue:
+        from google.cloud import pubsub_v1
+
+        return cls(pubsub_v1.SubscriberClient(), subscription, kind=kind, **kw)
+
+    def claim(self, kind: str, limit: int, *, visibility_s: float | None = None) -> list[ClaimedJob]:
+        if kind != self.kind:
+            raise ValueError(f"this subscription carries {self.kind!r} jobs, not {kind!r}")
+        request = {"subscription": self.subscription, "max_messages": max(1, min(_MAX_PULL, limit))}
+        try:
+            response = self._call("pull", request=request, timeout=self.pull_timeout_s)
+        except _Empty:
+            return []
+        claimed: list[ClaimedJob] = []
+        for received in response.received_messages:
+            attempt = int(received.delivery_attempt or 1)
+            envelope = _envelope(received.message, attempt, self.subscription)
+            try:
+                job = job_from_pubsub(envelope)
+            except EnvelopeError as exc:
+                self._poison(str(received.ack_id), envelope, str(exc))
+                continue
+            claimed.append(ClaimedJob(job=job, lease_id=str(received.ack_id), extra={"envelope": envelope}))
+        if claimed:
+            lease = visibility_s if visibility_s is not None else self.visibility_s
+            self._deadline([c.lease_id for c in claimed], lease)
+        return claimed
+
+    def ack(self, claimed: Sequence[ClaimedJob]) -> int:
+        if claimed:
+            request = {"subscription": self.subscription, "ack_ids": [c.lease_id for c in claimed]}
+            self._call("acknowledge", request=request)
+        return len(claimed)
+
+    def fail(self, claimed: ClaimedJob, error: str, *, retryable: bool) -> FailOutcome:
+        if not retryable:
+            self._poison(claimed.lease_id, claimed.extra.get("envelope"), error)
+            return "dead"
+        self._deadline([claimed.lease_id], backoff_delay(claimed.job.attempts, self.backoff_base_s, self.backoff_cap_s))
+        return "retry"
+
+    def release(self, claimed: Sequence[ClaimedJob]) -> int:
+        if claimed:
+            self._deadline([c.lease_id for c in claimed], 0)
+        return len(claimed)
+
+    def depth(self, kind: str | None = None) -> int:
+        return -1
+
+    def dead_count(self, kind: str | None = None) -> int:
+        return -1
+
+    def _deadline(self, ack_ids: list[str], seconds: float) -> None:
+        request = {
+            "subscription": self.subscription,
+            "ack_ids": ack_ids,
+            "ack_deadline_seconds": int(min(_MAX_ACK_DEADLINE_S, max(0.0, seconds))),
+        }
+        self._call("modify_ack_deadline", request=request)
+
+    def _poison(self, ack_id: str, envelope: PubSubMessage | None, error: str) -> None:
+        if self._dead_letter is None or envelope is None:
+            self._deadline([ack_id], 0)  # the subscription's dead-letter policy moves it after max attempts
+            return
+        attrs = dict(envelope.attributes) | {"error": error[:1000] or "poison"}
+        try:
+            self._dead_letter._publisher.publish(self._dead_letter.topic, envelope.data, **attrs).result(timeout=30)
+        except Exception as exc:
+            raise QueueUnavailable(f"dead-letter publish failed: {type(exc).__name__}") from exc
+        self._call("acknowledge", request={"subscription": self.subscription, "ack_ids": [ack_id]})
+
+    def _call(self, operation: str, **params: Any) -> Any:
+        try:
+            return getattr(self._subscriber, operation)(**params)
+        except Exception as exc:
+            module = type(exc).__module__
+            if operation == "pull" and type(exc).__name__ == "DeadlineExceeded":
+                raise _Empty from exc  # a pull that found nothing before its timeout
+            if module.startswith(("google.api_core", "grpc")):
+                raise QueueUnavailable(f"Pub/Sub {operation} failed: {type(exc).__name__}") from exc
+            raise
+
+
+class _Empty(Exception):
+    pass
+
+
+_MAX_PULL = 1000
+_MAX_ACK_DEADLINE_S = 600
+
+
+def _envelope(message: Any, delivery_attempt: int, subscription: str) -> PubSubMessage:
+    return PubSubMessage(
+        message_id=str(message.message_id),
+        data=bytes(message.data),
+        attributes=dict(message.attributes),
+        publish_time=message.publish_time,
+        ordering_key=message.ordering_key or None,
+        delivery_attempt=delivery_attempt,
+        subscription=subscription,
+    )

@@ -117,3 +117,111 @@ def test_malformed_message_is_copied_to_the_dead_letter_topic_with_its_error_and
     assert dead.published[0]["data"] == b"not json"
     assert dead.published[0]["attrs"]["source"] == "camera" and "not JSON" in dead.published[0]["attrs"]["error"]
     assert isinstance(requests.get_nowait(), sub_requests.AckRequest)
+
+
+# -- synchronous pull (the GPU worker's claim loop) -----------------------------------------------
+
+
+class FakePullSubscriber:
+    """SubscriberClient's unary pull/acknowledge/modify_ack_deadline, answering with real PullResponses."""
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def pull(self, request: dict[str, Any], timeout: float) -> Any:
+        self.calls.append(("pull", request))
+        batch = self.batches.pop(0) if self.batches else None
+        if isinstance(batch, Exception):
+            raise batch
+        return gapic_types.PullResponse(received_messages=batch or [])
+
+    def acknowledge(self, request: dict[str, Any]) -> None:
+        self.calls.append(("acknowledge", request))
+
+    def modify_ack_deadline(self, request: dict[str, Any]) -> None:
+        self.calls.append(("modify_ack_deadline", request))
+
+    def of(self, name: str) -> list[dict[str, Any]]:
+        return [r for op, r in self.calls if op == name]
+
+
+def _received(ack_id: str, body: bytes, *, attempt: int = 1) -> Any:
+    message = gapic_types.PubsubMessage(data=body, attributes={"kind": "detect"}, message_id=f"id-{ack_id}")
+    return gapic_types.ReceivedMessage(ack_id=ack_id, message=message, delivery_attempt=attempt)
+
+
+def _job_body(image_id: int) -> bytes:
+    return json.dumps({"kind": "detect", "payload": {"image_id": image_id}, "dedup_key": f"detect:{image_id}"}).encode()
+
+
+def test_pull_claims_jobs_leases_them_and_acks_only_what_it_is_told() -> None:
+    from shared.queue.pubsub import PubSubPullQueue
+
+    fake = FakePullSubscriber([[_received("a1", _job_body(1)), _received("a2", _job_body(2), attempt=3)]])
+    q = PubSubPullQueue(fake, SUBSCRIPTION, kind="detect", visibility_s=90)
+    claimed = q.claim("detect", 64)
+    # THEN both jobs come out with their payload, attempt and ack id, leased for the visibility time
+    assert [(c.job.payload["image_id"], c.job.attempts, c.lease_id) for c in claimed] == [(1, 1, "a1"), (2, 3, "a2")]
+    assert fake.of("pull") == [{"subscription": SUBSCRIPTION, "max_messages": 64}]
+    assert fake.of("modify_ack_deadline") == [
+        {"subscription": SUBSCRIPTION, "ack_ids": ["a1", "a2"], "ack_deadline_seconds": 90}
+    ]
+    assert q.ack(claimed[:1]) == 1
+    assert fake.of("acknowledge") == [{"subscription": SUBSCRIPTION, "ack_ids": ["a1"]}]
+
+
+def test_pull_retry_waits_the_backoff_release_returns_at_once_and_poison_is_dead_lettered() -> None:
+    from shared.queue.pubsub import PubSubPullQueue
+
+    fake = FakePullSubscriber([[_received("a1", _job_body(1), attempt=2), _received("a2", _job_body(2))]])
+    dead = FakePublisher()
+    q = PubSubPullQueue(
+        fake,
+        SUBSCRIPTION,
+        kind="detect",
+        backoff_base_s=10,
+        backoff_cap_s=40,
+        dead_letter=PubSubPublisher(dead, TOPIC + "-dead"),
+    )
+    first, second = q.claim("detect", 10)
+    assert q.fail(first, "gpu busy", retryable=True) == "retry"
+    deadline = fake.of("modify_ack_deadline")[-1]
+    assert deadline["ack_ids"] == ["a1"] and 0 < deadline["ack_deadline_seconds"] <= 40
+    assert q.release([second]) == 1
+    assert fake.of("modify_ack_deadline")[-1] == {
+        "subscription": SUBSCRIPTION,
+        "ack_ids": ["a2"],
+        "ack_deadline_seconds": 0,
+    }
+    assert q.fail(second, "image refused", retryable=False) == "dead"
+    assert dead.published[0]["data"] == _job_body(2) and dead.published[0]["attrs"]["error"] == "image refused"
+    assert fake.of("acknowledge")[-1] == {"subscription": SUBSCRIPTION, "ack_ids": ["a2"]}
+
+
+def test_pull_dead_letters_a_malformed_message_and_hands_out_the_rest() -> None:
+    from shared.queue.pubsub import PubSubPullQueue
+
+    fake = FakePullSubscriber([[_received("bad", b"not json"), _received("good", _job_body(5))]])
+    q = PubSubPullQueue(fake, SUBSCRIPTION, kind="detect")
+    claimed = q.claim("detect", 10)
+    assert [c.lease_id for c in claimed] == ["good"]
+    # no dead-letter topic configured: nacked so the subscription's dead-letter policy moves it
+    assert {"subscription": SUBSCRIPTION, "ack_ids": ["bad"], "ack_deadline_seconds": 0} in fake.of(
+        "modify_ack_deadline"
+    )
+
+
+def test_pull_timeout_is_an_empty_claim_and_an_unreachable_service_is_queue_unavailable() -> None:
+    from google.api_core import exceptions as gexc
+
+    from shared.queue.errors import QueueUnavailable
+    from shared.queue.pubsub import PubSubPullQueue
+
+    fake = FakePullSubscriber([gexc.DeadlineExceeded("no messages"), gexc.ServiceUnavailable("down")])
+    q = PubSubPullQueue(fake, SUBSCRIPTION, kind="detect")
+    assert q.claim("detect", 8) == []
+    with pytest.raises(QueueUnavailable, match="Pub/Sub pull failed: ServiceUnavailable"):
+        q.claim("detect", 8)
+    with pytest.raises(ValueError, match="carries 'detect' jobs"):
+        q.claim("embed", 8)

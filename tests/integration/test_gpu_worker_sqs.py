@@ -14,6 +14,7 @@ import pytest
 from infra.gpu_worker.__main__ import detect_queue
 from infra.gpu_worker.worker import GpuWorker
 from shared.config import Settings
+from shared.errors import ConfigError
 from shared.queue.base import NewJob
 from shared.queue.sqs import SqsQueue
 from shared.services import Services
@@ -75,3 +76,10 @@ def test_worker_consumes_detection_jobs_from_sqs(
     dead = client.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"]).get("Messages") or []
     assert len(dead) == 1 and "malformed" in dead[0]["MessageAttributes"]["error"]["StringValue"]
     assert "contentfn_gpu_queue_depth 0" in worker.prometheus()
+
+
+def test_gpu_queue_that_is_neither_sqs_nor_a_subscription_fails_at_start_naming_the_variable(
+    settings: Settings,
+) -> None:
+    with pytest.raises(ConfigError, match="CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription"):
+        detect_queue(settings.model_copy(update={"gpu_queue": "contentfn-dev-detect"}))
