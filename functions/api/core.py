@@ -211,14 +211,40 @@ class Api:
             queue = dict(conn.execute("SELECT kind, count(*) FROM jobs GROUP BY kind").fetchall())
             dead = dict(conn.execute("SELECT kind, count(*) FROM dead_jobs GROUP BY kind").fetchall())
             stages = ledger.stage_counts(conn)
+            images = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
+            streams = dict(conn.execute("SELECT status, count(*) FROM streams GROUP BY status").fetchall())
+            llm = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE outcome = 'ok'), coalesce(sum(tokens_in + tokens_out), 0),"
+                " coalesce(sum(cost_usd), 0) FROM llm_calls WHERE created_at >= date_trunc('day', now())"
+            ).fetchone()
+            budget = conn.execute(
+                "SELECT token_limit, used, reserved, refused FROM llm_budget WHERE day = current_date"
+            ).fetchone()
             conn.commit()
         cache = svc.cache
+        calls, ok, tokens, cost = llm if llm else (0, 0, 0, 0)
         return {
             "tracks": int(tracks[0]) if tracks else 0,
             "embeddings": {k: int(v) for k, v in per_model.items()},
             "stages": stages,
             "queue": {"depth": sum(queue.values()), "by_kind": queue},
             "dead_jobs": {"total": sum(dead.values()), "by_kind": dead},
+            "images": {"total": sum(images.values()), "by_status": images},
+            "streams": {"total": sum(streams.values()), "by_status": streams},
+            "llm_today": {
+                "calls": int(calls),
+                "ok": int(ok),
+                "tokens": int(tokens),
+                "cost_usd": round(float(cost), 6),
+                "budget": None
+                if budget is None
+                else {
+                    "token_limit": int(budget[0]),
+                    "used": int(budget[1]),
+                    "reserved": int(budget[2]),
+                    "refused": int(budget[3]),
+                },
+            },
             "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
         }
 

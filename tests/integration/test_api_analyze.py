@@ -39,6 +39,11 @@ def test_ad_hoc_text_is_analysed_by_the_llm_when_rules_are_unsure(
     assert doc["analyzer"] == "llm:m" and 1 <= doc["profile"]["quality"] <= 10
     assert json.loads(post(api, {"text": lyrics, "artist": "A", "title": "T"}).body)["cached"] is True
     assert llm_server.completions() == 1
+    # AND /stats shows today's paid call, its tokens and the budget it drew on
+    stats = json.loads(api.handle(HttpRequest.from_parts("GET", "/stats", "", {"x-api-key": KEY})).body)
+    llm = stats["llm_today"]
+    assert llm["calls"] == 1 and llm["ok"] == 1 and llm["tokens"] > 0
+    assert llm["budget"] is not None and llm["budget"]["used"] == llm["tokens"]
 
 
 def test_with_the_llm_down_the_answer_is_the_flagged_rule_result(
