@@ -220,7 +220,7 @@ class PgQueue:
             cur.execute(
                 """
                 INSERT INTO dead_jobs (job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at)
-                VALUES (-nextval(pg_get_serial_sequence('jobs', 'id')), %s, %s::jsonb, %s, 1, %s, false, now())
+                VALUES (NULL, %s, %s::jsonb, %s, 1, %s, false, now())
                 """,
                 (kind, json.dumps(payload), dedup_key, error[:_MAX_ERROR_CHARS]),
             )

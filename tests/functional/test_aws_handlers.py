@@ -57,7 +57,7 @@ def test_sqs_batch_with_one_poison_record_reports_exactly_that_record(
     # THEN only the poison record is reported, the good one is ingested, the poison is dead-lettered
     assert out == {"batchItemFailures": [{"itemIdentifier": "poison-1"}]}
     assert count(services, "SELECT count(*) FROM tracks") == 20
-    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest' AND job_id IS NULL") == 1
     # AND its redelivery (SQS retries until the redrive moves it) adds no second dead-letter row
     assert handler(event, lambda_context) == out
     assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
@@ -97,6 +97,8 @@ def test_missing_object_is_rejected_by_the_core_and_not_retried(
     out = handler(load_event("aws_sqs_s3_notification.json"), lambda_context)
     assert out == {"batchItemFailures": []}
     assert count(services, "SELECT count(*) FROM ledger WHERE status = 'rejected'") == 1
+    # the refused event is kept in the dead-letter store; it never was a queued job
+    assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest' AND job_id IS NULL") == 1
 
 
 def test_transient_failure_of_one_record_is_reported_and_the_other_record_is_kept(
