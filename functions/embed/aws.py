@@ -9,6 +9,7 @@ the raw message to the queue's DLQ once ``maxReceiveCount`` is reached.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +33,7 @@ metrics = Metrics(namespace="contentfn", service="embed")
 copy_config_to_registered_loggers(source_logger=logger, include={"functions.embed.core", "shared.entry"})
 runtime = FunctionRuntime("embed", "aws")
 _processor = BatchProcessor(event_type=EventType.SQS)
+_source_queues: dict[str, Any] = {}
 # Leave this much of the invocation for reporting when draining on a schedule.
 _DRAIN_MARGIN_S = 10.0
 
@@ -57,6 +59,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return _handle_batch(event, context)
 
 
+def _source_backlog(queue_arn: str | None) -> Callable[[], int] | None:
+    """Messages waiting in the SQS queue a batch came from (GetQueueAttributes on its own queue,
+    which the consumer's role holds); None when the batch does not name an SQS queue."""
+    if not queue_arn or not queue_arn.startswith("arn:aws:sqs:") or queue_arn.count(":") != 5:
+        return None
+    queue = _source_queues.get(queue_arn)
+    if queue is None:
+        from shared.queue.sqs import SqsQueue
+
+        region, account, name = queue_arn.split(":")[3:6]
+        endpoint = runtime.settings.aws_endpoint_url
+        base = endpoint.rstrip("/") if endpoint else f"https://sqs.{region}.amazonaws.com"
+        queue = _source_queues[queue_arn] = SqsQueue.create(
+            f"{base}/{account}/{name}", kind="embed", endpoint_url=endpoint, region=region
+        )
+    return lambda: queue.depth()
+
+
 def _handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event["Records"]
     logger.set_correlation_id(records[0].get("messageId"))
@@ -69,7 +89,7 @@ def _handle_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, An
             runtime.poison(exc, record.get("body"), delivery_id=f"sqs:{record.get('messageId')}")
             not_done.add(str(record.get("messageId")))
     if jobs:
-        delivery = embed_delivered(jobs, runtime)
+        delivery = embed_delivered(jobs, runtime, source_backlog=_source_backlog(records[0].get("eventSourceARN")))
         not_done |= delivery.to_retry | delivery.dead
         metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
     logger.info("embed batch", extra={"records": len(records), "not_done": sorted(not_done)})

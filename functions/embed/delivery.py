@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from functions.embed.core import EMBED_JOB, embed_claimed, run_embed_batch
@@ -40,8 +40,14 @@ def _prepare(runtime: FunctionRuntime) -> IndexKeeper:
     return _prepared[0][1]
 
 
-def embed_delivered(jobs: Sequence[Job], runtime: FunctionRuntime) -> DeliveredJobs:
-    """Embed pushed jobs in one batch; returns which to retry and which were dead-lettered."""
+def embed_delivered(
+    jobs: Sequence[Job], runtime: FunctionRuntime, *, source_backlog: Callable[[], int] | None = None
+) -> DeliveredJobs:
+    """Embed pushed jobs in one batch; returns which to retry and which were dead-lettered.
+
+    ``source_backlog`` tells how many embed jobs still wait in the queue that delivered these, so a
+    bulk load builds its HNSW index after the backlog, not under it (see functions.embed.index).
+    """
     claimed = [ClaimedJob(job=job, lease_id=job.id) for job in jobs]
 
     def record(c: ClaimedJob, error: str) -> None:
@@ -54,6 +60,8 @@ def embed_delivered(jobs: Sequence[Job], runtime: FunctionRuntime) -> DeliveredJ
     work = [c for c in claimed if c not in wrong_kind]
     if work:
         keeper = _prepare(runtime)
+        if source_backlog is not None:
+            keeper.backlog_elsewhere = source_backlog
         embed_claimed(work, dataclasses.replace(runtime.services, queue=delivery))  # type: ignore[arg-type]
         keeper.tick()  # builds the HNSW index once the model has vectors and no bulk backlog waits
     return delivery

@@ -8,7 +8,9 @@ first, build the index once. The rule, checked by :meth:`IndexKeeper.tick`:
 * the index exists and is valid → nothing to do (remembered for the life of the process);
 * a concurrent build that died left an *invalid* index → it is dropped, then the rules below apply;
 * at least ``hnsw_defer_backlog`` embed jobs wait → deferred (search does an exact scan meanwhile:
-  slower, never less accurate);
+  slower, never less accurate). Waiting means in the Postgres outbox, plus, where the caller can
+  tell, in the cloud queue that delivers embed jobs (``backlog_elsewhere``: the SQS queue a Lambda
+  batch came from);
 * otherwise, once the model has vectors (or at once when ``hnsw_defer_backlog`` is 0), the index is
   built with ``CREATE INDEX CONCURRENTLY`` on a connection of its own, so vector writes and searches
   carry on during the build. A session advisory lock makes one process build while others skip.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import zlib
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -47,8 +50,9 @@ class IndexState(StrEnum):
 class IndexKeeper:
     """Builds one model's HNSW index at the right moment; safe to call from any thread, often."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, backlog_elsewhere: Callable[[], int] | None = None) -> None:
         self.services = services
+        self.backlog_elsewhere = backlog_elsewhere
         self._ready = False
         self._lock = threading.Lock()
         self._building: psycopg.Connection[Any] | None = None
@@ -93,11 +97,20 @@ class IndexKeeper:
             return IndexState.READY
         threshold = settings.hnsw_defer_backlog
         if threshold > 0:
-            if self.services.queue.backlog(EMBED_JOB, threshold) >= threshold:
+            if self._backlog(threshold) >= threshold:
                 return IndexState.DEFERRED
             if not has_vectors:
                 return IndexState.PENDING
         return self._build()
+
+    def _backlog(self, threshold: int) -> int:
+        waiting = self.services.queue.backlog(EMBED_JOB, threshold)
+        if waiting < threshold and self.backlog_elsewhere is not None:
+            try:
+                waiting += max(0, self.backlog_elsewhere())
+            except Exception as exc:  # unknown: decide on the outbox alone
+                log.warning("could not read the embed queue's backlog: %s", type(exc).__name__)
+        return waiting
 
     def _build(self) -> IndexState:
         settings = self.services.settings

@@ -230,3 +230,49 @@ def test_image_admission_counts_what_waits_in_sqs_and_a_deferred_job_stays_in_po
     assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'detect' AND visible_at > now()") == 1
     attrs = sqs.get_queue_attributes(QueueUrl=detect_url, AttributeNames=["ApproximateNumberOfMessages"])
     assert int(attrs["Attributes"]["ApproximateNumberOfMessages"]) == 11
+
+
+def test_embed_batches_from_a_deep_sqs_queue_build_the_index_only_once_the_queue_drains(
+    entry_env: Settings,  # noqa: F811
+    services: Services,
+    sqs: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    lambda_context: LocalLambdaContext,  # noqa: F811
+    model_dir: Any,
+) -> None:
+    from functions.embed.aws import handler as embed
+    from functions.ingest.aws import handler as ingest
+    from shared.store.tracks import TrackStore
+
+    # GIVEN 20 embed jobs relayed to SQS, and a deferral threshold of 10 waiting jobs
+    embed_url = _new_queue(sqs, "embed")
+    name = embed_url.rsplit("/", 1)[1]
+    monkeypatch.setenv("CONTENTFN_QUEUES", json.dumps({"embed": embed_url}))
+    monkeypatch.setenv("CONTENTFN_HNSW_DEFER_BACKLOG", "10")
+    put_local(entry_env, BUCKET, KEY, sample_jsonl(20))
+    ingest(load_event("aws_s3_object_created.json"), lambda_context)
+    messages = _receive_all(sqs, embed_url, 20)
+    assert len(messages) == 20
+
+    def index_state() -> str:
+        with services.db.connection() as conn:
+            model = conn.execute("SELECT DISTINCT model FROM embeddings").fetchone()
+            state = TrackStore(conn).hnsw_index_state(model[0]) if model else "no vectors"
+            conn.commit()
+        return state
+
+    # WHEN a first batch of 5 is embedded while all 20 are still in the queue
+    assert embed(_as_lambda_sqs_event(messages[:5], name), lambda_context) == {"batchItemFailures": []}
+    # THEN its vectors are written and the index waits
+    assert count(services, "SELECT count(*) FROM embeddings") == 5
+    assert index_state() == "missing"
+    # WHEN the event source mapping has deleted every message and the last batch is embedded
+    for start in range(0, 20, 10):
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages[start : start + 10])
+        ]
+        sqs.delete_message_batch(QueueUrl=embed_url, Entries=entries)
+    assert embed(_as_lambda_sqs_event(messages[5:], name), lambda_context) == {"batchItemFailures": []}
+    # THEN every vector is written and the HNSW index is built
+    assert count(services, "SELECT count(*) FROM embeddings") == 20
+    assert index_state() == "valid"
