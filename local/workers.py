@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 class _Loop:
     name = "loop"
+    idle_wait_s: float | None = None  # between idle ticks; None: CONTENTFN_WORKER_POLL_S
 
     def __init__(self, services: Services) -> None:
         self.services = services
@@ -40,7 +41,7 @@ class _Loop:
                 log.exception("%s: iteration failed; retrying", self.name)
                 busy = False
             if not busy:
-                self._stop.wait(self.services.settings.worker_poll_s)
+                self._stop.wait(self.idle_wait_s or self.services.settings.worker_poll_s)
 
     def tick(self) -> bool:
         """One unit of work; True if there may be more right away."""
@@ -97,6 +98,7 @@ class IndexWorker(_Loop):
     """
 
     name = "index-keeper"
+    idle_wait_s = 1.0  # a backlog count a second is plenty to notice that a bulk load has drained
 
     def __init__(self, services: Services) -> None:
         super().__init__(services)

@@ -189,7 +189,10 @@ class FunctionRuntime:
         Called after the function's own work has committed; never raises: what is not sent now
         waits in Postgres for the next invocation (a failure is logged and reported).
         """
-        settings = self.settings
+        try:
+            settings = self.settings
+        except Exception:  # the handler has met (and reported) the same configuration error
+            return None
         if not settings.queues:
             return None
         from shared.queue.postgres import PgQueue
