@@ -64,10 +64,17 @@ def run_demo(settings: Settings, console: Console | None = None, timeout_s: floa
                     f"  embed {body['timings_ms']['embed']:.1f} ms, database {body['timings_ms']['db']:.1f} ms"
                 )
             stats = client.get("/stats").json()
+        waiting = ", ".join(f"{kind} {n}" for kind, n in sorted(stats["queue"]["by_kind"].items()))
         console.print(
             f"stats: {stats['tracks']} tracks, embeddings {stats['embeddings']}, "
-            f"queue depth {stats['queue']['depth']}, dead jobs {stats['dead_jobs']['total']}"
+            f"queue depth {stats['queue']['depth']}{f' ({waiting})' if waiting else ''}, "
+            f"dead jobs {stats['dead_jobs']['total']}"
         )
+        if stats["queue"]["depth"]:
+            console.print(
+                "  the jobs still queued (enrichment, analysis) wait in the database; "
+                "`contentfn local up` carries on with them"
+            )
     console.print("[bold]stopped cleanly[/]")
     return {"report": report, "results": results, "stats": stats}
 
