@@ -59,8 +59,15 @@ class Services:
             db=db,
             queue=queue,
             blob=blob or LocalBlob(settings.buckets_dir),
-            cache=MemoryCache(settings.query_cache_entries),
+            cache=_query_cache(settings),
         )
+
+    @property
+    def shared_cache(self) -> bool:
+        """Whether ``cache`` is Redis (shared by every instance) rather than this process's LRU."""
+        from shared.cache.redis_cache import RedisCache
+
+        return isinstance(self.cache, RedisCache)
 
     @property
     def has_embedder(self) -> bool:
@@ -79,3 +86,13 @@ class Services:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _query_cache(settings: Settings) -> Cache:
+    """Query vectors are cached in Redis when it is configured, so every function instance behind
+    the API shares them (a Redis outage falls back to the process's LRU); else in process."""
+    if settings.redis_url is None:
+        return MemoryCache(settings.query_cache_entries)
+    from shared.cache.redis_cache import build_cache
+
+    return build_cache(settings)

@@ -3,6 +3,7 @@ functions-framework (GCP) and the Powertools resolver (AWS)."""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -156,7 +157,8 @@ class Api:
         svc = self.services
         t0 = time.perf_counter()
         embedder = svc.embedder
-        cache_key = f"qvec:{embedder.model_key}:{values['q']}"
+        # Hashed: a shared cache (Redis) keeps no readable copy of what users searched for.
+        cache_key = f"qvec:{embedder.model_key}:{hashlib.sha256(values['q'].encode()).hexdigest()}"
         vector = svc.cache.get(cache_key)
         if vector is None:
             vector = embedder.embed([values["q"]])[0]

@@ -45,7 +45,9 @@ class Intel:
 
 def build_intel(services: Services, *, cache: SharedCache | None = None) -> Intel:
     s = services.settings
-    cache = cache or build_cache(s)
+    if cache is None:
+        # One Redis client per process: the services' query cache when it already is Redis.
+        cache = services.cache if isinstance(services.cache, RedisCache) else build_cache(s)
     shared = cache.call if isinstance(cache, RedisCache) else None
     http = build_http_client(s, shared=shared)
     # The LLM gets its own client: no per-host waiting (the breaker decides) and no retries (the

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from functions.api.core import Api
 from functions.embed.core import ensure_index, run_embed_batch
@@ -17,6 +19,7 @@ from shared.config import Settings, load_settings
 from shared.embedder.base import Embedder
 from shared.events import HttpRequest, ObjectCreated
 from shared.services import Services
+from tests.intel_fixtures import redis_session, redis_url  # noqa: F401 - fixtures
 
 TRACKS = [
     (
@@ -154,3 +157,44 @@ def test_api_key_is_required_when_configured(loaded: Services, tmp_path: Path) -
     assert call({"X-API-Key": "s3cret-key"}) == 200
     assert call({"Authorization": "Bearer s3cret-key"}) == 200
     assert api.handle(HttpRequest.from_parts("GET", "/health")).status == 200  # probes stay open
+
+
+class _CountingEmbedder:
+    def __init__(self, inner: Embedder) -> None:
+        self.inner, self.calls = inner, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        self.calls += 1
+        return self.inner.embed(texts)
+
+
+def test_query_vectors_are_shared_through_redis_between_instances(
+    loaded: Services,
+    embedder: Embedder,
+    redis_url: str,  # noqa: F811
+) -> None:
+    # GIVEN two API instances (two processes' worth of services) on the same database and Redis
+    settings = loaded.settings.model_copy(update={"redis_url": SecretStr(redis_url)})
+    first, second = Services.from_settings(settings), Services.from_settings(settings)
+    try:
+        assert first.shared_cache and second.shared_cache
+        counting = _CountingEmbedder(embedder)
+        first._embedder, second._embedder = counting, counting  # type: ignore[assignment]
+        query = HttpRequest.from_parts("GET", "/search", "q=tractors+and+harvest&k=2")
+        # WHEN the same query reaches one instance, then the other
+        a = json.loads(Api(first).handle(query).body)
+        b = json.loads(Api(second).handle(query).body)
+        # THEN it was embedded once, the second instance answered from Redis, with the same results
+        assert counting.calls == 1 and second.cache.hits == 1  # type: ignore[attr-defined]
+        assert [r["id"] for r in a["results"]] == [r["id"] for r in b["results"]]
+        # AND Redis holds the vector under a hash of the query, not the query itself
+        import redis
+
+        keys = [k.decode() for k in redis.Redis.from_url(redis_url).keys("*qvec*")]
+        assert len(keys) == 1 and "tractors" not in keys[0]
+    finally:
+        first.close()
+        second.close()
