@@ -9,6 +9,7 @@ drained on a schedule with the core's own ``run_embed_batch``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +24,8 @@ from shared.queue.delivered import DeliveredJobs
 from shared.services import Services
 
 __all__ = ["drain_outbox", "embed_delivered"]
+
+log = logging.getLogger(__name__)
 
 _prepared: list[tuple[Services, IndexKeeper]] = []
 _prepare_lock = threading.Lock()
@@ -63,7 +66,7 @@ def embed_delivered(
         if source_backlog is not None:
             keeper.backlog_elsewhere = source_backlog
         embed_claimed(work, dataclasses.replace(runtime.services, queue=delivery))  # type: ignore[arg-type]
-        keeper.tick()  # builds the HNSW index once the model has vectors and no bulk backlog waits
+        _index_tick(keeper)  # builds the HNSW index once the model has vectors and no bulk backlog waits
     return delivery
 
 
@@ -79,5 +82,14 @@ def drain_outbox(runtime: FunctionRuntime, *, budget_s: float) -> dict[str, Any]
         totals["batches"] += 1
         for name in ("claimed", "embedded", "skipped", "failed"):
             totals[name] += getattr(outcome, name)
-    totals["index"] = keeper.tick().value  # the build, when due, runs after the drain, not inside it
+    totals["index"] = _index_tick(keeper)  # the build, when due, runs after the drain, not inside it
     return totals
+
+
+def _index_tick(keeper: IndexKeeper) -> str:
+    """The index check after the jobs are settled: its failure must not turn them into retries."""
+    try:
+        return keeper.tick().value
+    except Exception as exc:  # search keeps its exact scan; the next invocation tries again
+        log.warning("HNSW index check failed: %s: %s", type(exc).__name__, exc)
+        return "error"

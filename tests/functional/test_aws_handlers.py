@@ -257,3 +257,29 @@ def test_logs_are_json_with_a_correlation_id_and_metrics_are_emf(uploaded: Setti
     emf = [d for d in docs if "_aws" in d]
     assert emf and emf[-1]["ObjectsIngested"] == [1.0]
     assert emf[-1]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "contentfn"
+
+
+def test_failed_index_build_after_an_embed_batch_does_not_retry_its_jobs(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+    model_dir: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from functions.embed.aws import handler as embed
+    from functions.embed.index import IndexKeeper
+    from functions.ingest.aws import handler as ingest
+
+    def broken_build(self: IndexKeeper) -> Any:
+        raise RuntimeError("could not resize shared memory segment")
+
+    monkeypatch.setattr(IndexKeeper, "_build", broken_build)
+    ingest(load_event("aws_s3_object_created.json"), lambda_context)
+    event = load_event("aws_sqs_jobs.json")
+    for record, (track_id, chash) in zip(event["Records"], _tracks(services, 3), strict=True):
+        record["body"] = json.dumps({"kind": "embed", "payload": {"track_id": track_id, "content_hash": chash}})
+    # WHEN the batch is embedded and the index build that follows fails
+    out = embed(event, lambda_context)
+    # THEN every record is reported done and its vector kept; search stays on the exact scan
+    assert out == {"batchItemFailures": []}
+    assert count(services, "SELECT count(*) FROM embeddings") == 3
