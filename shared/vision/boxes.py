@@ -1,4 +1,4 @@
-"""Letterbox, YOLO-family output layouts and vectorised per-class NMS (pure numpy).
+"""Letterbox (OpenCV), YOLO-family output layouts and vectorised per-class NMS (numpy).
 
 Layouts, as exported by their projects:
 - ``yolov8`` (also YOLO11): ``[B, 4+C, N]``: cx, cy, w, h in input pixels, then C class scores; no objectness.
@@ -42,18 +42,30 @@ class Letterboxed:
 
 
 def letterbox(pixels: np.ndarray, size: int, *, center: bool = True) -> Letterboxed:
-    """Fit ``pixels`` (H, W, 3 uint8) into a square canvas; ``center=False`` pads right/bottom (YOLOX)."""
+    """Fit ``pixels`` (H, W, 3 uint8) into a square canvas; ``center=False`` pads right/bottom (YOLOX).
+
+    OpenCV resizes (bilinear, as the YOLO projects do when they train; area averaging when shrinking
+    by more than half, which keeps small details) and pads in one pass each, without the GIL.
+    """
+    import cv2
+
     h, w = pixels.shape[:2]
     ratio = min(size / h, size / w)
     new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
     if (new_w, new_h) != (w, h):
-        from PIL import Image
-
-        pixels = np.asarray(Image.fromarray(pixels).resize((new_w, new_h), Image.Resampling.BILINEAR))
+        interpolation = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
+        pixels = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
     pad_x = (size - new_w) // 2 if center else 0
     pad_y = (size - new_h) // 2 if center else 0
-    canvas = np.full((size, size, 3), _PAD_VALUE, dtype=np.uint8)
-    canvas[pad_y : pad_y + new_h, pad_x : pad_x + new_w] = pixels
+    canvas = cv2.copyMakeBorder(
+        np.ascontiguousarray(pixels),
+        pad_y,
+        size - new_h - pad_y,
+        pad_x,
+        size - new_w - pad_x,
+        cv2.BORDER_CONSTANT,
+        value=(_PAD_VALUE, _PAD_VALUE, _PAD_VALUE),
+    )
     return Letterboxed(canvas=canvas, ratio=ratio, pad_x=float(pad_x), pad_y=float(pad_y))
 
 

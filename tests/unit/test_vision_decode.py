@@ -88,3 +88,63 @@ def test_jpeg_draft_keeps_the_original_size_for_mapping_boxes_back() -> None:
     img = decode_image(encoded("JPEG", 1280, 960), max_bytes=10**7, max_pixels=10**8, draft_to=320)
     assert (img.width, img.height) == (1280, 960)
     assert img.pixels.shape[1] < 1280 and img.pixels.shape[1] >= 320
+
+
+def _variants() -> list[tuple[str, bytes]]:
+    """Encodings a user's bucket holds: baseline, progressive, EXIF, grey and CMYK JPEG; PNG of every
+    colour type and depth; lossy, lossless and alpha WebP."""
+    rng = np.random.default_rng(1)
+    rgb = Image.fromarray(rng.integers(0, 255, (37, 53, 3), np.uint8))
+    out = []
+
+    def save(name: str, img: Image.Image, fmt: str, **kw: object) -> None:
+        buf = io.BytesIO()
+        img.save(buf, fmt, **kw)
+        out.append((name, buf.getvalue()))
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotated; the stored grid is what boxes refer to
+    save("jpeg-baseline", rgb, "JPEG")
+    save("jpeg-progressive", rgb, "JPEG", progressive=True)
+    save("jpeg-exif", rgb, "JPEG", exif=exif.tobytes())
+    save("jpeg-grey", rgb.convert("L"), "JPEG")
+    save("jpeg-cmyk", rgb.convert("CMYK"), "JPEG")
+    for mode in ("RGB", "RGBA", "L", "LA", "P"):
+        save(f"png-{mode}", rgb.convert(mode), "PNG")
+    save("png-16bit", Image.fromarray(rng.integers(0, 65535, (37, 53), np.uint16)), "PNG")
+    save("webp-lossy", rgb, "WEBP")
+    save("webp-lossless", rgb, "WEBP", lossless=True)
+    save("webp-alpha", rgb.convert("RGBA"), "WEBP")
+    return out
+
+
+@pytest.mark.parametrize(("name", "data"), _variants(), ids=lambda v: v if isinstance(v, str) else "")
+def test_every_common_encoding_decodes_to_rgb_at_its_declared_size(name: str, data: bytes) -> None:
+    # GIVEN an image in one of the encodings found in real buckets
+    # WHEN it is decoded
+    img = decode_image(data, **CAPS)
+    # THEN the size read from the header is Pillow's, and the pixels are RGB at that size
+    with Image.open(io.BytesIO(data)) as ref:
+        assert (img.width, img.height) == ref.size == (53, 37)
+    assert img.pixels.shape == (37, 53, 3) and img.pixels.dtype == np.uint8
+    if name in ("jpeg-baseline", "png-RGB", "webp-lossless"):
+        with Image.open(io.BytesIO(data)) as ref:
+            assert np.array_equal(img.pixels, np.asarray(ref.convert("RGB")))
+
+
+def test_a_header_that_lies_about_its_size_is_refused() -> None:
+    # GIVEN a PNG whose IHDR was rewritten to declare another size than its data holds
+    data = bytearray(encoded("PNG", 64, 48))
+    data[16:24] = struct.pack(">II", 64, 4000)
+    # WHEN decoded THEN it is refused as corrupt, never returned at a size nobody checked
+    with pytest.raises(ImageRejected) as info:
+        decode_image(bytes(data), **CAPS)
+    assert info.value.reason == "corrupt"
+
+
+@pytest.mark.parametrize("cut", [3, 12, 20, 100])
+def test_headers_cut_short_are_refused_as_corrupt_not_crashing(cut: int) -> None:
+    for fmt in ("JPEG", "PNG", "WEBP"):
+        with pytest.raises(ImageRejected) as info:
+            decode_image(encoded(fmt)[:cut], **CAPS)
+        assert info.value.reason in ("corrupt", "unsupported_format")
