@@ -27,12 +27,18 @@ class BoundedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._raw.read(min(len(buffer), self._left + 1))
-        if len(data) > self._left:
+        view = memoryview(buffer).cast("B")[: self._left + 1]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:  # a file: straight into the caller's buffer, one system call
+            n = readinto(view) or 0
+        else:  # a cloud stream that only reads
+            data = self._raw.read(len(view))
+            n = len(data)
+            view[:n] = data
+        if n > self._left:
             raise ObjectTooLarge(f"{self._name} grew beyond the {self._limit}-byte cap while being read")
-        self._left -= len(data)
-        buffer[: len(data)] = data
-        return len(data)
+        self._left -= n
+        return n
 
     def close(self) -> None:
         self._raw.close()
@@ -66,7 +72,7 @@ class LocalBlob:
         info = self.stat(bucket, key)
         if info.size > max_bytes:
             raise ObjectTooLarge(f"object {bucket}/{key} is {info.size} bytes; the cap is {max_bytes}")
-        raw = self._path(bucket, key).open("rb")
+        raw = self._path(bucket, key).open("rb", buffering=0)
         return io.BufferedReader(BoundedReader(raw, max_bytes, f"{bucket}/{key}"), buffer_size=1 << 20)  # type: ignore[return-value]
 
     def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo:
