@@ -130,7 +130,10 @@ class Settings(BaseSettings):
     gpu_max_in_flight: int = Field(default=2, ge=1, le=64)  # batches in flight per instance
     gpu_max_wait_ms: float = Field(default=20.0, ge=0, le=10_000)
     gpu_queue: str | None = None  # cloud subscription/queue name; the local queue needs none
-    gpu_decode_threads: int = Field(default=0, ge=0, le=256)  # 0: one per core
+    gpu_decode_threads: int = Field(default=0, ge=0, le=256)  # 0: one per core (per process: cores / processes)
+    # Pipeline processes per GPU instance, each with its own model session; they split the in-flight
+    # batches. 0: one per four cores when a GPU provider is present, else one.
+    gpu_processes: int = Field(default=0, ge=0, le=64)
     gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
     gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this
     gpu_metrics_host: str = "127.0.0.1"

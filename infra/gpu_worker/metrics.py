@@ -1,4 +1,4 @@
-"""Counters of one worker process, and their Prometheus text form."""
+"""Counters of one worker process, and the Prometheus text form of one or several of them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["WorkerMetrics"]
+__all__ = ["WorkerMetrics", "prometheus_text"]
 
 
 @dataclass
@@ -68,27 +69,68 @@ class WorkerMetrics:
         with self._lock:
             return min(1.0, self.infer_seconds / max(time.monotonic() - self.started, 1e-3))
 
+    def snapshot(self, max_batch: int) -> dict[str, float]:
+        """Every figure /metrics shows, as plain numbers (sent from pipeline processes to their parent)."""
+        with self._lock:
+            counts = {
+                "images_done": self.images_done,
+                "images_rejected": self.images_rejected,
+                "images_failed": self.images_failed,
+                "images_released": self.images_released,
+                "batches": self.batches,
+                "in_flight": self.in_flight,
+            }
+        return {
+            **counts,
+            "batch_fill": self.batch_fill(max_batch),
+            "images_per_s": self.images_per_s(),
+            "gpu_busy": self.gpu_busy(),
+        }
+
     def prometheus(self, *, provider: str, model: str, max_batch: int, queue_depth: int, queue_lag_s: float) -> str:
-        labels = f'provider="{provider}",model="{model}"'
-        lines = [
-            "# TYPE contentfn_gpu_images_total counter",
-            f'contentfn_gpu_images_total{{outcome="done",{labels}}} {self.images_done}',
-            f'contentfn_gpu_images_total{{outcome="rejected",{labels}}} {self.images_rejected}',
-            f'contentfn_gpu_images_total{{outcome="failed",{labels}}} {self.images_failed}',
-            f'contentfn_gpu_images_total{{outcome="released",{labels}}} {self.images_released}',
-            "# TYPE contentfn_gpu_batches_total counter",
-            f"contentfn_gpu_batches_total{{{labels}}} {self.batches}",
-            "# TYPE contentfn_gpu_batch_fill gauge",
-            f"contentfn_gpu_batch_fill{{{labels}}} {self.batch_fill(max_batch):.4f}",
-            "# TYPE contentfn_gpu_images_per_second gauge",
-            f"contentfn_gpu_images_per_second{{{labels}}} {self.images_per_s():.3f}",
-            "# TYPE contentfn_gpu_busy_ratio gauge",
-            f"contentfn_gpu_busy_ratio{{{labels}}} {self.gpu_busy():.4f}",
-            "# TYPE contentfn_gpu_in_flight gauge",
-            f"contentfn_gpu_in_flight{{{labels}}} {self.in_flight}",
-            "# TYPE contentfn_gpu_queue_depth gauge",
-            f"contentfn_gpu_queue_depth {queue_depth}",
-            "# TYPE contentfn_gpu_queue_lag_seconds gauge",
-            f"contentfn_gpu_queue_lag_seconds {queue_lag_s:.3f}",
-        ]
-        return "\n".join(lines) + "\n"
+        return prometheus_text(
+            {"0": self.snapshot(max_batch)},
+            provider=provider,
+            model=model,
+            queue_depth=queue_depth,
+            queue_lag_s=queue_lag_s,
+        )
+
+
+# (metric, type, snapshot key, outcome label)
+_SERIES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("contentfn_gpu_images_total", "counter", "images_done", "done"),
+    ("contentfn_gpu_images_total", "counter", "images_rejected", "rejected"),
+    ("contentfn_gpu_images_total", "counter", "images_failed", "failed"),
+    ("contentfn_gpu_images_total", "counter", "images_released", "released"),
+    ("contentfn_gpu_batches_total", "counter", "batches", None),
+    ("contentfn_gpu_batch_fill", "gauge", "batch_fill", None),
+    ("contentfn_gpu_images_per_second", "gauge", "images_per_s", None),
+    ("contentfn_gpu_busy_ratio", "gauge", "gpu_busy", None),
+    ("contentfn_gpu_in_flight", "gauge", "in_flight", None),
+)
+
+
+def prometheus_text(
+    processes: dict[str, dict[str, Any]], *, provider: str, model: str, queue_depth: int, queue_lag_s: float
+) -> str:
+    """One family per metric, one series per pipeline process (label ``process``); sum them in queries."""
+    lines: list[str] = []
+    for name, kind, key, outcome in _SERIES:
+        if outcome in (None, "done"):
+            lines.append(f"# TYPE {name} {kind}")
+        for process, snap in processes.items():
+            labels = f'process="{process}",provider="{provider}",model="{model}"'
+            if outcome is not None:
+                labels = f'outcome="{outcome}",{labels}'
+            value = snap.get(key, 0)
+            lines.append(
+                f"{name}{{{labels}}} {value:.4f}" if isinstance(value, float) else f"{name}{{{labels}}} {value}"
+            )
+    lines += [
+        "# TYPE contentfn_gpu_queue_depth gauge",
+        f"contentfn_gpu_queue_depth {queue_depth}",
+        "# TYPE contentfn_gpu_queue_lag_seconds gauge",
+        f"contentfn_gpu_queue_lag_seconds {queue_lag_s:.3f}",
+    ]
+    return "\n".join(lines) + "\n"

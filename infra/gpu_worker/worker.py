@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from infra.gpu_worker.metrics import WorkerMetrics
-from shared.errors import PoisonError
+from shared.config import Settings
+from shared.errors import ConfigError, PoisonError
 from shared.queue.base import ClaimedJob
 from shared.queue.postgres import PgQueue
 from shared.services import Services
@@ -38,7 +39,7 @@ from shared.vision.decode import ImageRejected, decode_image
 from shared.vision.detector import Detector, Prepared, load_detector
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 
-__all__ = ["STAGE", "GpuWorker", "WorkerMetrics"]
+__all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "queue_figures"]
 
 log = logging.getLogger(__name__)
 
@@ -330,6 +331,7 @@ class GpuWorker:
         return {
             "status": "draining" if self.stopping.is_set() else "ok",
             "provider": self.detector.provider,
+            "on_gpu": self.detector.on_gpu,
             "model": self.detector.name,
             "layout": self.detector.layout,
             "input_size": self.detector.input_size,
@@ -340,20 +342,55 @@ class GpuWorker:
         }
 
     def prometheus(self) -> str:
-        from shared.vision.capacity import queue_lag_s
-
-        lag = -1.0  # unknown: SQS reports the age of its oldest message only to CloudWatch
-        if self._ack_in_transaction:
-            with self.services.db.connection() as conn:
-                lag = queue_lag_s(conn, DETECT_JOB)
-                conn.commit()
+        depth, lag = queue_figures(self.services, self.queue, DETECT_JOB)
         return self.metrics.prometheus(
             provider=self.detector.provider,
             model=self.detector.name,
             max_batch=self.max_batch,
-            queue_depth=self.queue.depth(DETECT_JOB),
+            queue_depth=depth,
             queue_lag_s=lag,
         )
+
+
+def queue_figures(services: Services, queue: Any, kind: str) -> tuple[int, float]:
+    """(depth, lag in seconds) of the detection queue; lag -1 when unknown (SQS and Pub/Sub report
+    the age of their oldest message only to CloudWatch / Cloud Monitoring)."""
+    from shared.vision.capacity import queue_lag_s
+
+    lag = -1.0
+    if isinstance(queue, PgQueue):
+        with services.db.connection() as conn:
+            lag = queue_lag_s(conn, kind)
+            conn.commit()
+    return queue.depth(kind), lag
+
+
+def detect_queue(settings: Settings) -> Any:
+    """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL or a Pub/Sub subscription
+    (``projects/P/subscriptions/S``); unset means the Postgres jobs table (``None``)."""
+    name = settings.gpu_queue
+    if not name:
+        return None
+    visibility_s, base_s, cap_s = (
+        settings.queue_visibility_s,
+        settings.queue_backoff_base_s,
+        settings.queue_backoff_cap_s,
+    )
+    if name.startswith(("https://", "http://")):
+        from shared.queue.sqs import SqsQueue
+
+        return SqsQueue.create(
+            name, kind=DETECT_JOB, wait_s=1, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
+        )
+    if name.startswith("projects/") and "/subscriptions/" in name:
+        from shared.queue.pubsub import PubSubPullQueue
+
+        return PubSubPullQueue.create(
+            name, kind=DETECT_JOB, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
+        )
+    raise ConfigError(
+        "CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription (projects/P/subscriptions/S)"
+    )
 
 
 def _buckets(max_batch: int) -> tuple[int, ...]:

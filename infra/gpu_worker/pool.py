@@ -1,0 +1,262 @@
+"""Several pipeline processes on one GPU instance, each with its own model session.
+
+One Python process runs its per-image bookkeeping (queue and database round trips, post-processing,
+hand-offs between threads) under one GIL. Decoding, resizing and inference release it, but what is
+left caps one process at a few thousand images per second whatever the core count, which is less
+than a data-centre GPU takes. So the GPU service runs ``CONTENTFN_GPU_PROCESSES`` pipelines side by
+side: each claims, decodes, batches, infers and writes on its own, and they share the GPU (one CUDA
+context and one ONNX Runtime session each; batches from several processes keep it busy).
+
+The instance's in-flight batches (``CONTENTFN_GPU_MAX_IN_FLIGHT``) are split between the processes,
+so the cap Terraform sets, instances x max_batch x max_in_flight images, does not change.
+
+The parent process supervises: it serves /healthz and /metrics for all of them (one series per
+process), restarts a pipeline that died (its leased jobs come back when their lease ends), and on
+SIGTERM asks each to drain. A pipeline whose parent vanished (SIGKILL) drains on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from infra.gpu_worker.metrics import prometheus_text
+from shared.config import Settings
+from shared.services import Services
+from shared.vision.store import DETECT_JOB
+
+__all__ = ["WorkerPool", "auto_processes", "in_flight_shares"]
+
+log = logging.getLogger(__name__)
+
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+_REPORT_S = 0.5  # how often a pipeline sends its figures
+_RESTART_BACKOFF_S = (1.0, 30.0)
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def auto_processes(settings: Settings) -> int:
+    """``CONTENTFN_GPU_PROCESSES``, or when 0: one per four cores on a GPU host, one on CPU.
+
+    On CPU one process already keeps every core busy inside the model. The count never exceeds the
+    in-flight batches, which it splits.
+    """
+    wanted = settings.gpu_processes
+    if wanted == 0:
+        import onnxruntime as ort
+
+        requested = settings.detector_providers or tuple(ort.get_available_providers())
+        on_gpu = any(p in _GPU_PROVIDERS for p in requested)
+        wanted = max(1, cpu_count() // 4) if on_gpu else 1
+    return max(1, min(wanted, settings.gpu_max_in_flight))
+
+
+def in_flight_shares(in_flight: int, processes: int) -> list[int]:
+    """Split ``in_flight`` batches between ``processes`` as evenly as whole batches allow."""
+    base, extra = divmod(in_flight, processes)
+    return [base + (1 if k < extra else 0) for k in range(processes)]
+
+
+def _child_main(index: int, settings: Settings, conn: Connection, streams: bool) -> None:
+    """One pipeline process: a GpuWorker (and, in process 0, the stream supervisor)."""
+    from infra.gpu_worker.streams import StreamSupervisor
+    from infra.gpu_worker.worker import GpuWorker, detect_queue
+
+    logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s [p{index}] %(name)s %(message)s")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    services = Services.from_settings(settings, migrate=False)
+    worker = supervisor = None
+    try:
+        worker = GpuWorker(services, queue=detect_queue(settings)).start()
+        supervisor = StreamSupervisor(services, worker.detector).start() if streams else None
+        while not stop.is_set():
+            conn.send({"health": worker.health(), "metrics": worker.metrics.snapshot(worker.max_batch)})
+            if conn.poll(_REPORT_S) and conn.recv() == "stop":
+                break
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        log.warning("the supervising process is gone; draining")
+    finally:
+        if supervisor is not None:
+            supervisor.stop()
+        if worker is not None:
+            worker.stop()
+        services.close()
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+            conn.send({"stopped": True})
+
+
+@dataclass
+class _Child:
+    index: int
+    settings: Settings
+    streams: bool
+    process: Any = None
+    conn: Connection | None = None
+    last: dict[str, Any] = field(default_factory=dict)
+    seen: float = 0.0
+    restarts: int = 0
+    next_start: float = 0.0
+
+
+class WorkerPool:
+    """``start()``/``stop()``, plus ``health()`` and ``prometheus()`` for the HTTP server."""
+
+    def __init__(
+        self,
+        services: Services,
+        processes: int,
+        *,
+        streams: bool = True,
+        queue: Any = None,
+        grace_s: float | None = None,
+    ) -> None:
+        s = services.settings
+        self.services = services  # the parent's own: queue depth and lag for /metrics
+        self.queue = queue if queue is not None else services.queue
+        self.grace_s = s.gpu_grace_s if grace_s is None else grace_s
+        shares = in_flight_shares(s.gpu_max_in_flight, processes)
+        threads = s.gpu_decode_threads or max(2, cpu_count() // processes)
+        self.children = [
+            _Child(
+                k, s.model_copy(update={"gpu_max_in_flight": share, "gpu_decode_threads": threads}), streams and k == 0
+            )
+            for k, share in enumerate(shares)
+        ]
+        self._ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._supervise, name="gpu-pool", daemon=True)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self, *, ready_timeout_s: float = 600.0) -> WorkerPool:
+        """Start every pipeline and wait until each has reported once (its model is loaded)."""
+        for child in self.children:
+            self._spawn(child)
+        end = time.monotonic() + ready_timeout_s
+        while not all(c.last for c in self.children):
+            self._collect()
+            dead = [c for c in self.children if not c.last and not c.process.is_alive()]
+            if dead:
+                self.stop()
+                raise RuntimeError(f"GPU pipeline process {dead[0].index} exited with {dead[0].process.exitcode}")
+            if time.monotonic() > end:
+                self.stop()
+                raise TimeoutError(f"GPU pipeline processes not ready within {ready_timeout_s:.0f} s")
+            time.sleep(0.05)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask every pipeline to drain (finish or release in-flight work within the grace period)."""
+        self._stopping.set()
+        for child in self.children:
+            if child.conn is not None:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
+                    child.conn.send("stop")
+        end = time.monotonic() + self.grace_s + 15.0
+        for child in self.children:
+            if child.process is None:
+                continue
+            child.process.join(max(0.1, end - time.monotonic()))
+            if child.process.is_alive():
+                log.error("pipeline %d did not stop within the grace period; terminating it", child.index)
+                child.process.terminate()
+                child.process.join(5.0)
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+
+    def _spawn(self, child: _Child) -> None:
+        parent_end, child_end = self._ctx.Pipe()
+        child.process = self._ctx.Process(
+            target=_child_main,
+            args=(child.index, child.settings, child_end, child.streams),
+            name=f"gpu-pipeline-{child.index}",
+            daemon=True,
+        )
+        child.process.start()
+        child_end.close()
+        child.conn = parent_end
+        child.last, child.seen = {}, 0.0
+
+    def _collect(self) -> None:
+        for child in self.children:
+            conn = child.conn
+            try:
+                while conn is not None and conn.poll():
+                    message = conn.recv()
+                    if "health" in message:
+                        with self._lock:
+                            child.last, child.seen = message, time.monotonic()
+            except (EOFError, OSError):
+                child.conn = None
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            self._collect()
+            now = time.monotonic()
+            for child in self.children:
+                if self._stopping.is_set() or child.process.is_alive():
+                    continue
+                if child.next_start == 0.0:
+                    delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**child.restarts)
+                    log.error(
+                        "pipeline %d exited with %s; restarting it in %.0f s (its leased jobs return when the lease ends)",
+                        child.index,
+                        child.process.exitcode,
+                        delay,
+                    )
+                    child.next_start = now + delay
+                    with self._lock:
+                        child.last = {}
+                elif now >= child.next_start:
+                    child.restarts += 1
+                    child.next_start = 0.0
+                    self._spawn(child)
+            self._stopping.wait(_REPORT_S / 2)
+
+    # -- observing ---------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        with self._lock:
+            up = {c.index: c.last["health"] for c in self.children if c.last and time.monotonic() - c.seen < 10.0}
+        first: dict[str, Any] = next(iter(up.values()), {})
+        status = "draining" if self._stopping.is_set() else ("ok" if up else "down")
+        return {
+            **first,
+            "status": status,
+            "processes": len(self.children),
+            "processes_up": len(up),
+            "in_flight": sum(h.get("in_flight", 0) for h in up.values()),
+            "max_in_flight_images": sum(c.settings.gpu_max_in_flight for c in self.children)
+            * first.get("max_batch", 0),
+        }
+
+    def prometheus(self) -> str:
+        from infra.gpu_worker.worker import queue_figures
+
+        with self._lock:
+            snaps = {str(c.index): c.last["metrics"] for c in self.children if c.last}
+            first: dict[str, Any] = next((c.last["health"] for c in self.children if c.last), {})
+        depth, lag = queue_figures(self.services, self.queue, DETECT_JOB)
+        return prometheus_text(
+            snaps,
+            provider=first.get("provider", "unknown"),
+            model=first.get("model", "unknown"),
+            queue_depth=depth,
+            queue_lag_s=lag,
+        )
