@@ -33,7 +33,7 @@ from shared.config import Settings
 from shared.services import Services
 from shared.vision.store import DETECT_JOB
 
-__all__ = ["WorkerPool", "auto_processes", "in_flight_shares"]
+__all__ = ["WorkerPool", "auto_processes", "default_processes", "in_flight_shares"]
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,12 @@ def auto_processes(settings: Settings) -> int:
         import onnxruntime as ort
 
         requested = settings.detector_providers or tuple(ort.get_available_providers())
-        on_gpu = any(p in _GPU_PROVIDERS for p in requested)
-        wanted = max(1, cpu_count() // 4) if on_gpu else 1
+        wanted = default_processes(any(p in _GPU_PROVIDERS for p in requested))
     return max(1, min(wanted, settings.gpu_max_in_flight))
+
+
+def default_processes(on_gpu: bool) -> int:
+    return max(1, cpu_count() // 4) if on_gpu else 1
 
 
 def in_flight_shares(in_flight: int, processes: int) -> list[int]:

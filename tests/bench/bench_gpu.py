@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from infra.gpu_worker.pool import WorkerPool, default_processes
 from infra.gpu_worker.worker import GpuWorker
 from shared.services import Services
 from shared.store import ledger
@@ -42,7 +43,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batches", default="1,8,32,64,128", help="comma-separated batch sizes")
     p.add_argument("--size", type=int, default=640, help="model input size (letterbox target)")
     p.add_argument("--photo", default="640x480", help="JPEG size WxH")
-    p.add_argument("--in-flight", type=int, default=4, help="batches in flight per worker")
+    p.add_argument(
+        "--in-flight", type=int, default=0, help="batches in flight per instance (0: 2 per process, at least 4)"
+    )
+    p.add_argument("--processes", type=int, default=0, help="pipeline processes (0: as the service picks)")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--decode-threads", type=int, default=0, help="0: one per core")
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
@@ -129,16 +133,20 @@ def check_rows(svc: Services, n: int) -> tuple[int, int]:
     return done, dets
 
 
-def run_worker(svc: Services, detector: Detector, n: int) -> float:
-    worker = GpuWorker(svc, detector)
-    worker.start()  # warms up the batch shapes before its threads start claiming
+def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> float:
+    # Both warm up the batch shapes (and the pool waits for every process's model) before timing.
+    runner = (
+        WorkerPool(svc, processes, streams=False, grace_s=30).start() if processes > 1 else GpuWorker(svc, detector)
+    )
+    if isinstance(runner, GpuWorker):
+        runner.start()
     started = time.perf_counter()
     try:
         while done_count(svc) < n:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
     finally:
-        worker.stop(grace_s=30)
+        runner.stop()
     return elapsed
 
 
@@ -188,9 +196,12 @@ def main() -> int:
     n = args.images or (8192 if detector.on_gpu else 128)
     n_naive = min(n, args.naive_images or (1024 if detector.on_gpu else 32))
     batches = [int(b) for b in args.batches.split(",")]
+    processes = args.processes or default_processes(detector.on_gpu)
+    in_flight = args.in_flight or max(4, 2 * processes)
     console.print(
         f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
-        f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}"
+        f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
+        f"{processes} pipeline process(es), {in_flight} batches in flight"
     )
     results: dict[int, tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
@@ -213,7 +224,11 @@ def main() -> int:
                 bench.fresh(label),
                 bucket=BUCKET,
                 gpu_max_batch=batch,
-                gpu_max_in_flight=args.in_flight,
+                gpu_max_in_flight=in_flight,
+                gpu_processes=processes,
+                detector_model_path=model,
+                detector_input_size=args.size,
+                detector_providers=tuple(providers),
                 gpu_max_wait_ms=args.max_wait_ms,
                 gpu_decode_threads=args.decode_threads,
                 queue_visibility_s=600.0,
@@ -237,7 +252,7 @@ def main() -> int:
             svc = services(f"b{b}", b)
             try:
                 seed_jobs(svc, keys, f"b{b}")
-                elapsed = run_worker(svc, detector, n)
+                elapsed = run_worker(svc, detector, n, processes)
                 _, dets = check_rows(svc, n)
             finally:
                 svc.close()
@@ -253,7 +268,7 @@ def main() -> int:
     print(f"naive one-at-a-time loop: {naive:.1f} img/s")
     print(
         f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
-        f"ratio={best / naive:.2f} best_batch={best_batch}"
+        f"ratio={best / naive:.2f} best_batch={best_batch} processes={processes}"
     )
     return 0
 
