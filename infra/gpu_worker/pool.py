@@ -52,16 +52,17 @@ def cpu_count() -> int:
 def auto_processes(settings: Settings) -> int:
     """``CONTENTFN_GPU_PROCESSES``, or when 0: one per four cores on a GPU host, one on CPU.
 
-    On CPU one process already keeps every core busy inside the model. The count never exceeds the
-    in-flight batches, which it splits.
+    On CPU one process already keeps every core busy inside the model. Each process needs two
+    batches in flight to overlap decoding with inference, so the automatic count is at most half
+    the in-flight batches; an explicit count only never exceeds them (they are split, not added).
     """
-    wanted = settings.gpu_processes
-    if wanted == 0:
-        import onnxruntime as ort
+    if settings.gpu_processes:
+        return max(1, min(settings.gpu_processes, settings.gpu_max_in_flight))
+    import onnxruntime as ort
 
-        requested = settings.detector_providers or tuple(ort.get_available_providers())
-        wanted = default_processes(any(p in _GPU_PROVIDERS for p in requested))
-    return max(1, min(wanted, settings.gpu_max_in_flight))
+    requested = settings.detector_providers or tuple(ort.get_available_providers())
+    wanted = default_processes(any(p in _GPU_PROVIDERS for p in requested))
+    return max(1, min(wanted, settings.gpu_max_in_flight // 2))
 
 
 def default_processes(on_gpu: bool) -> int:

@@ -197,3 +197,17 @@ def test_pipelines_drain_when_their_parent_is_killed(
     assert c["leased"] == 0
     assert c["done"] + c["queued"] == N_IMAGES
     assert c["detections"] == c["done"] * TINY_BOXES_PER_IMAGE
+
+
+def test_process_count_follows_the_host_and_never_raises_the_cap(settings: Settings) -> None:
+    from infra.gpu_worker.pool import auto_processes, cpu_count
+
+    gpu = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    cpu_only = settings.model_copy(update={"detector_providers": ("CPUExecutionProvider",), "gpu_max_in_flight": 16})
+    assert auto_processes(cpu_only) == 1  # on CPU the model already uses every core
+    on_gpu = settings.model_copy(update={"detector_providers": gpu, "gpu_max_in_flight": 64})
+    assert auto_processes(on_gpu) == max(1, cpu_count() // 4)
+    # two batches in flight per process at least, so a cap of 2 keeps one process
+    assert auto_processes(on_gpu.model_copy(update={"gpu_max_in_flight": 2})) == 1
+    explicit = settings.model_copy(update={"gpu_processes": 8, "gpu_max_in_flight": 3})
+    assert auto_processes(explicit) == 3
