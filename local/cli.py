@@ -10,6 +10,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -18,6 +19,9 @@ from rich.table import Table
 
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
+
+if TYPE_CHECKING:
+    from shared.services import Services
 
 console = Console()
 # pgserver asks platformdirs for a runtime dir it does not need; the fallback is fine.
@@ -186,6 +190,72 @@ def model_build(out: Path | None, int8: bool) -> None:
     target = out or _settings().resolved_model_dir
     manifest = build_model(target, int8=int8)
     console.print(f"model ready in {target}: {manifest}")
+
+
+@main.group()
+def index() -> None:
+    """The HNSW search index of the configured embedding model (any database: local or cloud)."""
+
+
+def _index_figures(svc: Services) -> dict[str, object]:
+    from shared.jobs import EMBED_JOB
+    from shared.store.tracks import TrackStore
+
+    key = svc.embedder.model_key
+    with svc.db.connection() as conn:
+        state = TrackStore(conn).hnsw_index_state(key)
+        row = conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (key,)).fetchone()
+        conn.commit()
+    return {
+        "model": key,
+        "index": state,
+        "vectors": int(row[0]) if row else 0,
+        "embed_jobs": svc.queue.depth(EMBED_JOB),
+    }
+
+
+@index.command("status")
+def index_status() -> None:
+    """Whether search uses the HNSW index (valid) or an exact scan (missing, invalid)."""
+    from shared.services import Services
+
+    svc = Services.from_settings(_settings())
+    try:
+        figures = _index_figures(svc)
+    finally:
+        svc.close()
+    console.print("  ".join(f"{k}: {v}" for k, v in figures.items()), soft_wrap=True)
+
+
+@index.command("build")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="wait for a build another process runs")
+def index_build(wait: bool) -> None:
+    """Build the index now, whatever the backlog: after a bulk first load, instead of leaving the
+    build to an embed invocation (whose timeout a large build can outlast). Concurrent: searches and
+    vector writes carry on; one builder at a time (advisory lock)."""
+    import time
+
+    from functions.embed.index import IndexKeeper, IndexState
+    from shared.services import Services
+
+    svc = Services.from_settings(_settings())
+    try:
+        keeper = IndexKeeper(svc)
+        started = time.monotonic()
+        state = keeper.build_now()
+        while wait and state is IndexState.BUILDING:
+            time.sleep(2.0)
+            state = keeper.build_now()
+        figures = _index_figures(svc)
+    finally:
+        svc.close()
+    console.print(
+        f"index {state.value} after {time.monotonic() - started:.1f} s; "
+        + "  ".join(f"{k}: {v}" for k, v in figures.items()),
+        soft_wrap=True,
+    )
+    if state is not IndexState.READY:
+        raise SystemExit(1)
 
 
 @main.command()

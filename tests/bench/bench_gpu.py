@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from infra.gpu_worker.pool import WorkerPool, default_processes
+from infra.gpu_worker.pool import WorkerPool, cpu_count, default_processes
 from infra.gpu_worker.worker import GpuWorker
 from shared.services import Services
 from shared.store import ledger
@@ -170,6 +170,16 @@ def run_naive(svc: Services, detector: Detector, n: int) -> float:
     return time.perf_counter() - started
 
 
+def host_prepare_rate(detector: Detector, jpegs: list[bytes], seconds: float = 1.0) -> float:
+    """Images per second one thread decodes and letterboxes: what each core adds to the host side."""
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        image = decode_image(jpegs[n % len(jpegs)], max_bytes=1 << 26, max_pixels=1 << 28, draft_to=detector.input_size)
+        detector.prepare(image)
+        n += 1
+    return n / (time.perf_counter() - started)
+
+
 def model_only(detector: Detector, batch: int, seconds: float = 3.0) -> float:
     pixels = np.random.default_rng(0).integers(0, 255, (batch, detector.input_size, detector.input_size, 3), np.uint8)
     detector.run_raw(pixels)
@@ -217,6 +227,11 @@ def main() -> int:
             (bucket / keys[-1]).parent.mkdir(parents=True, exist_ok=True)
             (bucket / keys[-1]).write_bytes(data)
         console.print(f"{n} JPEGs ({len(jpegs)} distinct), {sum(map(len, jpegs)) / len(jpegs) / 1024:.0f} KiB average")
+        per_core = host_prepare_rate(detector, jpegs)
+        console.print(
+            f"host side: safe decode + letterbox {per_core:.0f} img/s on one core, {cpu_count()} cores "
+            f"(the CPU ceiling of the end-to-end figure is below {per_core * cpu_count():.0f} img/s)"
+        )
 
         def services(label: str, batch: int) -> Services:
             settings = bench_settings(
