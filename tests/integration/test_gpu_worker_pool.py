@@ -29,15 +29,6 @@ from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, tiny_model
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def pool_services(settings: Settings) -> Iterator[Services]:
-    svc = Services.from_settings(settings)
-    try:
-        yield svc
-    finally:
-        svc.close()
-
-
 class Service:
     """``python -m infra.gpu_worker`` with two pipeline processes; ``port`` read from its ready line."""
 
@@ -105,95 +96,80 @@ def done_by_process(metrics: str) -> dict[str, float]:
     return {p: float(v) for p, v in found}
 
 
+@pytest.fixture
+def service(services: Services, settings: Settings, tmp_path: Path) -> Iterator[Service]:
+    """96 queued images, then the service started with two pipeline processes on a slow tiny model."""
+    queue_images(services)
+    running_service = Service(settings, tiny_model(tmp_path / "slow.onnx", size=256, work=4))
+    try:
+        yield running_service
+    finally:
+        running_service.close()
+
+
+def assert_every_image_done_once(svc: Services) -> None:
+    final = counts(svc)
+    assert final["done"] == N_IMAGES
+    assert final["detections"] == final["distinct"] == N_IMAGES * TINY_BOXES_PER_IMAGE
+    assert final["dead"] == 0
+
+
 def test_in_flight_batches_are_split_without_raising_the_cap() -> None:
     assert in_flight_shares(8, 4) == [2, 2, 2, 2]
     assert in_flight_shares(5, 2) == [3, 2]
     assert sum(in_flight_shares(7, 3)) == 7
 
 
-def test_two_pipelines_share_the_queue_and_do_every_image_once(
-    pool_services: Services, settings: Settings, tmp_path: Path
-) -> None:
-    svc = pool_services
-    model = tiny_model(tmp_path / "slow.onnx", size=256, work=4)
+def test_two_pipelines_share_the_queue_and_do_every_image_once(services: Services, service: Service) -> None:
     # GIVEN 96 queued images and the service started with two pipeline processes
-    queue_images(svc)
-    service = Service(settings, model)
-    try:
-        assert service.processes == 2 and len(service.pipelines()) == 2
-        health = service.get("/healthz").json()
-        assert health["processes"] == 2 and health["processes_up"] == 2
-        assert health["max_in_flight_images"] == 2 * 4  # the instance's cap, not twice it
-        # WHEN they drain the queue
-        wait_until(svc, lambda c: c["queued"] == 0)
-        time.sleep(1.0)  # one report interval: the parent has every pipeline's latest figures
-        metrics = service.get("/metrics").text
-        # THEN both pipelines did work and /metrics shows one series per process
-        done = done_by_process(metrics)
-        assert set(done) == {"0", "1"} and all(v > 0 for v in done.values()), done
-        assert sum(done.values()) == N_IMAGES
-        service.proc.send_signal(signal.SIGTERM)
-        assert service.proc.wait(40) == 0
-        assert service.pipelines() == []
-    finally:
-        service.close()
-    final = counts(svc)
-    assert final["done"] == N_IMAGES
-    assert final["detections"] == final["distinct"] == N_IMAGES * TINY_BOXES_PER_IMAGE
-    assert final["dead"] == 0
+    assert service.processes == 2 and len(service.pipelines()) == 2
+    health = service.get("/healthz").json()
+    assert health["processes"] == 2 and health["processes_up"] == 2
+    assert health["max_in_flight_images"] == 2 * 4  # the instance's cap, not twice it
+    # WHEN they drain the queue
+    wait_until(services, lambda c: c["queued"] == 0)
+    time.sleep(1.0)  # one report interval: the parent has every pipeline's latest figures
+    metrics = service.get("/metrics").text
+    # THEN both pipelines did work and /metrics shows one series per process
+    done = done_by_process(metrics)
+    assert set(done) == {"0", "1"} and all(v > 0 for v in done.values()), done
+    assert sum(done.values()) == N_IMAGES
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(40) == 0
+    assert service.pipelines() == []
+    assert_every_image_done_once(services)
 
 
-def test_a_killed_pipeline_is_restarted_and_loses_nothing(
-    pool_services: Services, settings: Settings, tmp_path: Path
-) -> None:
-    svc = pool_services
-    model = tiny_model(tmp_path / "slow.onnx", size=256, work=4)
-    queue_images(svc)
-    service = Service(settings, model)
-    try:
-        first = service.pipelines()
-        wait_until(svc, lambda c: c["done"] >= 8 and c["leased"] > 0)
-        # WHEN one pipeline process is killed with SIGKILL mid-batch
-        os.kill(first[0], signal.SIGKILL)
-        # THEN the parent starts another, every job ends done once (the dead one's leases expire)
-        wait_until(svc, lambda c: c["queued"] == 0, timeout=120)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and service.get("/healthz").json()["processes_up"] < 2:
-            time.sleep(0.2)
-        assert service.get("/healthz").json()["processes_up"] == 2
-        again = service.pipelines()
-        assert len(again) == 2 and first[0] not in again
-        service.proc.send_signal(signal.SIGTERM)
-        assert service.proc.wait(40) == 0
-    finally:
-        service.close()
-    final = counts(svc)
-    assert final["done"] == N_IMAGES
-    assert final["detections"] == final["distinct"] == N_IMAGES * TINY_BOXES_PER_IMAGE
-    assert final["dead"] == 0
+def test_a_killed_pipeline_is_restarted_and_loses_nothing(services: Services, service: Service) -> None:
+    first = service.pipelines()
+    wait_until(services, lambda c: c["done"] >= 8 and c["leased"] > 0)
+    # WHEN one pipeline process is killed with SIGKILL mid-batch
+    os.kill(first[0], signal.SIGKILL)
+    # THEN the parent starts another, every job ends done once (the dead one's leases expire)
+    wait_until(services, lambda c: c["queued"] == 0, timeout=120)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and service.get("/healthz").json()["processes_up"] < 2:
+        time.sleep(0.2)
+    assert service.get("/healthz").json()["processes_up"] == 2
+    again = service.pipelines()
+    assert len(again) == 2 and first[0] not in again
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(40) == 0
+    assert_every_image_done_once(services)
 
 
-def test_pipelines_drain_when_their_parent_is_killed(
-    pool_services: Services, settings: Settings, tmp_path: Path
-) -> None:
-    svc = pool_services
-    model = tiny_model(tmp_path / "slow.onnx", size=256, work=4)
-    queue_images(svc)
-    service = Service(settings, model)
-    try:
-        pipelines = service.pipelines()
-        wait_until(svc, lambda c: c["done"] >= 4 and c["leased"] > 0)
-        # WHEN the supervising process is killed with SIGKILL
-        service.proc.send_signal(signal.SIGKILL)
-        service.proc.wait(10)
-        # THEN its pipelines notice, finish or release what they hold, and exit
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and any(running(p) for p in pipelines):
-            time.sleep(0.1)
-        assert len(pipelines) == 2 and not any(running(p) for p in pipelines)
-    finally:
-        service.close()
-    c = counts(svc)
+def test_pipelines_drain_when_their_parent_is_killed(services: Services, service: Service) -> None:
+    pipelines = service.pipelines()
+    wait_until(services, lambda c: c["done"] >= 4 and c["leased"] > 0)
+    # WHEN the supervising process is killed with SIGKILL
+    service.proc.send_signal(signal.SIGKILL)
+    service.proc.wait(10)
+    # THEN its pipelines notice, finish or release what they hold, and exit
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline and any(running(p) for p in pipelines):
+        time.sleep(0.1)
+    assert len(pipelines) == 2 and not any(running(p) for p in pipelines)
+    c = counts(services)
     assert c["leased"] == 0
     assert c["done"] + c["queued"] == N_IMAGES
     assert c["detections"] == c["done"] * TINY_BOXES_PER_IMAGE
