@@ -137,6 +137,7 @@ class Detector:
         self.on_gpu = self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
+        self._output_tail: tuple[tuple[int, ...], np.dtype[Any]] | None = None
         log.info(
             "detector %s: layout %s, input %d, provider %s%s",
             self.name,
@@ -208,16 +209,27 @@ class Detector:
             return self._run_bound(pixels)
         return np.asarray(self.session.run([self._output], {self._input: pixels})[0])
 
-    def _run_bound(self, pixels: np.ndarray, device: str = "cuda") -> np.ndarray:
-        # IO binding: the uint8 batch is copied to the device once; outputs come back in one copy.
-        import onnxruntime as ort
-
+    def _run_bound(self, pixels: np.ndarray) -> np.ndarray:
+        """IO binding over host buffers: the uint8 batch and a preallocated output stay where they
+        are, and the provider copies them to and from the device inside ``run_with_iobinding``, which
+        releases the GIL. (An OrtValue made on the device, or ``copy_outputs_to_cpu``, would copy
+        while holding it, and other pipeline threads would wait on every batch's transfers.)"""
+        batch = np.ascontiguousarray(pixels)
         binding = self.session.io_binding()
-        value = ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(pixels), device, 0)
-        binding.bind_ortvalue_input(self._input, value)
-        binding.bind_output(self._output, device, 0)
+        binding.bind_input(self._input, "cpu", 0, batch.dtype, list(batch.shape), batch.ctypes.data)
+        known = self._output_tail
+        if known is None:  # the first run learns the output's shape per image and its type
+            binding.bind_output(self._output, "cpu")
+            self.session.run_with_iobinding(binding)
+            first = np.asarray(binding.copy_outputs_to_cpu()[0])
+            self._output_tail = (tuple(first.shape[1:]), first.dtype)
+            return first
+        tail, dtype = known
+        # A fresh buffer per batch: the writer may still be reading the previous one.
+        out = np.empty((len(batch), *tail), dtype)
+        binding.bind_output(self._output, "cpu", 0, dtype, list(out.shape), out.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return np.asarray(binding.copy_outputs_to_cpu()[0])
+        return out
 
     def _finish(self, cand: Any, prep: Prepared) -> list[Detection]:
         keep = nms(cand.boxes, cand.scores, cand.classes, self.spec.iou_threshold, self.spec.max_detections)

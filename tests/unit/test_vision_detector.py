@@ -32,8 +32,9 @@ CANDIDATES = [
 EXPECTED = [(0, 0.90, (22, 27, 42, 37)), (1, 0.70, (22, 27, 42, 37)), (1, 0.60, (46, 46, 54, 54))]
 
 
-def constant_model(path: Path, output: np.ndarray, opset: int = 17) -> Path:
-    """A model with a dynamic-batch image input whose output is ``output`` (broadcast over the batch)."""
+def constant_model(path: Path, output: np.ndarray, opset: int = 17, mix: float = 0.0) -> Path:
+    """A model with a dynamic-batch image input whose output is ``output`` (broadcast over the batch),
+    plus ``mix`` x the mean of each image (so that the output depends on the pixels)."""
     x = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch", 3, SIZE, SIZE])
     y = helper.make_tensor_value_info("output0", TensorProto.FLOAT, ["batch", output.shape[1], output.shape[2]])
     nodes = [
@@ -44,7 +45,7 @@ def constant_model(path: Path, output: np.ndarray, opset: int = 17) -> Path:
     ]
     inits = [
         numpy_helper.from_array(np.array([-1, 1, 1], dtype=np.int64), "shape3"),
-        numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        numpy_helper.from_array(np.array(mix, dtype=np.float32), "zero"),
         numpy_helper.from_array(output.astype(np.float32), "const"),
     ]
     graph = helper.make_graph(nodes, "tiny", [x], [y], inits)
@@ -190,7 +191,17 @@ def test_model_knobs_come_from_settings_with_a_labels_file(tmp_path: Path) -> No
 
 
 def test_io_binding_path_matches_plain_run(tmp_path: Path) -> None:
-    # The CUDA path binds the uint8 batch and the output; on CPU the same calls must give the same answer.
-    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output())))
-    pixels = np.random.default_rng(1).integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(detector._run_bound(pixels, device="cpu"), detector.run_raw(pixels))
+    # The CUDA path binds the uint8 batch and a preallocated output on the host (the provider copies
+    # inside the run); on CPU the same calls must give the same answer, first run and later ones,
+    # at every batch size, and each batch its own output buffer.
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output(), mix=1.0)))
+    rng = np.random.default_rng(1)
+    outputs = []
+    for n in (3, 1, 4):
+        pixels = rng.integers(0, 255, (n, SIZE, SIZE, 3), dtype=np.uint8)
+        bound = detector._run_bound(pixels)
+        np.testing.assert_array_equal(bound, detector.run_raw(pixels))
+        outputs.append(bound)
+    assert detector._output_tail is not None and detector._output_tail[0] == outputs[0].shape[1:]
+    assert len({o.ctypes.data for o in outputs}) == 3
+    assert len({float(o[0, 0, 0]) for o in outputs}) == 3  # the output follows the pixels bound
