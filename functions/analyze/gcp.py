@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from functions.analyze.core import analyze_claimed, run_analyze_batch
 from shared.jobentry.gcp import JobNotDone, job_functions
+from shared.jobentry.handling import per_job
 from shared.jobs import ANALYZE_JOB
 
 __all__ = ["JobNotDone", "analyze", "analyze_event", "runtime"]
 
-_targets = job_functions("analyze", ANALYZE_JOB, analyze_claimed, run_analyze_batch)
+_targets = job_functions("analyze", per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch))
 analyze = _targets.http
 analyze_event = _targets.cloud_event
 runtime = _targets.runtime

@@ -19,11 +19,12 @@ from functions.embed.core import EMBED_JOB, embed_claimed, run_embed_batch
 from functions.embed.index import IndexKeeper
 from shared.entry import FunctionRuntime
 from shared.events import Job
+from shared.jobentry.handling import JobHandling
 from shared.queue.base import ClaimedJob
 from shared.queue.delivered import DeliveredJobs
 from shared.services import Services
 
-__all__ = ["drain_outbox", "embed_delivered"]
+__all__ = ["EMBED_HANDLING", "drain_outbox", "embed_delivered"]
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +94,16 @@ def _index_tick(keeper: IndexKeeper) -> str:
     except Exception as exc:  # search keeps its exact scan; the next invocation tries again
         log.warning("HNSW index check failed: %s: %s", type(exc).__name__, exc)
         return "error"
+
+
+def _deliver(jobs: Sequence[Job], runtime: FunctionRuntime, backlog: Callable[[], int] | None) -> DeliveredJobs:
+    return embed_delivered(jobs, runtime, source_backlog=backlog)
+
+
+def _drain(runtime: FunctionRuntime, budget_s: float) -> dict[str, Any]:
+    return drain_outbox(runtime, budget_s=budget_s)
+
+
+# For the cloud entry points (shared.jobentry): a pushed batch is embedded in one model call, and the
+# outbox drained with the core's own batches; each followed by the index check.
+EMBED_HANDLING = JobHandling(_deliver, _drain, done_key="embedded")

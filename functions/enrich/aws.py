@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from functions.enrich.core import enrich_claimed, run_enrich_batch
 from shared.jobentry.aws import JobNotDone, job_function
+from shared.jobentry.handling import per_job
 from shared.jobs import ENRICH_JOB
 
 __all__ = ["JobNotDone", "handler", "runtime"]
 
-_function = job_function("enrich", ENRICH_JOB, enrich_claimed, run_enrich_batch)
+_function = job_function("enrich", ENRICH_JOB, per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
 handler = _function.handler
 runtime = _function.runtime
 logger = _function.logger

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from functions.enrich.core import enrich_claimed, run_enrich_batch
 from shared.jobentry.gcp import JobNotDone, job_functions
+from shared.jobentry.handling import per_job
 from shared.jobs import ENRICH_JOB
 
 __all__ = ["JobNotDone", "enrich", "enrich_event", "runtime"]
 
-_targets = job_functions("enrich", ENRICH_JOB, enrich_claimed, run_enrich_batch)
+_targets = job_functions("enrich", per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
 enrich = _targets.http
 enrich_event = _targets.cloud_event
 runtime = _targets.runtime

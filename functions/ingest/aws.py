@@ -39,7 +39,7 @@ __all__ = ["handler", "runtime"]
 
 logger = Logger(service="contentfn-ingest")
 metrics = Metrics(namespace="contentfn", service="ingest")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions.ingest.core", "shared.entry"})
+copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("ingest", "aws")
 _processor: BatchProcessor | None = None
 

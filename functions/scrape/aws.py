@@ -24,7 +24,7 @@ __all__ = ["handler", "runtime"]
 
 logger = Logger(service="contentfn-scrape")
 metrics = Metrics(namespace="contentfn", service="scrape")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions.scrape.core", "shared.entry"})
+copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("scrape", "aws")
 
 

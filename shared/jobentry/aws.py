@@ -25,12 +25,12 @@ from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.aws import job_from_sqs_record, schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError
 from shared.events import Job
-from shared.intel.jobs import JobOutcome, ProcessClaimed, deliver, drain
-from shared.services import Services
+from shared.jobentry.handling import Backlog, JobHandling
 
 __all__ = ["JobFunction", "JobNotDone", "job_function"]
 
 _DRAIN_MARGIN_S = 10.0
+_source_queues: dict[str, Any] = {}
 
 
 class JobNotDone(Exception):
@@ -45,13 +45,29 @@ class JobFunction:
     metrics: Metrics
 
 
-def job_function(
-    name: str, kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome]
-) -> JobFunction:
+def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -> Backlog | None:
+    """Messages waiting in the SQS queue a batch came from (GetQueueAttributes on its own queue,
+    which the consumer's role holds); None when the batch does not name an SQS queue."""
+    if not queue_arn or not queue_arn.startswith("arn:aws:sqs:") or queue_arn.count(":") != 5:
+        return None
+    queue = _source_queues.get(queue_arn)
+    if queue is None:
+        from shared.queue.sqs import SqsQueue
+
+        region, account, queue_name = queue_arn.split(":")[3:6]
+        endpoint = runtime.settings.aws_endpoint_url
+        base = endpoint.rstrip("/") if endpoint else f"https://sqs.{region}.amazonaws.com"
+        queue = _source_queues[queue_arn] = SqsQueue.create(
+            f"{base}/{account}/{queue_name}", kind=kind, endpoint_url=endpoint, region=region
+        )
+    return lambda: int(queue.depth())
+
+
+def job_function(name: str, kind: str, handling: JobHandling) -> JobFunction:
     """Build the Lambda handler of function ``name`` consuming jobs of ``kind``."""
     logger = Logger(service=f"contentfn-{name}")
     metrics = Metrics(namespace="contentfn", service=name)
-    copy_config_to_registered_loggers(source_logger=logger, include={f"functions.{name}.core", "shared.entry"})
+    copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
     runtime = FunctionRuntime(name, "aws")
     processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -67,7 +83,8 @@ def job_function(
                 runtime.poison(exc, record.get("body"), delivery_id=f"sqs:{record.get('messageId')}")
                 not_done.add(str(record.get("messageId")))
         if jobs:
-            delivery = deliver(jobs, runtime, kind, process)
+            backlog = source_backlog(runtime, records[0].get("eventSourceARN"), kind)
+            delivery = handling.deliver(jobs, runtime, backlog)
             not_done |= delivery.to_retry | delivery.dead
             metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
         logger.info(f"{name} batch", extra={"records": len(records), "not_done": sorted(not_done)})
@@ -91,8 +108,8 @@ def job_function(
             tick = schedule_tick_from_eventbridge(event, now=datetime.now(UTC))
             logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
             budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
-            totals = drain(lambda: run_batch(runtime.services), budget_s=budget)
-            metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals["done"])
+            totals = handling.drain(runtime, budget)
+            metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals[handling.done_key])
             return totals
         if trigger != "sqs":
             runtime.poison(f"{name} does not handle {trigger} events", event, delivery_id=payload_digest(event))

@@ -28,8 +28,7 @@ from shared.envelopes.gcp import (
     pubsub_from_push,
     schedule_tick_from_scheduler_http,
 )
-from shared.intel.jobs import JobOutcome, ProcessClaimed, deliver, drain
-from shared.services import Services
+from shared.jobentry.handling import JobHandling
 
 __all__ = ["JobFunctions", "JobNotDone", "job_functions"]
 
@@ -50,9 +49,7 @@ class JobFunctions:
     runtime: FunctionRuntime
 
 
-def job_functions(
-    name: str, kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome]
-) -> JobFunctions:
+def job_functions(name: str, handling: JobHandling) -> JobFunctions:
     """Build and register the ``<name>`` (HTTP) and ``<name>_event`` (CloudEvent) targets."""
     runtime = FunctionRuntime(name, "gcp")
 
@@ -64,7 +61,7 @@ def job_functions(
             except EnvelopeError as exc:
                 runtime.poison(exc, headers, delivery_id=payload_digest(headers))
                 return flask.Response(status=204)
-            totals = drain(lambda: run_batch(runtime.services), budget_s=_DRAIN_BUDGET_S)
+            totals = handling.drain(runtime, _DRAIN_BUDGET_S)
             log.info("drained %s jobs for %s: %s", name, tick.schedule, totals)
             return flask.jsonify(totals)
         body = request.stream.read(_MAX_PUSH_BYTES + 1)
@@ -75,7 +72,7 @@ def job_functions(
         except EnvelopeError as exc:
             runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
             return flask.Response(status=204)  # acknowledged: redelivering it cannot help
-        delivery = deliver([job], runtime, kind, process)
+        delivery = handling.deliver([job], runtime, None)
         if job.id in delivery.to_retry:
             return flask.Response(_RETRY, 503, content_type="application/json")
         return flask.Response(status=204)
@@ -89,7 +86,7 @@ def job_functions(
                 exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
             )
             return
-        delivery = deliver([job], runtime, kind, process)
+        delivery = handling.deliver([job], runtime, None)
         if job.id in delivery.to_retry:
             raise JobNotDone(f"{name} job {job.id} not done; Eventarc will redeliver")
 

@@ -283,3 +283,22 @@ def test_failed_index_build_after_an_embed_batch_does_not_retry_its_jobs(
     # THEN every record is reported done and its vector kept; search stays on the exact scan
     assert out == {"batchItemFailures": []}
     assert count(services, "SELECT count(*) FROM embeddings") == 3
+
+
+@pytest.mark.parametrize("module", ["functions.ingest.aws", "functions.embed.aws", "functions.enrich.aws"])
+def test_the_product_modules_log_as_powertools_json_on_lambda(module: str) -> None:
+    import importlib
+    import logging
+
+    # GIVEN a Lambda entry module imported (cold start)
+    entry = importlib.import_module(module)
+    importlib.reload(entry)  # another entry imported earlier in this process configured the loggers too
+    handler = entry.logger.registered_handler
+    # WHEN one of the core's own loggers (deep under functions/ or shared/) emits a record
+    record = logging.getLogger("shared.queue.relay").makeRecord(
+        "shared.queue.relay", logging.WARNING, __file__, 1, "relay to the cloud queues failed", None, None
+    )
+    # THEN it goes through the function's Powertools handler as one JSON line naming the service
+    assert handler in logging.getLogger("shared").handlers and handler in logging.getLogger("functions").handlers
+    line = json.loads(handler.formatter.format(record))
+    assert line["service"] == entry.logger.service and line["message"] == "relay to the cloud queues failed"
