@@ -34,8 +34,9 @@ def crash_services(settings: Settings) -> Iterator[Services]:
         svc.close()
 
 
-def start_worker(settings: Settings, model: Path) -> subprocess.Popen[bytes]:
-    env = {
+def worker_env(settings: Settings, model: Path, **extra: str) -> dict[str, str]:
+    """The environment of a ``python -m infra.gpu_worker`` process on this test's database and model."""
+    return {
         **os.environ,
         "CONTENTFN_DATABASE_URL": settings.database_url.get_secret_value() if settings.database_url else "",
         "CONTENTFN_DATA_DIR": str(settings.data_dir),
@@ -48,7 +49,12 @@ def start_worker(settings: Settings, model: Path) -> subprocess.Popen[bytes]:
         "CONTENTFN_WORKER_POLL_S": "0.05",
         "CONTENTFN_GPU_GRACE_S": "10",
         "CONTENTFN_LOG_LEVEL": "WARNING",
+        **extra,
     }
+
+
+def start_worker(settings: Settings, model: Path) -> subprocess.Popen[bytes]:
+    env = worker_env(settings, model)
     return subprocess.Popen(
         [sys.executable, "-m", "infra.gpu_worker", "--no-streams"], cwd=REPO, env=env, stdout=subprocess.DEVNULL
     )

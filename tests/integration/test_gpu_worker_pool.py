@@ -23,7 +23,7 @@ from infra.gpu_worker.pool import in_flight_shares
 from shared.config import Settings
 from shared.services import Services
 from tests.conftest import REPO
-from tests.integration.test_gpu_worker_crash import N_IMAGES, counts, queue_images, wait_until
+from tests.integration.test_gpu_worker_crash import N_IMAGES, counts, queue_images, wait_until, worker_env
 from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, tiny_model
 
 pytestmark = pytest.mark.slow
@@ -33,22 +33,14 @@ class Service:
     """``python -m infra.gpu_worker`` with two pipeline processes; ``port`` read from its ready line."""
 
     def __init__(self, settings: Settings, model: Path) -> None:
-        env = {
-            **os.environ,
-            "CONTENTFN_DATABASE_URL": settings.database_url.get_secret_value() if settings.database_url else "",
-            "CONTENTFN_DATA_DIR": str(settings.data_dir),
-            "CONTENTFN_DETECTOR_MODEL_PATH": str(model),
-            "CONTENTFN_GPU_PROCESSES": "2",
-            "CONTENTFN_GPU_MAX_BATCH": "4",
-            "CONTENTFN_GPU_MAX_IN_FLIGHT": "2",
-            "CONTENTFN_GPU_DECODE_THREADS": "1",
-            "CONTENTFN_DETECTOR_THREADS": "1",
-            "CONTENTFN_GPU_METRICS_PORT": "0",
-            "CONTENTFN_QUEUE_VISIBILITY_S": "3",
-            "CONTENTFN_WORKER_POLL_S": "0.05",
-            "CONTENTFN_GPU_GRACE_S": "10",
-            "CONTENTFN_LOG_LEVEL": "WARNING",
-        }
+        # two pipelines splitting two batches in flight, one decode and one model thread each
+        env = worker_env(
+            settings,
+            model,
+            CONTENTFN_GPU_PROCESSES="2",
+            CONTENTFN_GPU_DECODE_THREADS="1",
+            CONTENTFN_DETECTOR_THREADS="1",
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "infra.gpu_worker", "--no-streams"],
             cwd=REPO,
