@@ -141,7 +141,8 @@ class Settings(BaseSettings):
     # Admission: producers defer new images when the backlog would take longer than this to drain
     # at the expected rate of the capped fleet.
     gpu_target_latency_s: float = Field(default=60.0, gt=0)
-    gpu_expected_img_per_s: float = Field(default=20.0, gt=0)  # per instance; set from `make bench-gpu`
+    # Per instance, until the running workers have measured their own drain rate (gpu_workers).
+    gpu_expected_img_per_s: float = Field(default=20.0, gt=0)
     # The detector: unset path means the YOLOv8n-architecture model shipped in the `nudenet` wheel.
     detector_model_path: Path | None = None
     detector_model_name: str | None = None

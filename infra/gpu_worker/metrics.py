@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,9 +25,47 @@ class WorkerMetrics:
     infer_seconds: float = 0.0
     in_flight: int = 0
     in_flight_peak: int = 0
-    started: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
+    started: float = -1.0
+    # Backlogged: the last claim got all it asked for, so the worker, not the queue, sets the pace.
+    # Images written and seconds spent while backlogged give the rate the worker drains at.
+    backlogged: bool = False
+    busy_images: int = 0
+    _busy_s: float = 0.0
+    _busy_since: float = 0.0
+    _rate_samples: deque[tuple[float, float, int]] = field(default_factory=deque)
     _window: deque[tuple[float, int]] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if self.started < 0:
+            self.started = self.clock()
+        self._rate_samples.append((self.started, 0.0, 0))
+
+    def set_backlogged(self, flag: bool) -> None:
+        now = self.clock()
+        with self._lock:
+            if self.backlogged:
+                self._busy_s += now - self._busy_since
+            self.backlogged, self._busy_since = flag, now
+
+    def busy_s(self) -> float:
+        with self._lock:
+            return self._busy_s + (self.clock() - self._busy_since if self.backlogged else 0.0)
+
+    def drain_rate(self, *, min_busy_s: float = 10.0, horizon_s: float = 300.0) -> float | None:
+        """Images per second written while backlogged, over about the last ``horizon_s``; None until
+        the worker has been backlogged for ``min_busy_s`` in that span (an idle worker's rate says
+        nothing about what it can drain). Each call also records a sample: call it periodically."""
+        now, busy = self.clock(), self.busy_s()
+        with self._lock:
+            samples = self._rate_samples
+            samples.append((now, busy, self.busy_images))
+            while len(samples) > 1 and samples[1][0] <= now - horizon_s:
+                samples.popleft()  # the oldest left is the baseline, at or just before the horizon
+            _, busy0, images0 = samples[0]
+            seconds, images = busy - busy0, self.busy_images - images0
+        return images / seconds if seconds >= min_busy_s else None
 
     def add_in_flight(self, n: int) -> None:
         with self._lock:
@@ -40,10 +79,12 @@ class WorkerMetrics:
             self.infer_seconds += seconds
 
     def record_written(self, done: int, rejected: int) -> None:
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             self.images_done += done
             self.images_rejected += rejected
+            if self.backlogged:
+                self.busy_images += done + rejected
             self._window.append((now, done + rejected))
             while self._window and self._window[0][0] < now - 30.0:
                 self._window.popleft()
@@ -54,7 +95,7 @@ class WorkerMetrics:
 
     def images_per_s(self) -> float:
         """Images written per second over the last 30 s (or since start)."""
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             n = sum(k for _, k in self._window)
             span = min(30.0, max(now - self.started, 1e-3))
@@ -67,7 +108,7 @@ class WorkerMetrics:
     def gpu_busy(self) -> float:
         """Fraction of wall time spent inside the model since start."""
         with self._lock:
-            return min(1.0, self.infer_seconds / max(time.monotonic() - self.started, 1e-3))
+            return min(1.0, self.infer_seconds / max(self.clock() - self.started, 1e-3))
 
     def snapshot(self, max_batch: int) -> dict[str, float]:
         """Every figure /metrics shows, as plain numbers (sent from pipeline processes to their parent)."""

@@ -246,6 +246,7 @@ class WorkerPool:
             "processes": len(self.children),
             "processes_up": len(up),
             "in_flight": sum(h.get("in_flight", 0) for h in up.values()),
+            "drain_img_per_s": sum(h.get("drain_img_per_s") or 0.0 for h in up.values()) or None,
             "max_in_flight_images": sum(c.settings.gpu_max_in_flight for c in self.children)
             * first.get("max_batch", 0),
         }

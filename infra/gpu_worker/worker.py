@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 import os
 import queue as queue_mod
+import socket
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +37,7 @@ from shared.queue.base import ClaimedJob
 from shared.queue.postgres import PgQueue
 from shared.services import Services
 from shared.store import ledger
+from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
 from shared.vision.detector import Detector, Prepared, load_detector
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
@@ -101,7 +104,12 @@ class GpuWorker:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
         self._threads = [
             threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
+            threading.Thread(target=self._guard(self._report_loop), name="gpu-report", daemon=True),
         ]
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.report_s = 5.0
+        self.min_busy_s = 10.0
+        self.last_rate: float | None = None
         # On a GPU, two inference threads overlap one batch's host-side copies with the other's
         # compute (onnxruntime releases the GIL in run). On CPU one thread already uses every core.
         self.infer_threads = infer_threads or (2 if self.detector.on_gpu and s.gpu_max_in_flight > 1 else 1)
@@ -122,6 +130,7 @@ class GpuWorker:
         for size in self.buckets:
             self.detector.run_raw(self._stack_zeros(size))
         self._local = threading.local()  # the warm-up buffer belonged to this thread; drop it
+        self.report()
         for t in self._threads:
             t.start()
         return self
@@ -138,6 +147,7 @@ class GpuWorker:
         for t in self._threads:
             t.join(10.0)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._forget()
         leftover = [i.claimed for i in self._outstanding.values()]
         if leftover:
             released = self.queue.release(leftover)
@@ -165,6 +175,39 @@ class GpuWorker:
 
         return run
 
+    # -- reporting the drain rate ---------------------------------------------------------------
+    def _report_loop(self) -> None:
+        while not self._halt.wait(self.report_s):
+            self.report()
+
+    def report(self) -> float | None:
+        """Tell the fleet table what this process drains (admission counts on it); never raises."""
+        rate = self.last_rate = self.metrics.drain_rate(min_busy_s=self.min_busy_s)
+        try:
+            with self.services.db.connection() as conn:
+                report_worker(
+                    conn,
+                    self.worker_id,
+                    host=socket.gethostname(),
+                    provider=self.detector.provider,
+                    model=self.detector.name,
+                    max_batch=self.max_batch,
+                    img_per_s=rate,
+                    busy_s=self.metrics.busy_s(),
+                )
+                conn.commit()
+        except Exception as exc:  # admission falls back to the configured rate; detection goes on
+            log.warning("could not report the drain rate: %s: %s", type(exc).__name__, exc)
+        return rate
+
+    def _forget(self) -> None:
+        try:
+            with self.services.db.connection() as conn:
+                forget_worker(conn, self.worker_id)
+                conn.commit()
+        except Exception as exc:
+            log.warning("could not remove this worker's row: %s: %s", type(exc).__name__, exc)
+
     # -- claim + decode ----------------------------------------------------------------------
     def _claim_loop(self) -> None:
         poll = self.services.settings.worker_poll_s
@@ -175,7 +218,10 @@ class GpuWorker:
                 room = self._free
             if self.stopping.is_set():
                 return
-            claimed = self.queue.claim(DETECT_JOB, min(room, self.max_batch), visibility_s=self.visibility_s)
+            asked = min(room, self.max_batch)
+            claimed = self.queue.claim(DETECT_JOB, asked, visibility_s=self.visibility_s)
+            # Got all it asked for: a backlog, not the queue, sets the pace (see metrics.drain_rate).
+            self.metrics.set_backlogged(len(claimed) == asked)
             if not claimed:
                 self.stopping.wait(poll)
                 continue
@@ -339,6 +385,7 @@ class GpuWorker:
             "max_batch": self.max_batch,
             "in_flight": self.in_flight,
             "max_in_flight_images": self.permits,
+            "drain_img_per_s": None if self.last_rate is None else round(self.last_rate, 2),
         }
 
     def prometheus(self) -> str:
