@@ -117,6 +117,7 @@ def status(limit: int) -> None:
     """Where is my file? Recent files, stage counts, queue depth and dead jobs."""
     from shared.services import Services
     from shared.store import ledger
+    from shared.vision.capacity import measured_instance_rate
     from shared.vision.store import image_summary
 
     settings = _settings()
@@ -127,6 +128,7 @@ def status(limit: int) -> None:
             stages = ledger.stage_counts(conn)
             conn.commit()
             images = image_summary(conn, limit=limit)
+            drain = measured_instance_rate(conn)
             conn.commit()
         depth = svc.queue.depth()
         dead = svc.queue.dead_jobs(limit)
@@ -156,7 +158,8 @@ def status(limit: int) -> None:
             image_table.add_row(str(im["id"]), im["key"], im["status"], str(im["detections"]), im["reason"] or "")
         console.print(image_table)
         counts = ", ".join(f"{n} {st}" for st, n in sorted(images["images"].items()))
-        console.print(f"images: {counts}   detections: {images['detections']}")
+        rate = "not measured yet" if drain is None else f"{drain:.1f} img/s per instance"
+        console.print(f"images: {counts}   detections: {images['detections']}   GPU drain: {rate}")
     console.print(f"queue depth: {depth}   dead jobs: {dead_total}")
     if dead:
         dead_table = Table("id", "kind", "attempts", "error", title="dead jobs (newest first)")

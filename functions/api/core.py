@@ -20,6 +20,7 @@ from shared.events import HttpRequest, HttpResponse
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
+from shared.vision.capacity import measured_instance_rate
 
 __all__ = ["Api", "Route"]
 
@@ -215,6 +216,10 @@ class Api:
             stages = ledger.stage_counts(conn)
             images = dict(conn.execute("SELECT status, count(*) FROM images GROUP BY status").fetchall())
             streams = dict(conn.execute("SELECT status, count(*) FROM streams GROUP BY status").fetchall())
+            workers = conn.execute(
+                "SELECT count(*) FROM gpu_workers WHERE updated_at > now() - interval '60 seconds'"
+            ).fetchone()
+            drain = measured_instance_rate(conn)
             llm = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE outcome = 'ok'), coalesce(sum(tokens_in + tokens_out), 0),"
                 " coalesce(sum(cost_usd), 0) FROM llm_calls WHERE created_at >= date_trunc('day', now())"
@@ -233,6 +238,10 @@ class Api:
             "dead_jobs": {"total": sum(dead.values()), "by_kind": dead},
             "images": {"total": sum(images.values()), "by_status": images},
             "streams": {"total": sum(streams.values()), "by_status": streams},
+            "gpu": {
+                "workers": int(workers[0]) if workers else 0,
+                "img_per_s_per_instance": None if drain is None else round(drain, 2),
+            },
             "llm_today": {
                 "calls": int(calls),
                 "ok": int(ok),

@@ -111,6 +111,7 @@ def test_health_stats_and_openapi(server: str) -> None:
     stats = httpx.get(f"{server}/stats").json()
     assert stats["queue"]["by_kind"] == {"enrich": 6}
     assert stats["tracks"] == 6 and list(stats["embeddings"].values()) == [6]
+    assert stats["gpu"] == {"workers": 0, "img_per_s_per_instance": None}
     assert stats["stages"]["ingested"] == {"ok": 1} and stats["stages"]["embedded"] == {"ok": 6}
     assert stats["images"] == {"total": 0, "by_status": {}} and stats["streams"]["total"] == 0
     assert stats["llm_today"] == {"calls": 0, "ok": 0, "tokens": 0, "cost_usd": 0.0, "budget": None}
