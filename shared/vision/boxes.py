@@ -103,16 +103,30 @@ class Candidates:
 
 
 def decode_layout(
-    output: np.ndarray, layout: Layout, input_size: int, score_threshold: float, max_candidates: int = 1000
+    output: np.ndarray,
+    layout: Layout,
+    input_size: int,
+    score_threshold: float,
+    max_candidates: int = 1000,
+    *,
+    reduced: bool = False,
 ) -> list[Candidates]:
     """Turn a batch of raw outputs into thresholded candidates per image (before NMS).
 
     Only the best class score of every row is computed over the whole batch; boxes and class ids
     are gathered for the few rows above the threshold. A YOLOv8 output at 640 is ~0.7 MB per image,
     so transposing or decoding it whole would cost more than the rest of the post-processing.
+
+    ``reduced``: the model already gives, per row, the four box numbers, the best score (weighed by
+    objectness for YOLOv5 / YOLOX) and its class (see ``shared.vision.detector``).
     """
     # Best class score per row, (B, N); YOLOv5 and YOLOX weigh it by objectness.
-    best = output[:, 4:, :].max(axis=1) if layout == "yolov8" else output[:, :, 5:].max(axis=2) * output[:, :, 4]
+    if reduced:
+        best = output[:, 4, :] if layout == "yolov8" else output[:, :, 4]
+    elif layout == "yolov8":
+        best = output[:, 4:, :].max(axis=1)
+    else:
+        best = output[:, :, 5:].max(axis=2) * output[:, :, 4]
     out = []
     for i in range(output.shape[0]):
         keep = np.flatnonzero(best[i] >= score_threshold)
@@ -121,10 +135,14 @@ def decode_layout(
         if layout == "yolov8":
             # Mixed basic/advanced indexing puts the kept rows first: (K, 4) and (K, C).
             xywh = output[i, :4, keep].astype(np.float32).reshape(-1, 4)
-            classes = output[i, 4:, keep].reshape(len(keep), output.shape[1] - 4).argmax(axis=1)
+            if reduced:
+                classes = output[i, 5, keep].astype(np.int64)
+            else:
+                classes = output[i, 4:, keep].reshape(len(keep), output.shape[1] - 4).argmax(axis=1)
         else:
             rows = output[i, keep]
-            xywh, classes = rows[:, :4].astype(np.float32), rows[:, 5:].argmax(axis=1)
+            xywh = rows[:, :4].astype(np.float32)
+            classes = rows[:, 5].astype(np.int64) if reduced else rows[:, 5:].argmax(axis=1)
             if layout == "yolox":
                 cells, strides = yolox_grid(input_size)
                 xy = (xywh[:, :2] + cells[keep]) * strides[keep]

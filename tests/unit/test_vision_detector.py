@@ -136,8 +136,8 @@ def test_uint8_prefix_graph_orders_channels_and_scales(
     model.ir_version = 8
     # WHEN it is wrapped for uint8 NHWC input and fed an RGB image (10, 20, 30)
     wrapped = _u8_wrapped(model.SerializeToString(), ModelSpec(path=Path("m"), channel_order=order, scale=scale), SIZE)  # type: ignore[arg-type]
-    assert wrapped is not None
-    session = ort.InferenceSession(wrapped, providers=["CPUExecutionProvider"])
+    assert wrapped is not None and wrapped[1] is False  # no detector layout given: outputs untouched
+    session = ort.InferenceSession(wrapped[0], providers=["CPUExecutionProvider"])
     pixels = np.zeros((2, SIZE, SIZE, 3), np.uint8) + np.array([10, 20, 30], np.uint8)
     (out,) = session.run(None, {session.get_inputs()[0].name: pixels})
     # THEN the model sees the channels in its order, scaled
@@ -205,3 +205,45 @@ def test_io_binding_path_matches_plain_run(tmp_path: Path) -> None:
     assert detector._output_tail is not None and detector._output_tail[0] == outputs[0].shape[1:]
     assert len({o.ctypes.data for o in outputs}) == 3
     assert len({float(o[0, 0, 0]) for o in outputs}) == 3  # the output follows the pixels bound
+
+
+def _random_output(layout: str, rng: np.random.Generator, num_classes: int = 80) -> np.ndarray:
+    """A dense, realistic-looking raw output: boxes anywhere, mostly low scores, a few confident."""
+    n = 300
+    boxes = np.stack(
+        [rng.uniform(0, SIZE, n), rng.uniform(0, SIZE, n), rng.uniform(2, SIZE / 3, n), rng.uniform(2, SIZE / 3, n)], 1
+    )
+    scores = rng.uniform(0, 0.3, (n, num_classes))
+    hot = rng.choice(n, 25, replace=False)
+    scores[hot, rng.integers(0, num_classes, 25)] = rng.uniform(0.4, 0.99, 25)
+    if layout == "yolov8":
+        return np.concatenate([boxes, scores], 1).T[None].astype(np.float32)
+    if layout == "yolox":
+        n = len(yolox_grid(SIZE)[0])
+        boxes = np.concatenate([rng.uniform(-0.5, 0.5, (n, 2)), rng.uniform(-1, 1.5, (n, 2))], 1)
+        scores = rng.uniform(0, 0.3, (n, num_classes))
+        hot = rng.choice(n, 25, replace=False)
+        scores[hot, rng.integers(0, num_classes, 25)] = rng.uniform(0.4, 0.99, 25)
+    objectness = rng.uniform(0.5, 1.0, (len(boxes), 1))
+    return np.concatenate([boxes, objectness, scores], 1)[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("layout", ["yolov8", "yolov5", "yolox"])
+def test_scores_reduced_inside_the_model_give_the_same_detections(tmp_path: Path, layout: str) -> None:
+    # GIVEN an 80-class model of each layout with a dense output of mostly weak candidates
+    path = constant_model(tmp_path / f"{layout}.onnx", _random_output(layout, np.random.default_rng(7)))
+    spec = ModelSpec(path=path, layout=layout, input_size=SIZE, score_threshold=0.35)  # type: ignore[arg-type]
+    reduced = Detector(spec)
+    full = Detector(spec, reduce_scores=False)
+    pixels = np.zeros((2, SIZE, SIZE, 3), np.uint8)
+    # THEN the reduced model returns 6 numbers per candidate instead of 4 + 80 (or 5 + 80)
+    assert reduced.reduced and not full.reduced
+    assert 6 in reduced.run_raw(pixels).shape and 6 not in full.run_raw(pixels).shape
+    # AND the detections are the same, class, score and box
+    images = [image(80, 48), image(48, 80)]
+    got, want = reduced.detect(images), full.detect(images)
+    assert sum(len(d) for d in want) >= 5
+    for a, b in zip(got, want, strict=True):
+        assert [(d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in a] == [
+            (d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in b
+        ]
