@@ -53,12 +53,17 @@ def run_demo(settings: Settings, console: Console | None = None, timeout_s: floa
                 body = resp.json()
                 results[query] = body["results"]
                 table = Table(title=f"GET /search?q={query}", title_justify="left")
-                table.add_column("score", justify="right")
-                table.add_column("artist")
-                table.add_column("title")
-                table.add_column("snippet", overflow="ellipsis", max_width=60, no_wrap=True)
+                # One line per hit at any width: names clipped, the snippet gets what is left.
+                snippet_chars = max(20, console.width - 5 - 20 - 26 - 13)
+                for name in ("score", "artist", "title", "snippet"):
+                    table.add_column(name, justify="right" if name == "score" else "left", no_wrap=True)
                 for hit in body["results"]:
-                    table.add_row(f"{hit['score']:.3f}", hit["artist"], hit["title"], hit["snippet"])
+                    table.add_row(
+                        f"{hit['score']:.3f}",
+                        _clip(hit["artist"], 20),
+                        _clip(hit["title"], 26),
+                        _clip(hit["snippet"], snippet_chars),
+                    )
                 console.print(table)
                 console.print(
                     f"  embed {body['timings_ms']['embed']:.1f} ms, database {body['timings_ms']['db']:.1f} ms"
@@ -115,3 +120,7 @@ def _wait_for_embeddings(stack: LocalStack, console: Console, timeout_s: float) 
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {done} of {total} tracks embedded in time")
             time.sleep(0.2)
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[: chars - 1].rstrip() + "…"
