@@ -62,6 +62,17 @@ class EntrySettings(Settings):
     # these kinds are relayed from the Postgres outbox after each invocation (shared.queue.relay).
     queues: dict[str, str] = Field(default_factory=dict)
     relay_budget_s: float = Field(default=20.0, gt=0)  # time one invocation may spend relaying
+    # Job kind → Pub/Sub subscription whose backlog Cloud Monitoring reports (JSON; Terraform sets
+    # it): what waits there counts for admission (detect) and for index deferral (embed). SQS
+    # queues report their own depth and need no entry.
+    queue_backlogs: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("queue_backlogs")
+    @classmethod
+    def _backlog_subscriptions(cls, value: dict[str, str]) -> dict[str, str]:
+        from shared.queue.backlog import validate_subscriptions
+
+        return validate_subscriptions(value)
 
     @field_validator("queues")
     @classmethod
@@ -109,6 +120,7 @@ class FunctionRuntime:
         self._settings = settings
         self._services: Services | None = None
         self._publishers: dict[str, Any] | None = None
+        self._backlogs: dict[str, Any] = {}  # subscription → SubscriptionBacklog
         self._lock = threading.Lock()
 
     @property
@@ -130,7 +142,7 @@ class FunctionRuntime:
                     s = self.settings
                     logging.getLogger().setLevel(s.log_level)
                     services = Services.from_settings(s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud))
-                    if s.queues:
+                    if s.queues or s.queue_backlogs:
                         services.remote_backlog = self._remote_backlog
                     self._services = services
         return self._services
@@ -148,6 +160,7 @@ class FunctionRuntime:
                 self._services = None
             self._settings = None
             self._publishers = None
+            self._backlogs = {}
 
     def relaying(self, handler: _F) -> _F:
         """Decorate an entry point so that it relays the jobs it committed once it returns."""
@@ -172,9 +185,13 @@ class FunctionRuntime:
         return self._publishers
 
     def _remote_backlog(self, kind: str) -> int:
-        """Messages of ``kind`` in its cloud queue, where the queue reports it (SQS); else 0."""
+        """Messages of ``kind`` waiting in its cloud queue: SQS tells its own depth, a Pub/Sub
+        subscription named in ``CONTENTFN_QUEUE_BACKLOGS`` is read from Cloud Monitoring; else 0."""
         publisher = self._publishers_for_queues().get(kind)
         depth = getattr(publisher, "depth", None)
+        if depth is None:
+            reader = self.backlog_of(kind)
+            depth = None if reader is None else (lambda _kind: reader())
         if depth is None:
             return 0
         try:
@@ -182,6 +199,19 @@ class FunctionRuntime:
         except Exception as exc:  # admission then sees only the Postgres backlog
             log.warning("could not read the depth of the %s queue: %s", kind, type(exc).__name__)
             return 0
+
+    def backlog_of(self, kind: str) -> Callable[[], int] | None:
+        """A reader of the Pub/Sub backlog of ``kind`` (``CONTENTFN_QUEUE_BACKLOGS``); None if not set."""
+        subscription = self.settings.queue_backlogs.get(kind)
+        if not subscription:
+            return None
+        with self._lock:
+            reader = self._backlogs.get(subscription)
+            if reader is None:
+                from shared.queue.backlog import SubscriptionBacklog
+
+                reader = self._backlogs[subscription] = SubscriptionBacklog.create(subscription)
+        return reader.depth
 
     def relay(self) -> RelayReport | None:
         """Forward this function's freshly committed jobs to the cloud queues (``CONTENTFN_QUEUES``).

@@ -10,7 +10,7 @@ from shared.jobs import ANALYZE_JOB
 
 __all__ = ["JobNotDone", "analyze", "analyze_event", "runtime"]
 
-_targets = job_functions("analyze", per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch))
+_targets = job_functions("analyze", ANALYZE_JOB, per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch))
 analyze = _targets.http
 analyze_event = _targets.cloud_event
 runtime = _targets.runtime

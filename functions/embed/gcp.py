@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from functions.embed.delivery import EMBED_HANDLING
 from shared.jobentry.gcp import JobNotDone, job_functions
+from shared.jobs import EMBED_JOB
 
 __all__ = ["JobNotDone", "embed", "embed_event", "runtime"]
 
-_targets = job_functions("embed", EMBED_HANDLING)
+_targets = job_functions("embed", EMBED_JOB, EMBED_HANDLING)
 embed = _targets.http
 embed_event = _targets.cloud_event
 runtime = _targets.runtime

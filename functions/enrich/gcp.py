@@ -10,7 +10,7 @@ from shared.jobs import ENRICH_JOB
 
 __all__ = ["JobNotDone", "enrich", "enrich_event", "runtime"]
 
-_targets = job_functions("enrich", per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
+_targets = job_functions("enrich", ENRICH_JOB, per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
 enrich = _targets.http
 enrich_event = _targets.cloud_event
 runtime = _targets.runtime

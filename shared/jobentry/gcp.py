@@ -49,7 +49,7 @@ class JobFunctions:
     runtime: FunctionRuntime
 
 
-def job_functions(name: str, handling: JobHandling) -> JobFunctions:
+def job_functions(name: str, kind: str, handling: JobHandling) -> JobFunctions:
     """Build and register the ``<name>`` (HTTP) and ``<name>_event`` (CloudEvent) targets."""
     runtime = FunctionRuntime(name, "gcp")
 
@@ -72,7 +72,7 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
         except EnvelopeError as exc:
             runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
             return flask.Response(status=204)  # acknowledged: redelivering it cannot help
-        delivery = handling.deliver([job], runtime, None)
+        delivery = handling.deliver([job], runtime, runtime.backlog_of(kind))
         if job.id in delivery.to_retry:
             return flask.Response(_RETRY, 503, content_type="application/json")
         return flask.Response(status=204)
@@ -86,7 +86,7 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
                 exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
             )
             return
-        delivery = handling.deliver([job], runtime, None)
+        delivery = handling.deliver([job], runtime, runtime.backlog_of(kind))
         if job.id in delivery.to_retry:
             raise JobNotDone(f"{name} job {job.id} not done; Eventarc will redeliver")
 

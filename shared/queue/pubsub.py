@@ -84,8 +84,10 @@ class PubSubPuller:
         *,
         max_in_flight: int = 2,
         dead_letter: PubSubPublisher | None = None,
+        backlog: Any = None,
     ) -> None:
         self._subscriber = subscriber
+        self._backlog = backlog
         self.subscription = subscription
         self.max_in_flight = max_in_flight
         self._dead_letter = dead_letter
@@ -164,7 +166,8 @@ class PubSubPullQueue:
     back once it has passed (the subscription's dead-letter policy counts the deliveries); a poison
     message is copied to the dead-letter topic when one is configured and acknowledged, otherwise
     nacked for the dead-letter policy; ``release`` nacks (deadline 0). Pub/Sub tells the backlog of
-    a subscription only through Cloud Monitoring, so ``depth`` answers -1 (unknown).
+    a subscription only through Cloud Monitoring: ``depth`` reads it there (minutes behind; -1 when
+    it cannot be read), or from ``backlog`` when one is given.
     """
 
     def __init__(
@@ -178,8 +181,10 @@ class PubSubPullQueue:
         backoff_cap_s: float = 300.0,
         pull_timeout_s: float = 5.0,
         dead_letter: PubSubPublisher | None = None,
+        backlog: Any = None,
     ) -> None:
         self._subscriber = subscriber
+        self._backlog = backlog
         self.subscription = subscription
         self.kind = kind
         self.visibility_s = visibility_s
@@ -236,7 +241,16 @@ class PubSubPullQueue:
         return len(claimed)
 
     def depth(self, kind: str | None = None) -> int:
-        return -1
+        """The subscription's backlog as Cloud Monitoring last sampled it; -1 when it cannot be read."""
+        try:
+            if self._backlog is None:
+                from shared.queue.backlog import SubscriptionBacklog
+
+                self._backlog = SubscriptionBacklog.create(self.subscription)
+            return self._backlog.depth()
+        except Exception as exc:
+            log.debug("backlog of %s unknown: %s", self.subscription, type(exc).__name__)
+            return -1
 
     def dead_count(self, kind: str | None = None) -> int:
         return -1
