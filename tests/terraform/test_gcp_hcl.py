@@ -113,7 +113,8 @@ def test_no_public_members_and_no_public_ingress() -> None:
     roles = re.findall(r'role\s*=\s*"([^"]+)"', all_gcp_text())
     assert not {"roles/owner", "roles/editor", "roles/viewer"} & set(roles)
     project_roles = [body["role"] for _, body in resources("platform", "google_project_iam_member")]
-    assert set(project_roles) <= {"roles/pubsub.publisher", "roles/eventarc.eventReceiver"}
+    # project-wide: Eventarc's documented pair, and read-only metrics (Pub/Sub backlogs)
+    assert set(project_roles) <= {"roles/pubsub.publisher", "roles/eventarc.eventReceiver", "roles/monitoring.viewer"}
 
 
 def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
@@ -197,3 +198,22 @@ def test_dev_caps_gpus_at_one_and_prod_is_highly_available(env_name: str) -> Non
         assert values["database"]["availability_type"] == "REGIONAL"
         assert values["database"]["deletion_protection"] is True
         assert values["cache"]["tier"] == "STANDARD_HA"
+
+
+def test_backlog_subscriptions_match_the_queues_and_their_readers_may_read_metrics() -> None:
+    # The paths producers read backlogs from are built from names (no module cycle); they must be
+    # the names the queue module gives its subscriptions.
+    ((_, subscription),) = [r for r in resources("queue", "google_pubsub_subscription") if r[0] == "this"]
+    assert subscription["name"] == "${var.name}"
+    calls = module_calls("platform")
+    assert calls["queue"]["name"] == "${local.name}-${each.key}"
+    assert calls["detect_queue"]["name"] == "${local.name}-detect"
+    platform = (GCP_MODULES / "platform" / "main.tf").read_text()
+    assert '"projects/${var.project_id}/subscriptions/${local.name}-${k}"' in platform
+    assert 'detect = "projects/${var.project_id}/subscriptions/${local.name}-detect"' in platform
+    assert "CONTENTFN_QUEUE_BACKLOGS = jsonencode(" in platform
+    # every function given a backlog to read, and the GPU service, may read Cloud Monitoring
+    (reader,) = [body for name, body in resources("platform", "google_project_iam_member") if name == "backlog_reader"]
+    assert reader["role"] == "roles/monitoring.viewer" and "length(kinds) > 0" in reader["for_each"]
+    (gpu_reader,) = [body for name, body in resources("gpu_service", "google_project_iam_member")]
+    assert gpu_reader["role"] == "roles/monitoring.viewer"

@@ -134,6 +134,13 @@ resource "google_pubsub_subscription_iam_member" "this" {
   member       = "serviceAccount:${google_service_account.this.email}"
 }
 
+# The subscription's backlog (queue depth on /metrics) is reported only to Cloud Monitoring.
+resource "google_project_iam_member" "metrics_reader" {
+  project = var.project_id
+  role    = "roles/monitoring.viewer"
+  member  = "serviceAccount:${google_service_account.this.email}"
+}
+
 resource "google_storage_bucket_iam_member" "this" {
   bucket = var.bucket_name
   role   = "roles/storage.objectViewer"

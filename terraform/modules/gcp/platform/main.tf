@@ -41,6 +41,20 @@ locals {
     { detect = "projects/${var.project_id}/topics/${local.name}-detect" },
   )
 
+  # Subscriptions whose backlog a function reads from Cloud Monitoring (Pub/Sub reports it nowhere
+  # else): the detect subscription for image admission, a job function's own push subscription for
+  # its batch decisions (embed defers its first index while a bulk load is queued).
+  subscription_ids = merge(
+    { for k, f in local.queue_functions : k => "projects/${var.project_id}/subscriptions/${local.name}-${k}" },
+    { detect = "projects/${var.project_id}/subscriptions/${local.name}-detect" },
+  )
+  backlog_kinds = {
+    for k, f in var.functions : k => concat(
+      contains(f.publishes_to, "detect") ? ["detect"] : [],
+      f.trigger == "queue" ? [k] : [],
+    )
+  }
+
   # Publisher members per queue, by publishing function.
   publishers = {
     for q in keys(local.topic_ids) : q => {
@@ -121,6 +135,7 @@ module "function" {
     local.common_environment,
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.topic_ids[q] }) } : {},
+    length(local.backlog_kinds[each.key]) > 0 ? { CONTENTFN_QUEUE_BACKLOGS = jsonencode({ for q in local.backlog_kinds[each.key] : q => local.subscription_ids[q] }) } : {},
     each.value.environment,
   )
   secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
@@ -155,6 +170,15 @@ module "detect_queue" {
   max_delivery_attempts = var.queue_max_attempts
   publishers            = local.publishers["detect"]
   labels                = local.labels
+}
+
+# Reading those backlogs: Cloud Monitoring's read-only role (metrics, no data or configuration).
+resource "google_project_iam_member" "backlog_reader" {
+  for_each = { for k, kinds in local.backlog_kinds : k => kinds if length(kinds) > 0 }
+
+  project = var.project_id
+  role    = "roles/monitoring.viewer"
+  member  = "serviceAccount:${module.function[each.key].service_account_email}"
 }
 
 resource "google_storage_bucket_iam_member" "function_read" {
