@@ -11,6 +11,7 @@ import pytest
 from google.cloud import monitoring_v3
 
 from shared.queue.backlog import METRIC, SubscriptionBacklog, validate_subscriptions
+from tests.fake_clock import FakeClock
 
 SUB = "projects/acme-dev/subscriptions/contentfn-dev-detect"
 T0 = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
@@ -36,14 +37,6 @@ class FakeMetrics:
         return self.series
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_newest_sample_of_the_subscription_is_its_depth() -> None:
     # GIVEN Cloud Monitoring holding three samples of the subscription's backlog, newest first
     series = monitoring_v3.TimeSeries(points=[point(3, 1250), point(2, 900), point(1, 40)])
@@ -62,7 +55,7 @@ def test_the_newest_sample_of_the_subscription_is_its_depth() -> None:
 
 
 def test_answers_are_cached_and_no_sample_means_nothing_waits() -> None:
-    clock = Clock()
+    clock = FakeClock()
     client = FakeMetrics([])
     backlog = SubscriptionBacklog(client, SUB, cache_s=30, clock=clock)
     assert backlog.depth() == 0  # no sample in the last ten minutes

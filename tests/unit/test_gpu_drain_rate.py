@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 from infra.gpu_worker.metrics import WorkerMetrics
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fake_clock import FakeClock
 
 
 def test_rate_counts_only_time_and_images_while_backlogged() -> None:
-    clock = Clock()
+    clock = FakeClock()
     m = WorkerMetrics(clock=clock)
     # GIVEN 20 s of a backlog during which 400 images were written (20 img/s)
     m.set_backlogged(True)
@@ -32,7 +25,7 @@ def test_rate_counts_only_time_and_images_while_backlogged() -> None:
 
 
 def test_no_rate_until_busy_long_enough() -> None:
-    clock = Clock()
+    clock = FakeClock()
     m = WorkerMetrics(clock=clock)
     m.set_backlogged(True)
     clock.now += 3
@@ -44,7 +37,7 @@ def test_no_rate_until_busy_long_enough() -> None:
 
 
 def test_rate_follows_the_recent_horizon() -> None:
-    clock = Clock()
+    clock = FakeClock()
     m = WorkerMetrics(clock=clock)
     m.set_backlogged(True)
     # GIVEN a first busy stretch at 10 img/s, sampled every 30 s

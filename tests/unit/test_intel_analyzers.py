@@ -11,6 +11,7 @@ from shared.intel.features import compute_features, rhyme_key, syllables
 from shared.intel.llm import _parse
 from shared.intel.profile import profile_json_schema
 from shared.intel.rules import analyze_rules
+from tests.fake_clock import FakeClock
 from tests.intel_fixtures import sample_rows
 
 SONG = """I walk alone beneath the silver light
@@ -100,14 +101,6 @@ def test_distilled_predictor_learns_a_linear_label_and_reports_held_out_mae() ->
     assert not far.in_distribution and far.confidence < p1.confidence
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 def test_breaker_opens_after_threshold_then_lets_one_probe_through_and_closes_on_success() -> None:
     clock = FakeClock()
     b = CircuitBreaker("t", failure_threshold=3, reset_s=10, clock=clock)
@@ -117,7 +110,7 @@ def test_breaker_opens_after_threshold_then_lets_one_probe_through_and_closes_on
     assert b.state == "closed"
     b.record_failure()
     assert b.state == "open" and not b.allow()
-    clock.t += 10.5
+    clock.now += 10.5
     assert b.state == "half_open"
     assert b.allow()  # the probe
     assert not b.allow()  # only one
@@ -130,9 +123,9 @@ def test_breaker_reopens_when_the_probe_fails_and_honours_retry_after() -> None:
     b = CircuitBreaker("t", failure_threshold=5, reset_s=1, clock=clock)
     b.record_failure(cooldown_s=30)  # a 429 with Retry-After: 30
     assert b.state == "open"
-    clock.t += 5
+    clock.now += 5
     assert not b.allow()
-    clock.t += 26
+    clock.now += 26
     assert b.allow()
     b.record_failure()
     assert b.state == "open" and not b.allow()
