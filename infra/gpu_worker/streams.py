@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from infra.gpu_worker.batcher import FrameBatcher
 from shared.queue.base import backoff_delay
 from shared.services import Services
 from shared.vision.decode import DecodedImage
@@ -42,12 +43,16 @@ class StreamSupervisor:
     def __init__(self, services: Services, detector: Detector, *, owner: str | None = None) -> None:
         self.services = services
         self.detector = detector
+        s = services.settings
+        # One model call for the frames of every stream held here (see infra.gpu_worker.batcher).
+        self.batcher = FrameBatcher(detector, max_batch=s.gpu_max_batch, max_wait_s=s.gpu_max_wait_ms / 1000)
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.runners: dict[int, StreamRunner] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stream-supervisor", daemon=True)
 
     def start(self) -> StreamSupervisor:
+        self.batcher.start()
         self._thread.start()
         return self
 
@@ -59,6 +64,7 @@ class StreamSupervisor:
         for runner in list(self.runners.values()):
             runner.join(10.0)
         self.runners.clear()
+        self.batcher.stop()
 
     def _loop(self) -> None:
         s = self.services.settings
@@ -83,13 +89,13 @@ class StreamSupervisor:
             log.info("stream %d: lease lost or stream stopped; letting go", sid)
             self.runners.pop(sid).stop()
         for lease in new:
-            runner = StreamRunner(self.services, self.detector, lease, self.owner)
+            runner = StreamRunner(self.services, self.batcher, lease, self.owner)
             self.runners[lease.id] = runner
             runner.start()
 
 
 class StreamRunner:
-    def __init__(self, services: Services, detector: Detector, lease: StreamLease, owner: str) -> None:
+    def __init__(self, services: Services, detector: Detector | FrameBatcher, lease: StreamLease, owner: str) -> None:
         s = services.settings
         self.services = services
         self.detector = detector

@@ -197,6 +197,74 @@ def test_keyframes_only_detects_just_the_keyframes(
     assert [round(t, 2) for t, _ in frames_of(svc, sid)] == [0.0, 0.5, 1.0, 1.5]
 
 
+def test_frames_of_several_streams_share_model_calls(
+    stream_services: Services, detector: Detector, tmp_path: Path
+) -> None:
+    svc = stream_services
+    calls: list[int] = []
+    real_run = detector.run_raw
+
+    def paced(pixels: np.ndarray) -> np.ndarray:  # a device busy for 50 ms a call: frames pile up meanwhile
+        calls.append(len(pixels))
+        time.sleep(0.05)
+        return real_run(pixels)
+
+    detector.run_raw = paced  # type: ignore[method-assign]
+    # GIVEN three 2 s clips registered at 5 frames per second each
+    videos = [write_video(tmp_path / f"cam{i}.mp4", seconds=2.0, fps=10) for i in range(3)]
+    ids = [call(Api(svc), "POST", "/streams", {"url": v.as_uri(), "fps": 5})[1]["stream"]["id"] for v in videos]
+    # WHEN one worker holds all three
+    sup = StreamSupervisor(svc, detector, owner="w1").start()
+    try:
+        wait_for(lambda: all(stream_row(svc, i)["status"] == "ended" for i in ids), what="the three streams to end")
+    finally:
+        sup.stop()
+    # THEN model calls carried frames of more than one stream, fewer calls than frames were made
+    stats = sup.batcher.stats()
+    assert stats["frames"] == 30 and stats["most_requests"] >= 2
+    assert len(calls) == stats["batches"] < 30
+    # AND each stream got its own ten frames, each with its boxes
+    for i in ids:
+        frames = frames_of(svc, i)
+        assert [round(t, 2) for t, _ in frames] == [round(0.2 * k, 2) for k in range(10)]
+        assert all(n == TINY_BOXES_PER_IMAGE for _, n in frames)
+
+
+def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(detector: Detector) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from infra.gpu_worker.batcher import FrameBatcher
+    from shared.vision.decode import DecodedImage
+
+    rows: list[int] = []
+    real_run = detector.run_raw
+
+    def recording(pixels: np.ndarray) -> np.ndarray:
+        rows.append(len(pixels))
+        time.sleep(0.02)
+        return real_run(pixels)
+
+    detector.run_raw = recording  # type: ignore[method-assign]
+    batcher = FrameBatcher(detector, max_batch=4, max_wait_s=0.05).start()
+    frame = DecodedImage(np.zeros((48, 64, 3), np.uint8), "frame", 64, 48)
+    try:
+        # GIVEN six callers with three frames each, against a batch of at most four
+        with ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(lambda _: batcher.detect([frame] * 3), range(6)))
+        # THEN every caller got three answers and no call carried more than four frames
+        assert [len(r) for r in results] == [3] * 6 and all(len(d) == TINY_BOXES_PER_IMAGE for r in results for d in r)
+        assert max(rows) <= 4 and sum(rows) == 18
+        # WHEN the model fails THEN each caller of that batch sees the error
+        detector.run_raw = lambda pixels: (_ for _ in ()).throw(RuntimeError("device lost"))  # type: ignore[method-assign]
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(batcher.detect, [frame]) for _ in range(2)]
+            for f in futures:
+                with pytest.raises(RuntimeError, match="device lost"):
+                    f.result()
+    finally:
+        batcher.stop()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
