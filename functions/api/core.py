@@ -55,6 +55,8 @@ class Api:
         k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
         artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
         limit = Param("limit", int, default=100, maximum=1000, description="number of streams")
+        frames = Param("limit", int, default=100, maximum=1000, description="number of frames")
+        after = Param("after", str, maximum=32, description="only frames after this frame timestamp")
         self.routes: tuple[Route, ...] = (
             Route("GET", "/health", "health", summary="Database, queue and model health", public=True),
             Route("GET", "/search", "search", (q, k, artist), summary="Semantic search over lyrics"),
@@ -65,6 +67,14 @@ class Api:
             Route("GET", "/images/{id}/detections", "image_detections", summary="One image's status and detections"),
             Route("POST", "/streams", "create_stream", summary="Register a video stream (url, fps, model)"),
             Route("GET", "/streams", "list_streams", (limit,), summary="Registered streams, newest first"),
+            Route("GET", "/streams/{id}", "stream_status", summary="One stream's status, counts and last error"),
+            Route(
+                "GET",
+                "/streams/{id}/detections",
+                "stream_detections",
+                (after, frames),
+                summary="A stream's detections per frame, oldest first; page with after=next_after",
+            ),
             Route("DELETE", "/streams/{id}", "delete_stream", summary="Stop a stream"),
             Route("GET", "/openapi.json", "openapi", summary="This API's OpenAPI document", public=True),
         )
@@ -278,6 +288,16 @@ class Api:
         from functions.api.vision import streams_index
 
         return streams_index(self.services, values["limit"])
+
+    def stream_status(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import stream_status
+
+        return stream_status(self.services, int(path["id"]))
+
+    def stream_detections(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import stream_frames
+
+        return stream_frames(self.services, int(path["id"]), values["after"], values["limit"])
 
     def delete_stream(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
         from functions.api.vision import delete_stream

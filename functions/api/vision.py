@@ -15,9 +15,16 @@ from shared.errors import PoisonError
 from shared.events import HttpRequest
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image
-from shared.vision.streams import list_streams, register_stream, stop_stream, validate_stream_url
+from shared.vision.streams import (
+    get_stream,
+    list_streams,
+    register_stream,
+    stop_stream,
+    stream_detections,
+    validate_stream_url,
+)
 
-__all__ = ["create_stream", "delete_stream", "image_detections", "streams_index"]
+__all__ = ["create_stream", "delete_stream", "image_detections", "stream_frames", "stream_status", "streams_index"]
 
 _MAX_BODY = 8192
 
@@ -79,6 +86,34 @@ def streams_index(services: Services, limit: int) -> dict[str, Any]:
         rows = list_streams(conn, limit=limit)
         conn.commit()
     return {"streams": rows}
+
+
+def stream_status(services: Services, stream_id: int) -> dict[str, Any]:
+    with services.db.connection() as conn:
+        row = get_stream(conn, stream_id)
+        conn.commit()
+    if row is None:
+        raise not_found("stream")
+    return {"stream": row}
+
+
+def stream_frames(services: Services, stream_id: int, after: str | None, frames: int) -> dict[str, Any]:
+    """Frames after ``after`` (a frame timestamp; pass the last one seen as ``next_after`` to page)."""
+    since: float | None = None
+    if after is not None:
+        try:
+            since = float(after)
+        except ValueError:
+            since = float("nan")
+        if since != since or since in (float("inf"), float("-inf")):
+            raise ApiError(400, "invalid_parameter", "after must be a frame timestamp (a finite number)")
+    with services.db.connection() as conn:
+        if get_stream(conn, stream_id) is None:
+            conn.commit()
+            raise not_found("stream")
+        found = stream_detections(conn, stream_id, after=since, frames=frames)
+        conn.commit()
+    return {"frames": found, "next_after": found[-1]["frame_ts"] if found else after}
 
 
 def delete_stream(services: Services, stream_id: int) -> dict[str, Any]:

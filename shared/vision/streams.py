@@ -83,6 +83,47 @@ def list_streams(conn: psycopg.Connection[Any], *, limit: int = 100) -> list[dic
     return [_row(cur, r) for r in cur.fetchall()]
 
 
+def get_stream(conn: psycopg.Connection[Any], stream_id: int) -> dict[str, Any] | None:
+    cur = conn.execute(f"SELECT {_FIELDS} FROM streams WHERE id = %s", (stream_id,))
+    row = cur.fetchone()
+    return None if row is None else _row(cur, row)
+
+
+def stream_detections(
+    conn: psycopg.Connection[Any], stream_id: int, *, after: float | None, frames: int
+) -> list[dict[str, Any]]:
+    """Detections of up to ``frames`` frames with a timestamp after ``after``, oldest first, grouped
+    by frame (frames in which nothing was found have no rows and are not listed)."""
+    rows = conn.execute(
+        """
+        WITH stamps AS (
+            SELECT DISTINCT frame_ts FROM detections
+            WHERE stream_id = %s AND (%s::float8 IS NULL OR frame_ts > %s::float8)
+            ORDER BY frame_ts LIMIT %s
+        )
+        SELECT d.frame_ts, d.model, d.class_id, d.label, d.score, d.x1, d.y1, d.x2, d.y2
+        FROM detections d JOIN stamps USING (frame_ts)
+        WHERE d.stream_id = %s
+        ORDER BY d.frame_ts, d.score DESC, d.id
+        """,
+        (stream_id, after, after, frames, stream_id),
+    ).fetchall()
+    out: list[dict[str, Any]] = []
+    for ts, model, class_id, label, score, x1, y1, x2, y2 in rows:
+        if not out or out[-1]["frame_ts"] != ts:
+            out.append({"frame_ts": ts, "detections": []})
+        out[-1]["detections"].append(
+            {
+                "model": model,
+                "class_id": class_id,
+                "label": label,
+                "score": round(float(score), 4),
+                "box": [x1, y1, x2, y2],
+            }
+        )
+    return out
+
+
 def stop_stream(conn: psycopg.Connection[Any], stream_id: int) -> dict[str, Any] | None:
     """Mark stopped; its worker sees it at the next renewal and lets go."""
     cur = conn.execute(

@@ -53,7 +53,8 @@ def call(
     api: Api, method: str, path: str, body: dict | None = None, ctype: str = "application/json"
 ) -> tuple[int, dict]:
     raw = json.dumps(body).encode() if body is not None else b""
-    resp = api.handle(HttpRequest.from_parts(method, path, headers={"content-type": ctype}, body=raw))
+    path, _, query = path.partition("?")
+    resp = api.handle(HttpRequest.from_parts(method, path, query, headers={"content-type": ctype}, body=raw))
     return resp.status, json.loads(resp.body)
 
 
@@ -178,6 +179,21 @@ def test_file_stream_is_sampled_and_detected_per_frame(
     assert all(n == TINY_BOXES_PER_IMAGE for _, n in frames)
     row = stream_row(svc, sid)
     assert row["frames_done"] == 4 and row["lease_owner"] is None and row["last_error"] is None
+    # AND the API shows the stream and pages through its detections, oldest frame first
+    api = Api(svc)
+    status, body = call(api, "GET", f"/streams/{sid}")
+    assert status == 200 and body["stream"]["status"] == "ended" and body["stream"]["frames_done"] == 4
+    status, page = call(api, "GET", f"/streams/{sid}/detections?limit=3")
+    assert status == 200 and [f["frame_ts"] for f in page["frames"]] == [0.0, 0.5, 1.0]
+    assert all(len(f["detections"]) == TINY_BOXES_PER_IMAGE for f in page["frames"])
+    assert set(page["frames"][0]["detections"][0]) == {"model", "class_id", "label", "score", "box"}
+    status, rest = call(api, "GET", f"/streams/{sid}/detections?after={page['next_after']}")
+    assert [f["frame_ts"] for f in rest["frames"]] == [1.5] and rest["next_after"] == 1.5
+    assert call(api, "GET", f"/streams/{sid}/detections?after=1.5")[1] == {"frames": [], "next_after": "1.5"}
+    assert call(api, "GET", f"/streams/{sid}/detections?after=soon")[0] == 400
+    assert call(api, "GET", f"/streams/{sid}/detections?after=nan")[0] == 400
+    assert call(api, "GET", "/streams/999999")[0] == 404
+    assert call(api, "GET", "/streams/999999/detections")[0] == 404
 
 
 def test_keyframes_only_detects_just_the_keyframes(
