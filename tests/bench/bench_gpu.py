@@ -49,6 +49,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--processes", type=int, default=0, help="pipeline processes (0: as the service picks)")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument("--decode-threads", type=int, default=0, help="0: one per core")
+    p.add_argument("--photo-dir", type=Path, default=None, help="PNG photos to make the JPEGs from")
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
     p.add_argument("--providers", default="", help="comma-separated ORT providers (default: best available)")
     return p.parse_args()
@@ -67,15 +68,27 @@ def device_name(detector: Detector) -> str:
     return f"{provider}:{gpu.replace(' ', '_')}"
 
 
-def photos(n: int, width: int, height: int, seed: int = 7) -> list[bytes]:
-    """``n`` distinct JPEGs: crops of scikit-image's sample photos if present, else synthetic scenes."""
-    rng = np.random.default_rng(seed)
+SAMPLE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
+
+
+def sample_photos() -> list[np.ndarray]:
+    """scikit-image's sample photos as RGB arrays; [] where scikit-image is not installed."""
     try:
         from skimage import data as skdata
-
-        bases = [np.asarray(getattr(skdata, name)()) for name in ("astronaut", "coffee", "chelsea", "rocket")]
-        bases = [np.stack([b] * 3, axis=-1) if b.ndim == 2 else b[..., :3] for b in bases]
     except ImportError:
+        return []
+    bases = [np.asarray(getattr(skdata, name)()) for name in SAMPLE_PHOTOS]
+    return [np.stack([b] * 3, axis=-1) if b.ndim == 2 else b[..., :3] for b in bases]
+
+
+def photos(n: int, width: int, height: int, seed: int = 7, photo_dir: Path | None = None) -> list[bytes]:
+    """``n`` distinct JPEGs made from real photos (``photo_dir``, else scikit-image's samples), with a
+    small random patch each; synthetic scenes (in which the detector finds nothing) if neither."""
+    rng = np.random.default_rng(seed)
+    bases = (
+        [np.asarray(Image.open(p).convert("RGB")) for p in sorted(photo_dir.glob("*.png"))] if photo_dir else []
+    ) or sample_photos()
+    if not bases:
         yy, xx = np.mgrid[0:height, 0:width]
         bases = [
             np.stack([(xx * k) % 256, (yy * k) % 256, ((xx + yy) * k) % 256], -1).astype(np.uint8) for k in (1, 2, 3)
@@ -217,7 +230,7 @@ def main() -> int:
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
         # Distinct content for a few hundred objects, repeated under more keys: decoding costs the
         # same, and generating thousands of distinct photos would take longer than the benchmark.
-        jpegs = photos(min(n, 256), width, height)
+        jpegs = photos(min(n, 256), width, height, photo_dir=args.photo_dir)
         bucket = work / "buckets" / BUCKET
         bucket.mkdir(parents=True)
         keys = []

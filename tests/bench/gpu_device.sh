@@ -27,6 +27,11 @@ prepare)
     model="$("$PY" -c 'from shared.vision.detector import default_model_path as d; print(d() or "")')"
     test -n "$model" || { echo "install the nudenet wheel first (its 320n.onnx is the benchmark model)"; exit 2; }
     cp "$model" .ortgpu/deps/320n.onnx
+    # Real photos to make the benchmark's JPEGs from (the device has no scikit-image): detections,
+    # NMS and their rows cost what they cost on real content.
+    mkdir -p .ortgpu/deps/photos
+    "$PY" -c 'import sys; from PIL import Image; from tests.bench.bench_gpu import SAMPLE_PHOTOS, sample_photos
+for name, px in zip(SAMPLE_PHOTOS, sample_photos()): Image.fromarray(px).save(f"{sys.argv[1]}/{name}.png")' .ortgpu/deps/photos
     ls -la .ortgpu .ortgpu/deps
     ;;
 stash)
@@ -45,7 +50,7 @@ run)
     export LD_LIBRARY_PATH="${nvidia_libs}:${LD_LIBRARY_PATH:-}"
     "$PY" -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
     export CONTENTFN_DETECTOR_MODEL_PATH="$PWD/.ortgpu/deps/320n.onnx"
-    exec "$PY" -m tests.bench.bench_gpu "$@"
+    exec "$PY" -m tests.bench.bench_gpu --photo-dir .ortgpu/deps/photos "$@"
     ;;
 *)
     sed -n 2,13p "$0"
