@@ -82,3 +82,15 @@ def upload(services: Services, key: str, data: bytes) -> dict:
     info = services.blob.put(services.settings.bucket, key, data)
     event = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
     return handle_object_created(event, services)
+
+
+def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample named ``name`` in a Prometheus exposition, parsed by the client."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]

@@ -1,13 +1,18 @@
-"""Counters of one worker process, and the Prometheus text form of one or several of them."""
+"""Counters of one worker process, and the Prometheus exposition of one or several of them
+(``prometheus_client``: a collector over snapshots, so a supervising process can serve its pipelines'
+figures without sharing memory with them)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 __all__ = ["WorkerMetrics", "prometheus_text"]
 
@@ -138,40 +143,70 @@ class WorkerMetrics:
         )
 
 
-# (metric, type, snapshot key, outcome label)
-_SERIES: tuple[tuple[str, str, str, str | None], ...] = (
-    ("contentfn_gpu_images_total", "counter", "images_done", "done"),
-    ("contentfn_gpu_images_total", "counter", "images_rejected", "rejected"),
-    ("contentfn_gpu_images_total", "counter", "images_failed", "failed"),
-    ("contentfn_gpu_images_total", "counter", "images_released", "released"),
-    ("contentfn_gpu_batches_total", "counter", "batches", None),
-    ("contentfn_gpu_batch_fill", "gauge", "batch_fill", None),
-    ("contentfn_gpu_images_per_second", "gauge", "images_per_s", None),
-    ("contentfn_gpu_busy_ratio", "gauge", "gpu_busy", None),
-    ("contentfn_gpu_in_flight", "gauge", "in_flight", None),
+# Families: (name, help, snapshot keys by outcome label, or one key). Counters are named without
+# "_total": the client adds it.
+_COUNTERS: tuple[tuple[str, str, dict[str, str] | str], ...] = (
+    (
+        "contentfn_gpu_images",
+        "Images settled, by outcome (done, rejected, failed, released back to the queue).",
+        {
+            "done": "images_done",
+            "rejected": "images_rejected",
+            "failed": "images_failed",
+            "released": "images_released",
+        },
+    ),
+    ("contentfn_gpu_batches", "Model calls on image batches.", "batches"),
 )
+_GAUGES: tuple[tuple[str, str, str], ...] = (
+    ("contentfn_gpu_batch_fill", "Mean batch size over the batch cap.", "batch_fill"),
+    ("contentfn_gpu_images_per_second", "Images written per second over the last 30 s.", "images_per_s"),
+    ("contentfn_gpu_busy_ratio", "Share of wall time inside the model.", "gpu_busy"),
+    ("contentfn_gpu_in_flight", "Images held now (decoding, queued for the model, being written).", "in_flight"),
+)
+_LABELS = ["process", "provider", "model"]
+
+
+class _Snapshots:
+    """A prometheus_client collector over figures already gathered (one snapshot per process)."""
+
+    def __init__(
+        self, processes: dict[str, dict[str, Any]], provider: str, model: str, queue_depth: int, queue_lag_s: float
+    ) -> None:
+        self.processes, self.provider, self.model = processes, provider, model
+        self.queue_depth, self.queue_lag_s = queue_depth, queue_lag_s
+
+    def collect(self) -> Iterator[Metric]:
+        for name, help_text, keys in _COUNTERS:
+            by_outcome = isinstance(keys, dict)
+            family = CounterMetricFamily(name, help_text, labels=(["outcome"] if by_outcome else []) + _LABELS)
+            for process, snap in self.processes.items():
+                labels = [process, self.provider, self.model]
+                if isinstance(keys, dict):
+                    for outcome, key in keys.items():
+                        family.add_metric([outcome, *labels], snap.get(key, 0))
+                else:
+                    family.add_metric(labels, snap.get(keys, 0))
+            yield family
+        for name, help_text, key in _GAUGES:
+            gauge = GaugeMetricFamily(name, help_text, labels=_LABELS)
+            for process, snap in self.processes.items():
+                gauge.add_metric([process, self.provider, self.model], snap.get(key, 0))
+            yield gauge
+        yield GaugeMetricFamily(
+            "contentfn_gpu_queue_depth", "Detection jobs waiting (-1: the queue does not tell).", value=self.queue_depth
+        )
+        yield GaugeMetricFamily(
+            "contentfn_gpu_queue_lag_seconds",
+            "Age of the oldest waiting detection job (-1: unknown for this queue).",
+            value=self.queue_lag_s,
+        )
 
 
 def prometheus_text(
     processes: dict[str, dict[str, Any]], *, provider: str, model: str, queue_depth: int, queue_lag_s: float
 ) -> str:
     """One family per metric, one series per pipeline process (label ``process``); sum them in queries."""
-    lines: list[str] = []
-    for name, kind, key, outcome in _SERIES:
-        if outcome in (None, "done"):
-            lines.append(f"# TYPE {name} {kind}")
-        for process, snap in processes.items():
-            labels = f'process="{process}",provider="{provider}",model="{model}"'
-            if outcome is not None:
-                labels = f'outcome="{outcome}",{labels}'
-            value = snap.get(key, 0)
-            lines.append(
-                f"{name}{{{labels}}} {value:.4f}" if isinstance(value, float) else f"{name}{{{labels}}} {value}"
-            )
-    lines += [
-        "# TYPE contentfn_gpu_queue_depth gauge",
-        f"contentfn_gpu_queue_depth {queue_depth}",
-        "# TYPE contentfn_gpu_queue_lag_seconds gauge",
-        f"contentfn_gpu_queue_lag_seconds {queue_lag_s:.3f}",
-    ]
-    return "\n".join(lines) + "\n"
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshots(processes, provider, model, queue_depth, queue_lag_s))
+    return generate_latest(registry).decode()

@@ -24,7 +24,7 @@ from shared.config import Settings
 from shared.services import Services
 from tests.conftest import REPO
 from tests.integration.test_gpu_worker_crash import N_IMAGES, counts, queue_images, wait_until, worker_env
-from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, tiny_model
+from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, metric_samples, tiny_model
 
 pytestmark = pytest.mark.slow
 
@@ -84,8 +84,8 @@ def running(pid: int) -> bool:
 
 
 def done_by_process(metrics: str) -> dict[str, float]:
-    found = re.findall(r'contentfn_gpu_images_total\{outcome="done",process="(\d+)"[^}]*\} (\S+)', metrics)
-    return {p: float(v) for p, v in found}
+    samples = metric_samples(metrics, "contentfn_gpu_images_total")
+    return {labels["process"]: v for labels, v in samples if labels["outcome"] == "done"}
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from shared.queue.sqs import SqsQueue
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec
 from tests.emulators import moto_url  # noqa: F401 - fixture
-from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, distinct_jpegs, tiny_model, upload
+from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, distinct_jpegs, metric_samples, tiny_model, upload
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_worker_consumes_detection_jobs_from_sqs(
     assert queue.depth("detect") == 0
     dead = client.receive_message(QueueUrl=dlq, MessageAttributeNames=["All"]).get("Messages") or []
     assert len(dead) == 1 and "malformed" in dead[0]["MessageAttributes"]["error"]["StringValue"]
-    assert "contentfn_gpu_queue_depth 0" in worker.prometheus()
+    assert metric_samples(worker.prometheus(), "contentfn_gpu_queue_depth") == [({}, 0.0)]
 
 
 def test_gpu_queue_that_is_neither_sqs_nor_a_subscription_fails_at_start_naming_the_variable(
