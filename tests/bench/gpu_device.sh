@@ -23,7 +23,7 @@ prepare)
     "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d .ortgpu/deps "psycopg[binary]>=3.2" "psycopg-pool>=3.2" "pgvector>=0.3" "pgserver>=0.1.4" \
-        "pydantic>=2.7" "pydantic-settings>=2.3" "rich>=13.7"
+        "pydantic>=2.7" "pydantic-settings>=2.3" "rich>=13.7" "prometheus-client>=0.20"
     model="$("$PY" -c 'from shared.vision.detector import default_model_path as d; print(d() or "")')"
     test -n "$model" || { echo "install the nudenet wheel first (its 320n.onnx is the benchmark model)"; exit 2; }
     cp "$model" .ortgpu/deps/320n.onnx
