@@ -196,6 +196,46 @@ def model_build(out: Path | None, int8: bool) -> None:
 
 
 @main.group()
+def db() -> None:
+    """The schema (any database: local or cloud, from CONTENTFN_DATABASE_URL)."""
+
+
+def _external_database_url() -> str:
+    settings = _settings()
+    if settings.database_url is None:
+        raise click.ClickException(
+            "set CONTENTFN_DATABASE_URL: the embedded database migrates itself when `contentfn local up` starts"
+        )
+    return settings.database_url.get_secret_value()
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply the pending forward-only migrations (a deploy step: before new function code runs)."""
+    import psycopg
+
+    from shared.store.migrations import apply_migrations
+
+    with psycopg.connect(_external_database_url(), autocommit=False) as conn:
+        applied = apply_migrations(conn)
+    console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
+
+
+@db.command("status")
+def db_status() -> None:
+    """Migrations applied and pending."""
+    import psycopg
+
+    from shared.store.migrations import available_migrations
+
+    with psycopg.connect(_external_database_url()) as conn:
+        exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if exists and exists[0] else set()
+    for version, name, _ in available_migrations():
+        console.print(f"{'applied' if version in done else 'pending'}  {name}", soft_wrap=True)
+
+
+@main.group()
 def index() -> None:
     """The HNSW search index of the configured embedding model (any database: local or cloud)."""
 
