@@ -56,6 +56,9 @@ class Api:
         artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
         limit = Param("limit", int, default=100, maximum=1000, description="number of streams")
         frames = Param("limit", int, default=100, maximum=1000, description="number of frames")
+        images = Param("limit", int, default=100, maximum=1000, description="number of images")
+        status = Param("status", str, maximum=16, description="only images with this status (pending, done, rejected)")
+        before = Param("before", int, maximum=10**9 - 1, description="only images with a smaller id (paging)")
         after = Param("after", str, maximum=32, description="only frames after this frame timestamp")
         self.routes: tuple[Route, ...] = (
             Route("GET", "/health", "health", summary="Database, queue and model health", public=True),
@@ -64,6 +67,13 @@ class Api:
             Route("GET", "/tracks/{id}/similar", "similar", (k,), summary="Tracks nearest to one track"),
             Route("GET", "/stats", "stats", summary="Counts per stage, queue depth, dead jobs"),
             Route("POST", "/analyze", "analyze", summary="Profile of ad-hoc lyrics or a stored track"),
+            Route(
+                "GET",
+                "/images",
+                "images_index",
+                (status, before, images),
+                summary="Images newest first with their detection counts; page with before=next_before",
+            ),
             Route("GET", "/images/{id}/detections", "image_detections", summary="One image's status and detections"),
             Route("POST", "/streams", "create_stream", summary="Register a video stream (url, fps, model)"),
             Route("GET", "/streams", "list_streams", (limit,), summary="Registered streams, newest first"),
@@ -273,6 +283,11 @@ class Api:
         from functions.analyze.http import analyze_endpoint
 
         return analyze_endpoint(self.services, request)
+
+    def images_index(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.vision import images_index
+
+        return images_index(self.services, values["status"], values["before"], values["limit"])
 
     def image_detections(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
         from functions.api.vision import image_detections

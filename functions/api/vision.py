@@ -14,7 +14,7 @@ from functions.api.errors import ApiError, not_found
 from shared.errors import PoisonError
 from shared.events import HttpRequest
 from shared.services import Services
-from shared.vision.store import detections_for_image, get_image
+from shared.vision.store import detections_for_image, get_image, list_images
 from shared.vision.streams import (
     get_stream,
     list_streams,
@@ -24,7 +24,17 @@ from shared.vision.streams import (
     validate_stream_url,
 )
 
-__all__ = ["create_stream", "delete_stream", "image_detections", "stream_frames", "stream_status", "streams_index"]
+__all__ = [
+    "create_stream",
+    "delete_stream",
+    "image_detections",
+    "images_index",
+    "stream_frames",
+    "stream_status",
+    "streams_index",
+]
+
+_IMAGE_STATUSES = ("pending", "done", "rejected")
 
 _MAX_BODY = 8192
 
@@ -46,6 +56,15 @@ def image_detections(services: Services, image_id: int) -> dict[str, Any]:
     if image is None:
         raise not_found("image")
     return {"image": image, "detections": found}
+
+
+def images_index(services: Services, status: str | None, before: int | None, limit: int) -> dict[str, Any]:
+    if status is not None and status not in _IMAGE_STATUSES:
+        raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_IMAGE_STATUSES)}")
+    with services.db.connection() as conn:
+        rows = list_images(conn, status=status, before=before, limit=limit)
+        conn.commit()
+    return {"images": rows, "next_before": rows[-1]["id"] if len(rows) == limit else None}
 
 
 def create_stream(services: Services, request: HttpRequest) -> dict[str, Any]:

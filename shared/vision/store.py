@@ -16,6 +16,7 @@ __all__ = [
     "detections_for_image",
     "get_image",
     "image_summary",
+    "list_images",
     "upsert_image",
     "write_image_results",
 ]
@@ -141,6 +142,42 @@ def detections_for_image(conn: psycopg.Connection[Any], image_id: int) -> list[d
         {"model": m, "class_id": c, "label": lab, "score": round(float(s), 4), "box": [x1, y1, x2, y2]}
         for m, c, lab, s, x1, y1, x2, y2 in rows
     ]
+
+
+def list_images(
+    conn: psycopg.Connection[Any], *, status: str | None, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    """Images newest first, with their detection counts; ``before`` (an id) pages back."""
+    rows = conn.execute(
+        """
+        SELECT i.id, i.bucket, i.key, i.status, i.reason, i.format, i.width, i.height, i.model,
+               i.detected_at, i.created_at, count(d.id)
+        FROM (
+            SELECT * FROM images
+            WHERE (%s::text IS NULL OR status = %s::text) AND (%s::bigint IS NULL OR id < %s::bigint)
+            ORDER BY id DESC LIMIT %s
+        ) i
+        LEFT JOIN detections d ON d.image_id = i.id
+        GROUP BY i.id, i.bucket, i.key, i.status, i.reason, i.format, i.width, i.height, i.model,
+                 i.detected_at, i.created_at
+        ORDER BY i.id DESC
+        """,
+        (status, status, before, before, limit),
+    ).fetchall()
+    names = (
+        "id",
+        "bucket",
+        "key",
+        "status",
+        "reason",
+        "format",
+        "width",
+        "height",
+        "model",
+        "detected_at",
+        "created_at",
+    )
+    return [{**dict(zip(names, r[:-1], strict=True)), "detections": int(r[-1])} for r in rows]
 
 
 def image_summary(conn: psycopg.Connection[Any], *, limit: int = 10) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -9,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from functions.api.core import Api
 from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.worker import GpuWorker, _buckets
 from shared.config import Settings
+from shared.events import HttpRequest
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec, default_model_path
 from tests.conftest import need
@@ -89,6 +92,26 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     assert done == [1.0]  # the one job: the copy was known by its content, the rest refused at ingest
     assert len(metric_samples(body, "contentfn_gpu_queue_lag_seconds")) == 1
     assert '"provider": "CPUExecutionProvider"' in healthz
+    # AND the API lists the images newest first, by status, a page at a time
+    api = Api(svc)
+
+    def get(query: str) -> tuple[int, dict]:
+        resp = api.handle(HttpRequest.from_parts("GET", "/images", query))
+        return resp.status, json.loads(resp.body)
+
+    code, everything = get("")
+    assert code == 200 and [i["key"] for i in everything["images"]] == [
+        "images/notes.jpg",
+        "images/anim.gif",
+        "images/bomb.png",
+        "images/astronaut.jpg",
+    ]
+    assert everything["images"][-1]["status"] == "done" and everything["images"][-1]["detections"] == len(labels)
+    assert [i["status"] for i in get("status=rejected")[1]["images"]] == ["rejected"] * 3
+    first = get("limit=2")[1]
+    rest = get(f"limit=2&before={first['next_before']}")[1]
+    assert [i["id"] for i in first["images"] + rest["images"]] == [i["id"] for i in everything["images"]]
+    assert get("status=lost")[0] == 400
 
 
 @pytest.mark.parametrize("infer_threads", [1, 2])
