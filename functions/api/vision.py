@@ -6,6 +6,8 @@ Errors name the problem, never the submitted URL: a refused stream says which ru
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -108,12 +110,7 @@ def streams_index(services: Services, limit: int) -> dict[str, Any]:
 
 
 def stream_status(services: Services, stream_id: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
-        row = get_stream(conn, stream_id)
-        conn.commit()
-    if row is None:
-        raise not_found("stream")
-    return {"stream": row}
+    return _one_stream(services, get_stream, stream_id)
 
 
 def stream_frames(services: Services, stream_id: int, after: str | None, frames: int) -> dict[str, Any]:
@@ -123,8 +120,8 @@ def stream_frames(services: Services, stream_id: int, after: str | None, frames:
         try:
             since = float(after)
         except ValueError:
-            since = float("nan")
-        if since != since or since in (float("inf"), float("-inf")):
+            since = math.nan
+        if not math.isfinite(since):
             raise ApiError(400, "invalid_parameter", "after must be a frame timestamp (a finite number)")
     with services.db.connection() as conn:
         if get_stream(conn, stream_id) is None:
@@ -136,8 +133,14 @@ def stream_frames(services: Services, stream_id: int, after: str | None, frames:
 
 
 def delete_stream(services: Services, stream_id: int) -> dict[str, Any]:
+    return _one_stream(services, stop_stream, stream_id)
+
+
+def _one_stream(
+    services: Services, operation: Callable[[Any, int], dict[str, Any] | None], stream_id: int
+) -> dict[str, Any]:
     with services.db.connection() as conn:
-        row = stop_stream(conn, stream_id)
+        row = operation(conn, stream_id)
         conn.commit()
     if row is None:
         raise not_found("stream")
