@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 _GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 _REPORT_S = 0.5  # how often a pipeline sends its figures
 _RESTART_BACKOFF_S = (1.0, 30.0)
+_STABLE_S = 60.0  # a pipeline up this long has its restart backoff reset
 
 
 def cpu_count() -> int:
@@ -116,6 +117,7 @@ class _Child:
     seen: float = 0.0
     restarts: int = 0
     next_start: float = 0.0
+    spawned_at: float = 0.0
 
 
 class WorkerPool:
@@ -196,7 +198,7 @@ class WorkerPool:
         child.process.start()
         child_end.close()
         child.conn = parent_end
-        child.last, child.seen = {}, 0.0
+        child.last, child.seen, child.spawned_at = {}, 0.0, time.monotonic()
 
     def _collect(self) -> None:
         for child in self.children:
@@ -212,27 +214,37 @@ class WorkerPool:
 
     def _supervise(self) -> None:
         while not self._stopping.is_set():
-            self._collect()
-            now = time.monotonic()
-            for child in self.children:
-                if self._stopping.is_set() or child.process.is_alive():
-                    continue
-                if child.next_start == 0.0:
-                    delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**child.restarts)
-                    log.error(
-                        "pipeline %d exited with %s; restarting it in %.0f s (its leased jobs return when the lease ends)",
-                        child.index,
-                        child.process.exitcode,
-                        delay,
-                    )
-                    child.next_start = now + delay
-                    with self._lock:
-                        child.last = {}
-                elif now >= child.next_start:
-                    child.restarts += 1
-                    child.next_start = 0.0
-                    self._spawn(child)
+            try:
+                self._collect()
+                self._restart_dead()
+            except Exception:  # the supervisor must outlive whatever one pass meets
+                log.exception("GPU pipeline supervision pass failed")
             self._stopping.wait(_REPORT_S / 2)
+
+    def _restart_dead(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if self._stopping.is_set():
+                return
+            if child.process.is_alive():
+                if child.restarts and now - child.spawned_at > _STABLE_S:
+                    child.restarts = 0  # it has run well since: the next failure restarts it quickly
+                continue
+            if child.next_start == 0.0:
+                delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**child.restarts)
+                log.error(
+                    "pipeline %d exited with %s; restarting it in %.0f s (its leased jobs return when the lease ends)",
+                    child.index,
+                    child.process.exitcode,
+                    delay,
+                )
+                child.next_start = now + delay
+                with self._lock:
+                    child.last = {}
+            elif now >= child.next_start:
+                child.restarts += 1
+                child.next_start = 0.0
+                self._spawn(child)
 
     # -- observing ---------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:
