@@ -58,7 +58,7 @@ class Api:
         frames = Param("limit", int, default=100, maximum=1000, description="number of frames")
         images = Param("limit", int, default=100, maximum=1000, description="number of images")
         status = Param("status", str, maximum=16, description="only images with this status (pending, done, rejected)")
-        before = Param("before", int, maximum=10**9 - 1, description="only images with a smaller id (paging)")
+        before = Param("before", int, maximum=2**63 - 1, description="only images with a smaller id (paging)")
         after = Param("after", str, maximum=32, description="only frames after this frame timestamp")
         self.routes: tuple[Route, ...] = (
             Route("GET", "/health", "health", summary="Database, queue and model health", public=True),

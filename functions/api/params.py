@@ -39,7 +39,8 @@ def validate_query(query: dict[str, list[str]], params: tuple[Param, ...]) -> di
             raise bad_param(p.name, "must be given once")
         text = raw[0]
         if p.kind is int:
-            if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > 9:
+            digits = max(9, len(str(p.maximum)))  # bounds the parse, whatever the caller sends
+            if not text.isascii() or not text.lstrip("-").isdigit() or len(text) > digits:
                 raise bad_param(p.name, f"must be an integer between {p.minimum} and {p.maximum}")
             number = int(text)
             if not p.minimum <= number <= p.maximum:
