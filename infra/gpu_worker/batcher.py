@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared.vision.decode import DecodedImage
-from shared.vision.detector import Detection, Detector, Prepared
+from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, padded_size
 
 __all__ = ["FrameBatcher"]
 
@@ -44,7 +44,7 @@ class FrameBatcher:
         self.max_wait_s = max_wait_s
         self.timeout_s = timeout_s
         # On a GPU, padded to a few batch sizes (each new input shape is slow the first time).
-        self.buckets = tuple(sorted({1 << k for k in range(self.max_batch.bit_length())} | {self.max_batch}))
+        self.buckets = batch_sizes(self.max_batch) if detector.on_gpu else ()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="stream-batcher", daemon=True)
         self._lock = threading.Lock()
@@ -109,9 +109,7 @@ class FrameBatcher:
     def _run(self, batch: list[_Request]) -> None:
         prepared = [p for r in batch for p in r.prepared]
         try:
-            rows = len(prepared)
-            if self.detector.on_gpu:
-                rows = next((b for b in self.buckets if b >= rows), rows)
+            rows = padded_size(self.buckets, len(prepared))
             size = self.detector.input_size
             pixels = np.zeros((rows, size, size, 3), dtype=np.uint8)
             for k, p in enumerate(prepared):

@@ -39,7 +39,7 @@ from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
-from shared.vision.detector import Detector, Prepared, load_detector
+from shared.vision.detector import Detector, Prepared, batch_sizes, load_detector, padded_size
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 
 __all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "queue_figures"]
@@ -123,7 +123,7 @@ class GpuWorker:
         # On a GPU every distinct batch size is a new input shape, and the first run of a shape is
         # slow (kernel and convolution algorithm choice): partial batches are padded up to a power
         # of two, and each of those sizes is run once at start.
-        self.buckets = _buckets(self.max_batch) if self.detector.on_gpu else ()
+        self.buckets = batch_sizes(self.max_batch) if self.detector.on_gpu else ()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuWorker:
@@ -294,7 +294,7 @@ class GpuWorker:
         for k, p in enumerate(prepared):
             buffer[k] = p.lb.canvas
         # Rows past the real ones are padding (stale pixels); their outputs are cut off.
-        return buffer[: next((b for b in self.buckets if b >= len(prepared)), len(prepared))]
+        return buffer[: padded_size(self.buckets, len(prepared))]
 
     def _stack_zeros(self, n: int) -> np.ndarray:
         buffer = self._batch_buffer()
@@ -438,9 +438,3 @@ def detect_queue(settings: Settings) -> Any:
     raise ConfigError(
         "CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription (projects/P/subscriptions/S)"
     )
-
-
-def _buckets(max_batch: int) -> tuple[int, ...]:
-    """Batch sizes run on a GPU: powers of two below ``max_batch``, and ``max_batch`` itself."""
-    sizes = [1 << k for k in range(max_batch.bit_length()) if (1 << k) < max_batch]
-    return (*sizes, max_batch)

@@ -259,6 +259,19 @@ class Detector:
         return out
 
 
+def batch_sizes(max_batch: int) -> tuple[int, ...]:
+    """Batch sizes run on a GPU: powers of two below ``max_batch``, and ``max_batch`` itself. Each new
+    input shape is slow the first time (kernel and algorithm choice), so partial batches are padded
+    up to one of these, and each is run once at start."""
+    sizes = [1 << k for k in range(max_batch.bit_length()) if (1 << k) < max_batch]
+    return (*sizes, max_batch)
+
+
+def padded_size(sizes: Sequence[int], rows: int) -> int:
+    """The smallest of ``sizes`` that holds ``rows`` (``rows`` itself when none does or none is given)."""
+    return next((b for b in sizes if b >= rows), rows)
+
+
 def _static_batch(session: Any) -> int | None:
     dim = session.get_inputs()[0].shape[0]
     return dim if isinstance(dim, int) else None

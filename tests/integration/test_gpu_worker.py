@@ -12,11 +12,11 @@ import pytest
 
 from functions.api.core import Api
 from infra.gpu_worker.http import HealthServer
-from infra.gpu_worker.worker import GpuWorker, _buckets
+from infra.gpu_worker.worker import GpuWorker
 from shared.config import Settings
 from shared.events import HttpRequest
 from shared.services import Services
-from shared.vision.detector import Detector, ModelSpec, default_model_path
+from shared.vision.detector import Detector, ModelSpec, batch_sizes, default_model_path
 from tests.conftest import need
 from tests.integration.test_detector_real import photo_jpeg
 from tests.unit.test_vision_decode import encoded, png_bomb
@@ -125,7 +125,7 @@ def test_images_are_batched_and_every_job_is_acked_once(
     detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
     worker = GpuWorker(svc, detector, infer_threads=infer_threads)
     if infer_threads > 1:  # as on a GPU: partial batches padded to a power of two, each size warmed up
-        worker.buckets = _buckets(worker.max_batch)
+        worker.buckets = batch_sizes(worker.max_batch)
     # WHEN the worker drains the queue
     worker.start()
     try:
