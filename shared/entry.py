@@ -189,13 +189,11 @@ class FunctionRuntime:
         subscription named in ``CONTENTFN_QUEUE_BACKLOGS`` is read from Cloud Monitoring; else 0."""
         publisher = self._publishers_for_queues().get(kind)
         depth = getattr(publisher, "depth", None)
-        if depth is None:
-            reader = self.backlog_of(kind)
-            depth = None if reader is None else (lambda _kind: reader())
-        if depth is None:
+        reader = (lambda: depth(kind)) if depth is not None else self.backlog_of(kind)
+        if reader is None:
             return 0
         try:
-            return max(0, int(depth(kind)))
+            return max(0, int(reader()))
         except Exception as exc:  # admission then sees only the Postgres backlog
             log.warning("could not read the depth of the %s queue: %s", kind, type(exc).__name__)
             return 0

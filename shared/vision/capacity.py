@@ -38,6 +38,7 @@ class Capacity:
     max_in_flight: int
     expected_img_per_s: float
     target_latency_s: float
+    measured_img_per_s: float | None = None  # per instance, reported by running workers
 
     @classmethod
     def from_settings(cls, s: Settings) -> Capacity:
@@ -58,8 +59,6 @@ class Capacity:
     def cap(self) -> int:
         """Images in progress across the whole fleet at most."""
         return self.instances * self.in_flight_images
-
-    measured_img_per_s: float | None = None  # per instance, reported by running workers
 
     @property
     def per_instance_img_per_s(self) -> float:
