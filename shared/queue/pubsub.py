@@ -84,10 +84,8 @@ class PubSubPuller:
         *,
         max_in_flight: int = 2,
         dead_letter: PubSubPublisher | None = None,
-        backlog: Any = None,
     ) -> None:
         self._subscriber = subscriber
-        self._backlog = backlog
         self.subscription = subscription
         self.max_in_flight = max_in_flight
         self._dead_letter = dead_letter
