@@ -14,7 +14,14 @@ from typing import Any
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-__all__ = ["WorkerMetrics", "prometheus_text"]
+__all__ = ["STAGES", "WorkerMetrics", "prometheus_text"]
+
+# Where an image's time goes, in pipeline order (each a counter of seconds, summed over threads):
+# claim (queue round trips), read (object store), decode (safe decode + letterbox), gather (the
+# batcher waiting for a batch to fill), stack (copying images into the batch buffer), infer (the
+# model call, transfers included), postprocess (thresholds, NMS, mapping boxes back) and write
+# (the transaction that stores results and acks).
+STAGES = ("claim", "read", "decode", "gather", "stack", "infer", "postprocess", "write")
 
 
 @dataclass
@@ -30,6 +37,8 @@ class WorkerMetrics:
     infer_seconds: float = 0.0
     in_flight: int = 0
     in_flight_peak: int = 0
+    # Seconds spent in each pipeline stage, summed over the threads that ran it (see STAGES).
+    stage_seconds: dict[str, float] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
     started: float = -1.0
     # Backlogged: the last claim got all it asked for, so the worker, not the queue, sets the pace.
@@ -83,6 +92,10 @@ class WorkerMetrics:
             self.batch_images += size
             self.infer_seconds += seconds
 
+    def add_stage(self, stage: str, seconds: float) -> None:
+        with self._lock:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
     def record_written(self, done: int, rejected: int) -> None:
         now = self.clock()
         with self._lock:
@@ -126,8 +139,10 @@ class WorkerMetrics:
                 "batches": self.batches,
                 "in_flight": self.in_flight,
             }
+            stages = {f"stage_{k}_s": v for k, v in self.stage_seconds.items()}
         return {
             **counts,
+            **stages,
             "batch_fill": self.batch_fill(max_batch),
             "images_per_s": self.images_per_s(),
             "gpu_busy": self.gpu_busy(),
@@ -188,6 +203,15 @@ class _Snapshots:
                 else:
                     family.add_metric(labels, snap.get(keys, 0))
             yield family
+        stages = CounterMetricFamily(
+            "contentfn_gpu_stage_seconds",
+            "Seconds spent per pipeline stage, summed over the threads running it: " + ", ".join(STAGES) + ".",
+            labels=["stage", *_LABELS],
+        )
+        for process, snap in self.processes.items():
+            for stage in STAGES:
+                stages.add_metric([stage, process, self.provider, self.model], snap.get(f"stage_{stage}_s", 0.0))
+        yield stages
         for name, help_text, key in _GAUGES:
             gauge = GaugeMetricFamily(name, help_text, labels=_LABELS)
             for process, snap in self.processes.items():

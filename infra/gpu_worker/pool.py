@@ -247,6 +247,12 @@ class WorkerPool:
                 self._spawn(child)
 
     # -- observing ---------------------------------------------------------------------------
+    def snapshots(self) -> dict[int, dict[str, Any]]:
+        """Each pipeline's latest figures (``WorkerMetrics.snapshot``), as last reported (≤ 0.5 s old)."""
+        self._collect()
+        with self._lock:
+            return {c.index: dict(c.last["metrics"]) for c in self.children if c.last}
+
     def health(self) -> dict[str, Any]:
         with self._lock:
             up = {c.index: c.last["health"] for c in self.children if c.last and time.monotonic() - c.seen < 10.0}

@@ -98,6 +98,7 @@ class GpuWorker:
         self._free = self.permits
         self._outstanding: dict[str, _Item] = {}
         self._local = threading.local()  # each inference thread's batch buffer
+        self._buffers: list[np.ndarray] = []  # all of them (page-locked on a GPU until stop)
         self._decoded: queue_mod.Queue[_Item] = queue_mod.Queue()
         self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
@@ -129,7 +130,11 @@ class GpuWorker:
     def start(self) -> GpuWorker:
         for size in self.buckets:
             self.detector.run_raw(self._stack_zeros(size))
-        self._local = threading.local()  # the warm-up buffer belonged to this thread; drop it
+        warm = getattr(self._local, "buffer", None)
+        if warm is not None:  # the warm-up buffer belonged to this thread; drop it
+            self._buffers = [b for b in self._buffers if b is not warm]
+            self.detector.release_buffer(warm)
+        self._local = threading.local()
         self.report()
         for t in self._threads:
             t.start()
@@ -147,6 +152,8 @@ class GpuWorker:
         for t in self._threads:
             t.join(10.0)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        while self._buffers:
+            self.detector.release_buffer(self._buffers.pop())
         self._forget()
         leftover = [i.claimed for i in self._outstanding.values()]
         if leftover:
@@ -219,7 +226,9 @@ class GpuWorker:
             if self.stopping.is_set():
                 return
             asked = min(room, self.max_batch)
+            t0 = time.perf_counter()
             claimed = self.queue.claim(DETECT_JOB, asked, visibility_s=self.visibility_s)
+            self.metrics.add_stage("claim", time.perf_counter() - t0)
             # Got all it asked for: a backlog, not the queue, sets the pace (see metrics.drain_rate).
             self.metrics.set_backlogged(len(claimed) == asked)
             if not claimed:
@@ -242,13 +251,17 @@ class GpuWorker:
             self._decoded.put(item)
             return
         try:
+            t0 = time.perf_counter()
             with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
                 data = f.read(s.image_max_bytes + 1)
+            t1 = time.perf_counter()
             image = decode_image(
                 data, max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels, draft_to=self.detector.input_size
             )
             item.prepared = self.detector.prepare(image)
             item.fmt = image.format
+            self.metrics.add_stage("read", t1 - t0)
+            self.metrics.add_stage("decode", time.perf_counter() - t1)
         except ImageRejected as exc:
             item.rejected = ImageResult(item.image_id, rejected=f"{exc.reason}: {exc}")
         except PoisonError as exc:  # the object vanished or grew past the cap since ingest
@@ -265,6 +278,7 @@ class GpuWorker:
             except queue_mod.Empty:
                 continue
             items = [first]
+            gathering = time.perf_counter()
             until = time.monotonic() + self.max_wait_s
             while len(items) < self.max_batch:
                 wait = until - time.monotonic()
@@ -280,10 +294,16 @@ class GpuWorker:
                 items = [i for i in items if i not in late]
             batch = _Batch(items)
             runnable = [i.prepared for i in items if i.prepared is not None]
+            t0 = time.perf_counter()
+            self.metrics.add_stage("gather", t0 - gathering)
             if runnable:
-                t0 = time.perf_counter()
-                batch.output = self.detector.run_raw(self._stack(runnable))[: len(runnable)]
-                self.metrics.record_batch(len(runnable), time.perf_counter() - t0)
+                pixels = self._stack(runnable)
+                t1 = time.perf_counter()
+                batch.output = self.detector.run_raw(pixels)[: len(runnable)]
+                t2 = time.perf_counter()
+                self.metrics.add_stage("stack", t1 - t0)
+                self.metrics.add_stage("infer", t2 - t1)
+                self.metrics.record_batch(len(runnable), t2 - t1)
             if items:
                 self._to_write.put(batch)
 
@@ -305,7 +325,8 @@ class GpuWorker:
         buffer: np.ndarray | None = getattr(self._local, "buffer", None)
         if buffer is None:
             size = self.detector.input_size
-            buffer = self._local.buffer = np.zeros((self.max_batch, size, size, 3), dtype=np.uint8)
+            buffer = self._local.buffer = self.detector.host_buffer((self.max_batch, size, size, 3))
+            self._buffers.append(buffer)
         return buffer
 
     # -- write + ack -------------------------------------------------------------------------
@@ -323,7 +344,9 @@ class GpuWorker:
         runnable = [i for i in batch.items if i.prepared is not None]
         results = [i.rejected for i in batch.items if i.rejected is not None]
         if runnable and batch.output is not None:
+            t0 = time.perf_counter()
             found = self.detector.postprocess(batch.output, [i.prepared for i in runnable if i.prepared])
+            self.metrics.add_stage("postprocess", time.perf_counter() - t0)
             for item, dets in zip(runnable, found, strict=True):
                 p = item.prepared
                 assert p is not None
@@ -332,6 +355,7 @@ class GpuWorker:
         try:
             if done:
                 elapsed_ms = (time.monotonic() - batch.started) * 1000
+                t0 = time.perf_counter()
                 with self.services.db.connection() as conn:
                     write_image_results(conn, self.detector.name, results)
                     ok = [f"image:{r.image_id}" for r in results if r.rejected is None]
@@ -343,6 +367,7 @@ class GpuWorker:
                     conn.commit()
                 if not self._ack_in_transaction:
                     self.queue.ack([i.claimed for i in done])
+                self.metrics.add_stage("write", time.perf_counter() - t0)
                 n_bad = sum(1 for r in results if r.rejected is not None)
                 self.metrics.record_written(len(results) - n_bad, n_bad)
         except Exception as exc:

@@ -21,6 +21,7 @@ import numpy as np
 from shared.errors import ModelNotReady
 from shared.vision.boxes import Layout, Letterboxed, decode_layout, guess_layout, letterbox, nms
 from shared.vision.decode import DecodedImage
+from shared.vision.pinned import pin, unpin
 
 __all__ = [
     "Detection",
@@ -36,6 +37,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 _U8_INPUT = "contentfn_pixels_u8"
 
 
@@ -97,6 +99,13 @@ def choose_providers(requested: Sequence[str] = (), *, cache_dir: Path | None = 
     chosen: list[Any] = [p for p in wanted if p in available]
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
+    if "CUDAExecutionProvider" in chosen:
+        # Grow the memory arena by what is asked, not to the next power of two: several pipeline
+        # processes share one GPU, and at batch 128 / 640x640 a doubling overshoots by gigabytes.
+        chosen[chosen.index("CUDAExecutionProvider")] = (
+            "CUDAExecutionProvider",
+            {"arena_extend_strategy": "kSameAsRequested"},
+        )
     if "TensorrtExecutionProvider" in chosen and cache_dir is not None:
         # TensorRT builds an engine per input shape; keep them across restarts.
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -116,6 +125,7 @@ class Detector:
         threads: int = 0,
         cache_dir: Path | None = None,
         reduce_scores: bool = True,
+        pinned: bool = True,
     ) -> None:
         import onnxruntime as ort
 
@@ -140,11 +150,12 @@ class Detector:
         # The wrapped model also reduces the class scores on the device: (box, best score, class)
         # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
         self.reduced = prepared is not None and prepared[1]
-        self.session = ort.InferenceSession(
-            wrapped or raw, opts, providers=choose_providers(providers, cache_dir=cache_dir)
-        )
+        chosen = choose_providers(providers, cache_dir=cache_dir)
+        self.session = ort.InferenceSession(wrapped or raw, _session_options(ort, chosen, threads), providers=chosen)
         self.provider = self.session.get_providers()[0]
-        self.on_gpu = self.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+        self.on_gpu = self.provider in _GPU_PROVIDERS
+        self.pinned = pinned and self.on_gpu
+        self._pinned: list[np.ndarray] = []
         self._input = self.session.get_inputs()[0].name
         self._output = self.session.get_outputs()[0].name
         self._output_tail: tuple[tuple[int, ...], np.dtype[Any]] | None = None
@@ -188,6 +199,21 @@ class Detector:
             scale=self.spec.scale if self.spec.scale is not None else (1.0 if yolox else 1 / 255),
         )
         return layout
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+        """A zeroed host array for batches: page-locked on a GPU (see ``shared.vision.pinned``), so
+        its copy to the device is a DMA transfer; a plain array elsewhere or where pinning fails."""
+        buffer = np.zeros(shape, dtype)
+        if self.pinned and pin(buffer):
+            self._pinned.append(buffer)
+        return buffer
+
+    def release_buffer(self, buffer: np.ndarray) -> None:
+        """Unregister a buffer from ``host_buffer`` (the array stays usable, pageable)."""
+        for k, b in enumerate(self._pinned):
+            if b is buffer:
+                unpin(self._pinned.pop(k))
+                return
 
     # -- running -----------------------------------------------------------------------------
     def prepare(self, image: DecodedImage) -> Prepared:
@@ -257,6 +283,21 @@ class Detector:
             box = (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
             out.append(Detection(class_id=cid, label=label, score=float(cand.scores[idx]), box=box))
         return out
+
+
+def _session_options(ort: Any, chosen: Sequence[Any], threads: int) -> Any:
+    """Session options for the chosen providers. On a GPU the CPU thread pool has nothing to run but
+    the odd shape op, and its threads spin while they wait (a core each, per session): one thread,
+    no spinning, leaves the cores to decoding."""
+    opts = ort.SessionOptions()
+    on_gpu = any((p[0] if isinstance(p, tuple) else p) in _GPU_PROVIDERS for p in chosen)
+    if on_gpu:
+        opts.intra_op_num_threads = threads or 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    elif threads:
+        opts.intra_op_num_threads = threads
+    return opts
 
 
 def batch_sizes(max_batch: int) -> tuple[int, ...]:
@@ -397,4 +438,5 @@ def load_detector(settings: Any) -> Detector:
         providers=settings.detector_providers,
         threads=settings.detector_threads,
         cache_dir=settings.data_dir / "trt-cache",
+        pinned=settings.gpu_pinned_buffers,
     )

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from infra.gpu_worker.metrics import STAGES
 from infra.gpu_worker.pool import WorkerPool, cpu_count, default_processes
 from infra.gpu_worker.worker import GpuWorker
 from shared.services import Services
@@ -52,6 +53,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--photo-dir", type=Path, default=None, help="PNG photos to make the JPEGs from")
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
     p.add_argument("--providers", default="", help="comma-separated ORT providers (default: best available)")
+    p.add_argument(
+        "--pageable", action="store_true", help="plain (pageable) batch buffers on a GPU instead of page-locked ones"
+    )
     return p.parse_args()
 
 
@@ -146,7 +150,8 @@ def check_rows(svc: Services, n: int) -> tuple[int, int]:
     return done, dets
 
 
-def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> float:
+def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> tuple[float, dict[str, float]]:
+    """Seconds until all ``n`` images are done, and the pipeline's stage seconds summed over processes."""
     # Both warm up the batch shapes (and the pool waits for every process's model) before timing.
     runner = (
         WorkerPool(svc, processes, streams=False, grace_s=30).start() if processes > 1 else GpuWorker(svc, detector)
@@ -158,9 +163,20 @@ def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> flo
         while done_count(svc) < n:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
+        if isinstance(runner, GpuWorker):
+            snaps = [runner.metrics.snapshot(runner.max_batch)]
+        else:
+            time.sleep(0.6)  # one more report from every pipeline
+            snaps = list(runner.snapshots().values())
     finally:
         runner.stop()
-    return elapsed
+    return elapsed, {k: sum(float(s.get(f"stage_{k}_s", 0.0)) for s in snaps) for k in STAGES}
+
+
+def stage_line(stages: dict[str, float], n: int) -> str:
+    """Milliseconds per image in each stage, summed over the threads that run it: a stage whose figure
+    times the images per second exceeds its thread count is the bottleneck."""
+    return "stages, ms per image (thread time): " + ", ".join(f"{k} {1000 * v / n:.2f}" for k, v in stages.items())
 
 
 def run_naive(svc: Services, detector: Detector, n: int) -> float:
@@ -194,13 +210,18 @@ def host_prepare_rate(detector: Detector, jpegs: list[bytes], seconds: float = 1
 
 
 def model_only(detector: Detector, batch: int, seconds: float = 3.0) -> float:
-    pixels = np.random.default_rng(0).integers(0, 255, (batch, detector.input_size, detector.input_size, 3), np.uint8)
-    detector.run_raw(pixels)
-    n, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
+    """Images per second through the model alone, the uint8 batch in a host buffer like the worker's."""
+    pixels = detector.host_buffer((batch, detector.input_size, detector.input_size, 3))
+    pixels[:] = np.random.default_rng(0).integers(0, 255, pixels.shape, np.uint8)
+    try:
         detector.run_raw(pixels)
-        n += batch
-    return n / (time.perf_counter() - started)
+        n, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            detector.run_raw(pixels)
+            n += batch
+        return n / (time.perf_counter() - started)
+    finally:
+        detector.release_buffer(pixels)
 
 
 def main() -> int:
@@ -214,7 +235,7 @@ def main() -> int:
     if model is None:
         raise SystemExit("no detector model: pass --model or install the nudenet wheel")
     providers = [p for p in args.providers.split(",") if p]
-    detector = Detector(ModelSpec(path=model, input_size=args.size), providers=providers)
+    detector = Detector(ModelSpec(path=model, input_size=args.size), providers=providers, pinned=not args.pageable)
     device = device_name(detector)
     n = args.images or (8192 if detector.on_gpu else 128)
     n_naive = min(n, args.naive_images or (1024 if detector.on_gpu else 32))
@@ -224,7 +245,8 @@ def main() -> int:
     console.print(
         f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
-        f"{processes} pipeline process(es), {in_flight} batches in flight"
+        f"{processes} pipeline process(es), {in_flight} batches in flight, "
+        f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
     )
     results: dict[int, tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
@@ -254,6 +276,7 @@ def main() -> int:
                 gpu_max_batch=batch,
                 gpu_max_in_flight=in_flight,
                 gpu_processes=processes,
+                gpu_pinned_buffers=not args.pageable,
                 detector_model_path=model,
                 detector_input_size=args.size,
                 detector_providers=tuple(providers),
@@ -280,7 +303,7 @@ def main() -> int:
             svc = services(f"b{b}", b)
             try:
                 seed_jobs(svc, keys, f"b{b}")
-                elapsed = run_worker(svc, detector, n, processes)
+                elapsed, stages = run_worker(svc, detector, n, processes)
                 _, dets = check_rows(svc, n)
             finally:
                 svc.close()
@@ -288,6 +311,7 @@ def main() -> int:
             console.print(
                 f"batch {b:>4}: end-to-end {n / elapsed:8.1f} img/s; model only {ceiling:8.1f} img/s; {dets} detections"
             )
+            console.print(stage_line(stages, n))
     print(f"{'batch':>6} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10} {'detections':>11}")
     for b, (e2e, ceiling, dets) in results.items():
         print(f"{b:>6} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f} {dets:>11}")
