@@ -39,7 +39,7 @@ from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
-from shared.vision.detector import Detector, Prepared, batch_sizes, load_detector, padded_size
+from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, load_detector, padded_size
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 
 __all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "queue_figures"]
@@ -67,7 +67,7 @@ class _Item:
 @dataclass
 class _Batch:
     items: list[_Item]
-    output: np.ndarray | None = None
+    found: list[list[Detection]] | None = None  # per runnable item, in order
     started: float = field(default_factory=time.monotonic)
 
 
@@ -113,7 +113,9 @@ class GpuWorker:
         self.last_rate: float | None = None
         # On a GPU, two inference threads overlap one batch's host-side copies with the other's
         # compute (onnxruntime releases the GIL in run). On CPU one thread already uses every core.
-        self.infer_threads = infer_threads or (2 if self.detector.on_gpu and s.gpu_max_in_flight > 1 else 1)
+        self.infer_threads = (
+            infer_threads or s.gpu_infer_threads or (2 if self.detector.on_gpu and s.gpu_max_in_flight > 1 else 1)
+        )
         # As many writers as inference threads: post-processing and the database round trips of
         # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
         for i in range(self.infer_threads):
@@ -299,10 +301,13 @@ class GpuWorker:
             if runnable:
                 pixels = self._stack(runnable)
                 t1 = time.perf_counter()
-                batch.output = self.detector.run_raw(pixels)[: len(runnable)]
+                output = self.detector.run_raw(pixels, out=self._output_buffer())[: len(runnable)]
                 t2 = time.perf_counter()
+                # Post-processed here, before this thread's next batch reuses the output buffer.
+                batch.found = self.detector.postprocess(output, runnable)
                 self.metrics.add_stage("stack", t1 - t0)
                 self.metrics.add_stage("infer", t2 - t1)
+                self.metrics.add_stage("postprocess", time.perf_counter() - t2)
                 self.metrics.record_batch(len(runnable), t2 - t1)
             if items:
                 self._to_write.put(batch)
@@ -320,6 +325,13 @@ class GpuWorker:
         buffer = self._batch_buffer()
         buffer[:n] = 0
         return buffer[:n]
+
+    def _output_buffer(self) -> np.ndarray:
+        out: np.ndarray | None = getattr(self._local, "out", None)
+        if out is None:
+            out = self._local.out = self.detector.output_buffer(self.max_batch)
+            self._buffers.append(out)
+        return out
 
     def _batch_buffer(self) -> np.ndarray:
         buffer: np.ndarray | None = getattr(self._local, "buffer", None)
@@ -343,11 +355,8 @@ class GpuWorker:
         failed = [i for i in batch.items if i.error is not None]
         runnable = [i for i in batch.items if i.prepared is not None]
         results = [i.rejected for i in batch.items if i.rejected is not None]
-        if runnable and batch.output is not None:
-            t0 = time.perf_counter()
-            found = self.detector.postprocess(batch.output, [i.prepared for i in runnable if i.prepared])
-            self.metrics.add_stage("postprocess", time.perf_counter() - t0)
-            for item, dets in zip(runnable, found, strict=True):
+        if runnable and batch.found is not None:
+            for item, dets in zip(runnable, batch.found, strict=True):
                 p = item.prepared
                 assert p is not None
                 results.append(ImageResult(item.image_id, p.width, p.height, item.fmt, tuple(dets)))

@@ -235,19 +235,36 @@ class Detector:
         cands = decode_layout(output, self.layout, self.input_size, self.spec.score_threshold, reduced=self.reduced)
         return [self._finish(c, p) for c, p in zip(cands, batch, strict=True)]
 
-    def run_raw(self, pixels: np.ndarray) -> np.ndarray:
-        """Model output for a uint8 NHWC batch."""
+    def run_raw(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Model output for a uint8 NHWC batch; into ``out`` (from ``output_buffer``) when given,
+        which on a GPU saves a fresh host array, and its page faults, per batch."""
         if self.host_normalise:
             feed = pixels[..., ::-1] if self.spec.channel_order == "bgr" else pixels
             x = np.ascontiguousarray(feed.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(self.spec.scale)
-            return np.asarray(self.session.run([self._output], {self._input: x})[0])
+            return self._into(np.asarray(self.session.run([self._output], {self._input: x})[0]), out)
         if self.on_gpu:
-            return self._run_bound(pixels)
-        return np.asarray(self.session.run([self._output], {self._input: pixels})[0])
+            return self._run_bound(pixels, out)
+        return self._into(np.asarray(self.session.run([self._output], {self._input: pixels})[0]), out)
 
-    def _run_bound(self, pixels: np.ndarray) -> np.ndarray:
-        """IO binding over host buffers: the uint8 batch and a preallocated output stay where they
-        are, and the provider copies them to and from the device inside ``run_with_iobinding``, which
+    @staticmethod
+    def _into(result: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        if out is None:
+            return result
+        view = out[: len(result)]
+        view[...] = result
+        return view
+
+    def output_buffer(self, rows: int) -> np.ndarray:
+        """A host array for up to ``rows`` images' raw output (page-locked on a GPU), for ``run_raw(out=)``."""
+        if self._output_tail is None:  # learn the output's shape per image and its type
+            first = self.run_raw(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+            self._output_tail = (tuple(first.shape[1:]), first.dtype)
+        tail, dtype = self._output_tail
+        return self.host_buffer((rows, *tail), dtype)
+
+    def _run_bound(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """IO binding over host buffers: the uint8 batch and the output buffer stay where they are,
+        and the provider copies them to and from the device inside ``run_with_iobinding``, which
         releases the GIL. (An OrtValue made on the device, or ``copy_outputs_to_cpu``, would copy
         while holding it, and other pipeline threads would wait on every batch's transfers.)"""
         batch = np.ascontiguousarray(pixels)
@@ -259,13 +276,13 @@ class Detector:
             self.session.run_with_iobinding(binding)
             first = np.asarray(binding.copy_outputs_to_cpu()[0])
             self._output_tail = (tuple(first.shape[1:]), first.dtype)
-            return first
+            return self._into(first, out)
         tail, dtype = known
-        # A fresh buffer per batch: the writer may still be reading the previous one.
-        out = np.empty((len(batch), *tail), dtype)
-        binding.bind_output(self._output, "cpu", 0, dtype, list(out.shape), out.ctypes.data)
+        # Without a buffer given, a fresh one per batch: the caller may still be reading the last.
+        target = np.empty((len(batch), *tail), dtype) if out is None else out[: len(batch)]
+        binding.bind_output(self._output, "cpu", 0, dtype, list(target.shape), target.ctypes.data)
         self.session.run_with_iobinding(binding)
-        return out
+        return target
 
     def _finish(self, cand: Any, prep: Prepared) -> list[Detection]:
         keep = nms(cand.boxes, cand.scores, cand.classes, self.spec.iou_threshold, self.spec.max_detections)

@@ -54,7 +54,9 @@ def pin(array: np.ndarray) -> bool:
         return False
     status = lib.cudaHostRegister(array.ctypes.data, array.nbytes, 0)
     if status != 0:
-        log.warning("could not page-lock a %d-byte host buffer (CUDA error %d); using pageable memory", array.nbytes, status)
+        log.warning(
+            "could not page-lock a %d-byte host buffer (CUDA error %d); using pageable memory", array.nbytes, status
+        )
         return False
     return True
 

@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--processes", type=int, default=0, help="pipeline processes (0: as the service picks)")
     p.add_argument("--max-wait-ms", type=float, default=5.0)
+    p.add_argument(
+        "--infer-threads", type=int, default=0, help="inference threads per process (0: as the service picks)"
+    )
     p.add_argument("--decode-threads", type=int, default=0, help="0: one per core")
     p.add_argument("--photo-dir", type=Path, default=None, help="PNG photos to make the JPEGs from")
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
@@ -277,6 +280,7 @@ def main() -> int:
                 gpu_max_in_flight=in_flight,
                 gpu_processes=processes,
                 gpu_pinned_buffers=not args.pageable,
+                gpu_infer_threads=args.infer_threads,
                 detector_model_path=model,
                 detector_input_size=args.size,
                 detector_providers=tuple(providers),

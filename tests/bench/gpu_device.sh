@@ -9,6 +9,8 @@
 #                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
 #   on the device, last call, carrying the last chunk and .ortgpu/deps:
 #                      tests/bench/gpu_device.sh run [bench_gpu arguments]
+#   or, to see what slows model calls down there:
+#                      tests/bench/gpu_device.sh probe [gpu_probe arguments]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ORT_VERSION="${ORT_VERSION:-1.31.1}"
@@ -38,18 +40,24 @@ stash)
     mkdir -p /tmp/ort && cp "$2" /tmp/ort/
     ls -la /tmp/ort
     ;;
-run)
+run|probe)
+    what="$1"
     shift
     mkdir -p /tmp/ort
     cp .ortgpu/part.* /tmp/ort/ 2>/dev/null || true
     whl="/tmp/ort/onnxruntime_gpu-${ORT_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
-    cat /tmp/ort/part.* > "$whl"
-    "$PY" -m pip install -q --no-index --no-deps --target /tmp/site "$whl" .ortgpu/deps/*.whl
+    if [ ! -d /tmp/site/onnxruntime ]; then
+        cat /tmp/ort/part.* > "$whl"
+        "$PY" -m pip install -q --no-index --no-deps --target /tmp/site "$whl" .ortgpu/deps/*.whl
+    fi
     export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
     nvidia_libs="$("$PY" -c 'import glob, os, sys; print(":".join(sorted(glob.glob(os.path.join(sys.prefix, "lib/python3*/site-packages/nvidia/*/lib")))))')"
     export LD_LIBRARY_PATH="${nvidia_libs}:${LD_LIBRARY_PATH:-}"
     "$PY" -c 'import onnxruntime as o; print("onnxruntime", o.__version__, o.get_available_providers())'
     export CONTENTFN_DETECTOR_MODEL_PATH="$PWD/.ortgpu/deps/320n.onnx"
+    if [ "$what" = probe ]; then
+        exec "$PY" -m tests.bench.gpu_probe "$@"
+    fi
     exec "$PY" -m tests.bench.bench_gpu --photo-dir .ortgpu/deps/photos "$@"
     ;;
 *)

@@ -220,10 +220,10 @@ def test_frames_of_several_streams_share_model_calls(
     calls: list[int] = []
     real_run = detector.run_raw
 
-    def paced(pixels: np.ndarray) -> np.ndarray:  # a device busy for 50 ms a call: frames pile up meanwhile
+    def paced(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:  # a device busy for 50 ms a call: frames pile up meanwhile
         calls.append(len(pixels))
         time.sleep(0.05)
-        return real_run(pixels)
+        return real_run(pixels, out)
 
     detector.run_raw = paced  # type: ignore[method-assign]
     # GIVEN three 2 s clips registered at 5 frames per second each
@@ -255,10 +255,10 @@ def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(de
     rows: list[int] = []
     real_run = detector.run_raw
 
-    def recording(pixels: np.ndarray) -> np.ndarray:
+    def recording(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         rows.append(len(pixels))
         time.sleep(0.02)
-        return real_run(pixels)
+        return real_run(pixels, out)
 
     detector.run_raw = recording  # type: ignore[method-assign]
     batcher = FrameBatcher(detector, max_batch=4, max_wait_s=0.05).start()
@@ -271,7 +271,7 @@ def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(de
         assert [len(r) for r in results] == [3] * 6 and all(len(d) == TINY_BOXES_PER_IMAGE for r in results for d in r)
         assert max(rows) <= 4 and sum(rows) == 18
         # WHEN the model fails THEN each caller of that batch sees the error
-        detector.run_raw = lambda pixels: (_ for _ in ()).throw(RuntimeError("device lost"))  # type: ignore[method-assign]
+        detector.run_raw = lambda pixels, out=None: (_ for _ in ()).throw(RuntimeError("device lost"))  # type: ignore[method-assign]
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(batcher.detect, [frame]) for _ in range(2)]
             for f in futures:
