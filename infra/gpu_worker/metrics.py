@@ -18,10 +18,10 @@ __all__ = ["STAGES", "WorkerMetrics", "prometheus_text"]
 
 # Where an image's time goes, in pipeline order (each a counter of seconds, summed over threads):
 # claim (queue round trips), read (object store), decode (safe decode + letterbox), gather (the
-# batcher waiting for a batch to fill), stack (copying images into the batch buffer), infer (the
-# model call, transfers included), postprocess (thresholds, NMS, mapping boxes back) and write
+# batcher waiting for a batch to fill), stack (copying images into the batch buffer), turn (waiting
+# for the GPU gate: another call is running), infer (the model call, transfers included), postprocess (thresholds, NMS, mapping boxes back) and write
 # (the transaction that stores results and acks).
-STAGES = ("claim", "read", "decode", "gather", "stack", "infer", "postprocess", "write")
+STAGES = ("claim", "read", "decode", "gather", "stack", "turn", "infer", "postprocess", "write")
 
 
 @dataclass

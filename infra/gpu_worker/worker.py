@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from infra.gpu_worker.gate import GpuGate
 from infra.gpu_worker.metrics import WorkerMetrics
 from shared.config import Settings
 from shared.errors import ConfigError, PoisonError
@@ -86,6 +87,9 @@ class GpuWorker:
         self.queue = queue if queue is not None else services.queue
         self._ack_in_transaction = isinstance(self.queue, PgQueue)
         self.max_batch = min(s.gpu_max_batch, self.detector.static_batch or s.gpu_max_batch)
+        # Model calls take turns on the device, with this process's other threads and with the
+        # other pipeline processes of the instance (see gate.py for why).
+        self.gate = GpuGate(s.data_dir / "gpu-gate", s.gpu_concurrent_calls)
         self.permits = s.gpu_max_in_flight * self.max_batch
         self.max_wait_s = s.gpu_max_wait_ms / 1000
         self.visibility_s = s.queue_visibility_s
@@ -300,12 +304,16 @@ class GpuWorker:
             self.metrics.add_stage("gather", t0 - gathering)
             if runnable:
                 pixels = self._stack(runnable)
-                t1 = time.perf_counter()
-                output = self.detector.run_raw(pixels, out=self._output_buffer())[: len(runnable)]
-                t2 = time.perf_counter()
+                out = self._output_buffer()
+                t_turn = time.perf_counter()
+                with self.gate.turn():
+                    t1 = time.perf_counter()
+                    output = self.detector.run_raw(pixels, out=out)[: len(runnable)]
+                    t2 = time.perf_counter()
+                self.metrics.add_stage("turn", t1 - t_turn)
                 # Post-processed here, before this thread's next batch reuses the output buffer.
                 batch.found = self.detector.postprocess(output, runnable)
-                self.metrics.add_stage("stack", t1 - t0)
+                self.metrics.add_stage("stack", t_turn - t0)
                 self.metrics.add_stage("infer", t2 - t1)
                 self.metrics.add_stage("postprocess", time.perf_counter() - t2)
                 self.metrics.record_batch(len(runnable), t2 - t1)

@@ -71,7 +71,9 @@ def test_a_busy_worker_reports_its_rate_and_removes_its_row_when_it_stops(settin
     detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
     real_run = detector.run_raw
 
-    def paced(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:  # a device that takes 0.1 s per batch of up to 2
+    def paced(
+        pixels: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:  # a device that takes 0.1 s per batch of up to 2
         time.sleep(0.1)
         return real_run(pixels, out)
 

@@ -59,7 +59,9 @@ def test_producer_at_ten_times_capacity_is_deferred_and_nothing_is_dropped(cappe
     detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
     real_run = detector.run_raw
 
-    def slow_run(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:  # a device that takes 0.4 s per batch of 2
+    def slow_run(
+        pixels: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:  # a device that takes 0.4 s per batch of 2
         time.sleep(BATCH_SECONDS)
         return real_run(pixels, out)
 

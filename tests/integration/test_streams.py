@@ -220,7 +220,9 @@ def test_frames_of_several_streams_share_model_calls(
     calls: list[int] = []
     real_run = detector.run_raw
 
-    def paced(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:  # a device busy for 50 ms a call: frames pile up meanwhile
+    def paced(
+        pixels: np.ndarray, out: np.ndarray | None = None
+    ) -> np.ndarray:  # a device busy for 50 ms a call: frames pile up meanwhile
         calls.append(len(pixels))
         time.sleep(0.05)
         return real_run(pixels, out)
