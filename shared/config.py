@@ -134,8 +134,8 @@ class Settings(BaseSettings):
     # Pipeline processes per GPU instance, each with its own model session; they split the in-flight
     # batches. 0: one per four cores when a GPU provider is present, else one.
     gpu_processes: int = Field(default=0, ge=0, le=64)
-    gpu_concurrent_calls: int = Field(default=1, ge=1, le=64)  # model calls at once per GPU, all processes
-    gpu_infer_threads: int = Field(default=0, ge=0, le=8)  # per process; 0: two on a GPU (overlap), one on CPU
+    gpu_concurrent_calls: int = Field(default=0, ge=0, le=64)  # model calls at once per GPU (0: no limit)
+    gpu_infer_threads: int = Field(default=1, ge=1, le=8)  # model-calling threads per pipeline process
     gpu_pinned_buffers: bool = True  # on a GPU, page-lock the batch buffers (DMA copies to the device)
     gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
     gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this

@@ -280,7 +280,7 @@ def main() -> int:
                 gpu_max_in_flight=in_flight,
                 gpu_processes=processes,
                 gpu_pinned_buffers=not args.pageable,
-                gpu_infer_threads=args.infer_threads,
+                **({"gpu_infer_threads": args.infer_threads} if args.infer_threads else {}),
                 detector_model_path=model,
                 detector_input_size=args.size,
                 detector_providers=tuple(providers),
