@@ -12,6 +12,7 @@ import pytest
 
 from functions.api.core import Api
 from infra.gpu_worker.http import HealthServer
+from infra.gpu_worker.metrics import STAGES
 from infra.gpu_worker.worker import GpuWorker
 from shared.config import Settings
 from shared.events import HttpRequest
@@ -91,6 +92,10 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     done = [v for labels, v in metric_samples(body, "contentfn_gpu_images_total") if labels["outcome"] == "done"]
     assert done == [1.0]  # the one job: the copy was known by its content, the rest refused at ingest
     assert len(metric_samples(body, "contentfn_gpu_queue_lag_seconds")) == 1
+    # AND where the image's time went is counted per stage: the one image was read, decoded, run, written
+    stages = {labels["stage"]: v for labels, v in metric_samples(body, "contentfn_gpu_stage_seconds_total")}
+    assert set(stages) == set(STAGES)
+    assert all(stages[k] > 0 for k in ("claim", "read", "decode", "infer", "write")), stages
     assert '"provider": "CPUExecutionProvider"' in healthz
     # AND the API lists the images newest first, by status, a page at a time
     api = Api(svc)

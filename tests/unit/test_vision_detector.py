@@ -207,6 +207,29 @@ def test_io_binding_path_matches_plain_run(tmp_path: Path) -> None:
     assert len({float(o[0, 0, 0]) for o in outputs}) == 3  # the output follows the pixels bound
 
 
+def test_output_buffer_is_written_in_place_and_matches_a_fresh_output(tmp_path: Path) -> None:
+    # The worker's inference thread runs every batch into one reused output buffer (page-locked on a
+    # GPU): both the bound path and the plain one must fill that buffer, and only its first rows.
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output(), mix=1.0)))
+    out = detector.output_buffer(4)
+    assert out.shape[0] == 4 and detector._output_tail is not None
+    rng = np.random.default_rng(2)
+    for run in (detector._run_bound, detector.run_raw):
+        out[:] = -1
+        pixels = rng.integers(0, 255, (3, SIZE, SIZE, 3), dtype=np.uint8)
+        result = run(pixels, out)
+        assert result.ctypes.data == out.ctypes.data and len(result) == 3
+        np.testing.assert_array_equal(result, detector.run_raw(pixels))
+        assert (out[3] == -1).all()
+
+
+def test_host_buffers_are_plain_arrays_off_the_gpu(tmp_path: Path) -> None:
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output(), mix=1.0)))
+    buffer = detector.host_buffer((2, SIZE, SIZE, 3))
+    assert not detector.pinned and buffer.dtype == np.uint8 and not buffer.any()
+    detector.release_buffer(buffer)  # nothing was pinned: a no-op
+
+
 def _random_output(layout: str, rng: np.random.Generator, num_classes: int = 80) -> np.ndarray:
     """A dense, realistic-looking raw output: boxes anywhere, mostly low scores, a few confident."""
     n = 300
