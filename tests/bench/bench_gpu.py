@@ -227,16 +227,19 @@ def model_only(detector: Detector, batch: int, seconds: float = 3.0) -> float:
         detector.release_buffer(pixels)
 
 
+def bench_model(explicit: Path | None) -> Path:
+    """The detector to time: ``--model``, else ``CONTENTFN_DETECTOR_MODEL_PATH``, else the nudenet wheel's."""
+    env = os.environ.get("CONTENTFN_DETECTOR_MODEL_PATH")
+    found = explicit or (Path(env) if env else default_model_path())
+    if found is None:
+        raise SystemExit("no detector model: pass --model or install the nudenet wheel")
+    return found
+
+
 def main() -> int:
     args = parse_args()
     width, height = (int(v) for v in args.photo.lower().split("x"))
-    model = args.model or (
-        Path(os.environ["CONTENTFN_DETECTOR_MODEL_PATH"])
-        if os.environ.get("CONTENTFN_DETECTOR_MODEL_PATH")
-        else default_model_path()
-    )
-    if model is None:
-        raise SystemExit("no detector model: pass --model or install the nudenet wheel")
+    model = bench_model(args.model)
     providers = [p for p in args.providers.split(",") if p]
     detector = Detector(ModelSpec(path=model, input_size=args.size), providers=providers, pinned=not args.pageable)
     device = device_name(detector)

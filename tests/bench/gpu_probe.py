@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import multiprocessing as mp
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,7 +22,8 @@ import numpy as np
 from PIL import Image
 
 from shared.vision.decode import decode_image
-from shared.vision.detector import Detector, ModelSpec, default_model_path
+from shared.vision.detector import Detector, ModelSpec
+from tests.bench.bench_gpu import bench_model
 
 
 def _args() -> argparse.Namespace:
@@ -35,17 +35,6 @@ def _args() -> argparse.Namespace:
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--only", default="", help="comma-separated scenario names to run")
     return p.parse_args()
-
-
-def _model(args: argparse.Namespace) -> Path:
-    found = args.model or (
-        Path(os.environ["CONTENTFN_DETECTOR_MODEL_PATH"])
-        if os.environ.get("CONTENTFN_DETECTOR_MODEL_PATH")
-        else default_model_path()
-    )
-    if found is None:
-        raise SystemExit("no detector model: pass --model or install the nudenet wheel")
-    return found
 
 
 def _jpeg() -> bytes:
@@ -116,7 +105,10 @@ def _processes(args: argparse.Namespace, n: int) -> tuple[float, float]:
     out: mp.Queue = ctx.Queue()
     start_at = time.time() + 25.0  # every process loaded and warm before any is timed
     procs = [
-        ctx.Process(target=_process_main, args=(str(_model(args)), args.size, args.batch, args.seconds, start_at, out))
+        ctx.Process(
+            target=_process_main,
+            args=(str(bench_model(args.model)), args.size, args.batch, args.seconds, start_at, out),
+        )
         for _ in range(n)
     ]
     for p in procs:
@@ -129,7 +121,7 @@ def _processes(args: argparse.Namespace, n: int) -> tuple[float, float]:
 
 def main() -> int:
     args = _args()
-    detector = Detector(ModelSpec(path=_model(args), input_size=args.size))
+    detector = Detector(ModelSpec(path=bench_model(args.model), input_size=args.size))
     print(f"detector {detector.name}: {detector.provider}, batch {args.batch} at {args.size}, pinned {detector.pinned}")
     pixels = detector.host_buffer((args.batch, args.size, args.size, 3))
     pixels[:] = np.random.default_rng(0).integers(0, 255, pixels.shape, np.uint8)
