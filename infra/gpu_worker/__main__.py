@@ -40,7 +40,7 @@ def main() -> None:
     try:
         processes = auto_processes(settings)
         queue = detect_queue(settings)
-        if processes > 1:
+        if processes > 1 or settings.gpu_device_process:
             pool = WorkerPool(services, processes, streams=not args.no_streams, queue=queue).start()
             runner: GpuWorker | WorkerPool = pool
             streams = None

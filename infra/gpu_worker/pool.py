@@ -26,8 +26,10 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from infra.gpu_worker.device import DeviceAddress, RemoteDetector, serve_device
 from infra.gpu_worker.metrics import prometheus_text
 from shared.config import Settings
 from shared.services import Services
@@ -76,7 +78,16 @@ def in_flight_shares(in_flight: int, processes: int) -> list[int]:
     return [base + (1 if k < extra else 0) for k in range(processes)]
 
 
-def _child_main(index: int, settings: Settings, conn: Connection, streams: bool) -> None:
+def _device_main(settings: Settings, address: DeviceAddress, ready: Connection) -> None:
+    """The device process (``CONTENTFN_GPU_DEVICE_PROCESS``): the only session, one call at a time."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [device] %(name)s %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    serve_device(settings, address, ready)
+
+
+def _child_main(
+    index: int, settings: Settings, conn: Connection, streams: bool, device: DeviceAddress | None = None
+) -> None:
     """One pipeline process: a GpuWorker (and, in process 0, the stream supervisor)."""
     from infra.gpu_worker.streams import StreamSupervisor
     from infra.gpu_worker.worker import GpuWorker, detect_queue
@@ -88,7 +99,8 @@ def _child_main(index: int, settings: Settings, conn: Connection, streams: bool)
     services = Services.from_settings(settings, migrate=False)
     worker = supervisor = None
     try:
-        worker = GpuWorker(services, queue=detect_queue(settings)).start()
+        detector = RemoteDetector(settings, device) if device is not None else None
+        worker = GpuWorker(services, detector, queue=detect_queue(settings)).start()
         supervisor = StreamSupervisor(services, worker.detector).start() if streams else None
         while not stop.is_set():
             conn.send({"health": worker.health(), "metrics": worker.metrics.snapshot(worker.max_batch)})
@@ -145,6 +157,11 @@ class WorkerPool:
             for k, share in enumerate(shares)
         ]
         self._ctx = mp.get_context("spawn")  # CUDA cannot be used in a forked child
+        # With a device process, it alone opens the model on the GPU (see device.py).
+        self.device_address = DeviceAddress.fresh() if s.gpu_device_process else None
+        self.device_process: Any = None
+        self._device_restarts = 0
+        self._device_next_start = 0.0
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._supervise, name="gpu-pool", daemon=True)
@@ -152,9 +169,11 @@ class WorkerPool:
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self, *, ready_timeout_s: float = 600.0) -> WorkerPool:
         """Start every pipeline and wait until each has reported once (its model is loaded)."""
+        end = time.monotonic() + ready_timeout_s
+        if self.device_address is not None:
+            self._spawn_device(ready_timeout_s)
         for child in self.children:
             self._spawn(child)
-        end = time.monotonic() + ready_timeout_s
         while not all(c.last for c in self.children):
             self._collect()
             dead = [c for c in self.children if not c.last and not c.process.is_alive()]
@@ -186,12 +205,55 @@ class WorkerPool:
                 child.process.join(5.0)
         if self._thread.is_alive():
             self._thread.join(5.0)
+        if self.device_process is not None:  # after the pipelines: their last calls go through it
+            self.device_process.terminate()
+            self.device_process.join(10.0)
+        if self.device_address is not None:
+            Path(self.device_address.path).unlink(missing_ok=True)
+
+    def _spawn_device(self, timeout_s: float) -> None:
+        ready, ready_child = self._ctx.Pipe(duplex=False)
+        self.device_process = self._ctx.Process(
+            target=_device_main,
+            args=(self.services.settings, self.device_address, ready_child),
+            name="gpu-device",
+            daemon=True,
+        )
+        self.device_process.start()
+        ready_child.close()
+        try:
+            if not ready.poll(timeout_s):
+                raise TimeoutError(f"the GPU device process was not ready within {timeout_s:.0f} s")
+            info = ready.recv()
+        except EOFError:
+            raise RuntimeError(
+                f"the GPU device process exited with {self.device_process.exitcode} before it was ready"
+            ) from None
+        finally:
+            ready.close()
+        log.info("GPU device process up: %s", info)
+
+    def _restart_device(self, now: float) -> None:
+        proc = self.device_process
+        if self.device_address is None or proc is None or proc.is_alive() or self._stopping.is_set():
+            return
+        if self._device_next_start == 0.0:
+            delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**self._device_restarts)
+            log.error("the GPU device process exited with %s; restarting it in %.0f s", proc.exitcode, delay)
+            self._device_next_start = now + delay
+        elif now >= self._device_next_start:
+            self._device_restarts += 1
+            self._device_next_start = 0.0
+            try:
+                self._spawn_device(600.0)  # the pipelines' calls fail meanwhile, and their jobs are retried
+            except (RuntimeError, TimeoutError):
+                log.exception("the GPU device process did not come back")
 
     def _spawn(self, child: _Child) -> None:
         parent_end, child_end = self._ctx.Pipe()
         child.process = self._ctx.Process(
             target=_child_main,
-            args=(child.index, child.settings, child_end, child.streams),
+            args=(child.index, child.settings, child_end, child.streams, self.device_address),
             name=f"gpu-pipeline-{child.index}",
             daemon=True,
         )
@@ -216,6 +278,7 @@ class WorkerPool:
         while not self._stopping.is_set():
             try:
                 self._collect()
+                self._restart_device(time.monotonic())
                 self._restart_dead()
             except Exception:  # the supervisor must outlive whatever one pass meets
                 log.exception("GPU pipeline supervision pass failed")
@@ -263,11 +326,18 @@ class WorkerPool:
             "status": status,
             "processes": len(self.children),
             "processes_up": len(up),
+            **self._device_health(),
             "in_flight": sum(h.get("in_flight", 0) for h in up.values()),
             "drain_img_per_s": sum(h.get("drain_img_per_s") or 0.0 for h in up.values()) or None,
             "max_in_flight_images": sum(c.settings.gpu_max_in_flight for c in self.children)
             * first.get("max_batch", 0),
         }
+
+    def _device_health(self) -> dict[str, Any]:
+        proc = self.device_process
+        if proc is None:
+            return {}
+        return {"device_process": "up" if proc.is_alive() else "down", "device_pid": proc.pid}
 
     def prometheus(self) -> str:
         from infra.gpu_worker.worker import queue_figures

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from infra.gpu_worker.device import DeviceUnavailable
 from infra.gpu_worker.gate import GpuGate
 from infra.gpu_worker.metrics import WorkerMetrics
 from shared.config import Settings
@@ -297,6 +298,7 @@ class GpuWorker:
             now = time.monotonic()
             late = [i for i in items if i.prepared is not None and now > i.deadline]
             if late:
+                log.warning("releasing %d images that missed their deadline", len(late))
                 self._release(late)
                 items = [i for i in items if i not in late]
             batch = _Batch(items)
@@ -304,22 +306,39 @@ class GpuWorker:
             t0 = time.perf_counter()
             self.metrics.add_stage("gather", t0 - gathering)
             if runnable:
-                pixels = self._stack(runnable)
-                out = self._output_buffer()
-                t_turn = time.perf_counter()
-                with self.gate.turn() if self.gate else contextlib.nullcontext():
-                    t1 = time.perf_counter()
-                    output = self.detector.run_raw(pixels, out=out)[: len(runnable)]
-                    t2 = time.perf_counter()
-                self.metrics.add_stage("turn", t1 - t_turn)
-                # Post-processed here, before this thread's next batch reuses the output buffer.
-                batch.found = self.detector.postprocess(output, runnable)
-                self.metrics.add_stage("stack", t_turn - t0)
-                self.metrics.add_stage("infer", t2 - t1)
-                self.metrics.add_stage("postprocess", time.perf_counter() - t2)
-                self.metrics.record_batch(len(runnable), t2 - t1)
+                try:
+                    self._run(batch, runnable, t0)
+                except DeviceUnavailable as exc:
+                    # Not the images' fault: back to the queue without using up an attempt, and a
+                    # pause while the device process comes back.
+                    log.warning("%s; releasing %d images back to the queue", exc, len(items))
+                    self._release(items)
+                    self._halt.wait(1.0)
+                    continue
+                except Exception as exc:  # the device failed this batch: its jobs are retried, permits freed
+                    log.exception("model call on %d images failed; their jobs will be retried", len(runnable))
+                    for item in items:
+                        if item.prepared is not None:
+                            item.error = f"model call failed: {type(exc).__name__}: {exc}"
+                            item.prepared = None
             if items:
                 self._to_write.put(batch)
+
+    def _run(self, batch: _Batch, runnable: list[Prepared], t0: float) -> None:
+        pixels = self._stack(runnable)
+        out = self._output_buffer()
+        t_turn = time.perf_counter()
+        with self.gate.turn() if self.gate else contextlib.nullcontext():
+            t1 = time.perf_counter()
+            output = self.detector.run_raw(pixels, out=out)[: len(runnable)]
+            t2 = time.perf_counter()
+        # Post-processed here, before this thread's next batch reuses the output buffer.
+        batch.found = self.detector.postprocess(output, runnable)
+        self.metrics.add_stage("stack", t_turn - t0)
+        self.metrics.add_stage("turn", t1 - t_turn)
+        self.metrics.add_stage("infer", t2 - t1)
+        self.metrics.add_stage("postprocess", time.perf_counter() - t2)
+        self.metrics.record_batch(len(runnable), t2 - t1)
 
     def _stack(self, prepared: list[Prepared]) -> np.ndarray:
         # One batch buffer, reused: a fresh 150 MB array per batch of 128 at 640 costs more in page
@@ -404,7 +423,6 @@ class GpuWorker:
     def _release(self, items: list[_Item]) -> None:
         released = self.queue.release([i.claimed for i in items])
         self.metrics.count("images_released", released)
-        log.warning("released %d images that missed their deadline", len(items))
         self._finish(items)
 
     def _finish(self, items: list[_Item]) -> None:

@@ -254,12 +254,16 @@ class Detector:
         view[...] = result
         return view
 
+    def output_tail(self) -> tuple[tuple[int, ...], np.dtype[Any]]:
+        """The raw output's shape per image and its type (learned from one run of this session)."""
+        if self._output_tail is None:
+            first = Detector.run_raw(self, np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
+            self._output_tail = (tuple(first.shape[1:]), first.dtype)
+        return self._output_tail
+
     def output_buffer(self, rows: int) -> np.ndarray:
         """A host array for up to ``rows`` images' raw output (page-locked on a GPU), for ``run_raw(out=)``."""
-        if self._output_tail is None:  # learn the output's shape per image and its type
-            first = self.run_raw(np.zeros((1, self.input_size, self.input_size, 3), np.uint8))
-            self._output_tail = (tuple(first.shape[1:]), first.dtype)
-        tail, dtype = self._output_tail
+        tail, dtype = self.output_tail()
         return self.host_buffer((rows, *tail), dtype)
 
     def _run_bound(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

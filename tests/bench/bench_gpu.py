@@ -57,6 +57,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--model", type=Path, default=None, help="ONNX detector (default: the nudenet wheel's 320n.onnx)")
     p.add_argument("--providers", default="", help="comma-separated ORT providers (default: best available)")
     p.add_argument(
+        "--device-process",
+        action="store_true",
+        help="one process owns the device; the pipeline processes send it batches (CONTENTFN_GPU_DEVICE_PROCESS)",
+    )
+    p.add_argument(
         "--pageable", action="store_true", help="plain (pageable) batch buffers on a GPU instead of page-locked ones"
     )
     return p.parse_args()
@@ -156,9 +161,8 @@ def check_rows(svc: Services, n: int) -> tuple[int, int]:
 def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> tuple[float, dict[str, float]]:
     """Seconds until all ``n`` images are done, and the pipeline's stage seconds summed over processes."""
     # Both warm up the batch shapes (and the pool waits for every process's model) before timing.
-    runner = (
-        WorkerPool(svc, processes, streams=False, grace_s=30).start() if processes > 1 else GpuWorker(svc, detector)
-    )
+    pooled = processes > 1 or svc.settings.gpu_device_process
+    runner = WorkerPool(svc, processes, streams=False, grace_s=30).start() if pooled else GpuWorker(svc, detector)
     if isinstance(runner, GpuWorker):
         runner.start()
     started = time.perf_counter()
@@ -253,6 +257,7 @@ def main() -> int:
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
         f"{processes} pipeline process(es), {in_flight} batches in flight, "
         f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
+        f"{', one device process' if args.device_process else ''}"
     )
     results: dict[int, tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
@@ -283,6 +288,7 @@ def main() -> int:
                 gpu_max_in_flight=in_flight,
                 gpu_processes=processes,
                 gpu_pinned_buffers=not args.pageable,
+                gpu_device_process=args.device_process,
                 **({"gpu_infer_threads": args.infer_threads} if args.infer_threads else {}),
                 detector_model_path=model,
                 detector_input_size=args.size,

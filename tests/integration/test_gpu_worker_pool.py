@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 class Service:
     """``python -m infra.gpu_worker`` with two pipeline processes; ``port`` read from its ready line."""
 
-    def __init__(self, settings: Settings, model: Path) -> None:
+    def __init__(self, settings: Settings, model: Path, **extra_env: str) -> None:
         # two pipelines splitting two batches in flight, one decode and one model thread each
         env = worker_env(
             settings,
@@ -40,6 +40,7 @@ class Service:
             CONTENTFN_GPU_PROCESSES="2",
             CONTENTFN_GPU_DECODE_THREADS="1",
             CONTENTFN_DETECTOR_THREADS="1",
+            **extra_env,
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "infra.gpu_worker", "--no-streams"],

@@ -1,0 +1,270 @@
+"""One process owns the GPU; the pipeline processes send it batches through shared memory (opt-in).
+
+``CONTENTFN_GPU_DEVICE_PROCESS=true``. On the H100 measured so far, model calls that overlapped,
+from two threads or from several pipeline processes (one CUDA context each), each took several
+times longer than one call alone (50 ms for a batch of 128 at 640x640), and taking turns between
+processes still cost a context switch per call (170 ms). Decoding, on the other hand, scales with
+processes, not threads. This splits the two, as an inference server does: the pipeline processes
+claim, decode, letterbox, write and ack; a device process holds the only session and runs one
+call at a time.
+
+Transfers: each pipeline thread's batch and output buffers are POSIX shared memory blocks that the
+device process maps once and page-locks (``cudaHostRegister``), so a call sends a few bytes over a
+socket and the batch goes from the pipeline's buffer to the GPU by DMA, with no copy between
+processes. A call names its blocks and row count; the reply says ok or carries the error.
+
+Failure: if the device process dies, calls fail, the pipeline process exits, and the pool restarts
+the device process, then the pipelines, which connect again. Blocks of a pipeline that dies are
+unmapped when its connection closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from multiprocessing.connection import Client, Connection, Listener, wait
+from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+
+from shared.vision.detector import Detector, load_detector, spec_from_settings
+from shared.vision.pinned import pin, unpin
+
+__all__ = ["DeviceAddress", "DeviceUnavailable", "RemoteDetector", "serve_device"]
+
+log = logging.getLogger(__name__)
+
+
+class DeviceUnavailable(RuntimeError):
+    """The device process cannot be reached (it died, or is starting again): not the batch's fault."""
+
+
+@dataclass(frozen=True)
+class DeviceAddress:
+    """Where the device process listens, and the key a pipeline proves itself with."""
+
+    path: str
+    authkey: bytes
+
+    @classmethod
+    def fresh(cls) -> DeviceAddress:
+        # A short path: a Unix socket's name is limited to about 100 bytes.
+        folder = Path(tempfile.gettempdir())
+        return cls(str(folder / f"contentfn-gpu-{secrets.token_hex(6)}.sock"), secrets.token_bytes(16))
+
+
+@dataclass
+class _Block:
+    shm: SharedMemory
+    array: np.ndarray
+    pinned: bool
+
+
+@dataclass
+class _Client:
+    conn: Connection
+    blocks: dict[int, _Block] = field(default_factory=dict)
+
+
+def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None = None) -> None:
+    """The device process: load the model, warm its batch shapes, answer calls one at a time."""
+    detector = load_detector(settings)
+    for rows in _warm_sizes(detector, settings.gpu_max_batch):
+        detector.run_raw(np.zeros((rows, detector.input_size, detector.input_size, 3), np.uint8))
+    info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
+    Path(address.path).unlink(missing_ok=True)  # left by a device process that died
+    listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
+    clients: dict[Connection, _Client] = {}
+    accepting = threading.Lock()
+    log.info("device process ready: %s", info)
+
+    def accept_loop() -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except OSError:
+                return
+            except Exception as exc:  # a client that failed authentication: keep serving the others
+                log.warning("refused a device connection: %s", exc)
+                continue
+            conn.send(info)
+            with accepting:
+                clients[conn] = _Client(conn)
+
+    threading.Thread(target=accept_loop, name="gpu-device-accept", daemon=True).start()
+    if ready is not None:
+        ready.send(info)
+        ready.close()
+    try:
+        while True:
+            with accepting:
+                conns = list(clients)
+            if not conns:
+                threading.Event().wait(0.05)
+                continue
+            for conn in cast("list[Connection]", wait(conns, timeout=0.05)):
+                client = clients[conn]
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    with accepting:
+                        del clients[conn]
+                    _drop(client)
+                    continue
+                conn.send(_handle(message, client, detector))
+    finally:
+        listener.close()
+
+
+def _warm_sizes(detector: Detector, max_batch: int) -> tuple[int, ...]:
+    from shared.vision.detector import batch_sizes
+
+    return batch_sizes(min(max_batch, detector.static_batch or max_batch)) if detector.on_gpu else (1,)
+
+
+def _handle(message: tuple[Any, ...], client: _Client, detector: Detector) -> tuple[Any, ...]:
+    kind = message[0]
+    try:
+        if kind == "run":
+            _, src, rows, dst = message
+            detector.run_raw(client.blocks[src].array[:rows], out=client.blocks[dst].array)
+            return ("ok",)
+        if kind == "map":
+            _, key, name, shape, dtype = message
+            shm = SharedMemory(name=name)  # the pipeline that made it unlinks it
+            array = np.ndarray(shape, dtype=np.dtype(dtype), buffer=shm.buf)
+            client.blocks[key] = _Block(shm, array, detector.pinned and pin(array))
+            return ("ok",)
+        if kind == "unmap":
+            block = client.blocks.pop(message[1], None)
+            if block is not None:
+                _release(block)
+            return ("ok",)
+        return ("error", f"unknown device request {kind!r}")
+    except Exception as exc:
+        log.exception("device request %s failed", kind)
+        return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def _release(block: _Block) -> None:
+    if block.pinned:
+        unpin(block.array)
+    del block.array
+    block.shm.close()
+
+
+def _drop(client: _Client) -> None:
+    for block in client.blocks.values():
+        _release(block)
+    client.blocks.clear()
+
+
+class RemoteDetector(Detector):
+    """A pipeline process's detector when another process owns the device.
+
+    Pre- and post-processing run here, from a CPU session of the same model (it reads the model's
+    layout, labels and output shape); ``run_raw`` is a call to the device process. Buffers from
+    ``host_buffer`` and ``output_buffer`` are shared memory the device process maps once. After the
+    device process restarts, the next call connects again and maps the buffers anew.
+    """
+
+    def __init__(self, settings: Any, address: DeviceAddress) -> None:
+        super().__init__(spec_from_settings(settings), providers=["CPUExecutionProvider"], pinned=False)
+        self.output_tail()  # from the local CPU session, before run_raw goes remote
+        self.address = address
+        self._call = threading.Lock()
+        self._conn: Connection | None = None
+        self._blocks: dict[int, tuple[SharedMemory, np.ndarray]] = {}
+        self._retired: list[SharedMemory] = []  # unlinked; their memory goes with the last view
+        self._scratch: dict[str, np.ndarray] = {}
+        with self._call:
+            self._connect()
+
+    def _connect(self) -> Connection:
+        conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)
+        info = conn.recv()
+        self.provider, self.on_gpu, self.pinned = str(info["provider"]), bool(info["on_gpu"]), bool(info["pinned"])
+        for key, (shm, array) in self._blocks.items():
+            conn.send(("map", key, shm.name, array.shape, array.dtype.str))
+            conn.recv()
+        self._conn = conn
+        return conn
+
+    def _request(self, *message: Any) -> None:
+        with self._call:
+            try:
+                conn = self._conn or self._connect()
+                conn.send(message)
+                reply = conn.recv()
+            except (EOFError, OSError) as exc:
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                raise DeviceUnavailable(f"the device process is unavailable: {type(exc).__name__}: {exc}") from exc
+        if reply[0] != "ok":
+            raise RuntimeError(f"device process: {reply[1]}")
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
+        dt = np.dtype(dtype)
+        shm = SharedMemory(create=True, size=max(1, int(np.prod(shape)) * dt.itemsize))
+        array: np.ndarray = np.ndarray(shape, dtype=dt, buffer=shm.buf)
+        array[...] = 0
+        self._blocks[id(array)] = (shm, array)
+        self._request("map", id(array), shm.name, tuple(shape), dt.str)
+        return array
+
+    def release_buffer(self, buffer: np.ndarray) -> None:
+        entry = self._blocks.pop(id(buffer), None)
+        if entry is None:
+            return
+        with contextlib.suppress(RuntimeError):  # a device process that is gone has nothing mapped
+            self._request("unmap", id(buffer))
+        entry[0].unlink()
+        self._retired.append(entry[0])
+
+    def _block_of(self, array: np.ndarray) -> int | None:
+        """The key of the mapped block that ``array`` is the first rows of."""
+        ptr = array.__array_interface__["data"][0]
+        for key, (_, block) in self._blocks.items():
+            if block.__array_interface__["data"][0] == ptr and block.shape[1:] == array.shape[1:]:
+                return key
+        return None
+
+    def _staging(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        """A mapped block for arrays that were not made by ``host_buffer`` (a stream batch, say)."""
+        have = self._scratch.get(name)
+        if have is None or len(have) < shape[0] or have.shape[1:] != shape[1:] or have.dtype != dtype:
+            if have is not None:
+                self.release_buffer(have)
+            have = self._scratch[name] = self.host_buffer(shape, dtype)
+        return have
+
+    def run_raw(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        rows = len(pixels)
+        tail, dtype = self.output_tail()
+        src = self._block_of(pixels)
+        if src is None:
+            staged = self._staging("pixels", pixels.shape, pixels.dtype)
+            staged[:rows] = pixels
+            src = id(staged)
+        target = out if out is not None and self._block_of(out) is not None else None
+        if target is None:
+            target = self._staging("output", (rows, *tail), dtype)
+        self._request("run", src, rows, id(target))
+        if out is None:
+            return np.array(target[:rows])
+        if target is not out:
+            out[:rows] = target[:rows]
+        return out[:rows]
+
+    def close(self) -> None:
+        for key in list(self._blocks):
+            self.release_buffer(self._blocks[key][1])
+        if self._conn is not None:
+            self._conn.close()

@@ -1,0 +1,137 @@
+"""One process owns the device (``CONTENTFN_GPU_DEVICE_PROCESS``): pipelines send it batches through
+shared memory. Its answers are the local session's; the service drains every image once through it;
+killing it loses nothing (calls fail, jobs are retried, it is restarted and the pipelines reconnect).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infra.gpu_worker.device import DeviceAddress, RemoteDetector, serve_device
+from shared.config import Settings
+from shared.services import Services
+from shared.vision.detector import load_detector
+from tests.integration.test_gpu_worker_crash import counts, queue_images, wait_until
+from tests.integration.test_gpu_worker_pool import Service, assert_every_image_done_once
+from tests.vision_fixtures import tiny_model
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def device(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, DeviceAddress]]:
+    model_settings = settings.model_copy(update={"detector_model_path": tiny_model(tmp_path / "tiny.onnx")})
+    address = DeviceAddress.fresh()
+    ctx = mp.get_context("spawn")
+    ready, ready_child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=serve_device, args=(model_settings, address, ready_child), daemon=True)
+    proc.start()
+    assert ready.poll(60), "the device process did not get ready"
+    assert ready.recv()["provider"] == "CPUExecutionProvider"
+    try:
+        yield model_settings, address
+    finally:
+        proc.kill()
+        proc.join(10)
+        Path(address.path).unlink(missing_ok=True)
+
+
+def test_remote_calls_give_the_local_sessions_answers(device: tuple[Settings, DeviceAddress]) -> None:
+    settings, address = device
+    local = load_detector(settings)
+    remote = RemoteDetector(settings, address)
+    try:
+        size = remote.input_size
+        rng = np.random.default_rng(3)
+        batch = remote.host_buffer((4, size, size, 3))  # shared memory the device process maps once
+        out = remote.output_buffer(4)
+        batch[:3] = rng.integers(0, 255, (3, size, size, 3), dtype=np.uint8)
+        # a batch in mapped buffers: the answer lands in the caller's output buffer
+        got = remote.run_raw(batch[:3], out=out)
+        assert got.ctypes.data == out.ctypes.data and len(got) == 3
+        np.testing.assert_array_equal(got, local.run_raw(batch[:3]))
+        # a plain array (a stream's frames, say) is staged through shared memory, with or without out
+        plain = rng.integers(0, 255, (2, size, size, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(remote.run_raw(plain), local.run_raw(plain))
+        np.testing.assert_array_equal(remote.run_raw(plain, out=np.empty_like(out)), local.run_raw(plain))
+        assert remote.provider == "CPUExecutionProvider" and remote.layout == local.layout
+    finally:
+        remote.close()
+
+
+def test_a_call_fails_clearly_while_the_device_process_is_gone_and_works_once_it_is_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    model_settings = settings.model_copy(update={"detector_model_path": tiny_model(tmp_path / "tiny.onnx")})
+    address = DeviceAddress.fresh()
+    ctx = mp.get_context("spawn")
+
+    def start() -> mp.process.BaseProcess:
+        ready, ready_child = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=serve_device, args=(model_settings, address, ready_child), daemon=True)
+        proc.start()
+        assert ready.poll(60)
+        ready.recv()
+        return proc
+
+    first = start()
+    remote = RemoteDetector(model_settings, address)
+    pixels = remote.host_buffer((1, remote.input_size, remote.input_size, 3))
+    expected = remote.run_raw(pixels)
+    first.kill()
+    first.join(10)
+    with pytest.raises(RuntimeError, match="device process is unavailable"):
+        remote.run_raw(pixels)
+    second = start()
+    try:
+        np.testing.assert_array_equal(remote.run_raw(pixels), expected)  # reconnected, buffers mapped anew
+    finally:
+        remote.close()
+        second.kill()
+        second.join(10)
+        Path(address.path).unlink(missing_ok=True)
+
+
+@pytest.fixture
+def service(services: Services, settings: Settings, tmp_path: Path) -> Iterator[Service]:
+    queue_images(services)
+    running = Service(
+        settings, tiny_model(tmp_path / "slow.onnx", size=256, work=4), CONTENTFN_GPU_DEVICE_PROCESS="true"
+    )
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def test_two_pipelines_do_every_image_once_through_one_device_process(services: Services, service: Service) -> None:
+    health = service.get("/healthz").json()
+    assert health["device_process"] == "up" and health["processes_up"] == 2
+    assert len(service.pipelines()) == 3  # two pipelines and the device process
+    wait_until(services, lambda c: c["queued"] == 0)
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(40) == 0
+    assert service.pipelines() == []
+    assert_every_image_done_once(services)
+
+
+def test_a_killed_device_process_is_restarted_and_loses_nothing(services: Services, service: Service) -> None:
+    device_pid = service.get("/healthz").json()["device_pid"]
+    wait_until(services, lambda c: c["done"] >= 8)
+    # WHEN the device process is killed with SIGKILL while pipelines are calling it
+    os.kill(device_pid, signal.SIGKILL)
+    # THEN calls fail and their jobs are retried, the parent starts it again, the pipelines reconnect
+    wait_until(services, lambda c: c["queued"] == 0 and c["leased"] == 0, timeout=120)
+    health = service.get("/healthz").json()
+    assert health["device_process"] == "up" and health["device_pid"] != device_pid
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(40) == 0
+    assert_every_image_done_once(services)
+    assert counts(services)["dead"] == 0
