@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from functions.api.core import Api
@@ -157,3 +158,29 @@ def test_late_items_go_back_to_the_queue_and_sigterm_drains(vision_services: Ser
     assert scalar(svc, "SELECT count(*) FROM detections") == 0
     assert svc.queue.depth("detect") == 12
     assert scalar(svc, "SELECT max(attempts) FROM jobs") == 0
+
+
+def test_a_failed_model_call_retries_its_jobs_and_frees_their_places(vision_services: Services, tmp_path: Path) -> None:
+    svc = vision_services
+    for i, data in enumerate(distinct_jpegs(8, seed=5)):
+        upload(svc, f"images/{i}.jpg", data)
+    detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
+    real_run = detector.run_raw
+    failures = [2]  # the device fails the first two calls (out of memory, say), then recovers
+
+    def flaky(pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        if failures[0] > 0:
+            failures[0] -= 1
+            raise RuntimeError("CUDA failure 2: out of memory")
+        return real_run(pixels, out)
+
+    detector.run_raw = flaky  # type: ignore[method-assign]
+    worker = GpuWorker(svc, detector).start()
+    try:
+        wait_for(lambda: scalar(svc, "SELECT count(*) FROM images WHERE status = 'done'") == 8, what="every image")
+    finally:
+        worker.stop(grace_s=5)
+    # THEN every image is done once, the failed calls' jobs were retried, and no place stayed taken
+    assert failures == [0] and worker.metrics.images_failed > 0
+    assert scalar(svc, "SELECT count(*) FROM detections") == 8 * TINY_BOXES_PER_IMAGE
+    assert worker.in_flight == 0 and svc.queue.dead_count() == 0 and svc.queue.depth("detect") == 0
