@@ -161,7 +161,8 @@ def _release(block: _Block) -> None:
 
 def _drop(client: _Client) -> None:
     for block in client.blocks.values():
-        _release(block)
+        with contextlib.suppress(BufferError):  # a view still alive: the mapping goes with it
+            _release(block)
     client.blocks.clear()
 
 
@@ -175,14 +176,15 @@ class RemoteDetector(Detector):
     """
 
     def __init__(self, settings: Any, address: DeviceAddress) -> None:
-        super().__init__(spec_from_settings(settings), providers=["CPUExecutionProvider"], pinned=False)
+        # One thread: this session only tells the output's shape, once.
+        super().__init__(spec_from_settings(settings), providers=["CPUExecutionProvider"], threads=1, pinned=False)
         self.output_tail()  # from the local CPU session, before run_raw goes remote
         self.address = address
         self._call = threading.Lock()
         self._conn: Connection | None = None
         self._blocks: dict[int, tuple[SharedMemory, np.ndarray]] = {}
         self._retired: list[SharedMemory] = []  # unlinked; their memory goes with the last view
-        self._scratch: dict[str, np.ndarray] = {}
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}  # per thread: a stream batcher's, say
         with self._call:
             self._connect()
 
@@ -238,11 +240,12 @@ class RemoteDetector(Detector):
 
     def _staging(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         """A mapped block for arrays that were not made by ``host_buffer`` (a stream batch, say)."""
-        have = self._scratch.get(name)
+        key = (name, threading.get_ident())
+        have = self._scratch.get(key)
         if have is None or len(have) < shape[0] or have.shape[1:] != shape[1:] or have.dtype != dtype:
             if have is not None:
                 self.release_buffer(have)
-            have = self._scratch[name] = self.host_buffer(shape, dtype)
+            have = self._scratch[key] = self.host_buffer(shape, dtype)
         return have
 
     def run_raw(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

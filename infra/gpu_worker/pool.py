@@ -97,7 +97,7 @@ def _child_main(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     services = Services.from_settings(settings, migrate=False)
-    worker = supervisor = None
+    worker = supervisor = detector = None
     try:
         detector = RemoteDetector(settings, device) if device is not None else None
         worker = GpuWorker(services, detector, queue=detect_queue(settings)).start()
@@ -113,6 +113,8 @@ def _child_main(
             supervisor.stop()
         if worker is not None:
             worker.stop()
+        if isinstance(detector, RemoteDetector):
+            detector.close()
         services.close()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError, OSError):
             conn.send({"stopped": True})
