@@ -47,7 +47,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--in-flight", type=int, default=0, help="batches in flight per instance (0: 2 per process, at least 4)"
     )
-    p.add_argument("--processes", type=int, default=0, help="pipeline processes (0: as the service picks)")
+    p.add_argument(
+        "--processes",
+        default="0",
+        help="pipeline processes, or a comma-separated list to run each (0: as the service picks)",
+    )
     p.add_argument("--max-wait-ms", type=float, default=5.0)
     p.add_argument(
         "--infer-threads", type=int, default=0, help="inference threads per process (0: as the service picks)"
@@ -58,8 +62,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--providers", default="", help="comma-separated ORT providers (default: best available)")
     p.add_argument(
         "--device-process",
-        action="store_true",
-        help="one process owns the device; the pipeline processes send it batches (CONTENTFN_GPU_DEVICE_PROCESS)",
+        nargs="?",
+        const="on",
+        default="off",
+        choices=["off", "on", "both"],
+        help="one process owns the device and the pipelines send it batches (CONTENTFN_GPU_DEVICE_PROCESS); "
+        "'both' runs each configuration with and without",
     )
     p.add_argument(
         "--pageable", action="store_true", help="plain (pageable) batch buffers on a GPU instead of page-locked ones"
@@ -250,16 +258,16 @@ def main() -> int:
     n = args.images or (8192 if detector.on_gpu else 128)
     n_naive = min(n, args.naive_images or (1024 if detector.on_gpu else 32))
     batches = [int(b) for b in args.batches.split(",")]
-    processes = args.processes or default_processes(detector.on_gpu)
-    in_flight = args.in_flight or max(4, 2 * processes)
+    counts = [int(p) or default_processes(detector.on_gpu) for p in args.processes.split(",")]
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.device_process]
+    configs = [(b, p, d) for p in counts for d in modes for b in batches]
     console.print(
         f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
-        f"{processes} pipeline process(es), {in_flight} batches in flight, "
+        f"pipeline processes {counts}, device process {args.device_process}, "
         f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
-        f"{', one device process' if args.device_process else ''}"
     )
-    results: dict[int, tuple[float, float, int]] = {}
+    results: dict[tuple[int, int, bool], tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
         # Distinct content for a few hundred objects, repeated under more keys: decoding costs the
         # same, and generating thousands of distinct photos would take longer than the benchmark.
@@ -279,16 +287,16 @@ def main() -> int:
             f"(the CPU ceiling of the end-to-end figure is below {per_core * cpu_count():.0f} img/s)"
         )
 
-        def services(label: str, batch: int) -> Services:
+        def services(label: str, batch: int, processes: int = 1, device_process: bool = False) -> Services:
             settings = bench_settings(
                 work,
                 bench.fresh(label),
                 bucket=BUCKET,
                 gpu_max_batch=batch,
-                gpu_max_in_flight=in_flight,
+                gpu_max_in_flight=args.in_flight or max(4, 2 * processes),
                 gpu_processes=processes,
                 gpu_pinned_buffers=not args.pageable,
-                gpu_device_process=args.device_process,
+                gpu_device_process=device_process,
                 **({"gpu_infer_threads": args.infer_threads} if args.infer_threads else {}),
                 detector_model_path=model,
                 detector_input_size=args.size,
@@ -311,29 +319,31 @@ def main() -> int:
         finally:
             svc.close()
         console.print(f"naive loop: {naive:.1f} img/s over {n_naive} images")
-        for b in batches:
-            ceiling = model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0)
-            svc = services(f"b{b}", b)
+        ceilings = {b: model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0) for b in batches}
+        for b, procs, dev in configs:
+            label = f"b{b}p{procs}{'d' if dev else ''}"
+            svc = services(label, b, procs, dev)
             try:
-                seed_jobs(svc, keys, f"b{b}")
-                elapsed, stages = run_worker(svc, detector, n, processes)
+                seed_jobs(svc, keys, label)
+                elapsed, stages = run_worker(svc, detector, n, procs)
                 _, dets = check_rows(svc, n)
             finally:
                 svc.close()
-            results[b] = (n / elapsed, ceiling, dets)
+            results[(b, procs, dev)] = (n / elapsed, ceilings[b], dets)
             console.print(
-                f"batch {b:>4}: end-to-end {n / elapsed:8.1f} img/s; model only {ceiling:8.1f} img/s; {dets} detections"
+                f"batch {b:>4}, {procs} processes{', device process' if dev else ''}: end-to-end "
+                f"{n / elapsed:8.1f} img/s; model only {ceilings[b]:8.1f} img/s; {dets} detections"
             )
             console.print(stage_line(stages, n))
-    print(f"{'batch':>6} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10} {'detections':>11}")
-    for b, (e2e, ceiling, dets) in results.items():
-        print(f"{b:>6} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f} {dets:>11}")
-    best_batch = max(results, key=lambda b: results[b][0])
-    best = results[best_batch][0]
+    print(f"{'batch':>6} {'procs':>6} {'device':>7} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10}")
+    for (b, procs, dev), (e2e, ceiling, _) in results.items():
+        print(f"{b:>6} {procs:>6} {'yes' if dev else 'no':>7} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f}")
+    best_b, best_p, best_d = max(results, key=lambda k: results[k][0])
+    best = results[(best_b, best_p, best_d)][0]
     print(f"naive one-at-a-time loop: {naive:.1f} img/s")
     print(
         f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
-        f"ratio={best / naive:.2f} best_batch={best_batch} processes={processes}"
+        f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={'yes' if best_d else 'no'}"
     )
     return 0
 
