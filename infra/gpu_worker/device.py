@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import tempfile
 import threading
@@ -33,6 +34,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from shared.errors import ConfigError
 from shared.vision.detector import Detector, load_detector, spec_from_settings
 from shared.vision.pinned import pin, unpin
 
@@ -166,6 +168,22 @@ def _drop(client: _Client) -> None:
     client.blocks.clear()
 
 
+def _check_shm_room(size: int, folder: str = "/dev/shm") -> None:  # noqa: S108 (only read: statvfs)
+    """Refuse clearly, before a process dies of SIGBUS touching a block that /dev/shm cannot hold
+    (Docker gives containers 64 MB unless told otherwise; a batch of 128 at 640x640 is 157 MB)."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return  # no such folder here: the platform's shared memory has no such limit to check
+    free = st.f_bavail * st.f_frsize
+    if free < size:
+        raise ConfigError(
+            f"{folder} has {free / 2**20:.0f} MiB free, a {size / 2**20:.0f} MiB batch buffer does not fit: "
+            "give the container more shared memory (docker --shm-size, ECS linuxParameters.sharedMemorySize) "
+            "or turn CONTENTFN_GPU_DEVICE_PROCESS off"
+        )
+
+
 class RemoteDetector(Detector):
     """A pipeline process's detector when another process owns the device.
 
@@ -214,7 +232,9 @@ class RemoteDetector(Detector):
 
     def host_buffer(self, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
         dt = np.dtype(dtype)
-        shm = SharedMemory(create=True, size=max(1, int(np.prod(shape)) * dt.itemsize))
+        size = max(1, int(np.prod(shape)) * dt.itemsize)
+        _check_shm_room(size)
+        shm = SharedMemory(create=True, size=size)
         array: np.ndarray = np.ndarray(shape, dtype=dt, buffer=shm.buf)
         array[...] = 0
         self._blocks[id(array)] = (shm, array)

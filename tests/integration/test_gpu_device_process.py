@@ -135,3 +135,12 @@ def test_a_killed_device_process_is_restarted_and_loses_nothing(services: Servic
     assert service.proc.wait(40) == 0
     assert_every_image_done_once(services)
     assert counts(services)["dead"] == 0
+
+
+def test_a_batch_buffer_that_shared_memory_cannot_hold_is_refused_by_name(tmp_path: Path) -> None:
+    from infra.gpu_worker.device import _check_shm_room
+    from shared.errors import ConfigError
+
+    _check_shm_room(1, str(tmp_path))  # room enough
+    with pytest.raises(ConfigError, match="shm-size"):
+        _check_shm_room(1 << 62, str(tmp_path))
