@@ -114,12 +114,11 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
                 client = clients[conn]
                 try:
                     message = conn.recv()
-                except (EOFError, OSError):
+                    conn.send(_handle(message, client, detector))
+                except (EOFError, OSError):  # the pipeline is gone (it may have died mid-call)
                     with accepting:
                         del clients[conn]
                     _drop(client)
-                    continue
-                conn.send(_handle(message, client, detector))
     finally:
         listener.close()
 

@@ -144,3 +144,18 @@ def test_a_batch_buffer_that_shared_memory_cannot_hold_is_refused_by_name(tmp_pa
     _check_shm_room(1, str(tmp_path))  # room enough
     with pytest.raises(ConfigError, match="shm-size"):
         _check_shm_room(1 << 62, str(tmp_path))
+
+
+def test_a_pipeline_killed_mid_call_leaves_the_device_process_serving(services: Services, service: Service) -> None:
+    device_pid = service.get("/healthz").json()["device_pid"]
+    pipelines = [p for p in service.pipelines() if p != device_pid]
+    wait_until(services, lambda c: c["done"] >= 8 and c["leased"] > 0)
+    # WHEN a pipeline process is killed with SIGKILL while it has calls and leases out
+    os.kill(pipelines[0], signal.SIGKILL)
+    # THEN the same device process serves the restarted pipeline, and every image is done once
+    wait_until(services, lambda c: c["queued"] == 0 and c["leased"] == 0, timeout=120)
+    health = service.get("/healthz").json()
+    assert health["device_process"] == "up" and health["device_pid"] == device_pid
+    service.proc.send_signal(signal.SIGTERM)
+    assert service.proc.wait(40) == 0
+    assert_every_image_done_once(services)

@@ -258,3 +258,18 @@ def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_
     assert after["env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == "4"
     assert after["producer_env"]["CONTENTFN_GPU_MAX_INSTANCES"] == "3"
     assert after["producer_env"]["CONTENTFN_GPU_MAX_IN_FLIGHT"] == "4"
+
+
+def test_the_device_process_switch_sets_the_worker_env_and_sizes_its_shared_memory(aws_plan: PlanFn) -> None:
+    # GIVEN dev's tfvars WHEN the gpu block turns the device process on (batch 8, 2 in flight)
+    # (whole plans: a targeted plan leaves out outputs computed from variables alone)
+    before = aws_plan("dev")["planned_values"]["outputs"]
+    after = aws_plan(
+        "dev", tfvars_edits=(("  max_wait_ms   = 50\n", "  max_wait_ms   = 50\n  device_process = true\n"),)
+    )["planned_values"]["outputs"]
+    # THEN the worker is told, and its /dev/shm holds every in-flight batch and output twice over
+    assert "CONTENTFN_GPU_DEVICE_PROCESS" not in before["ecs_task_environment"]["value"]
+    assert before["ecs_task_shared_memory_mib"]["value"] == 0
+    assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_PROCESS"] == "true"
+    per_batch_mib = 8 * 3 * 640 * 640 * 7 / 6 / 2**20
+    assert after["ecs_task_shared_memory_mib"]["value"] >= 2 * 2 * per_batch_mib + 64

@@ -219,6 +219,7 @@ module "gpu_service" {
   max_in_flight  = var.gpu.max_in_flight
   max_wait_ms    = var.gpu.max_wait_ms
   instance_type  = var.gpu.instance_type
+  device_process = var.gpu.device_process
   queue_arn      = module.detect_queue.queue_arn
   queue_url      = local.queue_urls["detect"]
   queue_name     = module.detect_queue.queue_name

@@ -104,6 +104,9 @@ variable "gpu" {
     max_in_flight = optional(number, 2)
     max_wait_ms   = optional(number, 50)
     instance_type = optional(string, "g5.xlarge")
+    # One process owns the GPU and the pipelines send it batches through shared memory
+    # (CONTENTFN_GPU_DEVICE_PROCESS); the task then gets a /dev/shm sized for them.
+    device_process = optional(bool, false)
   })
 
   validation {
