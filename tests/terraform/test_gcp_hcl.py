@@ -150,6 +150,8 @@ def _resolve(expr: Any, variables: dict[str, Any]) -> Any:
         return None  # a variable left at its default: not on the path under test
     value = variables[match.group(1)]
     for attribute in filter(None, match.group(2).split(".")):
+        if attribute not in value:
+            return None  # an optional attribute left at its default
         value = value[attribute]
     return value
 
@@ -217,3 +219,22 @@ def test_backlog_subscriptions_match_the_queues_and_their_readers_may_read_metri
     assert reader["role"] == "roles/monitoring.viewer" and "length(kinds) > 0" in reader["for_each"]
     (gpu_reader,) = [body for name, body in resources("gpu_service", "google_project_iam_member")]
     assert gpu_reader["role"] == "roles/monitoring.viewer"
+
+
+def test_the_device_process_switch_reaches_the_worker_with_a_memory_backed_shm() -> None:
+    # The gpu block's device_process goes env -> platform -> gpu_service (each type declares it) ...
+    for env_name in tftools.ENVS:
+        assert "device_process" in (GCP_ENVS / env_name / "variables.tf").read_text()
+    assert "device_process" in (GCP_MODULES / "platform" / "variables.tf").read_text()
+    assert module_calls("platform")["gpu_service"]["device_process"] == "${var.gpu.device_process}"
+    # ... where it sets the worker's variable and mounts a memory-backed /dev/shm, only when on
+    local = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]
+    assert 'CONTENTFN_GPU_DEVICE_PROCESS = "true"' in local["environment"]
+    ((_, service),) = resources("gpu_service", "google_cloud_run_v2_service")
+    template = service["template"][0]
+    volumes = next(d["volumes"] for d in template["dynamic"] if "volumes" in d)
+    assert volumes["for_each"] == '${var.device_process ? ["dshm"] : []}'
+    empty_dir = volumes["content"][0]["empty_dir"][0]
+    assert empty_dir["medium"] == "MEMORY" and "shared_memory_mib" in empty_dir["size_limit"]
+    mounts = [d["volume_mounts"] for d in template["containers"][0]["dynamic"] if "volume_mounts" in d]
+    assert [m["content"][0]["mount_path"] for m in mounts] == ["/dev/shm"]

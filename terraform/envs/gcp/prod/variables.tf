@@ -97,12 +97,13 @@ variable "gpu_image_tag" {
 variable "gpu" {
   description = "GPU service capacity, set in one place: max_instances is the GPU cap (0 disables the service); batch, in-flight and wait limits are passed to the worker."
   type = object({
-    max_instances = number
-    min_instances = optional(number, 0)
-    max_batch     = optional(number, 8)
-    max_in_flight = optional(number, 2)
-    max_wait_ms   = optional(number, 50)
-    accelerator   = optional(string, "nvidia-l4")
+    max_instances  = number
+    min_instances  = optional(number, 0)
+    max_batch      = optional(number, 8)
+    max_in_flight  = optional(number, 2)
+    max_wait_ms    = optional(number, 50)
+    accelerator    = optional(string, "nvidia-l4")
+    device_process = optional(bool, false) # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
   })
 
   validation {

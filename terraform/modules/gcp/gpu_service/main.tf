@@ -12,7 +12,18 @@ locals {
     CONTENTFN_GPU_METRICS_HOST = "0.0.0.0"
     CONTENTFN_GPU_METRICS_PORT = "8080"
   }
-  environment = merge(var.environment, local.probe_environment, local.cap_environment)
+  environment = merge(
+    var.environment,
+    local.probe_environment,
+    local.cap_environment,
+    var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
+  )
+
+  # With a device process every pipeline thread holds a uint8 batch and its output in /dev/shm:
+  # in-flight batches x max_batch x (3 x side^2 bytes, plus about a sixth of that for the output),
+  # doubled for headroom. The volume is memory-backed and counts against the container's memory.
+  shm_batch_mib     = ceil(var.max_batch * 3 * var.input_size * var.input_size * 7 / 6 / 1048576)
+  shared_memory_mib = var.device_process ? 2 * var.max_in_flight * local.shm_batch_mib + 64 : 0
 }
 
 resource "google_service_account" "this" {
@@ -54,9 +65,31 @@ resource "google_cloud_run_v2_service" "this" {
       }
     }
 
+    dynamic "volumes" {
+      for_each = var.device_process ? ["dshm"] : []
+
+      content {
+        name = volumes.value
+
+        empty_dir {
+          medium     = "MEMORY"
+          size_limit = "${local.shared_memory_mib}Mi"
+        }
+      }
+    }
+
     containers {
       image   = var.image
       command = var.command
+
+      dynamic "volume_mounts" {
+        for_each = var.device_process ? ["dshm"] : []
+
+        content {
+          name       = volume_mounts.value
+          mount_path = "/dev/shm"
+        }
+      }
 
       ports {
         container_port = 8080

@@ -124,3 +124,15 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "device_process" {
+  description = "One process owns the GPU; pipelines send it batches through shared memory (CONTENTFN_GPU_DEVICE_PROCESS). Mounts a memory-backed /dev/shm sized for them."
+  type        = bool
+  default     = false
+}
+
+variable "input_size" {
+  description = "Model input side in pixels, for sizing shared memory when device_process is on."
+  type        = number
+  default     = 640
+}

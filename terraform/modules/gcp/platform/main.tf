@@ -228,6 +228,7 @@ module "gpu_service" {
   max_batch       = var.gpu.max_batch
   max_in_flight   = var.gpu.max_in_flight
   max_wait_ms     = var.gpu.max_wait_ms
+  device_process  = var.gpu.device_process
   accelerator     = var.gpu.accelerator
   subscription_id = module.detect_queue.pubsub_subscription_id
   bucket_name     = module.uploads.bucket_name

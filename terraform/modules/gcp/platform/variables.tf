@@ -103,6 +103,9 @@ variable "gpu" {
     max_in_flight = optional(number, 2)
     max_wait_ms   = optional(number, 50)
     accelerator   = optional(string, "nvidia-l4")
+    # One process owns the GPU and the pipelines send it batches through shared memory
+    # (CONTENTFN_GPU_DEVICE_PROCESS); the service then mounts a /dev/shm sized for them.
+    device_process = optional(bool, false)
   })
 
   validation {
