@@ -75,10 +75,9 @@ class _Client:
 
 
 def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None = None) -> None:
-    """The device process: load the model, warm its batch shapes, answer calls one at a time."""
+    """The device process: load the model and answer calls one at a time. (Each pipeline's
+    ``GpuWorker.start`` runs every padded batch size through it, which warms the shapes here.)"""
     detector = load_detector(settings)
-    for rows in _warm_sizes(detector, settings.gpu_max_batch):
-        detector.run_raw(np.zeros((rows, detector.input_size, detector.input_size, 3), np.uint8))
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
     Path(address.path).unlink(missing_ok=True)  # left by a device process that died
     listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
@@ -121,12 +120,6 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
                     _drop(client)
     finally:
         listener.close()
-
-
-def _warm_sizes(detector: Detector, max_batch: int) -> tuple[int, ...]:
-    from shared.vision.detector import batch_sizes
-
-    return batch_sizes(min(max_batch, detector.static_batch or max_batch)) if detector.on_gpu else (1,)
 
 
 def _handle(message: tuple[Any, ...], client: _Client, detector: Detector) -> tuple[Any, ...]:

@@ -121,6 +121,28 @@ def _child_main(
 
 
 @dataclass
+class _Backoff:
+    """Restarts of one supervised process: 1 s after its first exit, doubling up to 30 s."""
+
+    restarts: int = 0
+    next_start: float = 0.0  # 0: no restart scheduled
+
+    def due(self, now: float, what: str, exitcode: Any) -> bool:
+        """Called while the process is dead: the first call schedules its restart, and the call
+        at or after that time says it is due (and counts it)."""
+        if self.next_start == 0.0:
+            delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**self.restarts)
+            log.error("%s exited with %s; restarting it in %.0f s", what, exitcode, delay)
+            self.next_start = now + delay
+            return False
+        if now < self.next_start:
+            return False
+        self.restarts += 1
+        self.next_start = 0.0
+        return True
+
+
+@dataclass
 class _Child:
     index: int
     settings: Settings
@@ -129,8 +151,7 @@ class _Child:
     conn: Connection | None = None
     last: dict[str, Any] = field(default_factory=dict)
     seen: float = 0.0
-    restarts: int = 0
-    next_start: float = 0.0
+    backoff: _Backoff = field(default_factory=_Backoff)
     spawned_at: float = 0.0
 
 
@@ -162,8 +183,7 @@ class WorkerPool:
         # With a device process, it alone opens the model on the GPU (see device.py).
         self.device_address = DeviceAddress.fresh() if s.gpu_device_process else None
         self.device_process: Any = None
-        self._device_restarts = 0
-        self._device_next_start = 0.0
+        self._device_backoff = _Backoff()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._supervise, name="gpu-pool", daemon=True)
@@ -239,13 +259,7 @@ class WorkerPool:
         proc = self.device_process
         if self.device_address is None or proc is None or proc.is_alive() or self._stopping.is_set():
             return
-        if self._device_next_start == 0.0:
-            delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**self._device_restarts)
-            log.error("the GPU device process exited with %s; restarting it in %.0f s", proc.exitcode, delay)
-            self._device_next_start = now + delay
-        elif now >= self._device_next_start:
-            self._device_restarts += 1
-            self._device_next_start = 0.0
+        if self._device_backoff.due(now, "the GPU device process", proc.exitcode):
             try:
                 self._spawn_device(600.0)  # the pipelines' calls fail meanwhile, and their jobs are retried
             except (RuntimeError, TimeoutError):
@@ -292,23 +306,13 @@ class WorkerPool:
             if self._stopping.is_set():
                 return
             if child.process.is_alive():
-                if child.restarts and now - child.spawned_at > _STABLE_S:
-                    child.restarts = 0  # it has run well since: the next failure restarts it quickly
+                if child.backoff.restarts and now - child.spawned_at > _STABLE_S:
+                    child.backoff.restarts = 0  # it has run well since: the next failure restarts it quickly
                 continue
-            if child.next_start == 0.0:
-                delay = min(_RESTART_BACKOFF_S[1], _RESTART_BACKOFF_S[0] * 2**child.restarts)
-                log.error(
-                    "pipeline %d exited with %s; restarting it in %.0f s (its leased jobs return when the lease ends)",
-                    child.index,
-                    child.process.exitcode,
-                    delay,
-                )
-                child.next_start = now + delay
-                with self._lock:
-                    child.last = {}
-            elif now >= child.next_start:
-                child.restarts += 1
-                child.next_start = 0.0
+            with self._lock:
+                child.last = {}
+            what = f"pipeline {child.index}, whose leased jobs return when their lease ends,"
+            if child.backoff.due(now, what, child.process.exitcode):
                 self._spawn(child)
 
     # -- observing ---------------------------------------------------------------------------
