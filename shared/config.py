@@ -137,6 +137,7 @@ class Settings(BaseSettings):
     gpu_concurrent_calls: int = Field(default=0, ge=0, le=64)  # model calls at once per GPU (0: no limit)
     gpu_infer_threads: int = Field(default=1, ge=1, le=8)  # model-calling threads per pipeline process
     gpu_device_process: bool = False  # one process owns the GPU; pipelines send it batches (shared memory)
+    gpu_device_calls: int = Field(default=1, ge=1, le=8)  # model calls the device process runs at once
     gpu_pinned_buffers: bool = True  # on a GPU, page-lock the batch buffers (DMA copies to the device)
     gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
     gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this

@@ -1,12 +1,13 @@
 """One process owns the GPU; the pipeline processes send it batches through shared memory (opt-in).
 
-``CONTENTFN_GPU_DEVICE_PROCESS=true``. On the H100 measured so far, model calls that overlapped,
-from two threads or from several pipeline processes (one CUDA context each), each took several
-times longer than one call alone (50 ms for a batch of 128 at 640x640), and taking turns between
-processes still cost a context switch per call (170 ms). Decoding, on the other hand, scales with
-processes, not threads. This splits the two, as an inference server does: the pipeline processes
-claim, decode, letterbox, write and ack; a device process holds the only session and runs one
-call at a time.
+``CONTENTFN_GPU_DEVICE_PROCESS=true``. On the H100 measured so far, model calls that overlapped from
+several pipeline processes (one CUDA context each), or from two threads of a process that was also
+decoding, each took several times longer than one call alone (50 ms for a batch of 128 at 640x640),
+and taking turns between processes still cost a context switch per call (170 ms). Decoding, on the
+other hand, scales with processes, not threads. This splits the two, as an inference server does:
+the pipeline processes claim, decode, letterbox, write and ack; a device process holds the only
+session and runs one call at a time. Two call threads of a process that did nothing else did
+3,000 img/s there against 2,258 for one: ``CONTENTFN_GPU_DEVICE_CALLS=2`` lets that many calls overlap.
 
 Transfers: each pipeline thread's batch and output buffers are POSIX shared memory blocks that the
 device process maps once and page-locks (``cudaHostRegister``), so a call sends a few bytes over a
@@ -26,11 +27,13 @@ import os
 import secrets
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Client, Connection, Listener, wait
+from multiprocessing.connection import Client, Connection, Listener
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +41,7 @@ from shared.errors import ConfigError
 from shared.vision.detector import Detector, load_detector, spec_from_settings
 from shared.vision.pinned import pin, unpin
 
-__all__ = ["DeviceAddress", "DeviceUnavailable", "RemoteDetector", "serve_device"]
+__all__ = ["DeviceAddress", "DeviceUnavailable", "RemoteDetector", "device_usage", "serve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +77,63 @@ class _Client:
     blocks: dict[int, _Block] = field(default_factory=dict)
 
 
+class _Usage:
+    """What the device process has done: calls, images, and the seconds a call was running (at least one:
+    with ``gpu_device_calls`` above 1 calls overlap, and busy time counts each moment once)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self.calls = self.images = self.running = self.peak = 0
+        self.busy_s = 0.0
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def call(self, rows: int) -> Iterator[None]:
+        with self._slots:
+            with self._lock:
+                if self.running == 0:
+                    self._since = time.perf_counter()
+                self.running += 1
+                self.peak = max(self.peak, self.running)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self.running -= 1
+                    self.calls += 1
+                    self.images += rows
+                    if self.running == 0:
+                        self.busy_s += time.perf_counter() - self._since
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            busy = self.busy_s + (time.perf_counter() - self._since if self.running else 0.0)
+            return {
+                "calls": self.calls,
+                "images": self.images,
+                "busy_s": busy,
+                "running": self.running,
+                "peak_running": self.peak,
+                "call_limit": self.limit,
+            }
+
+
 def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None = None) -> None:
-    """The device process: load the model and answer calls one at a time. (Each pipeline's
-    ``GpuWorker.start`` runs every padded batch size through it, which warms the shapes here.)"""
+    """The device process: load the model and answer each pipeline on its own thread, running at most
+    ``gpu_device_calls`` model calls at once. (Each pipeline's ``GpuWorker.start`` runs every padded
+    batch size through it, which warms the shapes here.)"""
     detector = load_detector(settings)
+    usage = _Usage(settings.gpu_device_calls)
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
     Path(address.path).unlink(missing_ok=True)  # left by a device process that died
     listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
-    clients: dict[Connection, _Client] = {}
-    accepting = threading.Lock()
-    log.info("device process ready: %s", info)
-
-    def accept_loop() -> None:
+    log.info("device process ready: %s, %d call(s) at once", info, usage.limit)
+    if ready is not None:
+        ready.send(info)
+        ready.close()
+    try:
         while True:
             try:
                 conn = listener.accept()
@@ -94,41 +142,38 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
             except Exception as exc:  # a client that failed authentication: keep serving the others
                 log.warning("refused a device connection: %s", exc)
                 continue
-            conn.send(info)
-            with accepting:
-                clients[conn] = _Client(conn)
-
-    threading.Thread(target=accept_loop, name="gpu-device-accept", daemon=True).start()
-    if ready is not None:
-        ready.send(info)
-        ready.close()
-    try:
-        while True:
-            with accepting:
-                conns = list(clients)
-            if not conns:
-                threading.Event().wait(0.05)
-                continue
-            for conn in cast("list[Connection]", wait(conns, timeout=0.05)):
-                client = clients[conn]
-                try:
-                    message = conn.recv()
-                    conn.send(_handle(message, client, detector))
-                except (EOFError, OSError):  # the pipeline is gone (it may have died mid-call)
-                    with accepting:
-                        del clients[conn]
-                    _drop(client)
+            threading.Thread(
+                target=_serve_client, args=(conn, info, detector, usage), name="gpu-device-client", daemon=True
+            ).start()
     finally:
         listener.close()
 
 
-def _handle(message: tuple[Any, ...], client: _Client, detector: Detector) -> tuple[Any, ...]:
+def _serve_client(conn: Connection, info: dict[str, Any], detector: Detector, usage: _Usage) -> None:
+    """One pipeline's (or one observer's) connection: its requests in turn, until it closes."""
+    client = _Client(conn)
+    try:
+        conn.send(info)
+        while True:
+            message = conn.recv()
+            conn.send(_handle(message, client, detector, usage))
+    except (EOFError, OSError):  # the pipeline is gone (it may have died mid-call)
+        pass
+    finally:
+        _drop(client)
+        conn.close()
+
+
+def _handle(message: tuple[Any, ...], client: _Client, detector: Detector, usage: _Usage) -> tuple[Any, ...]:
     kind = message[0]
     try:
         if kind == "run":
             _, src, rows, dst = message
-            detector.run_raw(client.blocks[src].array[:rows], out=client.blocks[dst].array)
+            with usage.call(rows):
+                detector.run_raw(client.blocks[src].array[:rows], out=client.blocks[dst].array)
             return ("ok",)
+        if kind == "usage":
+            return ("ok", usage.snapshot())
         if kind == "map":
             _, key, name, shape, dtype = message
             shm = SharedMemory(name=name)  # the pipeline that made it unlinks it
@@ -174,6 +219,27 @@ def _check_shm_room(size: int, folder: str = "/dev/shm") -> None:  # noqa: S108 
             "give the container more shared memory (docker --shm-size, ECS linuxParameters.sharedMemorySize) "
             "or turn CONTENTFN_GPU_DEVICE_PROCESS off"
         )
+
+
+def device_usage(address: DeviceAddress, timeout_s: float = 1.0) -> dict[str, Any] | None:
+    """The device process's calls, images and busy seconds (``_Usage``); None if it cannot be reached."""
+    try:
+        conn = Client(address.path, family="AF_UNIX", authkey=address.authkey)
+    except OSError:
+        return None
+    try:
+        if not conn.poll(timeout_s):
+            return None
+        conn.recv()  # the greeting
+        conn.send(("usage",))
+        if not conn.poll(timeout_s):
+            return None
+        reply = conn.recv()
+        return dict(reply[1]) if reply[0] == "ok" else None
+    except (EOFError, OSError):
+        return None
+    finally:
+        conn.close()
 
 
 class RemoteDetector(Detector):

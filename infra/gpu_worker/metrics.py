@@ -186,10 +186,17 @@ class _Snapshots:
     """A prometheus_client collector over figures already gathered (one snapshot per process)."""
 
     def __init__(
-        self, processes: dict[str, dict[str, Any]], provider: str, model: str, queue_depth: int, queue_lag_s: float
+        self,
+        processes: dict[str, dict[str, Any]],
+        provider: str,
+        model: str,
+        queue_depth: int,
+        queue_lag_s: float,
+        device: dict[str, Any] | None = None,
     ) -> None:
         self.processes, self.provider, self.model = processes, provider, model
         self.queue_depth, self.queue_lag_s = queue_depth, queue_lag_s
+        self.device = device
 
     def collect(self) -> Iterator[Metric]:
         for name, help_text, keys in _COUNTERS:
@@ -225,12 +232,33 @@ class _Snapshots:
             "Age of the oldest waiting detection job (-1: unknown for this queue).",
             value=self.queue_lag_s,
         )
+        if self.device is not None:  # the device process (CONTENTFN_GPU_DEVICE_PROCESS), since it started
+            labels = ["provider", "model"]
+            for name, help_text, key in (
+                ("contentfn_gpu_device_calls", "Model calls the device process has run.", "calls"),
+                ("contentfn_gpu_device_images", "Images through the device process's model calls.", "images"),
+                (
+                    "contentfn_gpu_device_busy_seconds",
+                    "Seconds the device process had at least one model call running.",
+                    "busy_s",
+                ),
+            ):
+                family = CounterMetricFamily(name, help_text, labels=labels)
+                family.add_metric([self.provider, self.model], self.device.get(key, 0))
+                yield family
 
 
 def prometheus_text(
-    processes: dict[str, dict[str, Any]], *, provider: str, model: str, queue_depth: int, queue_lag_s: float
+    processes: dict[str, dict[str, Any]],
+    *,
+    provider: str,
+    model: str,
+    queue_depth: int,
+    queue_lag_s: float,
+    device: dict[str, Any] | None = None,
 ) -> str:
-    """One family per metric, one series per pipeline process (label ``process``); sum them in queries."""
+    """One family per metric, one series per pipeline process (label ``process``); sum them in queries.
+    ``device``: the device process's usage (``device_usage``), when there is one."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshots(processes, provider, model, queue_depth, queue_lag_s))
+    registry.register(_Snapshots(processes, provider, model, queue_depth, queue_lag_s, device))
     return generate_latest(registry).decode()

@@ -29,7 +29,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from infra.gpu_worker.device import DeviceAddress, RemoteDetector, serve_device
+from infra.gpu_worker.device import DeviceAddress, RemoteDetector, device_usage, serve_device
 from infra.gpu_worker.metrics import prometheus_text
 from shared.config import Settings
 from shared.services import Services
@@ -343,7 +343,17 @@ class WorkerPool:
         proc = self.device_process
         if proc is None:
             return {}
-        return {"device_process": "up" if proc.is_alive() else "down", "device_pid": proc.pid}
+        health = {"device_process": "up" if proc.is_alive() else "down", "device_pid": proc.pid}
+        usage = self.device_usage() if proc.is_alive() else None
+        if usage is not None:
+            health |= {"device_calls": usage["calls"], "device_busy_s": round(usage["busy_s"], 3)}
+        return health
+
+    def device_usage(self) -> dict[str, Any] | None:
+        """The device process's calls, images and busy seconds since it started; None without one."""
+        if self.device_address is None:
+            return None
+        return device_usage(self.device_address)
 
     def prometheus(self) -> str:
         from infra.gpu_worker.worker import queue_figures
@@ -358,4 +368,5 @@ class WorkerPool:
             model=first.get("model", "unknown"),
             queue_depth=depth,
             queue_lag_s=lag,
+            device=self.device_usage(),
         )

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -68,6 +69,11 @@ def parse_args() -> argparse.Namespace:
         choices=["off", "on", "both"],
         help="one process owns the device and the pipelines send it batches (CONTENTFN_GPU_DEVICE_PROCESS); "
         "'both' runs each configuration with and without",
+    )
+    p.add_argument(
+        "--device-calls",
+        default="1",
+        help="model calls the device process runs at once (CONTENTFN_GPU_DEVICE_CALLS), or a comma-separated list",
     )
     p.add_argument(
         "--pageable", action="store_true", help="plain (pageable) batch buffers on a GPU instead of page-locked ones"
@@ -166,26 +172,36 @@ def check_rows(svc: Services, n: int) -> tuple[int, int]:
     return done, dets
 
 
-def run_worker(svc: Services, detector: Detector, n: int, processes: int) -> tuple[float, dict[str, float]]:
-    """Seconds until all ``n`` images are done, and the pipeline's stage seconds summed over processes."""
+def run_worker(
+    svc: Services, detector: Detector, n: int, processes: int
+) -> tuple[float, dict[str, float], dict[str, Any] | None]:
+    """Seconds until all ``n`` images are done, the pipeline's stage seconds summed over processes, and
+    the device process's usage (None without one)."""
     # Both warm up the batch shapes (and the pool waits for every process's model) before timing.
     pooled = processes > 1 or svc.settings.gpu_device_process
     runner = WorkerPool(svc, processes, streams=False, grace_s=30).start() if pooled else GpuWorker(svc, detector)
     if isinstance(runner, GpuWorker):
         runner.start()
+    device = runner.device_usage() if isinstance(runner, WorkerPool) else None  # after the warm-up calls
     started = time.perf_counter()
     try:
         while done_count(svc) < n:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
+        usage = None
         if isinstance(runner, GpuWorker):
             snaps = [runner.metrics.snapshot(runner.max_batch)]
         else:
+            after = runner.device_usage()
+            if device is not None and after is not None:
+                usage = {k: after[k] - device[k] for k in ("calls", "images", "busy_s")} | {
+                    "peak_running": after["peak_running"]
+                }
             time.sleep(0.6)  # one more report from every pipeline
             snaps = list(runner.snapshots().values())
     finally:
         runner.stop()
-    return elapsed, {k: sum(float(s.get(f"stage_{k}_s", 0.0)) for s in snaps) for k in STAGES}
+    return elapsed, {k: sum(float(s.get(f"stage_{k}_s", 0.0)) for s in snaps) for k in STAGES}, usage
 
 
 def stage_line(stages: dict[str, float], n: int) -> str:
@@ -260,14 +276,16 @@ def main() -> int:
     batches = [int(b) for b in args.batches.split(",")]
     counts = [int(p) or default_processes(detector.on_gpu) for p in args.processes.split(",")]
     modes = {"off": [False], "on": [True], "both": [False, True]}[args.device_process]
-    configs = [(b, p, d) for p in counts for d in modes for b in batches]
+    device_calls = [int(c) for c in args.device_calls.split(",")]
+    # (batch, processes, device calls at once; 0 = no device process)
+    configs = [(b, p, c) for p in counts for d in modes for c in (device_calls if d else [0]) for b in batches]
     console.print(
         f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
         f"pipeline processes {counts}, device process {args.device_process}, "
         f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
     )
-    results: dict[tuple[int, int, bool], tuple[float, float, int]] = {}
+    results: dict[tuple[int, int, int], tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
         # Distinct content for a few hundred objects, repeated under more keys: decoding costs the
         # same, and generating thousands of distinct photos would take longer than the benchmark.
@@ -287,7 +305,7 @@ def main() -> int:
             f"(the CPU ceiling of the end-to-end figure is below {per_core * cpu_count():.0f} img/s)"
         )
 
-        def services(label: str, batch: int, processes: int = 1, device_process: bool = False) -> Services:
+        def services(label: str, batch: int, processes: int = 1, device_calls: int = 0) -> Services:
             settings = bench_settings(
                 work,
                 bench.fresh(label),
@@ -296,7 +314,8 @@ def main() -> int:
                 gpu_max_in_flight=args.in_flight or max(4, 2 * processes),
                 gpu_processes=processes,
                 gpu_pinned_buffers=not args.pageable,
-                gpu_device_process=device_process,
+                gpu_device_process=device_calls > 0,
+                gpu_device_calls=max(1, device_calls),
                 **({"gpu_infer_threads": args.infer_threads} if args.infer_threads else {}),
                 detector_model_path=model,
                 detector_input_size=args.size,
@@ -320,30 +339,37 @@ def main() -> int:
             svc.close()
         console.print(f"naive loop: {naive:.1f} img/s over {n_naive} images")
         ceilings = {b: model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0) for b in batches}
-        for b, procs, dev in configs:
-            label = f"b{b}p{procs}{'d' if dev else ''}"
-            svc = services(label, b, procs, dev)
+        for b, procs, calls in configs:
+            label = f"b{b}p{procs}d{calls}"
+            svc = services(label, b, procs, calls)
             try:
                 seed_jobs(svc, keys, label)
-                elapsed, stages = run_worker(svc, detector, n, procs)
+                elapsed, stages, usage = run_worker(svc, detector, n, procs)
                 _, dets = check_rows(svc, n)
             finally:
                 svc.close()
-            results[(b, procs, dev)] = (n / elapsed, ceilings[b], dets)
+            results[(b, procs, calls)] = (n / elapsed, ceilings[b], dets)
             console.print(
-                f"batch {b:>4}, {procs} processes{', device process' if dev else ''}: end-to-end "
-                f"{n / elapsed:8.1f} img/s; model only {ceilings[b]:8.1f} img/s; {dets} detections"
+                f"batch {b:>4}, {procs} processes{f', device process ({calls} at once)' if calls else ''}: "
+                f"end-to-end {n / elapsed:8.1f} img/s; model only {ceilings[b]:8.1f} img/s; {dets} detections"
             )
             console.print(stage_line(stages, n))
+            if usage is not None and usage["calls"]:
+                console.print(
+                    f"device process: {usage['calls']} calls, {1000 * usage['busy_s'] / usage['calls']:.1f} ms "
+                    f"busy per call, busy {100 * usage['busy_s'] / elapsed:.0f}% of the run, "
+                    f"{usage['images'] / usage['busy_s']:.0f} img/s while busy, at most {usage['peak_running']} at once"
+                )
     print(f"{'batch':>6} {'procs':>6} {'device':>7} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10}")
-    for (b, procs, dev), (e2e, ceiling, _) in results.items():
-        print(f"{b:>6} {procs:>6} {'yes' if dev else 'no':>7} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f}")
+    for (b, procs, calls), (e2e, ceiling, _) in results.items():
+        dev = f"{calls} call" if calls else "no"
+        print(f"{b:>6} {procs:>6} {dev:>7} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f}")
     best_b, best_p, best_d = max(results, key=lambda k: results[k][0])
     best = results[(best_b, best_p, best_d)][0]
     print(f"naive one-at-a-time loop: {naive:.1f} img/s")
     print(
         f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
-        f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={'yes' if best_d else 'no'}"
+        f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={best_d or 'no'}"
     )
     return 0
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from infra.gpu_worker.device import DeviceAddress, RemoteDetector, serve_device
+from infra.gpu_worker.device import DeviceAddress, RemoteDetector, device_usage, serve_device
 from shared.config import Settings
 from shared.services import Services
 from shared.vision.detector import load_detector
@@ -99,6 +100,55 @@ def test_a_call_fails_clearly_while_the_device_process_is_gone_and_works_once_it
         Path(address.path).unlink(missing_ok=True)
 
 
+@pytest.mark.parametrize("limit", [1, 2])
+def test_the_device_process_runs_at_most_its_call_limit_at_once_and_counts_every_call(
+    settings: Settings, tmp_path: Path, limit: int
+) -> None:
+    slow = tiny_model(tmp_path / "slow.onnx", size=256, work=8)
+    model_settings = settings.model_copy(update={"detector_model_path": slow, "gpu_device_calls": limit})
+    address = DeviceAddress.fresh()
+    ctx = mp.get_context("spawn")
+    ready, ready_child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=serve_device, args=(model_settings, address, ready_child), daemon=True)
+    proc.start()
+    assert ready.poll(60)
+    ready.recv()
+    remotes = [RemoteDetector(model_settings, address) for _ in range(3)]
+    try:
+        before = device_usage(address)
+        assert before is not None and before["calls"] == 0 and before["call_limit"] == limit
+        errors: list[BaseException] = []
+
+        def call_many(remote: RemoteDetector) -> None:
+            try:
+                pixels = remote.host_buffer((4, 256, 256, 3))
+                for _ in range(15):
+                    assert len(remote.run_raw(pixels)) == 4
+            except BaseException as exc:  # reported below: a thread's failure must fail the test
+                errors.append(exc)
+
+        # WHEN three pipelines call at once, 15 batches of 4 each
+        threads = [threading.Thread(target=call_many, args=(r,)) for r in remotes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        usage = device_usage(address)
+        # THEN every call is counted, no more than the limit ran at once, and calls overlapped up to it
+        assert usage is not None
+        assert usage["calls"] == 45 and usage["images"] == 180 and usage["running"] == 0
+        assert usage["peak_running"] == limit
+        assert usage["busy_s"] > 0
+    finally:
+        for r in remotes:
+            r.close()
+        proc.kill()
+        proc.join(10)
+        Path(address.path).unlink(missing_ok=True)
+    assert device_usage(address) is None  # nothing listens there any more
+
+
 @pytest.fixture
 def service(services: Services, settings: Settings, tmp_path: Path) -> Iterator[Service]:
     queue_images(services)
@@ -116,6 +166,9 @@ def test_two_pipelines_do_every_image_once_through_one_device_process(services: 
     assert health["device_process"] == "up" and health["processes_up"] == 2
     assert len(service.pipelines()) == 3  # two pipelines and the device process
     wait_until(services, lambda c: c["queued"] == 0)
+    health = service.get("/healthz").json()
+    assert health["device_calls"] > 0 and health["device_busy_s"] > 0
+    assert "contentfn_gpu_device_calls_total" in service.get("/metrics").text
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(40) == 0
     assert service.pipelines() == []
