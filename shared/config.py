@@ -161,6 +161,9 @@ class Settings(BaseSettings):
     detector_max_detections: int = Field(default=100, ge=1, le=10_000)
     detector_providers: tuple[str, ...] = ()  # empty: TensorRT, CUDA, CPU, whichever is present
     detector_threads: int = Field(default=0, ge=0, le=256)
+    # Options per ONNX Runtime provider, over contentfn's own (JSON), e.g.
+    # {"CUDAExecutionProvider": {"do_copy_in_default_stream": "0", "prefer_nhwc": "1"}}
+    detector_provider_options: dict[str, dict[str, str]] = Field(default_factory=dict)
     image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     image_max_pixels: int = Field(default=40_000_000, ge=1024)
     stream_lease_s: float = Field(default=30.0, gt=0)
@@ -174,6 +177,16 @@ class Settings(BaseSettings):
     @classmethod
     def _intel_empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("detector_provider_options")
+    @classmethod
+    def _known_providers(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        unknown = sorted(set(value) - {"CUDAExecutionProvider", "TensorrtExecutionProvider"})
+        if unknown:
+            raise ValueError(
+                f"options for {', '.join(unknown)}: only CUDAExecutionProvider and TensorrtExecutionProvider take them"
+            )
+        return value
 
     @field_validator("api_key", "database_url", mode="before")
     @classmethod

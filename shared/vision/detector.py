@@ -11,7 +11,7 @@ from __future__ import annotations
 import ast
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -86,32 +86,41 @@ def default_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def choose_providers(requested: Sequence[str] = (), *, cache_dir: Path | None = None) -> list[Any]:
+def choose_providers(
+    requested: Sequence[str] = (),
+    *,
+    cache_dir: Path | None = None,
+    options: Mapping[str, Mapping[str, str]] | None = None,
+) -> list[Any]:
     """TensorRT, then CUDA, then CPU: whichever this onnxruntime build offers (or the requested subset).
 
     onnxruntime itself falls back to the next provider when one is listed but cannot start (a
     TensorRT provider without its libraries); the provider actually used is read from the session.
+    ``options`` (``CONTENTFN_DETECTOR_PROVIDER_OPTIONS``) are laid over contentfn's own, per provider;
+    onnxruntime refuses a key it does not know when the session starts.
     """
     import onnxruntime as ort
 
     available = set(ort.get_available_providers())
     wanted = list(requested) or list(_PROVIDER_ORDER)
-    chosen: list[Any] = [p for p in wanted if p in available]
+    chosen = [p for p in wanted if p in available]
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
-    if "CUDAExecutionProvider" in chosen:
+    own: dict[str, dict[str, Any]] = {
         # Grow the memory arena by what is asked, not to the next power of two: several pipeline
         # processes share one GPU, and at batch 128 / 640x640 a doubling overshoots by gigabytes.
-        chosen[chosen.index("CUDAExecutionProvider")] = (
-            "CUDAExecutionProvider",
-            {"arena_extend_strategy": "kSameAsRequested"},
-        )
-    if "TensorrtExecutionProvider" in chosen and cache_dir is not None:
+        "CUDAExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"},
+    }
+    if cache_dir is not None:
         # TensorRT builds an engine per input shape; keep them across restarts.
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        options = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
-        chosen[chosen.index("TensorrtExecutionProvider")] = ("TensorrtExecutionProvider", options)
-    return chosen
+        own["TensorrtExecutionProvider"] = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
+    out: list[Any] = []
+    for name in chosen:
+        merged = {**own.get(name, {}), **dict((options or {}).get(name, {}))}
+        if name == "TensorrtExecutionProvider" and cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        out.append((name, merged) if merged else name)
+    return out
 
 
 class Detector:
@@ -124,6 +133,7 @@ class Detector:
         providers: Sequence[str] = (),
         threads: int = 0,
         cache_dir: Path | None = None,
+        provider_options: Mapping[str, Mapping[str, str]] | None = None,
         reduce_scores: bool = True,
         pinned: bool = True,
     ) -> None:
@@ -150,7 +160,7 @@ class Detector:
         # The wrapped model also reduces the class scores on the device: (box, best score, class)
         # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
         self.reduced = prepared is not None and prepared[1]
-        chosen = choose_providers(providers, cache_dir=cache_dir)
+        chosen = choose_providers(providers, cache_dir=cache_dir, options=provider_options)
         self.session = ort.InferenceSession(wrapped or raw, _session_options(ort, chosen, threads), providers=chosen)
         self.provider = self.session.get_providers()[0]
         self.on_gpu = self.provider in _GPU_PROVIDERS
@@ -459,5 +469,6 @@ def load_detector(settings: Any) -> Detector:
         providers=settings.detector_providers,
         threads=settings.detector_threads,
         cache_dir=settings.data_dir / "trt-cache",
+        provider_options=settings.detector_provider_options,
         pinned=settings.gpu_pinned_buffers,
     )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -69,6 +70,11 @@ def parse_args() -> argparse.Namespace:
         choices=["off", "on", "both"],
         help="one process owns the device and the pipelines send it batches (CONTENTFN_GPU_DEVICE_PROCESS); "
         "'both' runs each configuration with and without",
+    )
+    p.add_argument(
+        "--provider-options",
+        default=os.environ.get("CONTENTFN_DETECTOR_PROVIDER_OPTIONS", ""),
+        help='options per provider for every session of the run, as JSON: {"CUDAExecutionProvider": {"k": "v"}}',
     )
     p.add_argument(
         "--device-calls",
@@ -269,7 +275,13 @@ def main() -> int:
     width, height = (int(v) for v in args.photo.lower().split("x"))
     model = bench_model(args.model)
     providers = [p for p in args.providers.split(",") if p]
-    detector = Detector(ModelSpec(path=model, input_size=args.size), providers=providers, pinned=not args.pageable)
+    options = json.loads(args.provider_options) if args.provider_options else {}
+    detector = Detector(
+        ModelSpec(path=model, input_size=args.size),
+        providers=providers,
+        pinned=not args.pageable,
+        provider_options=options,
+    )
     device = device_name(detector)
     n = args.images or (8192 if detector.on_gpu else 128)
     n_naive = min(n, args.naive_images or (1024 if detector.on_gpu else 32))
@@ -284,6 +296,7 @@ def main() -> int:
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
         f"pipeline processes {counts}, device process {args.device_process}, "
         f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
+        + (f"; provider options {options}" if options else "")
     )
     results: dict[tuple[int, int, int], tuple[float, float, int]] = {}
     with temp_workdir("contentfn-bench-gpu-") as work, BenchDatabase(work) as bench:
@@ -320,6 +333,7 @@ def main() -> int:
                 detector_model_path=model,
                 detector_input_size=args.size,
                 detector_providers=tuple(providers),
+                detector_provider_options=options,
                 gpu_max_wait_ms=args.max_wait_ms,
                 gpu_decode_threads=args.decode_threads,
                 queue_visibility_s=600.0,

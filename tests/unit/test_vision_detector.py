@@ -270,3 +270,37 @@ def test_scores_reduced_inside_the_model_give_the_same_detections(tmp_path: Path
         assert [(d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in a] == [
             (d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in b
         ]
+
+
+def test_provider_options_from_settings_lie_over_contentfns_own_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shared.vision.detector import choose_providers
+
+    # No GPU here: the providers onnxruntime would offer on one stand in for this machine's.
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    chosen = choose_providers(options={"CUDAExecutionProvider": {"prefer_nhwc": "1"}})
+    assert chosen == [
+        ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested", "prefer_nhwc": "1"}),
+        "CPUExecutionProvider",
+    ]
+    overridden = choose_providers(options={"CUDAExecutionProvider": {"arena_extend_strategy": "kNextPowerOfTwo"}})
+    assert overridden[0] == ("CUDAExecutionProvider", {"arena_extend_strategy": "kNextPowerOfTwo"})
+
+
+def test_options_for_a_provider_that_is_absent_leave_the_cpu_session_as_it_is(tmp_path: Path) -> None:
+    det = Detector(
+        ModelSpec(path=constant_model(tmp_path / "m.onnx", yolov8_output())),
+        provider_options={"CUDAExecutionProvider": {"prefer_nhwc": "1"}},
+    )
+    assert det.provider == "CPUExecutionProvider"
+    assert len(det.detect([image(128, 128)])[0]) == len(EXPECTED)
+
+
+def test_provider_options_for_an_unknown_provider_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+
+    monkeypatch.setenv("CONTENTFN_DETECTOR_PROVIDER_OPTIONS", '{"CudaProvider": {"prefer_nhwc": "1"}}')
+    with pytest.raises(ConfigError, match=r"CONTENTFN_DETECTOR_PROVIDER_OPTIONS.*CudaProvider"):
+        load_settings()
