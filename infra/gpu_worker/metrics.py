@@ -182,21 +182,16 @@ _GAUGES: tuple[tuple[str, str, str], ...] = (
 _LABELS = ["process", "provider", "model"]
 
 
+@dataclass(eq=False)  # the registry keeps collectors in a dict: hashed by identity
 class _Snapshots:
     """A prometheus_client collector over figures already gathered (one snapshot per process)."""
 
-    def __init__(
-        self,
-        processes: dict[str, dict[str, Any]],
-        provider: str,
-        model: str,
-        queue_depth: int,
-        queue_lag_s: float,
-        device: dict[str, Any] | None = None,
-    ) -> None:
-        self.processes, self.provider, self.model = processes, provider, model
-        self.queue_depth, self.queue_lag_s = queue_depth, queue_lag_s
-        self.device = device
+    processes: dict[str, dict[str, Any]]
+    provider: str
+    model: str
+    queue_depth: int
+    queue_lag_s: float
+    device: dict[str, Any] | None = None
 
     def collect(self) -> Iterator[Metric]:
         for name, help_text, keys in _COUNTERS:

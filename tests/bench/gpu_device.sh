@@ -3,7 +3,8 @@
 # registry access: everything else travels as wheels under .ortgpu/ (ignored by git).
 #
 #   here, once:        tests/bench/gpu_device.sh prepare
-#                      -> .ortgpu/part.00 .. part.NN  (onnxruntime-gpu wheel in 60 MB chunks)
+#                      -> .ortgpu/part.00 .. part.NN  (onnxruntime-gpu, unpacked and xz-compressed, in
+#                                                      65 MB chunks: four calls' worth instead of five)
 #                      -> .ortgpu/deps/               (psycopg, pgserver, pydantic-settings, ... + the model)
 #   on the device, one call per chunk but the last, carrying that chunk:
 #                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
@@ -21,7 +22,12 @@ prepare)
     rm -rf .ortgpu && mkdir -p .ortgpu/deps
     "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 -d .ortgpu "onnxruntime-gpu==${ORT_VERSION}"
-    (cd .ortgpu && split -b 60M -d onnxruntime_gpu-*.whl part. && rm onnxruntime_gpu-*.whl)
+    # A wheel is a zip of what goes into site-packages; unpacked and compressed with xz it is a fifth
+    # smaller than its deflate (255 MB), and each chunk plus the working tree must fit in 64 MiB.
+    mkdir -p .ortgpu/unpacked
+    "$PY" -m zipfile -e .ortgpu/onnxruntime_gpu-*.whl .ortgpu/unpacked
+    tar -C .ortgpu/unpacked -cf - . | xz -9 -T0 | (cd .ortgpu && split -b 65000000 -d - part.)
+    rm -rf .ortgpu/unpacked .ortgpu/onnxruntime_gpu-*.whl
     "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
         -d .ortgpu/deps "psycopg[binary]>=3.2" "psycopg-pool>=3.2" "pgvector>=0.3" "pgserver>=0.1.4" \
@@ -45,10 +51,11 @@ run|probe)
     shift
     mkdir -p /tmp/ort
     cp .ortgpu/part.* /tmp/ort/ 2>/dev/null || true
-    whl="/tmp/ort/onnxruntime_gpu-${ORT_VERSION}-cp312-cp312-manylinux_2_28_x86_64.whl"
     if [ ! -d /tmp/site/onnxruntime ]; then
-        cat /tmp/ort/part.* > "$whl"
-        "$PY" -m pip install -q --no-index --no-deps --target /tmp/site "$whl" .ortgpu/deps/*.whl
+        mkdir -p /tmp/site
+        cat /tmp/ort/part.* | "$PY" -c 'import sys, tarfile
+tarfile.open(fileobj=sys.stdin.buffer, mode="r|xz").extractall(sys.argv[1], filter="data")' /tmp/site
+        "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .ortgpu/deps/*.whl
     fi
     export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
     nvidia_libs="$("$PY" -c 'import glob, os, sys; print(":".join(sorted(glob.glob(os.path.join(sys.prefix, "lib/python3*/site-packages/nvidia/*/lib")))))')"
