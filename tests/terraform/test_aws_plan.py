@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.terraform import tftools
+from tests.terraform.conftest import prepare_aws_env
 
 pytestmark = pytest.mark.slow
 
@@ -261,15 +264,39 @@ def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_
 
 
 def test_the_device_process_switch_sets_the_worker_env_and_sizes_its_shared_memory(aws_plan: PlanFn) -> None:
-    # GIVEN dev's tfvars WHEN the gpu block turns the device process on (batch 8, 2 in flight)
+    # GIVEN dev's tfvars WHEN the gpu block turns the device process on (batch 8, 2 in flight) and
+    # passes one more setting to the worker
     # (whole plans: a targeted plan leaves out outputs computed from variables alone)
     before = aws_plan("dev")["planned_values"]["outputs"]
-    after = aws_plan(
-        "dev", tfvars_edits=(("  max_wait_ms   = 50\n", "  max_wait_ms   = 50\n  device_process = true\n"),)
-    )["planned_values"]["outputs"]
+    more = '  device_process = true\n  environment = { CONTENTFN_GPU_DEVICE_CALLS = "2" }\n'
+    after = aws_plan("dev", tfvars_edits=(("  max_wait_ms   = 50\n", "  max_wait_ms   = 50\n" + more),))
+    after = after["planned_values"]["outputs"]
     # THEN the worker is told, and its /dev/shm holds every in-flight batch and output twice over
     assert "CONTENTFN_GPU_DEVICE_PROCESS" not in before["ecs_task_environment"]["value"]
     assert before["ecs_task_shared_memory_mib"]["value"] == 0
     assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_PROCESS"] == "true"
+    assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_CALLS"] == "2"
     per_batch_mib = 8 * 3 * 640 * 640 * 7 / 6 / 2**20
     assert after["ecs_task_shared_memory_mib"]["value"] >= 2 * 2 * per_batch_mib + 64
+
+
+def test_a_gpu_environment_that_would_override_a_cap_is_refused_naming_the_field(
+    tmp_path: Path, moto_endpoint: str, tf_env: dict[str, str], terraform_bin: str
+) -> None:
+    # GIVEN dev's tfvars WHEN gpu.environment tries to set the batch cap past its own field
+    workdir = prepare_aws_env(tmp_path, "dev", moto_endpoint, tf_env, terraform_bin)
+    tfvars = workdir / "terraform.tfvars"
+    edit = '  max_wait_ms   = 50\n  environment = { CONTENTFN_GPU_MAX_BATCH = "512" }\n'
+    tfvars.write_text(tfvars.read_text().replace("  max_wait_ms   = 50\n", edit))
+    plan = subprocess.run(
+        [terraform_bin, "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false"],
+        cwd=workdir,
+        env=tf_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    # THEN the plan stops at the variable, saying which fields own those settings
+    assert plan.returncode != 0
+    assert "gpu.environment takes CONTENTFN_* settings other than the caps" in " ".join(plan.stderr.split())

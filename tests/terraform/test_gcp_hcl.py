@@ -227,6 +227,10 @@ def test_the_device_process_switch_reaches_the_worker_with_a_memory_backed_shm()
         assert "device_process" in (GCP_ENVS / env_name / "variables.tf").read_text()
     assert "device_process" in (GCP_MODULES / "platform" / "variables.tf").read_text()
     assert module_calls("platform")["gpu_service"]["device_process"] == "${var.gpu.device_process}"
+    # more worker settings (CONTENTFN_GPU_DEVICE_CALLS, say) go through gpu.environment
+    assert module_calls("platform")["gpu_service"]["environment"] == (
+        "${merge(local.common_environment, var.gpu.environment)}"
+    )
     # ... where it sets the worker's variable and mounts a memory-backed /dev/shm, only when on
     local = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]
     assert 'CONTENTFN_GPU_DEVICE_PROCESS = "true"' in local["environment"]

@@ -103,7 +103,8 @@ variable "gpu" {
     max_in_flight  = optional(number, 2)
     max_wait_ms    = optional(number, 50)
     accelerator    = optional(string, "nvidia-l4")
-    device_process = optional(bool, false) # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
+    device_process = optional(bool, false)     # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
+    environment    = optional(map(string), {}) # worker tuning: CONTENTFN_GPU_DEVICE_CALLS, ...
   })
 
   validation {

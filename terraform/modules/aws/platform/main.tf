@@ -224,7 +224,7 @@ module "gpu_service" {
   queue_url      = local.queue_urls["detect"]
   queue_name     = module.detect_queue.queue_name
   bucket_arn     = module.uploads.bucket_arn
-  environment    = local.common_environment
+  environment    = merge(local.common_environment, var.gpu.environment)
   secret_arns = {
     CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"]
     CONTENTFN_REDIS_URL    = module.secrets.secretsmanager_secret_arns["redis-url"]

@@ -107,11 +107,19 @@ variable "gpu" {
     # One process owns the GPU and the pipelines send it batches through shared memory
     # (CONTENTFN_GPU_DEVICE_PROCESS); the task then gets a /dev/shm sized for them.
     device_process = optional(bool, false)
+    # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
+    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.
+    environment = optional(map(string), {})
   })
 
   validation {
     condition     = var.gpu.max_instances >= 0 && var.gpu.max_instances <= 100 && floor(var.gpu.max_instances) == var.gpu.max_instances
     error_message = "gpu.max_instances must be a whole number between 0 and 100."
+  }
+
+  validation {
+    condition     = alltrue([for k in keys(var.gpu.environment) : startswith(k, "CONTENTFN_") && !contains(["CONTENTFN_GPU_MAX_INSTANCES", "CONTENTFN_GPU_MAX_BATCH", "CONTENTFN_GPU_MAX_IN_FLIGHT", "CONTENTFN_GPU_MAX_WAIT_MS", "CONTENTFN_GPU_DEVICE_PROCESS"], k)])
+    error_message = "gpu.environment takes CONTENTFN_* settings other than the caps and device_process, which have their own fields."
   }
 
   validation {

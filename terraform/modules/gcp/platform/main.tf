@@ -234,7 +234,7 @@ module "gpu_service" {
   bucket_name     = module.uploads.bucket_name
   network_id      = module.network.network_id
   subnetwork_id   = module.network.subnetwork_id
-  environment     = local.common_environment
+  environment     = merge(local.common_environment, var.gpu.environment)
   secrets = {
     CONTENTFN_DATABASE_URL = module.secrets.secret_ids["database-url"]
     CONTENTFN_REDIS_URL    = module.secrets.secret_ids["redis-url"]
