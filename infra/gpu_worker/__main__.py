@@ -46,7 +46,7 @@ def main() -> None:
             streams = None
         else:
             worker = GpuWorker(services, queue=queue).start()
-            streams = None if args.no_streams else StreamSupervisor(services, worker.detector).start()
+            streams = None if args.no_streams else StreamSupervisor(services, worker.detector, gate=worker.gate).start()
             runner = worker
         health = HealthServer(runner, settings.gpu_metrics_host, settings.gpu_metrics_port).start()
         log.info(

@@ -9,6 +9,7 @@ which on a GPU is the difference between its batch-1 and its batch-64 throughput
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infra.gpu_worker.gate import GpuGate
 from shared.vision.decode import DecodedImage
 from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, padded_size
 
@@ -37,8 +39,17 @@ class _Request:
 class FrameBatcher:
     """Thread-safe ``detect(images)``, with the detector's ``name``: a drop-in for the detector."""
 
-    def __init__(self, detector: Detector, *, max_batch: int, max_wait_s: float, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self,
+        detector: Detector,
+        *,
+        max_batch: int,
+        max_wait_s: float,
+        timeout_s: float = 120.0,
+        gate: GpuGate | None = None,
+    ) -> None:
         self.detector = detector
+        self.gate = gate  # the image pipelines' (CONTENTFN_GPU_CONCURRENT_CALLS): stream calls take turns too
         self.name = detector.name
         self.max_batch = max(1, min(max_batch, detector.static_batch or max_batch))
         self.max_wait_s = max_wait_s
@@ -114,7 +125,8 @@ class FrameBatcher:
             pixels = np.zeros((rows, size, size, 3), dtype=np.uint8)
             for k, p in enumerate(prepared):
                 pixels[k] = p.lb.canvas
-            output = self.detector.run_raw(pixels)[: len(prepared)]
+            with self.gate.turn() if self.gate else contextlib.nullcontext():
+                output = self.detector.run_raw(pixels)[: len(prepared)]
             start = 0
             for request in batch:
                 n = len(request.prepared)

@@ -101,7 +101,7 @@ def _child_main(
     try:
         detector = RemoteDetector(settings, device) if device is not None else None
         worker = GpuWorker(services, detector, queue=detect_queue(settings)).start()
-        supervisor = StreamSupervisor(services, worker.detector).start() if streams else None
+        supervisor = StreamSupervisor(services, worker.detector, gate=worker.gate).start() if streams else None
         while not stop.is_set():
             conn.send({"health": worker.health(), "metrics": worker.metrics.snapshot(worker.max_batch)})
             if conn.poll(_REPORT_S) and conn.recv() == "stop":

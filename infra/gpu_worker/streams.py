@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from infra.gpu_worker.batcher import FrameBatcher
+from infra.gpu_worker.gate import GpuGate
 from shared.queue.base import backoff_delay
 from shared.services import Services
 from shared.vision.decode import DecodedImage
@@ -40,12 +41,15 @@ log = logging.getLogger(__name__)
 class StreamSupervisor:
     """Acquires and renews stream leases; starts a runner per stream held and stops it when the lease is lost."""
 
-    def __init__(self, services: Services, detector: Detector, *, owner: str | None = None) -> None:
+    def __init__(
+        self, services: Services, detector: Detector, *, owner: str | None = None, gate: GpuGate | None = None
+    ) -> None:
         self.services = services
         self.detector = detector
         s = services.settings
-        # One model call for the frames of every stream held here (see infra.gpu_worker.batcher).
-        self.batcher = FrameBatcher(detector, max_batch=s.gpu_max_batch, max_wait_s=s.gpu_max_wait_ms / 1000)
+        # One model call for the frames of every stream held here (see infra.gpu_worker.batcher),
+        # taking its turns at the GPU gate with the image pipelines when there is one.
+        self.batcher = FrameBatcher(detector, max_batch=s.gpu_max_batch, max_wait_s=s.gpu_max_wait_ms / 1000, gate=gate)
         self.owner = owner or f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
         self.runners: dict[int, StreamRunner] = {}
         self._stop = threading.Event()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -279,6 +281,34 @@ def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(de
             for f in futures:
                 with pytest.raises(RuntimeError, match="device lost"):
                     f.result()
+    finally:
+        batcher.stop()
+
+
+def test_the_batchers_model_calls_wait_for_a_turn_at_the_gpu_gate(detector: Detector, tmp_path: Path) -> None:
+    from infra.gpu_worker.batcher import FrameBatcher
+    from infra.gpu_worker.gate import GpuGate
+    from shared.vision.decode import DecodedImage
+
+    gate = GpuGate(tmp_path / "gate", 1)
+    batcher = FrameBatcher(detector, max_batch=4, max_wait_s=0.01, gate=gate).start()
+    frame = DecodedImage(np.zeros((48, 64, 3), np.uint8), "frame", 64, 48)
+    done = threading.Event()
+    found: list[Any] = []
+
+    def call() -> None:
+        found.extend(batcher.detect([frame]))
+        done.set()
+
+    try:
+        # GIVEN an image pipeline's call holding the only turn (this thread)
+        with gate.turn():
+            threading.Thread(target=call, daemon=True).start()
+            # THEN the stream frames wait for it
+            assert not done.wait(0.5), "the stream batch ran while another call held the only turn"
+        # WHEN the turn is given back THEN the frames are detected
+        assert done.wait(10)
+        assert len(found) == 1 and len(found[0]) == TINY_BOXES_PER_IMAGE
     finally:
         batcher.stop()
 
