@@ -4,7 +4,7 @@
 #
 #   here, once:        tests/bench/gpu_device.sh prepare
 #                      -> .ortgpu/part.00 .. part.NN  (onnxruntime-gpu, unpacked and xz-compressed, in
-#                                                      65 MB chunks: four calls' worth instead of five)
+#                                                      62 MB chunks: four calls' worth instead of five)
 #                      -> .ortgpu/deps/               (psycopg, pgserver, pydantic-settings, ... + the model)
 #   on the device, one call per chunk but the last, carrying that chunk:
 #                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
@@ -26,7 +26,7 @@ prepare)
     # smaller than its deflate (255 MB), and each chunk plus the working tree must fit in 64 MiB.
     mkdir -p .ortgpu/unpacked
     "$PY" -m zipfile -e .ortgpu/onnxruntime_gpu-*.whl .ortgpu/unpacked
-    tar -C .ortgpu/unpacked -cf - . | xz -9 -T0 | (cd .ortgpu && split -b 65000000 -d - part.)
+    tar -C .ortgpu/unpacked -cf - . | xz -9 -T0 | (cd .ortgpu && split -b 62000000 -d - part.)
     rm -rf .ortgpu/unpacked .ortgpu/onnxruntime_gpu-*.whl
     "$PY" -m pip download --only-binary=:all: --python-version 3.12 --implementation cp \
         --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
