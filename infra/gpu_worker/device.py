@@ -14,9 +14,10 @@ device process maps once and page-locks (``cudaHostRegister``), so a call sends 
 socket and the batch goes from the pipeline's buffer to the GPU by DMA, with no copy between
 processes. A call names its blocks and row count; the reply says ok or carries the error.
 
-Failure: if the device process dies, calls fail, the pipeline process exits, and the pool restarts
-the device process, then the pipelines, which connect again. Blocks of a pipeline that dies are
-unmapped when its connection closes.
+Failure: if the device process dies, calls fail with ``DeviceUnavailable``; the pipelines put those
+batches back on the queue without using up an attempt and wait, the pool restarts the device
+process, and each pipeline's next call connects again and maps its blocks anew. Blocks of a pipeline
+that dies are unmapped when its connection closes.
 """
 
 from __future__ import annotations
