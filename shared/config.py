@@ -159,6 +159,7 @@ class Settings(BaseSettings):
     detector_score_threshold: float = Field(default=0.35, ge=0, le=1)
     detector_iou_threshold: float = Field(default=0.45, ge=0, le=1)
     detector_max_detections: int = Field(default=100, ge=1, le=10_000)
+    detector_precision: Literal["fp32", "fp16"] = "fp32"  # fp16: half-precision weights and arithmetic
     detector_providers: tuple[str, ...] = ()  # empty: TensorRT, CUDA, CPU, whichever is present
     detector_threads: int = Field(default=0, ge=0, le=256)
     # Options per ONNX Runtime provider, over contentfn's own (JSON), e.g.

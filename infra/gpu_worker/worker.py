@@ -442,6 +442,7 @@ class GpuWorker:
             "model": self.detector.name,
             "layout": self.detector.layout,
             "input_size": self.detector.input_size,
+            "precision": self.detector.spec.precision,
             "uint8_input": not self.detector.host_normalise,
             "max_batch": self.max_batch,
             "in_flight": self.in_flight,

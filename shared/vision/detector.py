@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared.errors import ModelNotReady
+from shared.errors import ConfigError, ModelNotReady
 from shared.vision.boxes import Layout, Letterboxed, decode_layout, guess_layout, letterbox, nms
 from shared.vision.decode import DecodedImage
 from shared.vision.pinned import pin, unpin
@@ -55,6 +55,9 @@ class ModelSpec:
     score_threshold: float = 0.35
     iou_threshold: float = 0.45
     max_detections: int = 100
+    # fp16: the weights and the arithmetic in half precision (tensor cores on a GPU), the model's
+    # input and output staying float32, so everything around the session is unchanged.
+    precision: Literal["fp32", "fp16"] = "fp32"
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ class Detector:
         self.name = self.spec.name or spec.path.stem
         self.static_batch = _static_batch(probe)
         del probe
+        if self.spec.precision == "fp16":
+            raw = _half_precision(raw)
         prepared = _u8_wrapped(raw, self.spec, self.input_size, self.layout if reduce_scores else None)
         self.host_normalise = prepared is None
         wrapped = None if prepared is None else prepared[0]
@@ -170,10 +175,11 @@ class Detector:
         self._output = self.session.get_outputs()[0].name
         self._output_tail: tuple[tuple[int, ...], np.dtype[Any]] | None = None
         log.info(
-            "detector %s: layout %s, input %d, provider %s%s",
+            "detector %s: layout %s, input %d, %s, provider %s%s",
             self.name,
             self.layout,
             self.input_size,
+            self.spec.precision,
             self.provider,
             " (host normalisation)" if self.host_normalise else " (uint8 input)",
         )
@@ -349,6 +355,18 @@ def _static_batch(session: Any) -> int | None:
     return dim if isinstance(dim, int) else None
 
 
+def _half_precision(raw: bytes) -> bytes:
+    """The model with float16 weights and arithmetic; its inputs and outputs stay float32 (casts at
+    the edges), so the uint8 prefix and the score reduction attach as they do to the original."""
+    try:
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+    except ImportError as exc:
+        raise ConfigError(f"CONTENTFN_DETECTOR_PRECISION=fp16 needs the onnx package: {exc}") from None
+    model = convert_float_to_float16(onnx.load_from_string(raw), keep_io_types=True)
+    return bytes(model.SerializeToString())
+
+
 def _u8_wrapped(raw: bytes, spec: ModelSpec, size: int, layout: Layout | None = None) -> tuple[bytes, bool] | None:
     """The model with a uint8 NHWC input in front and, given its layout, the class scores reduced
     behind it (:func:`_reduce_scores`): (model bytes, whether reduced). None without the onnx package."""
@@ -460,6 +478,7 @@ def spec_from_settings(settings: Any) -> ModelSpec:
         score_threshold=settings.detector_score_threshold,
         iou_threshold=settings.detector_iou_threshold,
         max_detections=settings.detector_max_detections,
+        precision=settings.detector_precision,
     )
 
 

@@ -77,6 +77,12 @@ def parse_args() -> argparse.Namespace:
         help='options per provider for every session of the run, as JSON: {"CUDAExecutionProvider": {"k": "v"}}',
     )
     p.add_argument(
+        "--precision",
+        choices=["fp32", "fp16"],
+        default="fp32",
+        help="the model's precision for every session of the run (CONTENTFN_DETECTOR_PRECISION)",
+    )
+    p.add_argument(
         "--device-calls",
         default="1",
         help="model calls the device process runs at once (CONTENTFN_GPU_DEVICE_CALLS), or a comma-separated list",
@@ -277,7 +283,7 @@ def main() -> int:
     providers = [p for p in args.providers.split(",") if p]
     options = json.loads(args.provider_options) if args.provider_options else {}
     detector = Detector(
-        ModelSpec(path=model, input_size=args.size),
+        ModelSpec(path=model, input_size=args.size, precision=args.precision),
         providers=providers,
         pinned=not args.pageable,
         provider_options=options,
@@ -292,7 +298,7 @@ def main() -> int:
     # (batch, processes, device calls at once; 0 = no device process)
     configs = [(b, p, c) for p in counts for d in modes for c in (device_calls if d else [0]) for b in batches]
     console.print(
-        f"detector {detector.name}: {detector.provider}, input {detector.input_size}, uint8 input "
+        f"detector {detector.name}: {detector.provider}, {args.precision}, input {detector.input_size}, uint8 input "
         f"{not detector.host_normalise}; {n} images of {width}x{height} per run; device {device}; "
         f"pipeline processes {counts}, device process {args.device_process}, "
         f"{'pageable' if args.pageable or not detector.on_gpu else 'page-locked'} batch buffers"
@@ -334,6 +340,7 @@ def main() -> int:
                 detector_input_size=args.size,
                 detector_providers=tuple(providers),
                 detector_provider_options=options,
+                detector_precision=args.precision,
                 gpu_max_wait_ms=args.max_wait_ms,
                 gpu_decode_threads=args.decode_threads,
                 queue_visibility_s=600.0,
@@ -383,7 +390,7 @@ def main() -> int:
     print(f"naive one-at-a-time loop: {naive:.1f} img/s")
     print(
         f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
-        f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={best_d or 'no'}"
+        f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={best_d or 'no'} precision={args.precision}"
     )
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -50,3 +51,24 @@ def test_real_detector_batches_agree_with_single_images(detector: Detector) -> N
     assert [[d.label for d in r] for r in batched] == [[d.label for d in r] for r in single]
     assert any(d.label == "FACE_MALE" for d in batched[1])
     assert not any(d.score >= 0.35 for d in batched[2])  # coffee: nothing at the threshold
+
+
+def test_half_precision_finds_what_full_precision_finds(detector: Detector) -> None:
+    # GIVEN the same model loaded in fp16 (weights and arithmetic; input and output stay float32)
+    half = Detector(replace(detector.spec, precision="fp16"))
+    images = [decode_image(photo_jpeg(n), max_bytes=10**7, max_pixels=10**8) for n in ("astronaut", "camera", "coffee")]
+    # WHEN both detect the same photos
+    full, halved = detector.detect(images), half.detect(images)
+    # THEN the raw outputs carry fp16 rounding (the half-precision model ran) yet stay close ...
+    pixels = np.stack([detector.prepare(i).lb.canvas for i in images])
+    raw_full, raw_half = detector.run_raw(pixels), half.run_raw(pixels)
+    assert raw_half.dtype == np.float32 and not np.array_equal(raw_full, raw_half)
+    # (rows: box, best score, best class; the class of a near-tied weak candidate may flip)
+    np.testing.assert_allclose(raw_half[:, :5], raw_full[:, :5], rtol=0.02, atol=0.5)
+    # ... and each photo gets the same labels, boxes within 2 % of the photo, scores within 0.02
+    assert [len(r) for r in full] == [len(r) for r in halved] and full[0] and full[1]
+    for a, b, image in zip(full, halved, images, strict=True):
+        assert [d.label for d in a] == [d.label for d in b]
+        for da, db in zip(a, b, strict=True):
+            assert abs(da.score - db.score) < 0.02
+            assert max(abs(p - q) for p, q in zip(da.box, db.box, strict=True)) < 0.02 * max(image.width, image.height)

@@ -304,3 +304,18 @@ def test_provider_options_for_an_unknown_provider_are_refused_naming_the_variabl
     monkeypatch.setenv("CONTENTFN_DETECTOR_PROVIDER_OPTIONS", '{"CudaProvider": {"prefer_nhwc": "1"}}')
     with pytest.raises(ConfigError, match=r"CONTENTFN_DETECTOR_PROVIDER_OPTIONS.*CudaProvider"):
         load_settings()
+
+
+def test_precision_comes_from_settings_and_an_unknown_one_is_refused_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+    from shared.vision.detector import spec_from_settings
+
+    model = constant_model(tmp_path / "m.onnx", yolov8_output())
+    settings = load_settings(data_dir=tmp_path, detector_model_path=model, detector_precision="fp16")
+    assert spec_from_settings(settings).precision == "fp16"
+    monkeypatch.setenv("CONTENTFN_DETECTOR_PRECISION", "fp8")
+    with pytest.raises(ConfigError, match="CONTENTFN_DETECTOR_PRECISION"):
+        load_settings()
