@@ -31,7 +31,8 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing import AuthenticationError
+from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 from typing import Any
@@ -129,7 +130,10 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
     usage = _Usage(settings.gpu_device_calls)
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
     Path(address.path).unlink(missing_ok=True)  # left by a device process that died
-    listener = Listener(address.path, family="AF_UNIX", authkey=address.authkey)
+    # No authkey here: Listener.accept would run the handshake on this thread, where a client that
+    # connects and never answers would hold up every later one. Each client's thread runs it instead.
+    listener = Listener(address.path, family="AF_UNIX")
+    os.chmod(address.path, 0o600)  # the instance's own user only
     log.info("device process ready: %s, %d call(s) at once", info, usage.limit)
     if ready is not None:
         ready.send(info)
@@ -140,24 +144,28 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
                 conn = listener.accept()
             except OSError:
                 return
-            except Exception as exc:  # a client that failed authentication: keep serving the others
-                log.warning("refused a device connection: %s", exc)
-                continue
             threading.Thread(
-                target=_serve_client, args=(conn, info, detector, usage), name="gpu-device-client", daemon=True
+                target=_serve_client,
+                args=(conn, address.authkey, info, detector, usage),
+                name="gpu-device-client",
+                daemon=True,
             ).start()
     finally:
         listener.close()
 
 
-def _serve_client(conn: Connection, info: dict[str, Any], detector: Detector, usage: _Usage) -> None:
-    """One pipeline's (or one observer's) connection: its requests in turn, until it closes."""
+def _serve_client(conn: Connection, authkey: bytes, info: dict[str, Any], detector: Detector, usage: _Usage) -> None:
+    """One pipeline's (or one observer's) connection: the handshake, then its requests in turn, until it closes."""
     client = _Client(conn)
     try:
+        deliver_challenge(conn, authkey)  # what Listener(authkey=...).accept does, off the accepting thread
+        answer_challenge(conn, authkey)
         conn.send(info)
         while True:
             message = conn.recv()
             conn.send(_handle(message, client, detector, usage))
+    except AuthenticationError as exc:
+        log.warning("refused a device connection: %s", exc)
     except (EOFError, OSError):  # the pipeline is gone (it may have died mid-call)
         pass
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +66,31 @@ def test_remote_calls_give_the_local_sessions_answers(device: tuple[Settings, De
         assert remote.provider == "CPUExecutionProvider" and remote.layout == local.layout
     finally:
         remote.close()
+
+
+def test_a_silent_or_unauthenticated_client_holds_up_no_one(device: tuple[Settings, DeviceAddress]) -> None:
+    from multiprocessing import AuthenticationError
+    from multiprocessing.connection import Client
+
+    _, address = device
+    # GIVEN a client that connects and never answers the handshake
+    silent = socket.socket(socket.AF_UNIX)
+    silent.connect(address.path)
+    try:
+        # WHEN another connects with the right key
+        got: list[dict[str, object] | None] = []
+        asking = threading.Thread(target=lambda: got.append(device_usage(address, timeout_s=5)))
+        asking.start()
+        asking.join(20)
+        # THEN it is served at once, the silent one still pending
+        assert not asking.is_alive(), "a client that never answered held up the next one"
+        assert got and got[0] is not None and got[0]["calls"] == 0
+        # and one with the wrong key is refused
+        with pytest.raises(AuthenticationError):
+            Client(address.path, family="AF_UNIX", authkey=b"not the key")
+    finally:
+        silent.close()
+    assert (os.stat(address.path).st_mode & 0o777) == 0o600  # the instance's own user only
 
 
 def test_a_call_fails_clearly_while_the_device_process_is_gone_and_works_once_it_is_back(
