@@ -77,6 +77,13 @@ def parse_args() -> argparse.Namespace:
         help='options per provider for every session of the run, as JSON: {"CUDAExecutionProvider": {"k": "v"}}',
     )
     p.add_argument(
+        "--budget-s",
+        type=float,
+        default=0.0,
+        help="stop starting configurations once the next would likely end past this many seconds from "
+        "the start (the longest one so far as the guess), and report those done (0: no budget)",
+    )
+    p.add_argument(
         "--precision",
         choices=["fp32", "fp16"],
         default="fp32",
@@ -278,6 +285,7 @@ def bench_model(explicit: Path | None) -> Path:
 
 def main() -> int:
     args = parse_args()
+    began = time.perf_counter()
     width, height = (int(v) for v in args.photo.lower().split("x"))
     model = bench_model(args.model)
     providers = [p for p in args.providers.split(",") if p]
@@ -360,7 +368,13 @@ def main() -> int:
             svc.close()
         console.print(f"naive loop: {naive:.1f} img/s over {n_naive} images")
         ceilings = {b: model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0) for b in batches}
-        for b, procs, calls in configs:
+        longest = 0.0  # seconds the longest configuration took, set-up included: the guess for the next
+        for k, (b, procs, calls) in enumerate(configs):
+            if args.budget_s and time.perf_counter() - began + longest > args.budget_s:
+                left = ", ".join(f"b{b2}/p{p2}/d{c2}" for b2, p2, c2 in configs[k:])
+                console.print(f"budget of {args.budget_s:.0f} s: not starting {len(configs) - k} more ({left})")
+                break
+            config_began = time.perf_counter()
             label = f"b{b}p{procs}d{calls}"
             svc = services(label, b, procs, calls)
             try:
@@ -370,6 +384,7 @@ def main() -> int:
             finally:
                 svc.close()
             results[(b, procs, calls)] = (n / elapsed, ceilings[b], dets)
+            longest = max(longest, time.perf_counter() - config_began)
             console.print(
                 f"batch {b:>4}, {procs} processes{f', device process ({calls} at once)' if calls else ''}: "
                 f"end-to-end {n / elapsed:8.1f} img/s; model only {ceilings[b]:8.1f} img/s; {dets} detections"
@@ -385,6 +400,9 @@ def main() -> int:
     for (b, procs, calls), (e2e, ceiling, _) in results.items():
         dev = f"{calls} call" if calls else "no"
         print(f"{b:>6} {procs:>6} {dev:>7} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f}")
+    if not results:
+        print("bench-gpu: no configuration finished within the budget")
+        return 1
     best_b, best_p, best_d = max(results, key=lambda k: results[k][0])
     best = results[(best_b, best_p, best_d)][0]
     print(f"naive one-at-a-time loop: {naive:.1f} img/s")
