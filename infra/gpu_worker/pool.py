@@ -79,7 +79,7 @@ def in_flight_shares(in_flight: int, processes: int) -> list[int]:
 
 
 def _device_main(settings: Settings, address: DeviceAddress, ready: Connection) -> None:
-    """The device process (``CONTENTFN_GPU_DEVICE_PROCESS``): the only session, one call at a time."""
+    """The device process (``CONTENTFN_GPU_DEVICE_PROCESS``): the only session, ``gpu_device_calls`` calls at once."""
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s [device] %(name)s %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     serve_device(settings, address, ready)
