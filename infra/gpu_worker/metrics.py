@@ -17,11 +17,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 __all__ = ["STAGES", "WorkerMetrics", "prometheus_text"]
 
 # Where an image's time goes, in pipeline order (each a counter of seconds, summed over threads):
-# claim (queue round trips), read (object store), decode (safe decode + letterbox), gather (the
-# batcher waiting for a batch to fill), stack (copying images into the batch buffer), turn (waiting
-# for the GPU gate: another call is running), infer (the model call, transfers included), postprocess (thresholds, NMS, mapping boxes back) and write
-# (the transaction that stores results and acks).
-STAGES = ("claim", "read", "decode", "gather", "stack", "turn", "infer", "postprocess", "write")
+# claim (queue round trips), read (object store), decode (safe decode + letterbox into a batch row),
+# row_wait (a decoded image waiting for a batch row: every batch buffer is full or running), gather
+# (a batch thread waiting for a batch to be ready), turn (waiting for the GPU gate: another call is
+# running), infer (the model call, transfers included), postprocess (thresholds, NMS, mapping boxes
+# back) and write (the transaction that stores results and acks).
+STAGES = ("claim", "read", "decode", "row_wait", "gather", "turn", "infer", "postprocess", "write")
 
 
 @dataclass

@@ -349,6 +349,13 @@ class WorkerPool:
             health |= {"device_calls": usage["calls"], "device_busy_s": round(usage["busy_s"], 3)}
         return health
 
+    def pids(self) -> tuple[list[int], int | None]:
+        """The live pipeline processes' pids, and the device process's (None without one)."""
+        with self._lock:
+            pipelines = [c.process.pid for c in self.children if c.process is not None and c.process.is_alive()]
+        device = self.device_process.pid if self.device_process is not None else None
+        return pipelines, device
+
     def device_usage(self) -> dict[str, Any] | None:
         """The device process's calls, images and busy seconds since it started; None without one."""
         if self.device_address is None:

@@ -2,14 +2,15 @@
 
 Pipeline (one process, threads):
 
-    claimer ──claim(≤ room)──► decode pool (safe decode + letterbox) ──► batcher ──run──► writer
-       ▲                                                                                   │
-       └──────────────── permits: max_in_flight batches x max_batch images ◄───────────────┘
+    claimer ──claim(≤ room)──► decode pool (safe decode, letterbox into a batch row) ──► batch ──run──► writer
+       ▲                                                                                        │
+       └────────────────── permits: max_in_flight batches x max_batch images ◄──────────────────┘
 
 - The claimer holds one permit per claimed job and claims only while permits are free, so memory
   is bounded by the cap whatever the backlog: extra work waits in the queue (backpressure).
-- The batcher takes what is decoded, up to ``max_batch`` or until ``max_wait_ms`` after the first
-  item; items past their deadline go back to the queue instead of being run late.
+- Each decoded image is letterboxed straight into a row of the batch being filled (slots.py). A
+  batch runs once it is full or ``max_wait_ms`` after its first image; items past their deadline go
+  back to the queue instead of being run late.
 - The writer replaces each image's detections, marks it, records the ledger and acks the jobs in
   one transaction. A crash before the commit leaves every job leased and nothing written: the lease
   expires and the job runs again. A crash after the commit leaves nothing to redo.
@@ -34,6 +35,7 @@ import numpy as np
 from infra.gpu_worker.device import DeviceUnavailable
 from infra.gpu_worker.gate import GpuGate
 from infra.gpu_worker.metrics import WorkerMetrics
+from infra.gpu_worker.slots import Slab, SlotBatcher
 from shared.config import Settings
 from shared.errors import ConfigError, PoisonError
 from shared.queue.base import ClaimedJob
@@ -73,6 +75,10 @@ class _Batch:
     found: list[list[Detection]] | None = None  # per runnable item, in order
     started: float = field(default_factory=time.monotonic)
 
+    @property
+    def runnable(self) -> list[_Item]:
+        return [i for i in self.items if i.prepared is not None]
+
 
 class GpuWorker:
     """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
@@ -103,9 +109,10 @@ class GpuWorker:
         self._room = threading.Condition()
         self._free = self.permits
         self._outstanding: dict[str, _Item] = {}
-        self._local = threading.local()  # each inference thread's batch buffer
-        self._buffers: list[np.ndarray] = []  # all of them (page-locked on a GPU until stop)
-        self._decoded: queue_mod.Queue[_Item] = queue_mod.Queue()
+        self._local = threading.local()  # each inference thread's output buffer
+        self._buffers: list[np.ndarray] = []  # every host buffer (page-locked on a GPU until stop)
+        self._slots: SlotBatcher | None = None  # made at start: the batch buffers decoding writes into
+        self._unrun: queue_mod.Queue[_Item] = queue_mod.Queue()  # refused or failed before a batch row
         self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
@@ -136,13 +143,15 @@ class GpuWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuWorker:
-        for size in self.buckets:
-            self.detector.run_raw(self._stack_zeros(size))
-        warm = getattr(self._local, "buffer", None)
-        if warm is not None:  # the warm-up buffer belonged to this thread; drop it
-            self._buffers = [b for b in self._buffers if b is not warm]
-            self.detector.release_buffer(warm)
-        self._local = threading.local()
+        # One batch buffer per batch that may be in flight, and one more to fill while they run.
+        size = self.detector.input_size
+        slabs = max(self.services.settings.gpu_max_in_flight, self.infer_threads) + 1
+        buffers = [self.detector.host_buffer((self.max_batch, size, size, 3)) for _ in range(slabs)]
+        self._buffers.extend(buffers)
+        self._slots = SlotBatcher(buffers, self.max_wait_s)
+        for rows in self.buckets:
+            buffers[0][:rows] = 0
+            self.detector.run_raw(buffers[0][:rows])
         self.report()
         for t in self._threads:
             t.start()
@@ -256,8 +265,9 @@ class GpuWorker:
         payload = item.claimed.job.payload
         if not isinstance(payload.get("image_id"), int) or not payload.get("bucket") or not payload.get("key"):
             item.error, item.poison = "malformed detection job: image_id, bucket and key are required", True
-            self._decoded.put(item)
+            self._unrun.put(item)
             return
+        slot: tuple[Slab, int] | None = None
         try:
             t0 = time.perf_counter()
             with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
@@ -266,93 +276,107 @@ class GpuWorker:
             image = decode_image(
                 data, max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels, draft_to=self.detector.input_size
             )
-            item.prepared = self.detector.prepare(image)
+            t2 = time.perf_counter()
+            assert self._slots is not None
+            slot = self._slots.take_row(self._halt)
+            if slot is None:  # halting: the item is still outstanding and goes back to the queue
+                return
+            t3 = time.perf_counter()
+            slab, row = slot
+            item.prepared = self.detector.prepare(image, into=slab.buffer[row])
             item.fmt = image.format
+            self._slots.fill(slab, row, item)
             self.metrics.add_stage("read", t1 - t0)
-            self.metrics.add_stage("decode", time.perf_counter() - t1)
+            self.metrics.add_stage("decode", t2 - t1 + time.perf_counter() - t3)
+            self.metrics.add_stage("row_wait", t3 - t2)
+            return
         except ImageRejected as exc:
             item.rejected = ImageResult(item.image_id, rejected=f"{exc.reason}: {exc}")
         except PoisonError as exc:  # the object vanished or grew past the cap since ingest
             item.rejected = ImageResult(item.image_id, rejected=f"unreadable: {exc}")
         except Exception as exc:
             item.error = f"{type(exc).__name__}: {exc}"
-        self._decoded.put(item)
+        if slot is not None:  # the row stays unused; the rest of its batch runs
+            item.prepared = None
+            assert self._slots is not None
+            self._slots.fill(slot[0], slot[1], None)
+        self._unrun.put(item)
 
     # -- batch + infer -----------------------------------------------------------------------
     def _batch_loop(self) -> None:
+        assert self._slots is not None
         while not self._halt.is_set():
-            try:
-                first = self._decoded.get(timeout=0.1)
-            except queue_mod.Empty:
-                continue
-            items = [first]
             gathering = time.perf_counter()
-            until = time.monotonic() + self.max_wait_s
-            while len(items) < self.max_batch:
-                wait = until - time.monotonic()
-                try:
-                    item = self._decoded.get(timeout=wait) if wait > 0 else self._decoded.get_nowait()
-                except queue_mod.Empty:
-                    break
-                items.append(item)
-            now = time.monotonic()
-            late = [i for i in items if i.prepared is not None and now > i.deadline]
-            if late:
-                log.warning("releasing %d images that missed their deadline", len(late))
-                self._release(late)
-                items = [i for i in items if i not in late]
-            batch = _Batch(items)
-            runnable = [i.prepared for i in items if i.prepared is not None]
+            slab = self._slots.next_ready(timeout_s=max(self.max_wait_s, 0.1))
+            unrun = self._take_unrun()
+            if slab is None:
+                if unrun:  # refused images are written (and acked) without waiting for a batch
+                    self._to_write.put(_Batch(unrun))
+                continue
             t0 = time.perf_counter()
             self.metrics.add_stage("gather", t0 - gathering)
-            if runnable:
-                try:
-                    self._run(batch, runnable, t0)
-                except DeviceUnavailable as exc:
-                    # Not the images' fault: back to the queue without using up an attempt, and a
-                    # pause while the device process comes back.
-                    log.warning("%s; releasing %d images back to the queue", exc, len(items))
-                    self._release(items)
-                    self._halt.wait(1.0)
-                    continue
-                except Exception as exc:  # the device failed this batch: its jobs are retried, permits freed
-                    log.exception("model call on %d images failed; their jobs will be retried", len(runnable))
-                    for item in items:
-                        if item.prepared is not None:
-                            item.error = f"model call failed: {type(exc).__name__}: {exc}"
-                            item.prepared = None
-            if items:
+            try:
+                batch = self._run_slab(slab, t0)
+            finally:
+                self._slots.give_back(slab)
+            batch.items.extend(unrun)
+            if batch.items:
                 self._to_write.put(batch)
 
-    def _run(self, batch: _Batch, runnable: list[Prepared], t0: float) -> None:
-        pixels = self._stack(runnable)
+    def _take_unrun(self) -> list[_Item]:
+        items = []
+        while True:
+            try:
+                items.append(self._unrun.get_nowait())
+            except queue_mod.Empty:
+                return items
+
+    def _run_slab(self, slab: Slab, t0: float) -> _Batch:
+        """Run the model over a ready slab's rows; the slab may be reused once this returns."""
+        filled: list[tuple[int, _Item]] = slab.rows()
+        now = time.monotonic()
+        late = [item for _, item in filled if now > item.deadline]
+        if late:
+            log.warning("releasing %d images that missed their deadline", len(late))
+            self._release(late)
+            filled = [(row, item) for row, item in filled if now <= item.deadline]
+        batch = _Batch([item for _, item in filled])
+        if not filled:
+            return batch
+        try:
+            self._run(batch, slab, [row for row, _ in filled], t0)
+        except DeviceUnavailable as exc:
+            # Not the images' fault: back to the queue without using up an attempt, and a pause
+            # while the device process comes back.
+            log.warning("%s; releasing %d images back to the queue", exc, len(batch.items))
+            self._release(batch.items)
+            self._halt.wait(1.0)
+            return _Batch([])
+        except Exception as exc:  # the device failed this batch: its jobs are retried, permits freed
+            log.exception("model call on %d images failed; their jobs will be retried", len(batch.items))
+            for item in batch.items:
+                item.error = f"model call failed: {type(exc).__name__}: {exc}"
+                item.prepared = None
+        return batch
+
+    def _run(self, batch: _Batch, slab: Slab, rows: list[int], t0: float) -> None:
+        # Rows past the last one taken (up to the padded batch size) hold stale pixels, and rows
+        # given up or released late are run too: their outputs are not read.
+        pixels = slab.buffer[: padded_size(self.buckets, slab.taken)]
         out = self._output_buffer()
         t_turn = time.perf_counter()
         with self.gate.turn() if self.gate else contextlib.nullcontext():
             t1 = time.perf_counter()
-            output = self.detector.run_raw(pixels, out=out)[: len(runnable)]
+            output = self.detector.run_raw(pixels, out=out)
             t2 = time.perf_counter()
         # Post-processed here, before this thread's next batch reuses the output buffer.
-        batch.found = self.detector.postprocess(output, runnable)
-        self.metrics.add_stage("stack", t_turn - t0)
+        dense = rows == list(range(len(rows)))
+        runnable = [item.prepared for item in batch.items if item.prepared is not None]
+        batch.found = self.detector.postprocess(output[: len(rows)] if dense else output[rows], runnable)
         self.metrics.add_stage("turn", t1 - t_turn)
         self.metrics.add_stage("infer", t2 - t1)
         self.metrics.add_stage("postprocess", time.perf_counter() - t2)
-        self.metrics.record_batch(len(runnable), t2 - t1)
-
-    def _stack(self, prepared: list[Prepared]) -> np.ndarray:
-        # One batch buffer, reused: a fresh 150 MB array per batch of 128 at 640 costs more in page
-        # faults than the copy itself. Safe to reuse: run_raw has copied it out when it returns.
-        buffer = self._batch_buffer()
-        for k, p in enumerate(prepared):
-            buffer[k] = p.lb.canvas
-        # Rows past the real ones are padding (stale pixels); their outputs are cut off.
-        return buffer[: padded_size(self.buckets, len(prepared))]
-
-    def _stack_zeros(self, n: int) -> np.ndarray:
-        buffer = self._batch_buffer()
-        buffer[:n] = 0
-        return buffer[:n]
+        self.metrics.record_batch(len(rows), t2 - t1)
 
     def _output_buffer(self) -> np.ndarray:
         out: np.ndarray | None = getattr(self._local, "out", None)
@@ -360,14 +384,6 @@ class GpuWorker:
             out = self._local.out = self.detector.output_buffer(self.max_batch)
             self._buffers.append(out)
         return out
-
-    def _batch_buffer(self) -> np.ndarray:
-        buffer: np.ndarray | None = getattr(self._local, "buffer", None)
-        if buffer is None:
-            size = self.detector.input_size
-            buffer = self._local.buffer = self.detector.host_buffer((self.max_batch, size, size, 3))
-            self._buffers.append(buffer)
-        return buffer
 
     # -- write + ack -------------------------------------------------------------------------
     def _write_loop(self) -> None:
@@ -381,7 +397,7 @@ class GpuWorker:
 
     def _write(self, batch: _Batch) -> None:
         failed = [i for i in batch.items if i.error is not None]
-        runnable = [i for i in batch.items if i.prepared is not None]
+        runnable = batch.runnable
         results = [i.rejected for i in batch.items if i.rejected is not None]
         if runnable and batch.found is not None:
             for item, dets in zip(runnable, batch.found, strict=True):

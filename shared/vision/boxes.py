@@ -22,6 +22,7 @@ __all__ = [
     "decode_layout",
     "guess_layout",
     "letterbox",
+    "letterbox_into",
     "nms",
     "yolox_grid",
 ]
@@ -42,30 +43,41 @@ class Letterboxed:
 
 
 def letterbox(pixels: np.ndarray, size: int, *, center: bool = True) -> Letterboxed:
-    """Fit ``pixels`` (H, W, 3 uint8) into a square canvas; ``center=False`` pads right/bottom (YOLOX).
+    """Fit ``pixels`` (H, W, 3 uint8) into a new square canvas; ``center=False`` pads right/bottom (YOLOX)."""
+    return letterbox_into(pixels, np.empty((size, size, 3), np.uint8), center=center)
+
+
+def letterbox_into(pixels: np.ndarray, canvas: np.ndarray, *, center: bool = True) -> Letterboxed:
+    """Letterbox ``pixels`` straight into ``canvas`` (a (size, size, 3) uint8 array, such as one row of
+    a batch buffer): no canvas of its own is allocated and nothing is copied twice.
 
     OpenCV resizes (bilinear, as the YOLO projects do when they train; area averaging when shrinking
-    by more than half, which keeps small details) and pads in one pass each, without the GIL.
+    by more than half, which keeps small details) into the canvas's inner region, without the GIL;
+    only the padding around it is filled with grey.
     """
     import cv2
 
+    size = canvas.shape[0]
+    if canvas.shape != (size, size, 3) or canvas.dtype != np.uint8:
+        raise ValueError(f"canvas must be a square (size, size, 3) uint8 array, not {canvas.shape} {canvas.dtype}")
     h, w = pixels.shape[:2]
     ratio = min(size / h, size / w)
     new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
-    if (new_w, new_h) != (w, h):
-        interpolation = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
-        pixels = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
     pad_x = (size - new_w) // 2 if center else 0
     pad_y = (size - new_h) // 2 if center else 0
-    canvas = cv2.copyMakeBorder(
-        np.ascontiguousarray(pixels),
-        pad_y,
-        size - new_h - pad_y,
-        pad_x,
-        size - new_w - pad_x,
-        cv2.BORDER_CONSTANT,
-        value=(_PAD_VALUE, _PAD_VALUE, _PAD_VALUE),
-    )
+    bottom, right = pad_y + new_h, pad_x + new_w
+    inner = canvas[pad_y:bottom, pad_x:right]
+    if (new_w, new_h) == (w, h):
+        np.copyto(inner, pixels)
+    else:
+        interpolation = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
+        out = cv2.resize(np.ascontiguousarray(pixels), (new_w, new_h), dst=inner, interpolation=interpolation)
+        if not np.shares_memory(out, canvas):  # a strided view OpenCV would not write into
+            inner[...] = out
+    canvas[:pad_y] = _PAD_VALUE
+    canvas[bottom:] = _PAD_VALUE
+    canvas[pad_y:bottom, :pad_x] = _PAD_VALUE
+    canvas[pad_y:bottom, right:] = _PAD_VALUE
     return Letterboxed(canvas=canvas, ratio=ratio, pad_x=float(pad_x), pad_y=float(pad_y))
 
 

@@ -19,7 +19,15 @@ from typing import Any, Literal
 import numpy as np
 
 from shared.errors import ConfigError, ModelNotReady
-from shared.vision.boxes import Layout, Letterboxed, decode_layout, guess_layout, letterbox, nms
+from shared.vision.boxes import (
+    Layout,
+    Letterboxed,
+    decode_layout,
+    guess_layout,
+    letterbox,
+    letterbox_into,
+    nms,
+)
 from shared.vision.decode import DecodedImage
 from shared.vision.pinned import pin, unpin
 
@@ -232,8 +240,14 @@ class Detector:
                 return
 
     # -- running -----------------------------------------------------------------------------
-    def prepare(self, image: DecodedImage) -> Prepared:
-        lb = letterbox(image.pixels, self.input_size, center=self.layout != "yolox")
+    def prepare(self, image: DecodedImage, into: np.ndarray | None = None) -> Prepared:
+        """Letterbox ``image`` for the model: into ``into`` (one row of a batch buffer) when given,
+        else into a canvas of its own."""
+        center = self.layout != "yolox"
+        if into is None:
+            lb = letterbox(image.pixels, self.input_size, center=center)
+        else:
+            lb = letterbox_into(image.pixels, into, center=center)
         h, w = image.pixels.shape[:2]
         return Prepared(lb=lb, width=image.width, height=image.height, scale_back=(image.width / w, image.height / h))
 

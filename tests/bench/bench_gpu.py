@@ -17,6 +17,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -191,22 +192,55 @@ def check_rows(svc: Services, n: int) -> tuple[int, int]:
     return done, dets
 
 
+def process_counters(pid: int | None = None) -> tuple[float, int]:
+    """(CPU seconds, minor page faults) of a process so far: this one (``None``), else from /proc."""
+    if pid is None:
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        return use.ru_utime + use.ru_stime, use.ru_minflt
+    # Fields after the command name: state is the 3rd field, so minflt (10th) is at 7, utime/stime at 11/12.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), int(fields[7])
+
+
+def host_counters(runner: GpuWorker | WorkerPool) -> dict[str, tuple[float, int]]:
+    """CPU seconds and minor page faults, summed over the pipeline processes, and the device process's."""
+    if isinstance(runner, GpuWorker):
+        return {"pipelines": process_counters()}
+    pipelines, device = runner.pids()
+    per = [process_counters(pid) for pid in pipelines]
+    out = {"pipelines": (sum(c for c, _ in per), sum(f for _, f in per))}
+    if device is not None:
+        out["device"] = process_counters(device)
+    return out
+
+
+def host_line(before: dict[str, tuple[float, int]], after: dict[str, tuple[float, int]], n: int) -> str:
+    """CPU milliseconds and minor page faults per image, per kind of process (Postgres not counted)."""
+    parts = []
+    for who in after:
+        cpu, faults = (after[who][0] - before[who][0], after[who][1] - before[who][1])
+        parts.append(f"{who} {1000 * cpu / n:.2f} ms CPU, {faults / n:.0f} page faults")
+    return "host, per image: " + "; ".join(parts)
+
+
 def run_worker(
     svc: Services, detector: Detector, n: int, processes: int
-) -> tuple[float, dict[str, float], dict[str, Any] | None]:
-    """Seconds until all ``n`` images are done, the pipeline's stage seconds summed over processes, and
-    the device process's usage (None without one)."""
+) -> tuple[float, dict[str, float], dict[str, Any] | None, str]:
+    """Seconds until all ``n`` images are done, the pipeline's stage seconds summed over processes,
+    the device process's usage (None without one) and the host CPU and page faults per image."""
     # Both warm up the batch shapes (and the pool waits for every process's model) before timing.
     pooled = processes > 1 or svc.settings.gpu_device_process
     runner = WorkerPool(svc, processes, streams=False, grace_s=30).start() if pooled else GpuWorker(svc, detector)
     if isinstance(runner, GpuWorker):
         runner.start()
     device = runner.device_usage() if isinstance(runner, WorkerPool) else None  # after the warm-up calls
+    counters = host_counters(runner)
     started = time.perf_counter()
     try:
         while done_count(svc) < n:
             time.sleep(0.01)
         elapsed = time.perf_counter() - started
+        host = host_line(counters, host_counters(runner), n)
         usage = None
         if isinstance(runner, GpuWorker):
             snaps = [runner.metrics.snapshot(runner.max_batch)]
@@ -220,7 +254,7 @@ def run_worker(
             snaps = list(runner.snapshots().values())
     finally:
         runner.stop()
-    return elapsed, {k: sum(float(s.get(f"stage_{k}_s", 0.0)) for s in snaps) for k in STAGES}, usage
+    return elapsed, {k: sum(float(s.get(f"stage_{k}_s", 0.0)) for s in snaps) for k in STAGES}, usage, host
 
 
 def stage_line(stages: dict[str, float], n: int) -> str:
@@ -379,7 +413,7 @@ def main() -> int:
             svc = services(label, b, procs, calls)
             try:
                 seed_jobs(svc, keys, label)
-                elapsed, stages, usage = run_worker(svc, detector, n, procs)
+                elapsed, stages, usage, host = run_worker(svc, detector, n, procs)
                 _, dets = check_rows(svc, n)
             finally:
                 svc.close()
@@ -390,6 +424,7 @@ def main() -> int:
                 f"end-to-end {n / elapsed:8.1f} img/s; model only {ceilings[b]:8.1f} img/s; {dets} detections"
             )
             console.print(stage_line(stages, n))
+            console.print(host)
             if usage is not None and usage["calls"]:
                 console.print(
                     f"device process: {usage['calls']} calls, {1000 * usage['busy_s'] / usage['calls']:.1f} ms "

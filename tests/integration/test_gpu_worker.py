@@ -18,6 +18,7 @@ from infra.gpu_worker.worker import GpuWorker
 from shared.config import Settings
 from shared.events import HttpRequest
 from shared.services import Services
+from shared.vision.decode import decode_image
 from shared.vision.detector import Detector, ModelSpec, batch_sizes, default_model_path
 from tests.conftest import need
 from tests.integration.test_detector_real import photo_jpeg
@@ -184,3 +185,52 @@ def test_a_failed_model_call_retries_its_jobs_and_frees_their_places(vision_serv
     assert failures == [0] and worker.metrics.images_failed > 0
     assert scalar(svc, "SELECT count(*) FROM detections") == 8 * TINY_BOXES_PER_IMAGE
     assert worker.in_flight == 0 and svc.queue.dead_count() == 0 and svc.queue.depth("detect") == 0
+
+
+def test_each_photo_of_a_mixed_batch_gets_its_own_detections(settings: Settings) -> None:
+    path = default_model_path()
+    need(path is not None, "the nudenet wheel is not installed")
+    assert path is not None
+    # GIVEN a worker that gathers up to 8 images for as long as 2 s
+    svc = Services.from_settings(
+        settings.model_copy(
+            update={"gpu_max_batch": 8, "gpu_max_in_flight": 2, "gpu_max_wait_ms": 2000.0, "gpu_decode_threads": 2}
+        )
+    )
+    try:
+        # AND four photos of different sizes, and one more whose object is replaced by junk once queued
+        names = ("astronaut", "coffee", "chelsea", "rocket")
+        ids = {name: upload(svc, f"images/{name}.jpg", photo_jpeg(name))["image_id"] for name in names}
+        junk = upload(svc, "images/replaced.jpg", photo_jpeg("camera"))
+        svc.blob.put(svc.settings.bucket, "images/replaced.jpg", b"no longer an image")
+        worker = GpuWorker(svc, Detector(ModelSpec(path=path))).start()
+        try:
+            wait_for(lambda: svc.queue.depth("detect") == 0, what="the five jobs")
+        finally:
+            worker.stop(grace_s=5)
+        with svc.db.connection() as conn:
+            stored = {
+                name: sorted(
+                    conn.execute(
+                        "SELECT label, x1, y1, x2, y2 FROM detections WHERE image_id = %s", (image_id,)
+                    ).fetchall()
+                )
+                for name, image_id in ids.items()
+            }
+            refused = conn.execute("SELECT status, reason FROM images WHERE id = %s", (junk["image_id"],)).fetchone()
+            conn.commit()
+    finally:
+        svc.close()
+    # THEN the four photos ran in one model call, each wherever its decode left it in the batch
+    assert worker.metrics.batches == 1
+    # AND each photo's rows are what the model finds in that photo alone
+    alone = Detector(ModelSpec(path=path))
+    for name in names:
+        image = decode_image(photo_jpeg(name), max_bytes=10**7, max_pixels=10**8, draft_to=alone.input_size)
+        (found,) = alone.detect([image])
+        expected = sorted((d.label, *d.box) for d in found)
+        assert [r[0] for r in stored[name]] == [e[0] for e in expected], name
+        np.testing.assert_allclose([r[1:] for r in stored[name]], [e[1:] for e in expected], atol=1.0)
+    assert any(stored.values()) and len({tuple(r[0] for r in v) for v in stored.values()}) > 1
+    # AND the replaced object is refused with its reason, beside the batch
+    assert refused is not None and refused[0] == "rejected" and refused[1].startswith("unsupported_format")

@@ -271,13 +271,14 @@ def test_the_device_process_switch_sets_the_worker_env_and_sizes_its_shared_memo
     more = '  device_process = true\n  environment = { CONTENTFN_GPU_DEVICE_CALLS = "2" }\n'
     after = aws_plan("dev", tfvars_edits=(("  max_wait_ms   = 50\n", "  max_wait_ms   = 50\n" + more),))
     after = after["planned_values"]["outputs"]
-    # THEN the worker is told, and its /dev/shm holds every in-flight batch and output twice over
+    # THEN the worker is told, and its /dev/shm holds every batch buffer and output (each process's
+    # in-flight batches and the one it fills) and a batch of stream frames
     assert "CONTENTFN_GPU_DEVICE_PROCESS" not in before["ecs_task_environment"]["value"]
     assert before["ecs_task_shared_memory_mib"]["value"] == 0
     assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_PROCESS"] == "true"
     assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_CALLS"] == "2"
     per_batch_mib = 8 * 3 * 640 * 640 * 7 / 6 / 2**20
-    assert after["ecs_task_shared_memory_mib"]["value"] >= 2 * 2 * per_batch_mib + 64
+    assert after["ecs_task_shared_memory_mib"]["value"] >= (2 * 2 + 1) * per_batch_mib + 64
 
 
 def test_a_gpu_environment_that_would_override_a_cap_is_refused_naming_the_field(

@@ -16,7 +16,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from shared.vision.boxes import guess_layout, letterbox, nms, yolox_grid
+from shared.vision.boxes import guess_layout, letterbox, letterbox_into, nms, yolox_grid
 from shared.vision.decode import DecodedImage
 from shared.vision.detector import Detector, ModelSpec, _u8_wrapped
 
@@ -165,6 +165,54 @@ def test_letterbox_keeps_aspect_and_centres() -> None:
     assert lb.canvas.shape == (64, 64, 3) and lb.ratio == pytest.approx(0.32)
     assert (lb.pad_x, lb.pad_y) == (0, 16)
     assert lb.canvas[0, 0, 0] == 114 and lb.canvas[32, 32, 0] == 7
+
+
+def _reference_letterbox(pixels: np.ndarray, size: int, center: bool) -> np.ndarray:
+    """The two-step letterbox (resize to a new image, then pad it into a new canvas)."""
+    import cv2
+
+    h, w = pixels.shape[:2]
+    ratio = min(size / h, size / w)
+    new_w, new_h = max(1, round(w * ratio)), max(1, round(h * ratio))
+    if (new_w, new_h) != (w, h):
+        interpolation = cv2.INTER_AREA if ratio < 0.5 else cv2.INTER_LINEAR
+        pixels = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+    pad_x = (size - new_w) // 2 if center else 0
+    pad_y = (size - new_h) // 2 if center else 0
+    return cv2.copyMakeBorder(
+        pixels, pad_y, size - new_h - pad_y, pad_x, size - new_w - pad_x, cv2.BORDER_CONSTANT, value=(114, 114, 114)
+    )
+
+
+@pytest.mark.parametrize(
+    ("shape", "center"),
+    [
+        ((48, 64, 3), True),  # no resize: copied as it is, padded top and bottom
+        ((100, 37, 3), True),  # shrunk (bilinear), padded left and right, odd padding
+        ((500, 333, 3), True),  # shrunk by more than half (area averaging)
+        ((20, 30, 3), True),  # enlarged
+        ((100, 37, 3), False),  # YOLOX: padded right and bottom only
+        ((64, 64, 3), True),  # already the model's size
+    ],
+)
+def test_letterbox_into_a_batch_row_equals_the_two_step_letterbox(shape: tuple[int, int, int], center: bool) -> None:
+    # GIVEN a batch buffer whose rows hold stale pixels from an earlier batch
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    batch = rng.integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    before = batch.copy()
+    # WHEN an image is letterboxed into row 1
+    lb = letterbox_into(pixels, batch[1], center=center)
+    # THEN the row is exactly the resized-then-padded canvas, every stale pixel overwritten
+    np.testing.assert_array_equal(batch[1], _reference_letterbox(pixels, 64, center))
+    assert np.shares_memory(lb.canvas, batch)
+    # AND the other rows are untouched
+    np.testing.assert_array_equal(batch[[0, 2]], before[[0, 2]])
+
+
+def test_letterbox_into_refuses_a_canvas_of_the_wrong_shape() -> None:
+    with pytest.raises(ValueError, match="square"):
+        letterbox_into(np.zeros((10, 10, 3), np.uint8), np.zeros((64, 32, 3), np.uint8))
 
 
 def test_model_knobs_come_from_settings_with_a_labels_file(tmp_path: Path) -> None:
