@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     gpu_device_process: bool = False  # one process owns the GPU; pipelines send it batches (shared memory)
     gpu_device_calls: int = Field(default=1, ge=1, le=8)  # model calls the device process runs at once
     gpu_pinned_buffers: bool = True  # on a GPU, page-lock the batch buffers (DMA copies to the device)
+    # Freed memory each pipeline process keeps for reuse instead of returning it to the kernel and
+    # faulting it in again per image (glibc malloc thresholds; 0: the C library's defaults).
+    gpu_malloc_keep_mib: int = Field(default=512, ge=0, le=2047)
     gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
     gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this
     gpu_metrics_host: str = "127.0.0.1"

@@ -34,6 +34,7 @@ import numpy as np
 
 from infra.gpu_worker.device import DeviceUnavailable
 from infra.gpu_worker.gate import GpuGate
+from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.metrics import WorkerMetrics
 from infra.gpu_worker.slots import Slab, SlotBatcher
 from shared.config import Settings
@@ -143,6 +144,7 @@ class GpuWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuWorker:
+        keep_freed_memory(self.services.settings.gpu_malloc_keep_mib)
         # One batch buffer per batch that may be in flight, and one more to fill while they run.
         size = self.detector.input_size
         slabs = max(self.services.settings.gpu_max_in_flight, self.infer_threads) + 1
