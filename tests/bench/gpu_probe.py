@@ -3,7 +3,8 @@
 The end-to-end benchmark says how fast the pipeline is; this says why not faster. Each scenario runs
 the detector's own ``run_raw`` on a uint8 batch for a few seconds and prints images per second and
 milliseconds per call, alone and next to what the pipeline puts beside it: a second inference thread,
-decode threads, memory churn, other processes on the same GPU.
+decode threads, memory churn (with the C library's malloc, and as the pipeline tunes it), other
+processes on the same GPU.
 
     python -m tests.bench.gpu_probe [--batch 128] [--seconds 4] [--model PATH]
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from infra.gpu_worker.memory import keep_freed_memory
 from shared.vision.decode import decode_image
 from shared.vision.detector import Detector, ModelSpec
 from tests.bench.bench_gpu import bench_model
@@ -177,6 +179,12 @@ def main() -> int:
     scenario(f"two-threads+decode-x{n}", lambda: with_load("decode", 2))
     scenario("processes-x2", lambda: _processes(args, 2))
     scenario("processes-x4", lambda: _processes(args, 4))
+
+    def kept_churn() -> tuple[float, float]:  # the pipeline's malloc tuning; it cannot be undone, so last
+        keep_freed_memory(512)
+        return with_load("churn")
+
+    scenario(f"churn-x{n}-kept", kept_churn)
     return 0
 
 
