@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from infra.gpu_worker.memory import keep_freed_memory
 from shared.errors import ConfigError
 from shared.vision.detector import Detector, load_detector, spec_from_settings
 from shared.vision.pinned import pin, unpin
@@ -126,6 +127,7 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
     """The device process: load the model and answer each pipeline on its own thread, running at most
     ``gpu_device_calls`` model calls at once. (Each pipeline's ``GpuWorker.start`` runs every padded
     batch size through it, which warms the shapes here.)"""
+    keep_freed_memory(settings.gpu_malloc_keep_mib)  # the model's host-side buffers, call after call
     detector = load_detector(settings)
     usage = _Usage(settings.gpu_device_calls)
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
