@@ -9,10 +9,13 @@ the pipeline processes claim, decode, letterbox, write and ack; a device process
 session and runs one call at a time. Two call threads of a process that did nothing else did
 3,000 img/s there against 2,258 for one: ``CONTENTFN_GPU_DEVICE_CALLS=2`` lets that many calls overlap.
 
-Transfers: each pipeline thread's batch and output buffers are POSIX shared memory blocks that the
-device process maps once and page-locks (``cudaHostRegister``), so a call sends a few bytes over a
-socket and the batch goes from the pipeline's buffer to the GPU by DMA, with no copy between
-processes. A call names its blocks and row count; the reply says ok or carries the error.
+Transfers: each pipeline's batch and output buffers are shared memory that the device process maps
+once and page-locks (``cudaHostRegister``), so a call sends a few bytes over a socket and the batch
+goes from the pipeline's buffer to the GPU by DMA, with no copy between processes. A call names its
+blocks and row count; the reply says ok or carries the error. On Linux a block is an anonymous
+memfd whose descriptor travels over the socket (SCM_RIGHTS): it is counted as the processes' memory,
+and /dev/shm, which Docker and Kubernetes cap at 64 MB unless told otherwise, plays no part.
+Elsewhere it is a POSIX shared memory block found by name.
 
 Failure: if the device process dies, calls fail with ``DeviceUnavailable``; the pipelines put those
 batches back on the queue without using up an attempt and wait, the pool restarts the device
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import mmap
 import os
 import secrets
 import tempfile
@@ -33,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
+from multiprocessing.reduction import recv_handle, send_handle
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 from typing import Any
@@ -67,9 +72,74 @@ class DeviceAddress:
         return cls(str(folder / f"contentfn-gpu-{secrets.token_hex(6)}.sock"), secrets.token_bytes(16))
 
 
+_MEMFD = hasattr(os, "memfd_create")
+
+
+class _Shared:
+    """Memory that a pipeline and the device process both map (see the module's docstring)."""
+
+    def __init__(self, buf: Any, *, fd: int | None = None, shm: SharedMemory | None = None) -> None:
+        self.buf = buf  # an mmap, or the SharedMemory's memoryview
+        self.fd = fd  # the memfd, kept by the pipeline that made it, to pass again after a reconnect
+        self.shm = shm
+
+    @classmethod
+    def create(cls, size: int) -> _Shared:
+        if not _MEMFD:
+            _check_shm_room(size)
+            shm = SharedMemory(create=True, size=size)
+            return cls(shm.buf, shm=shm)
+        fd = os.memfd_create("contentfn-gpu-batch", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(fd, size)
+            return cls(mmap.mmap(fd, size), fd=fd)
+        except OSError:
+            os.close(fd)
+            raise
+
+    @property
+    def name(self) -> str | None:
+        """The POSIX block's name; None for a memfd, whose descriptor follows the message instead."""
+        return None if self.shm is None else self.shm.name
+
+    def send(self, conn: Connection) -> None:
+        if self.fd is not None:
+            send_handle(conn, self.fd, 0)
+
+    @classmethod
+    def attach(cls, conn: Connection, name: str | None, size: int) -> _Shared:
+        """The device process's side: a memfd from the connection, or a POSIX block by name."""
+        if name is not None:
+            shm = SharedMemory(name=name)  # the pipeline that made it unlinks it
+            return cls(shm.buf, shm=shm)
+        fd = recv_handle(conn)
+        try:
+            return cls(mmap.mmap(fd, size))
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Unmap (``BufferError`` while an array over it is alive) and, for the maker, let it go."""
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        if self.shm is not None:
+            self.shm.close()
+        else:
+            self.buf.close()
+
+    def unlink(self) -> None:
+        if self.shm is not None:
+            self.shm.unlink()
+
+
+def _nbytes(shape: tuple[int, ...], dtype: Any) -> int:
+    return max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+
+
 @dataclass
 class _Block:
-    shm: SharedMemory
+    shared: _Shared
     array: np.ndarray
     pinned: bool
 
@@ -187,9 +257,9 @@ def _handle(message: tuple[Any, ...], client: _Client, detector: Detector, usage
             return ("ok", usage.snapshot())
         if kind == "map":
             _, key, name, shape, dtype = message
-            shm = SharedMemory(name=name)  # the pipeline that made it unlinks it
-            array = np.ndarray(shape, dtype=np.dtype(dtype), buffer=shm.buf)
-            client.blocks[key] = _Block(shm, array, detector.pinned and pin(array))
+            shared = _Shared.attach(client.conn, name, _nbytes(shape, dtype))
+            array = np.ndarray(shape, dtype=np.dtype(dtype), buffer=shared.buf)
+            client.blocks[key] = _Block(shared, array, detector.pinned and pin(array))
             return ("ok",)
         if kind == "unmap":
             block = client.blocks.pop(message[1], None)
@@ -206,7 +276,7 @@ def _release(block: _Block) -> None:
     if block.pinned:
         unpin(block.array)
     del block.array
-    block.shm.close()
+    block.shared.close()
 
 
 def _drop(client: _Client) -> None:
@@ -269,8 +339,8 @@ class RemoteDetector(Detector):
         self.address = address
         self._call = threading.Lock()
         self._conn: Connection | None = None
-        self._blocks: dict[int, tuple[SharedMemory, np.ndarray]] = {}
-        self._retired: list[SharedMemory] = []  # unlinked; their memory goes with the last view
+        self._blocks: dict[int, tuple[_Shared, np.ndarray]] = {}
+        self._retired: list[_Shared] = []  # released while a view was alive: unmapped with this process
         self._scratch: dict[tuple[str, int], np.ndarray] = {}  # per thread: a stream batcher's, say
         with self._call:
             self._connect()
@@ -279,17 +349,20 @@ class RemoteDetector(Detector):
         conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)
         info = conn.recv()
         self.provider, self.on_gpu, self.pinned = str(info["provider"]), bool(info["on_gpu"]), bool(info["pinned"])
-        for key, (shm, array) in self._blocks.items():
-            conn.send(("map", key, shm.name, array.shape, array.dtype.str))
+        for key, (shared, array) in self._blocks.items():
+            conn.send(("map", key, shared.name, array.shape, array.dtype.str))
+            shared.send(conn)
             conn.recv()
         self._conn = conn
         return conn
 
-    def _request(self, *message: Any) -> None:
+    def _request(self, *message: Any, shared: _Shared | None = None) -> None:
         with self._call:
             try:
                 conn = self._conn or self._connect()
                 conn.send(message)
+                if shared is not None:
+                    shared.send(conn)
                 reply = conn.recv()
             except (EOFError, OSError) as exc:
                 if self._conn is not None:
@@ -301,13 +374,11 @@ class RemoteDetector(Detector):
 
     def host_buffer(self, shape: tuple[int, ...], dtype: Any = np.uint8) -> np.ndarray:
         dt = np.dtype(dtype)
-        size = max(1, int(np.prod(shape)) * dt.itemsize)
-        _check_shm_room(size)
-        shm = SharedMemory(create=True, size=size)
-        array: np.ndarray = np.ndarray(shape, dtype=dt, buffer=shm.buf)
+        shared = _Shared.create(_nbytes(shape, dt))
+        array: np.ndarray = np.ndarray(shape, dtype=dt, buffer=shared.buf)
         array[...] = 0
-        self._blocks[id(array)] = (shm, array)
-        self._request("map", id(array), shm.name, tuple(shape), dt.str)
+        self._blocks[id(array)] = (shared, array)
+        self._request("map", id(array), shared.name, tuple(shape), dt.str, shared=shared)
         return array
 
     def release_buffer(self, buffer: np.ndarray) -> None:
@@ -316,8 +387,15 @@ class RemoteDetector(Detector):
             return
         with contextlib.suppress(RuntimeError):  # a device process that is gone has nothing mapped
             self._request("unmap", id(buffer))
-        entry[0].unlink()
-        self._retired.append(entry[0])
+        shared = entry[0]
+        shared.unlink()
+        del entry
+        self._retired.append(shared)
+        # Unmapped once no array over it is left (the caller usually still holds this one).
+        for old in list(self._retired):
+            with contextlib.suppress(BufferError):
+                old.close()
+                self._retired.remove(old)
 
     def _block_of(self, array: np.ndarray) -> int | None:
         """The key of the mapped block that ``array`` is the first rows of."""

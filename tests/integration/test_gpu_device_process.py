@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,39 @@ def test_remote_calls_give_the_local_sessions_answers(device: tuple[Settings, De
         assert remote.provider == "CPUExecutionProvider" and remote.layout == local.layout
     finally:
         remote.close()
+
+
+def _device_mappings() -> int:
+    """How many memfd batch blocks this test's child processes (the device process) have mapped."""
+    maps = "".join(Path(f"/proc/{p.pid}/maps").read_text() for p in mp.active_children())
+    return maps.count("memfd:contentfn-gpu-batch")
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="memfd is Linux-only; elsewhere POSIX shared memory")
+def test_batch_buffers_reach_the_device_process_as_memfds_without_dev_shm(
+    device: tuple[Settings, DeviceAddress],
+) -> None:
+    settings, address = device
+    shm_before = set(os.listdir("/dev/shm"))  # noqa: S108 (only listed)
+    remote = RemoteDetector(settings, address)
+    try:
+        # GIVEN a batch and an output buffer made by the pipeline
+        size = remote.input_size
+        batch = remote.host_buffer((2, size, size, 3))
+        out = remote.output_buffer(2)
+        batch[:] = np.random.default_rng(5).integers(0, 255, batch.shape, dtype=np.uint8)
+        # THEN the device process maps both as memfds, and nothing was made in /dev/shm
+        assert _device_mappings() == 2
+        assert set(os.listdir("/dev/shm")) == shm_before  # noqa: S108
+        # AND what the pipeline wrote is what the device process reads
+        np.testing.assert_array_equal(remote.run_raw(batch, out=out), load_detector(settings).run_raw(batch))
+    finally:
+        remote.close()
+    # AND once the pipeline lets them go, the device process unmaps them
+    end = time.monotonic() + 10
+    while _device_mappings() and time.monotonic() < end:
+        time.sleep(0.05)
+    assert _device_mappings() == 0
 
 
 def test_a_silent_or_unauthenticated_client_holds_up_no_one(device: tuple[Settings, DeviceAddress]) -> None:

@@ -221,7 +221,7 @@ def test_backlog_subscriptions_match_the_queues_and_their_readers_may_read_metri
     assert gpu_reader["role"] == "roles/monitoring.viewer"
 
 
-def test_the_device_process_switch_reaches_the_worker_with_a_memory_backed_shm() -> None:
+def test_the_device_process_switch_reaches_the_worker() -> None:
     # The gpu block's device_process goes env -> platform -> gpu_service (each type declares it) ...
     for env_name in tftools.ENVS:
         assert "device_process" in (GCP_ENVS / env_name / "variables.tf").read_text()
@@ -231,14 +231,8 @@ def test_the_device_process_switch_reaches_the_worker_with_a_memory_backed_shm()
     assert module_calls("platform")["gpu_service"]["environment"] == (
         "${merge(local.common_environment, var.gpu.environment)}"
     )
-    # ... where it sets the worker's variable and mounts a memory-backed /dev/shm, only when on
+    # ... where it sets the worker's variable (its batch buffers are memfds: no /dev/shm volume)
     local = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]
-    assert 'CONTENTFN_GPU_DEVICE_PROCESS = "true"' in local["environment"]
+    assert 'var.device_process ? {CONTENTFN_GPU_DEVICE_PROCESS = "true"} : {}' in local["environment"]
     ((_, service),) = resources("gpu_service", "google_cloud_run_v2_service")
-    template = service["template"][0]
-    volumes = next(d["volumes"] for d in template["dynamic"] if "volumes" in d)
-    assert volumes["for_each"] == '${var.device_process ? ["dshm"] : []}'
-    empty_dir = volumes["content"][0]["empty_dir"][0]
-    assert empty_dir["medium"] == "MEMORY" and "shared_memory_mib" in empty_dir["size_limit"]
-    mounts = [d["volume_mounts"] for d in template["containers"][0]["dynamic"] if "volume_mounts" in d]
-    assert [m["content"][0]["mount_path"] for m in mounts] == ["/dev/shm"]
+    assert "volumes" not in service["template"][0]

@@ -57,8 +57,3 @@ output "ecs_task_environment" {
   description = "Plain environment of the GPU worker, GPU caps included."
   value       = module.contentfn.ecs_task_environment
 }
-
-output "ecs_task_shared_memory_mib" {
-  description = "The GPU worker container's /dev/shm in MiB (0: the default)."
-  value       = module.contentfn.ecs_task_shared_memory_mib
-}

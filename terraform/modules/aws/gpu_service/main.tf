@@ -21,15 +21,6 @@ locals {
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
 
-  # With a device process the batch buffers live in /dev/shm: each pipeline process holds its share
-  # of the in-flight batches plus the one being filled, so at most 2 x in-flight batches (there are
-  # never more processes than in-flight batches), each max_batch x 3 x side^2 bytes plus about a
-  # sixth of that for the outputs, and one more batch for stream frames.
-  # Docker's default of 64 MiB holds less than one batch of 64 at 640x640.
-  shm_batch_mib     = ceil(var.max_batch * 3 * var.input_size * var.input_size * 7 / 6 / 1048576)
-  shared_memory_mib = var.device_process ? (2 * var.max_in_flight + 1) * local.shm_batch_mib + 64 : 0
-  linux_parameters  = { for k, v in { sharedMemorySize = local.shared_memory_mib } : k => v if v > 0 }
-
   container_name = "gpu-worker"
   desired_count  = min(var.min_instances, var.max_instances)
 }
@@ -176,7 +167,6 @@ resource "aws_ecs_task_definition" "this" {
       environment            = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
       secrets                = [for k in sort(keys(var.secret_arns)) : { name = k, valueFrom = var.secret_arns[k] }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
-      linuxParameters        = var.device_process ? { sharedMemorySize = local.shared_memory_mib } : null
       logConfiguration = {
         logDriver = "awslogs"
         options = {

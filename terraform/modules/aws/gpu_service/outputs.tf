@@ -17,8 +17,3 @@ output "ecs_task_environment" {
   description = "Plain environment of the worker container, GPU caps included."
   value       = local.environment
 }
-
-output "ecs_task_shared_memory_mib" {
-  description = "The worker container's /dev/shm in MiB (0: Docker's default, no device process)."
-  value       = local.shared_memory_mib
-}

@@ -164,13 +164,7 @@ variable "tags" {
 }
 
 variable "device_process" {
-  description = "One process owns the GPU; pipelines send it batches through shared memory (CONTENTFN_GPU_DEVICE_PROCESS). Sizes the task's /dev/shm."
+  description = "One process owns the GPU; pipelines send it batches through shared memory (CONTENTFN_GPU_DEVICE_PROCESS)."
   type        = bool
   default     = false
-}
-
-variable "input_size" {
-  description = "Model input side in pixels, for sizing shared memory when device_process is on."
-  type        = number
-  default     = 640
 }

@@ -62,8 +62,3 @@ output "ecs_task_environment" {
   description = "Plain environment of the GPU worker, GPU caps included (null when not created)."
   value       = try(module.gpu_service[0].ecs_task_environment, null)
 }
-
-output "ecs_task_shared_memory_mib" {
-  description = "The GPU worker container's /dev/shm in MiB (0: the default; null when not created)."
-  value       = try(module.gpu_service[0].ecs_task_shared_memory_mib, null)
-}

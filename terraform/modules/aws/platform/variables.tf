@@ -105,7 +105,7 @@ variable "gpu" {
     max_wait_ms   = optional(number, 50)
     instance_type = optional(string, "g5.xlarge")
     # One process owns the GPU and the pipelines send it batches through shared memory
-    # (CONTENTFN_GPU_DEVICE_PROCESS); the task then gets a /dev/shm sized for them.
+    # (CONTENTFN_GPU_DEVICE_PROCESS: memfds, counted as the container's memory; no /dev/shm needed).
     device_process = optional(bool, false)
     # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
     # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.

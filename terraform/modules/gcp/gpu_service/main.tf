@@ -18,14 +18,6 @@ locals {
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
-
-  # With a device process the batch buffers live in /dev/shm: each pipeline process holds its share
-  # of the in-flight batches plus the one being filled, so at most 2 x in-flight batches (there are
-  # never more processes than in-flight batches), each max_batch x 3 x side^2 bytes plus about a
-  # sixth of that for the outputs, and one more batch for stream frames.
-  # The volume is memory-backed and counts against the container's memory.
-  shm_batch_mib     = ceil(var.max_batch * 3 * var.input_size * var.input_size * 7 / 6 / 1048576)
-  shared_memory_mib = var.device_process ? (2 * var.max_in_flight + 1) * local.shm_batch_mib + 64 : 0
 }
 
 resource "google_service_account" "this" {
@@ -67,31 +59,9 @@ resource "google_cloud_run_v2_service" "this" {
       }
     }
 
-    dynamic "volumes" {
-      for_each = var.device_process ? ["dshm"] : []
-
-      content {
-        name = volumes.value
-
-        empty_dir {
-          medium     = "MEMORY"
-          size_limit = "${local.shared_memory_mib}Mi"
-        }
-      }
-    }
-
     containers {
       image   = var.image
       command = var.command
-
-      dynamic "volume_mounts" {
-        for_each = var.device_process ? ["dshm"] : []
-
-        content {
-          name       = volume_mounts.value
-          mount_path = "/dev/shm"
-        }
-      }
 
       ports {
         container_port = 8080

@@ -126,13 +126,7 @@ variable "labels" {
 }
 
 variable "device_process" {
-  description = "One process owns the GPU; pipelines send it batches through shared memory (CONTENTFN_GPU_DEVICE_PROCESS). Mounts a memory-backed /dev/shm sized for them."
+  description = "One process owns the GPU; pipelines send it batches through shared memory (CONTENTFN_GPU_DEVICE_PROCESS)."
   type        = bool
   default     = false
-}
-
-variable "input_size" {
-  description = "Model input side in pixels, for sizing shared memory when device_process is on."
-  type        = number
-  default     = 640
 }
