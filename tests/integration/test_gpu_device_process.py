@@ -80,7 +80,7 @@ def test_batch_buffers_reach_the_device_process_as_memfds_without_dev_shm(
     device: tuple[Settings, DeviceAddress],
 ) -> None:
     settings, address = device
-    shm_before = set(os.listdir("/dev/shm"))  # noqa: S108 (only listed)
+    shm_before = set(os.listdir("/dev/shm"))
     remote = RemoteDetector(settings, address)
     try:
         # GIVEN a batch and an output buffer made by the pipeline
@@ -90,7 +90,7 @@ def test_batch_buffers_reach_the_device_process_as_memfds_without_dev_shm(
         batch[:] = np.random.default_rng(5).integers(0, 255, batch.shape, dtype=np.uint8)
         # THEN the device process maps both as memfds, and nothing was made in /dev/shm
         assert _device_mappings() == 2
-        assert set(os.listdir("/dev/shm")) == shm_before  # noqa: S108
+        assert set(os.listdir("/dev/shm")) == shm_before
         # AND what the pipeline wrote is what the device process reads
         np.testing.assert_array_equal(remote.run_raw(batch, out=out), load_detector(settings).run_raw(batch))
     finally:
