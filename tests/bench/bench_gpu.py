@@ -38,6 +38,7 @@ from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 from tests.bench._common import BenchDatabase, bench_settings, console, temp_workdir
 
 BUCKET = "bench"
+STALL_S = 120.0  # a configuration that finishes no image for this long is reported failed
 
 
 def parse_args() -> argparse.Namespace:
@@ -237,8 +238,14 @@ def run_worker(
     counters = host_counters(runner)
     started = time.perf_counter()
     try:
-        while done_count(svc) < n:
+        done, progressed = 0, time.monotonic()
+        while done < n:
             time.sleep(0.01)
+            now_done = done_count(svc)
+            if now_done > done:
+                done, progressed = now_done, time.monotonic()
+            elif time.monotonic() - progressed > STALL_S:  # jobs dead-lettered, or the device wedged
+                raise RuntimeError(f"no image finished in {STALL_S:.0f} s ({done} of {n} done)")
         elapsed = time.perf_counter() - started
         host = host_line(counters, host_counters(runner), n)
         usage = None
@@ -403,6 +410,7 @@ def main() -> int:
         console.print(f"naive loop: {naive:.1f} img/s over {n_naive} images")
         ceilings = {b: model_only(detector, b, seconds=2.0 if detector.on_gpu else 1.0) for b in batches}
         longest = 0.0  # seconds the longest configuration took, set-up included: the guess for the next
+        failed: list[str] = []
         for k, (b, procs, calls) in enumerate(configs):
             if args.budget_s and time.perf_counter() - began + longest > args.budget_s:
                 left = ", ".join(f"b{b2}/p{p2}/d{c2}" for b2, p2, c2 in configs[k:])
@@ -415,6 +423,10 @@ def main() -> int:
                 seed_jobs(svc, keys, label)
                 elapsed, stages, usage, host = run_worker(svc, detector, n, procs)
                 _, dets = check_rows(svc, n)
+            except (Exception, SystemExit) as exc:  # one configuration failing keeps the others' figures
+                failed.append(f"b{b}/p{procs}/d{calls}: {type(exc).__name__}: {exc}")
+                console.print(f"batch {b}, {procs} processes, device calls {calls}: FAILED: {failed[-1]}")
+                continue
             finally:
                 svc.close()
             results[(b, procs, calls)] = (n / elapsed, ceilings[b], dets)
@@ -435,8 +447,10 @@ def main() -> int:
     for (b, procs, calls), (e2e, ceiling, _) in results.items():
         dev = f"{calls} call" if calls else "no"
         print(f"{b:>6} {procs:>6} {dev:>7} {e2e:>10.1f} {ceiling:>12.1f} {e2e / ceiling:>10.2f}")
+    for line in failed:
+        print(f"failed: {line}")
     if not results:
-        print("bench-gpu: no configuration finished within the budget")
+        print("bench-gpu: no configuration finished" + (" within the budget" if not failed else ""))
         return 1
     best_b, best_p, best_d = max(results, key=lambda k: results[k][0])
     best = results[(best_b, best_p, best_d)][0]
@@ -445,7 +459,7 @@ def main() -> int:
         f"bench-gpu device={device} best_img_per_s={best:.1f} naive_img_per_s={naive:.1f} "
         f"ratio={best / naive:.2f} best_batch={best_b} processes={best_p} device_process={best_d or 'no'} precision={args.precision}"
     )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
