@@ -161,6 +161,12 @@ class _Usage:
         self.calls = self.images = self.running = self.peak = 0
         self.busy_s = 0.0
         self._since = 0.0
+        self.blocks = self.pinned_blocks = 0  # mapped now, and of those page-locked
+
+    def mapped(self, pinned: bool, sign: int = 1) -> None:
+        with self._lock:
+            self.blocks += sign
+            self.pinned_blocks += sign if pinned else 0
 
     @contextlib.contextmanager
     def call(self, rows: int) -> Iterator[None]:
@@ -190,6 +196,8 @@ class _Usage:
                 "running": self.running,
                 "peak_running": self.peak,
                 "call_limit": self.limit,
+                "blocks": self.blocks,
+                "pinned_blocks": self.pinned_blocks,
             }
 
 
@@ -241,6 +249,8 @@ def _serve_client(conn: Connection, authkey: bytes, info: dict[str, Any], detect
     except (EOFError, OSError):  # the pipeline is gone (it may have died mid-call)
         pass
     finally:
+        for block in client.blocks.values():
+            usage.mapped(block.pinned, -1)
         _drop(client)
         conn.close()
 
@@ -259,12 +269,14 @@ def _handle(message: tuple[Any, ...], client: _Client, detector: Detector, usage
             _, key, name, shape, dtype = message
             shared = _Shared.attach(client.conn, name, _nbytes(shape, dtype))
             array = np.ndarray(shape, dtype=np.dtype(dtype), buffer=shared.buf)
-            client.blocks[key] = _Block(shared, array, detector.pinned and pin(array))
+            block = client.blocks[key] = _Block(shared, array, detector.pinned and pin(array))
+            usage.mapped(block.pinned)
             return ("ok",)
         if kind == "unmap":
-            block = client.blocks.pop(message[1], None)
-            if block is not None:
-                _release(block)
+            gone = client.blocks.pop(message[1], None)
+            if gone is not None:
+                usage.mapped(gone.pinned, -1)
+                _release(gone)
             return ("ok",)
         return ("error", f"unknown device request {kind!r}")
     except Exception as exc:

@@ -346,7 +346,12 @@ class WorkerPool:
         health = {"device_process": "up" if proc.is_alive() else "down", "device_pid": proc.pid}
         usage = self.device_usage() if proc.is_alive() else None
         if usage is not None:
-            health |= {"device_calls": usage["calls"], "device_busy_s": round(usage["busy_s"], 3)}
+            health |= {
+                "device_calls": usage["calls"],
+                "device_busy_s": round(usage["busy_s"], 3),
+                "device_buffers": usage["blocks"],
+                "device_buffers_page_locked": usage["pinned_blocks"],
+            }
         return health
 
     def pids(self) -> tuple[list[int], int | None]:

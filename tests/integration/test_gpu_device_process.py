@@ -90,6 +90,8 @@ def test_batch_buffers_reach_the_device_process_as_memfds_without_dev_shm(
         batch[:] = np.random.default_rng(5).integers(0, 255, batch.shape, dtype=np.uint8)
         # THEN the device process maps both as memfds, and nothing was made in /dev/shm
         assert _device_mappings() == 2
+        usage = device_usage(address)
+        assert usage is not None and (usage["blocks"], usage["pinned_blocks"]) == (2, 0)  # CPU: nothing to lock
         assert set(os.listdir("/dev/shm")) == shm_before
         # AND what the pipeline wrote is what the device process reads
         np.testing.assert_array_equal(remote.run_raw(batch, out=out), load_detector(settings).run_raw(batch))
@@ -100,6 +102,8 @@ def test_batch_buffers_reach_the_device_process_as_memfds_without_dev_shm(
     while _device_mappings() and time.monotonic() < end:
         time.sleep(0.05)
     assert _device_mappings() == 0
+    after = device_usage(address)
+    assert after is not None and after["blocks"] == 0
 
 
 def test_a_silent_or_unauthenticated_client_holds_up_no_one(device: tuple[Settings, DeviceAddress]) -> None:
@@ -228,6 +232,8 @@ def test_two_pipelines_do_every_image_once_through_one_device_process(services: 
     wait_until(services, lambda c: c["queued"] == 0)
     health = service.get("/healthz").json()
     assert health["device_calls"] > 0 and health["device_busy_s"] > 0
+    # each pipeline's batch buffers (at least its in-flight batch and the one it fills) and its output
+    assert health["device_buffers"] >= 2 * 3 and health["device_buffers_page_locked"] == 0  # CPU: none locked
     assert "contentfn_gpu_device_calls_total" in service.get("/metrics").text
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(40) == 0
