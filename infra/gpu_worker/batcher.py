@@ -5,6 +5,10 @@ second), and one thread runs them together with other streams' frames, up to ``m
 or ``max_wait_s`` after the first arrived, then gives each runner its own detections back. Fifty
 cameras at 5 fps become batches of up to ``max_batch`` instead of 250 single-image calls per second,
 which on a GPU is the difference between its batch-1 and its batch-64 throughput.
+
+The batching thread letterboxes each frame straight into a row of one reused batch buffer (page-locked
+on a GPU, mapped by the device process when there is one) and reads the answers from one reused
+output buffer: no canvas per frame and no fresh batch array per call.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class _Request:
-    prepared: list[Prepared]
+    images: Sequence[DecodedImage]
     done: threading.Event = field(default_factory=threading.Event)
     result: list[list[Detection]] | None = None
     error: BaseException | None = None
@@ -62,6 +66,8 @@ class FrameBatcher:
         self.batches = 0
         self.frames = 0
         self.most_requests = 0  # the most runners' frames one model call served
+        self._pixels: np.ndarray | None = None  # made and used by the batching thread only
+        self._out: np.ndarray | None = None
 
     def start(self) -> FrameBatcher:
         self._thread.start()
@@ -70,11 +76,20 @@ class FrameBatcher:
     def stop(self) -> None:
         self._requests.put(None)
         self._thread.join(10.0)
+        if not self._thread.is_alive():
+            for buffer in (self._pixels, self._out):
+                if buffer is not None:
+                    self.detector.release_buffer(buffer)
+            self._pixels = self._out = None
 
     def detect(self, images: Sequence[DecodedImage]) -> list[list[Detection]]:
+        if len(images) > self.max_batch:  # more than one batch holds: in turn, a batch at a time
+            return [
+                d for k in range(0, len(images), self.max_batch) for d in self.detect(images[k : k + self.max_batch])
+            ]
         if not images:
             return []
-        request = _Request([self.detector.prepare(i) for i in images])  # letterbox in the caller's thread
+        request = _Request(images)
         self._requests.put(request)
         if not request.done.wait(self.timeout_s):
             raise TimeoutError(f"no detections within {self.timeout_s:.0f} s")
@@ -94,7 +109,7 @@ class FrameBatcher:
             carry = None
             if first is None:
                 return
-            batch, size = [first], len(first.prepared)
+            batch, size = [first], len(first.images)
             until = time.monotonic() + self.max_wait_s
             stopping = False
             while size < self.max_batch:
@@ -106,40 +121,59 @@ class FrameBatcher:
                 if nxt is None:
                     stopping = True
                     break
-                if size + len(nxt.prepared) > self.max_batch:
+                if size + len(nxt.images) > self.max_batch:
                     carry = nxt  # runs first in the next batch
                     break
                 batch.append(nxt)
-                size += len(nxt.prepared)
+                size += len(nxt.images)
             self._run(batch)
             if stopping:
                 if carry is not None:
                     self._run([carry])
                 return
 
-    def _run(self, batch: list[_Request]) -> None:
-        prepared = [p for r in batch for p in r.prepared]
-        try:
-            rows = padded_size(self.buckets, len(prepared))
+    def _buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._pixels is None or self._out is None:
             size = self.detector.input_size
-            pixels = np.zeros((rows, size, size, 3), dtype=np.uint8)
-            for k, p in enumerate(prepared):
-                pixels[k] = p.lb.canvas
-            with self.gate.turn() if self.gate else contextlib.nullcontext():
-                output = self.detector.run_raw(pixels)[: len(prepared)]
-            start = 0
-            for request in batch:
-                n = len(request.prepared)
-                request.result = self.detector.postprocess(output[start : start + n], request.prepared)
-                start += n
+            self._pixels = self.detector.host_buffer((self.max_batch, size, size, 3))
+            self._out = self.detector.output_buffer(self.max_batch)
+        return self._pixels, self._out
+
+    def _run(self, requests: list[_Request]) -> None:
+        frames = 0
+        batch: list[tuple[_Request, list[Prepared]]] = []
+        try:
+            pixels, out = self._buffers()
+            for request in requests:  # each frame letterboxed into its row; a bad one fails its caller only
+                try:
+                    prepared = [
+                        self.detector.prepare(image, into=pixels[frames + k]) for k, image in enumerate(request.images)
+                    ]
+                except Exception as exc:
+                    request.error = exc
+                    continue
+                batch.append((request, prepared))
+                frames += len(prepared)
+            if batch:
+                rows = padded_size(self.buckets, frames)  # rows past the frames: stale pixels, outputs unread
+                with self.gate.turn() if self.gate else contextlib.nullcontext():
+                    output = self.detector.run_raw(pixels[:rows], out=out)
+                start = 0
+                for request, prepared in batch:
+                    n = len(prepared)
+                    request.result = self.detector.postprocess(output[start : start + n], prepared)
+                    start += n
         except Exception as exc:
-            log.warning("stream batch of %d frames failed: %s: %s", len(prepared), type(exc).__name__, exc)
-            for request in batch:
+            log.warning("stream batch of %d frames failed: %s: %s", frames, type(exc).__name__, exc)
+            for request, _ in batch:
                 request.error = exc
+            for request in requests:
+                if request.result is None and request.error is None:
+                    request.error = exc
         finally:
             with self._lock:
                 self.batches += 1
-                self.frames += len(prepared)
+                self.frames += frames
                 self.most_requests = max(self.most_requests, len(batch))
-            for request in batch:
+            for request in requests:
                 request.done.set()

@@ -274,6 +274,17 @@ def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(de
         # THEN every caller got three answers and no call carried more than four frames
         assert [len(r) for r in results] == [3] * 6 and all(len(d) == TINY_BOXES_PER_IMAGE for r in results for d in r)
         assert max(rows) <= 4 and sum(rows) == 18
+        # AND a caller with more frames than a batch holds gets an answer for each, in batches of four
+        rows.clear()
+        assert [len(d) for d in batcher.detect([frame] * 6)] == [TINY_BOXES_PER_IMAGE] * 6
+        assert sorted(rows) == [2, 4]
+        # AND a frame that cannot be letterboxed (no colour channels) fails its own caller only
+        flat = DecodedImage(np.zeros((48, 64), np.uint8), "frame", 64, 48)
+        with ThreadPoolExecutor(2) as pool:
+            bad, good = pool.submit(batcher.detect, [flat]), pool.submit(batcher.detect, [frame])
+            assert len(good.result()) == 1
+            with pytest.raises(ValueError):
+                bad.result()
         # WHEN the model fails THEN each caller of that batch sees the error
         detector.run_raw = lambda pixels, out=None: (_ for _ in ()).throw(RuntimeError("device lost"))  # type: ignore[method-assign]
         with ThreadPoolExecutor(2) as pool:
