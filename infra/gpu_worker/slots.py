@@ -8,10 +8,12 @@ image. Profiled in the worker with the model call replaced by a fixed output (tw
 JPEGs at 640), page faults per image went from 36-55 to 18-22 and CPU per image from 2.45 to
 2.2-2.4 ms. On the GPU host, a process's memory churn measurably slowed the model calls beside it.
 
-A slab (one batch buffer) is *open* while rows are handed out, *closed* once it is full or
-``max_wait_s`` after its first row was taken, *ready* once every row handed out has been written,
-and free again when its batch has run. Rows are handed out only after an image is decoded, so a
-slab closes ``max_wait_s`` after its first decoded image at the latest, as a batch did before.
+A slab (one batch buffer) is *open* while rows are handed out, *closed* once it is full or once a
+batch thread looking for work has waited ``max_wait_s`` for it (counted from its first row at the
+earliest), *ready* once every row handed out has been written, and free again when its batch has
+run. Rows are handed out only after an image is decoded. As before, a batch gathers while the
+batch thread is free, for at most ``max_wait_s`` after its first image or after the thread came
+back, whichever is later.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class SlotBatcher:
         self._free: deque[Slab] = deque(self.slabs)
         self._open: Slab | None = None
         self._closed: deque[Slab] = deque()
+        self._idle_since: dict[int, float] = {}  # per batch thread: when it last came back for work
         self._cond = threading.Condition()
 
     def take_row(self, halt: threading.Event) -> tuple[Slab, int] | None:
@@ -94,21 +97,33 @@ class SlotBatcher:
                 self._cond.notify_all()
 
     def next_ready(self, timeout_s: float) -> Slab | None:
-        """The next slab that is closed and fully written; ``None`` after ``timeout_s`` without one."""
-        end = time.monotonic() + timeout_s
+        """The next slab that is closed and fully written; ``None`` after ``timeout_s`` without one.
+
+        A partly filled slab is closed ``max_wait_s`` after its first row or after the calling thread
+        came back for work (its last slab returned; calls that timed out do not count), whichever is
+        later: while the caller was busy running the last batch, rows kept filling this one, and it
+        still gets ``max_wait_s`` to fill up (a partial batch costs a GPU as much as a full one of its
+        padded size).
+        """
+        now = time.monotonic()
+        end = now + timeout_s
+        caller = threading.get_ident()
         with self._cond:
+            # Free since its last batch, across calls that timed out: their timeouts add no wait.
+            began = self._idle_since.setdefault(caller, now)
             while True:
                 now = time.monotonic()
                 slab = self._open
-                if slab is not None and now >= slab.first + self.max_wait_s:
+                if slab is not None and now >= max(slab.first, began) + self.max_wait_s:
                     self._close()
                 for slab in self._closed:
                     if slab.written == slab.taken:
                         self._closed.remove(slab)
+                        del self._idle_since[caller]
                         return slab
                 wait = end - now
                 if self._open is not None:
-                    wait = min(wait, self._open.first + self.max_wait_s - now)
+                    wait = min(wait, max(self._open.first, began) + self.max_wait_s - now)
                 if wait <= 0 and now >= end:
                     return None
                 self._cond.wait(max(wait, 0.001))

@@ -102,3 +102,27 @@ def test_a_halt_frees_a_thread_waiting_for_a_row() -> None:
 def test_no_buffers_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one"):
         SlotBatcher([], max_wait_s=0.01)
+
+
+def test_a_batch_thread_coming_back_still_gives_an_old_partial_slab_max_wait_to_fill() -> None:
+    slots = SlotBatcher(_buffers(2, rows=3), max_wait_s=0.5)
+    halt = threading.Event()
+    # GIVEN a slab whose first row was filled long before (the batch thread was busy meanwhile)
+    first = slots.take_row(halt)
+    assert first is not None
+    slots.fill(first[0], first[1], "early")
+    first[0].first -= 10.0
+
+    # WHEN the batch thread asks, and two more images arrive 0.1 s later
+    def late_rows() -> None:
+        for name in ("a", "b"):
+            got = slots.take_row(halt)
+            assert got is not None
+            slots.fill(got[0], got[1], name)
+
+    threading.Timer(0.1, late_rows).start()
+    t0 = time.monotonic()
+    ready = slots.next_ready(timeout_s=5.0)
+    # THEN it got the full batch of three (not the lone early image), well before max_wait ran out again
+    assert ready is not None and [item for _, item in ready.rows()] == ["early", "a", "b"]
+    assert time.monotonic() - t0 < 0.45
