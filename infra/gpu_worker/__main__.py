@@ -16,6 +16,7 @@ import signal
 import threading
 
 from infra.gpu_worker.http import HealthServer
+from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.streams import StreamSupervisor
 from infra.gpu_worker.worker import GpuWorker, detect_queue
@@ -36,6 +37,9 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # This process is the GPU service (or supervises its pipelines): tune malloc for the pipeline.
+    # Not done by the local runtime, where the worker shares a process with every other function.
+    keep_freed_memory(settings.gpu_malloc_keep_mib)
     services = Services.from_settings(settings)
     try:
         processes = auto_processes(settings)

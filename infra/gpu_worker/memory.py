@@ -18,18 +18,25 @@ from __future__ import annotations
 import ctypes
 import logging
 
-__all__ = ["keep_freed_memory"]
+__all__ = ["keep_freed_memory", "kept_mib"]
 
 log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_MAX = 32 << 20  # glibc's ceiling on 64-bit (DEFAULT_MMAP_THRESHOLD_MAX)
+_kept = 0  # MiB this process keeps, once tuned
+
+
+def kept_mib() -> int:
+    """What :func:`keep_freed_memory` set in this process (0: malloc as the C library left it)."""
+    return _kept
 
 
 def keep_freed_memory(keep_mib: int) -> bool:
     """Tune this process's malloc to keep up to ``keep_mib`` MiB of freed memory; False where it
     cannot (0 asked, or a C library other than glibc), and nothing changes then."""
+    global _kept
     if keep_mib <= 0:
         return False
     try:
@@ -41,6 +48,7 @@ def keep_freed_memory(keep_mib: int) -> bool:
     keep = min(keep_mib, 2047) << 20
     ok = mallopt(_M_TRIM_THRESHOLD, keep) == 1 and mallopt(_M_MMAP_THRESHOLD, min(keep, _MMAP_THRESHOLD_MAX)) == 1
     if ok:
+        _kept = keep >> 20
         log.info("malloc keeps up to %d MiB of freed memory in this process", keep >> 20)
     else:
         log.warning("could not tune malloc (CONTENTFN_GPU_MALLOC_KEEP_MIB); page faults per image stay higher")

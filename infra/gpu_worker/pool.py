@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.gpu_worker.device import DeviceAddress, RemoteDetector, device_usage, serve_device
+from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.metrics import prometheus_text
 from shared.config import Settings
 from shared.services import Services
@@ -96,6 +97,7 @@ def _child_main(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    keep_freed_memory(settings.gpu_malloc_keep_mib)
     services = Services.from_settings(settings, migrate=False)
     worker = supervisor = detector = None
     try:

@@ -34,7 +34,7 @@ import numpy as np
 
 from infra.gpu_worker.device import DeviceUnavailable
 from infra.gpu_worker.gate import GpuGate
-from infra.gpu_worker.memory import keep_freed_memory
+from infra.gpu_worker.memory import kept_mib
 from infra.gpu_worker.metrics import WorkerMetrics
 from infra.gpu_worker.slots import Slab, SlotBatcher
 from shared.config import Settings
@@ -144,7 +144,6 @@ class GpuWorker:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> GpuWorker:
-        keep_freed_memory(self.services.settings.gpu_malloc_keep_mib)
         # One batch buffer per batch that may be in flight, and one more to fill while they run.
         size = self.detector.input_size
         slabs = max(self.services.settings.gpu_max_in_flight, self.infer_threads) + 1
@@ -466,6 +465,7 @@ class GpuWorker:
             "in_flight": self.in_flight,
             "max_in_flight_images": self.permits,
             "drain_img_per_s": None if self.last_rate is None else round(self.last_rate, 2),
+            "malloc_keep_mib": kept_mib(),
         }
 
     def prometheus(self) -> str:

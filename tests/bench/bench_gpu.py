@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.metrics import STAGES
 from infra.gpu_worker.pool import WorkerPool, cpu_count, default_processes
 from infra.gpu_worker.worker import GpuWorker
+from shared.config import load_settings
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.decode import decode_image
@@ -327,6 +329,9 @@ def bench_model(explicit: Path | None) -> Path:
 def main() -> int:
     args = parse_args()
     began = time.perf_counter()
+    # As the GPU service process does (python -m infra.gpu_worker): a one-process configuration runs
+    # its pipeline in this process.
+    keep_freed_memory(load_settings().gpu_malloc_keep_mib)
     width, height = (int(v) for v in args.photo.lower().split("x"))
     model = bench_model(args.model)
     providers = [p for p in args.providers.split(",") if p]

@@ -99,6 +99,7 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     assert set(stages) == set(STAGES)
     assert all(stages[k] > 0 for k in ("claim", "read", "decode", "infer", "write")), stages
     assert '"provider": "CPUExecutionProvider"' in healthz
+    assert '"malloc_keep_mib": 0' in healthz  # in a shared process (the local runtime's) malloc is left alone
     # AND the API lists the images newest first, by status, a page at a time
     api = Api(svc)
 

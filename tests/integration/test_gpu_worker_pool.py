@@ -119,6 +119,7 @@ def test_two_pipelines_share_the_queue_and_do_every_image_once(services: Service
     health = service.get("/healthz").json()
     assert health["processes"] == 2 and health["processes_up"] == 2
     assert health["max_in_flight_images"] == 2 * 4  # the instance's cap, not twice it
+    assert health["malloc_keep_mib"] == 512  # the pipelines keep freed memory (CONTENTFN_GPU_MALLOC_KEEP_MIB)
     # WHEN they drain the queue
     wait_until(services, lambda c: c["queued"] == 0)
     time.sleep(1.0)  # one report interval: the parent has every pipeline's latest figures
