@@ -13,6 +13,7 @@ from shared.vision.detector import Detection
 __all__ = [
     "DETECT_JOB",
     "ImageResult",
+    "detection_columns",
     "detections_for_image",
     "get_image",
     "image_summary",
@@ -21,8 +22,21 @@ __all__ = [
     "write_image_results",
 ]
 
+
 DETECT_JOB = "detect"
 _MAX_REASON_CHARS = 500
+
+
+def detection_columns(rows: Sequence[tuple[Any, Detection]]) -> list[list[Any]]:
+    """Column arrays for an ``unnest`` insert of detections: each row's key (an image id or a frame
+    time), then class id, label, score and the box's four numbers."""
+    return [
+        [key for key, _ in rows],
+        [d.class_id for _, d in rows],
+        [d.label for _, d in rows],
+        [d.score for _, d in rows],
+        *([d.box[k] for _, d in rows] for k in range(4)),
+    ]
 
 
 def upsert_image(
@@ -78,7 +92,7 @@ def write_image_results(conn: psycopg.Connection[Any], model: str, results: Sequ
     # image, a stale lease and its successor, run one after the other: the second replaces the first.
     conn.execute("SELECT id FROM images WHERE id = ANY(%s) ORDER BY id FOR UPDATE", (ids,))
     conn.execute("DELETE FROM detections WHERE image_id = ANY(%s) AND model = %s", (ids, model))
-    rows = [(r.image_id, d) for r in results for d in r.detections]
+    rows: list[tuple[Any, Detection]] = [(r.image_id, d) for r in results for d in r.detections]
     if rows:
         with conn.cursor() as cur:
             cur.execute(
@@ -88,17 +102,7 @@ def write_image_results(conn: psycopg.Connection[Any], model: str, results: Sequ
                 FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::real[],
                             %s::real[], %s::real[], %s::real[], %s::real[]) AS u(i, c, l, s, a, b, c2, d)
                 """,
-                (
-                    model,
-                    [i for i, _ in rows],
-                    [d.class_id for _, d in rows],
-                    [d.label for _, d in rows],
-                    [d.score for _, d in rows],
-                    [d.box[0] for _, d in rows],
-                    [d.box[1] for _, d in rows],
-                    [d.box[2] for _, d in rows],
-                    [d.box[3] for _, d in rows],
-                ),
+                (model, *detection_columns(rows)),
             )
     conn.execute(
         """

@@ -16,6 +16,7 @@ import psycopg
 
 from shared.errors import PoisonError
 from shared.vision.detector import Detection
+from shared.vision.store import detection_columns
 
 __all__ = [
     "StreamLease",
@@ -220,7 +221,7 @@ def write_frame(
     conn.execute(
         "DELETE FROM detections WHERE stream_id = %s AND model = %s AND frame_ts = ANY(%s)", (stream_id, model, stamps)
     )
-    rows = [(ts, d) for ts, dets in frames for d in dets]
+    rows: list[tuple[Any, Detection]] = [(ts, d) for ts, dets in frames for d in dets]
     if rows:
         conn.execute(
             """
@@ -229,18 +230,7 @@ def write_frame(
             FROM unnest(%s::float8[], %s::int[], %s::text[], %s::real[],
                         %s::real[], %s::real[], %s::real[], %s::real[]) AS u(t, c, l, s, a, b, c2, d)
             """,
-            (
-                stream_id,
-                model,
-                [t for t, _ in rows],
-                [d.class_id for _, d in rows],
-                [d.label for _, d in rows],
-                [d.score for _, d in rows],
-                [d.box[0] for _, d in rows],
-                [d.box[1] for _, d in rows],
-                [d.box[2] for _, d in rows],
-                [d.box[3] for _, d in rows],
-            ),
+            (stream_id, model, *detection_columns(rows)),
         )
     return True
 
