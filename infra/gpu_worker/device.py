@@ -299,8 +299,9 @@ def _drop(client: _Client) -> None:
 
 
 def _check_shm_room(size: int, folder: str = "/dev/shm") -> None:  # noqa: S108 (only read: statvfs)
-    """Refuse clearly, before a process dies of SIGBUS touching a block that /dev/shm cannot hold
-    (Docker gives containers 64 MB unless told otherwise; a batch of 128 at 640x640 is 157 MB)."""
+    """Where POSIX shared memory is used (no memfd), refuse clearly before a process dies of SIGBUS
+    touching a block that /dev/shm cannot hold (Docker gives containers 64 MB unless told otherwise;
+    a batch of 128 at 640x640 is 157 MB)."""
     try:
         st = os.statvfs(folder)
     except OSError:
@@ -309,7 +310,7 @@ def _check_shm_room(size: int, folder: str = "/dev/shm") -> None:  # noqa: S108 
     if free < size:
         raise ConfigError(
             f"{folder} has {free / 2**20:.0f} MiB free, a {size / 2**20:.0f} MiB batch buffer does not fit: "
-            "give the container more shared memory (docker --shm-size, ECS linuxParameters.sharedMemorySize) "
+            "give the container more shared memory (docker --shm-size) "
             "or turn CONTENTFN_GPU_DEVICE_PROCESS off"
         )
 
