@@ -8,11 +8,19 @@ import time
 import numpy as np
 import pytest
 
-from infra.gpu_worker.slots import SlotBatcher
+from infra.gpu_worker.slots import Slab, SlotBatcher
 
 
 def _buffers(n: int, rows: int = 4) -> list[np.ndarray]:
     return [np.zeros((rows, 2, 2, 3), np.uint8) for _ in range(n)]
+
+
+def _add(slots: SlotBatcher, item: str) -> Slab:
+    """Take a row, write ``item`` there, and return the row's slab."""
+    got = slots.take_row(threading.Event())
+    assert got is not None
+    slots.fill(got[0], got[1], item)
+    return got[0]
 
 
 def test_a_full_slab_is_ready_at_once_with_its_rows_in_order() -> None:
@@ -40,10 +48,7 @@ def test_a_full_slab_is_ready_at_once_with_its_rows_in_order() -> None:
 
 def test_a_partial_slab_runs_after_max_wait_and_not_before() -> None:
     slots = SlotBatcher(_buffers(2), max_wait_s=0.3)
-    halt = threading.Event()
-    got = slots.take_row(halt)
-    assert got is not None
-    slots.fill(got[0], got[1], "only")
+    _add(slots, "only")
     # WHEN asked with a timeout shorter than max_wait: nothing yet
     assert slots.next_ready(timeout_s=0.05) is None
     # THEN once max_wait has passed since its first row, the one-image batch is ready
@@ -68,9 +73,7 @@ def test_a_closed_slab_waits_for_the_rows_still_being_written() -> None:
 def test_rows_wait_while_every_slab_is_busy_and_resume_when_one_is_given_back() -> None:
     slots = SlotBatcher(_buffers(1, rows=1), max_wait_s=60.0)
     halt = threading.Event()
-    first = slots.take_row(halt)
-    assert first is not None
-    slots.fill(first[0], first[1], "x")
+    _add(slots, "x")
     ready = slots.next_ready(timeout_s=1.0)  # running now
     assert ready is not None and slots.busy() == 1
     # GIVEN a decode thread that wants a row while the only slab runs
@@ -106,19 +109,13 @@ def test_no_buffers_is_refused() -> None:
 
 def test_a_batch_thread_coming_back_still_gives_an_old_partial_slab_max_wait_to_fill() -> None:
     slots = SlotBatcher(_buffers(2, rows=3), max_wait_s=0.5)
-    halt = threading.Event()
     # GIVEN a slab whose first row was filled long before (the batch thread was busy meanwhile)
-    first = slots.take_row(halt)
-    assert first is not None
-    slots.fill(first[0], first[1], "early")
-    first[0].first -= 10.0
+    _add(slots, "early").first -= 10.0
 
     # WHEN the batch thread asks, and two more images arrive 0.1 s later
     def late_rows() -> None:
         for name in ("a", "b"):
-            got = slots.take_row(halt)
-            assert got is not None
-            slots.fill(got[0], got[1], name)
+            _add(slots, name)
 
     threading.Timer(0.1, late_rows).start()
     t0 = time.monotonic()
