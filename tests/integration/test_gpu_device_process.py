@@ -216,8 +216,9 @@ def test_the_device_process_runs_at_most_its_call_limit_at_once_and_counts_every
 @pytest.fixture
 def service(services: Services, settings: Settings, tmp_path: Path) -> Iterator[Service]:
     queue_images(services)
+    # Slow enough per image that the run is still going when the service is up and a test acts on it.
     running = Service(
-        settings, tiny_model(tmp_path / "slow.onnx", size=256, work=4), CONTENTFN_GPU_DEVICE_PROCESS="true"
+        settings, tiny_model(tmp_path / "slow.onnx", size=256, work=16), CONTENTFN_GPU_DEVICE_PROCESS="true"
     )
     try:
         yield running
@@ -243,7 +244,7 @@ def test_two_pipelines_do_every_image_once_through_one_device_process(services: 
 
 def test_a_killed_device_process_is_restarted_and_loses_nothing(services: Services, service: Service) -> None:
     device_pid = service.get("/healthz").json()["device_pid"]
-    wait_until(services, lambda c: c["done"] >= 8)
+    wait_until(services, lambda c: c["done"] >= 8 and c["queued"] + c["leased"] > 0)
     # WHEN the device process is killed with SIGKILL while pipelines are calling it
     os.kill(device_pid, signal.SIGKILL)
     # THEN calls fail and their jobs are retried, the parent starts it again, the pipelines reconnect

@@ -93,7 +93,8 @@ def done_by_process(metrics: str) -> dict[str, float]:
 def service(services: Services, settings: Settings, tmp_path: Path) -> Iterator[Service]:
     """96 queued images, then the service started with two pipeline processes on a slow tiny model."""
     queue_images(services)
-    running_service = Service(settings, tiny_model(tmp_path / "slow.onnx", size=256, work=4))
+    # Slow enough per image that the run is still going when the service is up and a test acts on it.
+    running_service = Service(settings, tiny_model(tmp_path / "slow.onnx", size=256, work=16))
     try:
         yield running_service
     finally:
