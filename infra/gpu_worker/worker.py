@@ -314,10 +314,9 @@ class GpuWorker:
                 if unrun:  # refused images are written (and acked) without waiting for a batch
                     self._to_write.put(_Batch(unrun))
                 continue
-            t0 = time.perf_counter()
-            self.metrics.add_stage("gather", t0 - gathering)
+            self.metrics.add_stage("gather", time.perf_counter() - gathering)
             try:
-                batch = self._run_slab(slab, t0)
+                batch = self._run_slab(slab)
             finally:
                 self._slots.give_back(slab)
             batch.items.extend(unrun)
@@ -332,7 +331,7 @@ class GpuWorker:
             except queue_mod.Empty:
                 return items
 
-    def _run_slab(self, slab: Slab, t0: float) -> _Batch:
+    def _run_slab(self, slab: Slab) -> _Batch:
         """Run the model over a ready slab's rows; the slab may be reused once this returns."""
         filled: list[tuple[int, _Item]] = slab.rows()
         now = time.monotonic()
@@ -345,7 +344,7 @@ class GpuWorker:
         if not filled:
             return batch
         try:
-            self._run(batch, slab, [row for row, _ in filled], t0)
+            self._run(batch, slab, [row for row, _ in filled])
         except DeviceUnavailable as exc:
             # Not the images' fault: back to the queue without using up an attempt, and a pause
             # while the device process comes back.
@@ -360,7 +359,7 @@ class GpuWorker:
                 item.prepared = None
         return batch
 
-    def _run(self, batch: _Batch, slab: Slab, rows: list[int], t0: float) -> None:
+    def _run(self, batch: _Batch, slab: Slab, rows: list[int]) -> None:
         # Rows past the last one taken (up to the padded batch size) hold stale pixels, and rows
         # given up or released late are run too: their outputs are not read.
         pixels = slab.buffer[: padded_size(self.buckets, slab.taken)]
