@@ -2,7 +2,7 @@
 # Terraform checks and plans for contentfn.
 #
 #   terraform/scripts/tf.sh check              fmt -check, init -backend=false + validate (AWS envs), checkov
-#   terraform/scripts/tf.sh plan CLOUD ENV     plan envs/CLOUD/ENV (CLOUD: aws|gcp, ENV: dev|prod)
+#   terraform/scripts/tf.sh plan CLOUD ENV     plan envs/CLOUD/ENV (CLOUD: aws|gcp, ENV: an env folder there)
 #
 # Providers: a filesystem mirror holding the AWS provider is used when one is found
 # (TF_PROVIDER_MIRROR, ~/.terraform.d/plugins, else a search of the disk); other providers come
@@ -18,6 +18,15 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 die() { echo "tf.sh: $*" >&2; exit 2; }
+
+# The env folders of a cloud (envs/<cloud>/root holds the root module they link to, not an env).
+env_names() {
+  local dir
+  for dir in "$tf_root/envs/$1"/*/; do
+    dir="$(basename "$dir")"
+    [ "$dir" = root ] || echo "$dir"
+  done
+}
 
 find_mirror() {
   local candidate found
@@ -59,7 +68,7 @@ cmd_check() {
   export TF_IN_AUTOMATION=1 TF_INPUT=0 CHECKPOINT_DISABLE=1
   echo "== terraform fmt -check -recursive"
   terraform -chdir="$tf_root" fmt -check -recursive -diff
-  for env in dev prod; do
+  for env in $(env_names aws); do
     echo "== validate envs/aws/$env"
     cp -r "$tf_root" "$work/validate-$env"
     rm -rf "$work/validate-$env/envs/aws/$env/.terraform" "$work/validate-$env/envs/aws/$env/.terraform.lock.hcl"
@@ -73,7 +82,9 @@ cmd_check() {
 cmd_plan() {
   local cloud="${1:-}" env="${2:-}" dir
   case "$cloud" in aws | gcp) ;; *) die "CLOUD must be aws or gcp (got '${cloud}')" ;; esac
-  case "$env" in dev | prod) ;; *) die "ENV must be dev or prod (got '${env}')" ;; esac
+  if [ -z "$env" ] || [ "$env" = root ] || [ ! -f "$tf_root/envs/$cloud/$env/backend.tf" ]; then
+    die "ENV must be an env folder of envs/$cloud: $(env_names "$cloud" | tr '\n' ' ')(got '${env}')"
+  fi
   configure_cli
   if [ -n "${TF_STATE_BUCKET:-}" ]; then
     dir="$tf_root/envs/$cloud/$env"

@@ -1,4 +1,4 @@
-"""The environments cover the function set and differ only where they should."""
+"""The environments cover the function set and differ only where they should: state and values."""
 
 from __future__ import annotations
 
@@ -20,15 +20,27 @@ def test_every_function_folder_is_declared_in_the_env(cloud: str, env_name: str)
     assert {"ingest", "embed", "api", "scrape", "enrich", "analyze"} <= declared
 
 
+ROOT_FILES = ("main.tf", "variables.tf", "outputs.tf", "versions.tf")
+
+
 @pytest.mark.parametrize("cloud", tftools.CLOUDS)
-def test_dev_and_prod_share_one_root_module(cloud: str) -> None:
-    dev = tftools.TERRAFORM_DIR / "envs" / cloud / "dev"
-    prod = tftools.TERRAFORM_DIR / "envs" / cloud / "prod"
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
-        assert (dev / name).read_text() == (prod / name).read_text(), (
-            f"envs/{cloud}: {name} differs between dev and prod"
-        )
-    assert "dev" in (dev / "backend.tf").read_text() and "prod" in (prod / "backend.tf").read_text()
+def test_every_env_links_the_one_root_module_and_keeps_its_own_state_and_values(cloud: str) -> None:
+    # GIVEN every env folder of the cloud (a new one, such as staging, is checked the same way)
+    envs = tftools.TERRAFORM_DIR / "envs" / cloud
+    root = envs / "root"
+    env_dirs = sorted(p for p in envs.iterdir() if p.is_dir() and p.name != "root")
+    assert {p.name for p in env_dirs} >= set(tftools.ENVS)
+    for env in env_dirs:
+        # THEN the root module files are links to envs/<cloud>/root (one copy, no drift) ...
+        for name in ROOT_FILES:
+            link = env / name
+            assert link.is_symlink(), f"envs/{cloud}/{env.name}/{name} is not a link to ../root/{name}"
+            assert link.resolve() == (root / name).resolve()
+        # ... and the state location and the values are the env's own
+        own = {p.name for p in env.iterdir() if not p.is_symlink()}
+        assert own == {"backend.tf", "terraform.tfvars"}, f"envs/{cloud}/{env.name}: {sorted(own)}"
+        assert f"contentfn/{cloud}/{env.name}" in (env / "backend.tf").read_text()
+        assert tftools.load_hcl(env / "terraform.tfvars")["environment"] == env.name
 
 
 @pytest.mark.parametrize("cloud", tftools.CLOUDS)

@@ -1,10 +1,1 @@
-terraform {
-  required_version = ">= 1.10"
-
-  required_providers {
-    google = {
-      source  = "hashicorp/google"
-      version = "~> 6.10"
-    }
-  }
-}
+../root/versions.tf

@@ -1,0 +1,226 @@
+variable "project_id" {
+  description = "GCP project ID."
+  type        = string
+}
+
+variable "project" {
+  description = "Project name, the first part of every resource name."
+  type        = string
+  default     = "contentfn"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,12}$", var.project))
+    error_message = "project must be 2-13 lowercase letters, digits and dashes (service account IDs are short)."
+  }
+}
+
+variable "environment" {
+  description = "Environment name."
+  type        = string
+
+  validation {
+    condition     = contains(["dev", "staging", "prod"], var.environment)
+    error_message = "environment must be one of: dev, staging, prod."
+  }
+}
+
+variable "region" {
+  description = "GCP region (one with Cloud Run GPUs for the GPU service)."
+  type        = string
+}
+
+variable "functions" {
+  description = <<-EOT
+    The function set: one entry per folder under functions/. Adding a function is one entry.
+    trigger: object (GCS finalize on the uploads bucket via Eventarc), queue (Pub/Sub push
+    subscription with a dead-letter topic), schedule (Cloud Scheduler; `schedule` is a unix cron
+    expression) or http (private HTTPS; callers listed in api_invokers).
+    publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
+    secrets: keys of the Secret Manager secrets the function may read.
+  EOT
+  type = map(object({
+    trigger       = string
+    timeout_s     = optional(number, 60)
+    memory_mb     = optional(number, 512)
+    max_instances = optional(number, 10)
+    concurrency   = optional(number, 1)
+    schedule      = optional(string)
+    publishes_to  = optional(list(string), [])
+    bucket_access = optional(string, "none")
+    secrets       = optional(list(string), ["database-url"])
+    environment   = optional(map(string), {})
+  }))
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["object", "queue", "schedule", "http"], f.trigger)])
+    error_message = "Every function's trigger must be one of: object, queue, schedule, http."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : (f.trigger == "schedule") == (f.schedule != null)])
+    error_message = "A schedule is required for, and only for, functions with trigger = schedule."
+  }
+
+  validation {
+    condition = alltrue(flatten([for f in values(var.functions) : [
+      for q in f.publishes_to : q == "detect" || try(var.functions[q].trigger, "") == "queue"
+    ]]))
+    error_message = "publishes_to may name only queue-triggered functions or \"detect\"."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : f.trigger != "queue" || f.timeout_s <= 600])
+    error_message = "Queue-triggered functions must time out within 600 s (the longest Pub/Sub ack deadline)."
+  }
+
+  validation {
+    condition     = alltrue([for f in values(var.functions) : contains(["none", "read", "read_write"], f.bucket_access)])
+    error_message = "bucket_access must be one of: none, read, read_write."
+  }
+
+  validation {
+    condition     = alltrue(flatten([for f in values(var.functions) : [for s in f.secrets : contains(["database-url", "api-key", "llm-api-key", "redis-url"], s)]]))
+    error_message = "secrets may name only: database-url, api-key, llm-api-key, redis-url."
+  }
+}
+
+variable "source_object" {
+  description = "Source archive of the functions in the sources bucket (see terraform/README.md)."
+  type        = string
+}
+
+variable "gpu_image_tag" {
+  description = "Tag of the GPU worker image in the Artifact Registry repository."
+  type        = string
+}
+
+variable "gpu" {
+  description = "GPU service capacity, set in one place: max_instances is the GPU cap (0 disables the service); batch, in-flight and wait limits are passed to the worker."
+  type = object({
+    max_instances  = number
+    min_instances  = optional(number, 0)
+    max_batch      = optional(number, 8)
+    max_in_flight  = optional(number, 2)
+    max_wait_ms    = optional(number, 50)
+    accelerator    = optional(string, "nvidia-l4")
+    device_process = optional(bool, false)     # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
+    environment    = optional(map(string), {}) # worker tuning: CONTENTFN_GPU_DEVICE_CALLS, ...
+  })
+
+  validation {
+    condition     = var.gpu.max_instances >= 0 && var.gpu.max_instances <= 100 && floor(var.gpu.max_instances) == var.gpu.max_instances
+    error_message = "gpu.max_instances must be a whole number between 0 and 100."
+  }
+
+  validation {
+    condition     = var.gpu.min_instances >= 0 && var.gpu.min_instances <= var.gpu.max_instances
+    error_message = "gpu.min_instances must be between 0 and gpu.max_instances."
+  }
+}
+
+variable "database" {
+  description = "Cloud SQL for PostgreSQL settings."
+  type = object({
+    tier                = optional(string, "db-custom-2-7680")
+    database_version    = optional(string, "POSTGRES_16")
+    availability_type   = optional(string, "REGIONAL")
+    disk_size_gb        = optional(number, 20)
+    retained_backups    = optional(number, 7)
+    deletion_protection = optional(bool, true)
+  })
+  default = {}
+}
+
+variable "cache" {
+  description = "Memorystore Redis settings."
+  type = object({
+    tier           = optional(string, "STANDARD_HA")
+    memory_size_gb = optional(number, 1)
+  })
+  default = {}
+}
+
+variable "api_invokers" {
+  description = "Members allowed to call the HTTP function, by a static key (e.g. frontend = serviceAccount:...). Empty keeps it private."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for m in values(var.api_invokers) : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "api_invokers must name identities; allUsers and allAuthenticatedUsers are not allowed."
+  }
+}
+
+variable "api_ingress" {
+  description = "Ingress of the HTTP function: internal only, or internal plus an external HTTPS load balancer."
+  type        = string
+  default     = "ALLOW_INTERNAL_AND_GCLB"
+
+  validation {
+    condition     = contains(["ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.api_ingress)
+    error_message = "api_ingress must be ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "log_level" {
+  description = "CONTENTFN_LOG_LEVEL of every process."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be one of: DEBUG, INFO, WARNING, ERROR."
+  }
+}
+
+variable "hnsw_ef_search" {
+  description = "CONTENTFN_HNSW_EF_SEARCH (search recall/latency trade-off)."
+  type        = number
+  default     = 200
+
+  validation {
+    condition     = var.hnsw_ef_search >= 10 && var.hnsw_ef_search <= 1000
+    error_message = "hnsw_ef_search must be between 10 and 1000."
+  }
+}
+
+variable "queue_max_attempts" {
+  description = "Deliveries before a job is dead-lettered (Pub/Sub allows 5-100) and CONTENTFN_QUEUE_MAX_ATTEMPTS."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.queue_max_attempts >= 5 && var.queue_max_attempts <= 100
+    error_message = "queue_max_attempts must be between 5 and 100 (Pub/Sub dead-letter limits)."
+  }
+}
+
+variable "subnet_cidr" {
+  description = "Primary range of the subnetwork."
+  type        = string
+  default     = "10.50.0.0/20"
+}
+
+variable "connector_cidr" {
+  description = "/28 range of the Serverless VPC Access connector."
+  type        = string
+  default     = "10.50.16.0/28"
+}
+
+variable "force_destroy" {
+  description = "Whether destroy removes non-empty buckets (disposable environments only)."
+  type        = bool
+  default     = false
+}
+
+variable "create_gpu_service" {
+  description = "Whether to create the Cloud Run GPU service (also off when gpu.max_instances is 0)."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels of every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
