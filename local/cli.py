@@ -196,6 +196,33 @@ def model_build(out: Path | None, int8: bool) -> None:
 
 
 @main.group()
+def package() -> None:
+    """Deployable artefacts built from this checkout."""
+
+
+@package.command("gcp")
+@click.option(
+    "--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("dist"), show_default=True
+)
+@click.option("--variant", type=click.Choice(["fp32", "int8"]), default="fp32", show_default=True)
+def package_gcp(out_dir: Path, variant: str) -> None:
+    """The source archive every Cloud Run function builds from: main.py, shared/, functions/, the
+    embedding model and a requirements.txt made from pyproject.toml. With --variant int8, set
+    CONTENTFN_EMBED_VARIANT=int8 in the functions' `environment` (terraform.tfvars)."""
+    from local.package import build_gcp_source
+
+    repo = Path(__file__).resolve().parent.parent
+    built = build_gcp_source(out_dir, repo=repo, model_dir=_settings().resolved_model_dir, variant=variant)
+    console.print(
+        f"{built.path}: {built.bytes / 1e6:.1f} MB, {built.members} files, sha256 {built.sha256}\n"
+        f"requirements: {', '.join(built.requirements)}\n"
+        f'upload it to the sources bucket and set source_object = "{built.path.name}" in terraform.tfvars',
+        markup=False,
+        highlight=False,
+    )
+
+
+@main.group()
 def db() -> None:
     """The schema (any database: local or cloud, from CONTENTFN_DATABASE_URL)."""
 

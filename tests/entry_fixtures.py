@@ -113,7 +113,20 @@ def send_capture(client: Any, doc: dict[str, Any]) -> Any:
 class FunctionsFrameworkServer:
     """``functions-framework`` as a real server process (gunicorn, as on Cloud Run)."""
 
-    def __init__(self, function: str, target: str, signature_type: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        function: str,
+        target: str,
+        signature_type: str,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        source: Path | None = None,
+        cwd: Path = REPO,
+        base_env: dict[str, str] | None = None,
+    ) -> None:
+        """``source`` defaults to ``functions/<function>/gcp.py`` of this checkout; ``env`` is laid
+        over ``base_env`` (default: this process's environment)."""
         import os
         import subprocess
 
@@ -125,14 +138,13 @@ class FunctionsFrameworkServer:
         cmd = [
             str(Path(sys.executable).with_name("functions-framework")),
             "--target", target,
-            "--source", str(REPO / "functions" / function / "gcp.py"),
+            "--source", str(source or REPO / "functions" / function / "gcp.py"),
             "--signature-type", signature_type,
             "--host", "127.0.0.1",
             "--port", str(self.port),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, env={**os.environ, **env}, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT
-        )
+        base = dict(os.environ) if base_env is None else base_env
+        self.proc = subprocess.Popen(cmd, env={**base, **env}, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout_s: float = 30.0) -> FunctionsFrameworkServer:
         import socket

@@ -56,7 +56,7 @@ variable "source_bucket" {
 }
 
 variable "source_object" {
-  description = "Object name of the source archive (zip of the repository's shared/ and functions/ with main.py and requirements.txt)."
+  description = "Object name of the source archive in the sources bucket (built by `contentfn package gcp`)."
   type        = string
 }
 

@@ -1,0 +1,264 @@
+"""The GCP source archive: the zip Cloud Run functions build every contentfn function from.
+
+Cloud Run functions (gen2) build a function from a zip in a bucket: the Python buildpack installs
+the archive's ``requirements.txt`` and functions-framework serves ``main.handler`` from its root
+(``/workspace``). One archive serves every function; Terraform sets ``CONTENTFN_FUNCTION`` per
+function (``main.py``). The archive holds:
+
+- the code: ``main.py``, ``shared/`` and ``functions/``;
+- the embedding model (manifest, tokenizer and one variant), at the path the settings use when
+  ``CONTENTFN_MODEL_DIR`` is unset, relative to the working directory;
+- ``requirements.txt``: the ``pyproject.toml`` dependencies (core and ``gcp``) whose packages the
+  archived code imports or reads data from, with their version ranges. Every other third-party
+  module the code uses must come from one of those (or be declared for another target, such as the
+  AWS adapters or the model build); otherwise building the archive fails and names the module.
+
+The zip is deterministic (sorted members, fixed timestamps), so the same sources give the same
+bytes and the same name (``functions-<sha256 prefix>.zip``): Terraform redeploys only on a change.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.metadata
+import re
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from shared.config import Settings
+from shared.embedder.manifest import MANIFEST_NAME, Manifest
+from shared.errors import ContentfnError
+
+__all__ = [
+    "GCP_SOURCE_LIMIT_BYTES",
+    "LOCAL_ONLY",
+    "PackagingError",
+    "SourceArchive",
+    "build_gcp_source",
+    "runtime_requirements",
+    "used_modules",
+]
+
+CODE = ("main.py", "shared", "functions")
+FIRST_PARTY = frozenset({"main", "shared", "functions"})
+# Declared in the core dependencies for the local runtime, imported by the archived code only on a
+# path a cloud function never takes.
+LOCAL_ONLY = {"pgserver": "the embedded database: a cloud function is given CONTENTFN_DATABASE_URL"}
+# Optional dependency groups that are tools, not a target the code may rely on at run time.
+TOOLING = ("dev",)
+# Cloud Run functions refuse source archives over 100 MB (compressed).
+GCP_SOURCE_LIMIT_BYTES = 100 * 1000 * 1000
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+_SKIP_PARTS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+
+
+class PackagingError(ContentfnError):
+    """The archive cannot be built as asked (missing model, undeclared import, too large)."""
+
+
+@dataclass(frozen=True)
+class SourceArchive:
+    path: Path
+    bytes: int
+    sha256: str
+    members: int
+    requirements: tuple[str, ...]
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirement_name(requirement: str) -> str:
+    match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement)
+    if match is None:
+        raise PackagingError(f"pyproject.toml: cannot read the requirement {requirement!r}")
+    return _normalise(match.group(1))
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _module_names(tree: ast.AST) -> Iterator[str]:
+    """Top-level modules a file imports (outside ``if TYPE_CHECKING:``) or reads data from
+    (``resources.files("pkg")``)."""
+    stack: list[ast.AST] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            stack.extend(node.orelse)
+            continue
+        if isinstance(node, ast.Import):
+            yield from (alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            yield node.module.split(".")[0]
+        elif isinstance(node, ast.Call):
+            func = node.func
+            named = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+            if named == "files" and node.args and isinstance(node.args[0], ast.Constant):
+                value = node.args[0].value
+                if isinstance(value, str) and value.isidentifier():
+                    yield value.split(".")[0]
+        stack.extend(ast.iter_child_nodes(node))
+
+
+def _code_files(repo: Path) -> list[Path]:
+    files: list[Path] = []
+    for name in CODE:
+        top = repo / name
+        if top.is_file():
+            files.append(top)
+            continue
+        if not top.is_dir():
+            raise PackagingError(f"{top} is missing: build the archive from a contentfn checkout")
+        files.extend(
+            p
+            for p in top.rglob("*")
+            if p.is_file() and not _SKIP_PARTS.intersection(p.relative_to(repo).parts) and p.suffix != ".pyc"
+        )
+    return sorted(files)
+
+
+def used_modules(files: Iterable[Path], *, root: Path) -> dict[str, set[str]]:
+    """Third-party top-level module → the files (relative to ``root``) that use it; stdlib and
+    first-party modules are left out."""
+    used: dict[str, set[str]] = {}
+    for path in files:
+        if path.suffix != ".py":
+            continue
+        for name in _module_names(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if name not in sys.stdlib_module_names and name not in FIRST_PARTY:
+                used.setdefault(name, set()).add(path.relative_to(root).as_posix())
+    return used
+
+
+def _providers() -> dict[str, set[str]]:
+    """Top-level module → the installed distributions (normalised names) that provide it."""
+    return {m: {_normalise(d) for d in dists} for m, dists in importlib.metadata.packages_distributions().items()}
+
+
+def _closure(names: Iterable[str]) -> set[str]:
+    """The distributions and everything they require (markers other than extras are kept)."""
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo.extend(_requirement_name(r) for r in requires if "extra ==" not in r.replace("'", '"'))
+    return seen
+
+
+def runtime_requirements(
+    pyproject: Path, used: dict[str, set[str]], *, extras: tuple[str, ...] = ("gcp",)
+) -> list[str]:
+    """The requirement lines (from ``pyproject.toml``) the archived code needs, in their order there.
+
+    A core or ``extras`` dependency is kept when its package provides a module the code uses. Each
+    used module must then be provided by a kept dependency or by what those require, or be declared
+    for another target in ``pyproject.toml`` (another extra but ``dev``, or ``LOCAL_ONLY``): else the archive would
+    install without it, and the error names the module and the files that use it.
+    """
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
+    for extra in extras:
+        if extra not in optional:
+            raise PackagingError(f"pyproject.toml has no optional dependency group {extra!r}")
+    candidates = [*project["dependencies"], *(r for extra in extras for r in optional[extra])]
+    providers = _providers()
+    provided_by: dict[str, set[str]] = {}
+    for module, dists in providers.items():
+        for dist in dists:
+            provided_by.setdefault(dist, set()).add(module)
+
+    kept: list[str] = []
+    for requirement in candidates:
+        name = _requirement_name(requirement)
+        if name in LOCAL_ONLY:
+            continue
+        if provided_by.get(name, set()) & used.keys():
+            kept.append(requirement.strip())
+
+    available = _closure(_requirement_name(r) for r in kept)
+    # Declared for another target (the AWS adapters, the model build, the GPU worker); ``dev``, the
+    # test tooling, does not count.
+    other = [r for extra, group in optional.items() if extra not in (*extras, *TOOLING) for r in group]
+    elsewhere = _closure([*(_requirement_name(r) for r in other), *LOCAL_ONLY])
+    for module in sorted(used):
+        dists = providers.get(module, set())
+        if dists & available or dists & elsewhere:
+            continue
+        where = ", ".join(sorted(used[module]))
+        if not dists:
+            raise PackagingError(f"the archived code imports {module!r} ({where}), which no installed package provides")
+        raise PackagingError(
+            f"the archived code imports {module!r} ({where}) from {', '.join(sorted(dists))}, "
+            "which is not among pyproject.toml's runtime dependencies"
+        )
+    return kept
+
+
+def _model_files(model_dir: Path, variant: str) -> list[tuple[Path, str]]:
+    """(file, path in the archive) for the manifest, the tokenizer and the chosen variant, verified."""
+    manifest = Manifest.load(model_dir)
+    onnx_path, tokenizer_path = manifest.verify(model_dir, variant)
+    # Where the settings look for the model when CONTENTFN_MODEL_DIR is unset (a relative path,
+    # resolved from the function's working directory, the archive's root).
+    default = PurePosixPath(Settings.model_construct().resolved_model_dir.as_posix())
+    if default.is_absolute():
+        raise PackagingError(f"the default model folder {default} is not relative to the working directory")
+    files = [(model_dir / MANIFEST_NAME, MANIFEST_NAME), (tokenizer_path, ""), (onnx_path, "")]
+    return [
+        (path, str(default / (inside or path.resolve().relative_to(model_dir.resolve()).as_posix())))
+        for path, inside in files
+    ]
+
+
+def _write(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+    info.external_attr = 0o644 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, data, compresslevel=6)
+
+
+def build_gcp_source(
+    out_dir: Path, *, repo: Path, model_dir: Path, variant: str = "fp32", limit_bytes: int = GCP_SOURCE_LIMIT_BYTES
+) -> SourceArchive:
+    """Write ``out_dir/functions-<sha256[:12]>.zip`` and return what it holds."""
+    code = _code_files(repo)
+    requirements = runtime_requirements(repo / "pyproject.toml", used_modules(code, root=repo))
+    header = "# Generated by `contentfn package gcp` from pyproject.toml: what the archived code uses.\n"
+    members: list[tuple[str, Path | bytes]] = [(p.relative_to(repo).as_posix(), p) for p in code]
+    members.append(("requirements.txt", (header + "\n".join(requirements) + "\n").encode()))
+    members.extend((name, path) for path, name in _model_files(model_dir, variant))
+    members.sort(key=lambda m: m[0])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = out_dir / "functions.zip.partial"
+    with zipfile.ZipFile(partial, "w") as archive:
+        for name, source in members:
+            _write(archive, name, source if isinstance(source, bytes) else source.read_bytes())
+    size = partial.stat().st_size
+    if size > limit_bytes:
+        partial.unlink()
+        raise PackagingError(
+            f"the source archive is {size / 1e6:.1f} MB, over the {limit_bytes / 1e6:.0f} MB Cloud Run functions "
+            f"accept; the {variant} model is most of it (try --variant int8)"
+        )
+    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    final = out_dir / f"functions-{digest[:12]}.zip"
+    partial.replace(final)
+    return SourceArchive(final, size, digest, len(members), tuple(requirements))
