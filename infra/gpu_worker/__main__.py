@@ -19,9 +19,8 @@ from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.streams import StreamSupervisor
-from infra.gpu_worker.worker import GpuWorker, detect_queue
-from shared.config import get_settings
-from shared.services import Services
+from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
+from shared.entry import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 
@@ -32,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m infra.gpu_worker")
     parser.add_argument("--no-streams", action="store_true", help="serve image jobs only")
     args = parser.parse_args()
-    settings = get_settings()
+    settings = load_entry_settings()  # with the cloud knobs: the object store and its endpoints
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -40,7 +39,7 @@ def main() -> None:
     # This process is the GPU service (or supervises its pipelines): tune malloc for the pipeline.
     # Not done by the local runtime, where the worker shares a process with every other function.
     keep_freed_memory(settings.gpu_malloc_keep_mib)
-    services = Services.from_settings(settings)
+    services = worker_services(settings, migrate=True)
     try:
         processes = auto_processes(settings)
         queue = detect_queue(settings)

@@ -91,14 +91,14 @@ def _child_main(
 ) -> None:
     """One pipeline process: a GpuWorker (and, in process 0, the stream supervisor)."""
     from infra.gpu_worker.streams import StreamSupervisor
-    from infra.gpu_worker.worker import GpuWorker, detect_queue
+    from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
 
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s [p{index}] %(name)s %(message)s")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
     keep_freed_memory(settings.gpu_malloc_keep_mib)
-    services = Services.from_settings(settings, migrate=False)
+    services = worker_services(settings, migrate=False)
     worker = supervisor = detector = None
     try:
         detector = RemoteDetector(settings, device) if device is not None else None

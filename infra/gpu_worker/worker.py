@@ -37,7 +37,10 @@ from infra.gpu_worker.gate import GpuGate
 from infra.gpu_worker.memory import kept_mib
 from infra.gpu_worker.metrics import WorkerMetrics
 from infra.gpu_worker.slots import Slab, SlotBatcher
+from shared.blob.base import Blob
+from shared.blob.local import LocalBlob
 from shared.config import Settings
+from shared.entry import Cloud, EntrySettings, build_blob
 from shared.errors import ConfigError, PoisonError
 from shared.queue.base import ClaimedJob
 from shared.queue.postgres import PgQueue
@@ -48,7 +51,7 @@ from shared.vision.decode import ImageRejected, decode_image
 from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, load_detector, padded_size
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 
-__all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "queue_figures"]
+__all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "object_store", "queue_figures", "worker_services"]
 
 log = logging.getLogger(__name__)
 
@@ -489,6 +492,28 @@ def queue_figures(services: Services, queue: Any, kind: str) -> tuple[int, float
             lag = queue_lag_s(conn, kind)
             conn.commit()
     return queue.depth(kind), lag
+
+
+def _queue_cloud(name: str | None) -> Cloud:
+    if name and name.startswith(("https://", "http://")):
+        return "aws"
+    if name and name.startswith("projects/"):
+        return "gcp"
+    return "local"
+
+
+def object_store(settings: Settings) -> Blob:
+    """Where the service reads uploaded images from: ``CONTENTFN_BLOB_BACKEND`` (Terraform sets it),
+    else the store of the cloud whose queue ``CONTENTFN_GPU_QUEUE`` names (S3 beside SQS, Cloud
+    Storage beside Pub/Sub), else the local bucket folder."""
+    if not isinstance(settings, EntrySettings):  # no cloud knobs: an in-process worker's own settings
+        return LocalBlob(settings.buckets_dir)
+    return build_blob(settings, _queue_cloud(settings.gpu_queue))
+
+
+def worker_services(settings: Settings, *, migrate: bool) -> Services:
+    """The GPU service's services: its database, cache and the object store it reads images from."""
+    return Services.from_settings(settings, migrate=migrate, blob=object_store(settings))
 
 
 def detect_queue(settings: Settings) -> Any:

@@ -236,6 +236,8 @@ def test_gpu_service_is_capped_in_every_env(plan: dict[str, Any]) -> None:
     assert view["step_max"] <= cap
     assert view["deploy_max_percent"] <= 100
     assert view["producer_env"]["CONTENTFN_GPU_MAX_INSTANCES"] == str(cap)
+    # the worker reads the uploaded images from S3, where the functions put them
+    assert view["env"]["CONTENTFN_BLOB_BACKEND"] == "s3"
 
 
 def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_plan: PlanFn) -> None:

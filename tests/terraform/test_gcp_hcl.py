@@ -234,5 +234,7 @@ def test_the_device_process_switch_reaches_the_worker() -> None:
     # ... where it sets the worker's variable (its batch buffers are memfds: no /dev/shm volume)
     local = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]
     assert 'var.device_process ? {CONTENTFN_GPU_DEVICE_PROCESS = "true"} : {}' in local["environment"]
+    # ... which also tells it to read the uploaded images from Cloud Storage
+    assert '{CONTENTFN_BLOB_BACKEND = "gcs"}' in local["environment"]
     ((_, service),) = resources("gpu_service", "google_cloud_run_v2_service")
     assert "volumes" not in service["template"][0]

@@ -17,6 +17,8 @@ locals {
   }
   environment = merge(
     var.environment,
+    # Uploaded images are read from the bucket in S3 (the task role may read it).
+    { CONTENTFN_BLOB_BACKEND = "s3" },
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )

@@ -15,6 +15,8 @@ locals {
   environment = merge(
     var.environment,
     local.probe_environment,
+    # Uploaded images are read from the bucket in Cloud Storage (the service account may read it).
+    { CONTENTFN_BLOB_BACKEND = "gcs" },
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
