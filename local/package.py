@@ -20,6 +20,7 @@ bytes and the same name (``functions-<sha256 prefix>.zip``): Terraform redeploys
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import importlib.metadata
 import re
@@ -40,12 +41,14 @@ __all__ = [
     "PackagingError",
     "SourceArchive",
     "build_gcp_source",
+    "reachable_files",
     "runtime_requirements",
+    "unprovided",
     "used_modules",
 ]
 
 CODE = ("main.py", "shared", "functions")
-FIRST_PARTY = frozenset({"main", "shared", "functions"})
+FIRST_PARTY = frozenset({"main", "shared", "functions", "local", "infra"})
 # Declared in the core dependencies for the local runtime, imported by the archived code only on a
 # path a cloud function never takes.
 LOCAL_ONLY = {"pgserver": "the embedded database: a cloud function is given CONTENTFN_DATABASE_URL"}
@@ -88,8 +91,9 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _module_names(tree: ast.AST) -> Iterator[str]:
-    """Top-level modules a file imports (outside ``if TYPE_CHECKING:``) or reads data from
-    (``resources.files("pkg")``)."""
+    """Modules a file imports (outside ``if TYPE_CHECKING:``), as dotted names (``from a.b import c``
+    gives ``a.b`` and ``a.b.c``, which may be a module or a name in ``a.b``), and packages it reads
+    data from (``resources.files("pkg")``)."""
     stack: list[ast.AST] = [tree]
     while stack:
         node = stack.pop()
@@ -97,16 +101,17 @@ def _module_names(tree: ast.AST) -> Iterator[str]:
             stack.extend(node.orelse)
             continue
         if isinstance(node, ast.Import):
-            yield from (alias.name.split(".")[0] for alias in node.names)
+            yield from (alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            yield node.module.split(".")[0]
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
         elif isinstance(node, ast.Call):
             func = node.func
             named = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
             if named == "files" and node.args and isinstance(node.args[0], ast.Constant):
                 value = node.args[0].value
-                if isinstance(value, str) and value.isidentifier():
-                    yield value.split(".")[0]
+                if isinstance(value, str) and all(part.isidentifier() for part in value.split(".")):
+                    yield value
         stack.extend(ast.iter_child_nodes(node))
 
 
@@ -128,21 +133,99 @@ def _code_files(repo: Path) -> list[Path]:
 
 
 def used_modules(files: Iterable[Path], *, root: Path) -> dict[str, set[str]]:
-    """Third-party top-level module → the files (relative to ``root``) that use it; stdlib and
+    """Third-party module (dotted) → the files (relative to ``root``) that use it; stdlib and
     first-party modules are left out."""
     used: dict[str, set[str]] = {}
     for path in files:
         if path.suffix != ".py":
             continue
         for name in _module_names(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            if name not in sys.stdlib_module_names and name not in FIRST_PARTY:
+            top = name.split(".")[0]
+            if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
                 used.setdefault(name, set()).add(path.relative_to(root).as_posix())
     return used
 
 
-def _providers() -> dict[str, set[str]]:
-    """Top-level module → the installed distributions (normalised names) that provide it."""
-    return {m: {_normalise(d) for d in dists} for m, dists in importlib.metadata.packages_distributions().items()}
+def _first_party_targets(tree: ast.AST, path: Path, root: Path) -> Iterator[Path]:
+    """Files of this repository a file imports, at module level or inside functions (absolute and
+    relative imports; ``from pkg import name`` tries ``pkg/name.py`` as well as ``pkg``)."""
+    package = path.parent.relative_to(root).parts
+    for node in ast.walk(tree):
+        dotted: list[tuple[str, ...]] = []
+        if isinstance(node, ast.Import):
+            dotted = [tuple(a.name.split(".")) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = tuple(node.module.split(".")) if node.module else ()
+            if node.level:
+                base = package[: len(package) - (node.level - 1)] + base
+            dotted = [base, *((*base, a.name) for a in node.names)]
+        for parts in dotted:
+            if not parts or parts[0] not in FIRST_PARTY:
+                continue
+            for candidate in (root.joinpath(*parts).with_suffix(".py"), root.joinpath(*parts, "__init__.py")):
+                if candidate.is_file():
+                    yield candidate
+            # a package's __init__ runs whenever a module inside it is imported
+            for depth in range(1, len(parts)):
+                init = root.joinpath(*parts[:depth], "__init__.py")
+                if init.is_file():
+                    yield init
+
+
+def reachable_files(entry: Path, *, root: Path) -> list[Path]:
+    """The repository's Python files ``entry`` can import, directly or through others, including
+    imports inside functions (an adapter picked at run time is reachable)."""
+    seen: set[Path] = set()
+    todo = [entry]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        todo.extend(t for t in _first_party_targets(tree, path, root) if t not in seen)
+    return sorted(seen)
+
+
+_EXTENSION = re.compile(r"\.(cpython-[^.]+|abi3)?\.?(so|pyd)$")
+
+
+@functools.cache
+def _module_index() -> dict[str, frozenset[str]]:
+    """Every module (dotted) the installed distributions ship → those distributions (normalised
+    names), read from their file lists; namespace packages (``google``) from their top-level names."""
+    index: dict[str, set[str]] = {}
+    for dist in importlib.metadata.distributions():
+        name = _normalise(dist.metadata["Name"] or "")
+        for file in dist.files or ():
+            parts = PurePosixPath(str(file)).parts
+            if not parts or parts[0].endswith((".dist-info", ".data")) or ".." in parts:
+                continue
+            stem = parts[-1]
+            if stem.endswith(".py"):
+                stem = stem[:-3]
+            elif _EXTENSION.search(stem):
+                stem = _EXTENSION.sub("", stem).split(".")[0]
+            else:
+                continue
+            dotted = [*parts[:-1]] if stem == "__init__" else [*parts[:-1], stem]
+            for depth in range(1, len(dotted) + 1):  # a package's parents are shipped by it too
+                index.setdefault(".".join(dotted[:depth]), set()).add(name)
+    for top, dists in importlib.metadata.packages_distributions().items():
+        index.setdefault(top, set()).update(_normalise(d) for d in dists)
+    return {module: frozenset(dists) for module, dists in index.items()}
+
+
+def _providers(module: str) -> frozenset[str]:
+    """The distributions that ship ``module``: its longest dotted prefix that is a module (the rest
+    names something inside it: ``pydantic.BaseModel`` is shipped with ``pydantic``)."""
+    index = _module_index()
+    parts = module.split(".")
+    for depth in range(len(parts), 0, -1):
+        found = index.get(".".join(parts[:depth]))
+        if found:
+            return found
+    return frozenset()
 
 
 def _closure(names: Iterable[str]) -> set[str]:
@@ -178,19 +261,8 @@ def runtime_requirements(
         if extra not in optional:
             raise PackagingError(f"pyproject.toml has no optional dependency group {extra!r}")
     candidates = [*project["dependencies"], *(r for extra in extras for r in optional[extra])]
-    providers = _providers()
-    provided_by: dict[str, set[str]] = {}
-    for module, dists in providers.items():
-        for dist in dists:
-            provided_by.setdefault(dist, set()).add(module)
-
-    kept: list[str] = []
-    for requirement in candidates:
-        name = _requirement_name(requirement)
-        if name in LOCAL_ONLY:
-            continue
-        if provided_by.get(name, set()) & used.keys():
-            kept.append(requirement.strip())
+    wanted = {dist for module in used for dist in _providers(module)}
+    kept = [r.strip() for r in candidates if _requirement_name(r) not in LOCAL_ONLY and _requirement_name(r) in wanted]
 
     available = _closure(_requirement_name(r) for r in kept)
     # Declared for another target (the AWS adapters, the model build, the GPU worker); ``dev``, the
@@ -198,7 +270,7 @@ def runtime_requirements(
     other = [r for extra, group in optional.items() if extra not in (*extras, *TOOLING) for r in group]
     elsewhere = _closure([*(_requirement_name(r) for r in other), *LOCAL_ONLY])
     for module in sorted(used):
-        dists = providers.get(module, set())
+        dists = _providers(module)
         if dists & available or dists & elsewhere:
             continue
         where = ", ".join(sorted(used[module]))
@@ -209,6 +281,21 @@ def runtime_requirements(
             "which is not among pyproject.toml's runtime dependencies"
         )
     return kept
+
+
+def unprovided(
+    pyproject: Path, used: dict[str, set[str]], *, extras: Iterable[str] = (), also: Iterable[str] = ()
+) -> dict[str, set[str]]:
+    """The used modules that an install of the project with ``extras`` (plus the packages named in
+    ``also``) would not provide, with the files that use them: what an image would fail to import."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
+    unknown = sorted(set(extras) - optional.keys())
+    if unknown:
+        raise PackagingError(f"pyproject.toml has no optional dependency group {', '.join(unknown)}")
+    names = [*project["dependencies"], *(r for extra in extras for r in optional[extra]), *also]
+    installed = _closure(_requirement_name(r) for r in names)
+    return {m: files for m, files in sorted(used.items()) if not _providers(m) & installed}
 
 
 def _model_files(model_dir: Path, variant: str) -> list[tuple[Path, str]]:

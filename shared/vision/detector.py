@@ -29,6 +29,7 @@ from shared.vision.boxes import (
     nms,
 )
 from shared.vision.decode import DecodedImage
+from shared.vision.detection import Detection
 from shared.vision.pinned import pin, unpin
 
 __all__ = [
@@ -66,14 +67,6 @@ class ModelSpec:
     # fp16: the weights and the arithmetic in half precision (tensor cores on a GPU), the model's
     # input and output staying float32, so everything around the session is unchanged.
     precision: Literal["fp32", "fp16"] = "fp32"
-
-
-@dataclass(frozen=True)
-class Detection:
-    class_id: int
-    label: str
-    score: float
-    box: tuple[float, float, float, float]  # x1, y1, x2, y2 in the original image's pixels
 
 
 @dataclass(frozen=True)

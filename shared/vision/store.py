@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 
-from shared.vision.detector import Detection
+from shared.vision.detection import Detection
 
 __all__ = [
     "DETECT_JOB",

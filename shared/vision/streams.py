@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from shared.errors import PoisonError
-from shared.vision.detector import Detection
+from shared.vision.detection import Detection
 from shared.vision.store import detection_columns
 
 __all__ = [
