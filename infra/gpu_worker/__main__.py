@@ -39,7 +39,7 @@ def main() -> None:
     # This process is the GPU service (or supervises its pipelines): tune malloc for the pipeline.
     # Not done by the local runtime, where the worker shares a process with every other function.
     keep_freed_memory(settings.gpu_malloc_keep_mib)
-    services = worker_services(settings, migrate=True)
+    services = worker_services(settings, migrate=settings.migrate_on_start)
     try:
         processes = auto_processes(settings)
         queue = detect_queue(settings)
