@@ -195,8 +195,10 @@ class SqsQueue:
             policy = (attrs.get("Attributes") or {}).get("RedrivePolicy")
             if policy:
                 doc = json.loads(policy)
+                # A redrive target is in the queue's own account and region: its URL is the queue's
+                # with the name replaced (no GetQueueUrl call, so no permission for one).
                 name = str(doc["deadLetterTargetArn"]).rsplit(":", 1)[-1]
-                self._dlq_url = self._call("get_queue_url", QueueName=name)["QueueUrl"]
+                self._dlq_url = f"{self.queue_url.rsplit('/', 1)[0]}/{name}"
                 self._max_receives = int(doc["maxReceiveCount"])
             else:
                 self._max_receives = 0

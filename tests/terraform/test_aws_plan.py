@@ -240,6 +240,46 @@ def test_gpu_service_is_capped_in_every_env(plan: dict[str, Any]) -> None:
     assert view["env"]["CONTENTFN_BLOB_BACKEND"] == "s3"
 
 
+def _statements(plan: dict[str, Any], address_part: str) -> dict[str, dict[str, Any]]:
+    """The statements of the policy documents whose address contains ``address_part``, by sid."""
+    return {
+        st["sid"]: st
+        for address, statements in tftools.plan_policy_documents(plan)
+        if address_part in address
+        for st in statements
+        if st.get("sid")
+    }
+
+
+def test_gpu_workers_can_launch_dead_letter_read_images_and_open_streams(plan: dict[str, Any]) -> None:
+    resources = tftools.plan_resources(plan)
+    # Auto Scaling launches the instances: their root volume is encrypted with the AWS-managed EBS
+    # key, which its service-linked role may use (the project key's policy does not name it)
+    (template,) = by_type(resources, "aws_launch_template")
+    ebs = template["values"]["block_device_mappings"][0]["ebs"][0]
+    assert ebs["encrypted"] == "true" and not ebs.get("kms_key_id")
+    # the task role copies poison jobs to the detection queue's dead-letter queue, lists the bucket
+    # (a deleted image is then a 404, not a 403) and reads the images
+    task = _statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task")
+    assert set(task["DeadLetterDetectionJobs"]["actions"]) == {"sqs:SendMessage", "sqs:GetQueueAttributes"}
+    assert task["ListImages"]["actions"] == ["s3:ListBucket"]
+    assert "s3:GetObject" in task["ReadImages"]["actions"]
+    # the region is in the container's environment (instance metadata is blocked for tasks)
+    env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
+    assert env["AWS_REGION"] == env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    # streams: TCP egress on the rtsp, rtsps and http ports, besides 443, to anywhere
+    (gpu_sg,) = [r for r in by_type(resources, "aws_security_group") if r["values"]["name"].endswith("-gpu")]
+    ports = {e["from_port"] for e in gpu_sg["values"]["egress"] if e["cidr_blocks"] == ["0.0.0.0/0"]}
+    assert ports == {443, 80, 322, 554, 8554}
+
+
+def test_functions_that_read_the_bucket_may_list_it(plan: dict[str, Any]) -> None:
+    ingest = _statements(plan, 'module.function["ingest"].data.aws_iam_policy_document.this')
+    assert ingest["ListUploads"]["actions"] == ["s3:ListBucket"]
+    embed = _statements(plan, 'module.function["embed"].data.aws_iam_policy_document.this')
+    assert "ListUploads" not in embed and "ReadUploads" not in embed
+
+
 def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_plan: PlanFn) -> None:
     # GIVEN dev's tfvars WHEN only the gpu block's cap and in-flight values change
     targets = ("-target=module.contentfn.module.gpu_service", '-target=module.contentfn.module.function["ingest"]')

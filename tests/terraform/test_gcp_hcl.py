@@ -238,3 +238,29 @@ def test_the_device_process_switch_reaches_the_worker() -> None:
     assert '{CONTENTFN_BLOB_BACKEND = "gcs"}' in local["environment"]
     ((_, service),) = resources("gpu_service", "google_cloud_run_v2_service")
     assert "volumes" not in service["template"][0]
+
+
+@pytest.mark.parametrize("env_name", tftools.ENVS)
+def test_the_gpu_pull_worker_keeps_an_instance_up_and_functions_get_the_cpu_concurrency_needs(env_name: str) -> None:
+    values = tfvars(env_name)
+    # Cloud Run starts instances for requests; the GPU worker pulls its queue and gets none, so one
+    # instance stays up whenever the service exists (the variable refuses less)
+    if values["gpu"]["max_instances"] > 0:
+        assert values["gpu"]["min_instances"] >= 1
+    platform_gpu = next(v["gpu"] for v in module("platform")["variable"] if "gpu" in v)
+    assert any("var.gpu.min_instances >= 1" in str(rule["condition"]) for rule in platform_gpu["validation"])
+    # Cloud Run refuses concurrency > 1 below one vCPU (what it derives from up to 2 GiB): the
+    # function module asks for one vCPU per 4 GiB when a function takes more than one request
+    local = module("function")["locals"][0]
+    assert local["available_cpu"] == "${var.concurrency > 1 ? tostring(max(1, ceil(var.memory_mb / 4096))) : null}"
+    ((_, function),) = resources("function", "google_cloudfunctions2_function")
+    assert function["service_config"][0]["available_cpu"] == "${local.available_cpu}"
+    assert any(f.get("concurrency", 1) > 1 for f in values["functions"].values())
+
+
+def test_functions_and_the_gpu_worker_leave_migrations_to_the_deploy_step() -> None:
+    common = module("platform")["locals"][0]["common_environment"]
+    assert common["CONTENTFN_MIGRATE_ON_START"] == "false"
+    assert module_calls("platform")["gpu_service"]["environment"] == (
+        "${merge(local.common_environment, var.gpu.environment)}"
+    )

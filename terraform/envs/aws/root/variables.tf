@@ -105,8 +105,9 @@ variable "gpu" {
     max_in_flight  = optional(number, 2)
     max_wait_ms    = optional(number, 50)
     instance_type  = optional(string, "g5.xlarge")
-    device_process = optional(bool, false)     # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
-    environment    = optional(map(string), {}) # worker tuning: CONTENTFN_GPU_DEVICE_CALLS, ...
+    device_process = optional(bool, false)                        # one process owns the GPU (CONTENTFN_GPU_DEVICE_PROCESS)
+    stream_ports   = optional(list(number), [80, 322, 554, 8554]) # video streams besides 443
+    environment    = optional(map(string), {})                    # worker tuning: CONTENTFN_GPU_DEVICE_CALLS, ...
   })
 
   validation {

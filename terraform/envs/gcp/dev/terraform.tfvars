@@ -48,10 +48,10 @@ functions = {
   }
 }
 
-# Dev caps GPUs at one instance, scaled to zero when idle.
+# Dev caps GPUs at one instance (always on: the worker pulls its queue, see min_instances).
 gpu = {
   max_instances = 1
-  min_instances = 0
+  min_instances = 1 # a pull worker: Cloud Run would never start it again from zero
   max_batch     = 8
   max_in_flight = 2
   max_wait_ms   = 50

@@ -105,6 +105,18 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # Without it S3 answers 403 instead of 404 for an object deleted before its event is handled, and
+  # the event is retried as an access problem instead of recorded as missing.
+  dynamic "statement" {
+    for_each = var.bucket_access != "none" ? [1] : []
+
+    content {
+      sid       = "ListUploads"
+      actions   = ["s3:ListBucket"]
+      resources = [var.bucket_arn]
+    }
+  }
+
   dynamic "statement" {
     for_each = var.bucket_access == "read_write" ? [1] : []
 

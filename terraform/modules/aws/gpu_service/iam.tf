@@ -135,10 +135,25 @@ data "aws_iam_policy_document" "task" {
     resources = [var.queue_arn]
   }
 
+  # A poison job is copied to the dead-letter queue; its depth is reported on /metrics.
+  statement {
+    sid       = "DeadLetterDetectionJobs"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+    resources = [var.dead_letter_queue_arn]
+  }
+
   statement {
     sid       = "ReadImages"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
     resources = ["${var.bucket_arn}/*"]
+  }
+
+  # Without it S3 answers 403 instead of 404 for an image deleted after upload, and the job is
+  # retried as an access problem instead of refused as missing.
+  statement {
+    sid       = "ListImages"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arn]
   }
 
   statement {

@@ -17,8 +17,9 @@ locals {
   }
   environment = merge(
     var.environment,
-    # Uploaded images are read from the bucket in S3 (the task role may read it).
-    { CONTENTFN_BLOB_BACKEND = "s3" },
+    # Uploaded images are read from the bucket in S3 (the task role may read it). The region is
+    # given: the task's instance metadata is blocked (ECS_AWSVPC_BLOCK_IMDS).
+    { CONTENTFN_BLOB_BACKEND = "s3", AWS_REGION = local.region, AWS_DEFAULT_REGION = local.region },
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
@@ -79,11 +80,14 @@ resource "aws_launch_template" "this" {
   block_device_mappings {
     device_name = "/dev/xvda"
 
+    # Encrypted with the account's AWS-managed EBS key: Auto Scaling launches the instances, and
+    # its service-linked role may use that key without being named in the project key's policy
+    # (naming it there fails in an account where the role does not exist yet). The root volume
+    # holds the OS and container images only; the data stays in S3, RDS and ElastiCache.
     ebs {
       volume_size           = var.root_volume_gb
       volume_type           = "gp3"
       encrypted             = true
-      kms_key_id            = var.kms_key_arn
       delete_on_termination = true
     }
   }

@@ -121,6 +121,11 @@ variable "queue_arn" {
   type        = string
 }
 
+variable "dead_letter_queue_arn" {
+  description = "ARN of the detection queue's dead-letter queue (poison jobs are copied there)."
+  type        = string
+}
+
 variable "queue_url" {
   description = "URL of the detection job queue (CONTENTFN_GPU_QUEUE)."
   type        = string

@@ -222,9 +222,11 @@ module "gpu_service" {
   device_process = var.gpu.device_process
   queue_arn      = module.detect_queue.queue_arn
   queue_url      = local.queue_urls["detect"]
-  queue_name     = module.detect_queue.queue_name
-  bucket_arn     = module.uploads.bucket_arn
-  environment    = merge(local.common_environment, var.gpu.environment)
+
+  dead_letter_queue_arn = module.detect_queue.dead_letter_queue_arn
+  queue_name            = module.detect_queue.queue_name
+  bucket_arn            = module.uploads.bucket_arn
+  environment           = merge(local.common_environment, var.gpu.environment)
   secret_arns = {
     CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"]
     CONTENTFN_REDIS_URL    = module.secrets.secretsmanager_secret_arns["redis-url"]

@@ -1,5 +1,6 @@
 # No security group admits traffic from outside the VPC. Workloads reach AWS APIs and scrape
-# sources over HTTPS and the database and cache inside the VPC; the data stores accept only them.
+# sources over HTTPS (the GPU workers also video streams on the ports the gpu block lists) and the
+# database and cache inside the VPC; the data stores accept only them.
 resource "aws_security_group" "functions" {
   name        = "${local.name}-functions"
   description = "Lambda functions: egress only"
@@ -43,6 +44,19 @@ resource "aws_security_group" "gpu" {
     to_port     = 443
     protocol    = "tcp"
     cidr_blocks = ["0.0.0.0/0"]
+  }
+
+  # Video streams (rtsp, rtsps, http) on the ports the gpu block lists; the worker reads them over TCP.
+  dynamic "egress" {
+    for_each = toset(var.gpu.stream_ports)
+
+    content {
+      description = "Video streams on port ${egress.value}"
+      from_port   = egress.value
+      to_port     = egress.value
+      protocol    = "tcp"
+      cidr_blocks = ["0.0.0.0/0"]
+    }
   }
 
   egress {

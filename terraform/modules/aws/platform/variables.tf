@@ -107,10 +107,18 @@ variable "gpu" {
     # One process owns the GPU and the pipelines send it batches through shared memory
     # (CONTENTFN_GPU_DEVICE_PROCESS: memfds, counted as the container's memory; no /dev/shm needed).
     device_process = optional(bool, false)
+    # Ports the workers may open video streams on, besides 443 (rtsp 554 and 8554, rtsps 322,
+    # http 80; streams are read over TCP). A stream on another port needs it here.
+    stream_ports = optional(list(number), [80, 322, 554, 8554])
     # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
     # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.
     environment = optional(map(string), {})
   })
+
+  validation {
+    condition     = alltrue([for p in var.gpu.stream_ports : p >= 1 && p <= 65535 && floor(p) == p && p != 5432 && p != 6379])
+    error_message = "gpu.stream_ports must be TCP port numbers (1-65535), not the database's or the cache's."
+  }
 
   validation {
     condition     = var.gpu.max_instances >= 0 && var.gpu.max_instances <= 100 && floor(var.gpu.max_instances) == var.gpu.max_instances

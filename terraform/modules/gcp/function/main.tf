@@ -1,6 +1,10 @@
 locals {
   is_object   = var.trigger == "object"
   is_schedule = var.trigger == "schedule"
+  # Cloud Run refuses more than one request at a time on less than one vCPU, and the CPU it derives
+  # from memory is below one up to 2 GiB: such a function gets one vCPU per 4 GiB (at least one).
+  # One request at a time keeps the CPU Cloud Run derives from the memory.
+  available_cpu = var.concurrency > 1 ? tostring(max(1, ceil(var.memory_mb / 4096))) : null
 
   # Who may invoke the function: its own trigger identity plus the explicitly named invokers.
   invokers = merge(
@@ -44,6 +48,7 @@ resource "google_cloudfunctions2_function" "this" {
 
   service_config {
     available_memory                 = "${var.memory_mb}M"
+    available_cpu                    = local.available_cpu
     timeout_seconds                  = var.timeout_s
     min_instance_count               = 0
     max_instance_count               = var.max_instances

@@ -33,6 +33,8 @@ locals {
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
+    # Migrations are a deploy step (`contentfn db migrate`), not something each cold start runs.
+    CONTENTFN_MIGRATE_ON_START = "false"
   }
 
   # Topic IDs by queue name, built from names so functions and queues do not depend on each other.

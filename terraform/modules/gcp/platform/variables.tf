@@ -98,7 +98,7 @@ variable "gpu" {
   description = "GPU service capacity, set in one place: max_instances is the GPU cap (0 disables the service); batch, in-flight and wait limits are passed to the worker."
   type = object({
     max_instances = number
-    min_instances = optional(number, 0)
+    min_instances = optional(number, 1)
     max_batch     = optional(number, 8)
     max_in_flight = optional(number, 2)
     max_wait_ms   = optional(number, 50)
@@ -122,8 +122,8 @@ variable "gpu" {
   }
 
   validation {
-    condition     = var.gpu.min_instances >= 0 && var.gpu.min_instances <= var.gpu.max_instances
-    error_message = "gpu.min_instances must be between 0 and gpu.max_instances."
+    condition     = var.gpu.max_instances == 0 || (var.gpu.min_instances >= 1 && var.gpu.min_instances <= var.gpu.max_instances)
+    error_message = "gpu.min_instances must be between 1 and gpu.max_instances: Cloud Run starts instances for requests, and the GPU worker pulls its queue and gets none, so a service scaled to zero would never start again (max_instances = 0 removes it)."
   }
 }
 
