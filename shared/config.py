@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     gpu_malloc_keep_mib: int = Field(default=512, ge=0, le=2047)
     gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
     gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this
+    # On a cloud queue: how often the service relays deferred detection jobs that fell due (outbox.py).
+    gpu_outbox_relay_s: float = Field(default=5.0, gt=0)
     gpu_metrics_host: str = "127.0.0.1"
     gpu_metrics_port: int = Field(default=9090, ge=0, le=65535)
     # Admission: producers defer new images when the backlog would take longer than this to drain

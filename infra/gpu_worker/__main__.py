@@ -17,6 +17,7 @@ import threading
 
 from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.memory import keep_freed_memory
+from infra.gpu_worker.outbox import outbox_relay
 from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.streams import StreamSupervisor
 from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
@@ -51,13 +52,20 @@ def main() -> None:
             worker = GpuWorker(services, queue=queue).start()
             streams = None if args.no_streams else StreamSupervisor(services, worker.detector, gate=worker.gate).start()
             runner = worker
-        health = HealthServer(runner, settings.gpu_metrics_host, settings.gpu_metrics_port).start()
+        relay = outbox_relay(settings, services.queue, interval_s=settings.gpu_outbox_relay_s)
+        if relay is not None:
+            relay.start()
+        health = HealthServer(
+            runner, settings.gpu_metrics_host, settings.gpu_metrics_port, extra=relay.health if relay else None
+        ).start()
         log.info(
             "gpu worker up (%d pipeline processes): %s; health on port %d", processes, runner.health(), health.port
         )
         print(f"gpu-worker ready port={health.port} processes={processes}", flush=True)
         stop.wait()
         log.info("stopping: draining in-flight work")
+        if relay is not None:
+            relay.stop()
         if streams is not None:
             streams.stop()
         runner.stop()

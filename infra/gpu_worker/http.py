@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -16,7 +17,8 @@ log = logging.getLogger(__name__)
 class HealthServer:
     """Serves ``worker.health()`` at /healthz (503 while draining) and ``worker.prometheus()`` at /metrics."""
 
-    def __init__(self, worker: Any, host: str, port: int) -> None:
+    def __init__(self, worker: Any, host: str, port: int, *, extra: Callable[[], dict[str, Any]] | None = None) -> None:
+        """``extra``: more figures for /healthz, laid over the worker's."""
         self.worker = worker
 
         class Handler(BaseHTTPRequestHandler):
@@ -24,6 +26,8 @@ class HealthServer:
                 try:
                     if self.path == "/healthz":
                         health = worker.health()
+                        if extra is not None:
+                            health = {**health, **extra()}
                         code = 200 if health["status"] == "ok" else 503
                         self._send(code, "application/json", json.dumps(health).encode())
                     elif self.path == "/metrics":

@@ -531,7 +531,14 @@ def detect_queue(settings: Settings) -> Any:
         from shared.queue.sqs import SqsQueue
 
         return SqsQueue.create(
-            name, kind=DETECT_JOB, wait_s=1, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
+            name,
+            kind=DETECT_JOB,
+            wait_s=1,
+            visibility_s=visibility_s,
+            backoff_base_s=base_s,
+            backoff_cap_s=cap_s,
+            endpoint_url=getattr(settings, "aws_endpoint_url", None),
+            region=getattr(settings, "aws_region", None),
         )
     if name.startswith("projects/") and "/subscriptions/" in name:
         from shared.queue.pubsub import PubSubPullQueue

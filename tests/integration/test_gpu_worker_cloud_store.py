@@ -7,11 +7,14 @@ images from S3 on the same moto server without being told; with ``CONTENTFN_BLOB
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,12 +62,48 @@ def _statuses(svc: Services) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def test_service_on_sqs_reads_the_images_from_s3_beside_it(
+@dataclass
+class OnAws:
+    svc: Services
+    settings: Settings
+    bucket: str
+    queue_url: str
+    moto_url: str
+    queue: Any
+
+    def env(self, model: Path, **extra: str) -> dict[str, str]:
+        """The service's environment on this queue and bucket, told only where the endpoints are."""
+        env = worker_env(
+            self.settings,
+            model,
+            **AWS,
+            AWS_ENDPOINT_URL_SQS=self.moto_url,
+            CONTENTFN_GPU_QUEUE=self.queue_url,
+            CONTENTFN_AWS_ENDPOINT_URL=self.moto_url,
+            CONTENTFN_AWS_REGION="eu-west-1",
+            CONTENTFN_BUCKET=self.bucket,
+            **extra,
+        )
+        env.pop("CONTENTFN_BLOB_BACKEND", None)
+        return env
+
+    def relay_to_sqs(self, where: str = "true") -> int:
+        """Send the detect jobs matching ``where`` to SQS, as a producer's relay does."""
+        with self.svc.db.connection() as conn:
+            payloads = [
+                r[0] for r in conn.execute(f"DELETE FROM jobs WHERE kind = 'detect' AND {where} RETURNING payload")
+            ]
+            conn.commit()
+        self.queue.enqueue_many([NewJob("detect", p, dedup_key=f"detect:{p['image_id']}") for p in payloads])
+        return len(payloads)
+
+
+@pytest.fixture
+def on_aws(
     settings: Settings,
     moto_url: str,  # noqa: F811
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
+) -> Iterator[OnAws]:
     import boto3
 
     from shared.blob.s3 import S3Blob
@@ -77,37 +116,55 @@ def test_service_on_sqs_reads_the_images_from_s3_beside_it(
     blob._client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     sqs = boto3.session.Session().client("sqs", endpoint_url=moto_url, region_name="eu-west-1")
     url = sqs.create_queue(QueueName=f"contentfn-detect-{os.urandom(3).hex()}")["QueueUrl"]
-    # GIVEN six images uploaded to S3 and ingested, their detection jobs relayed to SQS
     on_s3 = settings.model_copy(update={"bucket": bucket})
     svc = Services.from_settings(on_s3, blob=blob)
     try:
-        _upload_all(svc, 6)
-        with svc.db.connection() as conn:
-            payloads = [r[0] for r in conn.execute("DELETE FROM jobs WHERE kind = 'detect' RETURNING payload")]
-            conn.commit()
-        queue: Any = detect_queue(on_s3.model_copy(update={"gpu_queue": url}))
-        queue.enqueue_many([NewJob("detect", p, dedup_key=f"detect:{p['image_id']}") for p in payloads])
-        # WHEN the service runs with two pipelines on that queue, told only where the endpoints are
-        env = worker_env(
-            on_s3,
-            tiny_model(tmp_path / "t.onnx"),
-            **AWS,
-            AWS_ENDPOINT_URL_SQS=moto_url,
-            CONTENTFN_GPU_QUEUE=url,
-            CONTENTFN_AWS_ENDPOINT_URL=moto_url,
-            CONTENTFN_AWS_REGION="eu-west-1",
-            CONTENTFN_BUCKET=bucket,
-            CONTENTFN_GPU_PROCESSES="2",
-        )
-        env.pop("CONTENTFN_BLOB_BACKEND", None)
-        done = _run_service(env, svc, 6)
-        # THEN every image is detected, read from S3 (the local bucket folder was never written)
-        assert done["done"] == 6 and done["detections"] == 6 * TINY_BOXES_PER_IMAGE
-        assert _statuses(svc) == {"done": 6}
-        assert not (on_s3.buckets_dir / bucket).exists()
-        assert queue.depth("detect") == 0
+        yield OnAws(svc, on_s3, bucket, url, moto_url, detect_queue(on_s3.model_copy(update={"gpu_queue": url})))
     finally:
         svc.close()
+
+
+def test_service_on_sqs_reads_the_images_from_s3_beside_it(on_aws: OnAws, tmp_path: Path) -> None:
+    # GIVEN six images uploaded to S3 and ingested, their detection jobs relayed to SQS
+    _upload_all(on_aws.svc, 6)
+    assert on_aws.relay_to_sqs() == 6
+    # WHEN the service runs with two pipelines on that queue, with no store setting
+    env = on_aws.env(tiny_model(tmp_path / "t.onnx"), CONTENTFN_GPU_PROCESSES="2")
+    done = _run_service(env, on_aws.svc, 6)
+    # THEN every image is detected, read from S3 (the local bucket folder was never written)
+    assert done["done"] == 6 and done["detections"] == 6 * TINY_BOXES_PER_IMAGE
+    assert _statuses(on_aws.svc) == {"done": 6}
+    assert not (on_aws.settings.buckets_dir / on_aws.bucket).exists()
+    assert on_aws.queue.depth("detect") == 0
+
+
+def test_a_deferred_job_that_falls_due_is_relayed_to_the_queue_by_the_service(on_aws: OnAws, tmp_path: Path) -> None:
+    # GIVEN three images: two relayed to SQS by their producer, one deferred by admission (in
+    # Postgres, invisible for 3 more seconds) with no producer left to relay it once due
+    _upload_all(on_aws.svc, 3)
+    with on_aws.svc.db.connection() as conn:
+        deferred = conn.execute(
+            "UPDATE jobs SET visible_at = now() + interval '3 seconds'"
+            " WHERE id = (SELECT min(id) FROM jobs WHERE kind = 'detect')"
+            " RETURNING (payload->>'image_id')::bigint, visible_at"
+        ).fetchone()
+        conn.commit()
+    assert deferred is not None
+    assert on_aws.relay_to_sqs("visible_at <= now()") == 2
+    # WHEN the service runs on SQS with CONTENTFN_QUEUES naming that queue for detect (as deployed)
+    env = on_aws.env(
+        tiny_model(tmp_path / "t.onnx"),
+        CONTENTFN_QUEUES=json.dumps({"detect": on_aws.queue_url}),
+        CONTENTFN_GPU_OUTBOX_RELAY_S="0.5",
+    )
+    done = _run_service(env, on_aws.svc, 3)
+    # THEN the deferred image is detected too, after it fell due, and no job is left in Postgres
+    assert done["done"] == 3 and done["queued"] == 0
+    with on_aws.svc.db.connection() as conn:
+        row = conn.execute("SELECT status, detected_at FROM images WHERE id = %s", (deferred[0],)).fetchone()
+        conn.commit()
+    assert row is not None and row[0] == "done" and row[1] >= deferred[1]
+    assert on_aws.queue.depth("detect") == 0
 
 
 def test_service_told_gcs_reads_the_images_from_cloud_storage(

@@ -262,6 +262,10 @@ def test_gpu_workers_can_launch_dead_letter_read_images_and_open_streams(plan: d
     # (a deleted image is then a 404, not a 403) and reads the images
     task = _statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task")
     assert set(task["DeadLetterDetectionJobs"]["actions"]) == {"sqs:SendMessage", "sqs:GetQueueAttributes"}
+    # ... and relays deferred jobs that fell due from Postgres to its own queue (CONTENTFN_QUEUES)
+    assert task["RelayDueDetectionJobs"]["actions"] == ["sqs:SendMessage"]
+    gpu_locals = tftools.load_hcl(tftools.TERRAFORM_DIR / "modules" / "aws" / "gpu_service" / "main.tf")["locals"][0]
+    assert "{CONTENTFN_QUEUES = jsonencode({detect = var.queue_url})}" in gpu_locals["environment"]
     assert task["ListImages"]["actions"] == ["s3:ListBucket"]
     assert "s3:GetObject" in task["ReadImages"]["actions"]
     # the region is in the container's environment (instance metadata is blocked for tasks)

@@ -264,3 +264,11 @@ def test_functions_and_the_gpu_worker_leave_migrations_to_the_deploy_step() -> N
     assert module_calls("platform")["gpu_service"]["environment"] == (
         "${merge(local.common_environment, var.gpu.environment)}"
     )
+
+
+def test_the_gpu_worker_relays_deferred_jobs_that_fell_due_to_its_topic() -> None:
+    local = module("gpu_service")["locals"][0]
+    assert "{CONTENTFN_QUEUES = jsonencode({detect = var.topic_id})}" in local["environment"]
+    ((_, member),) = resources("gpu_service", "google_pubsub_topic_iam_member")
+    assert member["topic"] == "${var.topic_id}" and member["role"] == "roles/pubsub.publisher"
+    assert module_calls("platform")["gpu_service"]["topic_id"] == "${module.detect_queue.pubsub_topic_id}"

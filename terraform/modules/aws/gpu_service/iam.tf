@@ -135,6 +135,13 @@ data "aws_iam_policy_document" "task" {
     resources = [var.queue_arn]
   }
 
+  # Deferred jobs that fell due, from the Postgres outbox to the queue.
+  statement {
+    sid       = "RelayDueDetectionJobs"
+    actions   = ["sqs:SendMessage"]
+    resources = [var.queue_arn]
+  }
+
   # A poison job is copied to the dead-letter queue; its depth is reported on /metrics.
   statement {
     sid       = "DeadLetterDetectionJobs"

@@ -20,6 +20,9 @@ locals {
     # Uploaded images are read from the bucket in S3 (the task role may read it). The region is
     # given: the task's instance metadata is blocked (ECS_AWSVPC_BLOCK_IMDS).
     { CONTENTFN_BLOB_BACKEND = "s3", AWS_REGION = local.region, AWS_DEFAULT_REGION = local.region },
+    # Detection jobs deferred by admission wait in Postgres; the service relays them to its queue
+    # once due (infra/gpu_worker/outbox.py).
+    { CONTENTFN_QUEUES = jsonencode({ detect = var.queue_url }) },
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )

@@ -17,6 +17,9 @@ locals {
     local.probe_environment,
     # Uploaded images are read from the bucket in Cloud Storage (the service account may read it).
     { CONTENTFN_BLOB_BACKEND = "gcs" },
+    # Detection jobs deferred by admission wait in Postgres; the service relays them to the topic of
+    # its subscription once due (infra/gpu_worker/outbox.py).
+    { CONTENTFN_QUEUES = jsonencode({ detect = var.topic_id }) },
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
@@ -145,6 +148,13 @@ resource "google_pubsub_subscription_iam_member" "this" {
 resource "google_project_iam_member" "metrics_reader" {
   project = var.project_id
   role    = "roles/monitoring.viewer"
+  member  = "serviceAccount:${google_service_account.this.email}"
+}
+
+resource "google_pubsub_topic_iam_member" "relay" {
+  project = var.project_id
+  topic   = var.topic_id
+  role    = "roles/pubsub.publisher"
   member  = "serviceAccount:${google_service_account.this.email}"
 }
 

@@ -81,6 +81,11 @@ variable "memory" {
   default     = "16Gi"
 }
 
+variable "topic_id" {
+  description = "The detection jobs' Pub/Sub topic (projects/P/topics/T): deferred jobs that fell due are relayed to it."
+  type        = string
+}
+
 variable "subscription_id" {
   description = "Pull subscription of detection jobs (CONTENTFN_GPU_QUEUE)."
   type        = string

@@ -233,6 +233,7 @@ module "gpu_service" {
   device_process  = var.gpu.device_process
   accelerator     = var.gpu.accelerator
   subscription_id = module.detect_queue.pubsub_subscription_id
+  topic_id        = module.detect_queue.pubsub_topic_id
   bucket_name     = module.uploads.bucket_name
   network_id      = module.network.network_id
   subnetwork_id   = module.network.subnetwork_id
