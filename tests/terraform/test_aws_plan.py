@@ -284,6 +284,27 @@ def test_functions_that_read_the_bucket_may_list_it(plan: dict[str, Any]) -> Non
     assert "ListUploads" not in embed and "ReadUploads" not in embed
 
 
+def test_an_optional_integration_secret_reaches_only_the_function_that_lists_it(aws_plan: PlanFn) -> None:
+    # GIVEN dev's tfvars WHEN enrich lists the Spotify client secret beside its own
+    before = '    publishes_to = ["analyze"]\n    secrets      = ["database-url", "redis-url"]\n'
+    after = (
+        '    publishes_to = ["analyze"]\n    secrets      = ["database-url", "redis-url", "spotify-client-secret"]\n'
+    )
+    assert before in (tftools.TERRAFORM_DIR / "envs" / "aws" / "dev" / "terraform.tfvars").read_text()
+    plan = aws_plan(
+        "dev",
+        tfvars_edits=((before, after),),
+        extra=('-target=module.contentfn.module.function["enrich"]', '-target=module.contentfn.module.function["api"]'),
+    )
+    lambdas = {function_key(r["address"]): r for r in by_type(tftools.plan_resources(plan), "aws_lambda_function")}
+    enrich = lambdas["enrich"]["values"]["environment"][0]["variables"]
+    # THEN enrich gets it by reference (resolved at cold start), and no other function does
+    assert enrich["CONTENTFN_SPOTIFY_CLIENT_SECRET_SECRET_ID"] == "contentfn/dev/spotify-client-secret"
+    api = lambdas["api"]["values"]["environment"][0]["variables"]
+    assert "CONTENTFN_SPOTIFY_CLIENT_SECRET_SECRET_ID" not in api
+    assert api["CONTENTFN_LLM_API_KEY_SECRET_ID"] == "contentfn/dev/llm-api-key"  # POST /analyze may call the LLM
+
+
 def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_plan: PlanFn) -> None:
     # GIVEN dev's tfvars WHEN only the gpu block's cap and in-flight values change
     targets = ("-target=module.contentfn.module.gpu_service", '-target=module.contentfn.module.function["ingest"]')

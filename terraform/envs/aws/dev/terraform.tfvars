@@ -45,7 +45,7 @@ functions = {
     memory_mb     = 1024
     bucket_access = "read_write"
     publishes_to  = ["analyze", "detect"]
-    secrets       = ["database-url", "api-key", "redis-url"]
+    secrets       = ["database-url", "api-key", "redis-url", "llm-api-key"]
   }
 }
 

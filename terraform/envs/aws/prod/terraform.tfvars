@@ -54,7 +54,7 @@ functions = {
     reserved_concurrency = 50
     bucket_access        = "read_write"
     publishes_to         = ["analyze", "detect"]
-    secrets              = ["database-url", "api-key", "redis-url"]
+    secrets              = ["database-url", "api-key", "redis-url", "llm-api-key"]
   }
 }
 

@@ -50,7 +50,7 @@ functions = {
     concurrency   = 16
     bucket_access = "read_write"
     publishes_to  = ["analyze", "detect"]
-    secrets       = ["database-url", "api-key", "redis-url"]
+    secrets       = ["database-url", "api-key", "redis-url", "llm-api-key"]
   }
 }
 

@@ -79,8 +79,8 @@ variable "functions" {
   }
 
   validation {
-    condition     = alltrue(flatten([for f in values(var.functions) : [for s in f.secrets : contains(["database-url", "api-key", "llm-api-key", "redis-url"], s)]]))
-    error_message = "secrets may name only: database-url, api-key, llm-api-key, redis-url."
+    condition     = alltrue(flatten([for f in values(var.functions) : [for s in f.secrets : contains(["database-url", "api-key", "llm-api-key", "redis-url", "spotify-client-secret", "genius-token"], s)]]))
+    error_message = "secrets may name only: database-url, api-key, llm-api-key, redis-url, spotify-client-secret, genius-token."
   }
 }
 

@@ -11,6 +11,9 @@ locals {
     "api-key"      = "CONTENTFN_API_KEY"
     "llm-api-key"  = "CONTENTFN_LLM_API_KEY"
     "redis-url"    = "CONTENTFN_REDIS_URL"
+    # Optional integrations: list them in a function's secrets only once the secret has a value.
+    "spotify-client-secret" = "CONTENTFN_SPOTIFY_CLIENT_SECRET"
+    "genius-token"          = "CONTENTFN_GENIUS_TOKEN"
   }
 
   gpu_environment = {
@@ -91,10 +94,12 @@ module "secrets" {
   name_prefix = "${var.project}/${var.environment}"
   kms_key_arn = module.kms.kms_key_arn
   secrets = {
-    "database-url" = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
-    "api-key"      = "API key accepted by the api function (CONTENTFN_API_KEY)"
-    "llm-api-key"  = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
-    "redis-url"    = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
+    "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
+    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
+    "redis-url"             = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
+    "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
+    "genius-token"          = "Token of the Genius-compatible lyrics API, for scrape (CONTENTFN_GENIUS_TOKEN)"
   }
   recovery_window_in_days = var.force_destroy ? 0 : 30
   tags                    = local.tags
