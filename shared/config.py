@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     redis_timeout_s: float = Field(default=0.25, gt=0, le=30)
     redis_retry_s: float = Field(default=5.0, gt=0)  # how long to stay on the fallback before re-trying
+    # PEM of the CA that signed the Redis server's TLS certificate, for a rediss:// URL whose server
+    # is not signed by a public CA (Memorystore signs with its own; Terraform sets it); unset: the
+    # system's trust store.
+    redis_ca_cert: str | None = None
     cache_ttl_page_s: float = Field(default=3600.0, gt=0)
     cache_ttl_token_s: float = Field(default=3300.0, gt=0)
     cache_ttl_analysis_s: float = Field(default=30 * 86400.0, gt=0)

@@ -96,7 +96,9 @@ class RedisCache:
         timeout_s: float = 0.25,
         retry_s: float = 5.0,
         fallback: MemoryCache | None = None,
+        ca_cert: str | None = None,
     ) -> None:
+        """``ca_cert``: PEM of the CA to verify a ``rediss://`` server against (else the system's)."""
         import redis
         from redis.backoff import NoBackoff
         from redis.retry import Retry
@@ -106,12 +108,14 @@ class RedisCache:
         self.retry_s = retry_s
         self.fallback = fallback or MemoryCache(4096)
         # No client-side retries: one failed call marks Redis down; the fallback answers at once.
+        tls: dict[str, Any] = {"ssl_ca_data": ca_cert} if ca_cert and url.startswith("rediss://") else {}
         self.client = redis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
             health_check_interval=0,
+            **tls,
         )
         self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._down_until = 0.0
@@ -224,4 +228,5 @@ def build_cache(settings: Any) -> SharedCache:
         ttls=ttls,
         timeout_s=settings.redis_timeout_s,
         retry_s=settings.redis_retry_s,
+        ca_cert=getattr(settings, "redis_ca_cert", None),
     )

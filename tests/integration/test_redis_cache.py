@@ -3,13 +3,19 @@ including Redis stopping in the middle of a test."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 
-from shared.cache.redis_cache import CacheTtls, RedisCache
+from shared.cache.redis_cache import CacheTtls, RedisCache, build_cache
+from shared.config import load_settings
 from shared.intel.breaker import CircuitBreaker
 from shared.net.ratelimit import HostRateLimiter
+from tests.conftest import need
+from tests.emulators import free_port
 from tests.intel_fixtures import redis_session, redis_url, start_redis  # noqa: F401
 
 
@@ -101,3 +107,77 @@ def test_breaker_state_is_shared_through_redis(redis_url: str) -> None:  # noqa:
     assert probes.count(True) == 1  # one probe across workers
     second.record_success()
     assert first.allow() and second.allow()
+
+
+def _tls_material(directory: Path) -> tuple[Path, Path, str]:
+    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (cert, key, CA PEM)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+
+    def cert(subject: str, key, issuer: str, signer, *, ca: bool):  # type: ignore[no-untyped-def]
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = cert("contentfn test CA", ca_key, "contentfn test CA", ca_key, ca=True)
+    server = cert("127.0.0.1", server_key, "contentfn test CA", ca_key, ca=False)
+    pem = serialization.Encoding.PEM
+    (directory / "server.pem").write_bytes(server.public_bytes(pem))
+    (directory / "server.key").write_bytes(
+        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return directory / "server.pem", directory / "server.key", ca.public_bytes(pem).decode()
+
+
+def test_a_tls_redis_signed_by_its_own_ca_is_used_when_given_that_ca(tmp_path: Path) -> None:
+    # GIVEN a redis-server that speaks only TLS, with a certificate from a CA no trust store holds
+    # (as Memorystore's is)
+    need(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    server_cert, server_key, ca_pem = _tls_material(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",
+         "--tls-cert-file", str(server_cert), "--tls-key-file", str(server_key), "--tls-auth-clients", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"rediss://127.0.0.1:{port}/0"
+        settings = load_settings(redis_url=url, redis_ca_cert=ca_pem, redis_timeout_s=2)
+        deadline = time.monotonic() + 10
+        while True:
+            # WHEN the cache is built from settings that carry that CA (CONTENTFN_REDIS_CA_CERT)
+            cache = build_cache(settings)
+            cache.set("tls", {"ok": 1})
+            if cache.errors == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # the server is still starting
+        # THEN values go through Redis over TLS
+        assert isinstance(cache, RedisCache) and cache.errors == 0
+        assert RedisCache(url, ca_cert=ca_pem, timeout_s=2).get("tls") == {"ok": 1}
+        # AND without the CA the server is refused (certificate verify failed): the fallback answers
+        blind = RedisCache(url, timeout_s=2)
+        assert blind.get("tls") is None and blind.errors == 1 and not blind.available
+    finally:
+        proc.terminate()
+        proc.wait(10)

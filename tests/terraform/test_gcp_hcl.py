@@ -261,6 +261,10 @@ def test_the_gpu_pull_worker_keeps_an_instance_up_and_functions_get_the_cpu_conc
 def test_functions_and_the_gpu_worker_leave_migrations_to_the_deploy_step() -> None:
     common = module("platform")["locals"][0]["common_environment"]
     assert common["CONTENTFN_MIGRATE_ON_START"] == "false"
+    # ... and verify Memorystore's TLS certificate against the instance's own CA
+    assert common["CONTENTFN_REDIS_CA_CERT"] == "${module.cache.server_ca_cert}"
+    cache_outputs = {k for o in module("cache")["output"] for k in o}
+    assert "server_ca_cert" in cache_outputs
     assert module_calls("platform")["gpu_service"]["environment"] == (
         "${merge(local.common_environment, var.gpu.environment)}"
     )

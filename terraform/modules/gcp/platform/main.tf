@@ -38,6 +38,8 @@ locals {
     CONTENTFN_LOG_LEVEL          = var.log_level
     # Migrations are a deploy step (`contentfn db migrate`), not something each cold start runs.
     CONTENTFN_MIGRATE_ON_START = "false"
+    # Memorystore signs its TLS certificate with its own CA, which no trust store holds.
+    CONTENTFN_REDIS_CA_CERT = module.cache.server_ca_cert
   }
 
   # Topic IDs by queue name, built from names so functions and queues do not depend on each other.
