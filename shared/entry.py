@@ -56,7 +56,8 @@ class EntrySettings(Settings):
     aws_region: str | None = None
     gcs_endpoint: str | None = None
     gcp_project: str | None = None
-    # Migrations are a deploy step in the cloud; `make invoke` and tests apply them on start.
+    # Pending migrations are applied by the first process to start (an advisory lock serialises
+    # them): the cloud databases are private. false: run `contentfn db migrate` from inside the VPC.
     migrate_on_start: bool = True
     # Job kind → SQS queue URL or Pub/Sub topic (JSON; Terraform sets it from `publishes_to`). Jobs of
     # these kinds are relayed from the Postgres outbox after each invocation (shared.queue.relay).

@@ -108,7 +108,12 @@ class RedisCache:
         self.retry_s = retry_s
         self.fallback = fallback or MemoryCache(4096)
         # No client-side retries: one failed call marks Redis down; the fallback answers at once.
-        tls: dict[str, Any] = {"ssl_ca_data": ca_cert} if ca_cert and url.startswith("rediss://") else {}
+        # A CA given for the server is that server's own (Memorystore issues one per instance, and its
+        # certificate need not name the private IP it is reached by): the chain is verified against
+        # it, the host name is not.
+        tls: dict[str, Any] = (
+            {"ssl_ca_data": ca_cert, "ssl_check_hostname": False} if ca_cert and url.startswith("rediss://") else {}
+        )
         self.client = redis.Redis.from_url(
             url,
             socket_timeout=timeout_s,

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from shared.cache.redis_cache import CacheTtls, RedisCache, build_cache
 from shared.config import load_settings
@@ -109,8 +110,9 @@ def test_breaker_state_is_shared_through_redis(redis_url: str) -> None:  # noqa:
     assert first.allow() and second.allow()
 
 
-def _tls_material(directory: Path) -> tuple[Path, Path, str]:
-    """A throwaway CA and a server certificate for 127.0.0.1 signed by it: (cert, key, CA PEM)."""
+def _tls_material(directory: Path, *, san: bool) -> tuple[Path, Path, str]:
+    """A throwaway CA and a server certificate signed by it, naming 127.0.0.1 in its subject
+    alternative names or (``san=False``, like Memorystore's) only in its common name: (cert, key, CA PEM)."""
     import datetime
     import ipaddress
 
@@ -132,7 +134,7 @@ def _tls_material(directory: Path) -> tuple[Path, Path, str]:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
-        if not ca:
+        if not ca and san:
             builder = builder.add_extension(
                 x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
             )
@@ -149,11 +151,12 @@ def _tls_material(directory: Path) -> tuple[Path, Path, str]:
     return directory / "server.pem", directory / "server.key", ca.public_bytes(pem).decode()
 
 
-def test_a_tls_redis_signed_by_its_own_ca_is_used_when_given_that_ca(tmp_path: Path) -> None:
+@pytest.mark.parametrize("san", [True, False], ids=["ip-in-san", "ip-in-cn-only"])
+def test_a_tls_redis_signed_by_its_own_ca_is_used_when_given_that_ca(tmp_path: Path, san: bool) -> None:
     # GIVEN a redis-server that speaks only TLS, with a certificate from a CA no trust store holds
     # (as Memorystore's is)
     need(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
-    server_cert, server_key, ca_pem = _tls_material(tmp_path)
+    server_cert, server_key, ca_pem = _tls_material(tmp_path, san=san)
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",

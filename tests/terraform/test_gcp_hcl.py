@@ -258,10 +258,11 @@ def test_the_gpu_pull_worker_keeps_an_instance_up_and_functions_get_the_cpu_conc
     assert any(f.get("concurrency", 1) > 1 for f in values["functions"].values())
 
 
-def test_functions_and_the_gpu_worker_leave_migrations_to_the_deploy_step() -> None:
+def test_functions_and_the_gpu_worker_migrate_on_start_and_verify_memorystore_with_its_ca() -> None:
     common = module("platform")["locals"][0]["common_environment"]
-    assert common["CONTENTFN_MIGRATE_ON_START"] == "false"
-    # ... and verify Memorystore's TLS certificate against the instance's own CA
+    # the database is private: the first process to start applies pending migrations (the default)
+    assert "CONTENTFN_MIGRATE_ON_START" not in common
+    # ... and verifies Memorystore's TLS certificate against the instance's own CA
     assert common["CONTENTFN_REDIS_CA_CERT"] == "${module.cache.server_ca_cert}"
     cache_outputs = {k for o in module("cache")["output"] for k in o}
     assert "server_ca_cert" in cache_outputs

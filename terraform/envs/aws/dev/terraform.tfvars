@@ -37,7 +37,7 @@ functions = {
   analyze = {
     trigger   = "queue"
     timeout_s = 120
-    secrets   = ["database-url", "redis-url", "llm-api-key"]
+    secrets   = ["database-url", "redis-url"]
   }
   api = {
     trigger       = "http"
@@ -45,7 +45,7 @@ functions = {
     memory_mb     = 1024
     bucket_access = "read_write"
     publishes_to  = ["analyze", "detect"]
-    secrets       = ["database-url", "api-key", "redis-url", "llm-api-key"]
+    secrets       = ["database-url", "api-key", "redis-url"]
   }
 }
 

@@ -45,7 +45,7 @@ functions = {
     timeout_s            = 120
     max_concurrency      = 5
     reserved_concurrency = 10
-    secrets              = ["database-url", "redis-url", "llm-api-key"]
+    secrets              = ["database-url", "redis-url"]
   }
   api = {
     trigger              = "http"
@@ -54,7 +54,7 @@ functions = {
     reserved_concurrency = 50
     bucket_access        = "read_write"
     publishes_to         = ["analyze", "detect"]
-    secrets              = ["database-url", "api-key", "redis-url", "llm-api-key"]
+    secrets              = ["database-url", "api-key", "redis-url"]
   }
 }
 

@@ -35,7 +35,7 @@ functions = {
   analyze = {
     trigger   = "queue"
     timeout_s = 120
-    secrets   = ["database-url", "redis-url", "llm-api-key"]
+    secrets   = ["database-url", "redis-url"]
   }
   api = {
     trigger       = "http"
@@ -44,7 +44,7 @@ functions = {
     concurrency   = 8
     bucket_access = "read_write"
     publishes_to  = ["analyze", "detect"]
-    secrets       = ["database-url", "api-key", "redis-url", "llm-api-key"]
+    secrets       = ["database-url", "api-key", "redis-url"]
   }
 }
 

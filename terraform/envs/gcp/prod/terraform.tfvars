@@ -40,7 +40,7 @@ functions = {
     trigger       = "queue"
     timeout_s     = 120
     max_instances = 10
-    secrets       = ["database-url", "redis-url", "llm-api-key"]
+    secrets       = ["database-url", "redis-url"]
   }
   api = {
     trigger       = "http"
@@ -50,7 +50,7 @@ functions = {
     concurrency   = 16
     bucket_access = "read_write"
     publishes_to  = ["analyze", "detect"]
-    secrets       = ["database-url", "api-key", "redis-url", "llm-api-key"]
+    secrets       = ["database-url", "api-key", "redis-url"]
   }
 }
 

@@ -36,8 +36,6 @@ locals {
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
-    # Migrations are a deploy step (`contentfn db migrate`), not something each cold start runs.
-    CONTENTFN_MIGRATE_ON_START = "false"
     # Memorystore signs its TLS certificate with its own CA, which no trust store holds.
     CONTENTFN_REDIS_CA_CERT = module.cache.server_ca_cert
   }
