@@ -277,6 +277,12 @@ def test_gpu_workers_can_launch_dead_letter_read_images_and_open_streams(plan: d
     assert ports == {443, 80, 322, 554, 8554}
 
 
+def test_functions_reach_https_and_http_sources_and_nothing_else_outside_the_vpc(plan: dict[str, Any]) -> None:
+    resources = tftools.plan_resources(plan)
+    (sg,) = [r for r in by_type(resources, "aws_security_group") if r["values"]["name"].endswith("-functions")]
+    assert {e["from_port"] for e in sg["values"]["egress"] if e["cidr_blocks"] == ["0.0.0.0/0"]} == {80, 443}
+
+
 def test_functions_that_read_the_bucket_may_list_it(plan: dict[str, Any]) -> None:
     ingest = _statements(plan, 'module.function["ingest"].data.aws_iam_policy_document.this')
     assert ingest["ListUploads"]["actions"] == ["s3:ListBucket"]

@@ -15,6 +15,15 @@ resource "aws_security_group" "functions" {
     cidr_blocks = ["0.0.0.0/0"]
   }
 
+  # Scrape sources may be plain http (the SSRF-safe client still refuses private addresses).
+  egress {
+    description = "HTTP to external sources"
+    from_port   = 80
+    to_port     = 80
+    protocol    = "tcp"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+
   egress {
     description = "PostgreSQL inside the VPC"
     from_port   = 5432
