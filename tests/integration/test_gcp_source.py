@@ -155,3 +155,17 @@ def test_the_unpacked_archive_serves_search_from_its_own_code_and_model(
     assert health.status_code == 200 and health.json()["db"] == "ok", health.text
     assert search.status_code == 200, search.text
     assert search.json()["model"].startswith("all-MiniLM-L6-v2") and search.json()["results"] == []
+
+
+def test_code_importing_the_local_runtime_stops_the_build(tmp_path: Path, model_dir: Path) -> None:
+    # GIVEN a checkout whose shared code imports the local runtime, which the archive leaves out
+    root = tmp_path / "repo"
+    for name in ("shared", "functions"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "main.py", root / "main.py")
+    shutil.copy(REPO / "pyproject.toml", root / "pyproject.toml")
+    (root / "shared" / "leak.py").write_text("def f():\n    from local.cli import run\n    return run\n")
+    # THEN building names the file and the import, and writes nothing
+    with pytest.raises(PackagingError, match=r"shared/leak\.py imports 'local\.cli', which the source archive"):
+        build_gcp_source(tmp_path / "out", repo=root, model_dir=model_dir)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
