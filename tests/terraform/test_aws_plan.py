@@ -309,7 +309,9 @@ def test_an_optional_integration_secret_reaches_only_the_function_that_lists_it(
     api = lambdas["api"]["values"]["environment"][0]["variables"]
     assert "CONTENTFN_SPOTIFY_CLIENT_SECRET_SECRET_ID" not in api
     # the LLM key is optional too: listed by no function until an LLM is configured
-    assert not any("CONTENTFN_LLM_API_KEY_SECRET_ID" in f["values"]["environment"][0]["variables"] for f in lambdas.values())
+    assert not any(
+        "CONTENTFN_LLM_API_KEY_SECRET_ID" in f["values"]["environment"][0]["variables"] for f in lambdas.values()
+    )
 
 
 def test_changing_the_gpu_cap_in_tfvars_changes_max_count_and_worker_limits(aws_plan: PlanFn) -> None:
@@ -351,14 +353,33 @@ def test_the_device_process_switch_and_more_settings_reach_the_worker_env(aws_pl
     assert after["ecs_task_environment"]["value"]["CONTENTFN_GPU_DEVICE_CALLS"] == "2"
 
 
-def test_a_gpu_environment_that_would_override_a_cap_is_refused_naming_the_field(
-    tmp_path: Path, moto_endpoint: str, tf_env: dict[str, str], terraform_bin: str
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        # gpu.environment tries to set the batch cap past its own field
+        (
+            "  max_wait_ms   = 50\n",
+            '  max_wait_ms   = 50\n  environment = { CONTENTFN_GPU_MAX_BATCH = "512" }\n',
+            "gpu.environment takes CONTENTFN_* settings other than the caps",
+        ),
+        # a PostgreSQL whose pgvector has no HNSW index
+        (
+            '  instance_class        = "db.t4g.micro"\n',
+            '  instance_class        = "db.t4g.micro"\n  engine_version        = "15.2"\n',
+            "engine_version must be PostgreSQL 15.4 or later",
+        ),
+    ],
+    ids=["gpu-env-overrides-a-cap", "postgres-without-hnsw"],
+)
+def test_a_tfvars_value_the_platform_cannot_honour_is_refused_at_plan_naming_it(
+    tmp_path: Path, moto_endpoint: str, tf_env: dict[str, str], terraform_bin: str, old: str, new: str, message: str
 ) -> None:
-    # GIVEN dev's tfvars WHEN gpu.environment tries to set the batch cap past its own field
+    # GIVEN dev's tfvars WHEN one value is edited to something the platform refuses
     workdir = prepare_aws_env(tmp_path, "dev", moto_endpoint, tf_env, terraform_bin)
     tfvars = workdir / "terraform.tfvars"
-    edit = '  max_wait_ms   = 50\n  environment = { CONTENTFN_GPU_MAX_BATCH = "512" }\n'
-    tfvars.write_text(tfvars.read_text().replace("  max_wait_ms   = 50\n", edit))
+    source = tfvars.read_text()
+    assert old in source
+    tfvars.write_text(source.replace(old, new, 1))
     plan = subprocess.run(
         [terraform_bin, "plan", "-input=false", "-no-color", "-lock=false", "-refresh=false"],
         cwd=workdir,
@@ -368,6 +389,6 @@ def test_a_gpu_environment_that_would_override_a_cap_is_refused_naming_the_field
         timeout=240,
         check=False,
     )
-    # THEN the plan stops at the variable, saying which fields own those settings
+    # THEN the plan stops at the variable, saying what is wrong
     assert plan.returncode != 0
-    assert "gpu.environment takes CONTENTFN_* settings other than the caps" in " ".join(plan.stderr.split())
+    assert message in " ".join(plan.stderr.split())

@@ -8,9 +8,13 @@ variable "engine_version" {
   type        = string
   default     = "16"
 
+  # The search index is HNSW, which needs pgvector 0.5: RDS ships it from 15.4 (15.2 and 15.3 have 0.4).
   validation {
-    condition     = contains(["15", "16", "17"], split(".", var.engine_version)[0])
-    error_message = "engine_version must be PostgreSQL 15, 16 or 17 (pgvector with HNSW)."
+    condition = (
+      contains(["15", "16", "17"], split(".", var.engine_version)[0]) &&
+      (split(".", var.engine_version)[0] != "15" || try(tonumber(split(".", var.engine_version)[1]), 99) >= 4)
+    )
+    error_message = "engine_version must be PostgreSQL 15.4 or later, 16 or 17 (pgvector 0.5 or later, for the HNSW search index)."
   }
 }
 
