@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import importlib.metadata
 import re
 import sys
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shared.config import Settings
-from shared.embedder.manifest import MANIFEST_NAME, Manifest
+from shared.embedder.manifest import MANIFEST_NAME, Manifest, sha256_file
 from shared.errors import ContentfnError
 
 __all__ = [
@@ -132,18 +131,29 @@ def _code_files(repo: Path) -> list[Path]:
     return sorted(files)
 
 
+def _imports(files: Iterable[Path], *, root: Path) -> list[tuple[str, str]]:
+    """(file relative to ``root``, module it uses) for every Python file, each parsed once."""
+    return [
+        (path.relative_to(root).as_posix(), name)
+        for path in files
+        if path.suffix == ".py"
+        for name in _module_names(ast.parse(path.read_text(encoding="utf-8"), filename=str(path)))
+    ]
+
+
+def _third_party(imports: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    used: dict[str, set[str]] = {}
+    for where, name in imports:
+        top = name.split(".")[0]
+        if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
+            used.setdefault(name, set()).add(where)
+    return used
+
+
 def used_modules(files: Iterable[Path], *, root: Path) -> dict[str, set[str]]:
     """Third-party module (dotted) → the files (relative to ``root``) that use it; stdlib and
     first-party modules are left out."""
-    used: dict[str, set[str]] = {}
-    for path in files:
-        if path.suffix != ".py":
-            continue
-        for name in _module_names(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            top = name.split(".")[0]
-            if top not in sys.stdlib_module_names and top not in FIRST_PARTY:
-                used.setdefault(name, set()).add(path.relative_to(root).as_posix())
-    return used
+    return _third_party(_imports(files, root=root))
 
 
 def _first_party_targets(tree: ast.AST, path: Path, root: Path) -> Iterator[Path]:
@@ -245,6 +255,16 @@ def _closure(names: Iterable[str]) -> set[str]:
     return seen
 
 
+def _dependencies(pyproject: Path, extras: Iterable[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """The core and ``extras`` requirement lines of ``pyproject.toml``, and every optional group."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
+    unknown = sorted(set(extras) - optional.keys())
+    if unknown:
+        raise PackagingError(f"pyproject.toml has no optional dependency group {', '.join(unknown)}")
+    return [*project["dependencies"], *(r for extra in extras for r in optional[extra])], optional
+
+
 def runtime_requirements(
     pyproject: Path, used: dict[str, set[str]], *, extras: tuple[str, ...] = ("gcp",)
 ) -> list[str]:
@@ -255,12 +275,7 @@ def runtime_requirements(
     for another target in ``pyproject.toml`` (another extra but ``dev``, or ``LOCAL_ONLY``): else the archive would
     install without it, and the error names the module and the files that use it.
     """
-    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
-    for extra in extras:
-        if extra not in optional:
-            raise PackagingError(f"pyproject.toml has no optional dependency group {extra!r}")
-    candidates = [*project["dependencies"], *(r for extra in extras for r in optional[extra])]
+    candidates, optional = _dependencies(pyproject, extras)
     wanted = {dist for module in used for dist in _providers(module)}
     kept = [r.strip() for r in candidates if _requirement_name(r) not in LOCAL_ONLY and _requirement_name(r) in wanted]
 
@@ -288,13 +303,8 @@ def unprovided(
 ) -> dict[str, set[str]]:
     """The used modules that an install of the project with ``extras`` (plus the packages named in
     ``also``) would not provide, with the files that use them: what an image would fail to import."""
-    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    optional: dict[str, list[str]] = project.get("optional-dependencies", {})
-    unknown = sorted(set(extras) - optional.keys())
-    if unknown:
-        raise PackagingError(f"pyproject.toml has no optional dependency group {', '.join(unknown)}")
-    names = [*project["dependencies"], *(r for extra in extras for r in optional[extra]), *also]
-    installed = _closure(_requirement_name(r) for r in names)
+    names, _ = _dependencies(pyproject, extras)
+    installed = _closure(_requirement_name(r) for r in [*names, *also])
     return {m: files for m, files in sorted(used.items()) if not _providers(m) & installed}
 
 
@@ -321,18 +331,14 @@ def _write(archive: zipfile.ZipFile, name: str, data: bytes) -> None:
     archive.writestr(info, data, compresslevel=6)
 
 
-def _refuse_left_out_imports(code: Iterable[Path], repo: Path) -> None:
+def _refuse_left_out_imports(imports: Iterable[tuple[str, str]]) -> None:
     """The archive carries only ``CODE``: an import of the repository's other packages (the local
     runtime, the GPU worker) would fail in the cloud, so it stops the build."""
-    carried = {PurePosixPath(name).stem if name.endswith(".py") else name for name in CODE}
-    for path in code:
-        if path.suffix != ".py":
-            continue
-        for name in _module_names(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-            top = name.split(".")[0]
-            if top in FIRST_PARTY and top not in carried:
-                where = path.relative_to(repo).as_posix()
-                raise PackagingError(f"{where} imports {name!r}, which the source archive does not carry")
+    carried = {PurePosixPath(name).stem for name in CODE}
+    for where, name in imports:
+        top = name.split(".")[0]
+        if top in FIRST_PARTY and top not in carried:
+            raise PackagingError(f"{where} imports {name!r}, which the source archive does not carry")
 
 
 def build_gcp_source(
@@ -340,8 +346,9 @@ def build_gcp_source(
 ) -> SourceArchive:
     """Write ``out_dir/functions-<sha256[:12]>.zip`` and return what it holds."""
     code = _code_files(repo)
-    _refuse_left_out_imports(code, repo)
-    requirements = runtime_requirements(repo / "pyproject.toml", used_modules(code, root=repo))
+    imports = _imports(code, root=repo)
+    _refuse_left_out_imports(imports)
+    requirements = runtime_requirements(repo / "pyproject.toml", _third_party(imports))
     header = "# Generated by `contentfn package gcp` from pyproject.toml: what the archived code uses.\n"
     members: list[tuple[str, Path | bytes]] = [(p.relative_to(repo).as_posix(), p) for p in code]
     members.append(("requirements.txt", (header + "\n".join(requirements) + "\n").encode()))
@@ -360,7 +367,7 @@ def build_gcp_source(
             f"the source archive is {size / 1e6:.1f} MB, over the {limit_bytes / 1e6:.0f} MB Cloud Run functions "
             f"accept; the {variant} model is most of it (try --variant int8)"
         )
-    digest = hashlib.sha256(partial.read_bytes()).hexdigest()
+    digest = sha256_file(partial)
     final = out_dir / f"functions-{digest[:12]}.zip"
     partial.replace(final)
     return SourceArchive(final, size, digest, len(members), tuple(requirements))

@@ -494,12 +494,16 @@ def queue_figures(services: Services, queue: Any, kind: str) -> tuple[int, float
     return queue.depth(kind), lag
 
 
-def _queue_cloud(name: str | None) -> Cloud:
-    if name and name.startswith(("https://", "http://")):
+def _queue_cloud(name: str | None) -> Cloud | None:
+    """The cloud of ``CONTENTFN_GPU_QUEUE``: an SQS queue URL (aws), a Pub/Sub subscription (gcp),
+    unset (local: the Postgres jobs table); None for anything else."""
+    if not name:
+        return "local"
+    if name.startswith(("https://", "http://")):
         return "aws"
-    if name and name.startswith("projects/"):
+    if name.startswith("projects/") and "/subscriptions/" in name:
         return "gcp"
-    return "local"
+    return None
 
 
 def object_store(settings: Settings) -> Blob:
@@ -508,7 +512,7 @@ def object_store(settings: Settings) -> Blob:
     Storage beside Pub/Sub), else the local bucket folder."""
     if not isinstance(settings, EntrySettings):  # no cloud knobs: an in-process worker's own settings
         return LocalBlob(settings.buckets_dir)
-    return build_blob(settings, _queue_cloud(settings.gpu_queue))
+    return build_blob(settings, _queue_cloud(settings.gpu_queue) or "local")
 
 
 def worker_services(settings: Settings, *, migrate: bool) -> Services:
@@ -519,7 +523,7 @@ def worker_services(settings: Settings, *, migrate: bool) -> Services:
 def detect_queue(settings: Settings) -> Any:
     """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL or a Pub/Sub subscription
     (``projects/P/subscriptions/S``); unset means the Postgres jobs table (``None``)."""
-    name = settings.gpu_queue
+    name, cloud = settings.gpu_queue, _queue_cloud(settings.gpu_queue)
     if not name:
         return None
     visibility_s, base_s, cap_s = (
@@ -527,7 +531,7 @@ def detect_queue(settings: Settings) -> Any:
         settings.queue_backoff_base_s,
         settings.queue_backoff_cap_s,
     )
-    if name.startswith(("https://", "http://")):
+    if cloud == "aws":
         from shared.queue.sqs import SqsQueue
 
         return SqsQueue.create(
@@ -540,7 +544,7 @@ def detect_queue(settings: Settings) -> Any:
             endpoint_url=getattr(settings, "aws_endpoint_url", None),
             region=getattr(settings, "aws_region", None),
         )
-    if name.startswith("projects/") and "/subscriptions/" in name:
+    if cloud == "gcp":
         from shared.queue.pubsub import PubSubPullQueue
 
         return PubSubPullQueue.create(

@@ -233,5 +233,5 @@ def build_cache(settings: Any) -> SharedCache:
         ttls=ttls,
         timeout_s=settings.redis_timeout_s,
         retry_s=settings.redis_retry_s,
-        ca_cert=getattr(settings, "redis_ca_cert", None),
+        ca_cert=settings.redis_ca_cert,
     )
