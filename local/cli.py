@@ -22,6 +22,7 @@ from shared.errors import ConfigError, ContentfnError
 
 if TYPE_CHECKING:
     from shared.services import Services
+    from shared.store.db import Database
 
 console = Console()
 # pgserver asks platformdirs for a runtime dir it does not need; the fallback is fine.
@@ -224,38 +225,35 @@ def package_gcp(out_dir: Path, variant: str) -> None:
 
 @main.group()
 def db() -> None:
-    """The schema (any database: local or cloud, from CONTENTFN_DATABASE_URL)."""
+    """The schema (any database: local or cloud, from CONTENTFN_DATABASE_URL or CONTENTFN_DATABASE_RDS_INSTANCE)."""
 
 
-def _external_database_url() -> str:
+def _external_database() -> Database:
+    """The configured database, logging in as the processes do (credentials from a secret included)."""
     settings = _settings()
-    if settings.database_url is None:
+    if settings.database_url is None and not settings.database_rds_instance:
         raise click.ClickException(
-            "set CONTENTFN_DATABASE_URL: the embedded database migrates itself when `contentfn local up` starts"
+            "set CONTENTFN_DATABASE_URL or CONTENTFN_DATABASE_RDS_INSTANCE:"
+            " the embedded database migrates itself when `contentfn local up` starts"
         )
-    return settings.database_url.get_secret_value()
+    from shared.store.db import Database
+
+    return Database.from_settings(settings)
 
 
 @db.command("migrate")
 def db_migrate() -> None:
     """Apply the pending forward-only migrations (a deploy step: before new function code runs)."""
-    import psycopg
-
-    from shared.store.migrations import apply_migrations
-
-    with psycopg.connect(_external_database_url(), autocommit=False) as conn:
-        applied = apply_migrations(conn)
+    applied = _external_database().migrate()
     console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
 
 
 @db.command("status")
 def db_status() -> None:
     """Migrations applied and pending."""
-    import psycopg
-
     from shared.store.migrations import available_migrations
 
-    with psycopg.connect(_external_database_url()) as conn:
+    with _external_database().connect() as conn:
         exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
         done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if exists and exists[0] else set()
     for version, name, _ in available_migrations():

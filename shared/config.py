@@ -33,6 +33,15 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=1, le=64)
     db_pool_max: int = Field(default=8, ge=1, le=256)
     db_statement_timeout_ms: int = Field(default=30_000, ge=100)
+    # AWS Secrets Manager secret holding {"username", "password"}: read at connect time, so a
+    # rotated password reaches running processes and CONTENTFN_DATABASE_URL carries none.
+    database_credentials_secret: str | None = None
+    # An RDS instance (ARN or identifier) whose managed master secret (which RDS rotates every 7 days)
+    # the processes log in with; its endpoint is the database unless CONTENTFN_DATABASE_URL is set.
+    database_rds_instance: str | None = None
+    # Emulator endpoints for AWS APIs (moto server); unset in the cloud.
+    aws_endpoint_url: str | None = None
+    aws_region: str | None = None
 
     # Model files produced by `make model`; unset means <data_dir>/models/all-MiniLM-L6-v2.
     model_dir: Path | None = None
@@ -198,7 +207,7 @@ class Settings(BaseSettings):
             )
         return value
 
-    @field_validator("api_key", "database_url", mode="before")
+    @field_validator("api_key", "database_url", "database_credentials_secret", "database_rds_instance", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -230,9 +239,24 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(part) for part in err["loc"]) or "?"
             problems.append(f"{ENV_PREFIX}{field.upper()}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+    check_settings(settings)
+    return settings
+
+
+def check_settings(settings: Settings) -> None:
+    """What no single field can check: combinations of variables."""
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
-    return settings
+    if settings.database_credentials_secret and settings.database_rds_instance:
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET and {ENV_PREFIX}DATABASE_RDS_INSTANCE"
+            " both name credentials; set one"
+        )
+    if settings.database_credentials_secret and settings.database_url is None:
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET needs {ENV_PREFIX}DATABASE_URL"
+            " (the host and database to log in to; the embedded database takes no credentials)"
+        )
 
 
 @lru_cache(maxsize=1)

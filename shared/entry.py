@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import Field, ValidationError, field_validator
 
 from shared.blob.base import Blob
-from shared.config import ENV_PREFIX, Settings
+from shared.config import ENV_PREFIX, Settings, check_settings
 from shared.errors import ConfigError
 from shared.services import Services
 from shared.store.db import Database
@@ -51,9 +51,7 @@ class EntrySettings(Settings):
     # Object store for ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP).
     # ``local`` serves `make invoke` against the local stack's bucket folder.
     blob_backend: BlobBackend | None = None
-    # Emulator endpoints (moto server, fake-gcs-server); unset in the cloud.
-    aws_endpoint_url: str | None = None
-    aws_region: str | None = None
+    # Emulator endpoints (fake-gcs-server; the AWS ones are in Settings); unset in the cloud.
     gcs_endpoint: str | None = None
     gcp_project: str | None = None
     # Pending migrations are applied by the first process to start (an advisory lock serialises
@@ -92,8 +90,7 @@ def load_entry_settings(**overrides: Any) -> EntrySettings:
             f"{ENV_PREFIX}{'.'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}" for err in exc.errors()
         ]
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
-    if settings.db_pool_min > settings.db_pool_max:
-        raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
+    check_settings(settings)
     return settings
 
 

@@ -119,7 +119,7 @@ class IndexKeeper:
         lock_key = zlib.crc32(f"contentfn:hnsw:{name}".encode())
         # CREATE INDEX CONCURRENTLY cannot run in a transaction block, and the build outlives the
         # pool's statement timeout: a connection of its own, in autocommit, without that timeout.
-        with psycopg.connect(self.services.db.url, autocommit=True) as conn:
+        with self.services.db.connect(autocommit=True) as conn:
             locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
             if not (locked and locked[0]):
                 return IndexState.BUILDING

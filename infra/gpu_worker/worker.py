@@ -541,8 +541,8 @@ def detect_queue(settings: Settings) -> Any:
             visibility_s=visibility_s,
             backoff_base_s=base_s,
             backoff_cap_s=cap_s,
-            endpoint_url=getattr(settings, "aws_endpoint_url", None),
-            region=getattr(settings, "aws_region", None),
+            endpoint_url=settings.aws_endpoint_url,
+            region=settings.aws_region,
         )
     if cloud == "gcp":
         from shared.queue.pubsub import PubSubPullQueue

@@ -14,8 +14,9 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import Settings
 from shared.errors import ConfigError, TransientError
+from shared.store.credentials import DatabaseCredentials, SecretsManagerCredentials, describe_rds_instance
 
-__all__ = ["Database", "embedded_database_url", "resolve_database_url"]
+__all__ = ["Database", "database_target", "embedded_database_url"]
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,51 @@ def embedded_database_url(pg_data_dir: Path) -> str:
     return str(server.get_uri())
 
 
-def resolve_database_url(settings: Settings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return embedded_database_url(settings.pg_data_dir)
+def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None]:
+    """Where to connect and with which credentials: the URL, an RDS instance, or the embedded server.
+
+    A URL given wins over an RDS instance's endpoint (an RDS Proxy, a tunnel); the instance then
+    still supplies the credentials.
+    """
+    url = settings.database_url.get_secret_value() if settings.database_url is not None else None
+    endpoint, region = settings.aws_endpoint_url, settings.aws_region
+    if settings.database_rds_instance:
+        instance = describe_rds_instance(settings.database_rds_instance, endpoint_url=endpoint, region=region)
+        secret = SecretsManagerCredentials(instance.secret_arn, endpoint_url=endpoint, region=region)
+        return url or instance.url, secret
+    if settings.database_credentials_secret:
+        if url is None:
+            raise ConfigError("CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL")
+        return url, SecretsManagerCredentials(
+            settings.database_credentials_secret, endpoint_url=endpoint, region=region
+        )
+    return url or embedded_database_url(settings.pg_data_dir), None
+
+
+def _connection_class(credentials: DatabaseCredentials) -> type[psycopg.Connection[Any]]:
+    """A connection class that logs in with ``credentials``, re-reading them once when refused.
+
+    The pool builds every connection through ``connection_class.connect``, so this is where a
+    rotated password is picked up: the refused attempt re-reads the secret and, if it changed,
+    connects again at once instead of waiting for the pool's reconnect backoff.
+    """
+
+    class CredentialedConnection(psycopg.Connection[Any]):
+        @classmethod
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> CredentialedConnection:  # type: ignore[override]
+            try:
+                return super().connect(conninfo, **{**kwargs, **credentials.current().as_kwargs()})
+            except psycopg.OperationalError:
+                try:
+                    changed = credentials.refresh()
+                except ConfigError as exc:  # keep the pool's own retry going; say why
+                    log.warning("could not re-read the database credentials: %s", exc)
+                    changed = False
+                if not changed:
+                    raise
+                return super().connect(conninfo, **{**kwargs, **credentials.current().as_kwargs()})
+
+    return CredentialedConnection
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
@@ -57,17 +99,28 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 class Database:
     """A connection pool plus the few conventions every store module relies on."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 8, statement_timeout_ms: int = 30_000) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        statement_timeout_ms: int = 30_000,
+        credentials: DatabaseCredentials | None = None,
+    ) -> None:
         try:
             psycopg.conninfo.conninfo_to_dict(url)
         except psycopg.ProgrammingError:
             raise ConfigError("CONTENTFN_DATABASE_URL: not a valid PostgreSQL URL or connection string") from None
         self.url = url
-        self._pool = ConnectionPool(
+        self.credentials = credentials
+        self._connection_class = psycopg.Connection if credentials is None else _connection_class(credentials)
+        self._pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
             kwargs={"options": f"-c statement_timeout={statement_timeout_ms}", "autocommit": False},
+            connection_class=self._connection_class,
             configure=_configure,
             open=False,
             name="contentfn",
@@ -75,14 +128,18 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
+        url, credentials = database_target(settings)
         return cls(
-            resolve_database_url(settings),
+            url,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
             statement_timeout_ms=settings.db_statement_timeout_ms,
+            credentials=credentials,
         )
 
     def open(self, timeout: float = 30.0) -> Database:
+        if self.credentials is not None:
+            self.credentials.current()  # an unreadable secret stops the start, naming the variable
         try:
             self._pool.open(wait=True, timeout=timeout)
         except Exception as exc:  # pool timeouts wrap the underlying connect error
@@ -100,8 +157,12 @@ class Database:
         """
         from shared.store.migrations import apply_migrations
 
-        with psycopg.connect(self.url, autocommit=False) as conn:
+        with self.connect() as conn:
             return apply_migrations(conn)
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        """A connection outside the pool (migrations, index builds), with the pool's credentials."""
+        return self._connection_class.connect(self.url, autocommit=autocommit)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:

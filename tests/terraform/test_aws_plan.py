@@ -290,6 +290,39 @@ def test_functions_that_read_the_bucket_may_list_it(plan: dict[str, Any]) -> Non
     assert "ListUploads" not in embed and "ReadUploads" not in embed
 
 
+def test_processes_log_in_with_the_rds_managed_secret_granted_by_the_instance_tag(plan: dict[str, Any]) -> None:
+    # GIVEN the database created here (RDS keeps its master password and rotates it every 7 days)
+    resources = tftools.plan_resources(plan)
+    (db,) = by_type(resources, "aws_db_instance")
+    assert db["values"]["manage_master_user_password"] is True
+    region = plan["variables"]["region"]["value"]
+    instance_arn = f"arn:aws:rds:{region}:123456789012:db:{db['values']['identifier']}"
+    secret_pattern = f"arn:aws:secretsmanager:{region}:123456789012:secret:rds!db-*"
+
+    def grants_the_instance(statements: dict[str, dict[str, Any]]) -> None:
+        assert statements["DescribeDatabase"]["actions"] == ["rds:DescribeDBInstances"]
+        assert statements["DescribeDatabase"]["resources"] == [instance_arn]
+        read = statements["ReadDatabaseCredentials"]
+        assert (read["actions"], read["resources"]) == (["secretsmanager:GetSecretValue"], [secret_pattern])
+        (condition,) = read["condition"]
+        assert condition["variable"] == "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
+        assert condition["values"] == [instance_arn]
+
+    lambdas = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_function")}
+    for name, fn in lambdas.items():
+        env = fn["values"]["environment"][0]["variables"]
+        # THEN every function that needs the database is given the instance, known at plan time,
+        # not a database-url secret that an operator would have to rewrite after each rotation
+        assert env["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn, name
+        assert "CONTENTFN_DATABASE_URL_SECRET_ID" not in env, name
+        # ... and may describe it and read only the secret RDS tagged with it
+        grants_the_instance(_statements(plan, f'module.function["{name}"].data.aws_iam_policy_document.this'))
+    # the GPU worker too, from its task role
+    env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
+    assert env["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn
+    grants_the_instance(_statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task"))
+
+
 def test_an_optional_integration_secret_reaches_only_the_function_that_lists_it(aws_plan: PlanFn) -> None:
     # GIVEN dev's tfvars WHEN enrich lists the Spotify client secret beside its own
     before = '    publishes_to = ["analyze"]\n    secrets      = ["database-url", "redis-url"]\n'

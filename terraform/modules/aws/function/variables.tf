@@ -82,6 +82,12 @@ variable "secrets" {
   default = {}
 }
 
+variable "database_instance_arn" {
+  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the code describes and whose managed master secret it reads at connect time; null: none."
+  type        = string
+  default     = null
+}
+
 variable "kms_key_arn" {
   description = "KMS key for logs, queues and environment variables."
   type        = string

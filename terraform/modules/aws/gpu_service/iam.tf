@@ -149,6 +149,35 @@ data "aws_iam_policy_document" "task" {
     resources = [var.dead_letter_queue_arn]
   }
 
+  # The database's endpoint and the RDS-managed master secret, whose generated name and ARN are
+  # known only after apply; RDS tags the secret with its instance's ARN, known at plan time, so the
+  # grant is that tag.
+  dynamic "statement" {
+    for_each = var.database_instance_arn == null ? [] : [1]
+
+    content {
+      sid       = "DescribeDatabase"
+      actions   = ["rds:DescribeDBInstances"]
+      resources = [var.database_instance_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.database_instance_arn == null ? [] : [1]
+
+    content {
+      sid       = "ReadDatabaseCredentials"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:rds!db-*"]
+
+      condition {
+        test     = "StringEquals"
+        variable = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
+        values   = [var.database_instance_arn]
+      }
+    }
+  }
+
   statement {
     sid       = "ReadImages"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]

@@ -116,6 +116,12 @@ variable "secret_arns" {
   default     = {}
 }
 
+variable "database_instance_arn" {
+  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the worker describes and whose managed master secret it reads at connect time; null: none."
+  type        = string
+  default     = null
+}
+
 variable "queue_arn" {
   description = "ARN of the detection job queue the worker consumes."
   type        = string

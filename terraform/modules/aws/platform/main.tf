@@ -23,6 +23,14 @@ locals {
     CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.gpu.max_wait_ms)
   }
 
+  # With the database created here, every process logs in with RDS's own master secret, read when
+  # a connection opens (RDS rotates it every 7 days, and a URL holding the password would go stale).
+  # The processes get the instance's ARN, known at plan time, and ask RDS for its endpoint and
+  # secret; IAM grants the secret by the tag RDS puts on it, that same ARN. The database-url secret
+  # is only for a database of your own.
+  database_instance_arn = var.create_database ? "arn:${data.aws_partition.current.partition}:rds:${var.region}:${data.aws_caller_identity.current.account_id}:db:${local.name}" : null
+  database_environment  = var.create_database ? { CONTENTFN_DATABASE_RDS_INSTANCE = local.database_instance_arn } : {}
+
   common_environment = {
     CONTENTFN_BUCKET             = local.uploads_bucket_name
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
@@ -94,7 +102,7 @@ module "secrets" {
   name_prefix = "${var.project}/${var.environment}"
   kms_key_arn = module.kms.kms_key_arn
   secrets = {
-    "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
+    "database-url"          = "PostgreSQL URL of a database not created here (CONTENTFN_DATABASE_URL); with create_database the RDS-managed secret is read instead"
     "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
@@ -160,6 +168,7 @@ module "function" {
 
   environment = merge(
     local.common_environment,
+    contains(each.value.secrets, "database-url") ? local.database_environment : {},
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
     each.value.environment,
@@ -168,8 +177,9 @@ module "function" {
     for s in each.value.secrets : local.secret_env_names[s] => {
       name = "${var.project}/${var.environment}/${s}"
       arn  = module.secrets.secretsmanager_secret_arns[s]
-    }
+    } if !(s == "database-url" && var.create_database)
   }
+  database_instance_arn = contains(each.value.secrets, "database-url") ? local.database_instance_arn : null
 
   kms_key_arn        = module.kms.kms_key_arn
   subnet_ids         = module.network.private_subnet_ids
@@ -231,16 +241,17 @@ module "gpu_service" {
   dead_letter_queue_arn = module.detect_queue.dead_letter_queue_arn
   queue_name            = module.detect_queue.queue_name
   bucket_arn            = module.uploads.bucket_arn
-  environment           = merge(local.common_environment, var.gpu.environment)
-  secret_arns = {
-    CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"]
-    CONTENTFN_REDIS_URL    = module.secrets.secretsmanager_secret_arns["redis-url"]
-  }
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_ids = [aws_security_group.gpu.id]
-  kms_key_arn        = module.kms.kms_key_arn
-  log_retention_days = var.log_retention_days
-  tags               = local.tags
+  environment           = merge(local.common_environment, local.database_environment, var.gpu.environment)
+  secret_arns = merge(
+    var.create_database ? {} : { CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"] },
+    { CONTENTFN_REDIS_URL = module.secrets.secretsmanager_secret_arns["redis-url"] },
+  )
+  database_instance_arn = local.database_instance_arn
+  subnet_ids            = module.network.private_subnet_ids
+  security_group_ids    = [aws_security_group.gpu.id]
+  kms_key_arn           = module.kms.kms_key_arn
+  log_retention_days    = var.log_retention_days
+  tags                  = local.tags
 }
 
 module "database" {

@@ -1,0 +1,201 @@
+"""Database credentials read at connect time, so a rotated password reaches a running process.
+
+RDS generates the master password, keeps it in Secrets Manager as ``{"username", "password"}`` and
+rotates it every seven days. A URL with the password inside goes stale at the first rotation, and a
+warm Lambda or a long-lived GPU service would then fail every new connection. Instead Terraform gives
+the processes the instance's ARN (``CONTENTFN_DATABASE_RDS_INSTANCE``, known before anything is
+created, unlike the endpoint and the secret's generated name): each process asks RDS once for the
+endpoint and the secret, and each new pooled connection takes the user and password from the secret.
+``CONTENTFN_DATABASE_CREDENTIALS_SECRET`` names such a secret directly, for any PostgreSQL. Connections already open stay valid through a rotation (PostgreSQL checks the password
+only when a session starts); a connection refused after one re-reads the secret and tries once more.
+
+boto3 is imported only when such a secret is configured.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.errors import ConfigError
+
+__all__ = ["Credentials", "DatabaseCredentials", "RdsInstance", "SecretsManagerCredentials", "describe_rds_instance"]
+
+log = logging.getLogger(__name__)
+
+VARIABLE = "CONTENTFN_DATABASE_CREDENTIALS_SECRET"
+RDS_VARIABLE = "CONTENTFN_DATABASE_RDS_INSTANCE"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    user: str | None
+    password: str
+
+    def as_kwargs(self) -> dict[str, str]:
+        """libpq keywords; these override what the URL says."""
+        kwargs = {"password": self.password}
+        if self.user:
+            kwargs["user"] = self.user
+        return kwargs
+
+    def __repr__(self) -> str:  # never print the password
+        return f"Credentials(user={self.user!r}, password=***)"
+
+
+class DatabaseCredentials(Protocol):
+    """Where a connection's user and password come from."""
+
+    def current(self) -> Credentials:
+        """The credentials to connect with now (cached; read on first use)."""
+
+    def refresh(self) -> bool:
+        """Read them again after a refused connection; True when they changed (worth one more try)."""
+
+
+def parse_credentials(text: str) -> Credentials:
+    """A secret string in the RDS-managed form ``{"username": ..., "password": ...}``.
+
+    ``username`` may be left out, and then the URL's user connects. Errors name the variable and the
+    problem, never the value.
+    """
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise ConfigError(f'{VARIABLE}: the secret is not JSON (expected {{"username": …, "password": …}})') from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{VARIABLE}: the secret is not a JSON object")
+    password = doc.get("password")
+    if not isinstance(password, str) or not password:
+        raise ConfigError(f"{VARIABLE}: the secret has no non-empty string field 'password'")
+    user = doc.get("username")
+    if user is not None and (not isinstance(user, str) or not user):
+        raise ConfigError(f"{VARIABLE}: the secret's 'username' is not a non-empty string")
+    return Credentials(user=user, password=password)
+
+
+class SecretsManagerCredentials:
+    """Credentials from one AWS Secrets Manager secret (the RDS-managed master secret by default).
+
+    ``current`` reads the secret once and keeps it. ``refresh`` reads it again, at most once every
+    ``min_refresh_s`` (a database that is down makes every pool retry fail, and each of those would
+    otherwise cost a Secrets Manager call).
+    """
+
+    def __init__(
+        self,
+        secret_id: str,
+        *,
+        read: Callable[[str], str] | None = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        min_refresh_s: float = 5.0,
+    ) -> None:
+        self.secret_id = secret_id
+        self._read = read or _secrets_manager_reader(endpoint_url, region)
+        self._min_refresh_s = min_refresh_s
+        self._lock = threading.Lock()
+        self._credentials: Credentials | None = None
+        self._read_at = float("-inf")
+        self.reads = 0
+
+    def current(self) -> Credentials:
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = self._load()
+            return self._credentials
+
+    def refresh(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._read_at < self._min_refresh_s:
+                return False
+            before = self._credentials
+            self._credentials = self._load()
+            changed = self._credentials != before
+        if changed:
+            log.info("database credentials changed in %s (rotated): connecting with the new ones", self.secret_id)
+        return changed
+
+    def _load(self) -> Credentials:
+        self._read_at = time.monotonic()
+        self.reads += 1
+        return parse_credentials(self._read(self.secret_id))
+
+
+@dataclass(frozen=True)
+class RdsInstance:
+    """What RDS says about an instance: where to connect, and the secret it keeps the password in."""
+
+    url: str
+    secret_arn: str
+
+
+def describe_rds_instance(instance: str, *, endpoint_url: str | None = None, region: str | None = None) -> RdsInstance:
+    """Endpoint, database and managed master secret of one RDS instance (ARN or identifier).
+
+    TLS is required (the instance's parameter group forces it); the user and password come from
+    the secret. Errors name CONTENTFN_DATABASE_RDS_INSTANCE and what is missing.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+    from psycopg.conninfo import make_conninfo
+
+    client = _client("rds", endpoint_url, region)
+    try:
+        found = client.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"]
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigError(
+            f"{RDS_VARIABLE}: instance {instance} could not be described ({type(exc).__name__})"
+        ) from None
+    if not found:
+        raise ConfigError(f"{RDS_VARIABLE}: no instance {instance}")
+    db = found[0]
+    secret = (db.get("MasterUserSecret") or {}).get("SecretArn")
+    if not secret:
+        raise ConfigError(
+            f"{RDS_VARIABLE}: instance {instance} keeps no master secret in Secrets Manager"
+            " (manage_master_user_password is off); give CONTENTFN_DATABASE_URL with its credentials instead"
+        )
+    endpoint = db.get("Endpoint") or {}
+    if not endpoint.get("Address"):
+        raise ConfigError(f"{RDS_VARIABLE}: instance {instance} has no endpoint yet ({db.get('DBInstanceStatus')})")
+    url = make_conninfo(
+        host=endpoint["Address"],
+        port=str(endpoint.get("Port") or 5432),
+        dbname=db.get("DBName") or "postgres",
+        sslmode="require",
+    )
+    return RdsInstance(url=url, secret_arn=str(secret))
+
+
+def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+def _secrets_manager_reader(endpoint_url: str | None, region: str | None) -> Callable[[str], str]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    client = _client("secretsmanager", endpoint_url, region)
+
+    def read(secret_id: str) -> str:
+        try:
+            value = client.get_secret_value(SecretId=secret_id).get("SecretString")
+        except (BotoCoreError, ClientError) as exc:
+            raise ConfigError(f"{VARIABLE}: secret {secret_id} could not be read ({type(exc).__name__})") from None
+        if not value:
+            raise ConfigError(f"{VARIABLE}: secret {secret_id} has no string value")
+        return str(value)
+
+    return read

@@ -1,0 +1,78 @@
+"""Database credentials: the secret's format, how often it is read, and the settings that need it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.config import load_settings
+from shared.errors import ConfigError
+from shared.store.credentials import Credentials, SecretsManagerCredentials, parse_credentials
+
+
+def test_the_rds_managed_secret_format_gives_user_and_password() -> None:
+    creds = parse_credentials(json.dumps({"username": "contentfn", "password": "p", "engine": "postgres"}))
+    assert creds.as_kwargs() == {"user": "contentfn", "password": "p"}
+    assert "p'" not in repr(creds) and "***" in repr(creds)
+
+
+def test_a_secret_without_username_keeps_the_urls_user() -> None:
+    assert parse_credentials('{"password": "p"}').as_kwargs() == {"password": "p"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("s3cret-value", "the secret is not JSON"),
+        ('["s3cret-value"]', "not a JSON object"),
+        ('{"username": "u"}', "no non-empty string field 'password'"),
+        ('{"username": "u", "password": ""}', "no non-empty string field 'password'"),
+        ('{"username": 7, "password": "s3cret-value"}', "'username' is not a non-empty string"),
+    ],
+)
+def test_a_malformed_secret_is_refused_naming_the_variable_not_the_value(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=f"CONTENTFN_DATABASE_CREDENTIALS_SECRET: .*{problem}") as refused:
+        parse_credentials(text)
+    assert "s3cret-value" not in str(refused.value)
+
+
+def test_credentials_are_read_once_and_re_read_at_most_once_per_interval() -> None:
+    values = iter(['{"password": "one"}', '{"password": "two"}', '{"password": "three"}'])
+    reads: list[str] = []
+
+    def read(secret_id: str) -> str:
+        reads.append(secret_id)
+        return next(values)
+
+    source = SecretsManagerCredentials("arn:secret", read=read, min_refresh_s=3600)
+    assert source.current() == source.current() == Credentials(None, "one")
+    assert reads == ["arn:secret"]
+    assert source.refresh() is False  # read moments ago: a database that refuses everyone costs no reads
+    assert reads == ["arn:secret"]
+
+    eager = SecretsManagerCredentials("arn:other", read=read, min_refresh_s=0)
+    assert eager.current() == Credentials(None, "two")
+    assert eager.refresh() is True  # the rotated value
+    assert eager.current() == Credentials(None, "three")
+
+
+def test_an_unchanged_secret_after_a_refusal_is_not_worth_a_second_try() -> None:
+    source = SecretsManagerCredentials("arn:secret", read=lambda _: '{"password": "same"}', min_refresh_s=0)
+    source.current()
+    assert source.refresh() is False
+
+
+def test_a_credentials_secret_without_a_database_url_is_refused() -> None:
+    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL"):
+        load_settings(database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x")
+    assert load_settings(database_credentials_secret="").database_credentials_secret is None
+
+
+def test_a_credentials_secret_and_an_rds_instance_together_are_refused() -> None:
+    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_CREDENTIALS_SECRET and CONTENTFN_DATABASE_RDS_INSTANCE"):
+        load_settings(
+            database_url="postgresql://db.internal/contentfn",
+            database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x",
+            database_rds_instance="arn:aws:rds:us-east-1:1:db:contentfn-dev",
+        )
