@@ -240,7 +240,7 @@ variable "force_destroy" {
 }
 
 variable "create_nat_gateway" {
-  description = "Whether private subnets get internet egress through a NAT gateway: the AWS APIs (Secrets Manager, SQS, ECR, ECS, CloudWatch; only S3 has a VPC endpoint), scrape sources, the LLM API. Off only with interface endpoints of your own."
+  description = "Whether private subnets get internet egress through a NAT gateway: the AWS APIs (Secrets Manager, RDS, SQS, ECR, ECS, CloudWatch; only S3 has a VPC endpoint), scrape sources, the LLM API. Off only with interface endpoints of your own."
   type        = bool
   default     = true
 }
