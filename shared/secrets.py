@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import MutableMapping
+from typing import Any
 
 from shared.config import ENV_PREFIX
 from shared.errors import ConfigError
 
-__all__ = ["SECRET_ID_SUFFIX", "resolve_aws_secret_ids"]
+__all__ = ["SECRET_ID_SUFFIX", "aws_client", "read_secret_string", "resolve_aws_secret_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +43,42 @@ def resolve_aws_secret_ids(
     todo = {target: secret_id for target, secret_id in wanted.items() if not env.get(target)}
     if not todo:
         return []
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = boto3.client(
+    client = aws_client(
         "secretsmanager",
-        endpoint_url=endpoint_url or env.get("CONTENTFN_AWS_ENDPOINT_URL") or None,
-        region_name=region or env.get("CONTENTFN_AWS_REGION") or env.get("AWS_REGION") or None,
+        endpoint_url or env.get("CONTENTFN_AWS_ENDPOINT_URL") or None,
+        region or env.get("CONTENTFN_AWS_REGION") or env.get("AWS_REGION") or None,
     )
     resolved = []
     for target, secret_id in sorted(todo.items()):
-        try:
-            value = client.get_secret_value(SecretId=secret_id).get("SecretString")
-        except (BotoCoreError, ClientError) as exc:
-            raise ConfigError(f"{target}{SECRET_ID_SUFFIX}: secret could not be read ({type(exc).__name__})") from None
-        if not value:
-            raise ConfigError(f"{target}{SECRET_ID_SUFFIX}: secret has no string value")
-        env[target] = value
+        env[target] = read_secret_string(client, secret_id, variable=f"{target}{SECRET_ID_SUFFIX}")
         resolved.append(target)
     log.info("resolved secrets for %s", ", ".join(resolved))
     return resolved
+
+
+def aws_client(service: str, endpoint_url: str | None, region: str | None) -> Any:
+    """A boto3 client for the few calls a process makes at start or connect time: bounded
+    timeouts and standard retries, so an unreachable API fails the start instead of hanging it."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.session.Session().client(
+        service,  # type: ignore[call-overload]
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+def read_secret_string(client: Any, secret_id: str, *, variable: str) -> str:
+    """The current string value of one Secrets Manager secret; a ConfigError naming ``variable`` and
+    the secret (never its value) when it cannot be read or holds no string."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        value = client.get_secret_value(SecretId=secret_id).get("SecretString")
+    except (BotoCoreError, ClientError) as exc:
+        raise ConfigError(f"{variable}: secret {secret_id} could not be read ({type(exc).__name__})") from None
+    if not value:
+        raise ConfigError(f"{variable}: secret {secret_id} has no string value")
+    return str(value)

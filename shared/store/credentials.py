@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from shared.errors import ConfigError
 
@@ -144,7 +144,9 @@ def describe_rds_instance(instance: str, *, endpoint_url: str | None = None, reg
     from botocore.exceptions import BotoCoreError, ClientError
     from psycopg.conninfo import make_conninfo
 
-    client = _client("rds", endpoint_url, region)
+    from shared.secrets import aws_client
+
+    client = aws_client("rds", endpoint_url, region)
     try:
         found = client.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"]
     except (BotoCoreError, ClientError) as exc:
@@ -172,30 +174,8 @@ def describe_rds_instance(instance: str, *, endpoint_url: str | None = None, reg
     return RdsInstance(url=url, secret_arn=str(secret))
 
 
-def _client(service: str, endpoint_url: str | None, region: str | None) -> Any:
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
-    )
-
-
 def _secrets_manager_reader(endpoint_url: str | None, region: str | None) -> Callable[[str], str]:
-    from botocore.exceptions import BotoCoreError, ClientError
+    from shared.secrets import aws_client, read_secret_string
 
-    client = _client("secretsmanager", endpoint_url, region)
-
-    def read(secret_id: str) -> str:
-        try:
-            value = client.get_secret_value(SecretId=secret_id).get("SecretString")
-        except (BotoCoreError, ClientError) as exc:
-            raise ConfigError(f"{VARIABLE}: secret {secret_id} could not be read ({type(exc).__name__})") from None
-        if not value:
-            raise ConfigError(f"{VARIABLE}: secret {secret_id} has no string value")
-        return str(value)
-
-    return read
+    client = aws_client("secretsmanager", endpoint_url, region)
+    return lambda secret_id: read_secret_string(client, secret_id, variable=VARIABLE)

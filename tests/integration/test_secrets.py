@@ -40,7 +40,9 @@ def test_unreadable_secret_stops_the_start_naming_the_variable(secrets_client, m
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     env = {"CONTENTFN_LLM_API_KEY_SECRET_ID": "contentfn/dev/does-not-exist"}
-    with pytest.raises(ConfigError, match="CONTENTFN_LLM_API_KEY_SECRET_ID: secret could not be read"):
+    with pytest.raises(
+        ConfigError, match="CONTENTFN_LLM_API_KEY_SECRET_ID: secret contentfn/dev/does-not-exist could not be read"
+    ):
         resolve_aws_secret_ids(env, endpoint_url=moto_url, region="us-east-1")
     assert "CONTENTFN_LLM_API_KEY" not in env
 
