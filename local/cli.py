@@ -261,6 +261,144 @@ def db_status() -> None:
 
 
 @main.group()
+def dead() -> None:
+    """The dead-letter store: jobs and events that failed for good (any database: local or cloud)."""
+
+
+@dead.command("list")
+@click.option("--kind", default=None, help="only this kind (embed, enrich, analyze, detect, ingest, …)")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def dead_list(kind: str | None, limit: int) -> None:
+    """Newest first, with each one's error and whether it can be replayed."""
+    from shared.queue.dead import dead_jobs
+
+    svc = _services()
+    try:
+        with svc.db.connection() as conn:
+            rows = dead_jobs(conn, kind=kind, limit=limit)
+            conn.commit()
+    finally:
+        svc.close()
+    table = Table("id", "kind", "attempts", "died", "replayable", "error", title="dead jobs (newest first)")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            r["kind"],
+            str(r["attempts"]),
+            r["died_at"][:19],
+            "yes" if r["replayable"] else "no",
+            r["last_error"],
+        )
+    console.print(table if rows else "no dead jobs")
+
+
+@dead.command("show")
+@click.argument("dead_id", type=int)
+def dead_show(dead_id: int) -> None:
+    """One dead job as JSON: its error and the job or event it held."""
+    import json
+
+    from shared.queue.dead import dead_job
+
+    svc = _services()
+    try:
+        with svc.db.connection() as conn:
+            row = dead_job(conn, dead_id)
+            conn.commit()
+    finally:
+        svc.close()
+    if row is None:
+        raise click.ClickException(f"no dead job {dead_id}")
+    console.print_json(json.dumps(row, default=str))
+
+
+@dead.command("replay")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--kind", default=None, help="replay the oldest dead jobs of this kind")
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
+def dead_replay(ids: tuple[int, ...], kind: str | None, limit: int) -> None:
+    """Queue dead jobs again, once what failed them is fixed: by id, or the oldest of a kind.
+
+    Locally the workers pick them up; with CONTENTFN_QUEUES set (a cloud environment's queues) they
+    are relayed to those queues at once, otherwise by the next producer of their kind."""
+    from shared.queue.dead import REPLAYABLE_KINDS, replay_dead
+
+    if not ids and kind is None:
+        raise click.UsageError("give dead job ids, or --kind")
+    if kind is not None and kind not in REPLAYABLE_KINDS:
+        raise click.UsageError(
+            f"--kind must be one of {', '.join(REPLAYABLE_KINDS)} (events are fixed at their source)"
+        )
+    svc = _services()
+    try:
+        with svc.db.connection() as conn:
+            report = replay_dead(
+                conn, ids=ids, kind=kind, limit=len(ids) or limit, max_attempts=svc.settings.queue_max_attempts
+            )
+            conn.commit()
+        relayed = _relay_replayed(svc, report.kinds)
+    finally:
+        svc.close()
+    console.print(
+        f"replayed {len(report.replayed)}, already queued {len(report.already_queued)}, "
+        f"not replayable {len(report.not_replayable)}" + (f"; relayed {relayed}" if relayed else ""),
+        soft_wrap=True,
+    )
+    for dead_id, why in sorted(report.not_replayable.items()):
+        console.print(f"  {dead_id}: {why}", soft_wrap=True)
+    if report.not_replayable:
+        raise SystemExit(1)
+
+
+def _relay_replayed(svc: Services, kinds: dict[str, int]) -> str:
+    """Send replayed jobs to the cloud queues named by CONTENTFN_QUEUES now (none locally)."""
+    from shared.entry import load_entry_settings
+
+    try:
+        settings = load_entry_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    wanted = {kind: target for kind, target in settings.queues.items() if kind in kinds}
+    if not wanted:
+        return ""
+    from shared.queue.relay import publishers_for, relay_outbox
+
+    publishers = publishers_for(wanted, aws_endpoint_url=settings.aws_endpoint_url, aws_region=settings.aws_region)
+    report = relay_outbox(svc.queue, publishers, budget_s=settings.relay_budget_s)
+    if report.failed:
+        raise click.ClickException(f"queued in the database, but the relay failed: {report.failed}")
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(report.published.items()))
+
+
+@dead.command("purge")
+@click.argument("ids", nargs=-1, type=int)
+@click.option("--kind", default=None, help="only this kind")
+@click.option("--older-than-days", type=click.FloatRange(min=0), default=None, help="only those dead this long")
+def dead_purge(ids: tuple[int, ...], kind: str | None, older_than_days: float | None) -> None:
+    """Forget dead jobs: by id, or by kind and/or age."""
+    from shared.queue.dead import purge_dead
+
+    if not ids and kind is None and older_than_days is None:
+        raise click.UsageError("give dead job ids, --kind or --older-than-days")
+    svc = _services()
+    try:
+        with svc.db.connection() as conn:
+            n = purge_dead(
+                conn, ids=ids, kind=kind, older_than_s=None if older_than_days is None else older_than_days * 86400
+            )
+            conn.commit()
+    finally:
+        svc.close()
+    console.print(f"purged {n}")
+
+
+def _services() -> Services:
+    from shared.services import Services
+
+    return Services.from_settings(_settings())
+
+
+@main.group()
 def index() -> None:
     """The HNSW search index of the configured embedding model (any database: local or cloud)."""
 

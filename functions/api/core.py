@@ -60,6 +60,9 @@ class Api:
         status = Param("status", str, maximum=16, description="only images with this status (pending, done, rejected)")
         before = Param("before", int, maximum=2**63 - 1, description="only images with a smaller id (paging)")
         after = Param("after", str, maximum=32, description="only frames after this frame timestamp")
+        dead_kind = Param("kind", str, maximum=64, description="only dead jobs of this kind")
+        dead_before = Param("before", int, maximum=2**63 - 1, description="only dead jobs with a smaller id (paging)")
+        dead_limit = Param("limit", int, default=50, maximum=1000, description="number of dead jobs")
         self.routes: tuple[Route, ...] = (
             Route("GET", "/health", "health", summary="Database, queue and model health", public=True),
             Route("GET", "/search", "search", (q, k, artist), summary="Semantic search over lyrics"),
@@ -86,6 +89,21 @@ class Api:
                 summary="A stream's detections per frame, oldest first; page with after=next_after",
             ),
             Route("DELETE", "/streams/{id}", "delete_stream", summary="Stop a stream"),
+            Route(
+                "GET",
+                "/dead-jobs",
+                "dead_index",
+                (dead_kind, dead_before, dead_limit),
+                summary="Jobs and events that failed for good, newest first, with their errors; page with before=next_before",
+            ),
+            Route("GET", "/dead-jobs/{id}", "dead_detail", summary="One dead job: its error and the job it held"),
+            Route(
+                "POST",
+                "/dead-jobs/replay",
+                "dead_replay",
+                summary="Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
+            ),
+            Route("DELETE", "/dead-jobs/{id}", "dead_delete", summary="Forget one dead job"),
             Route("GET", "/openapi.json", "openapi", summary="This API's OpenAPI document", public=True),
         )
         self._compiled = [(r, r.regex) for r in self.routes]
@@ -318,6 +336,26 @@ class Api:
         from functions.api.vision import delete_stream
 
         return delete_stream(self.services, int(path["id"]))
+
+    def dead_index(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.dead import dead_index
+
+        return dead_index(self.services, values["kind"], values["before"], values["limit"])
+
+    def dead_detail(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.dead import dead_detail
+
+        return dead_detail(self.services, int(path["id"]))
+
+    def dead_replay(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.dead import dead_replay
+
+        return dead_replay(self.services, request)
+
+    def dead_delete(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
+        from functions.api.dead import dead_delete
+
+        return dead_delete(self.services, int(path["id"]))
 
     def openapi(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
         from functions.api.openapi import build_openapi

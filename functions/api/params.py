@@ -1,12 +1,37 @@
-"""Query-string validation: every parameter is declared; anything else is refused before work starts."""
+"""Query-string and JSON-body validation: every parameter is declared; anything else is refused
+before work starts."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from functions.api.errors import ApiError, bad_param
+from shared.events import HttpRequest
 
-__all__ = ["Param", "validate_query"]
+__all__ = ["Param", "json_body", "validate_query"]
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: int = 8192) -> _M:
+    """The body as ``model``: JSON only, size checked before parsing; errors name the fields, not their values."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    if len(request.body) > max_bytes:
+        raise ApiError(413, "too_large", "request body over the limit")
+    try:
+        return model.model_validate(json.loads(request.body))
+    except ValueError as exc:
+        fields = (
+            sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) if isinstance(exc, ValidationError) else []
+        )
+        where = f" ({', '.join(fields)})" if fields else ""
+        raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}") from None
 
 
 @dataclass(frozen=True)

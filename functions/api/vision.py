@@ -5,14 +5,14 @@ Errors name the problem, never the submitted URL: a refused stream says which ru
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.errors import ApiError, not_found
+from functions.api.params import json_body
 from shared.errors import PoisonError
 from shared.events import HttpRequest
 from shared.services import Services
@@ -71,19 +71,7 @@ def images_index(services: Services, status: str | None, before: int | None, lim
 
 def create_stream(services: Services, request: HttpRequest) -> dict[str, Any]:
     s = services.settings
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    if len(request.body) > _MAX_BODY:
-        raise ApiError(413, "too_large", "request body over the limit")
-    try:
-        body = StreamRequest.model_validate(json.loads(request.body))
-    except ValueError as exc:
-        fields = (
-            sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) if isinstance(exc, ValidationError) else []
-        )
-        where = f" ({', '.join(fields)})" if fields else ""
-        raise ApiError(400, "invalid_body", f"body is not a valid stream registration{where}") from None
+    body = json_body(request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
     if body.fps > s.stream_max_fps:
         raise ApiError(400, "invalid_body", f"fps must be at most {s.stream_max_fps:g}")
     from shared.net.policy import AddressPolicy
