@@ -323,8 +323,8 @@ def dead_replay(ids: tuple[int, ...], kind: str | None, limit: int) -> None:
     are relayed to those queues at once, otherwise by the next producer of their kind."""
     from shared.queue.dead import REPLAYABLE_KINDS, replay_dead
 
-    if not ids and kind is None:
-        raise click.UsageError("give dead job ids, or --kind")
+    if bool(ids) == (kind is not None):
+        raise click.UsageError("give dead job ids, or --kind (not both)")
     if kind is not None and kind not in REPLAYABLE_KINDS:
         raise click.UsageError(
             f"--kind must be one of {', '.join(REPLAYABLE_KINDS)} (events are fixed at their source)"
@@ -393,9 +393,10 @@ def dead_purge(ids: tuple[int, ...], kind: str | None, older_than_days: float | 
 
 
 def _services() -> Services:
+    """Services without applying migrations: inspecting a store does not change its schema."""
     from shared.services import Services
 
-    return Services.from_settings(_settings())
+    return Services.from_settings(_settings(), migrate=False)
 
 
 @main.group()

@@ -1,14 +1,14 @@
 """``/dead-jobs``: what failed for good, its error and job, replayed once fixed or deleted.
 
 The cloud databases are private, so this is how an operator reaches the dead-letter store there;
-``contentfn dead`` does the same from a shell that reaches the database. Replayed jobs are relayed
-to their cloud queue after the request (the API's ``CONTENTFN_QUEUES``), or by the next producer
-of their kind.
+``contentfn dead`` does the same from a shell that reaches the database. Replayed jobs of the kinds
+the API publishes (``CONTENTFN_QUEUES``) are relayed after the request, the others by the next
+producer of their kind.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -27,21 +27,23 @@ _MAX_BODY = 32 * 1024  # 1,000 ids of up to 19 digits fit
 class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    ids: list[int] = Field(default_factory=list, max_length=_MAX_IDS)
+    ids: list[Annotated[int, Field(ge=1, le=2**63 - 1)]] = Field(default_factory=list, max_length=_MAX_IDS)
     kind: str | None = Field(default=None, max_length=64)
     limit: int = Field(default=100, ge=1, le=_MAX_IDS)
 
     @model_validator(mode="after")
     def _one_selection(self) -> ReplayRequest:
-        if not self.ids and self.kind is None:
-            raise ValueError("ids or kind")
+        if bool(self.ids) == (self.kind is not None):
+            raise ValueError("ids or kind, not both")
         return self
 
 
 def dead_index(services: Services, kind: str | None, before: int | None, limit: int) -> dict[str, Any]:
     with services.db.connection() as conn:
         rows = dead_jobs(conn, kind=kind, before=before, limit=limit)
-        total = conn.execute("SELECT count(*) FROM dead_jobs").fetchone()
+        total = conn.execute(
+            "SELECT count(*) FROM dead_jobs WHERE %(kind)s::text IS NULL OR kind = %(kind)s", {"kind": kind}
+        ).fetchone()
         conn.commit()
     return {
         "dead_jobs": rows,

@@ -58,33 +58,33 @@ class DatabaseCredentials(Protocol):
         """Read them again after a refused connection; True when they changed (worth one more try)."""
 
 
-def parse_credentials(text: str) -> Credentials:
+def parse_credentials(text: str, *, variable: str = VARIABLE) -> Credentials:
     """A secret string in the RDS-managed form ``{"username": ..., "password": ...}``.
 
-    ``username`` may be left out, and then the URL's user connects. Errors name the variable and the
-    problem, never the value.
+    ``username`` may be left out, and then the URL's user connects. Errors name ``variable`` (the
+    setting the secret came from) and the problem, never the value.
     """
     try:
         doc = json.loads(text)
     except ValueError:
-        raise ConfigError(f'{VARIABLE}: the secret is not JSON (expected {{"username": …, "password": …}})') from None
+        raise ConfigError(f'{variable}: the secret is not JSON (expected {{"username": …, "password": …}})') from None
     if not isinstance(doc, dict):
-        raise ConfigError(f"{VARIABLE}: the secret is not a JSON object")
+        raise ConfigError(f"{variable}: the secret is not a JSON object")
     password = doc.get("password")
     if not isinstance(password, str) or not password:
-        raise ConfigError(f"{VARIABLE}: the secret has no non-empty string field 'password'")
+        raise ConfigError(f"{variable}: the secret has no non-empty string field 'password'")
     user = doc.get("username")
     if user is not None and (not isinstance(user, str) or not user):
-        raise ConfigError(f"{VARIABLE}: the secret's 'username' is not a non-empty string")
+        raise ConfigError(f"{variable}: the secret's 'username' is not a non-empty string")
     return Credentials(user=user, password=password)
 
 
 class SecretsManagerCredentials:
     """Credentials from one AWS Secrets Manager secret (the RDS-managed master secret by default).
 
-    ``current`` reads the secret once and keeps it. ``refresh`` reads it again, at most once every
-    ``min_refresh_s`` (a database that is down makes every pool retry fail, and each of those would
-    otherwise cost a Secrets Manager call).
+    ``current`` reads the secret once and keeps it. ``refresh`` reads it again; after a read that
+    found nothing new, not again for ``min_refresh_s`` (a database that is down makes every pool
+    retry fail, and each of those would otherwise cost a Secrets Manager call).
     """
 
     def __init__(
@@ -95,13 +95,15 @@ class SecretsManagerCredentials:
         endpoint_url: str | None = None,
         region: str | None = None,
         min_refresh_s: float = 5.0,
+        variable: str = VARIABLE,
     ) -> None:
         self.secret_id = secret_id
-        self._read = read or _secrets_manager_reader(endpoint_url, region)
+        self.variable = variable
+        self._read = read or _secrets_manager_reader(endpoint_url, region, variable)
         self._min_refresh_s = min_refresh_s
         self._lock = threading.Lock()
         self._credentials: Credentials | None = None
-        self._read_at = float("-inf")
+        self._quiet_until = float("-inf")  # after a refresh that found the same credentials
         self.reads = 0
 
     def current(self) -> Credentials:
@@ -112,19 +114,20 @@ class SecretsManagerCredentials:
 
     def refresh(self) -> bool:
         with self._lock:
-            if time.monotonic() - self._read_at < self._min_refresh_s:
+            if time.monotonic() < self._quiet_until:
                 return False
             before = self._credentials
             self._credentials = self._load()
             changed = self._credentials != before
+            if not changed:
+                self._quiet_until = time.monotonic() + self._min_refresh_s
         if changed:
             log.info("database credentials changed in %s (rotated): connecting with the new ones", self.secret_id)
         return changed
 
     def _load(self) -> Credentials:
-        self._read_at = time.monotonic()
         self.reads += 1
-        return parse_credentials(self._read(self.secret_id))
+        return parse_credentials(self._read(self.secret_id), variable=self.variable)
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,8 @@ def describe_rds_instance(instance: str, *, endpoint_url: str | None = None, reg
     return RdsInstance(url=url, secret_arn=str(secret))
 
 
-def _secrets_manager_reader(endpoint_url: str | None, region: str | None) -> Callable[[str], str]:
+def _secrets_manager_reader(endpoint_url: str | None, region: str | None, variable: str) -> Callable[[str], str]:
     from shared.secrets import aws_client, read_secret_string
 
     client = aws_client("secretsmanager", endpoint_url, region)
-    return lambda secret_id: read_secret_string(client, secret_id, variable=VARIABLE)
+    return lambda secret_id: read_secret_string(client, secret_id, variable=variable)

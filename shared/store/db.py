@@ -14,7 +14,12 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import Settings
 from shared.errors import ConfigError, TransientError
-from shared.store.credentials import DatabaseCredentials, SecretsManagerCredentials, describe_rds_instance
+from shared.store.credentials import (
+    RDS_VARIABLE,
+    DatabaseCredentials,
+    SecretsManagerCredentials,
+    describe_rds_instance,
+)
 
 __all__ = ["Database", "database_target", "embedded_database_url"]
 
@@ -52,7 +57,9 @@ def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None
     endpoint, region = settings.aws_endpoint_url, settings.aws_region
     if settings.database_rds_instance:
         instance = describe_rds_instance(settings.database_rds_instance, endpoint_url=endpoint, region=region)
-        secret = SecretsManagerCredentials(instance.secret_arn, endpoint_url=endpoint, region=region)
+        secret = SecretsManagerCredentials(
+            instance.secret_arn, endpoint_url=endpoint, region=region, variable=RDS_VARIABLE
+        )
         return url or instance.url, secret
     if settings.database_credentials_secret:
         if url is None:
@@ -74,14 +81,17 @@ def _connection_class(credentials: DatabaseCredentials) -> type[psycopg.Connecti
     class CredentialedConnection(psycopg.Connection[Any]):
         @classmethod
         def connect(cls, conninfo: str = "", **kwargs: Any) -> CredentialedConnection:  # type: ignore[override]
+            used = credentials.current()
             try:
-                return super().connect(conninfo, **{**kwargs, **credentials.current().as_kwargs()})
+                return super().connect(conninfo, **{**kwargs, **used.as_kwargs()})
             except psycopg.OperationalError:
-                try:
-                    changed = credentials.refresh()
-                except ConfigError as exc:  # keep the pool's own retry going; say why
-                    log.warning("could not re-read the database credentials: %s", exc)
-                    changed = False
+                # Another connection may have re-read them meanwhile (a rotation refuses many at once).
+                changed = credentials.current() != used
+                if not changed:
+                    try:
+                        changed = credentials.refresh()
+                    except ConfigError as exc:  # keep the pool's own retry going; say why
+                        log.warning("could not re-read the database credentials: %s", exc)
                 if not changed:
                     raise
                 return super().connect(conninfo, **{**kwargs, **credentials.current().as_kwargs()})

@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from shared.config import load_settings
 from shared.errors import ConfigError
-from shared.store.credentials import SecretsManagerCredentials
+from shared.store.credentials import Credentials, SecretsManagerCredentials
 from shared.store.db import Database, database_target
 from tests.conftest import _state_dir
 from tests.emulators import moto_url  # noqa: F401
@@ -118,21 +118,29 @@ def test_a_rotated_password_reaches_new_connections_without_a_restart(
             assert conn.execute("SELECT current_user").fetchone() == (ROLE,)
             _insert_track(conn, "before rotation")
 
+        held = db._pool.getconn()  # a session open across the rotation
         _rotate(password_server["admin_url"], secrets, secret_id, "second-password")
         # The old password is refused now: a URL that carried it would be dead from here on.
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(password_server["url"], user=ROLE, password="first-password").close()
+        # An open session is unaffected (PostgreSQL checks the password when a session starts).
+        assert held.execute("SELECT current_user").fetchone() == (ROLE,)
+        held.rollback()
+        db._pool.putconn(held)
 
-        # Open sessions survive a rotation; new ones re-read the secret once and log in.
-        db._pool.drain()  # every pooled connection is closed and made again
+        # A new connection outside the pool (index builds, migrations), which has no retry of its
+        # own, is refused once, re-reads the secret and logs in within the same call.
+        with db.connect(autocommit=True) as direct:
+            assert direct.execute("SELECT current_user").fetchone() == (ROLE,)
+        assert db.credentials is not None
+        assert db.credentials.reads == 2  # once at start, once after the refusal: not per connection
+        # Pooled connections made again log in with the new password too.
+        db._pool.drain()
         with db.connection() as conn:
             assert conn.execute("SELECT current_user").fetchone() == (ROLE,)
             _insert_track(conn, "after rotation")
             assert conn.execute("SELECT count(*) FROM tracks WHERE source = 't'").fetchone() == (2,)
-        with db.connect(autocommit=True) as direct:  # index builds and migrations connect outside the pool
-            assert direct.execute("SELECT current_user").fetchone() == (ROLE,)
-        assert db.credentials is not None
-        assert db.credentials.reads == 2  # once at start, once after the refusal: not per connection
+        assert db.credentials.reads == 2
     finally:
         db.close()
 
@@ -189,3 +197,29 @@ def test_an_unreadable_secret_stops_the_start_naming_the_variable(
     with pytest.raises(ConfigError, match="the secret is not JSON") as refused:
         db.migrate()
     assert "hunter2" not in str(refused.value)
+
+
+class _RotatedMeanwhile:
+    """Credentials another connection has just re-read: the first answer is the old password, every
+    later one the new; a second read of the secret is not needed and would fail the test."""
+
+    def __init__(self, old: str, new: str) -> None:
+        self.answers = [Credentials(ROLE, old)]
+        self.new = Credentials(ROLE, new)
+
+    def current(self) -> Credentials:
+        return self.answers.pop() if self.answers else self.new
+
+    def refresh(self) -> bool:
+        raise AssertionError("re-read although another connection already had the new credentials")
+
+
+def test_a_refusal_after_another_connection_re_read_the_secret_retries_without_reading_it(
+    password_server: dict[str, Any],
+    secrets: Any,
+) -> None:
+    secrets.create_secret(Name="contentfn/dev/meanwhile", SecretString="{}")
+    _rotate(password_server["admin_url"], secrets, "contentfn/dev/meanwhile", "third-password")
+    db = Database(password_server["url"], credentials=_RotatedMeanwhile("stale-password", "third-password"))
+    with db.connect() as conn:
+        assert conn.execute("SELECT current_user").fetchone() == (ROLE,)

@@ -149,13 +149,19 @@ def test_two_replays_at_once_queue_each_job_once(services: Services, database_ur
 
 
 def test_replay_by_kind_takes_the_oldest_up_to_the_limit_and_only_that_kind(services: Services, api: str) -> None:
+    # An unreadable delivery recorded by the embed function, older than the jobs: it holds no job,
+    # so it neither fills the limit nor is reported for a kind selection.
+    assert record_poison(services.db, kind="embed", envelope=b"not json", error="unreadable", dedup_key="embed:aws:m0")
+    (unreadable,) = _dead_ids(services)
     embeds = [
         _dead_by_poison(services, "embed", {"track_id": i, "content_hash": "h"}, f"embed:{i}:h", "x") for i in range(3)
     ]
     other = _dead_by_poison(services, "analyze", {"track_id": 1}, "analyze:1:h", "x")
+    listed = httpx.get(f"{api}/dead-jobs", params={"kind": "embed"}).json()
+    assert listed["total"] == 4 and [r["id"] for r in listed["dead_jobs"]] == [*reversed(embeds), unreadable]
     report = httpx.post(f"{api}/dead-jobs/replay", json={"kind": "embed", "limit": 2}).json()
-    assert report["replayed"] == embeds[:2]
-    assert _dead_ids(services) == [embeds[2], other]
+    assert report["replayed"] == embeds[:2] and report["not_replayable"] == {}
+    assert _dead_ids(services) == [unreadable, embeds[2], other]
 
 
 @pytest.mark.parametrize(
@@ -165,7 +171,9 @@ def test_replay_by_kind_takes_the_oldest_up_to_the_limit_and_only_that_kind(serv
         ({"content-type": "application/json"}, "{}", 400, "invalid_body"),
         ({"content-type": "application/json"}, '{"kind": "ingest"}', 400, "invalid_body"),
         ({"content-type": "application/json"}, '{"ids": ["x"]}', 400, "invalid_body"),
-        ({"content-type": "application/json"}, json.dumps({"ids": list(range(1001))}), 400, "invalid_body"),
+        ({"content-type": "application/json"}, json.dumps({"ids": list(range(1, 1002))}), 400, "invalid_body"),
+        ({"content-type": "application/json"}, json.dumps({"ids": [2**63]}), 400, "invalid_body"),
+        ({"content-type": "application/json"}, json.dumps({"ids": [1], "kind": "embed"}), 400, "invalid_body"),
         ({"content-type": "application/json"}, json.dumps({"kind": "embed", "pad": "x" * 40_000}), 413, "too_large"),
     ],
 )

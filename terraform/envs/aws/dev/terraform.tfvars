@@ -39,13 +39,12 @@ functions = {
     timeout_s = 120
     secrets   = ["database-url", "redis-url"]
   }
-  # embed and enrich too: jobs replayed from the dead-letter store (POST /dead-jobs/replay) go out at once.
   api = {
     trigger       = "http"
     timeout_s     = 29
     memory_mb     = 1024
     bucket_access = "read_write"
-    publishes_to  = ["analyze", "detect", "embed", "enrich"]
+    publishes_to  = ["analyze", "detect"]
     secrets       = ["database-url", "api-key", "redis-url"]
   }
 }

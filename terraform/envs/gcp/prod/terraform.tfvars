@@ -42,7 +42,6 @@ functions = {
     max_instances = 10
     secrets       = ["database-url", "redis-url"]
   }
-  # embed and enrich too: jobs replayed from the dead-letter store (POST /dead-jobs/replay) go out at once.
   api = {
     trigger       = "http"
     timeout_s     = 30
@@ -50,7 +49,7 @@ functions = {
     max_instances = 50
     concurrency   = 16
     bucket_access = "read_write"
-    publishes_to  = ["analyze", "detect", "embed", "enrich"]
+    publishes_to  = ["analyze", "detect"]
     secrets       = ["database-url", "api-key", "redis-url"]
   }
 }
