@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import json
 import logging
 import re
@@ -12,6 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel
 
 from functions.api.errors import ApiError, not_found
 from functions.api.params import Param, validate_query
@@ -39,6 +42,14 @@ class Route:
     params: tuple[Param, ...] = ()
     summary: str = ""
     public: bool = False
+    body: str = ""  # "module:Model" of the JSON body (pydantic), for the OpenAPI document
+
+    def body_model(self) -> type[BaseModel] | None:
+        if not self.body:
+            return None
+        module, name = self.body.split(":")
+        model: type[BaseModel] = getattr(importlib.import_module(module), name)
+        return model
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -69,7 +80,13 @@ class Api:
             Route("GET", "/tracks/{id}", "get_track", summary="One track"),
             Route("GET", "/tracks/{id}/similar", "similar", (k,), summary="Tracks nearest to one track"),
             Route("GET", "/stats", "stats", summary="Counts per stage, queue depth, dead jobs"),
-            Route("POST", "/analyze", "analyze", summary="Profile of ad-hoc lyrics or a stored track"),
+            Route(
+                "POST",
+                "/analyze",
+                "analyze",
+                summary="Profile of ad-hoc lyrics or a stored track",
+                body="functions.analyze.core:AnalyzeRequest",
+            ),
             Route(
                 "GET",
                 "/images",
@@ -78,7 +95,13 @@ class Api:
                 summary="Images newest first with their detection counts; page with before=next_before",
             ),
             Route("GET", "/images/{id}/detections", "image_detections", summary="One image's status and detections"),
-            Route("POST", "/streams", "create_stream", summary="Register a video stream (url, fps, model)"),
+            Route(
+                "POST",
+                "/streams",
+                "create_stream",
+                summary="Register a video stream (url, fps, model)",
+                body="functions.api.vision:StreamRequest",
+            ),
             Route("GET", "/streams", "list_streams", (limit,), summary="Registered streams, newest first"),
             Route("GET", "/streams/{id}", "stream_status", summary="One stream's status, counts and last error"),
             Route(
@@ -102,6 +125,7 @@ class Api:
                 "/dead-jobs/replay",
                 "dead_replay",
                 summary="Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
+                body="functions.api.dead:ReplayRequest",
             ),
             Route("DELETE", "/dead-jobs/{id}", "dead_delete", summary="Forget one dead job"),
             Route("GET", "/openapi.json", "openapi", summary="This API's OpenAPI document", public=True),

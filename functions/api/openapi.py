@@ -39,6 +39,17 @@ def build_openapi(routes: tuple[Route, ...], *, auth: bool) -> dict[str, Any]:
                 "404": {"description": "Not found", "content": {"application/json": {"schema": _ERROR}}},
             },
         }
+        model = route.body_model()
+        if model is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": model.model_json_schema()}},
+            }
+            op["responses"]["413"] = {
+                "description": "Body over the limit",
+                "content": {"application/json": {"schema": _ERROR}},
+            }
+            op["responses"]["415"] = {"description": "Not JSON", "content": {"application/json": {"schema": _ERROR}}}
         if route.public:
             op["security"] = []
         elif auth:

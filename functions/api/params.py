@@ -28,7 +28,9 @@ def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: in
         return model.model_validate(json.loads(request.body))
     except ValueError as exc:
         fields = (
-            sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}) if isinstance(exc, ValidationError) else []
+            sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors() if e["loc"]})
+            if isinstance(exc, ValidationError)
+            else []
         )
         where = f" ({', '.join(fields)})" if fields else ""
         raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}") from None

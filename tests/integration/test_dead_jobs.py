@@ -246,3 +246,16 @@ def test_without_the_api_key_nothing_is_listed_or_replayed(services: Services) -
     authorized = {**json_type, "x-api-key": "s3cret-key"}
     assert api.handle(HttpRequest.from_parts("POST", "/dead-jobs/replay", "", authorized, body)).status == 200
     assert _dead_ids(services) == []
+
+
+def test_the_openapi_document_describes_each_json_body_from_its_model(services: Services) -> None:
+    from shared.events import HttpRequest
+
+    doc = json.loads(Api(services).handle(HttpRequest.from_parts("GET", "/openapi.json")).body)
+    replay = doc["paths"]["/dead-jobs/replay"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(replay["properties"]) == {"ids", "kind", "limit"}
+    assert replay["properties"]["ids"]["maxItems"] == 1000 and replay["additionalProperties"] is False
+    stream = doc["paths"]["/streams"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert stream["required"] == ["url"]
+    assert "requestBody" in doc["paths"]["/analyze"]["post"] and "413" in doc["paths"]["/analyze"]["post"]["responses"]
+    assert "requestBody" not in doc["paths"]["/dead-jobs"]["get"]
