@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import io
+import mmap
 import multiprocessing as mp
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -26,6 +29,7 @@ from PIL import Image
 from infra.gpu_worker.memory import keep_freed_memory
 from shared.vision.decode import decode_image
 from shared.vision.detector import Detector, ModelSpec
+from shared.vision.pinned import pin, unpin
 from tests.bench.bench_gpu import bench_model
 
 
@@ -37,6 +41,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--load-threads", type=int, default=12, help="threads of background work in load scenarios")
     p.add_argument("--model", type=Path, default=None)
     p.add_argument("--only", default="", help="comma-separated scenario names to run")
+    p.add_argument("--load-processes", type=int, default=8, help="processes of CPU load in the procs scenarios")
+    p.add_argument("--load-threads-per-process", type=int, default=2, help="decode threads in each of them")
     return p.parse_args()
 
 
@@ -80,6 +86,141 @@ def _calls(detector: Detector, pixels: np.ndarray, seconds: float, threads: int)
     elapsed = time.perf_counter() - started
     calls = sum(counts)
     return calls * len(pixels) / elapsed, 1000 * sum(spent) / max(calls, 1)
+
+
+def _timed(calls: list[Callable[[], object]], seconds: float, rows: int) -> tuple[float, float]:
+    """(images per second, mean ms per call) with one thread per callable, each calling it in a loop."""
+    counts = [0] * len(calls)
+    spent = [0.0] * len(calls)
+    end = time.perf_counter() + seconds
+
+    def loop(k: int) -> None:
+        while time.perf_counter() < end:
+            t0 = time.perf_counter()
+            calls[k]()
+            spent[k] += time.perf_counter() - t0
+            counts[k] += 1
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(len(calls))]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(max(0.0, end + STALL_S - time.perf_counter()))
+    if any(w.is_alive() for w in workers):
+        raise Stalled(f"a call did not return within {STALL_S:.0f} s of the scenario's end ({sum(counts)} calls done)")
+    elapsed = time.perf_counter() - started
+    return sum(counts) * rows / elapsed, 1000 * sum(spent) / max(sum(counts), 1)
+
+
+def _mismatch(out: np.ndarray, ref: np.ndarray) -> float:
+    """Largest difference between two raw outputs' box and score numbers (the class column left out:
+    a near tie may pick another class); a few hundredths at most between two correct runs."""
+    if out.shape != ref.shape:
+        return float("inf")
+    axis = 1 if out.shape[1] == 6 else 2
+    keep = np.take(out, range(5), axis=axis) - np.take(ref, range(5), axis=axis)
+    return float(np.abs(keep).max())
+
+
+def _checked(
+    runs: list[Callable[[np.ndarray], np.ndarray]], inputs: list[np.ndarray], refs: list[np.ndarray], seconds: float
+) -> tuple[float, float, float]:
+    """Each thread k calls runs[k](inputs[k]) in a loop: (img/s, ms per call, worst mismatch to refs[k])."""
+    worst = [0.0] * len(runs)
+
+    def call(k: int) -> Callable[[], object]:
+        def once() -> None:
+            worst[k] = max(worst[k], _mismatch(runs[k](inputs[k]), refs[k]))
+
+        return once
+
+    rate, ms = _timed([call(k) for k in range(len(runs))], seconds, len(inputs[0]))
+    return rate, ms, max(worst)
+
+
+def _load_main(threads: int, cores: list[int] | None, stop: Any) -> None:
+    """A stand-in for a pipeline process's CPU work: ``threads`` threads decoding and letterboxing."""
+    if cores:
+        os.sched_setaffinity(0, cores)
+    jpeg = _jpeg()
+    canvas = np.zeros((640, 640, 3), np.uint8)
+
+    def work() -> None:
+        from shared.vision.boxes import letterbox_into
+
+        while not stop.is_set():
+            letterbox_into(decode_image(jpeg, max_bytes=1 << 26, max_pixels=1 << 28).pixels, canvas)
+
+    pool = [threading.Thread(target=work, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+
+
+class _Load:
+    """``processes`` processes of ``threads`` decode threads each, optionally kept off some cores."""
+
+    def __init__(self, processes: int, threads: int, cores: list[int] | None = None) -> None:
+        ctx = mp.get_context("spawn")
+        self.stop = ctx.Event()
+        self.procs = [ctx.Process(target=_load_main, args=(threads, cores, self.stop)) for _ in range(processes)]
+
+    def __enter__(self) -> _Load:
+        for p in self.procs:
+            p.start()
+        time.sleep(3.0)  # imported and decoding
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for p in self.procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+
+
+class _DeviceProcess:
+    """The service's own device process (``CONTENTFN_GPU_DEVICE_PROCESS``) and a client of it here."""
+
+    def __init__(self, model: Path, size: int, calls: int = 1, core: int | None = None) -> None:
+        import tempfile
+
+        from infra.gpu_worker.device import DeviceAddress, RemoteDetector
+        from infra.gpu_worker.pool import _device_main
+        from shared.config import load_settings
+
+        self.settings = load_settings(
+            data_dir=Path(tempfile.mkdtemp(prefix="contentfn-probe-")),
+            detector_model_path=model,
+            detector_input_size=size,
+            gpu_device_calls=calls,
+        )
+        self.address = DeviceAddress.fresh()
+        ctx = mp.get_context("spawn")
+        ready, child = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=_device_main, args=(self.settings, self.address, child), daemon=True)
+        self.proc.start()
+        child.close()
+        if not ready.poll(300):
+            raise Stalled("the device process was not ready within 300 s")
+        ready.recv()
+        if core is not None:  # its main thread: the threads serving clients start later and inherit it
+            os.sched_setaffinity(self.proc.pid, [core])
+        self.clients: list[Any] = []
+        self._remote = RemoteDetector
+
+    def client(self) -> Any:
+        remote = self._remote(self.settings, self.address)
+        self.clients.append(remote)
+        return remote
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.proc.kill()
+        self.proc.join(10)
 
 
 def _background(kind: str, n: int, stop: threading.Event, jpeg: bytes, detector: Detector) -> list[threading.Thread]:
@@ -184,7 +325,82 @@ def main() -> int:
         keep_freed_memory(512)
         return with_load("churn")
 
-    scenario(f"churn-x{n}-kept", kept_churn)
+    # What differs between a call in the device process and one here: the buffers (shared memfd
+    # mappings, a page-locked output), the process boundary, the CPU load of the pipelines beside
+    # it; and whether calls that overlap on one session, or on two, still give the right answer.
+    model = bench_model(args.model)
+    out = detector.output_buffer(args.batch)
+    scenario("alone-out-pinned", lambda: _timed([lambda: detector.run_raw(pixels, out=out)], args.seconds, args.batch))
+
+    def memfd_in() -> tuple[float, float]:
+        fd = os.memfd_create("probe", os.MFD_CLOEXEC)
+        os.ftruncate(fd, pixels.nbytes)
+        shared = np.ndarray(pixels.shape, np.uint8, buffer=mmap.mmap(fd, pixels.nbytes))
+        shared[...] = pixels
+        pinned = pin(shared)
+        try:
+            rate, ms = _timed([lambda: detector.run_raw(shared, out=out)], args.seconds, args.batch)
+            print(f"  (memfd input page-locked: {pinned})")
+            return rate, ms
+        finally:
+            if pinned:
+                unpin(shared)
+            os.close(fd)
+
+    scenario("memfd-in", memfd_in)
+    cores = os.cpu_count() or 1
+    procs = args.load_processes
+
+    def loaded(run: Callable[[], tuple[float, float]], keep_off: list[int] | None = None) -> tuple[float, float]:
+        with _Load(procs, args.load_threads_per_process, keep_off):
+            return run()
+
+    scenario(f"alone+procs-x{procs}", lambda: loaded(lambda: _calls(detector, pixels, args.seconds, 1)))
+
+    def via_device(calls: int = 1, clients: int = 1, load: bool = False, own_core: bool = False) -> tuple[float, float]:
+        dev = _DeviceProcess(model, args.size, calls, core=cores - 1 if own_core else None)
+        try:
+            remotes = [dev.client() for _ in range(clients)]
+            bufs = [(r.host_buffer(pixels.shape), r.output_buffer(args.batch)) for r in remotes]
+            for buf, _ in bufs:
+                buf[...] = pixels
+            fns = [lambda r=r, b=b, o=o: r.run_raw(b, out=o) for r, (b, o) in zip(remotes, bufs, strict=True)]
+            for f in fns:
+                f()
+            if not load:
+                return _timed(fns, args.seconds, args.batch)
+            with _Load(procs, args.load_threads_per_process, list(range(cores - 1)) if own_core else None):
+                return _timed(fns, args.seconds, args.batch)
+        finally:
+            dev.close()
+
+    scenario("device-process", lambda: via_device())
+    scenario("device-process-x2-clients", lambda: via_device(clients=2))
+    scenario(f"device-process+procs-x{procs}", lambda: via_device(load=True))
+    scenario(f"device-process-own-core+procs-x{procs}", lambda: via_device(load=True, own_core=True))
+
+    # Distinct inputs per thread, each output checked against the same input's output run alone.
+    rng = np.random.default_rng(1)
+    inputs = [detector.host_buffer(pixels.shape) for _ in range(2)]
+    for buf in inputs:
+        buf[...] = rng.integers(0, 255, pixels.shape, np.uint8)
+    refs = [np.array(detector.run_raw(buf)) for buf in inputs]
+
+    def checked(name: str, runs: list[Callable[[np.ndarray], np.ndarray]]) -> None:
+        if wanted and name not in wanted:
+            return
+        try:
+            rate, ms, worst = _checked(runs, inputs, refs, args.seconds)
+        except Stalled as exc:
+            print(f"{name:<28} stalled: {exc}", flush=True)
+            return
+        verdict = "same outputs" if worst < 0.5 else "OUTPUTS DIFFER"
+        print(f"{name:<28} {rate:9.1f} img/s {ms:9.1f} ms/call  {verdict} (max diff {worst:.3g})", flush=True)
+
+    checked("one-session-x1-checked", [detector.run_raw])
+    checked("one-session-x2-threads", [detector.run_raw, detector.run_raw])
+    second = Detector(ModelSpec(path=model, input_size=args.size))
+    checked("two-sessions-x2-threads", [detector.run_raw, second.run_raw])
     return 0
 
 
