@@ -33,7 +33,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener, answer_challenge, deliver_challenge
@@ -46,7 +46,7 @@ import numpy as np
 
 from infra.gpu_worker.memory import keep_freed_memory
 from shared.errors import ConfigError
-from shared.vision.detector import Detector, load_detector, spec_from_settings
+from shared.vision.detector import Detector, batch_sizes, load_detector, spec_from_settings
 from shared.vision.pinned import pin, unpin
 
 __all__ = ["DeviceAddress", "DeviceUnavailable", "RemoteDetector", "device_usage", "serve_device"]
@@ -207,6 +207,11 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
     batch size through it, which warms the shapes here.)"""
     keep_freed_memory(settings.gpu_malloc_keep_mib)  # the model's host-side buffers, call after call
     detector = load_detector(settings)
+    if settings.gpu_device_calls > 1:
+        # A session per call that may overlap another (calls overlapping on one session give wrong
+        # outputs on a GPU), each warmed here: the pipelines' own warm-up reaches one of them.
+        detector.reserve_sessions(settings.gpu_device_calls)
+        detector.warm(batch_sizes(settings.gpu_max_batch))
     usage = _Usage(settings.gpu_device_calls)
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
     Path(address.path).unlink(missing_ok=True)  # left by a device process that died
@@ -357,6 +362,12 @@ class RemoteDetector(Detector):
         self._scratch: dict[tuple[str, int], np.ndarray] = {}  # per thread: a stream batcher's, say
         with self._call:
             self._connect()
+
+    def reserve_sessions(self, n: int) -> None:
+        """Nothing here: the device process holds the sessions (``CONTENTFN_GPU_DEVICE_CALLS``)."""
+
+    def warm(self, sizes: Sequence[int]) -> None:
+        """Nothing here: the device process warms its sessions."""
 
     def _connect(self) -> Connection:
         conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)

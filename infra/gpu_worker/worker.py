@@ -156,6 +156,9 @@ class GpuWorker:
         for rows in self.buckets:
             buffers[0][:rows] = 0
             self.detector.run_raw(buffers[0][:rows])
+        if self.infer_threads > 1:  # a session per model-calling thread (see Detector), each warmed
+            self.detector.reserve_sessions(self.infer_threads)
+            self.detector.warm(self.buckets)
         self.report()
         for t in self._threads:
             t.start()

@@ -9,9 +9,10 @@ goes to the device once, as one buffer.
 from __future__ import annotations
 
 import ast
+import contextlib
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -167,9 +168,18 @@ class Detector:
         # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
         self.reduced = prepared is not None and prepared[1]
         chosen = choose_providers(providers, cache_dir=cache_dir, options=provider_options)
-        self.session = ort.InferenceSession(wrapped or raw, _session_options(ort, chosen, threads), providers=chosen)
+        self._model_bytes = wrapped or raw
+        self._open = lambda: ort.InferenceSession(
+            self._model_bytes, _session_options(ort, chosen, threads), providers=chosen
+        )
+        self.session = self._open()
         self.provider = self.session.get_providers()[0]
         self.on_gpu = self.provider in _GPU_PROVIDERS
+        # On a GPU, model calls that overlap on one session return wrong outputs (seen on an H200 with
+        # onnxruntime 1.31: two threads, distinct batches, boxes off by over 100 px). Each call that
+        # overlaps another gets a session of its own, opened on first need and kept for the next.
+        self._idle: list[Any] = [self.session]
+        self.sessions = 1
         self.pinned = pinned and self.on_gpu
         self._pinned: list[np.ndarray] = []
         self._input = self.session.get_inputs()[0].name
@@ -264,7 +274,8 @@ class Detector:
         if self.host_normalise:
             feed = pixels[..., ::-1] if self.spec.channel_order == "bgr" else pixels
             x = np.ascontiguousarray(feed.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(self.spec.scale)
-            return self._into(np.asarray(self.session.run([self._output], {self._input: x})[0]), out)
+            with self._session_for_call() as session:
+                return self._into(np.asarray(session.run([self._output], {self._input: x})[0]), out)
         if self.on_gpu:
             return self._run_bound(pixels, out)
         return self._into(np.asarray(self.session.run([self._output], {self._input: pixels})[0]), out)
@@ -289,18 +300,65 @@ class Detector:
         tail, dtype = self.output_tail()
         return self.host_buffer((rows, *tail), dtype)
 
+    def reserve_sessions(self, n: int) -> None:
+        """Open sessions up to ``n`` now (on a GPU), so that ``n`` calls can overlap without one
+        opening a session mid-run."""
+        if not self.on_gpu:
+            return
+        with self._lock:
+            missing = n - self.sessions
+            self.sessions += max(0, missing)
+        self._idle.extend(self._open() for _ in range(max(0, missing)))
+
+    def warm(self, sizes: Sequence[int]) -> None:
+        """Run each batch size once on every session (the first run of a shape picks its kernels and
+        is slow), so that no call that overlaps another pays for it mid-run. Call before serving."""
+        if not self.on_gpu or not sizes:
+            return
+        pixels = self.host_buffer((max(sizes), self.input_size, self.input_size, 3))
+        try:
+            for session in list(self._idle):
+                for rows in sizes:
+                    self._run_bound_on(session, pixels[:rows], None)
+        finally:
+            self.release_buffer(pixels)
+
+    @contextlib.contextmanager
+    def _session_for_call(self) -> Iterator[Any]:
+        """A session no other call is running on (see ``__init__``); on CPU the one session, whose
+        calls may overlap (a session per call there would only split the cores further)."""
+        if not self.on_gpu:
+            yield self.session
+            return
+        with self._lock:
+            session = self._idle.pop() if self._idle else None
+            if session is None:
+                self.sessions += 1
+        if session is None:
+            session = self._open()
+            log.info("detector %s: %d sessions, for model calls that overlap", self.name, self.sessions)
+        try:
+            yield session
+        finally:
+            with self._lock:
+                self._idle.append(session)
+
     def _run_bound(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """IO binding over host buffers: the uint8 batch and the output buffer stay where they are,
         and the provider copies them to and from the device inside ``run_with_iobinding``, which
         releases the GIL. (An OrtValue made on the device, or ``copy_outputs_to_cpu``, would copy
         while holding it, and other pipeline threads would wait on every batch's transfers.)"""
+        with self._session_for_call() as session:
+            return self._run_bound_on(session, pixels, out)
+
+    def _run_bound_on(self, session: Any, pixels: np.ndarray, out: np.ndarray | None) -> np.ndarray:
         batch = np.ascontiguousarray(pixels)
-        binding = self.session.io_binding()
+        binding = session.io_binding()
         binding.bind_input(self._input, "cpu", 0, batch.dtype, list(batch.shape), batch.ctypes.data)
         known = self._output_tail
         if known is None:  # the first run learns the output's shape per image and its type
             binding.bind_output(self._output, "cpu")
-            self.session.run_with_iobinding(binding)
+            session.run_with_iobinding(binding)
             first = np.asarray(binding.copy_outputs_to_cpu()[0])
             self._output_tail = (tuple(first.shape[1:]), first.dtype)
             return self._into(first, out)
@@ -308,7 +366,7 @@ class Detector:
         # Without a buffer given, a fresh one per batch: the caller may still be reading the last.
         target = np.empty((len(batch), *tail), dtype) if out is None else out[: len(batch)]
         binding.bind_output(self._output, "cpu", 0, dtype, list(target.shape), target.ctypes.data)
-        self.session.run_with_iobinding(binding)
+        session.run_with_iobinding(binding)
         return target
 
     def _finish(self, cand: Any, prep: Prepared) -> list[Detection]:

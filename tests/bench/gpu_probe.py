@@ -357,20 +357,55 @@ def main() -> int:
 
     scenario(f"alone+procs-x{procs}", lambda: loaded(lambda: _calls(detector, pixels, args.seconds, 1)))
 
-    def via_device(calls: int = 1, clients: int = 1, load: bool = False, own_core: bool = False) -> tuple[float, float]:
+    def via_device(
+        calls: int = 1,
+        clients: int = 1,
+        load: bool = False,
+        own_core: bool = False,
+        blocks: int = 1,
+        rewrite: bool = False,
+        warm: bool = False,
+    ) -> tuple[float, float]:
+        """Calls through the device process; the ms figure is the device's own busy time per call.
+        ``blocks``: input buffers per client, used in turn (as a pipeline's batch buffers are);
+        ``rewrite``: each is filled anew before its call (as decoding does); ``warm``: every padded
+        batch size runs first (as each pipeline's start does)."""
+        from infra.gpu_worker.device import device_usage
+        from shared.vision.detector import batch_sizes
+
         dev = _DeviceProcess(model, args.size, calls, core=cores - 1 if own_core else None)
         try:
             remotes = [dev.client() for _ in range(clients)]
-            bufs = [(r.host_buffer(pixels.shape), r.output_buffer(args.batch)) for r in remotes]
-            for buf, _ in bufs:
-                buf[...] = pixels
-            fns = [lambda r=r, b=b, o=o: r.run_raw(b, out=o) for r, (b, o) in zip(remotes, bufs, strict=True)]
-            for f in fns:
-                f()
-            if not load:
-                return _timed(fns, args.seconds, args.batch)
-            with _Load(procs, args.load_threads_per_process, list(range(cores - 1)) if own_core else None):
-                return _timed(fns, args.seconds, args.batch)
+            fns = []
+            for r in remotes:
+                ins = [r.host_buffer(pixels.shape) for _ in range(blocks)]
+                for buf in ins:
+                    buf[...] = pixels
+                o = r.output_buffer(args.batch)
+                if warm:
+                    for rows in batch_sizes(args.batch):
+                        r.run_raw(ins[0][:rows])
+                turn = [0]
+
+                def call(r: Any = r, ins: list[np.ndarray] = ins, o: np.ndarray = o, turn: list[int] = turn) -> None:
+                    buf = ins[turn[0] % len(ins)]
+                    turn[0] += 1
+                    if rewrite:
+                        np.copyto(buf, pixels)
+                    r.run_raw(buf, out=o)
+
+                call()
+                fns.append(call)
+            before = device_usage(dev.address)
+            if load:
+                with _Load(procs, args.load_threads_per_process, list(range(cores - 1)) if own_core else None):
+                    rate, _ = _timed(fns, args.seconds, args.batch)
+            else:
+                rate, _ = _timed(fns, args.seconds, args.batch)
+            after = device_usage(dev.address)
+            if before is None or after is None or after["calls"] == before["calls"]:
+                return rate, float("nan")
+            return rate, 1000 * (after["busy_s"] - before["busy_s"]) / (after["calls"] - before["calls"])
         finally:
             dev.close()
 
@@ -378,6 +413,14 @@ def main() -> int:
     scenario("device-process-x2-clients", lambda: via_device(clients=2))
     scenario(f"device-process+procs-x{procs}", lambda: via_device(load=True))
     scenario(f"device-process-own-core+procs-x{procs}", lambda: via_device(load=True, own_core=True))
+    scenario("device-process-warm-shapes", lambda: via_device(warm=True))
+    scenario("device-process-3-blocks", lambda: via_device(blocks=3))
+    scenario("device-process-3-blocks-rewritten", lambda: via_device(blocks=3, rewrite=True))
+    scenario("device-process-x8-clients", lambda: via_device(clients=8))
+    scenario(
+        f"device-process-like-bench+procs-x{procs}",
+        lambda: via_device(clients=8, blocks=3, rewrite=True, warm=True, load=True),
+    )
 
     # Distinct inputs per thread, each output checked against the same input's output run alone.
     rng = np.random.default_rng(1)
