@@ -159,6 +159,7 @@ class _Usage:
         self._slots = threading.BoundedSemaphore(limit)
         self._lock = threading.Lock()
         self.calls = self.images = self.running = self.peak = 0
+        self.last_rows = self.shape_changes = 0  # calls whose batch size differed from the call before
         self.busy_s = 0.0
         self._since = 0.0
         self.blocks = self.pinned_blocks = 0  # mapped now, and of those page-locked
@@ -176,6 +177,8 @@ class _Usage:
                     self._since = time.perf_counter()
                 self.running += 1
                 self.peak = max(self.peak, self.running)
+                self.shape_changes += rows != self.last_rows
+                self.last_rows = rows
             try:
                 yield
             finally:
@@ -198,6 +201,7 @@ class _Usage:
                 "call_limit": self.limit,
                 "blocks": self.blocks,
                 "pinned_blocks": self.pinned_blocks,
+                "shape_changes": self.shape_changes,
             }
 
 

@@ -256,7 +256,7 @@ def run_worker(
         else:
             after = runner.device_usage()
             if device is not None and after is not None:
-                usage = {k: after[k] - device[k] for k in ("calls", "images", "busy_s")} | {
+                usage = {k: after[k] - device[k] for k in ("calls", "images", "busy_s", "shape_changes")} | {
                     k: after[k] for k in ("peak_running", "blocks", "pinned_blocks")
                 }
             time.sleep(0.6)  # one more report from every pipeline
@@ -479,7 +479,8 @@ def main() -> int:
                 console.print(
                     f"device process: {usage['calls']} calls, {1000 * usage['busy_s'] / usage['calls']:.1f} ms "
                     f"busy per call, busy {100 * usage['busy_s'] / elapsed:.0f}% of the run, "
-                    f"{usage['images'] / usage['busy_s']:.0f} img/s while busy, at most {usage['peak_running']} at once; "
+                    f"{usage['images'] / usage['busy_s']:.0f} img/s while busy, at most {usage['peak_running']} at once, "
+                    f"{usage['shape_changes']} calls of another batch size than the call before; "
                     f"{usage['pinned_blocks']} of {usage['blocks']} shared buffers page-locked"
                 )
     print(f"{'batch':>6} {'procs':>6} {'device':>7} {'e2e img/s':>10} {'model img/s':>12} {'e2e/model':>10}")

@@ -348,6 +348,23 @@ def main() -> int:
             os.close(fd)
 
     scenario("memfd-in", memfd_in)
+
+    def alternating(sizes: tuple[int, ...]) -> tuple[float, float]:
+        """Calls whose batch size changes from one to the next (partial batches padded to 64)."""
+        for rows in sizes:
+            detector.run_raw(pixels[:rows], out=out)
+        turn = [0]
+
+        def call() -> None:
+            rows = sizes[turn[0] % len(sizes)]
+            turn[0] += 1
+            detector.run_raw(pixels[:rows], out=out)
+
+        rate, ms = _timed([call], args.seconds, args.batch)
+        return rate * sum(sizes) / len(sizes) / args.batch, ms
+
+    scenario("shapes-128-64-alternating", lambda: alternating((args.batch, args.batch // 2)))
+    scenario("shapes-64-only", lambda: alternating((args.batch // 2,)))
     cores = os.cpu_count() or 1
     procs = args.load_processes
 
