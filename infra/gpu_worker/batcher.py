@@ -58,7 +58,7 @@ class FrameBatcher:
         self.max_batch = max(1, min(max_batch, detector.static_batch or max_batch))
         self.max_wait_s = max_wait_s
         self.timeout_s = timeout_s
-        # On a GPU, padded to a few batch sizes (each new input shape is slow the first time).
+        # On a GPU, padded to the full batch size (a session sees one input shape: see Detector).
         self.buckets = batch_sizes(self.max_batch) if detector.on_gpu else ()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="stream-batcher", daemon=True)

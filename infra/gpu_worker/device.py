@@ -212,10 +212,9 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
     keep_freed_memory(settings.gpu_malloc_keep_mib)  # the model's host-side buffers, call after call
     detector = load_detector(settings)
     if settings.gpu_device_calls > 1:
-        # A session per call that may overlap another (calls overlapping on one session give wrong
-        # outputs on a GPU), each warmed here: the pipelines' own warm-up reaches one of them.
-        detector.reserve_sessions(settings.gpu_device_calls)
-        detector.warm(batch_sizes(settings.gpu_max_batch))
+        # A session per call that may overlap another (see Detector), each warmed here: the
+        # pipelines' own warm-up, one call at a time, reaches only one of them.
+        detector.warm(batch_sizes(settings.gpu_max_batch), per_size=settings.gpu_device_calls)
     usage = _Usage(settings.gpu_device_calls)
     info = {"provider": detector.provider, "on_gpu": detector.on_gpu, "pinned": detector.pinned}
     Path(address.path).unlink(missing_ok=True)  # left by a device process that died
@@ -367,11 +366,8 @@ class RemoteDetector(Detector):
         with self._call:
             self._connect()
 
-    def reserve_sessions(self, n: int) -> None:
-        """Nothing here: the device process holds the sessions (``CONTENTFN_GPU_DEVICE_CALLS``)."""
-
-    def warm(self, sizes: Sequence[int]) -> None:
-        """Nothing here: the device process warms its sessions."""
+    def warm(self, sizes: Sequence[int], per_size: int = 1) -> None:
+        """Nothing here: the device process holds and warms the sessions (``CONTENTFN_GPU_DEVICE_CALLS``)."""
 
     def _connect(self) -> Connection:
         conn = Client(self.address.path, family="AF_UNIX", authkey=self.address.authkey)

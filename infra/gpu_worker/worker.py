@@ -140,9 +140,8 @@ class GpuWorker:
             self._threads.append(threading.Thread(target=self._guard(self._write_loop), name=f"gpu-write-{i}"))
         for t in self._threads:
             t.daemon = True
-        # On a GPU every distinct batch size is a new input shape, and the first run of a shape is
-        # slow (kernel and convolution algorithm choice): partial batches are padded up to a power
-        # of two, and each of those sizes is run once at start.
+        # On a GPU a session must see one input shape (see Detector): partial batches are padded to
+        # the full batch size, which is run once at start (its first run picks the kernels).
         self.buckets = batch_sizes(self.max_batch) if self.detector.on_gpu else ()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -157,8 +156,7 @@ class GpuWorker:
             buffers[0][:rows] = 0
             self.detector.run_raw(buffers[0][:rows])
         if self.infer_threads > 1:  # a session per model-calling thread (see Detector), each warmed
-            self.detector.reserve_sessions(self.infer_threads)
-            self.detector.warm(self.buckets)
+            self.detector.warm(self.buckets, per_size=self.infer_threads)
         self.report()
         for t in self._threads:
             t.start()

@@ -132,7 +132,7 @@ def test_images_are_batched_and_every_job_is_acked_once(
         upload(svc, f"images/{i}.jpg", data)
     detector = Detector(ModelSpec(path=tiny_model(tmp_path / "tiny.onnx")))
     worker = GpuWorker(svc, detector, infer_threads=infer_threads)
-    if infer_threads > 1:  # as on a GPU: partial batches padded to a power of two, each size warmed up
+    if infer_threads > 1:  # as on a GPU: partial batches padded to the full size, warmed up
         worker.buckets = batch_sizes(worker.max_batch)
     # WHEN the worker drains the queue
     worker.start()

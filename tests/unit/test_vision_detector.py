@@ -255,6 +255,46 @@ def test_io_binding_path_matches_plain_run(tmp_path: Path) -> None:
     assert len({float(o[0, 0, 0]) for o in outputs}) == 3  # the output follows the pixels bound
 
 
+def test_on_a_gpu_each_overlapping_call_and_each_batch_shape_gets_a_session_of_its_own(tmp_path: Path) -> None:
+    # On the CUDA provider two calls overlapping on one session gave wrong boxes, and a session whose
+    # batch size changed between calls re-planned every convolution (841 ms a call on an H200). The
+    # session pool is the same code on any provider: this CPU detector runs it as a GPU one would.
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output(), mix=1.0)))
+    detector.on_gpu = True
+    opened = []
+    real_open = detector._open
+    detector._open = lambda: opened.append(real_open()) or opened[-1]  # type: ignore[method-assign]
+    full, half = (4, SIZE, SIZE, 3), (2, SIZE, SIZE, 3)
+    # WHEN two calls of one shape overlap, THEN they run on two sessions; after them, one of those is reused
+    with detector._session_for_call(full) as a, detector._session_for_call(full) as b:
+        assert a is not b
+    with detector._session_for_call(full) as again:
+        assert again in (a, b)
+    # WHEN a call comes with another batch shape, THEN it gets a session that has seen no other shape
+    with detector._session_for_call(half) as other:
+        assert other not in (a, b)
+    assert detector.sessions == 3 and len(opened) == 2  # the first session was opened at start
+    # warm() opens what overlapping calls will need, per shape, before any is timed
+    detector.warm((4,), per_size=3)
+    assert detector.sessions == 4
+    # and whichever session a call lands on, the answer is the one session's
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 255, full, dtype=np.uint8)
+    plain = Detector(ModelSpec(path=constant_model(tmp_path / "v8b.onnx", yolov8_output(), mix=1.0)))
+    expected = plain.run_raw(pixels)
+    for _ in range(4):
+        np.testing.assert_array_equal(detector.run_raw(pixels), expected)
+    np.testing.assert_array_equal(detector.run_raw(pixels[:2]), expected[:2])
+
+
+def test_on_cpu_calls_share_the_one_session(tmp_path: Path) -> None:
+    detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output())))
+    with detector._session_for_call((4, SIZE, SIZE, 3)) as a, detector._session_for_call((2, SIZE, SIZE, 3)) as b:
+        assert a is b is detector.session
+    detector.warm((1, 4), per_size=2)
+    assert detector.sessions == 1
+
+
 def test_output_buffer_is_written_in_place_and_matches_a_fresh_output(tmp_path: Path) -> None:
     # The worker's inference thread runs every batch into one reused output buffer (page-locked on a
     # GPU): both the bound path and the plain one must fill that buffer, and only its first rows.
@@ -332,6 +372,30 @@ def test_provider_options_from_settings_lie_over_contentfns_own_per_provider(mon
     ]
     overridden = choose_providers(options={"CUDAExecutionProvider": {"arena_extend_strategy": "kNextPowerOfTwo"}})
     assert overridden[0] == ("CUDAExecutionProvider", {"arena_extend_strategy": "kNextPowerOfTwo"})
+
+
+def test_a_tensorrt_provider_without_tensorrt_installed_is_left_out_so_cuda_keeps_its_options(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import shared.vision.detector as detector_module
+    from shared.errors import ConfigError
+    from shared.vision.detector import choose_providers
+
+    # onnxruntime-gpu lists TensorRT whether or not libnvinfer is there (it is not on this machine)
+    listed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
+    monkeypatch.setattr(detector_module, "_tensorrt_loads", lambda: False)
+    chosen = choose_providers(options={"CUDAExecutionProvider": {"prefer_nhwc": "1"}})
+    assert chosen == [
+        ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested", "prefer_nhwc": "1"}),
+        "CPUExecutionProvider",
+    ]
+    with pytest.raises(ConfigError, match=r"CONTENTFN_DETECTOR_PROVIDERS.*libnvinfer"):
+        choose_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider"])
+    # where TensorRT loads, it comes first, with its engine cache
+    monkeypatch.setattr(detector_module, "_tensorrt_loads", lambda: True)
+    first = choose_providers(cache_dir=tmp_path / "trt")[0]
+    assert first[0] == "TensorrtExecutionProvider" and first[1]["trt_engine_cache_enable"] is True
 
 
 def test_options_for_a_provider_that_is_absent_leave_the_cpu_session_as_it_is(tmp_path: Path) -> None:
