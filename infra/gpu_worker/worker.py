@@ -130,8 +130,10 @@ class GpuWorker:
         self.last_rate: float | None = None
         # One model-calling thread per process by default. On the H100 measured here, two threads
         # each calling the model while decode threads ran made every call several times slower
-        # (four processes: 1,173 images/s with one thread each, 451 with two); more processes, not
-        # more threads, is how an instance overlaps its calls. On CPU one call already uses every core.
+        # (four processes: 1,173 images/s with one thread each, 451 with two), then with batch sizes
+        # changing between calls and both threads on one session (see Detector: both since fixed,
+        # not measured again); more processes, or the device process, are how an instance overlaps
+        # its calls. On CPU one call already uses every core.
         self.infer_threads = infer_threads or s.gpu_infer_threads
         # As many writers as inference threads: post-processing and the database round trips of
         # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).

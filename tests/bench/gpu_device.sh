@@ -10,6 +10,8 @@
 #                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
 #   on the device, last call, carrying the last chunk and .ortgpu/deps:
 #                      tests/bench/gpu_device.sh run [bench_gpu arguments]
+#                      (the H200 figures in the README: --batches 128 --processes 8 --device-process on
+#                       --device-calls 1,2 --max-wait-ms 2000 --images 8192; about 100 s with the install)
 #   or, to see what slows model calls down there:
 #                      tests/bench/gpu_device.sh probe [gpu_probe arguments]
 set -euo pipefail
@@ -70,7 +72,7 @@ tarfile.open(fileobj=sys.stdin.buffer, mode="r|xz").extractall(sys.argv[1], filt
     exec "$PY" -m tests.bench.bench_gpu --photo-dir .ortgpu/deps/photos --budget-s "${BENCH_BUDGET_S:-480}" "$@"
     ;;
 *)
-    sed -n 2,13p "$0"
+    sed -n 2,16p "$0"
     exit 2
     ;;
 esac

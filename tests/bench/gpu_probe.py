@@ -4,7 +4,9 @@ The end-to-end benchmark says how fast the pipeline is; this says why not faster
 the detector's own ``run_raw`` on a uint8 batch for a few seconds and prints images per second and
 milliseconds per call, alone and next to what the pipeline puts beside it: a second inference thread,
 decode threads, memory churn (with the C library's malloc, and as the pipeline tunes it), other
-processes on the same GPU.
+processes on the same GPU, batch sizes that change from call to call, the service's device process
+fed as the pipelines feed it (the ms figure there is the device's own busy time per call), and
+whether overlapping calls on one session, or on two, still give each batch its own right answer.
 
     python -m tests.bench.gpu_probe [--batch 128] [--seconds 4] [--model PATH]
 """
