@@ -70,6 +70,10 @@ class FrameBatcher:
         self._out: np.ndarray | None = None
 
     def start(self) -> FrameBatcher:
+        # Stream batches run beside the image pipeline's on the same detector: on a GPU each call
+        # at once needs a session of its own (see Detector), so a second one is opened and warmed
+        # now rather than cold, mid-run, the first time the two overlap.
+        self.detector.warm(self.buckets, per_size=2)
         self._thread.start()
         return self
 

@@ -296,6 +296,35 @@ def test_the_batcher_never_exceeds_max_batch_and_hands_errors_to_every_caller(de
         batcher.stop()
 
 
+def test_on_a_gpu_the_batcher_pads_frames_to_the_batch_size_on_a_session_warmed_beside_the_images(
+    detector: Detector,
+) -> None:
+    from infra.gpu_worker.batcher import FrameBatcher
+    from shared.vision.decode import DecodedImage
+
+    # The session pool and the padding are the same code on any provider: run this one as on a GPU.
+    detector.on_gpu = True
+    shapes: list[tuple[int, ...]] = []
+    real_run = detector._run_bound_on
+
+    def recording(session: object, pixels: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+        shapes.append(pixels.shape)
+        return real_run(session, pixels, out)
+
+    detector._run_bound_on = recording  # type: ignore[method-assign]
+    # WHEN the batcher starts beside the image pipeline's calls
+    batcher = FrameBatcher(detector, max_batch=4, max_wait_s=0.02).start()
+    try:
+        # THEN two sessions of the batch's shape are open and have run it once each
+        assert detector.sessions == 2 and len(shapes) == 2
+        frame = DecodedImage(np.zeros((48, 64, 3), np.uint8), "frame", 64, 48)
+        # AND one frame is run as a full batch of four (one input shape per session), answered alone
+        assert [len(d) for d in batcher.detect([frame])] == [TINY_BOXES_PER_IMAGE]
+        assert {s[0] for s in shapes} == {4} and detector.sessions == 2
+    finally:
+        batcher.stop()
+
+
 def test_the_batchers_model_calls_wait_for_a_turn_at_the_gpu_gate(detector: Detector, tmp_path: Path) -> None:
     from infra.gpu_worker.batcher import FrameBatcher
     from infra.gpu_worker.gate import GpuGate
