@@ -202,7 +202,7 @@ class Detector:
         # call at a time and one input shape: two calls that overlapped on a session returned wrong
         # boxes (off by over 100 px), and a session whose batch size changed from one call to the next
         # planned its convolutions again every time (batches of 128 and 64 in turn: 841 ms a call,
-        # against 61 and 20 ms each alone). So each call takes an idle session of its input's shape,
+        # against 38 and 20 ms each alone). So each call takes an idle session of its input's shape,
         # and one is opened when none is idle; sessions are kept for the next call.
         self._spare: list[Any] = [self.session]  # opened, not yet tied to a shape
         self._idle: dict[tuple[int, ...], list[Any]] = {}
