@@ -238,6 +238,11 @@ class _Snapshots:
                     "Seconds the device process had at least one model call running.",
                     "busy_s",
                 ),
+                (
+                    "contentfn_gpu_device_shape_changes",
+                    "Model calls of another batch size than the call before (each is slow on a GPU session).",
+                    "shape_changes",
+                ),
             ):
                 family = CounterMetricFamily(name, help_text, labels=labels)
                 family.add_metric([self.provider, self.model], self.device.get(key, 0))

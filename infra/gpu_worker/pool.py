@@ -353,6 +353,8 @@ class WorkerPool:
                 "device_busy_s": round(usage["busy_s"], 3),
                 "device_buffers": usage["blocks"],
                 "device_buffers_page_locked": usage["pinned_blocks"],
+                # calls of another batch size than the one before (on a GPU: 0 but the warm-up)
+                "device_shape_changes": usage["shape_changes"],
             }
         return health
 

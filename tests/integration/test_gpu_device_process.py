@@ -235,7 +235,9 @@ def test_two_pipelines_do_every_image_once_through_one_device_process(services: 
     assert health["device_calls"] > 0 and health["device_busy_s"] > 0
     # each pipeline's batch buffers (at least its in-flight batch and the one it fills) and its output
     assert health["device_buffers"] >= 2 * 3 and health["device_buffers_page_locked"] == 0  # CPU: none locked
-    assert "contentfn_gpu_device_calls_total" in service.get("/metrics").text
+    assert 0 <= health["device_shape_changes"] <= health["device_calls"]
+    metrics = service.get("/metrics").text
+    assert "contentfn_gpu_device_calls_total" in metrics and "contentfn_gpu_device_shape_changes_total" in metrics
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(40) == 0
     assert service.pipelines() == []
