@@ -63,33 +63,6 @@ class Stalled(RuntimeError):
     """A scenario's calls did not come back."""
 
 
-def _calls(detector: Detector, pixels: np.ndarray, seconds: float, threads: int) -> tuple[float, float]:
-    """(images per second, mean ms per call) with ``threads`` threads calling ``run_raw`` at once."""
-    counts = [0] * threads
-    spent = [0.0] * threads
-    end = time.perf_counter() + seconds
-
-    def loop(k: int) -> None:
-        own = pixels if k == 0 else pixels.copy()
-        while time.perf_counter() < end:
-            t0 = time.perf_counter()
-            detector.run_raw(own)
-            spent[k] += time.perf_counter() - t0
-            counts[k] += 1
-
-    started = time.perf_counter()
-    workers = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:  # a call that never returns is reported, not waited for (one did, on an H100)
-        w.join(max(0.0, end + STALL_S - time.perf_counter()))
-    if any(w.is_alive() for w in workers):
-        raise Stalled(f"a call did not return within {STALL_S:.0f} s of the scenario's end ({sum(counts)} calls done)")
-    elapsed = time.perf_counter() - started
-    calls = sum(counts)
-    return calls * len(pixels) / elapsed, 1000 * sum(spent) / max(calls, 1)
-
-
 def _timed(calls: list[Callable[[], object]], seconds: float, rows: int) -> tuple[float, float]:
     """(images per second, mean ms per call) with one thread per callable, each calling it in a loop."""
     counts = [0] * len(calls)
@@ -107,12 +80,18 @@ def _timed(calls: list[Callable[[], object]], seconds: float, rows: int) -> tupl
     workers = [threading.Thread(target=loop, args=(k,), daemon=True) for k in range(len(calls))]
     for w in workers:
         w.start()
-    for w in workers:
+    for w in workers:  # a call that never returns is reported, not waited for (one did, on an H100)
         w.join(max(0.0, end + STALL_S - time.perf_counter()))
     if any(w.is_alive() for w in workers):
         raise Stalled(f"a call did not return within {STALL_S:.0f} s of the scenario's end ({sum(counts)} calls done)")
     elapsed = time.perf_counter() - started
     return sum(counts) * rows / elapsed, 1000 * sum(spent) / max(sum(counts), 1)
+
+
+def _calls(detector: Detector, pixels: np.ndarray, seconds: float, threads: int) -> tuple[float, float]:
+    """(images per second, mean ms per call) with ``threads`` threads calling ``run_raw`` at once."""
+    owns = [pixels] + [pixels.copy() for _ in range(threads - 1)]
+    return _timed([lambda own=own: detector.run_raw(own) for own in owns], seconds, len(pixels))
 
 
 def _mismatch(out: np.ndarray, ref: np.ndarray) -> float:
