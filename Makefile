@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu invoke tf-check plan clean up
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu invoke tf-check plan clean up config-doc
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -80,6 +80,10 @@ bench-cold: setup model
 invoke: setup model
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=ingest|embed|api EVENT=events/<file>.json [CLOUD=aws|gcp]"; exit 2; }
 	$(BIN)/python -m local.invoke --fn $(FN) --event $(EVENT) $(if $(CLOUD),--cloud $(CLOUD))
+
+# docs/configuration.md from the Settings classes (a test fails when the committed file is stale).
+config-doc: setup
+	$(BIN)/python -m local.config_doc
 
 # Terraform: fmt, validate (AWS provider from the local filesystem mirror, found at run time), checkov.
 tf-check: setup

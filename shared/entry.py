@@ -51,8 +51,9 @@ class EntrySettings(Settings):
     blob_backend: BlobBackend | None = Field(
         default=None,
         description=(
-            "Object store of ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP)."
-            " `local` serves `make invoke` against the local stack's bucket folder."
+            "Object store of ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP; the GPU"
+            " service: the store beside its queue). `local` serves `make invoke` against the local stack's bucket"
+            " folder."
         ),
     )
     gcs_endpoint: str | None = Field(
