@@ -151,8 +151,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = Field(
         default=None,
         description=(
-            "Redis for the caches (query vectors, pages, tokens, analyses), breaker state and shared rate limits,"
-            " shared by every instance; unset (or down) means in-process, and `/health` says so."
+            "Redis for the caches (query vectors under a hash of the query, pages, tokens, analyses), breaker state"
+            " and shared rate limits, shared by every instance; unset (or down) means in-process, and `/health`"
+            " says so."
         ),
     )
     redis_timeout_s: float = Field(default=0.25, gt=0, le=30, description="Timeout of one Redis call.")

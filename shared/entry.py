@@ -52,8 +52,8 @@ class EntrySettings(Settings):
         default=None,
         description=(
             "Object store of ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP; the GPU"
-            " service: the store beside its queue). `local` serves `make invoke` against the local stack's bucket"
-            " folder."
+            " service: the store beside its queue, S3 beside SQS, Cloud Storage beside Pub/Sub; Terraform sets it)."
+            " `local` serves `make invoke` against the local stack's bucket folder."
         ),
     )
     gcs_endpoint: str | None = Field(
