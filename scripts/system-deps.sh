@@ -83,7 +83,9 @@ missing_packages() {
   done
 }
 
-mapfile -t missing < <(missing_packages)
+# A read loop rather than mapfile: macOS still ships bash 3.2.
+find_missing() { missing=(); while IFS= read -r i; do missing+=("$i"); done < <(missing_packages); }
+find_missing
 
 if ((${#missing[@]})); then
   missing_names=()
@@ -100,7 +102,7 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq && $sudo apt-get install -y -qq "${missing_names[@]}" >/dev/null \
       || { echo "system-deps: apt-get failed while installing ${missing_names[*]}" >&2; exit 1; }
-    mapfile -t missing < <(missing_packages)
+    find_missing
   fi
   if ((${#missing[@]})); then
     {
