@@ -1,7 +1,8 @@
 """api on Google Cloud (functions-framework, signature ``http``, target ``api``).
 
 The Flask request becomes the framework-neutral ``HttpRequest`` (body capped before it is read)
-and the API core answers, exactly as on AWS and the local server.
+and the API core answers from the route table (:mod:`functions.api.routes`), exactly as on AWS and
+the local server.
 """
 
 from __future__ import annotations
