@@ -90,7 +90,7 @@ def _child_main(
     index: int, settings: Settings, conn: Connection, streams: bool, device: DeviceAddress | None = None
 ) -> None:
     """One pipeline process: a GpuWorker (and, in process 0, the stream supervisor)."""
-    from infra.gpu_worker.streams import StreamSupervisor
+    from infra.gpu_worker.stream_runner import StreamSupervisor
     from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
 
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s [p{index}] %(name)s %(message)s")
