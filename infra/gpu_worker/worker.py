@@ -48,7 +48,8 @@ from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
-from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, load_detector, padded_size
+from shared.vision.detector import Detection, Detector, Prepared, load_detector
+from shared.vision.sessions import batch_sizes, padded_size
 from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
 
 __all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "object_store", "queue_figures", "worker_services"]
@@ -131,7 +132,7 @@ class GpuWorker:
         # One model-calling thread per process by default. On the H100 measured here, two threads
         # each calling the model while decode threads ran made every call several times slower
         # (four processes: 1,173 images/s with one thread each, 451 with two), then with batch sizes
-        # changing between calls and both threads on one session (see Detector: both since fixed,
+        # changing between calls and both threads on one session (see shared.vision.sessions: both since fixed,
         # not measured again); more processes, or the device process, are how an instance overlaps
         # its calls. On CPU one call already uses every core.
         self.infer_threads = infer_threads or s.gpu_infer_threads
@@ -142,7 +143,7 @@ class GpuWorker:
             self._threads.append(threading.Thread(target=self._guard(self._write_loop), name=f"gpu-write-{i}"))
         for t in self._threads:
             t.daemon = True
-        # On a GPU a session must see one input shape (see Detector): partial batches are padded to
+        # On a GPU a session must see one input shape (see shared.vision.sessions): partial batches are padded to
         # the full batch size, which is run once at start (its first run picks the kernels).
         self.buckets = batch_sizes(self.max_batch) if self.detector.on_gpu else ()
 
@@ -157,7 +158,7 @@ class GpuWorker:
         for rows in self.buckets:
             buffers[0][:rows] = 0
             self.detector.run_raw(buffers[0][:rows])
-        if self.infer_threads > 1:  # a session per model-calling thread (see Detector), each warmed
+        if self.infer_threads > 1:  # a session per model-calling thread (see shared.vision.sessions), each warmed
             self.detector.warm(self.buckets, per_size=self.infer_threads)
         self.report()
         for t in self._threads:
