@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -93,10 +94,6 @@ class GpuWorker:
         self._to_write: queue_mod.Queue[ImageBatch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
-        self._threads = [
-            threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
-            threading.Thread(target=self._guard(self._report_loop), name="gpu-report", daemon=True),
-        ]
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.report_s = 5.0
         self.min_busy_s = 10.0
@@ -108,13 +105,7 @@ class GpuWorker:
         # since fixed, not measured again); more processes, or the device process, are how an
         # instance overlaps its calls. On CPU one call already uses every core.
         self.infer_threads = infer_threads or s.gpu_infer_threads
-        # As many writers as inference threads: post-processing and the database round trips of
-        # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
-        for i in range(self.infer_threads):
-            self._threads.append(threading.Thread(target=self._guard(self._batch_loop), name=f"gpu-batch-{i}"))
-            self._threads.append(threading.Thread(target=self._guard(self._write_loop), name=f"gpu-write-{i}"))
-        for t in self._threads:
-            t.daemon = True
+        self._threads = self._pipeline_threads()
         # On a GPU a session must see one input shape (see shared.vision.sessions): partial batches
         # are padded to the full batch size, which is run once at start (its first run picks the
         # kernels).
@@ -164,11 +155,19 @@ class GpuWorker:
         stop.wait()
         self.stop()
 
+    def _pipeline_threads(self) -> list[threading.Thread]:
+        loops = [("gpu-claim", self._claim_loop), ("gpu-report", self._report_loop)]
+        # As many writers as inference threads: post-processing and the database round trips of
+        # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
+        for i in range(self.infer_threads):
+            loops += [(f"gpu-batch-{i}", self._batch_loop), (f"gpu-write-{i}", self._write_loop)]
+        return [threading.Thread(target=self._guard(loop), name=name, daemon=True) for name, loop in loops]
+
     @property
     def in_flight(self) -> int:
         return self.permits - self._free
 
-    def _guard(self, loop: Any) -> Any:
+    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             while not self._halt.is_set():
                 try:

@@ -122,22 +122,8 @@ class Detector:
         self.name = self.spec.name or spec.path.stem
         self.static_batch = _static_batch(probe)
         del probe
-        if self.spec.precision == "fp16":
-            raw = half_precision(raw)
-        prepared = with_uint8_input(
-            raw,
-            self.input_size,
-            channel_order=self.spec.channel_order,
-            scale=self.spec.scale,
-            layout=self.layout if reduce_scores else None,
-        )
-        self.host_normalise = prepared is None
-        wrapped = None if prepared is None else prepared[0]
-        # The wrapped model also reduces the class scores on the device: (box, best score, class)
-        # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
-        self.reduced = prepared is not None and prepared[1]
+        model_bytes = self._rewritten(raw, reduce_scores=reduce_scores)
         chosen = choose_providers(providers, cache_dir=cache_dir, options=provider_options)
-        model_bytes = wrapped or raw
 
         def open_session() -> Any:
             return ort.InferenceSession(model_bytes, session_options(ort, chosen, threads), providers=chosen)
@@ -164,6 +150,24 @@ class Detector:
         )
 
     # -- set-up ------------------------------------------------------------------------------
+    def _rewritten(self, raw: bytes, *, reduce_scores: bool) -> bytes:
+        """The model as its sessions run it: in half precision if asked, with the uint8 prefix and
+        the score reduction when the onnx package is there (``host_normalise`` when it is not)."""
+        if self.spec.precision == "fp16":
+            raw = half_precision(raw)
+        wrapped = with_uint8_input(
+            raw,
+            self.input_size,
+            channel_order=self.spec.channel_order,
+            scale=self.spec.scale,
+            layout=self.layout if reduce_scores else None,
+        )
+        self.host_normalise = wrapped is None
+        # The wrapped model also reduces the class scores on the device: (box, best score, class)
+        # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
+        self.reduced = wrapped is not None and wrapped[1]
+        return raw if wrapped is None else wrapped[0]
+
     @staticmethod
     def _complete_spec(spec: ModelSpec, probe: Any) -> ModelSpec:
         meta = probe.get_modelmeta().custom_metadata_map or {}
