@@ -18,7 +18,7 @@ from shared.errors import PoisonError
 from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
-from shared.vision.streams import (
+from shared.vision.stream_registry import (
     get_stream,
     list_streams,
     register_stream,

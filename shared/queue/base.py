@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 from shared.events import Job
 
-__all__ = ["ClaimedJob", "FailOutcome", "NewJob", "Queue", "backoff_delay"]
+__all__ = ["ClaimedJob", "FailOutcome", "JobSource", "NewJob", "Queue", "backoff_delay"]
 
 FailOutcome = Literal["retry", "dead"]
 
@@ -46,10 +46,9 @@ def backoff_delay(attempts: int, base_s: float, cap_s: float, rng: random.Random
     return exp / 2 + r * exp / 2
 
 
-class Queue(Protocol):
-    def enqueue_many(self, jobs: Sequence[NewJob]) -> int:
-        """Enqueue jobs; a job whose dedup key is already queued is dropped. Returns how many were added."""
-        ...
+class JobSource(Protocol):
+    """The consuming side of a queue: claim jobs, settle them, count them. A pull subscription
+    (``PubSubPullQueue``) is only this: jobs reach it through its topic, not through it."""
 
     def claim(self, kind: str, limit: int, *, visibility_s: float | None = None) -> list[ClaimedJob]: ...
 
@@ -64,3 +63,11 @@ class Queue(Protocol):
     def depth(self, kind: str | None = None) -> int: ...
 
     def dead_count(self, kind: str | None = None) -> int: ...
+
+
+class Queue(JobSource, Protocol):
+    """A queue that jobs are both put on and taken from (the Postgres jobs table, SQS)."""
+
+    def enqueue_many(self, jobs: Sequence[NewJob]) -> int:
+        """Enqueue jobs; a job whose dedup key is already queued is dropped. Returns how many were added."""
+        ...
