@@ -7,7 +7,7 @@ from shared.store import ledger
 from shared.store.stats import LlmBudgetDay, LlmDay, read_stats
 from shared.vision.capacity import report_worker
 from shared.vision.store import upsert_image
-from shared.vision.streams import register_stream
+from shared.vision.stream_registry import register_stream
 
 
 def test_an_empty_store_counts_nothing(services: Services) -> None:
