@@ -21,7 +21,7 @@ from infra.gpu_worker.outbox import outbox_relay
 from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.streams import StreamSupervisor
 from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
-from shared.entry import load_entry_settings
+from shared.platform.runtime import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 

@@ -33,6 +33,7 @@ from infra.gpu_worker.device import DeviceAddress, RemoteDetector, device_usage,
 from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.metrics import prometheus_text
 from shared.config import Settings
+from shared.queue.base import JobSource
 from shared.services import Services
 from shared.vision.store import DETECT_JOB
 
@@ -166,12 +167,12 @@ class WorkerPool:
         processes: int,
         *,
         streams: bool = True,
-        queue: Any = None,
+        queue: JobSource | None = None,
         grace_s: float | None = None,
     ) -> None:
         s = services.settings
         self.services = services  # the parent's own: queue depth and lag for /metrics
-        self.queue = queue if queue is not None else services.queue
+        self.queue: JobSource = queue if queue is not None else services.queue
         self.grace_s = s.gpu_grace_s if grace_s is None else grace_s
         shares = in_flight_shares(s.gpu_max_in_flight, processes)
         threads = s.gpu_decode_threads or max(2, cpu_count() // processes)

@@ -40,9 +40,9 @@ from infra.gpu_worker.slots import Slab, SlotBatcher
 from shared.blob.base import Blob
 from shared.blob.local import LocalBlob
 from shared.config import Settings
-from shared.entry import Cloud, EntrySettings, build_blob
 from shared.errors import ConfigError, PoisonError
-from shared.queue.base import ClaimedJob
+from shared.platform.runtime import Cloud, EntrySettings, build_blob
+from shared.queue.base import ClaimedJob, JobSource
 from shared.queue.postgres import PgQueue
 from shared.services import Services
 from shared.store import ledger
@@ -88,7 +88,12 @@ class GpuWorker:
     """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
 
     def __init__(
-        self, services: Services, detector: Detector | None = None, *, queue: Any = None, infer_threads: int = 0
+        self,
+        services: Services,
+        detector: Detector | None = None,
+        *,
+        queue: JobSource | None = None,
+        infer_threads: int = 0,
     ) -> None:
         s = services.settings
         self.services = services
@@ -96,7 +101,7 @@ class GpuWorker:
         # The Postgres queue acks in the transaction that writes the results; a cloud queue (SQS)
         # is acked right after that commit. A crash between the two redelivers the job, and the
         # rewrite replaces the same rows: nothing is lost, nothing is duplicated.
-        self.queue = queue if queue is not None else services.queue
+        self.queue: JobSource = queue if queue is not None else services.queue
         self._ack_in_transaction = isinstance(self.queue, PgQueue)
         self.max_batch = min(s.gpu_max_batch, self.detector.static_batch or s.gpu_max_batch)
         # Optionally, model calls take turns on the device with the instance's other pipeline
@@ -421,7 +426,7 @@ class GpuWorker:
                     bad = [f"image:{r.image_id}" for r in results if r.rejected is not None]
                     ledger.record_many(conn, ok, STAGE, "ok", elapsed_ms)
                     ledger.record_many(conn, bad, STAGE, "rejected", elapsed_ms)
-                    if self._ack_in_transaction:
+                    if isinstance(self.queue, PgQueue):  # _ack_in_transaction, as a check the type checker follows
                         self.queue.ack([i.claimed for i in done], conn=conn)
                     conn.commit()
                 if not self._ack_in_transaction:
@@ -484,7 +489,7 @@ class GpuWorker:
         )
 
 
-def queue_figures(services: Services, queue: Any, kind: str) -> tuple[int, float]:
+def queue_figures(services: Services, queue: JobSource, kind: str) -> tuple[int, float]:
     """(depth, lag in seconds) of the detection queue; lag -1 when unknown (SQS and Pub/Sub report
     the age of their oldest message only to CloudWatch / Cloud Monitoring)."""
     from shared.vision.capacity import queue_lag_s
@@ -523,7 +528,7 @@ def worker_services(settings: Settings, *, migrate: bool) -> Services:
     return Services.from_settings(settings, migrate=migrate, blob=object_store(settings))
 
 
-def detect_queue(settings: Settings) -> Any:
+def detect_queue(settings: Settings) -> JobSource | None:
     """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL or a Pub/Sub subscription
     (``projects/P/subscriptions/S``); unset means the Postgres jobs table (``None``)."""
     name, cloud = settings.gpu_queue, _queue_cloud(settings.gpu_queue)
