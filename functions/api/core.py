@@ -207,7 +207,7 @@ class Api:
             except Exception as exc:
                 log.warning("health: index check failed: %s", type(exc).__name__)
                 out.update(status="degraded", db="unavailable")
-        from functions.analyze.http import intel_health
+        from functions.api.analyze import intel_health
 
         intel = intel_health(svc)
         if intel is not None:
@@ -322,7 +322,7 @@ class Api:
         }
 
     def analyze(self, request: HttpRequest, values: dict[str, Any], path: dict[str, str]) -> dict[str, Any]:
-        from functions.analyze.http import analyze_endpoint
+        from functions.api.analyze import analyze_endpoint
 
         return analyze_endpoint(self.services, request)
 
