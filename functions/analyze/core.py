@@ -26,6 +26,7 @@ from shared.store import ledger
 from shared.store.tracks import TrackStore
 
 __all__ = [
+    "ANALYZE_HANDLING",
     "ANALYZE_JOB",
     "STAGE",
     "AnalyzeRequest",

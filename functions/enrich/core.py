@@ -26,6 +26,7 @@ from shared.store import ledger
 from shared.store.tracks import TrackStore
 
 __all__ = [
+    "ENRICH_HANDLING",
     "ENRICH_JOB",
     "METADATA_VERSION",
     "STAGE",
