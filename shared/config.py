@@ -14,7 +14,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_val
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
-from shared.intel.sources import ScrapeSource
+from shared.scrape_sources import ScrapeSource
 
 __all__ = ["Settings", "get_settings", "load_settings"]
 
