@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from functions.ingest.images import ingest_image, is_image_key
-from functions.ingest.parsing import BadRow, detect_format, iter_rows
+from functions.ingest.parsing import BadRow, ParsedRow, detect_format, iter_rows
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import run_once
 from shared.jobs import TRACK_JOB_KINDS
-from shared.models import TrackIn
 from shared.services import Services
 from shared.store import ledger
+from shared.store.provenance import ObjectVersion
 from shared.store.tracks import upsert_tracks
 
 __all__ = ["STAGE", "handle_object_created"]
@@ -50,20 +50,22 @@ def _ingest(event: ObjectCreated, services: Services) -> dict[str, Any]:
     bad: list[dict[str, Any]] = []
     counts = {"bad": 0}
 
-    def good_rows(stream: Any, fmt: Any) -> Iterator[TrackIn]:
+    def good_rows(stream: Any, fmt: Any) -> Iterator[ParsedRow]:
         for item in iter_rows(stream, fmt, max_field_bytes=settings.max_field_bytes):
             if isinstance(item, BadRow):
                 counts["bad"] += 1
                 if len(bad) < settings.bad_rows_reported:
                     bad.append({"line": item.line, "reason": item.reason})
             else:
-                yield item.track
+                yield item
 
     try:
         fmt = detect_format(event.key)
         with services.blob.open(event.bucket, event.key, max_bytes=settings.max_upload_bytes) as stream:
             with services.db.connection() as conn:
-                result = upsert_tracks(conn, good_rows(stream, fmt))
+                # Each row's track is linked to this object version and line in the upsert itself.
+                origin = ObjectVersion(event.bucket, event.key, event.version)
+                result = upsert_tracks(conn, good_rows(stream, fmt), origin=origin)
                 changed = result.content_changed
                 queued = services.queue.enqueue_track_jobs(
                     TRACK_JOB_KINDS, [t.id for t in changed], [t.content_hash for t in changed], conn=conn

@@ -48,7 +48,13 @@ def record(
 
 
 def record_many(
-    conn: psycopg.Connection[Any], subjects: Sequence[str], stage: str, status: LedgerStatus, duration_ms: float
+    conn: psycopg.Connection[Any],
+    subjects: Sequence[str],
+    stage: str,
+    status: LedgerStatus,
+    duration_ms: float,
+    *,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     """The same outcome for many subjects in one statement (a batch of embedded tracks)."""
     if not subjects:
@@ -56,13 +62,13 @@ def record_many(
     with conn.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO ledger (subject, stage, status, duration_ms, finished_at)
-            SELECT s, %s, %s, %s, now() FROM unnest(%s::text[]) AS s
+            INSERT INTO ledger (subject, stage, status, duration_ms, finished_at, detail)
+            SELECT s, %s, %s, %s, now(), %s::jsonb FROM unnest(%s::text[]) AS s
             ON CONFLICT (subject, stage) DO UPDATE
             SET status = EXCLUDED.status, last_error = NULL, duration_ms = EXCLUDED.duration_ms,
-                finished_at = EXCLUDED.finished_at, attempts = ledger.attempts + 1
+                finished_at = EXCLUDED.finished_at, detail = EXCLUDED.detail, attempts = ledger.attempts + 1
             """,
-            (stage, status, duration_ms, list(subjects)),
+            (stage, status, duration_ms, json.dumps(detail or {}), list(subjects)),
         )
 
 
