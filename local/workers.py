@@ -8,8 +8,9 @@ import threading
 from functions.embed.core import run_embed_batch
 from functions.embed.index import IndexKeeper, IndexState
 from functions.ingest.core import handle_object_created
+from functions.ingest.deletion import handle_object_deleted
 from shared.errors import ContentfnError
-from shared.events import ObjectCreated
+from shared.events import ObjectCreated, ObjectDeleted
 from shared.services import Services
 
 __all__ = ["BucketWatcher", "EmbedWorker", "IndexWorker"]
@@ -49,11 +50,14 @@ class _Loop:
 
 
 class BucketWatcher(_Loop):
-    """Turns each new object version in the local bucket folder into an ObjectCreated event.
+    """Turns each new object version in the local bucket folder into an ObjectCreated event, and
+    each delivered object that is gone from the folder into an ObjectDeleted event (every version:
+    a local file has only the one).
 
     An object is delivered once its size and version have been stable for one poll, so a file
     still being copied in is not read half-way. Redelivery after a restart is harmless: the
-    ingest function answers it from its idempotency record.
+    ingest function answers it from its idempotency record. Deletions are noticed between polls
+    of a running watcher; a file removed while the runtime is down is not.
     """
 
     name = "bucket-watcher"
@@ -66,7 +70,9 @@ class BucketWatcher(_Loop):
     def tick(self) -> bool:
         bucket = self.services.settings.bucket
         (self.services.settings.buckets_dir / bucket).mkdir(parents=True, exist_ok=True)
+        present: set[str] = set()
         for info in self.services.blob.list(bucket):
+            present.add(info.key)
             version = info.generation or ""
             if self._delivered.get(info.key) == version:
                 continue
@@ -81,7 +87,19 @@ class BucketWatcher(_Loop):
                 continue
             self._delivered[info.key] = version
             self._pending.pop(info.key, None)
+        self._deliver_deletions(bucket, present)
         return False
+
+    def _deliver_deletions(self, bucket: str, present: set[str]) -> None:
+        for key in [k for k in self._pending if k not in present]:
+            del self._pending[key]  # gone before it was ever delivered: nothing to undo
+        for key in [k for k in self._delivered if k not in present]:
+            try:
+                handle_object_deleted(ObjectDeleted(bucket=bucket, key=key), self.services)
+            except ContentfnError as exc:
+                log.warning("deletion of %s will be retried: %s", key, exc)
+                continue
+            del self._delivered[key]
 
 
 class EmbedWorker(_Loop):

@@ -36,7 +36,7 @@ def test_storage_cloudevent_in_either_mode_ingests_the_object(
 
 def test_cloudevent_of_another_type_is_dead_lettered_and_acknowledged(entry_env: Settings, services: Services) -> None:
     doc = load_event("gcp_storage_finalized_binary.json")
-    doc["headers"]["Ce-Type"] = "google.cloud.storage.object.v1.deleted"
+    doc["headers"]["Ce-Type"] = "google.cloud.storage.object.v1.metadataUpdated"
     resp = send_capture(ff_client("ingest", "ingest", "cloudevent"), doc)
     assert resp.status_code == 200
     assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1

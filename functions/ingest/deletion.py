@@ -1,0 +1,62 @@
+"""An object deleted from a bucket: remove what it alone produced.
+
+The object's provenance links go (one version's, or every version's when the event names none);
+tracks no other object or scraped page still feeds go with their embeddings, enrichments, analyses
+and queued jobs. Links, tracks and the ledger entries change in one transaction. Redelivery is
+harmless without an idempotency record: a second run finds no links and removes nothing.
+
+The ingest idempotency records of the removed versions are dropped too, so the same version put
+back (an unversioned S3 bucket re-uses the ETag as the version) is ingested again instead of being
+answered from a record of rows that no longer exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from shared.events import ObjectDeleted
+from shared.services import Services
+from shared.store import ledger
+from shared.store.provenance import DELETED_STAGE, record_removed, unlink_object
+
+__all__ = ["STAGE", "handle_object_deleted"]
+
+log = logging.getLogger(__name__)
+
+STAGE = DELETED_STAGE
+
+
+def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str, Any]:
+    """Remove what this object (version) alone produced; returns the deletion's report."""
+    started = time.perf_counter()
+    subject = f"object:{event.uri}"
+    with services.db.connection() as conn:
+        removal = unlink_object(conn, event.bucket, event.key, event.generation)
+        prefix = f"object:{event.uri}#"
+        keys = [prefix + event.generation] if event.generation else None
+        with conn.cursor() as cur:
+            if keys is None:
+                cur.execute("DELETE FROM idempotency WHERE starts_with(key, %s)", (prefix,))
+            else:
+                cur.execute("DELETE FROM idempotency WHERE key = ANY(%s)", (keys,))
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        report = {
+            "status": "ok",
+            "object": event.uri,
+            "generation": event.generation,
+            **removal.model_dump(),
+            "duration_ms": round(elapsed_ms, 1),
+        }
+        ledger.record(conn, subject, STAGE, "ok", detail=report, duration_ms=elapsed_ms)
+        record_removed(conn, removal, cause=subject, duration_ms=elapsed_ms)
+        conn.commit()
+    log.info(
+        "deleted %s%s: %d link(s), %d track(s) removed",
+        event.uri,
+        f"#{event.generation}" if event.generation else "",
+        removal.links,
+        removal.tracks,
+    )
+    return report
