@@ -13,9 +13,10 @@ from functions.api.analyze import analyze
 from functions.api.dead import ReplayRequest, dead_delete, dead_detail, dead_index, dead_replay
 from functions.api.openapi import openapi
 from functions.api.params import Param
+from functions.api.profile import TrackDeleted, TrackProfile, delete_track, get_track
 from functions.api.routing import Route
 from functions.api.status import health, stats
-from functions.api.tracks import SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
+from functions.api.tracks import SearchResults, SimilarTracks, search, similar
 from functions.api.vision import (
     StreamRequest,
     create_stream,
@@ -58,7 +59,22 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (q, k, artist),
             response=SearchResults,
         ),
-        Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
+        Route(
+            "GET",
+            "/tracks/{id}",
+            get_track,
+            "get_track",
+            "One track's whole profile: enrichments, analyses, embedding models, provenance, stage trail",
+            response=TrackProfile,
+        ),
+        Route(
+            "DELETE",
+            "/tracks/{id}",
+            delete_track,
+            "delete_track",
+            "Delete one track with everything derived from it",
+            response=TrackDeleted,
+        ),
         Route(
             "GET",
             "/tracks/{id}/similar",

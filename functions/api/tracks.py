@@ -1,5 +1,5 @@
-"""``/search``, ``/tracks/{id}`` and ``/tracks/{id}/similar``: tracks and their nearest neighbours by
-embedding."""
+"""``/search`` and ``/tracks/{id}/similar``: tracks and their nearest neighbours by embedding.
+(``/tracks/{id}`` itself, the whole profile, is :mod:`functions.api.profile`.)"""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from pydantic import BaseModel
 
 from functions.api.errors import ApiError, not_found
 from functions.api.routing import Call
-from shared.models import SearchHit, Track
+from shared.models import SearchHit
 from shared.store.tracks import TrackStore
 
-__all__ = ["SearchResults", "SimilarTracks", "TrackDetail", "get_track", "search", "similar"]
+__all__ = ["SearchResults", "SimilarTracks", "search", "similar"]
 
 
 class SearchResults(BaseModel):
@@ -25,10 +25,6 @@ class SearchResults(BaseModel):
 class SimilarTracks(BaseModel):
     model: str
     results: list[SearchHit]
-
-
-class TrackDetail(Track):
-    embedded_models: list[str]
 
 
 def search(call: Call) -> SearchResults:
@@ -58,21 +54,6 @@ def search(call: Call) -> SearchResults:
         results=hits,
         timings_ms={"embed": round((t1 - t0) * 1000, 2), "db": round((t2 - t1) * 1000, 2)},
     )
-
-
-def get_track(call: Call) -> TrackDetail:
-    with call.services.db.connection() as conn:
-        track = TrackStore(conn).get(call.id)
-        models = [
-            r[0]
-            for r in conn.execute(
-                "SELECT model FROM embeddings WHERE track_id = %s ORDER BY model", (call.id,)
-            ).fetchall()
-        ]
-        conn.commit()
-    if track is None:
-        raise not_found("track")
-    return TrackDetail(**track.model_dump(), embedded_models=models)
 
 
 def similar(call: Call) -> SimilarTracks:
