@@ -338,3 +338,40 @@ def test_the_product_modules_log_as_powertools_json_on_lambda(module: str) -> No
     assert handler in logging.getLogger("shared").handlers and handler in logging.getLogger("functions").handlers
     line = json.loads(handler.formatter.format(record))
     assert line["service"] == entry.logger.service and line["message"] == "relay to the cloud queues failed"
+
+
+def test_s3_object_removed_notification_removes_the_keys_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    # GIVEN the sample object ingested through its S3 notification
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # WHEN the key is deleted (a delete marker: every version of the key is gone)
+    out = handler(load_event("aws_s3_object_removed.json"), lambda_context)
+    # THEN the report says what went and the tracks are gone
+    assert out["reports"][0]["tracks"] == 20 and out["reports"][0]["links"] == 20
+    assert count(services, "SELECT count(*) FROM tracks") == 0
+
+
+def test_eventbridge_permanent_deletion_of_another_version_keeps_the_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    # GIVEN an older version of the key, never ingested, deleted for good
+    event = load_event("aws_eventbridge_s3_object_deleted.json")
+    event["detail"]["object"]["version-id"] = "an-older-version"
+    out = handler(event, lambda_context)
+    # THEN nothing this version did not feed is touched
+    assert out["reports"][0]["tracks"] == 0
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # AND the deletion of the ingested version removes them
+    handler(load_event("aws_eventbridge_s3_object_deleted.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 0

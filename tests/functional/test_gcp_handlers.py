@@ -138,3 +138,21 @@ def test_api_serves_the_core_routes_and_caps_the_body(entry_env: Settings, servi
     assert client.get("/nope").status_code == 404
     big = client.post("/search", data=b"x" * (1024 * 1024 + 1))
     assert big.status_code == 413 and b"xxx" not in big.data
+
+
+def test_storage_deleted_cloudevent_removes_the_tracks_of_that_generation(
+    uploaded: Settings, services: Services
+) -> None:
+    # GIVEN the sample object ingested through its finalized event
+    client = ff_client("ingest", "ingest", "cloudevent")
+    send_capture(client, load_event("gcp_storage_finalized_binary.json"))
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # WHEN the deleted event of the same generation arrives, twice (at-least-once delivery)
+    first = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    second = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    # THEN both are acknowledged, the tracks are gone and nothing was dead-lettered
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert count(services, "SELECT count(*) FROM tracks") == 0
+    assert count(services, "SELECT count(*) FROM track_objects") == 0
+    assert count(services, "SELECT count(*) FROM dead_jobs") == 0
+    assert count(services, "SELECT attempts FROM ledger WHERE stage = 'deleted' AND subject LIKE 'object:%%'") == 2
