@@ -66,7 +66,7 @@ _STAGED_ALL = sql.SQL("SELECT * FROM tracks_stage")
 
 def upsert_tracks(
     conn: psycopg.Connection[Any],
-    rows: Iterable[TrackIn] | Iterable[LinedTrack],
+    rows: Iterable[TrackIn | LinedTrack],
     *,
     origin: ObjectVersion | None = None,
 ) -> UpsertResult:
