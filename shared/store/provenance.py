@@ -151,8 +151,9 @@ def unlink_object(conn: psycopg.Connection[Any], bucket: str, key: str, version:
 
 
 def delete_tracks(conn: psycopg.Connection[Any], track_ids: Sequence[int]) -> Removal:
-    """Delete tracks with everything derived from them (embeddings, enrichments, analyses and
-    provenance go by ``ON DELETE CASCADE``; they are counted first). Ids already gone are skipped."""
+    """Delete tracks with everything derived from them (embeddings, enrichments, analyses and page
+    links go by ``ON DELETE CASCADE``, counted first; object links and queued jobs explicitly).
+    Ids already gone are skipped."""
     if not track_ids:
         return Removal()
     ids = list(track_ids)
@@ -166,7 +167,13 @@ def delete_tracks(conn: psycopg.Connection[Any], track_ids: Sequence[int]) -> Re
             {"ids": ids},
         )
         counts = cur.fetchone()
-        cur.execute("DELETE FROM tracks WHERE id = ANY(%s) RETURNING id", (ids,))
+        # track_objects has no foreign key (see 0005_provenance.sql): its rows go here, explicitly.
+        cur.execute(
+            "WITH gone AS (DELETE FROM tracks WHERE id = ANY(%(ids)s) RETURNING id),"
+            " unlinked AS (DELETE FROM track_objects WHERE track_id = ANY(%(ids)s))"
+            " SELECT id FROM gone",
+            {"ids": ids},
+        )
         deleted = sorted(int(r[0]) for r in cur.fetchall())
         # Their queued work would only fail as "track not found" and fill the dead-letter store. A
         # job a worker holds right now goes too: its ack or retry then matches no row, harmlessly.
