@@ -26,6 +26,7 @@ __all__ = ["STAGE", "handle_object_deleted"]
 log = logging.getLogger(__name__)
 
 STAGE = DELETED_STAGE
+_IDS_REPORTED = 100
 
 
 def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str, Any]:
@@ -47,6 +48,8 @@ def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str,
             "object": event.uri,
             "generation": event.generation,
             **removal.model_dump(),
+            # The counts are whole; the ids are a sample, so that a large file's report stays small.
+            "track_ids": removal.track_ids[:_IDS_REPORTED],
             "duration_ms": round(elapsed_ms, 1),
         }
         ledger.record(conn, subject, STAGE, "ok", detail=report, duration_ms=elapsed_ms)
