@@ -92,11 +92,15 @@ def link_pages(conn: psycopg.Connection[Any], links: Sequence[tuple[str, str, st
         cur.execute(
             """
             INSERT INTO track_pages (track_id, url, source)
-            SELECT DISTINCT coalesce(
-                       (SELECT t.id FROM tracks t WHERE t.source = u.source AND t.source_id = u.source_id),
-                       (SELECT min(t.id) FROM tracks t WHERE t.content_hash = u.hash)), u.url, u.source
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(source, source_id, hash, url)
-            WHERE u.url IS NOT NULL
+            SELECT DISTINCT track_id, url, source FROM (
+                SELECT coalesce(
+                           (SELECT t.id FROM tracks t WHERE t.source = u.source AND t.source_id = u.source_id),
+                           (SELECT min(t.id) FROM tracks t WHERE t.content_hash = u.hash)) AS track_id,
+                       u.url, u.source
+                FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS u(source, source_id, hash, url)
+            ) found
+            -- an item whose track another transaction removed meanwhile has none: nothing to link
+            WHERE track_id IS NOT NULL
             ON CONFLICT DO NOTHING
             """,
             (sources, ids, hashes, urls),
