@@ -50,9 +50,9 @@ class _Loop:
 
 
 class BucketWatcher(_Loop):
-    """Turns each new object version in the local bucket folder into an ObjectCreated event, and
-    each delivered object that is gone from the folder into an ObjectDeleted event (every version:
-    a local file has only the one).
+    """Turns each new object version in the local bucket folder into an ObjectCreated event (then
+    the version it replaced into an ObjectDeleted of that version), and each delivered object that
+    is gone from the folder into an ObjectDeleted event of every version.
 
     An object is delivered once its size and version have been stable for one poll, so a file
     still being copied in is not read half-way. Redelivery after a restart is harmless: the
@@ -85,8 +85,13 @@ class BucketWatcher(_Loop):
             except ContentfnError as exc:
                 log.warning("ingest of %s will be retried: %s", info.key, exc)
                 continue
+            replaced = self._delivered.get(info.key)
             self._delivered[info.key] = version
             self._pending.pop(info.key, None)
+            if replaced is not None:
+                # A rewritten file replaces its old version, as a GCS overwrite deletes the old
+                # generation: the tracks only the old version held go.
+                self._delete(ObjectDeleted(bucket=bucket, key=info.key, generation=replaced))
         self._deliver_deletions(bucket, present)
         return False
 
@@ -94,12 +99,16 @@ class BucketWatcher(_Loop):
         for key in [k for k in self._pending if k not in present]:
             del self._pending[key]  # gone before it was ever delivered: nothing to undo
         for key in [k for k in self._delivered if k not in present]:
-            try:
-                handle_object_deleted(ObjectDeleted(bucket=bucket, key=key), self.services)
-            except ContentfnError as exc:
-                log.warning("deletion of %s will be retried: %s", key, exc)
-                continue
-            del self._delivered[key]
+            if self._delete(ObjectDeleted(bucket=bucket, key=key)):
+                del self._delivered[key]
+
+    def _delete(self, event: ObjectDeleted) -> bool:
+        try:
+            handle_object_deleted(event, self.services)
+        except ContentfnError as exc:
+            log.warning("deletion of %s failed: %s", event.key, exc)
+            return False
+        return True
 
 
 class EmbedWorker(_Loop):

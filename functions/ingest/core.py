@@ -127,7 +127,13 @@ def _bad_summary(n_bad: int, bad: list[dict[str, Any]]) -> str | None:
 
 def _reject(event: ObjectCreated, services: Services, subject: str, error: str, started: float) -> dict[str, Any]:
     elapsed_ms = (time.perf_counter() - started) * 1000
-    report = {"status": "rejected", "object": event.uri, "error": error, "duration_ms": round(elapsed_ms, 1)}
+    report = {
+        "status": "rejected",
+        "object": event.uri,
+        "generation": event.generation or event.etag,
+        "error": error,
+        "duration_ms": round(elapsed_ms, 1),
+    }
     with services.db.connection() as conn:
         ledger.record(conn, subject, STAGE, "rejected", error=error, detail=report, duration_ms=elapsed_ms)
         conn.commit()

@@ -16,12 +16,15 @@ import logging
 import time
 from typing import Any
 
+from functions.ingest.core import STAGE as INGEST_STAGE
+from functions.ingest.images import is_image_key
+from shared.errors import ObjectNotFound, TransientError
 from shared.events import ObjectDeleted
 from shared.services import Services
 from shared.store import ledger
 from shared.store.provenance import DELETED_STAGE, record_removed, unlink_object
 
-__all__ = ["STAGE", "handle_object_deleted"]
+__all__ = ["STAGE", "NewerVersionNotIngested", "handle_object_deleted"]
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +32,19 @@ STAGE = DELETED_STAGE
 _IDS_REPORTED = 100
 
 
+class NewerVersionNotIngested(TransientError):
+    """The deleted version was replaced by one not ingested yet (GCS announces an overwrite as the
+    new generation's finalize *and* the old one's deletion, in no set order). Removing now would
+    delete the tracks both versions hold, only for the new version's ingest to create them again
+    under new ids; the retry comes after that ingest and removes just what the new version dropped."""
+
+
 def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str, Any]:
     """Remove what this object (version) alone produced; returns the deletion's report."""
     started = time.perf_counter()
     subject = f"object:{event.uri}"
+    if event.generation is not None and not is_image_key(event.key):
+        _wait_for_newer_version(event, services, subject)
     with services.db.connection() as conn:
         removal = unlink_object(conn, event.bucket, event.key, event.generation)
         prefix = f"object:{event.uri}#"
@@ -63,3 +75,20 @@ def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str,
         removal.tracks,
     )
     return report
+
+
+def _wait_for_newer_version(event: ObjectDeleted, services: Services, subject: str) -> None:
+    try:
+        info = services.blob.stat(event.bucket, event.key)
+    except ObjectNotFound:
+        return  # the key is gone: nothing will re-create what this version fed
+    current = info.generation or info.etag
+    if current is None or current == event.generation:
+        return
+    with services.db.connection() as conn:
+        row = conn.execute(
+            "SELECT detail->>'generation' FROM ledger WHERE subject = %s AND stage = %s", (subject, INGEST_STAGE)
+        ).fetchone()
+        conn.commit()
+    if row is None or row[0] != current:
+        raise NewerVersionNotIngested(f"{event.uri}: version {current} replaces the deleted one and awaits ingest")

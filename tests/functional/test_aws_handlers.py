@@ -365,7 +365,8 @@ def test_eventbridge_permanent_deletion_of_another_version_keeps_the_tracks(
     from functions.ingest.aws import handler
 
     handler(load_event("aws_s3_object_created.json"), lambda_context)
-    # GIVEN an older version of the key, never ingested, deleted for good
+    # GIVEN the key gone from the bucket, and first an older version of it, never ingested, deleted for good
+    (uploaded.buckets_dir / BUCKET / KEY).unlink()
     event = load_event("aws_eventbridge_s3_object_deleted.json")
     event["detail"]["object"]["version-id"] = "an-older-version"
     out = handler(event, lambda_context)

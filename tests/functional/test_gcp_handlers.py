@@ -147,7 +147,8 @@ def test_storage_deleted_cloudevent_removes_the_tracks_of_that_generation(
     client = ff_client("ingest", "ingest", "cloudevent")
     send_capture(client, load_event("gcp_storage_finalized_binary.json"))
     assert count(services, "SELECT count(*) FROM tracks") == 20
-    # WHEN the deleted event of the same generation arrives, twice (at-least-once delivery)
+    # WHEN the object is deleted and its deleted event arrives, twice (at-least-once delivery)
+    (uploaded.buckets_dir / BUCKET / KEY).unlink()
     first = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
     second = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
     # THEN both are acknowledged, the tracks are gone and nothing was dead-lettered
@@ -156,3 +157,18 @@ def test_storage_deleted_cloudevent_removes_the_tracks_of_that_generation(
     assert count(services, "SELECT count(*) FROM track_objects") == 0
     assert count(services, "SELECT count(*) FROM dead_jobs") == 0
     assert count(services, "SELECT attempts FROM ledger WHERE stage = 'deleted' AND subject LIKE 'object:%%'") == 2
+
+
+def test_deleted_event_of_an_overwritten_generation_answers_500_until_the_new_one_is_ingested(
+    uploaded: Settings, services: Services
+) -> None:
+    # GIVEN the sample generation ingested, and the bucket now holding another generation of the key
+    client = ff_client("ingest", "ingest", "cloudevent")
+    send_capture(client, load_event("gcp_storage_finalized_binary.json"))
+    put_local(uploaded, BUCKET, KEY, sample_jsonl(5, tag="v2"))
+    # WHEN the old generation's deleted event arrives before the new one's finalize
+    resp = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    # THEN Eventarc is told to retry and nothing is removed meanwhile
+    assert resp.status_code == 500
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    assert count(services, "SELECT count(*) FROM dead_jobs") == 0

@@ -14,7 +14,7 @@ from functions.analyze.core import run_analyze_batch
 from functions.embed.core import run_embed_batch
 from functions.enrich.core import run_enrich_batch
 from functions.ingest.core import handle_object_created
-from functions.ingest.deletion import handle_object_deleted
+from functions.ingest.deletion import NewerVersionNotIngested, handle_object_deleted
 from local.workers import BucketWatcher
 from shared.embedder.base import Embedder
 from shared.events import ObjectCreated, ObjectDeleted
@@ -146,20 +146,36 @@ def test_deleting_an_object_removes_exactly_what_it_alone_produced_and_a_second_
 
 
 def test_deleting_one_version_keeps_the_tracks_a_newer_version_still_feeds(services: Services) -> None:
-    # GIVEN version 1 of a file with X and Y, then version 2 with Y only (an overwrite)
-    services.blob.put(services.settings.bucket, "v.jsonl", _jsonl([_row("x", "X"), _row("y", "Y")]))
-    handle_object_created(ObjectCreated(bucket=services.settings.bucket, key="v.jsonl", generation="1"), services)
-    services.blob.put(services.settings.bucket, "v.jsonl", _jsonl([_row("y", "Y")]))
-    handle_object_created(ObjectCreated(bucket=services.settings.bucket, key="v.jsonl", generation="2"), services)
+    # GIVEN version 1 of a file with X and Y, then version 2 with Y only (an overwrite), both ingested
+    v1 = _put(services, "v.jsonl", [_row("x", "X"), _row("y", "Y")])
+    v2 = _put(services, "v.jsonl", [_row("y", "Y")])
+    assert v1.version != v2.version
     # WHEN the storage reports version 1 deleted (GCS does so for an overwritten generation)
-    report = handle_object_deleted(
-        ObjectDeleted(bucket=services.settings.bucket, key="v.jsonl", generation="1"), services
-    )
+    report = handle_object_deleted(ObjectDeleted(bucket=v1.bucket, key=v1.key, generation=v1.version), services)
     # THEN X, which only version 1 held, is gone; Y stays, linked to version 2
     assert _titles(services) == ["Y"] and report["tracks"] == 1
-    assert _query(services, "SELECT version FROM track_objects") == [("2",)]
+    assert _query(services, "SELECT version FROM track_objects") == [(v2.version,)]
     # AND version 1's idempotency record is gone, version 2's kept
-    assert [r[0].rsplit("#", 1)[1] for r in _query(services, "SELECT key FROM idempotency")] == ["2"]
+    assert [r[0] for r in _query(services, "SELECT key FROM idempotency")] == [v2.idempotency_key]
+
+
+def test_an_overwritten_versions_deletion_waits_for_the_new_versions_ingest(services: Services) -> None:
+    # GIVEN version 1 ingested, then overwritten by version 2 that is not ingested yet
+    v1 = _put(services, "o.jsonl", [_row("x", "X"), _row("y", "Y")])
+    info = services.blob.put(services.settings.bucket, "o.jsonl", _jsonl([_row("y", "Y")]))
+    v2 = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
+    gone = ObjectDeleted(bucket=v1.bucket, key=v1.key, generation=v1.version)
+    # WHEN version 1's deletion arrives first THEN it is refused for a retry and changes nothing
+    snapshot = _snapshot(services)
+    with pytest.raises(NewerVersionNotIngested):
+        handle_object_deleted(gone, services)
+    assert _snapshot(services) == snapshot
+    # WHEN version 2 is ingested and the deletion retried
+    handle_object_created(v2, services)
+    (y_id,) = _query(services, "SELECT id FROM tracks WHERE source_id = 'y'")[0]
+    handle_object_deleted(gone, services)
+    # THEN only X went; Y kept its id (it was never removed and created again)
+    assert _query(services, "SELECT id, title FROM tracks") == [(y_id, "Y")]
 
 
 def test_a_file_removed_from_the_local_bucket_removes_its_tracks(services: Services) -> None:
@@ -180,3 +196,20 @@ def test_a_file_removed_from_the_local_bucket_removes_its_tracks(services: Servi
     assert deleted == [("2",)]
     watcher.tick()
     assert _query(services, "SELECT attempts FROM ledger WHERE stage = 'deleted' AND subject LIKE 'object:%'") == [(1,)]
+
+
+def test_a_file_rewritten_in_the_local_bucket_drops_the_tracks_only_its_old_version_held(services: Services) -> None:
+    # GIVEN the watcher delivered a file with R1 and R2
+    watcher = BucketWatcher(services)
+    services.blob.put(services.settings.bucket, "r.jsonl", _jsonl([_row("r1", "R1"), _row("r2", "R2")]))
+    watcher.tick()
+    watcher.tick()
+    (r2_id,) = _query(services, "SELECT id FROM tracks WHERE source_id = 'r2'")[0]
+    # WHEN the file is rewritten with R2 and R3 and the watcher delivers the new version
+    services.blob.put(services.settings.bucket, "r.jsonl", _jsonl([_row("r2", "R2"), _row("r3", "R3")]))
+    watcher.tick()
+    watcher.tick()
+    # THEN R1 is gone, R2 kept its id, R3 is new; every link names the new version
+    assert _titles(services) == ["R2", "R3"]
+    assert _query(services, "SELECT id FROM tracks WHERE source_id = 'r2'") == [(r2_id,)]
+    assert len(_query(services, "SELECT DISTINCT version FROM track_objects")) == 1
