@@ -34,6 +34,7 @@ from shared.models import TrackIn
 __all__ = [
     "ACCEPTED_EXTENSIONS",
     "BadRow",
+    "MAX_NESTING_DEPTH",
     "FileFormat",
     "ParsedRow",
     "detect_format",
@@ -59,6 +60,11 @@ _BOM: Final = codecs.BOM_UTF8
 _REQUIRED: Final = ("artist", "title", "lyrics")
 _OPTIONAL: Final = ("source", "source_id")
 _TRACK_FIELDS: Final = frozenset(_REQUIRED + _OPTIONAL)
+# How deep a record's JSON may nest (the record object is level 1). Deeper values are refused before
+# anything recurses over them: the decoder, the size check, validation and the jsonb encoder all
+# recurse per level and raise RecursionError near Python's limit (about 1,000), and ijson keeps one
+# path prefix per open level, so its memory grows with the square of the depth.
+MAX_NESTING_DEPTH: Final = 64
 # A JSON escape for a UTF-16 surrogate; only these can produce text that is not encodable as UTF-8.
 _SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -343,6 +349,28 @@ def _refuse_constant(name: str) -> float:
 _JSON_DECODER: Final = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+_TOO_DEEP: Final = f"not accepted JSON: nesting is deeper than {MAX_NESTING_DEPTH} levels"
+
+
+def _nesting_depth(value: Any) -> int:
+    """Depth of a decoded JSON value (a scalar is 0, ``[]`` is 1), walked without recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        if deepest > MAX_NESTING_DEPTH:
+            break  # deep enough to refuse; no need to walk the rest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def _iter_jsonl(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
     record_cap = max_field_bytes * _RECORD_CAP_FACTOR
     lines = _Lines(stream, record_cap, refuse_long=False, what="line")
@@ -361,6 +389,14 @@ def _iter_jsonl(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | 
             continue
         except ValueError as exc:  # NaN or Infinity
             yield BadRow(line, f"not valid JSON: {exc}")
+            continue
+        except RecursionError:
+            # The C decoder recurses once per level: a line of many thousand "[" ends here.
+            yield BadRow(line, _TOO_DEEP)
+            continue
+        # Depth can't exceed the number of opening brackets, so only a line with many of them is walked.
+        if text.count("{") + text.count("[") > MAX_NESTING_DEPTH and _nesting_depth(record) > MAX_NESTING_DEPTH:
+            yield BadRow(line, _TOO_DEEP)
             continue
         # A decoded field can't be longer than the line that held it: skip the per-field check then.
         cap = max_field_bytes if len(text) * 4 > max_field_bytes else 0
@@ -543,6 +579,30 @@ class _Utf8Reader:
         return self._next_chunk()
 
 
+class _NestedTooDeep(Exception):
+    """Raised inside the event stream of a JSON document when a record nests too deep."""
+
+
+_DEPTH_CHANGE: Final = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
+
+
+def _depth_limited(events: Iterable[tuple[str, str, Any]], limit: int) -> Iterator[tuple[str, str, Any]]:
+    """Pass parse events through, raising _NestedTooDeep once containers open more than ``limit`` deep.
+
+    The check must sit in the event stream: ijson's memory per open level grows with the depth, so
+    a document of nothing but "[" exhausts memory long before any record is built.
+    """
+    depth = 0
+    change = _DEPTH_CHANGE.get
+    for event in events:
+        step = change(event[1])
+        if step:
+            depth += step
+            if depth > limit:
+                raise _NestedTooDeep
+        yield event
+
+
 class _Shape:
     """Watches the parse events of a ``{...}`` document for its ``tracks`` array."""
 
@@ -568,10 +628,13 @@ def _iter_json(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | B
     first = reader.peek_first_byte()
     shape: _Shape | None = None
     if first == b"[":
-        records = ijson.items(reader, "item", use_float=True)
+        # Records sit one level down, in the top-level array.
+        events = _depth_limited(ijson.parse(reader, use_float=True), MAX_NESTING_DEPTH + 1)
+        records = ijson.items(events, "item")
     elif first == b"{":
         shape = _Shape()
-        events = shape.watch(ijson.parse(reader, use_float=True))
+        # Records sit two levels down, in the object's "tracks" array.
+        events = shape.watch(_depth_limited(ijson.parse(reader, use_float=True), MAX_NESTING_DEPTH + 2))
         records = ijson.items(events, "tracks.item")
     elif not first:
         raise FileRejected("JSON file is empty; expected an array of track objects or an object with a 'tracks' array")
@@ -590,5 +653,10 @@ def _iter_json(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | B
         raise FileRejected(f"JSON file is malformed after record {index}") from None
     except ijson.JSONError:
         raise FileRejected(f"JSON file is malformed after record {index}") from None
+    except _NestedTooDeep:
+        # A stream parser cannot skip the rest of one record and resume at the next.
+        raise FileRejected(
+            f"JSON record {index + 1} nests deeper than {MAX_NESTING_DEPTH} levels; the file is refused from there"
+        ) from None
     if shape is not None and not shape.found:
         raise FileRejected("JSON object has no 'tracks' array")
