@@ -33,8 +33,8 @@ from shared.models import TrackIn
 
 __all__ = [
     "ACCEPTED_EXTENSIONS",
-    "BadRow",
     "MAX_NESTING_DEPTH",
+    "BadRow",
     "FileFormat",
     "ParsedRow",
     "detect_format",
