@@ -531,7 +531,8 @@ class _Utf8Reader:
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._offset = 0  # bytes of the file consumed so far, BOM included
         self._newlines = 0
-        self._head = b""
+        self._head = b""  # read ahead and not yet handed out from _head_pos on
+        self._head_pos = 0
         self._started = False
 
     def peek_first_byte(self) -> bytes:
@@ -571,17 +572,37 @@ class _Utf8Reader:
         return chunk
 
     def read(self, size: int = -1) -> bytes:
+        """The next piece of the document, holding at most ``_MAX_OPENS_PER_READ`` opening brackets.
+
+        ijson parses each read whole before the caller sees an event, so the pieces bound how deep
+        it can go before the depth check in the event stream stops it. A typical 1 MiB chunk is one
+        piece; a run of brackets is cut in halves until a piece is under the bound.
+        """
         if size == 0:  # ijson probes with read(0) to tell bytes from text
             return b""
-        if self._head:
-            head, self._head = self._head, b""
+        head, start = self._head, self._head_pos
+        if start == len(head):
+            head, start = self._next_chunk(), 0
+            self._head = head
+        end = len(head)
+        limit = _MAX_OPENS_PER_READ
+        while end - start > limit and head.count(b"[", start, end) + head.count(b"{", start, end) > limit:
+            end = start + (end - start) // 2
+        if start == 0 and end == len(head):
+            self._head, self._head_pos = b"", 0
             return head
-        return self._next_chunk()
+        self._head_pos = end
+        return head[start:end]
 
 
 class _NestedTooDeep(Exception):
     """Raised inside the event stream of a JSON document when a record nests too deep."""
 
+
+# A read of the document handed to ijson holds at most this many "[" or "{" (see _Utf8Reader.read): the
+# parser then goes at most this much deeper than the limit before the depth check sees an event, and
+# its per-level memory (a path prefix each, growing with the depth) stays in the tens of megabytes.
+_MAX_OPENS_PER_READ: Final = 4096
 
 _DEPTH_CHANGE: Final = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
 
