@@ -77,6 +77,28 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(default=900.0, gt=0)
     worker_poll_s: float = Field(default=0.2, gt=0)
 
+    # Local bucket watcher. Poison input is refused by ingest at once; these cover an object whose
+    # ingest fails unexpectedly (a crash in a parser, the database or ledger write failing, a file
+    # that cannot be read), so that one object never holds up the ones after it.
+    bucket_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Tries of one object version by the local bucket watcher before it is recorded as failed"
+        " in the ledger and the dead-letter store and passed over.",
+    )
+    bucket_backoff_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Delay before the local bucket watcher's second try of a failed object; doubles per try,"
+        " with jitter, up to bucket_backoff_cap_s.",
+    )
+    bucket_backoff_cap_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest delay between two tries of one object by the local bucket watcher.",
+    )
+
     # HTTP API.
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

@@ -23,7 +23,7 @@ from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks
 
-__all__ = ["STAGE", "handle_object_created"]
+__all__ = ["STAGE", "handle_object_created", "record_given_up"]
 
 log = logging.getLogger(__name__)
 
@@ -132,3 +132,27 @@ def _reject(event: ObjectCreated, services: Services, subject: str, error: str, 
     services.queue.dead_letter("ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key)
     log.warning("rejected %s: %s", event.uri, error)
     return report
+
+
+def record_given_up(
+    services: Services, *, bucket: str, key: str, generation: str | None, size: int | None, error: str, attempts: int
+) -> None:
+    """Record an object whose ingest kept failing unexpectedly: ``failed`` in the ledger, and dead-lettered.
+
+    The retrying caller (the local bucket watcher) calls this once it stops trying, so the object is
+    visible where refused uploads are ("where is my file?", the dead-letter store) instead of only in
+    logs. A key that is not valid text (a file name in another encoding) is recorded with escapes:
+    it is why ObjectCreated could not hold it, and PostgreSQL refuses it, so the record must not.
+    """
+    safe_key = key.encode("utf-8", "backslashreplace").decode("utf-8")
+    event = ObjectCreated(bucket=bucket, key=safe_key, size=size, generation=generation)
+    subject = f"object:{event.uri}"
+    error = f"gave up after {attempts} attempt(s): {error}"
+    report = {"status": "failed", "object": event.uri, "error": error, "attempts": attempts}
+    with services.db.connection() as conn:
+        ledger.record(conn, subject, STAGE, "failed", error=error, detail=report)
+        conn.commit()
+    services.queue.dead_letter(
+        "ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key, attempts=attempts
+    )
+    log.error("gave up on %s: %s", event.uri, error)
