@@ -143,3 +143,35 @@ def test_object_whose_ingest_keeps_failing_is_retried_then_dead_lettered_while_t
         assert last_error == error
         row = ledger_row(stack.services, subject)
         assert row is not None and row[0] == "failed"
+
+
+def test_object_claimed_by_another_delivery_waits_without_using_attempts_then_is_ingested(
+    settings: Settings, model_dir: Path
+) -> None:
+    # GIVEN the running local stack allowing one attempt per object, polling every 0.5 s
+    local = settings.model_copy(
+        update={"api_port": 0, "worker_poll_s": 0.5, "bucket_max_attempts": 1, "bucket_backoff_base_s": 0.2}
+    )
+    with LocalStack(local) as stack:
+        assert stack.services is not None
+        # WHEN an object lands whose version another delivery has claimed (as a crashed run leaves it)
+        info = stack.services.blob.put(local.bucket, "claimed.jsonl", (json.dumps(GOOD) + "\n").encode())
+        key = f"object:{local.bucket}/claimed.jsonl#{info.generation}"
+        with stack.services.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO idempotency (key, status, expires_at) VALUES (%s, 'in_progress', now() + interval '1 hour')",
+                (key,),
+            )
+            conn.commit()
+        time.sleep(2.5)  # several polls: the watcher has met the claim more than once
+        # THEN it is neither ingested nor given up while the claim holds
+        subject = f"object:{local.bucket}/claimed.jsonl"
+        assert ledger_row(stack.services, subject) is None
+        with stack.services.db.connection() as conn:
+            counted = conn.execute("SELECT count(*) FROM dead_jobs").fetchone()
+            # AND once the claim is gone, it is ingested
+            conn.execute("DELETE FROM idempotency WHERE key = %s", (key,))
+            conn.commit()
+        assert counted is not None and counted[0] == 0
+        status, _, report = wait_for_ledger(stack.services, subject, 10)
+        assert (status, report["rows_ok"]) == ("ok", 1)
