@@ -16,13 +16,13 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from functions.scrape.sources import Pull, pull_genius, pull_json_feed
+from functions.scrape.fetchers import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
 from shared.idempotency import run_once
 from shared.intel.context import intel_for
-from shared.intel.sources import ScrapeSource
 from shared.jobs import track_jobs
 from shared.models import TrackIn
+from shared.scrape_sources import ScrapeSource
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks
