@@ -16,7 +16,7 @@ from functions.enrich.core import run_enrich_batch
 from functions.scrape.core import handle_tick
 from local.workers import _Loop
 from shared.events import ScheduleTick
-from shared.jobs import EMBED_JOB
+from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
 
 __all__ = ["AnalyzeWorker", "EnrichWorker", "ScrapeScheduler", "intel_loops"]

@@ -18,8 +18,8 @@ from shared.intel import store
 from shared.intel.context import intel_for
 from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
 from shared.intel.profile import Analysis
-from shared.jobs import ANALYZE_JOB, analyze_job
 from shared.queue.base import ClaimedJob
+from shared.queue.kinds import ANALYZE_JOB, analyze_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore

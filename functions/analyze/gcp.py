@@ -6,7 +6,7 @@ from __future__ import annotations
 from functions.analyze.core import analyze_claimed, run_analyze_batch
 from shared.jobentry.gcp import JobNotDone, job_functions
 from shared.jobentry.handling import per_job
-from shared.jobs import ANALYZE_JOB
+from shared.queue.kinds import ANALYZE_JOB
 
 __all__ = ["JobNotDone", "analyze", "analyze_event", "runtime"]
 

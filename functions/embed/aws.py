@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functions.embed.delivery import EMBED_HANDLING
 from shared.jobentry.aws import JobNotDone, job_function
-from shared.jobs import EMBED_JOB
+from shared.queue.kinds import EMBED_JOB
 
 __all__ = ["JobNotDone", "handler", "runtime"]
 

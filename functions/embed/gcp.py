@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functions.embed.delivery import EMBED_HANDLING
 from shared.jobentry.gcp import JobNotDone, job_functions
-from shared.jobs import EMBED_JOB
+from shared.queue.kinds import EMBED_JOB
 
 __all__ = ["JobNotDone", "embed", "embed_event", "runtime"]
 

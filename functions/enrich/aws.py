@@ -6,7 +6,7 @@ from __future__ import annotations
 from functions.enrich.core import enrich_claimed, run_enrich_batch
 from shared.jobentry.aws import JobNotDone, job_function
 from shared.jobentry.handling import per_job
-from shared.jobs import ENRICH_JOB
+from shared.queue.kinds import ENRICH_JOB
 
 __all__ = ["JobNotDone", "handler", "runtime"]
 

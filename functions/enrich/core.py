@@ -18,8 +18,8 @@ from shared.intel import store
 from shared.intel.context import Intel, intel_for
 from shared.intel.features import FEATURES_VERSION, compute_features
 from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
-from shared.jobs import ENRICH_JOB, analyze_job, enrich_job
 from shared.queue.base import ClaimedJob
+from shared.queue.kinds import ENRICH_JOB, analyze_job, enrich_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore

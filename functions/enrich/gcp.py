@@ -6,7 +6,7 @@ from __future__ import annotations
 from functions.enrich.core import enrich_claimed, run_enrich_batch
 from shared.jobentry.gcp import JobNotDone, job_functions
 from shared.jobentry.handling import per_job
-from shared.jobs import ENRICH_JOB
+from shared.queue.kinds import ENRICH_JOB
 
 __all__ = ["JobNotDone", "enrich", "enrich_event", "runtime"]
 

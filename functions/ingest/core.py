@@ -17,8 +17,8 @@ from functions.ingest.parsing import BadRow, detect_format, iter_rows
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import run_once
-from shared.jobs import TRACK_JOB_KINDS
 from shared.models import TrackIn
+from shared.queue.kinds import TRACK_JOB_KINDS
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks

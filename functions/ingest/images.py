@@ -16,11 +16,12 @@ from typing import Any
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.queue.base import NewJob
+from shared.queue.kinds import DETECT_JOB, DetectPayload
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import Capacity, admission
 from shared.vision.decode import ImageRejected, check_image, sniff_format
-from shared.vision.store import DETECT_JOB, upsert_image
+from shared.vision.store import upsert_image
 
 __all__ = ["IMAGE_PREFIX", "STAGE", "detect_job", "ingest_image", "is_image_key"]
 
@@ -35,8 +36,8 @@ def is_image_key(key: str) -> bool:
 
 
 def detect_job(image_id: int, content_hash: str, bucket: str, key: str, *, delay_s: float = 0.0) -> NewJob:
-    payload = {"image_id": image_id, "bucket": bucket, "key": key, "content_hash": content_hash}
-    return NewJob(DETECT_JOB, payload, dedup_key=f"detect:{content_hash}", delay_s=delay_s)
+    payload = DetectPayload(image_id=image_id, bucket=bucket, key=key, content_hash=content_hash)
+    return payload.to_job(delay_s=delay_s)
 
 
 def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:

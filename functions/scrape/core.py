@@ -21,8 +21,8 @@ from shared.events import ScheduleTick
 from shared.idempotency import run_once
 from shared.intel.context import intel_for
 from shared.intel.sources import ScrapeSource
-from shared.jobs import track_jobs
 from shared.models import TrackIn
+from shared.queue.kinds import track_jobs
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks

@@ -43,6 +43,7 @@ from shared.config import Settings
 from shared.entry import Cloud, EntrySettings, build_blob
 from shared.errors import ConfigError, PoisonError
 from shared.queue.base import ClaimedJob
+from shared.queue.kinds import DetectPayload, MalformedPayload
 from shared.queue.postgres import PgQueue
 from shared.services import Services
 from shared.store import ledger
@@ -67,10 +68,12 @@ class _Item:
     error: str | None = None
     poison: bool = False
     fmt: str | None = None
+    payload: DetectPayload | None = None  # read in _decode; a malformed job never gets past it
 
     @property
     def image_id(self) -> int:
-        return int(self.claimed.job.payload["image_id"])
+        assert self.payload is not None
+        return self.payload.image_id
 
 
 @dataclass
@@ -269,15 +272,16 @@ class GpuWorker:
 
     def _decode(self, item: _Item) -> None:
         s = self.services.settings
-        payload = item.claimed.job.payload
-        if not isinstance(payload.get("image_id"), int) or not payload.get("bucket") or not payload.get("key"):
-            item.error, item.poison = "malformed detection job: image_id, bucket and key are required", True
+        try:
+            payload = item.payload = DetectPayload.from_job(item.claimed.job)
+        except MalformedPayload as exc:
+            item.error, item.poison = str(exc), True
             self._unrun.put(item)
             return
         slot: tuple[Slab, int] | None = None
         try:
             t0 = time.perf_counter()
-            with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
+            with self.services.blob.open(payload.bucket, payload.key, max_bytes=s.image_max_bytes) as f:
                 data = f.read(s.image_max_bytes + 1)
             t1 = time.perf_counter()
             image = decode_image(

@@ -18,6 +18,7 @@ from shared.errors import PoisonError
 from shared.events import Job
 from shared.queue.base import ClaimedJob
 from shared.queue.delivered import DeliveredJobs
+from shared.queue.kinds import MalformedPayload, TrackPayload, parse_payload
 from shared.services import Services
 
 __all__ = ["JobOutcome", "deliver", "drain", "process_claimed", "track_id_of"]
@@ -34,10 +35,10 @@ class JobOutcome:
 
 
 def track_id_of(claimed: ClaimedJob) -> int:
-    track_id = claimed.job.payload.get("track_id")
-    if not isinstance(track_id, int) or isinstance(track_id, bool):
-        raise PoisonError(f"{claimed.job.kind} job payload lacks an integer track_id")
-    return track_id
+    payload = parse_payload(claimed.job.kind, claimed.job.payload)
+    if not isinstance(payload, TrackPayload):
+        raise MalformedPayload(f"{claimed.job.kind} jobs do not name a track")
+    return payload.track_id
 
 
 def process_claimed(

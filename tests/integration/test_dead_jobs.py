@@ -18,8 +18,8 @@ from local.cli import main
 from local.server import ApiServer
 from shared.entry import record_poison
 from shared.events import Job
-from shared.jobs import embed_job, enrich_job
 from shared.queue.dead import replay_dead
+from shared.queue.kinds import embed_job, enrich_job
 from shared.services import Services
 from tests.emulators import moto_url  # noqa: F401
 

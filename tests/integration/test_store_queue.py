@@ -116,7 +116,7 @@ def test_release_returns_jobs_without_counting_the_attempt(services: Services) -
 
 
 def test_track_jobs_built_in_sql_equal_the_python_constructors(services: Services) -> None:
-    from shared.jobs import TRACK_JOB_KINDS, track_jobs
+    from shared.queue.kinds import TRACK_JOB_KINDS, track_jobs
 
     # GIVEN jobs for two tracks built in the database
     with services.db.connection() as conn:
