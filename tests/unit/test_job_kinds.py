@@ -103,3 +103,39 @@ def test_the_shorthand_constructors_pin_the_content_version_in_the_dedup_key() -
     assert EmbedPayload(track_id=7).to_job().dedup_key == "embed:7"
     detect = DetectPayload(image_id=1, bucket="b", key="k", content_hash="c").to_job(delay_s=2.5)
     assert (detect.dedup_key, detect.delay_s) == ("detect:c", 2.5)
+
+
+def _kinds_named_in_product_code() -> set[str]:
+    """Kinds passed by name or literal to ``.claim(...)``, ``NewJob(...)`` or ``.enqueue(...)`` anywhere
+    in the product's packages; a name is resolved in its module (a variable like ``kind`` is not)."""
+    import ast
+    import importlib
+
+    from tests.conftest import REPO
+
+    found: set[str] = set()
+    for package in ("shared", "functions", "infra", "local"):
+        for path in sorted((REPO / package).rglob("*.py")):
+            module_name = ".".join(path.relative_to(REPO).with_suffix("").parts)
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call) or not node.args:
+                    continue
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+                if name not in ("claim", "NewJob", "enqueue"):
+                    continue
+                first = node.args[0]
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    found.add(first.value)
+                elif isinstance(first, ast.Name):
+                    value = getattr(importlib.import_module(module_name), first.id, None)
+                    if isinstance(value, str):
+                        found.add(value)
+    return found
+
+
+def test_every_kind_the_product_queues_or_claims_has_a_payload_model() -> None:
+    named = _kinds_named_in_product_code()
+    assert {"embed", "enrich", "analyze", "detect"} <= named  # the scan sees the known consumers
+    assert named <= set(PAYLOADS), f"job kinds without a payload model: {sorted(named - set(PAYLOADS))}"
