@@ -159,15 +159,15 @@ def _lambda_consumer(kind: str) -> Callable[[pytest.FixtureRequest, dict[str, An
 def sqs_detect_queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, str, str]]:
     import boto3
 
-    moto_url = request.getfixturevalue("moto_url")
+    endpoint = request.getfixturevalue("moto_url")
     for name, value in {
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ENDPOINT_URL_SQS": moto_url,
+        "AWS_ENDPOINT_URL_SQS": endpoint,
     }.items():
         monkeypatch.setenv(name, value)
-    client = boto3.session.Session().client("sqs", endpoint_url=moto_url, region_name="eu-west-1")
+    client = boto3.session.Session().client("sqs", endpoint_url=endpoint, region_name="eu-west-1")
     name = f"contentfn-detect-{os.urandom(3).hex()}"
     dlq = client.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
     arn = client.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
