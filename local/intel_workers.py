@@ -37,8 +37,8 @@ class ScrapeScheduler(_Loop):
             return False
         self._next = time.monotonic() + self.interval_s
         fired = datetime.now(UTC).replace(microsecond=0)
-        report = handle_tick(ScheduleTick(schedule="scrape-local", fired_at=fired), self.services)
-        log.info("scrape tick: %s, %s new tracks", report.get("status"), report.get("stored"))
+        report = handle_tick(ScheduleTick(schedule="scrape-local", fired_at=fired), self.services).result
+        log.info("scrape tick: %s, %s new tracks", report.status, report.stored)
         return False
 
 
