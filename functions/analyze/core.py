@@ -101,13 +101,11 @@ def analyze_track(
     return analysis
 
 
-def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
+def analyze_text(request: AnalyzeRequest, services: Services) -> Analysis:
     """The API's ad-hoc analysis. Text is capped by Settings; an embedder already loaded in this
     process (the API's, for search) lets the distilled predictor answer too."""
     if request.track_id is not None:
-        return analyze_track(
-            request.track_id, services, mode=request.mode, min_confidence=request.min_confidence
-        ).model_dump(mode="json")
+        return analyze_track(request.track_id, services, mode=request.mode, min_confidence=request.min_confidence)
     text = request.text or ""
     if len(text) > services.settings.analyze_max_text_chars:
         raise PoisonError(f"text longer than {services.settings.analyze_max_text_chars} characters")
@@ -115,7 +113,7 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
     if services.has_embedder:
         embedder = services.embedder
         embedding = (embedder.model_key, embedder.embed([f"{request.title}\n{text}"])[0])
-    analysis = intel_for(services).router.analyze(
+    return intel_for(services).router.analyze(
         artist=request.artist,
         title=request.title,
         lyrics=text,
@@ -123,7 +121,6 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
         mode=request.mode,
         min_confidence=request.min_confidence,
     )
-    return analysis.model_dump(mode="json")
 
 
 def analyze_claimed(claimed: list[ClaimedJob], services: Services, *, acks: Any = None) -> JobOutcome:

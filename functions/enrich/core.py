@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from functions.enrich.spotify import SpotifyClient
@@ -28,6 +29,7 @@ __all__ = [
     "ENRICH_JOB",
     "METADATA_VERSION",
     "STAGE",
+    "EnrichReport",
     "enrich_claimed",
     "enrich_job",
     "enrich_track",
@@ -63,7 +65,17 @@ def spotify_for(services: Services) -> SpotifyClient | None:
         return found[1]
 
 
-def enrich_track(track_id: int, services: Services) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EnrichReport:
+    """What one enrich job wrote: ``written`` says per kind whether it changed (False: same version, same text)."""
+
+    track_id: int
+    features: dict[str, Any]
+    metadata: dict[str, Any] | None
+    written: dict[str, bool]
+
+
+def enrich_track(track_id: int, services: Services) -> EnrichReport:
     """Compute and store this track's enrichments; returns what was written."""
     from functions.analyze.core import TrackNotFound
 
@@ -96,7 +108,7 @@ def enrich_track(track_id: int, services: Services) -> dict[str, Any]:
         detail = {"written": wrote, "matched": None if metadata is None else metadata.get("matched")}
         ledger.record(conn, f"track:{track_id}", STAGE, "ok", detail=detail, duration_ms=elapsed_ms)
         conn.commit()
-    return {"track_id": track_id, "features": features, "metadata": metadata, "written": wrote}
+    return EnrichReport(track_id=track_id, features=features, metadata=metadata, written=wrote)
 
 
 def enrich_claimed(claimed: list[ClaimedJob], services: Services, *, acks: Any = None) -> JobOutcome:
