@@ -46,8 +46,6 @@ ENRICH_JOB = "enrich"
 ANALYZE_JOB = "analyze"
 DETECT_JOB = "detect"
 
-# What a new or changed track needs downstream: its vector and its enrichment (which queues analysis).
-TRACK_JOB_KINDS = (EMBED_JOB, ENRICH_JOB)
 
 # Payloads come from queues anyone with send rights can write to: the error names fields, never values,
 # and a field name (an unexpected key is one) is cut short.
@@ -137,6 +135,10 @@ PAYLOADS: Mapping[str, type[JobPayload]] = {
 }
 JOB_KINDS = tuple(PAYLOADS)
 
+# What a new or changed track needs downstream: its vector and its enrichment (which queues analysis).
+_TRACK_PAYLOADS: tuple[type[TrackPayload], ...] = (EmbedPayload, EnrichPayload)
+TRACK_JOB_KINDS = tuple(m.kind for m in _TRACK_PAYLOADS)
+
 
 def parse_payload(kind: str, payload: Any) -> JobPayload:
     """Read any kind's payload with its model; an unknown kind or a malformed payload is ``MalformedPayload``."""
@@ -170,4 +172,4 @@ def analyze_job(track_id: int, chash: str) -> NewJob:
 
 
 def track_jobs(track_id: int, chash: str) -> list[NewJob]:
-    return [PAYLOADS[kind](track_id=track_id, content_hash=chash).to_job() for kind in TRACK_JOB_KINDS]
+    return [model(track_id=track_id, content_hash=chash).to_job() for model in _TRACK_PAYLOADS]
