@@ -6,11 +6,16 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu invoke tf-check plan clean up
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu invoke tf-check plan clean up config-doc
 CLOUD ?= aws
 ENV   ?= dev
 
 setup: $(STAMP)
+
+# System packages (apt) a target needs: one dpkg check when all are there; installed when missing
+# and this user may, otherwise one message naming each package and the command that installs it.
+system-deps-test system-deps-demo: system-deps-%:
+	@PYTHON=$(PYTHON) scripts/system-deps.sh $*
 
 # torch is pinned and installed first: it is needed only to export the model, and the pin keeps
 # pip from replacing it with a multi-GB CUDA build when another package asks for "torch".
@@ -32,13 +37,13 @@ $(STAMP): pyproject.toml
 model: setup
 	$(BIN)/contentfn model build --out $(MODEL_DIR)
 
-demo: setup model
+demo: system-deps-demo setup model
 	$(BIN)/contentfn demo
 
-up: setup model
+up: system-deps-demo setup model
 	$(BIN)/contentfn local up
 
-test: setup model
+test: system-deps-test setup model
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup
@@ -75,6 +80,10 @@ bench-cold: setup model
 invoke: setup model
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=ingest|embed|api EVENT=events/<file>.json [CLOUD=aws|gcp]"; exit 2; }
 	$(BIN)/python -m local.invoke --fn $(FN) --event $(EVENT) $(if $(CLOUD),--cloud $(CLOUD))
+
+# docs/configuration.md from the Settings classes (a test fails when the committed file is stale).
+config-doc: setup
+	$(BIN)/python -m local.config_doc
 
 # Terraform: fmt, validate (AWS provider from the local filesystem mirror, found at run time), checkov.
 tf-check: setup

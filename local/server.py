@@ -1,4 +1,8 @@
-"""The local HTTP server: Starlette + uvicorn around the framework-neutral API core."""
+"""The local HTTP server: Starlette + uvicorn around the framework-neutral API core.
+
+One catch-all Starlette route hands every request to the core, which matches it against the route
+table (:mod:`functions.api.routes`) exactly as on GCP and AWS.
+"""
 
 from __future__ import annotations
 

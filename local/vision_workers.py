@@ -19,7 +19,7 @@ def vision_loops(services: Services) -> list[Any]:
     Without a detector model the rest of the stack still runs: images wait in the queue until a
     worker with a model starts.
     """
-    from infra.gpu_worker.streams import StreamSupervisor
+    from infra.gpu_worker.stream_runner import StreamSupervisor
     from infra.gpu_worker.worker import GpuWorker
     from shared.vision.detector import load_detector
 

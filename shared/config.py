@@ -14,7 +14,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_val
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
-from shared.intel.sources import ScrapeSource
+from shared.scrape_sources import ScrapeSource
 
 __all__ = ["Settings", "get_settings", "load_settings"]
 
@@ -25,172 +25,387 @@ class Settings(BaseSettings):
     """Every knob of every process. Field ``foo_bar`` is read from ``CONTENTFN_FOO_BAR``."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    # --- Storage and database ---------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path(".contentfn"), description="Local state: the embedded database, local buckets, models."
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="External PostgreSQL with pgvector; unset means the embedded server under the data directory.",
+    )
+    db_pool_min: int = Field(default=1, ge=1, le=64, description="Connections the pool keeps open.")
+    db_pool_max: int = Field(default=8, ge=1, le=256, description="Connections the pool may open at most.")
+    db_statement_timeout_ms: int = Field(
+        default=30_000, ge=100, description="PostgreSQL `statement_timeout` of every pooled connection."
+    )
+    database_credentials_secret: str | None = Field(
+        default=None,
+        description=(
+            'AWS Secrets Manager secret holding `{"username", "password"}`, read at connect time beside a'
+            " `CONTENTFN_DATABASE_URL` without a password, so a rotated password reaches running processes."
+        ),
+    )
+    database_rds_instance: str | None = Field(
+        default=None,
+        description=(
+            "An RDS instance (ARN or identifier; Terraform sets it when it creates the database): each process"
+            " asks RDS once for its endpoint (unless `CONTENTFN_DATABASE_URL` is set: a proxy or a tunnel) and its"
+            " managed master secret (which RDS rotates every 7 days), and every new connection logs in with the"
+            " secret's current value. A refused connection re-reads the secret and tries once more in the same"
+            " call, not re-reading again for 5 s after a read that found nothing new; open sessions are unaffected."
+        ),
+    )
+    aws_endpoint_url: str | None = Field(
+        default=None, description="Endpoint of the AWS APIs for an emulator (moto server); unset in the cloud."
+    )
+    aws_region: str | None = Field(default=None, description="AWS region of the clients; unset: the SDK's own.")
 
-    # Where local state lives: embedded database, local buckets, models.
-    data_dir: Path = Field(default=Path(".contentfn"))
-    # External PostgreSQL with pgvector; unset means the embedded server under data_dir.
-    database_url: SecretStr | None = None
-    db_pool_min: int = Field(default=1, ge=1, le=64)
-    db_pool_max: int = Field(default=8, ge=1, le=256)
-    db_statement_timeout_ms: int = Field(default=30_000, ge=100)
-    # AWS Secrets Manager secret holding {"username", "password"}: read at connect time, so a
-    # rotated password reaches running processes and CONTENTFN_DATABASE_URL carries none.
-    database_credentials_secret: str | None = None
-    # An RDS instance (ARN or identifier) whose managed master secret (which RDS rotates every 7 days)
-    # the processes log in with; its endpoint is the database unless CONTENTFN_DATABASE_URL is set.
-    database_rds_instance: str | None = None
-    # Emulator endpoints for AWS APIs (moto server); unset in the cloud.
-    aws_endpoint_url: str | None = None
-    aws_region: str | None = None
-
-    # Model files produced by `make model`; unset means <data_dir>/models/all-MiniLM-L6-v2.
-    model_dir: Path | None = None
-    embed_variant: Literal["fp32", "int8"] = "fp32"
-    embed_batch_size: int = Field(default=32, ge=1, le=1024)
-    embed_threads: int = Field(default=0, ge=0, le=256)  # 0: onnxruntime picks
+    # --- Embeddings and the vector index ------------------------------------------------------
+    model_dir: Path | None = Field(
+        default=None,
+        description="Model files produced by `make model`; unset means `<data_dir>/models/all-MiniLM-L6-v2`.",
+    )
+    embed_variant: Literal["fp32", "int8"] = Field(default="fp32", description="Which exported embedding model runs.")
+    embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedder call.")
+    embed_threads: int = Field(default=0, ge=0, le=256, description="Embedder threads; 0: onnxruntime picks.")
     # Measured by `make bench-search` (57,718 clustered tracks, m=16, 2 cores): with ef_construction=64,
     # recall@10 against an exact scan is 0.85 at ef_search=64 and needs ef_search=800 for 0.96; with
     # ef_construction=200 (index build 18 s instead of 9 s) it is 0.946 at 100, 0.976 at 200 and 0.981
     # at 300, with the SQL p95 under 5 ms.
-    hnsw_ef_search: int = Field(default=200, ge=10, le=1000)
-    hnsw_m: int = Field(default=16, ge=4, le=100)
-    hnsw_ef_construction: int = Field(default=200, ge=16, le=1000)
-    # While a model has no HNSW index yet and at least this many embed jobs wait, the index is not
-    # built: a bulk load embeds first (search uses an exact scan meanwhile) and the index is built once,
-    # concurrently, when the backlog falls below this. Incremental HNSW inserts during a 57,718-track
-    # load cost the pipeline a quarter of its speed on 2 cores. 0: build the index as soon as possible.
-    hnsw_defer_backlog: int = Field(default=2_000, ge=0)
-    hnsw_build_mem_mb: int = Field(default=512, ge=16, le=65_536)  # maintenance_work_mem for the build
+    hnsw_ef_search: int = Field(
+        default=200, ge=10, le=1000, description="HNSW `ef_search` of vector queries: recall against speed."
+    )
+    hnsw_m: int = Field(default=16, ge=4, le=100, description="HNSW `m` of a new index.")
+    hnsw_ef_construction: int = Field(
+        default=200, ge=16, le=1000, description="HNSW `ef_construction` of a new index: recall against build time."
+    )
+    # Incremental HNSW inserts during a 57,718-track load cost the pipeline a quarter of its speed on 2 cores.
+    hnsw_defer_backlog: int = Field(
+        default=2_000,
+        ge=0,
+        description=(
+            "While a model has no HNSW index yet and at least this many embed jobs wait, the index is not built:"
+            " a bulk load embeds first (search does an exact scan meanwhile, `/health` says `search_index: exact`)"
+            " and the index is built once, concurrently, when the backlog falls below this. 0: build it at once."
+        ),
+    )
+    hnsw_build_mem_mb: int = Field(
+        default=512, ge=16, le=65_536, description="`maintenance_work_mem` of the HNSW index build."
+    )
 
-    # Uploads.
-    bucket: str = Field(default="uploads", min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9._-]+$")
-    max_upload_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
-    max_field_bytes: int = Field(default=1024 * 1024, ge=1024)
-    ingest_batch_rows: int = Field(default=5_000, ge=1)
-    bad_rows_reported: int = Field(default=100, ge=0)
+    # --- Uploads ------------------------------------------------------------------------------
+    bucket: str = Field(
+        default="uploads",
+        min_length=3,
+        max_length=63,
+        pattern=r"^[a-z0-9][a-z0-9._-]+$",
+        description="The upload bucket (locally a folder under `<data_dir>/buckets`).",
+    )
+    max_upload_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1, description="Larger uploads are refused before they are read."
+    )
+    max_field_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="A row with a field longer than this (UTF-8 bytes) is reported bad; the others are kept.",
+    )
+    ingest_batch_rows: int = Field(default=5_000, ge=1, description="Rows per bulk upsert (`COPY`) of an ingest.")
+    bad_rows_reported: int = Field(
+        default=100, ge=0, description="Bad rows of one file reported with line and reason; the rest are counted."
+    )
 
-    # Queue and retries.
-    queue_visibility_s: float = Field(default=120.0, gt=0)
-    queue_max_attempts: int = Field(default=5, ge=1, le=100)
-    queue_backoff_base_s: float = Field(default=2.0, gt=0)
-    queue_backoff_cap_s: float = Field(default=300.0, gt=0)
-    idempotency_ttl_s: float = Field(default=900.0, gt=0)
-    worker_poll_s: float = Field(default=0.2, gt=0)
+    # --- Queue and retries --------------------------------------------------------------------
+    queue_visibility_s: float = Field(
+        default=120.0, gt=0, description="Lease of a claimed job: unacknowledged by then, it is claimed again."
+    )
+    queue_max_attempts: int = Field(
+        default=5, ge=1, le=100, description="Attempts of a job before it goes to the dead-letter store."
+    )
+    queue_backoff_base_s: float = Field(
+        default=2.0, gt=0, description="First retry delay; doubled per attempt, with jitter."
+    )
+    queue_backoff_cap_s: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    idempotency_ttl_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
+    )
+    worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
 
-    # HTTP API.
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(default=8080, ge=0, le=65535)
-    api_key: SecretStr | None = None
-    search_max_k: int = Field(default=100, ge=1, le=1000)
-    search_max_query_chars: int = Field(default=1000, ge=1)
-    query_cache_entries: int = Field(default=2048, ge=0)
+    # --- HTTP API -----------------------------------------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Where the local API listens.")
+    api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health` and `/openapi.json`.",
+    )
+    search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
+    search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
+    query_cache_entries: int = Field(
+        default=2048, ge=0, description="Query vectors kept in process, under a hash of the query."
+    )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
 
     # --- Content intelligence: cache, outbound HTTP, scrape, enrich, analyze ------------------
-    # Redis for the shared cache, rate limits and breaker state; unset (or down) means in-process.
-    redis_url: SecretStr | None = None
-    redis_timeout_s: float = Field(default=0.25, gt=0, le=30)
-    redis_retry_s: float = Field(default=5.0, gt=0)  # how long to stay on the fallback before re-trying
-    # PEM of the CA that signed the Redis server's TLS certificate, for a rediss:// URL whose server
-    # is not signed by a public CA (Memorystore signs with its own; Terraform sets it); unset: the
-    # system's trust store.
-    redis_ca_cert: str | None = None
-    cache_ttl_page_s: float = Field(default=3600.0, gt=0)
-    cache_ttl_token_s: float = Field(default=3300.0, gt=0)
-    cache_ttl_analysis_s: float = Field(default=30 * 86400.0, gt=0)
-    # Outbound HTTP: networks allowed despite the SSRF policy (empty in production; tests allow loopback).
-    http_allow_networks: tuple[IPvAnyNetwork, ...] = ()
-    http_timeout_s: float = Field(default=10.0, gt=0, le=300)
-    http_max_response_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
-    http_max_redirects: int = Field(default=5, ge=0, le=20)
-    http_max_retries: int = Field(default=3, ge=0, le=10)
-    http_backoff_base_s: float = Field(default=0.5, gt=0)
-    http_backoff_cap_s: float = Field(default=30.0, gt=0)
-    http_retry_after_cap_s: float = Field(default=60.0, ge=0)
-    http_rate_per_host: float = Field(default=2.0, gt=0)  # requests per second, token bucket
-    http_burst_per_host: int = Field(default=4, ge=1)
-    http_user_agent: str = "contentfn/0.1 (+content intelligence)"
-    scrape_sources: tuple[ScrapeSource, ...] = ()
-    genius_token: SecretStr | None = None
-    spotify_api_url: str = "https://api.spotify.com"
-    spotify_token_url: str = "https://accounts.spotify.com/api/token"  # noqa: S105 - a URL, not a secret
-    spotify_client_id: str | None = None
-    spotify_client_secret: SecretStr | None = None
-    spotify_min_match: float = Field(default=0.85, ge=0, le=1)
-    # LLM (any OpenAI-compatible /v1/chat/completions); no base URL means rule-based only.
-    llm_base_url: str | None = None
-    llm_model: str = "gpt-4o-mini"
-    llm_api_key: SecretStr | None = None
-    llm_timeout_s: float = Field(default=30.0, gt=0, le=600)
-    llm_max_output_tokens: int = Field(default=400, ge=16, le=32_000)
-    llm_price_input_per_mtok: float = Field(default=0.15, ge=0)
-    llm_price_output_per_mtok: float = Field(default=0.60, ge=0)
-    llm_daily_token_budget: int = Field(default=2_000_000, ge=0)
-    llm_breaker_failures: int = Field(default=5, ge=1)
-    llm_breaker_reset_s: float = Field(default=30.0, gt=0)
-    analysis_prompt_version: str = Field(default="v1", min_length=1, max_length=50)
-    analysis_min_confidence: float = Field(default=0.6, ge=0, le=1)
-    distilled_min_labels: int = Field(default=150, ge=10)
-    distilled_refit_every: int = Field(default=100, ge=1)
-    distilled_max_mae: float = Field(default=1.0, gt=0)
-    analyze_max_text_chars: int = Field(default=20_000, ge=100)
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Redis for the caches (query vectors under a hash of the query, pages, tokens, analyses), breaker state"
+            " and shared rate limits, shared by every instance; unset (or down) means in-process, and `/health`"
+            " says so."
+        ),
+    )
+    redis_timeout_s: float = Field(default=0.25, gt=0, le=30, description="Timeout of one Redis call.")
+    redis_retry_s: float = Field(
+        default=5.0, gt=0, description="How long the cache stays on its in-process fallback before trying Redis again."
+    )
+    redis_ca_cert: str | None = Field(
+        default=None,
+        description=(
+            "PEM of the CA that signed a `rediss://` server's certificate when no trust store holds it"
+            " (Memorystore signs with its own; Terraform sets it); unset: the system's trust store."
+        ),
+    )
+    cache_ttl_page_s: float = Field(default=3600.0, gt=0, description="Lifetime of a cached scraped page.")
+    cache_ttl_token_s: float = Field(default=3300.0, gt=0, description="Lifetime of a cached OAuth token.")
+    cache_ttl_analysis_s: float = Field(default=30 * 86400.0, gt=0, description="Lifetime of a cached analysis.")
+    http_allow_networks: tuple[IPvAnyNetwork, ...] = Field(
+        default=(),
+        description="Outbound HTTP: networks allowed despite the SSRF policy (JSON list; empty in production).",
+    )
+    http_timeout_s: float = Field(default=10.0, gt=0, le=300, description="Timeout of one outbound request.")
+    http_max_response_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="Larger outbound responses are cut off and refused."
+    )
+    http_max_redirects: int = Field(
+        default=5, ge=0, le=20, description="Redirects followed, each checked by the SSRF policy."
+    )
+    http_max_retries: int = Field(default=3, ge=0, le=10, description="Retries of a failed outbound request.")
+    http_backoff_base_s: float = Field(default=0.5, gt=0, description="First outbound retry delay, doubled per try.")
+    http_backoff_cap_s: float = Field(default=30.0, gt=0, description="Longest outbound retry delay.")
+    http_retry_after_cap_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Longest `Retry-After` waited for (the host is held back meanwhile); a longer one fails the request.",
+    )
+    http_rate_per_host: float = Field(default=2.0, gt=0, description="Requests per second per host (token bucket).")
+    http_burst_per_host: int = Field(default=4, ge=1, description="Requests a host may get at once (bucket size).")
+    http_user_agent: str = Field(
+        default="contentfn/0.1 (+content intelligence)", description="User-Agent of outbound requests."
+    )
+    scrape_sources: tuple[ScrapeSource, ...] = Field(
+        default=(), description="Sources the scrape function pulls from (JSON list of source objects)."
+    )
+    genius_token: SecretStr | None = Field(default=None, description="Token of the Genius-compatible lyrics API.")
+    spotify_api_url: str = Field(default="https://api.spotify.com", description="Spotify-compatible metadata API.")
+    spotify_token_url: str = Field(
+        default="https://accounts.spotify.com/api/token",
+        description="Its client-credentials token endpoint.",
+    )
+    spotify_client_id: str | None = Field(
+        default=None, description="Spotify client id; unset: enrich computes lyric features only."
+    )
+    spotify_client_secret: SecretStr | None = Field(default=None, description="Spotify client secret.")
+    spotify_min_match: float = Field(
+        default=0.85, ge=0, le=1, description="Least fuzzy artist/title similarity of an accepted Spotify match."
+    )
+    llm_base_url: str | None = Field(
+        default=None,
+        description="Any OpenAI-compatible `/v1/chat/completions` API; unset: rule-based and distilled analyses only.",
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Model the LLM analyzer asks for.")
+    llm_api_key: SecretStr | None = Field(default=None, description="API key of the LLM.")
+    llm_timeout_s: float = Field(default=30.0, gt=0, le=600, description="Timeout of one LLM call.")
+    llm_max_output_tokens: int = Field(default=400, ge=16, le=32_000, description="Output tokens an LLM call may use.")
+    llm_price_input_per_mtok: float = Field(
+        default=0.15, ge=0, description="USD per million input tokens, for the cost ledger."
+    )
+    llm_price_output_per_mtok: float = Field(
+        default=0.60, ge=0, description="USD per million output tokens, for the cost ledger."
+    )
+    llm_daily_token_budget: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="LLM tokens a day, reserved before each call; once spent, no LLM call is made until the next day (UTC).",
+    )
+    llm_breaker_failures: int = Field(default=5, ge=1, description="Failed LLM calls in a row that open the breaker.")
+    llm_breaker_reset_s: float = Field(default=30.0, gt=0, description="Open breaker: seconds before one probe call.")
+    analysis_prompt_version: str = Field(
+        default="v1", min_length=1, max_length=50, description="Prompt version: part of the analysis cache key."
+    )
+    analysis_min_confidence: float = Field(
+        default=0.6,
+        ge=0,
+        le=1,
+        description="A result below this confidence escalates to the next analyzer (distilled, then the LLM).",
+    )
+    distilled_min_labels: int = Field(
+        default=150,
+        ge=10,
+        description="LLM labels of the prompt version needed before the distilled predictor is fitted.",
+    )
+    distilled_refit_every: int = Field(default=100, ge=1, description="New LLM labels between refits.")
+    distilled_max_mae: float = Field(
+        default=1.0,
+        gt=0,
+        description="The distilled predictor answers only while its mean absolute quality error is at most this.",
+    )
+    analyze_max_text_chars: int = Field(default=20_000, ge=100, description="Longest text an analysis reads.")
 
     # --- Vision: images, streams and the capped GPU inference service -------------------------
     # The cap (Terraform sets these): instances x batches in flight x batch size images at once.
-    gpu_max_instances: int = Field(default=1, ge=0, le=1000)
-    gpu_max_batch: int = Field(default=8, ge=1, le=1024)
-    gpu_max_in_flight: int = Field(default=2, ge=1, le=64)  # batches in flight per instance
-    gpu_max_wait_ms: float = Field(default=20.0, ge=0, le=10_000)
-    gpu_queue: str | None = None  # cloud subscription/queue name; the local queue needs none
-    gpu_decode_threads: int = Field(default=0, ge=0, le=256)  # 0: one per core (per process: cores / processes)
-    # Pipeline processes per GPU instance, each with its own model session; they split the in-flight
-    # batches. 0: one per four cores when a GPU provider is present, else one.
-    gpu_processes: int = Field(default=0, ge=0, le=64)
-    gpu_concurrent_calls: int = Field(default=0, ge=0, le=64)  # model calls at once per GPU (0: no limit)
-    gpu_infer_threads: int = Field(default=1, ge=1, le=8)  # model-calling threads per pipeline process
-    gpu_device_process: bool = False  # one process owns the GPU; pipelines send it batches (shared memory)
-    gpu_device_calls: int = Field(default=1, ge=1, le=8)  # model calls the device process runs at once
-    gpu_pinned_buffers: bool = True  # on a GPU, page-lock the batch buffers (DMA copies to the device)
-    # Freed memory each pipeline process keeps for reuse instead of returning it to the kernel and
-    # faulting it in again per image (glibc malloc thresholds; 0: the C library's defaults).
-    gpu_malloc_keep_mib: int = Field(default=512, ge=0, le=2047)
-    gpu_item_deadline_s: float = Field(default=60.0, gt=0)  # a claimed image not inferred by then goes back
-    gpu_grace_s: float = Field(default=20.0, ge=0)  # SIGTERM: finish or release in-flight work within this
-    # On a cloud queue: how often the service relays deferred detection jobs that fell due (outbox.py).
-    gpu_outbox_relay_s: float = Field(default=5.0, gt=0)
-    gpu_metrics_host: str = "127.0.0.1"
-    gpu_metrics_port: int = Field(default=9090, ge=0, le=65535)
-    # Admission: producers defer new images when the backlog would take longer than this to drain
-    # at the expected rate of the capped fleet.
-    gpu_target_latency_s: float = Field(default=60.0, gt=0)
-    # Per instance, until the running workers have measured their own drain rate (gpu_workers).
-    gpu_expected_img_per_s: float = Field(default=20.0, gt=0)
-    # The detector: unset path means the YOLOv8n-architecture model shipped in the `nudenet` wheel.
-    detector_model_path: Path | None = None
-    detector_model_name: str | None = None
-    detector_layout: Literal["auto", "yolov5", "yolov8", "yolox"] = "auto"
-    detector_input_size: int | None = Field(default=None, ge=32, le=4096)
-    detector_channel_order: Literal["rgb", "bgr"] | None = None
-    detector_scale: float | None = Field(default=None, gt=0)
-    detector_labels_file: Path | None = None  # one label per line, class 0 first
-    detector_score_threshold: float = Field(default=0.35, ge=0, le=1)
-    detector_iou_threshold: float = Field(default=0.45, ge=0, le=1)
-    detector_max_detections: int = Field(default=100, ge=1, le=10_000)
-    detector_precision: Literal["fp32", "fp16"] = "fp32"  # fp16: half-precision weights and arithmetic
-    detector_providers: tuple[str, ...] = ()  # empty: TensorRT, CUDA, CPU, whichever is present
-    detector_threads: int = Field(default=0, ge=0, le=256)
-    # Options per ONNX Runtime provider, over contentfn's own (JSON), e.g.
-    # {"CUDAExecutionProvider": {"do_copy_in_default_stream": "0", "prefer_nhwc": "1"}}
-    detector_provider_options: dict[str, dict[str, str]] = Field(default_factory=dict)
-    image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
-    image_max_pixels: int = Field(default=40_000_000, ge=1024)
-    stream_lease_s: float = Field(default=30.0, gt=0)
-    stream_max_fps: float = Field(default=30.0, gt=0)
-    stream_buffer_frames: int = Field(default=8, ge=1, le=1000)  # behind this many frames, the oldest go
-    stream_backoff_cap_s: float = Field(default=60.0, gt=0)
-    stream_max_per_worker: int = Field(default=4, ge=0, le=256)
-    stream_allow_file_urls: bool = False  # file:// sources read the worker's disk: local runtime and tests only
+    gpu_max_instances: int = Field(default=1, ge=0, le=1000, description="GPU instances (the cap; Terraform sets it).")
+    gpu_max_batch: int = Field(default=8, ge=1, le=1024, description="Images per model call.")
+    gpu_max_in_flight: int = Field(default=2, ge=1, le=64, description="Batches in flight per instance.")
+    gpu_max_wait_ms: float = Field(
+        default=20.0,
+        ge=0,
+        le=10_000,
+        description=(
+            "How long a partial batch waits for more images. A busy GPU keeps its batches full when this is long"
+            " enough for a pipeline to fill one."
+        ),
+    )
+    gpu_queue: str | None = Field(
+        default=None,
+        description="SQS queue URL or Pub/Sub subscription the GPU worker pulls detection jobs from; unset: Postgres.",
+    )
+    gpu_decode_threads: int = Field(
+        default=0, ge=0, le=256, description="Decode threads; 0: one per core (per process: cores / processes)."
+    )
+    gpu_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description=(
+            "Pipeline processes per GPU instance, splitting its in-flight batches; 0: one per four cores on a GPU"
+            " host (at most half the in-flight batches), one on CPU."
+        ),
+    )
+    gpu_concurrent_calls: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description=(
+            "Model calls at once per GPU across its processes, stream batches included (a `flock` gate, freed when"
+            " a holder dies); 0: no limit."
+        ),
+    )
+    gpu_infer_threads: int = Field(default=1, ge=1, le=8, description="Model-calling threads per pipeline process.")
+    gpu_device_process: bool = Field(
+        default=False,
+        description=(
+            "One process owns the GPU session; the pipeline processes claim, decode, write and ack, and send it"
+            " batches through shared memory (`infra/gpu_worker/README.md`)."
+        ),
+    )
+    gpu_device_calls: int = Field(
+        default=1, ge=1, le=8, description="Model calls the device process runs at once, each on a session of its own."
+    )
+    gpu_pinned_buffers: bool = Field(
+        default=True, description="On a GPU, page-lock the batch and output buffers (DMA copies to the device)."
+    )
+    gpu_malloc_keep_mib: int = Field(
+        default=512,
+        ge=0,
+        le=2047,
+        description=(
+            "Freed memory each process of the GPU service keeps for reuse instead of returning it to the kernel"
+            " and faulting it in again per image (glibc malloc thresholds; 0: the C library's defaults; the local"
+            " runtime leaves malloc alone)."
+        ),
+    )
+    gpu_item_deadline_s: float = Field(
+        default=60.0, gt=0, description="A claimed image not inferred by then goes back to the queue."
+    )
+    gpu_grace_s: float = Field(
+        default=20.0, ge=0, description="On SIGTERM: in-flight work is finished or released within this."
+    )
+    gpu_outbox_relay_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="On a cloud queue: how often the service relays deferred detection jobs that fell due.",
+    )
+    gpu_metrics_host: str = Field(
+        default="127.0.0.1", description="Where the GPU service's `/healthz` and `/metrics` listen."
+    )
+    gpu_metrics_port: int = Field(default=9090, ge=0, le=65535, description="Their port.")
+    gpu_target_latency_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Admission: producers defer new images when the backlog would take longer than this to drain.",
+    )
+    gpu_expected_img_per_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="Admission: drain rate per instance until the running workers have measured their own.",
+    )
+    detector_model_path: Path | None = Field(
+        default=None,
+        description="Detector ONNX file; unset: the YOLOv8n-architecture model shipped in the `nudenet` wheel.",
+    )
+    detector_model_name: str | None = Field(
+        default=None, description="Model name recorded with detections; unset: the file name without its extension."
+    )
+    detector_layout: Literal["auto", "yolov5", "yolov8", "yolox"] = Field(
+        default="auto", description="Output layout of the detector; `auto`: guessed from its output shape."
+    )
+    detector_input_size: int | None = Field(
+        default=None,
+        ge=32,
+        le=4096,
+        description="Square input size; unset: from the model's input shape or metadata, else 640.",
+    )
+    detector_channel_order: Literal["rgb", "bgr"] | None = Field(
+        default=None, description="Channel order the model expects; unset: `bgr` for YOLOX, `rgb` otherwise."
+    )
+    detector_scale: float | None = Field(
+        default=None, gt=0, description="Factor applied to 0-255 pixels; unset: 1.0 for YOLOX, 1/255 otherwise."
+    )
+    detector_labels_file: Path | None = Field(default=None, description="One label per line, class 0 first.")
+    detector_score_threshold: float = Field(default=0.35, ge=0, le=1, description="Least score of a kept detection.")
+    detector_iou_threshold: float = Field(default=0.45, ge=0, le=1, description="IoU of per-class NMS.")
+    detector_max_detections: int = Field(default=100, ge=1, le=10_000, description="Most detections per image.")
+    detector_precision: Literal["fp32", "fp16"] = Field(
+        default="fp32",
+        description=(
+            "`fp16` converts the detector at load to half-precision weights and arithmetic (tensor cores on a"
+            " GPU), its input and output staying float32."
+        ),
+    )
+    detector_providers: tuple[str, ...] = Field(
+        default=(), description="ONNX Runtime providers (JSON list); empty: TensorRT, CUDA, CPU, whichever is present."
+    )
+    detector_threads: int = Field(default=0, ge=0, le=256, description="Detector threads; 0: onnxruntime picks.")
+    detector_provider_options: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description=(
+            "Options per ONNX Runtime GPU provider, as JSON, laid over contentfn's own, e.g."
+            ' `{"CUDAExecutionProvider": {"prefer_nhwc": "1"}}`; an unknown provider is refused at start.'
+        ),
+    )
+    image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Larger images are refused.")
+    image_max_pixels: int = Field(
+        default=40_000_000, ge=1024, description="Images with more pixels (read from the header) are refused."
+    )
+    stream_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Lease of a stream on a worker, renewed while it runs; a dead worker's streams are taken over after it.",
+    )
+    stream_max_fps: float = Field(
+        default=30.0, gt=0, description="Highest sampling rate (frames per second) a stream may be registered with."
+    )
+    stream_buffer_frames: int = Field(
+        default=8, ge=1, le=1000, description="Behind this many frames, the oldest are dropped."
+    )
+    stream_backoff_cap_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay of a stream.")
+    stream_max_per_worker: int = Field(default=4, ge=0, le=256, description="Streams one worker holds at most.")
+    stream_allow_file_urls: bool = Field(
+        default=False,
+        description="Allow `file://` sources, which read the worker's disk: local runtime and tests only.",
+    )
 
     @field_validator("redis_url", "genius_token", "spotify_client_secret", "llm_api_key", "llm_base_url", mode="before")
     @classmethod

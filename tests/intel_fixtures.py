@@ -31,6 +31,7 @@ __all__ = [
     "intel_services",
     "llm_server",
     "make_intel_settings",
+    "need_redis_server",
     "redis_url",
     "sample_rows",
     "source_server",
@@ -82,13 +83,19 @@ class RedisProcess:
         self.proc = None
 
 
+def need_redis_server() -> None:
+    """Skip the test locally, or fail it under CI, when ``redis-server`` is not on PATH."""
+    need(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+
+
 def start_redis() -> RedisProcess:
+    """A started redis-server on a free port; called from a test, a missing binary skips (fails in CI)."""
+    need_redis_server()
     return RedisProcess().start()
 
 
 @pytest.fixture(scope="session")
 def redis_session() -> Iterator[RedisProcess]:
-    need(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
     proc = start_redis()
     try:
         yield proc

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import PoisonError
 from shared.intel import store
 from shared.intel.context import intel_for
-from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
 from shared.intel.profile import Analysis
-from shared.queue.base import ClaimedJob
+from shared.platform.jobs import JobOutcome, per_job, process_claimed, track_id_of
+from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import ANALYZE_JOB, analyze_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
 
 __all__ = [
+    "ANALYZE_HANDLING",
     "ANALYZE_JOB",
     "STAGE",
     "AnalyzeRequest",
@@ -123,7 +125,7 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> Analysis:
     )
 
 
-def analyze_claimed(claimed: list[ClaimedJob], services: Services, *, acks: Any = None) -> JobOutcome:
+def analyze_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: JobAcks | None = None) -> JobOutcome:
     def work(c: ClaimedJob) -> None:
         analyze_track(track_id_of(c), services)
 
@@ -135,3 +137,7 @@ def run_analyze_batch(services: Services, limit: int = 16) -> JobOutcome:
     if not claimed:
         return JobOutcome()
     return analyze_claimed(claimed, services)
+
+
+# For the cloud entry points (shared.platform): pushed jobs and the outbox, each job on its own.
+ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch)

@@ -1,8 +1,12 @@
-"""api on AWS Lambda: API Gateway HTTP API (payload 2.0) and Lambda function URLs, routed by
-Powertools' ``APIGatewayHttpResolver`` over the same routes the local server and GCP serve.
+"""api on AWS Lambda: API Gateway HTTP API (payload 2.0) and Lambda function URLs.
 
-Each route (and the not-found fallback) hands the raw event to the shared HTTP parser and the
-API core, so status codes, bodies and limits are identical on every platform.
+Powertools' ``APIGatewayHttpResolver`` is handed one catch-all route (its documented ``.+`` rule)
+for every method; the route table (:mod:`functions.api.routes`) is matched once, by the API core,
+as on the local server and GCP. Registering the table with the resolver as well would make two
+routers that must agree: the resolver answers a known path with a wrong method as not found, while
+the core answers 405 naming the methods, treats HEAD as GET and ignores a trailing slash. So the
+resolver keeps the part it is good at (the event as a typed proxy event, the answer in the payload
+2.0 shape) and the core alone decides the route, status and body on every platform.
 """
 
 from __future__ import annotations
@@ -18,10 +22,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.core import Api
-from shared.entry import FunctionRuntime
 from shared.envelopes.aws import http_request_from_apigw_v2
 from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge
 from shared.events import HttpResponse
+from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
 __all__ = ["build_resolver", "handler", "runtime"]
@@ -35,20 +39,21 @@ _lock = threading.Lock()
 _JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
+# The resolver compares methods literally, so the catch-all names the usual ones.
+_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
 def build_resolver(api: Api) -> APIGatewayHttpResolver:
-    """A resolver with one rule per API route; every rule dispatches to the core."""
+    """A resolver whose one catch-all rule hands every request to the core."""
     app = APIGatewayHttpResolver()
 
-    def dispatch(**_path_params: str) -> Response:
+    @app.route(".+", method=_METHODS)
+    def dispatch() -> Response:
         return _respond(api, app.current_event.raw_event)
 
-    for route in api.routes:
-        methods = [route.method, "HEAD"] if route.method == "GET" else [route.method]
-        app.route(route.pattern.replace("{id}", "<id>"), method=methods)(dispatch)
-
     @app.not_found
-    def not_found(_exc: Exception) -> Response:
-        # Unknown paths and wrong methods: the core answers 404/405 exactly as elsewhere.
+    def other_method(_exc: Exception) -> Response:
+        # A method outside the list above: the core answers it (405 or 404) exactly as elsewhere.
         return _respond(api, app.current_event.raw_event)
 
     return app

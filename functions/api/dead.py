@@ -14,11 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.api.errors import ApiError, not_found
 from functions.api.params import json_body
-from shared.events import HttpRequest
+from functions.api.routing import Call
 from shared.queue.dead import REPLAYABLE_KINDS, dead_job, dead_jobs, purge_dead, replay_dead
-from shared.services import Services
 
-__all__ = ["dead_delete", "dead_detail", "dead_index", "dead_replay"]
+__all__ = ["ReplayRequest", "dead_delete", "dead_detail", "dead_index", "dead_replay"]
 
 _MAX_IDS = 1000
 _MAX_BODY = 32 * 1024  # 1,000 ids of up to 19 digits fit
@@ -38,8 +37,9 @@ class ReplayRequest(BaseModel):
         return self
 
 
-def dead_index(services: Services, kind: str | None, before: int | None, limit: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
+def dead_index(call: Call) -> dict[str, Any]:
+    kind, before, limit = call.query["kind"], call.query["before"], call.query["limit"]
+    with call.services.db.connection() as conn:
         rows = dead_jobs(conn, kind=kind, before=before, limit=limit)
         total = conn.execute(
             "SELECT count(*) FROM dead_jobs WHERE %(kind)s::text IS NULL OR kind = %(kind)s", {"kind": kind}
@@ -52,17 +52,18 @@ def dead_index(services: Services, kind: str | None, before: int | None, limit: 
     }
 
 
-def dead_detail(services: Services, dead_id: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
-        row = dead_job(conn, dead_id)
+def dead_detail(call: Call) -> dict[str, Any]:
+    with call.services.db.connection() as conn:
+        row = dead_job(conn, call.id)
         conn.commit()
     if row is None:
         raise not_found("dead job")
     return {"dead_job": row}
 
 
-def dead_replay(services: Services, request: HttpRequest) -> dict[str, Any]:
-    body = json_body(request, ReplayRequest, what="replay request (ids or kind, limit)", max_bytes=_MAX_BODY)
+def dead_replay(call: Call) -> dict[str, Any]:
+    services = call.services
+    body = json_body(call.request, ReplayRequest, what="replay request (ids or kind, limit)", max_bytes=_MAX_BODY)
     if body.kind is not None and body.kind not in REPLAYABLE_KINDS:
         raise ApiError(400, "invalid_body", f"kind must be one of {', '.join(REPLAYABLE_KINDS)}")
     with services.db.connection() as conn:
@@ -77,8 +78,9 @@ def dead_replay(services: Services, request: HttpRequest) -> dict[str, Any]:
     return report.as_dict()
 
 
-def dead_delete(services: Services, dead_id: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
+def dead_delete(call: Call) -> dict[str, Any]:
+    dead_id = call.id
+    with call.services.db.connection() as conn:
         deleted = purge_dead(conn, ids=[dead_id])
         conn.commit()
     if not deleted:

@@ -1,7 +1,8 @@
 """api on Google Cloud (functions-framework, signature ``http``, target ``api``).
 
 The Flask request becomes the framework-neutral ``HttpRequest`` (body capped before it is read)
-and the API core answers, exactly as on AWS and the local server.
+and the API core answers from the route table (:mod:`functions.api.routes`), exactly as on AWS and
+the local server.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import flask
 import functions_framework
 
 from functions.api.core import Api
-from shared.entry import FunctionRuntime
 from shared.envelopes._common import MAX_HTTP_BODY_BYTES
 from shared.events import HttpRequest
+from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
 __all__ = ["api", "runtime"]

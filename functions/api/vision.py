@@ -13,11 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.errors import ApiError, not_found
 from functions.api.params import json_body
+from functions.api.routing import Call
 from shared.errors import PoisonError
-from shared.events import HttpRequest
+from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
-from shared.vision.streams import (
+from shared.vision.stream_registry import (
     get_stream,
     list_streams,
     register_stream,
@@ -27,6 +28,7 @@ from shared.vision.streams import (
 )
 
 __all__ = [
+    "StreamRequest",
     "create_stream",
     "delete_stream",
     "image_detections",
@@ -50,8 +52,9 @@ class StreamRequest(BaseModel):
     keyframes_only: bool = False
 
 
-def image_detections(services: Services, image_id: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
+def image_detections(call: Call) -> dict[str, Any]:
+    image_id = call.id
+    with call.services.db.connection() as conn:
         image = get_image(conn, image_id)
         found = detections_for_image(conn, image_id) if image else []
         conn.commit()
@@ -60,22 +63,21 @@ def image_detections(services: Services, image_id: int) -> dict[str, Any]:
     return {"image": image, "detections": found}
 
 
-def images_index(services: Services, status: str | None, before: int | None, limit: int) -> dict[str, Any]:
+def images_index(call: Call) -> dict[str, Any]:
+    status, before, limit = call.query["status"], call.query["before"], call.query["limit"]
     if status is not None and status not in _IMAGE_STATUSES:
         raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_IMAGE_STATUSES)}")
-    with services.db.connection() as conn:
+    with call.services.db.connection() as conn:
         rows = list_images(conn, status=status, before=before, limit=limit)
         conn.commit()
     return {"images": rows, "next_before": rows[-1]["id"] if len(rows) == limit else None}
 
 
-def create_stream(services: Services, request: HttpRequest) -> dict[str, Any]:
-    s = services.settings
-    body = json_body(request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
+def create_stream(call: Call) -> dict[str, Any]:
+    s = call.services.settings
+    body = json_body(call.request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
     if body.fps > s.stream_max_fps:
         raise ApiError(400, "invalid_body", f"fps must be at most {s.stream_max_fps:g}")
-    from shared.net.policy import AddressPolicy
-
     try:
         validate_stream_url(
             body.url,
@@ -84,25 +86,26 @@ def create_stream(services: Services, request: HttpRequest) -> dict[str, Any]:
         )
     except PoisonError as exc:
         raise ApiError(400, "url_refused", str(exc)) from None
-    with services.db.connection() as conn:
+    with call.services.db.connection() as conn:
         row = register_stream(conn, body.url, body.fps, model=body.model, keyframes_only=body.keyframes_only)
         conn.commit()
     return {"stream": row}
 
 
-def streams_index(services: Services, limit: int) -> dict[str, Any]:
-    with services.db.connection() as conn:
-        rows = list_streams(conn, limit=limit)
+def streams_index(call: Call) -> dict[str, Any]:
+    with call.services.db.connection() as conn:
+        rows = list_streams(conn, limit=call.query["limit"])
         conn.commit()
     return {"streams": rows}
 
 
-def stream_status(services: Services, stream_id: int) -> dict[str, Any]:
-    return _one_stream(services, get_stream, stream_id)
+def stream_status(call: Call) -> dict[str, Any]:
+    return _one_stream(call.services, get_stream, call.id)
 
 
-def stream_frames(services: Services, stream_id: int, after: str | None, frames: int) -> dict[str, Any]:
+def stream_frames(call: Call) -> dict[str, Any]:
     """Frames after ``after`` (a frame timestamp; pass the last one seen as ``next_after`` to page)."""
+    stream_id, after, frames = call.id, call.query["after"], call.query["limit"]
     since: float | None = None
     if after is not None:
         try:
@@ -111,7 +114,7 @@ def stream_frames(services: Services, stream_id: int, after: str | None, frames:
             since = math.nan
         if not math.isfinite(since):
             raise ApiError(400, "invalid_parameter", "after must be a frame timestamp (a finite number)")
-    with services.db.connection() as conn:
+    with call.services.db.connection() as conn:
         if get_stream(conn, stream_id) is None:
             conn.commit()
             raise not_found("stream")
@@ -120,8 +123,8 @@ def stream_frames(services: Services, stream_id: int, after: str | None, frames:
     return {"frames": found, "next_after": found[-1]["frame_ts"] if found else after}
 
 
-def delete_stream(services: Services, stream_id: int) -> dict[str, Any]:
-    return _one_stream(services, stop_stream, stream_id)
+def delete_stream(call: Call) -> dict[str, Any]:
+    return _one_stream(call.services, stop_stream, call.id)
 
 
 def _one_stream(

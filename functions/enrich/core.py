@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +19,15 @@ from functions.enrich.spotify import SpotifyClient
 from shared.intel import store
 from shared.intel.context import Intel, intel_for
 from shared.intel.features import FEATURES_VERSION, compute_features
-from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
-from shared.queue.base import ClaimedJob
+from shared.platform.jobs import JobOutcome, per_job, process_claimed, track_id_of
+from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import ENRICH_JOB, analyze_job, enrich_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
 
 __all__ = [
+    "ENRICH_HANDLING",
     "ENRICH_JOB",
     "METADATA_VERSION",
     "STAGE",
@@ -111,7 +113,7 @@ def enrich_track(track_id: int, services: Services) -> EnrichReport:
     return EnrichReport(track_id=track_id, features=features, metadata=metadata, written=wrote)
 
 
-def enrich_claimed(claimed: list[ClaimedJob], services: Services, *, acks: Any = None) -> JobOutcome:
+def enrich_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: JobAcks | None = None) -> JobOutcome:
     return process_claimed(claimed, services, lambda c: enrich_track(track_id_of(c), services), acks=acks)
 
 
@@ -120,3 +122,7 @@ def run_enrich_batch(services: Services, limit: int = 16) -> JobOutcome:
     if not claimed:
         return JobOutcome()
     return enrich_claimed(claimed, services)
+
+
+# For the cloud entry points (shared.platform): pushed jobs and the outbox, each job on its own.
+ENRICH_HANDLING = per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch)

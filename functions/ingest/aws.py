@@ -22,7 +22,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.core import handle_object_created
 from functions.ingest.reports import FileReport
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.aws import (
     object_from_eventbridge,
     objects_from_s3_notification,
@@ -31,6 +30,7 @@ from shared.envelopes.aws import (
 )
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
 from shared.events import ObjectCreated
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor

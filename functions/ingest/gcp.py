@@ -14,9 +14,9 @@ from typing import Any
 import functions_framework
 
 from functions.ingest.core import handle_object_created
-from shared.entry import FunctionRuntime
 from shared.envelopes.errors import EnvelopeError
 from shared.envelopes.gcp import object_created_from_cloudevent
+from shared.platform.runtime import FunctionRuntime
 
 __all__ = ["ingest", "runtime"]
 

@@ -16,9 +16,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.scrape.core import handle_tick
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.aws import schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["handler", "runtime"]
 

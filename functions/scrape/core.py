@@ -17,13 +17,13 @@ import psycopg
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict
 
-from functions.scrape.sources import Pull, pull_genius, pull_json_feed
+from functions.scrape.fetchers import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
 from shared.idempotency import IdempotentOutcome, run_once
 from shared.intel.context import intel_for
-from shared.intel.sources import ScrapeSource
 from shared.models import TrackIn
 from shared.queue.kinds import track_jobs
+from shared.scrape_sources import ScrapeSource
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import upsert_tracks

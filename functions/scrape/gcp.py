@@ -17,7 +17,6 @@ import flask
 import functions_framework
 
 from functions.scrape.core import handle_tick
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
 from shared.envelopes.gcp import (
     is_scheduler_request,
@@ -25,6 +24,7 @@ from shared.envelopes.gcp import (
     schedule_tick_from_pubsub,
     schedule_tick_from_scheduler_http,
 )
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["runtime", "scrape", "scrape_event"]
 

@@ -19,9 +19,10 @@ from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.outbox import outbox_relay
 from infra.gpu_worker.pool import WorkerPool, auto_processes
-from infra.gpu_worker.streams import StreamSupervisor
-from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
-from shared.entry import load_entry_settings
+from infra.gpu_worker.stream_runner import StreamSupervisor
+from infra.gpu_worker.wiring import detect_queue, worker_services
+from infra.gpu_worker.worker import GpuWorker
+from shared.platform.runtime import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 

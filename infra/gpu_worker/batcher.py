@@ -25,7 +25,8 @@ import numpy as np
 
 from infra.gpu_worker.gate import GpuGate
 from shared.vision.decode import DecodedImage
-from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, padded_size
+from shared.vision.detector import Detection, Detector, Prepared
+from shared.vision.sessions import batch_sizes, padded_size
 
 __all__ = ["FrameBatcher"]
 
@@ -58,7 +59,7 @@ class FrameBatcher:
         self.max_batch = max(1, min(max_batch, detector.static_batch or max_batch))
         self.max_wait_s = max_wait_s
         self.timeout_s = timeout_s
-        # On a GPU, padded to the full batch size (a session sees one input shape: see Detector).
+        # On a GPU, padded to the full batch size (a session sees one input shape: see shared.vision.sessions).
         self.buckets = batch_sizes(self.max_batch) if detector.on_gpu else ()
         self._requests: queue.Queue[_Request | None] = queue.Queue()
         self._thread = threading.Thread(target=self._loop, name="stream-batcher", daemon=True)
@@ -71,7 +72,7 @@ class FrameBatcher:
 
     def start(self) -> FrameBatcher:
         # Stream batches run beside the image pipeline's on the same detector: on a GPU each call
-        # at once needs a session of its own (see Detector), so a second one is opened and warmed
+        # at once needs a session of its own (see shared.vision.sessions), so a second one is opened and warmed
         # now rather than cold, mid-run, the first time the two overlap.
         self.detector.warm(self.buckets, per_size=2)
         self._thread.start()

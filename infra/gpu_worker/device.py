@@ -49,8 +49,9 @@ import numpy as np
 
 from infra.gpu_worker.memory import keep_freed_memory
 from shared.errors import ConfigError
-from shared.vision.detector import Detector, batch_sizes, load_detector, spec_from_settings
+from shared.vision.detector import Detector, load_detector, spec_from_settings
 from shared.vision.pinned import pin, unpin
+from shared.vision.sessions import batch_sizes
 
 __all__ = ["DeviceAddress", "DeviceUnavailable", "RemoteDetector", "device_usage", "serve_device"]
 
@@ -215,7 +216,7 @@ def serve_device(settings: Any, address: DeviceAddress, ready: Connection | None
     keep_freed_memory(settings.gpu_malloc_keep_mib)  # the model's host-side buffers, call after call
     detector = load_detector(settings)
     if settings.gpu_device_calls > 1:
-        # A session per call that may overlap another (see Detector), each warmed here: the
+        # A session per call that may overlap another (see shared.vision.sessions), each warmed here: the
         # pipelines' own warm-up, one call at a time, reaches only one of them.
         detector.warm(batch_sizes(settings.gpu_max_batch), per_size=settings.gpu_device_calls)
     usage = _Usage(settings.gpu_device_calls)

@@ -33,6 +33,7 @@ from infra.gpu_worker.device import DeviceAddress, RemoteDetector, device_usage,
 from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.metrics import prometheus_text
 from shared.config import Settings
+from shared.queue.base import JobSource
 from shared.services import Services
 from shared.vision.store import DETECT_JOB
 
@@ -90,8 +91,9 @@ def _child_main(
     index: int, settings: Settings, conn: Connection, streams: bool, device: DeviceAddress | None = None
 ) -> None:
     """One pipeline process: a GpuWorker (and, in process 0, the stream supervisor)."""
-    from infra.gpu_worker.streams import StreamSupervisor
-    from infra.gpu_worker.worker import GpuWorker, detect_queue, worker_services
+    from infra.gpu_worker.stream_runner import StreamSupervisor
+    from infra.gpu_worker.wiring import detect_queue, worker_services
+    from infra.gpu_worker.worker import GpuWorker
 
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s %(levelname)s [p{index}] %(name)s %(message)s")
     stop = threading.Event()
@@ -166,12 +168,12 @@ class WorkerPool:
         processes: int,
         *,
         streams: bool = True,
-        queue: Any = None,
+        queue: JobSource | None = None,
         grace_s: float | None = None,
     ) -> None:
         s = services.settings
         self.services = services  # the parent's own: queue depth and lag for /metrics
-        self.queue = queue if queue is not None else services.queue
+        self.queue: JobSource = queue if queue is not None else services.queue
         self.grace_s = s.gpu_grace_s if grace_s is None else grace_s
         shares = in_flight_shares(s.gpu_max_in_flight, processes)
         threads = s.gpu_decode_threads or max(2, cpu_count() // processes)
@@ -372,7 +374,7 @@ class WorkerPool:
         return device_usage(self.device_address)
 
     def prometheus(self) -> str:
-        from infra.gpu_worker.worker import queue_figures
+        from infra.gpu_worker.wiring import queue_figures
 
         with self._lock:
             snaps = {str(c.index): c.last["metrics"] for c in self.children if c.last}

@@ -12,8 +12,10 @@ Pipeline (one process, threads):
   batch runs once it is full or ``max_wait_ms`` after its first image; items past their deadline go
   back to the queue instead of being run late.
 - The writer replaces each image's detections, marks it, records the ledger and acks the jobs in
-  one transaction. A crash before the commit leaves every job leased and nothing written: the lease
-  expires and the job runs again. A crash after the commit leaves nothing to redo.
+  one transaction (writer.py). A crash before the commit leaves every job leased and nothing
+  written: the lease expires and the job runs again. A crash after the commit leaves nothing to redo.
+
+What the process is wired to (its queue, object store and services) is chosen in wiring.py.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,70 +39,41 @@ from infra.gpu_worker.gate import GpuGate
 from infra.gpu_worker.memory import kept_mib
 from infra.gpu_worker.metrics import WorkerMetrics
 from infra.gpu_worker.slots import Slab, SlotBatcher
-from shared.blob.base import Blob
-from shared.blob.local import LocalBlob
-from shared.config import Settings
-from shared.entry import Cloud, EntrySettings, build_blob
-from shared.errors import ConfigError, PoisonError
-from shared.queue.base import ClaimedJob
+from infra.gpu_worker.wiring import queue_figures
+from infra.gpu_worker.writer import ImageBatch, ImageItem, ResultWriter
+from shared.errors import PoisonError
+from shared.queue.base import JobSource
 from shared.queue.kinds import DetectPayload, MalformedPayload
-from shared.queue.postgres import PgQueue
 from shared.services import Services
-from shared.store import ledger
 from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
-from shared.vision.detector import Detection, Detector, Prepared, batch_sizes, load_detector, padded_size
-from shared.vision.store import DETECT_JOB, ImageResult, write_image_results
+from shared.vision.detector import Detector, load_detector
+from shared.vision.sessions import batch_sizes, padded_size
+from shared.vision.store import DETECT_JOB, ImageResult
 
-__all__ = ["STAGE", "GpuWorker", "WorkerMetrics", "detect_queue", "object_store", "queue_figures", "worker_services"]
+__all__ = ["GpuWorker"]
 
 log = logging.getLogger(__name__)
-
-STAGE = "detected"
-
-
-@dataclass
-class _Item:
-    claimed: ClaimedJob
-    deadline: float
-    prepared: Prepared | None = None
-    rejected: ImageResult | None = None
-    error: str | None = None
-    poison: bool = False
-    fmt: str | None = None
-    payload: DetectPayload | None = None  # read in _decode; a malformed job never gets past it
-
-    @property
-    def image_id(self) -> int:
-        assert self.payload is not None
-        return self.payload.image_id
-
-
-@dataclass
-class _Batch:
-    items: list[_Item]
-    found: list[list[Detection]] | None = None  # per runnable item, in order
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def runnable(self) -> list[_Item]:
-        return [i for i in self.items if i.prepared is not None]
 
 
 class GpuWorker:
     """Run with ``start()``/``stop()`` (threads), or ``run_until(event)`` in a process of its own."""
 
     def __init__(
-        self, services: Services, detector: Detector | None = None, *, queue: Any = None, infer_threads: int = 0
+        self,
+        services: Services,
+        detector: Detector | None = None,
+        *,
+        queue: JobSource | None = None,
+        infer_threads: int = 0,
     ) -> None:
         s = services.settings
         self.services = services
         self.detector = detector or load_detector(s)
-        # The Postgres queue acks in the transaction that writes the results; a cloud queue (SQS)
-        # is acked right after that commit. A crash between the two redelivers the job, and the
-        # rewrite replaces the same rows: nothing is lost, nothing is duplicated.
-        self.queue = queue if queue is not None else services.queue
-        self._ack_in_transaction = isinstance(self.queue, PgQueue)
+        self.queue: JobSource = queue if queue is not None else services.queue
+        self.metrics = WorkerMetrics()
+        # Results and acks: in one transaction on the Postgres queue, right after it on a cloud one.
+        self.writer = ResultWriter(services.db, self.queue, self.detector.name, self.metrics)
         self.max_batch = min(s.gpu_max_batch, self.detector.static_batch or s.gpu_max_batch)
         # Optionally, model calls take turns on the device with the instance's other pipeline
         # processes and threads (gate.py).
@@ -110,23 +83,18 @@ class GpuWorker:
         self.visibility_s = s.queue_visibility_s
         # An item must be written well before its lease ends, or another worker may take it too.
         self.deadline_s = min(s.gpu_item_deadline_s, 0.8 * s.queue_visibility_s)
-        self.metrics = WorkerMetrics()
         self.stopping = threading.Event()  # stop claiming
         self._halt = threading.Event()  # stop everything (grace over)
         self._room = threading.Condition()
         self._free = self.permits
-        self._outstanding: dict[str, _Item] = {}
+        self._outstanding: dict[str, ImageItem] = {}
         self._local = threading.local()  # each inference thread's output buffer
         self._buffers: list[np.ndarray] = []  # every host buffer (page-locked on a GPU until stop)
         self._slots: SlotBatcher | None = None  # made at start: the batch buffers decoding writes into
-        self._unrun: queue_mod.Queue[_Item] = queue_mod.Queue()  # refused or failed before a batch row
-        self._to_write: queue_mod.Queue[_Batch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
+        self._unrun: queue_mod.Queue[ImageItem] = queue_mod.Queue()  # refused or failed before a batch row
+        self._to_write: queue_mod.Queue[ImageBatch | None] = queue_mod.Queue(maxsize=max(1, s.gpu_max_in_flight))
         threads = s.gpu_decode_threads or (os.cpu_count() or 2)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gpu-decode")
-        self._threads = [
-            threading.Thread(target=self._guard(self._claim_loop), name="gpu-claim", daemon=True),
-            threading.Thread(target=self._guard(self._report_loop), name="gpu-report", daemon=True),
-        ]
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.report_s = 5.0
         self.min_busy_s = 10.0
@@ -134,19 +102,14 @@ class GpuWorker:
         # One model-calling thread per process by default. On the H100 measured here, two threads
         # each calling the model while decode threads ran made every call several times slower
         # (four processes: 1,173 images/s with one thread each, 451 with two), then with batch sizes
-        # changing between calls and both threads on one session (see Detector: both since fixed,
-        # not measured again); more processes, or the device process, are how an instance overlaps
-        # its calls. On CPU one call already uses every core.
+        # changing between calls and both threads on one session (see shared.vision.sessions: both
+        # since fixed, not measured again); more processes, or the device process, are how an
+        # instance overlaps its calls. On CPU one call already uses every core.
         self.infer_threads = infer_threads or s.gpu_infer_threads
-        # As many writers as inference threads: post-processing and the database round trips of
-        # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
-        for i in range(self.infer_threads):
-            self._threads.append(threading.Thread(target=self._guard(self._batch_loop), name=f"gpu-batch-{i}"))
-            self._threads.append(threading.Thread(target=self._guard(self._write_loop), name=f"gpu-write-{i}"))
-        for t in self._threads:
-            t.daemon = True
-        # On a GPU a session must see one input shape (see Detector): partial batches are padded to
-        # the full batch size, which is run once at start (its first run picks the kernels).
+        self._threads = self._pipeline_threads()
+        # On a GPU a session must see one input shape (see shared.vision.sessions): partial batches
+        # are padded to the full batch size, which is run once at start (its first run picks the
+        # kernels).
         self.buckets = batch_sizes(self.max_batch) if self.detector.on_gpu else ()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -160,7 +123,7 @@ class GpuWorker:
         for rows in self.buckets:
             buffers[0][:rows] = 0
             self.detector.run_raw(buffers[0][:rows])
-        if self.infer_threads > 1:  # a session per model-calling thread (see Detector), each warmed
+        if self.infer_threads > 1:  # a session per model-calling thread (shared.vision.sessions), warmed
             self.detector.warm(self.buckets, per_size=self.infer_threads)
         self.report()
         for t in self._threads:
@@ -193,11 +156,19 @@ class GpuWorker:
         stop.wait()
         self.stop()
 
+    def _pipeline_threads(self) -> list[threading.Thread]:
+        loops = [("gpu-claim", self._claim_loop), ("gpu-report", self._report_loop)]
+        # As many writers as inference threads: post-processing and the database round trips of
+        # one batch overlap those of the next (their images, jobs and ledger rows are disjoint).
+        for i in range(self.infer_threads):
+            loops += [(f"gpu-batch-{i}", self._batch_loop), (f"gpu-write-{i}", self._write_loop)]
+        return [threading.Thread(target=self._guard(loop), name=name, daemon=True) for name, loop in loops]
+
     @property
     def in_flight(self) -> int:
         return self.permits - self._free
 
-    def _guard(self, loop: Any) -> Any:
+    def _guard(self, loop: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             while not self._halt.is_set():
                 try:
@@ -266,11 +237,11 @@ class GpuWorker:
                 self._free -= len(claimed)
             self.metrics.add_in_flight(len(claimed))
             for c in claimed:
-                item = _Item(c, deadline)
+                item = ImageItem(c, deadline)
                 self._outstanding[c.id] = item
                 self._pool.submit(self._decode, item)
 
-    def _decode(self, item: _Item) -> None:
+    def _decode(self, item: ImageItem) -> None:
         s = self.services.settings
         try:
             payload = item.payload = DetectPayload.from_job(item.claimed.job)
@@ -322,7 +293,7 @@ class GpuWorker:
             unrun = self._take_unrun()
             if slab is None:
                 if unrun:  # refused images are written (and acked) without waiting for a batch
-                    self._to_write.put(_Batch(unrun))
+                    self._to_write.put(ImageBatch(unrun))
                 continue
             self.metrics.add_stage("gather", time.perf_counter() - gathering)
             try:
@@ -333,7 +304,7 @@ class GpuWorker:
             if batch.items:
                 self._to_write.put(batch)
 
-    def _take_unrun(self) -> list[_Item]:
+    def _take_unrun(self) -> list[ImageItem]:
         items = []
         while True:
             try:
@@ -341,16 +312,16 @@ class GpuWorker:
             except queue_mod.Empty:
                 return items
 
-    def _run_slab(self, slab: Slab) -> _Batch:
+    def _run_slab(self, slab: Slab) -> ImageBatch:
         """Run the model over a ready slab's rows; the slab may be reused once this returns."""
-        filled: list[tuple[int, _Item]] = slab.rows()
+        filled: list[tuple[int, ImageItem]] = slab.rows()
         now = time.monotonic()
         late = [item for _, item in filled if now > item.deadline]
         if late:
             log.warning("releasing %d images that missed their deadline", len(late))
             self._release(late)
             filled = [(row, item) for row, item in filled if now <= item.deadline]
-        batch = _Batch([item for _, item in filled])
+        batch = ImageBatch([item for _, item in filled])
         if not filled:
             return batch
         try:
@@ -361,7 +332,7 @@ class GpuWorker:
             log.warning("%s; releasing %d images back to the queue", exc, len(batch.items))
             self._release(batch.items)
             self._halt.wait(1.0)
-            return _Batch([])
+            return ImageBatch([])
         except Exception as exc:  # the device failed this batch: its jobs are retried, permits freed
             log.exception("model call on %d images failed; their jobs will be retried", len(batch.items))
             for item in batch.items:
@@ -369,7 +340,7 @@ class GpuWorker:
                 item.prepared = None
         return batch
 
-    def _run(self, batch: _Batch, slab: Slab, rows: list[int]) -> None:
+    def _run(self, batch: ImageBatch, slab: Slab, rows: list[int]) -> None:
         # Rows past the last one taken (up to the padded batch size) hold stale pixels, and rows
         # given up or released late are run too: their outputs are not read.
         pixels = slab.buffer[: padded_size(self.buckets, slab.taken)]
@@ -405,53 +376,16 @@ class GpuWorker:
             if batch is not None:
                 self._write(batch)
 
-    def _write(self, batch: _Batch) -> None:
-        failed = [i for i in batch.items if i.error is not None]
-        runnable = batch.runnable
-        results = [i.rejected for i in batch.items if i.rejected is not None]
-        if runnable and batch.found is not None:
-            for item, dets in zip(runnable, batch.found, strict=True):
-                p = item.prepared
-                assert p is not None
-                results.append(ImageResult(item.image_id, p.width, p.height, item.fmt, tuple(dets)))
-        done = [i for i in batch.items if i.error is None]
-        try:
-            if done:
-                elapsed_ms = (time.monotonic() - batch.started) * 1000
-                t0 = time.perf_counter()
-                with self.services.db.connection() as conn:
-                    write_image_results(conn, self.detector.name, results)
-                    ok = [f"image:{r.image_id}" for r in results if r.rejected is None]
-                    bad = [f"image:{r.image_id}" for r in results if r.rejected is not None]
-                    ledger.record_many(conn, ok, STAGE, "ok", elapsed_ms)
-                    ledger.record_many(conn, bad, STAGE, "rejected", elapsed_ms)
-                    if self._ack_in_transaction:
-                        self.queue.ack([i.claimed for i in done], conn=conn)
-                    conn.commit()
-                if not self._ack_in_transaction:
-                    self.queue.ack([i.claimed for i in done])
-                self.metrics.add_stage("write", time.perf_counter() - t0)
-                n_bad = sum(1 for r in results if r.rejected is not None)
-                self.metrics.record_written(len(results) - n_bad, n_bad)
-        except Exception as exc:
-            log.exception("writing %d results failed; the jobs will be retried", len(done))
-            for item in done:
-                item.error = f"write failed: {type(exc).__name__}"
-            failed = batch.items
-        for item in failed:
-            try:
-                self.queue.fail(item.claimed, item.error or "failed", retryable=not item.poison)
-            except Exception:
-                log.exception("could not record the failure of job %s; its lease will expire", item.claimed.id)
-        self.metrics.count("images_failed", len(failed))
+    def _write(self, batch: ImageBatch) -> None:
+        self.writer.write(batch)
         self._finish(batch.items)
 
-    def _release(self, items: list[_Item]) -> None:
+    def _release(self, items: list[ImageItem]) -> None:
         released = self.queue.release([i.claimed for i in items])
         self.metrics.count("images_released", released)
         self._finish(items)
 
-    def _finish(self, items: list[_Item]) -> None:
+    def _finish(self, items: list[ImageItem]) -> None:
         for i in items:
             self._outstanding.pop(i.claimed.id, None)
         self.metrics.add_in_flight(-len(items))
@@ -486,77 +420,3 @@ class GpuWorker:
             queue_depth=depth,
             queue_lag_s=lag,
         )
-
-
-def queue_figures(services: Services, queue: Any, kind: str) -> tuple[int, float]:
-    """(depth, lag in seconds) of the detection queue; lag -1 when unknown (SQS and Pub/Sub report
-    the age of their oldest message only to CloudWatch / Cloud Monitoring)."""
-    from shared.vision.capacity import queue_lag_s
-
-    lag = -1.0
-    if isinstance(queue, PgQueue):
-        with services.db.connection() as conn:
-            lag = queue_lag_s(conn, kind)
-            conn.commit()
-    return queue.depth(kind), lag
-
-
-def _queue_cloud(name: str | None) -> Cloud | None:
-    """The cloud of ``CONTENTFN_GPU_QUEUE``: an SQS queue URL (aws), a Pub/Sub subscription (gcp),
-    unset (local: the Postgres jobs table); None for anything else."""
-    if not name:
-        return "local"
-    if name.startswith(("https://", "http://")):
-        return "aws"
-    if name.startswith("projects/") and "/subscriptions/" in name:
-        return "gcp"
-    return None
-
-
-def object_store(settings: Settings) -> Blob:
-    """Where the service reads uploaded images from: ``CONTENTFN_BLOB_BACKEND`` (Terraform sets it),
-    else the store of the cloud whose queue ``CONTENTFN_GPU_QUEUE`` names (S3 beside SQS, Cloud
-    Storage beside Pub/Sub), else the local bucket folder."""
-    if not isinstance(settings, EntrySettings):  # no cloud knobs: an in-process worker's own settings
-        return LocalBlob(settings.buckets_dir)
-    return build_blob(settings, _queue_cloud(settings.gpu_queue) or "local")
-
-
-def worker_services(settings: Settings, *, migrate: bool) -> Services:
-    """The GPU service's services: its database, cache and the object store it reads images from."""
-    return Services.from_settings(settings, migrate=migrate, blob=object_store(settings))
-
-
-def detect_queue(settings: Settings) -> Any:
-    """The queue named by ``CONTENTFN_GPU_QUEUE``: an SQS queue URL or a Pub/Sub subscription
-    (``projects/P/subscriptions/S``); unset means the Postgres jobs table (``None``)."""
-    name, cloud = settings.gpu_queue, _queue_cloud(settings.gpu_queue)
-    if not name:
-        return None
-    visibility_s, base_s, cap_s = (
-        settings.queue_visibility_s,
-        settings.queue_backoff_base_s,
-        settings.queue_backoff_cap_s,
-    )
-    if cloud == "aws":
-        from shared.queue.sqs import SqsQueue
-
-        return SqsQueue.create(
-            name,
-            kind=DETECT_JOB,
-            wait_s=1,
-            visibility_s=visibility_s,
-            backoff_base_s=base_s,
-            backoff_cap_s=cap_s,
-            endpoint_url=settings.aws_endpoint_url,
-            region=settings.aws_region,
-        )
-    if cloud == "gcp":
-        from shared.queue.pubsub import PubSubPullQueue
-
-        return PubSubPullQueue.create(
-            name, kind=DETECT_JOB, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
-        )
-    raise ConfigError(
-        "CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription (projects/P/subscriptions/S)"
-    )

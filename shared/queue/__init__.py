@@ -1,5 +1,5 @@
 """Queue port and adapters. Cloud adapters (SQS, Pub/Sub) live beside the Postgres one."""
 
-from shared.queue.base import ClaimedJob, NewJob, Queue, backoff_delay
+from shared.queue.base import ClaimedJob, JobSource, NewJob, Queue, backoff_delay
 
-__all__ = ["ClaimedJob", "NewJob", "Queue", "backoff_delay"]
+__all__ = ["ClaimedJob", "JobSource", "NewJob", "Queue", "backoff_delay"]

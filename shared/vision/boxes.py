@@ -130,7 +130,7 @@ def decode_layout(
     so transposing or decoding it whole would cost more than the rest of the post-processing.
 
     ``reduced``: the model already gives, per row, the four box numbers, the best score (weighed by
-    objectness for YOLOv5 / YOLOX) and its class (see ``shared.vision.detector``).
+    objectness for YOLOv5 / YOLOX) and its class (see ``shared.vision.graph``).
     """
     # Best class score per row, (B, N); YOLOv5 and YOLOX weigh it by objectness.
     if reduced:

@@ -4,15 +4,17 @@ On any provider the session takes **uint8 NHWC** pixels: a small prefix graph (c
 scale, transpose) is spliced in front of the model, so normalisation runs where the model runs. On a
 GPU that cuts the host-to-device copy four-fold against float32 input, and with IO binding the batch
 goes to the device once, as one buffer.
+
+The parts around it are modules of their own: ``providers`` (which execution providers, with which
+options), ``graph`` (the prefix and suffix graphs, half precision) and ``sessions`` (the sessions
+of a GPU, by call and input shape).
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
-import ctypes
 import logging
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from shared.errors import ConfigError, ModelNotReady
+from shared.errors import ModelNotReady
 from shared.vision.boxes import (
     Layout,
     Letterboxed,
@@ -32,24 +34,22 @@ from shared.vision.boxes import (
 )
 from shared.vision.decode import DecodedImage
 from shared.vision.detection import Detection
+from shared.vision.graph import half_precision, with_uint8_input
 from shared.vision.pinned import pin, unpin
+from shared.vision.providers import GPU_PROVIDERS, choose_providers, session_options
+from shared.vision.sessions import SessionPool
 
 __all__ = [
     "Detection",
     "Detector",
     "ModelSpec",
     "Prepared",
-    "choose_providers",
     "default_model_path",
     "load_detector",
     "spec_from_settings",
 ]
 
 log = logging.getLogger(__name__)
-
-_PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_GPU_PROVIDERS = ("CUDAExecutionProvider", "TensorrtExecutionProvider")
-_U8_INPUT = "contentfn_pixels_u8"
 
 
 @dataclass(frozen=True)
@@ -92,65 +92,6 @@ def default_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
-def choose_providers(
-    requested: Sequence[str] = (),
-    *,
-    cache_dir: Path | None = None,
-    options: Mapping[str, Mapping[str, str]] | None = None,
-) -> list[Any]:
-    """TensorRT, then CUDA, then CPU: whichever this onnxruntime build offers (or the requested subset).
-
-    onnxruntime itself falls back to the next provider when one is listed but cannot start (a
-    TensorRT provider without its libraries); the provider actually used is read from the session.
-    ``options`` (``CONTENTFN_DETECTOR_PROVIDER_OPTIONS``) are laid over contentfn's own, per provider;
-    onnxruntime refuses a key it does not know when the session starts.
-    """
-    import onnxruntime as ort
-
-    available = set(ort.get_available_providers())
-    wanted = list(requested) or list(_PROVIDER_ORDER)
-    chosen = [p for p in wanted if p in available]
-    if "TensorrtExecutionProvider" in chosen and not _tensorrt_loads():
-        # onnxruntime-gpu lists its TensorRT provider whether or not TensorRT is installed. Without
-        # it the session's start fails over to a CUDA provider stripped of every option given here
-        # (the arena setting, CONTENTFN_DETECTOR_PROVIDER_OPTIONS): so not listed at all.
-        if requested:
-            raise ConfigError(
-                "CONTENTFN_DETECTOR_PROVIDERS asks for TensorrtExecutionProvider, but TensorRT's runtime "
-                "library (libnvinfer) cannot be loaded here"
-            )
-        chosen.remove("TensorrtExecutionProvider")
-        log.info("TensorRT is not installed: the detector runs on the next provider available")
-    if "CPUExecutionProvider" not in chosen:
-        chosen.append("CPUExecutionProvider")
-    own: dict[str, dict[str, Any]] = {
-        # Grow the memory arena by what is asked, not to the next power of two: several pipeline
-        # processes share one GPU, and at batch 128 / 640x640 a doubling overshoots by gigabytes.
-        "CUDAExecutionProvider": {"arena_extend_strategy": "kSameAsRequested"},
-    }
-    if cache_dir is not None:
-        # TensorRT builds an engine per input shape; keep them across restarts.
-        own["TensorrtExecutionProvider"] = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache_dir)}
-    out: list[Any] = []
-    for name in chosen:
-        merged = {**own.get(name, {}), **dict((options or {}).get(name, {}))}
-        if name == "TensorrtExecutionProvider" and cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-        out.append((name, merged) if merged else name)
-    return out
-
-
-def _tensorrt_loads() -> bool:
-    """Whether TensorRT's runtime library loads in this process (the TensorRT provider needs it)."""
-    for name in ("libnvinfer.so.10", "libnvinfer.so.8", "libnvinfer.so"):
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            continue
-        return True
-    return False
-
-
 class Detector:
     """Thread-safe: ``prepare`` is pure (run it on decode threads); ``infer`` runs the session."""
 
@@ -170,7 +111,6 @@ class Detector:
         if not spec.path.is_file():
             raise ModelNotReady(f"detector model not found: {spec.path.name}")
         raw = spec.path.read_bytes()
-        self._lock = threading.Lock()
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -182,31 +122,18 @@ class Detector:
         self.name = self.spec.name or spec.path.stem
         self.static_batch = _static_batch(probe)
         del probe
-        if self.spec.precision == "fp16":
-            raw = _half_precision(raw)
-        prepared = _u8_wrapped(raw, self.spec, self.input_size, self.layout if reduce_scores else None)
-        self.host_normalise = prepared is None
-        wrapped = None if prepared is None else prepared[0]
-        # The wrapped model also reduces the class scores on the device: (box, best score, class)
-        # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
-        self.reduced = prepared is not None and prepared[1]
+        model_bytes = self._rewritten(raw, reduce_scores=reduce_scores)
         chosen = choose_providers(providers, cache_dir=cache_dir, options=provider_options)
-        self._model_bytes = wrapped or raw
-        self._open = lambda: ort.InferenceSession(
-            self._model_bytes, _session_options(ort, chosen, threads), providers=chosen
-        )
-        self.session = self._open()
+
+        def open_session() -> Any:
+            return ort.InferenceSession(model_bytes, session_options(ort, chosen, threads), providers=chosen)
+
+        self.session = open_session()
         self.provider = self.session.get_providers()[0]
-        self.on_gpu = self.provider in _GPU_PROVIDERS
-        # On a GPU (onnxruntime 1.31, CUDA provider, measured on an H200) one session must see one
-        # call at a time and one input shape: two calls that overlapped on a session returned wrong
-        # boxes (off by over 100 px), and a session whose batch size changed from one call to the next
-        # planned its convolutions again every time (batches of 128 and 64 in turn: 841 ms a call,
-        # against 38 and 20 ms each alone). So each call takes an idle session of its input's shape,
-        # and one is opened when none is idle; sessions are kept for the next call.
-        self._spare: list[Any] = [self.session]  # opened, not yet tied to a shape
-        self._idle: dict[tuple[int, ...], list[Any]] = {}
-        self.sessions = 1
+        self.on_gpu = self.provider in GPU_PROVIDERS
+        # On a GPU each call runs on a session of its own input shape, none shared by calls at once
+        # (see shared.vision.sessions); on CPU every call runs on ``session``.
+        self.pool = SessionPool(self.session, open_session, name=self.name)
         self.pinned = pinned and self.on_gpu
         self._pinned: list[np.ndarray] = []
         self._input = self.session.get_inputs()[0].name
@@ -223,6 +150,24 @@ class Detector:
         )
 
     # -- set-up ------------------------------------------------------------------------------
+    def _rewritten(self, raw: bytes, *, reduce_scores: bool) -> bytes:
+        """The model as its sessions run it: in half precision if asked, with the uint8 prefix and
+        the score reduction when the onnx package is there (``host_normalise`` when it is not)."""
+        if self.spec.precision == "fp16":
+            raw = half_precision(raw)
+        wrapped = with_uint8_input(
+            raw,
+            self.input_size,
+            channel_order=self.spec.channel_order,
+            scale=self.spec.scale,
+            layout=self.layout if reduce_scores else None,
+        )
+        self.host_normalise = wrapped is None
+        # The wrapped model also reduces the class scores on the device: (box, best score, class)
+        # per candidate instead of 4 + C numbers (5 + C for YOLOv5 / YOLOX) to copy back and scan.
+        self.reduced = wrapped is not None and wrapped[1]
+        return raw if wrapped is None else wrapped[0]
+
     @staticmethod
     def _complete_spec(spec: ModelSpec, probe: Any) -> ModelSpec:
         meta = probe.get_modelmeta().custom_metadata_map or {}
@@ -342,27 +287,21 @@ class Detector:
         finally:
             self.release_buffer(pixels)
 
+    @property
+    def sessions(self) -> int:
+        """How many sessions this detector has opened (one on CPU)."""
+        return self.pool.opened
+
     @contextlib.contextmanager
     def _session_for_call(self, shape: tuple[int, ...]) -> Iterator[Any]:
-        """A session that no other call is running on and that has only seen ``shape`` (see
-        ``__init__``); on CPU the one session, whose calls may overlap and change shape freely (a
-        session per call there would only split the cores further)."""
+        """On a GPU a session of the pool (see ``shared.vision.sessions``); on CPU the one session,
+        whose calls may overlap and change shape freely (a session per call there would only split
+        the cores further)."""
         if not self.on_gpu:
             yield self.session
             return
-        with self._lock:
-            idle = self._idle.setdefault(tuple(shape), [])
-            session = idle.pop() if idle else self._spare.pop() if self._spare else None
-            if session is None:
-                self.sessions += 1
-        if session is None:
-            session = self._open()
-            log.info("detector %s: %d sessions (one per call at once, per batch shape)", self.name, self.sessions)
-        try:
+        with self.pool.session_for(shape) as session:
             yield session
-        finally:
-            with self._lock:
-                idle.append(session)
 
     def _run_bound(self, pixels: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """IO binding over host buffers: the uint8 batch and the output buffer stay where they are,
@@ -408,141 +347,9 @@ class Detector:
         return out
 
 
-def _session_options(ort: Any, chosen: Sequence[Any], threads: int) -> Any:
-    """Session options for the chosen providers. On a GPU the CPU thread pool has nothing to run but
-    the odd shape op, and its threads spin while they wait (a core each, per session): one thread,
-    no spinning, leaves the cores to decoding."""
-    opts = ort.SessionOptions()
-    on_gpu = any((p[0] if isinstance(p, tuple) else p) in _GPU_PROVIDERS for p in chosen)
-    if on_gpu:
-        opts.intra_op_num_threads = threads or 1
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    elif threads:
-        opts.intra_op_num_threads = threads
-    return opts
-
-
-def batch_sizes(max_batch: int) -> tuple[int, ...]:
-    """The batch sizes run on a GPU: ``max_batch`` alone, a partial batch padded up to it. A session
-    sees one input shape (see ``Detector``), and each shape is a session of its own to open, warm up
-    and hold device memory for, so one shape. The padding costs a partial batch the time of a full one,
-    and partial batches are what a worker runs when it has time to spare: on an H200 a batch of 128 at
-    640x640 took 38 ms, the pipeline drained 3,435 img/s with every call at 128."""
-    return (max_batch,)
-
-
-def padded_size(sizes: Sequence[int], rows: int) -> int:
-    """The smallest of ``sizes`` that holds ``rows`` (``rows`` itself when none does or none is given)."""
-    return next((b for b in sizes if b >= rows), rows)
-
-
 def _static_batch(session: Any) -> int | None:
     dim = session.get_inputs()[0].shape[0]
     return dim if isinstance(dim, int) else None
-
-
-def _half_precision(raw: bytes) -> bytes:
-    """The model with float16 weights and arithmetic; its inputs and outputs stay float32 (casts at
-    the edges), so the uint8 prefix and the score reduction attach as they do to the original."""
-    try:
-        import onnx
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-    except ImportError as exc:
-        raise ConfigError(f"CONTENTFN_DETECTOR_PRECISION=fp16 needs the onnx package: {exc}") from None
-    model = convert_float_to_float16(onnx.load_from_string(raw), keep_io_types=True)
-    return bytes(model.SerializeToString())
-
-
-def _u8_wrapped(raw: bytes, spec: ModelSpec, size: int, layout: Layout | None = None) -> tuple[bytes, bool] | None:
-    """The model with a uint8 NHWC input in front and, given its layout, the class scores reduced
-    behind it (:func:`_reduce_scores`): (model bytes, whether reduced). None without the onnx package."""
-    try:
-        import onnx
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError:
-        return None
-    model = onnx.load_from_string(raw)
-    graph = model.graph
-    initialised = {i.name for i in graph.initializer}
-    original = next(i for i in graph.input if i.name not in initialised)
-    batch_dim = original.type.tensor_type.shape.dim[0]
-    batch: int | str = batch_dim.dim_value if batch_dim.HasField("dim_value") else (batch_dim.dim_param or "batch")
-    new_input = helper.make_tensor_value_info(_U8_INPUT, TensorProto.UINT8, [batch, size, size, 3])
-    nodes = [helper.make_node("Cast", [_U8_INPUT], ["contentfn_pre_f"], to=TensorProto.FLOAT)]
-    current = "contentfn_pre_f"
-    if spec.channel_order == "bgr":
-        graph.initializer.append(numpy_helper.from_array(np.array([2, 1, 0], dtype=np.int64), "contentfn_pre_bgr"))
-        nodes.append(helper.make_node("Gather", [current, "contentfn_pre_bgr"], ["contentfn_pre_c"], axis=3))
-        current = "contentfn_pre_c"
-    if spec.scale not in (None, 1.0):
-        graph.initializer.append(numpy_helper.from_array(np.array(spec.scale, dtype=np.float32), "contentfn_pre_k"))
-        nodes.append(helper.make_node("Mul", [current, "contentfn_pre_k"], ["contentfn_pre_s"]))
-        current = "contentfn_pre_s"
-    nodes.append(helper.make_node("Transpose", [current], [original.name], perm=[0, 3, 1, 2]))
-    graph.input.remove(original)
-    graph.input.insert(0, new_input)
-    for i, node in enumerate(nodes):
-        graph.node.insert(i, node)
-    reduced = layout is not None and _reduce_scores(model, layout)
-    return bytes(model.SerializeToString()), reduced
-
-
-def _reduce_scores(model: Any, layout: Layout) -> bool:
-    """Append, behind the model's first output, the per-candidate best class score and its class.
-
-    YOLOv8 ``[B, 4+C, N]`` becomes ``[B, 6, N]``: cx, cy, w, h, best score, class. YOLOv5 and YOLOX
-    ``[B, N, 5+C]`` become ``[B, N, 6]``: the four box numbers, objectness x best class score, class.
-    For an 80-class model that is 15x fewer bytes to copy from the device and to scan on the host.
-    """
-    from onnx import TensorProto, helper, numpy_helper
-
-    graph = model.graph
-    out = graph.output[0]
-    name = out.name
-    if len(out.type.tensor_type.shape.dim) != 3:
-        return False  # not a detector output this knows; left as it is
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-    axis = 1 if layout == "yolov8" else 2
-
-    def const(key: str, values: list[int]) -> str:
-        graph.initializer.append(numpy_helper.from_array(np.array(values, dtype=np.int64), f"contentfn_post_{key}"))
-        return f"contentfn_post_{key}"
-
-    big = 2**62
-    ax = const("axis", [axis])
-    nodes = [
-        helper.make_node("Slice", [name, const("s0", [0]), const("e4", [4]), ax], ["contentfn_post_box"]),
-    ]
-    first_class = 4 if layout == "yolov8" else 5
-    nodes.append(
-        helper.make_node("Slice", [name, const("sc", [first_class]), const("end", [big]), ax], ["contentfn_post_cls"])
-    )
-    if opset >= 18:
-        nodes.append(helper.make_node("ReduceMax", ["contentfn_post_cls", ax], ["contentfn_post_max"], keepdims=1))
-    else:
-        nodes.append(
-            helper.make_node("ReduceMax", ["contentfn_post_cls"], ["contentfn_post_max"], axes=[axis], keepdims=1)
-        )
-    nodes += [
-        helper.make_node("ArgMax", ["contentfn_post_cls"], ["contentfn_post_arg"], axis=axis, keepdims=1),
-        helper.make_node("Cast", ["contentfn_post_arg"], ["contentfn_post_argf"], to=TensorProto.FLOAT),
-    ]
-    score = "contentfn_post_max"
-    if layout != "yolov8":
-        nodes += [
-            helper.make_node("Slice", [name, const("s4", [4]), const("e5", [5]), ax], ["contentfn_post_obj"]),
-            helper.make_node("Mul", ["contentfn_post_obj", "contentfn_post_max"], ["contentfn_post_score"]),
-        ]
-        score = "contentfn_post_score"
-    reduced = f"{name}_contentfn_reduced"
-    nodes.append(helper.make_node("Concat", ["contentfn_post_box", score, "contentfn_post_argf"], [reduced], axis=axis))
-    graph.node.extend(nodes)
-    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in out.type.tensor_type.shape.dim]
-    dims[axis] = 6
-    graph.output.remove(out)
-    graph.output.insert(0, helper.make_tensor_value_info(reduced, TensorProto.FLOAT, dims))
-    return True
 
 
 def spec_from_settings(settings: Any) -> ModelSpec:

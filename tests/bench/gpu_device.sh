@@ -10,7 +10,7 @@
 #                      tests/bench/gpu_device.sh stash .ortgpu/part.0N
 #   on the device, last call, carrying the last chunk and .ortgpu/deps:
 #                      tests/bench/gpu_device.sh run [bench_gpu arguments]
-#                      (the H200 figures in the README: --batches 128 --processes 8 --device-process on
+#                      (the H200 figures in docs/benchmarks.md: --batches 128 --processes 8 --device-process on
 #                       --device-calls 1,2 --max-wait-ms 2000 --images 8192; about 100 s with the install)
 #   or, to see what slows model calls down there:
 #                      tests/bench/gpu_device.sh probe [gpu_probe arguments]

@@ -369,7 +369,7 @@ def main() -> int:
         ``rewrite``: each is filled anew before its call (as decoding does); ``warm``: every padded
         batch size runs first (as each pipeline's start does)."""
         from infra.gpu_worker.device import device_usage
-        from shared.vision.detector import batch_sizes
+        from shared.vision.sessions import batch_sizes
 
         dev = _DeviceProcess(model, args.size, calls, core=cores - 1 if own_core else None)
         try:

@@ -219,6 +219,42 @@ def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
     assert big["statusCode"] == 413 and "xxxx" not in big["body"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("GET", "/health/", 200, None),
+        ("HEAD", "/health", 200, None),
+        ("OPTIONS", "/health", 405, "method_not_allowed"),
+        ("TRACE", "/stats", 405, "method_not_allowed"),
+        ("GET", "/tracks/not-a-number", 404, "not_found"),
+    ],
+)
+def test_api_resolver_hands_every_method_and_path_to_the_core(
+    entry_env: Settings,
+    lambda_context: LocalLambdaContext,
+    method: str,
+    path: str,
+    status: int,
+    code: str | None,
+) -> None:
+    from functions.api.aws import handler
+
+    # GIVEN requests the core matches its own way (trailing slash, HEAD as GET, 405 naming the methods)
+    event = load_event("aws_function_url_health.json")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    # WHEN the Lambda handler answers them
+    out = handler(event, lambda_context)
+    # THEN the answer is the core's, whatever the resolver would have said
+    assert out["statusCode"] == status, out
+    if method == "HEAD":
+        assert out["body"] == ""
+    elif code is not None:
+        assert json.loads(out["body"])["error"]["code"] == code
+    else:
+        assert json.loads(out["body"])["db"] == "ok"
+
+
 def test_api_requires_the_key_when_one_is_configured(
     entry_env: Settings,
     lambda_context: LocalLambdaContext,

@@ -14,8 +14,8 @@ from google.cloud import monitoring_v3
 from functions.ingest.core import handle_object_created
 from functions.ingest.reports import ImageReport
 from shared.config import Settings
-from shared.entry import FunctionRuntime
 from shared.events import ObjectCreated
+from shared.platform.runtime import FunctionRuntime
 from shared.queue.backlog import SubscriptionBacklog
 from shared.services import Services
 from tests.entry_fixtures import count, ff_client, put_local, send_capture

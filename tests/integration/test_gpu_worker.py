@@ -20,7 +20,8 @@ from shared.config import Settings
 from shared.events import HttpRequest
 from shared.services import Services
 from shared.vision.decode import decode_image
-from shared.vision.detector import Detector, ModelSpec, batch_sizes, default_model_path
+from shared.vision.detector import Detector, ModelSpec, default_model_path
+from shared.vision.sessions import batch_sizes
 from tests.conftest import need
 from tests.integration.test_detector_real import photo_jpeg
 from tests.unit.test_vision_decode import encoded, png_bomb

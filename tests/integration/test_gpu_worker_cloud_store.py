@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from infra.gpu_worker.worker import detect_queue
+from infra.gpu_worker.wiring import detect_queue
 from shared.config import Settings
 from shared.queue.base import NewJob
 from shared.services import Services

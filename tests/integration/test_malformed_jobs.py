@@ -177,13 +177,14 @@ def sqs_detect_queue(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyP
 
 
 def _gpu_worker_on_sqs(request: pytest.FixtureRequest, payload: dict[str, Any]) -> str:
-    from infra.gpu_worker.worker import detect_queue
+    from infra.gpu_worker.wiring import detect_queue
     from shared.queue.base import NewJob
 
     client, url, dlq = request.getfixturevalue("sqs_detect_queue")
     services: Services = request.getfixturevalue("services")
     settings: Settings = request.getfixturevalue("settings")
     queue = detect_queue(settings.model_copy(update={"gpu_queue": url}))
+    assert queue is not None  # a queue URL names an SQS queue, never the Postgres table
     queue.enqueue_many([NewJob(DETECT_JOB, payload, dedup_key="detect:malformed")])
     found: list[dict[str, Any]] = []
 

@@ -3,7 +3,6 @@ including Redis stopping in the middle of a test."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,9 +14,8 @@ from shared.cache.redis_cache import CacheTtls, RedisCache, build_cache
 from shared.config import load_settings
 from shared.intel.breaker import CircuitBreaker
 from shared.net.ratelimit import HostRateLimiter
-from tests.conftest import need
 from tests.emulators import free_port
-from tests.intel_fixtures import redis_session, redis_url, start_redis  # noqa: F401
+from tests.intel_fixtures import need_redis_server, redis_session, redis_url, start_redis  # noqa: F401
 
 
 def test_values_round_trip_and_hits_and_misses_are_counted(redis_url: str) -> None:  # noqa: F811
@@ -155,7 +153,7 @@ def _tls_material(directory: Path, *, san: bool) -> tuple[Path, Path, str]:
 def test_a_tls_redis_signed_by_its_own_ca_is_used_when_given_that_ca(tmp_path: Path, san: bool) -> None:
     # GIVEN a redis-server that speaks only TLS, with a certificate from a CA no trust store holds
     # (as Memorystore's is)
-    need(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    need_redis_server()
     server_cert, server_key, ca_pem = _tls_material(tmp_path, san=san)
     port = free_port()
     proc = subprocess.Popen(

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from functions.scrape.core import handle_tick
-from functions.scrape.sources import extract_lyrics
+from functions.scrape.fetchers import extract_lyrics
 from shared.events import ScheduleTick
 from shared.services import Services
 from tests.intel_fixtures import intel_services, source_server  # noqa: F401

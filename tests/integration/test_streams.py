@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from functions.api.core import Api
-from infra.gpu_worker.streams import StreamRunner, StreamSupervisor
+from infra.gpu_worker.stream_runner import StreamRunner, StreamSupervisor
 from shared.config import Settings
 from shared.events import HttpRequest
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec
-from shared.vision.streams import StreamLease, acquire_streams, renew_leases
+from shared.vision.stream_registry import StreamLease, acquire_streams, renew_leases
 from tests.conftest import REPO, need
 from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, tiny_model
 

@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 from shared.vision.boxes import guess_layout, letterbox, letterbox_into, nms, yolox_grid
 from shared.vision.decode import DecodedImage
-from shared.vision.detector import Detector, ModelSpec, _u8_wrapped
+from shared.vision.detector import Detector, ModelSpec
+from shared.vision.graph import with_uint8_input
 
 SIZE = 64
 # Candidates in model-input pixels: (cx, cy, w, h, class, score).
@@ -135,7 +136,7 @@ def test_uint8_prefix_graph_orders_channels_and_scales(
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     # WHEN it is wrapped for uint8 NHWC input and fed an RGB image (10, 20, 30)
-    wrapped = _u8_wrapped(model.SerializeToString(), ModelSpec(path=Path("m"), channel_order=order, scale=scale), SIZE)  # type: ignore[arg-type]
+    wrapped = with_uint8_input(model.SerializeToString(), SIZE, channel_order=order, scale=scale)  # type: ignore[arg-type]
     assert wrapped is not None and wrapped[1] is False  # no detector layout given: outputs untouched
     session = ort.InferenceSession(wrapped[0], providers=["CPUExecutionProvider"])
     pixels = np.zeros((2, SIZE, SIZE, 3), np.uint8) + np.array([10, 20, 30], np.uint8)
@@ -262,8 +263,8 @@ def test_on_a_gpu_each_overlapping_call_and_each_batch_shape_gets_a_session_of_i
     detector = Detector(ModelSpec(path=constant_model(tmp_path / "v8.onnx", yolov8_output(), mix=1.0)))
     detector.on_gpu = True
     opened = []
-    real_open = detector._open
-    detector._open = lambda: opened.append(real_open()) or opened[-1]  # type: ignore[method-assign]
+    real_open = detector.pool.open_session
+    detector.pool.open_session = lambda: opened.append(real_open()) or opened[-1]
     full, half = (4, SIZE, SIZE, 3), (2, SIZE, SIZE, 3)
     # WHEN two calls of one shape overlap, THEN they run on two sessions; after them, one of those is reused
     with detector._session_for_call(full) as a, detector._session_for_call(full) as b:
@@ -358,44 +359,6 @@ def test_scores_reduced_inside_the_model_give_the_same_detections(tmp_path: Path
         assert [(d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in a] == [
             (d.class_id, round(d.score, 5), tuple(round(v, 3) for v in d.box)) for d in b
         ]
-
-
-def test_provider_options_from_settings_lie_over_contentfns_own_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shared.vision.detector import choose_providers
-
-    # No GPU here: the providers onnxruntime would offer on one stand in for this machine's.
-    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    chosen = choose_providers(options={"CUDAExecutionProvider": {"prefer_nhwc": "1"}})
-    assert chosen == [
-        ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested", "prefer_nhwc": "1"}),
-        "CPUExecutionProvider",
-    ]
-    overridden = choose_providers(options={"CUDAExecutionProvider": {"arena_extend_strategy": "kNextPowerOfTwo"}})
-    assert overridden[0] == ("CUDAExecutionProvider", {"arena_extend_strategy": "kNextPowerOfTwo"})
-
-
-def test_a_tensorrt_provider_without_tensorrt_installed_is_left_out_so_cuda_keeps_its_options(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import shared.vision.detector as detector_module
-    from shared.errors import ConfigError
-    from shared.vision.detector import choose_providers
-
-    # onnxruntime-gpu lists TensorRT whether or not libnvinfer is there (it is not on this machine)
-    listed = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    monkeypatch.setattr(ort, "get_available_providers", lambda: listed)
-    monkeypatch.setattr(detector_module, "_tensorrt_loads", lambda: False)
-    chosen = choose_providers(options={"CUDAExecutionProvider": {"prefer_nhwc": "1"}})
-    assert chosen == [
-        ("CUDAExecutionProvider", {"arena_extend_strategy": "kSameAsRequested", "prefer_nhwc": "1"}),
-        "CPUExecutionProvider",
-    ]
-    with pytest.raises(ConfigError, match=r"CONTENTFN_DETECTOR_PROVIDERS.*libnvinfer"):
-        choose_providers(["TensorrtExecutionProvider", "CUDAExecutionProvider"])
-    # where TensorRT loads, it comes first, with its engine cache
-    monkeypatch.setattr(detector_module, "_tensorrt_loads", lambda: True)
-    first = choose_providers(cache_dir=tmp_path / "trt")[0]
-    assert first[0] == "TensorrtExecutionProvider" and first[1]["trt_engine_cache_enable"] is True
 
 
 def test_options_for_a_provider_that_is_absent_leave_the_cpu_session_as_it_is(tmp_path: Path) -> None:

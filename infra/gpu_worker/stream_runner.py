@@ -24,7 +24,7 @@ from shared.queue.base import backoff_delay
 from shared.services import Services
 from shared.vision.decode import DecodedImage
 from shared.vision.detector import Detector
-from shared.vision.streams import (
+from shared.vision.stream_registry import (
     StreamLease,
     acquire_streams,
     finish_stream,

@@ -48,23 +48,41 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class EntrySettings(Settings):
     """Settings plus the knobs only cloud entry points read (same ``CONTENTFN_`` prefix)."""
 
-    # Object store for ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP).
-    # ``local`` serves `make invoke` against the local stack's bucket folder.
-    blob_backend: BlobBackend | None = None
-    # Emulator endpoints (fake-gcs-server; the AWS ones are in Settings); unset in the cloud.
-    gcs_endpoint: str | None = None
-    gcp_project: str | None = None
-    # Pending migrations are applied by the first process to start (an advisory lock serialises
-    # them): the cloud databases are private. false: run `contentfn db migrate` from inside the VPC.
-    migrate_on_start: bool = True
-    # Job kind → SQS queue URL or Pub/Sub topic (JSON; Terraform sets it from `publishes_to`). Jobs of
-    # these kinds are relayed from the Postgres outbox after each invocation (shared.queue.relay).
-    queues: dict[str, str] = Field(default_factory=dict)
-    relay_budget_s: float = Field(default=20.0, gt=0)  # time one invocation may spend relaying
-    # Job kind → Pub/Sub subscription whose backlog Cloud Monitoring reports (JSON; Terraform sets
-    # it): what waits there counts for admission (detect) and for index deferral (embed). SQS
-    # queues report their own depth and need no entry.
-    queue_backlogs: dict[str, str] = Field(default_factory=dict)
+    blob_backend: BlobBackend | None = Field(
+        default=None,
+        description=(
+            "Object store of ObjectCreated events; unset means the cloud's own (S3 on AWS, GCS on GCP; the GPU"
+            " service: the store beside its queue, S3 beside SQS, Cloud Storage beside Pub/Sub; Terraform sets it)."
+            " `local` serves `make invoke` against the local stack's bucket folder."
+        ),
+    )
+    gcs_endpoint: str | None = Field(
+        default=None, description="Endpoint of an emulator (fake-gcs-server); unset in the cloud."
+    )
+    gcp_project: str | None = Field(default=None, description="Project of the Cloud Storage client.")
+    migrate_on_start: bool = Field(
+        default=True,
+        description=(
+            "Pending migrations are applied by the first process to start (an advisory lock serialises them):"
+            " the cloud databases are private. false: run `contentfn db migrate` from inside the VPC."
+        ),
+    )
+    queues: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Job kind → SQS queue URL or Pub/Sub topic (JSON; Terraform sets it from `publishes_to`). Jobs of"
+            " these kinds are relayed from the Postgres outbox after each invocation (shared.queue.relay)."
+        ),
+    )
+    relay_budget_s: float = Field(default=20.0, gt=0, description="Time one invocation may spend relaying.")
+    queue_backlogs: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Job kind → Pub/Sub subscription whose backlog Cloud Monitoring reports (JSON; Terraform sets it):"
+            " what waits there counts for admission (detect) and for index deferral (embed). SQS queues report"
+            " their own depth and need no entry."
+        ),
+    )
 
     @field_validator("queue_backlogs")
     @classmethod

@@ -1,0 +1,81 @@
+"""``/health`` and ``/stats``: whether the parts answer, and what the store holds."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from functions.api.routing import Call
+from shared.intel.context import built_intel
+from shared.store.stats import read_stats
+from shared.store.tracks import TrackStore
+from shared.vision.capacity import measured_instance_rate
+
+__all__ = ["health", "stats"]
+
+log = logging.getLogger(__name__)
+
+
+def health(call: Call) -> dict[str, Any]:
+    svc = call.services
+    out: dict[str, Any] = {"status": "ok"}
+    try:
+        out["queue_depth"] = svc.queue.depth()
+        out["dead_jobs"] = svc.queue.dead_count()
+        out["db"] = "ok"
+    except Exception as exc:
+        log.warning("health: database check failed: %s", type(exc).__name__)
+        out.update(status="degraded", db="unavailable")
+    model_ready = svc.has_embedder or (svc.settings.resolved_model_dir / "manifest.json").is_file()
+    out["model"] = {"ready": model_ready, "key": svc.embedder.model_key if svc.has_embedder else None}
+    if not model_ready:
+        out["status"] = "degraded"
+    if svc.has_embedder and out.get("db") == "ok":
+        # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index)
+        try:
+            with svc.db.connection() as conn:
+                state = TrackStore(conn).hnsw_index_state(svc.embedder.model_key)
+                conn.commit()
+            out["model"]["search_index"] = "hnsw" if state == "valid" else "exact"
+        except Exception as exc:
+            log.warning("health: index check failed: %s", type(exc).__name__)
+            out.update(status="degraded", db="unavailable")
+    # Only an analyzer this process already built reports its cache: a health probe builds nothing.
+    intel = built_intel(svc)
+    if intel is not None:
+        cache = intel.cache.health()
+        out["cache"] = cache
+        if cache["status"] != "ok":
+            out["status"] = "degraded"
+    return out
+
+
+def stats(call: Call) -> dict[str, Any]:
+    svc = call.services
+    with svc.db.connection() as conn:
+        counts = read_stats(conn)
+        drain = measured_instance_rate(conn)
+        conn.commit()
+    llm, budget, cache = counts.llm_today, counts.llm_today.budget, svc.cache
+    return {
+        "tracks": counts.tracks,
+        "embeddings": counts.embeddings,
+        "stages": counts.stages,
+        "queue": {"depth": sum(counts.jobs.values()), "by_kind": counts.jobs},
+        "dead_jobs": {"total": sum(counts.dead_jobs.values()), "by_kind": counts.dead_jobs},
+        "images": {"total": sum(counts.images.values()), "by_status": counts.images},
+        "streams": {"total": sum(counts.streams.values()), "by_status": counts.streams},
+        "gpu": {
+            "workers": counts.gpu_workers,
+            "img_per_s_per_instance": None if drain is None else round(drain, 2),
+        },
+        "llm_today": {
+            "calls": llm.calls,
+            "ok": llm.ok,
+            "tokens": llm.tokens,
+            "cost_usd": round(llm.cost_usd, 6),
+            "budget": None if budget is None else asdict(budget),
+        },
+        "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
+    }
