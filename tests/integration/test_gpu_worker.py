@@ -88,7 +88,19 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     health = HealthServer(worker, "127.0.0.1", 0).start()
     try:
         wait_for(lambda: svc.queue.depth("detect") == 0, what="the detection job")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        # The job is acked in the write's transaction; the worker counts the image just after that
+        # commit, so a scrape right after the queue empties may come before the count.
+        wait_for(
+            lambda: any(
+                labels["outcome"] == "done" for labels, _ in metric_samples(scrape(), "contentfn_gpu_images_total")
+            ),
+            what="the written image in /metrics",
+        )
+        body = scrape()
         healthz = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/healthz", timeout=5).read().decode()
     finally:
         worker.stop(grace_s=5)
