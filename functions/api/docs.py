@@ -33,7 +33,10 @@ def _read(relative: str) -> bytes:
 
 
 def docs_page(call: Call) -> Asset:
-    return Asset(_read("docs.html"), "text/html; charset=utf-8")
+    # Asset links are relative, so the page works wherever the API is mounted (a stage prefix);
+    # from "/docs/" they are one level nearer than from "/docs".
+    prefix = b"" if call.request.path.endswith("/") else b"docs/"
+    return Asset(_read("docs.html").replace(b"{prefix}", prefix), "text/html; charset=utf-8")
 
 
 def docs_asset(call: Call) -> Asset:

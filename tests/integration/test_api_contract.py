@@ -214,6 +214,9 @@ def test_the_docs_page_and_its_assets_are_served_by_the_api_without_a_cdn(api: s
         assert resp.status_code == 200 and resp.headers["content-type"].startswith(media), asset
         assert len(resp.content) > 100
     assert "SwaggerUIBundle" in httpx.get(f"{api}/docs/swagger-ui-bundle.js").text
+    # with a trailing slash the page links its files one level nearer, so they still resolve
+    slashed = httpx.get(f"{api}/docs/")
+    assert slashed.status_code == 200 and 'src="swagger-ui-bundle.js"' in slashed.text
     assert httpx.get(f"{api}/docs/LICENSE").status_code == 404
 
 

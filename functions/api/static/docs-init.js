@@ -3,7 +3,8 @@
 // an API key (the API has one configured); the key entered there is sent as X-API-Key by "Try it out".
 window.addEventListener("load", function () {
   window.ui = SwaggerUIBundle({
-    url: "openapi.json",
+    // "/docs" and "/docs/" both serve the page; the document sits beside "/docs" either way.
+    url: window.location.pathname.endsWith("/") ? "../openapi.json" : "openapi.json",
     dom_id: "#swagger-ui",
     deepLinking: true,
     presets: [SwaggerUIBundle.presets.apis],
