@@ -220,32 +220,42 @@ def test_the_docs_page_and_its_assets_are_served_by_the_api_without_a_cdn(api: s
     assert httpx.get(f"{api}/docs/LICENSE").status_code == 404
 
 
-def test_the_docs_page_renders_every_operation_in_headless_chromium(services: Services, api: str) -> None:
+@pytest.mark.parametrize("key", [None, "s3cret-key"])
+def test_the_docs_page_renders_every_operation_in_headless_chromium_asking_for_a_key_only_when_one_is_set(
+    services: Services, key: str | None
+) -> None:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     need(chromium is not None, "chromium is not installed")
     assert chromium is not None
-    # GIVEN the page loaded in a real browser, its scripts run (a virtual time budget lets them finish)
-    out = subprocess.run(
-        [
-            chromium,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=10000",
-            "--dump-dom",
-            f"{api}/docs",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    secret = None if key is None else SecretStr(key)
+    keyed = Services.from_settings(services.settings.model_copy(update={"api_key": secret}))
+    try:
+        for url in _serve(keyed):
+            # GIVEN the page loaded in a real browser, its scripts run (a virtual time budget lets them finish)
+            out = subprocess.run(
+                [
+                    chromium,
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--virtual-time-budget=10000",
+                    "--dump-dom",
+                    f"{url}/docs",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+    finally:
+        keyed.close()
     assert out.returncode == 0, out.stderr[-2000:]
-    # THEN Swagger UI rendered the document: every operation, and no key prompt on a keyless API
+    # THEN Swagger UI rendered the document: every operation
     dom = out.stdout
     assert 'class="swagger-ui' in dom
     for route in routes_for(services.settings):
         assert route.operation_id in dom, route.operation_id
-    assert "btn authorize" not in dom
+    # AND its "Authorize" button (where "Try it out" takes the key) shows only on a keyed API
+    assert ("btn authorize" in dom) == (key is not None)
 
 
 def _response(status: int, body: object, **headers: str) -> HttpResponse:
