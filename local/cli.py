@@ -352,7 +352,7 @@ def dead_replay(ids: tuple[int, ...], kind: str | None, limit: int) -> None:
 
 def _relay_replayed(svc: Services, kinds: dict[str, int]) -> str:
     """Send replayed jobs to the cloud queues named by CONTENTFN_QUEUES now (none locally)."""
-    from shared.entry import load_entry_settings
+    from shared.platform.runtime import load_entry_settings
 
     try:
         settings = load_entry_settings()
@@ -405,7 +405,7 @@ def index() -> None:
 
 
 def _index_figures(svc: Services) -> dict[str, object]:
-    from shared.jobs import EMBED_JOB
+    from shared.queue.kinds import EMBED_JOB
     from shared.store.tracks import TrackStore
 
     key = svc.embedder.model_key

@@ -21,7 +21,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from shared.config import ENV_PREFIX, Settings
-from shared.entry import EntrySettings
+from shared.platform.runtime import EntrySettings
 
 __all__ = ["DOC_PATH", "SETTINGS_CLASSES", "main", "render"]
 

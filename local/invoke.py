@@ -34,9 +34,9 @@ GCP_TARGETS = {
 
 def _seed_objects(payload: dict[str, Any], cloud: str) -> list[str]:
     """Create missing objects that the event names in the local bucket folder (sample tracks)."""
-    from shared.entry import load_entry_settings
     from shared.envelopes.any_cloud import domain_events
     from shared.events import ObjectCreated
+    from shared.platform.runtime import load_entry_settings
 
     try:
         events = domain_events(cloud, payload)  # type: ignore[arg-type]

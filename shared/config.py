@@ -14,7 +14,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, ValidationError, field_val
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
-from shared.intel.sources import ScrapeSource
+from shared.scrape_sources import ScrapeSource
 
 __all__ = ["Settings", "get_settings", "load_settings"]
 
@@ -131,6 +131,28 @@ class Settings(BaseSettings):
         description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
     )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
+
+    # Local bucket watcher. Poison input is refused by ingest at once; these cover an object whose
+    # ingest fails unexpectedly (a crash in a parser, the database or ledger write failing, a file
+    # that cannot be read), so that one object never holds up the ones after it.
+    bucket_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Tries of one object version by the local bucket watcher before it is recorded as failed"
+        " in the ledger and the dead-letter store and passed over.",
+    )
+    bucket_backoff_base_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="Delay before the local bucket watcher's second try of a failed object; doubles per try,"
+        " with jitter, up to bucket_backoff_cap_s.",
+    )
+    bucket_backoff_cap_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest delay between two tries of one object by the local bucket watcher.",
+    )
 
     # --- HTTP API -----------------------------------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="Where the local API listens.")

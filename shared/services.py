@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from shared.blob import Blob, LocalBlob
 from shared.cache import Cache, MemoryCache
 from shared.config import Settings
+from shared.queue.base import Outbox
 from shared.queue.postgres import PgQueue
 from shared.store import Database
 
@@ -30,7 +31,8 @@ log = logging.getLogger(__name__)
 class Services:
     settings: Settings
     db: Database
-    queue: PgQueue
+    # The Queue port the cores use (Postgres jobs table in every runtime: the transactional outbox).
+    queue: Outbox
     blob: Blob
     cache: Cache
     _embedder: Embedder | None = None

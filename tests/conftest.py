@@ -24,6 +24,9 @@ from tests.api_contract import api_contract  # noqa: F401 - autouse: every API a
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Processes the tests start (functions-framework, the local runtime, workers) import this checkout's
+# code, like the test process does, not whatever checkout the venv's editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 _counter = itertools.count()
 
 

@@ -9,22 +9,24 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.errors import PoisonError
 from shared.intel import store
 from shared.intel.context import intel_for
-from shared.intel.jobs import JobOutcome, process_claimed, track_id_of
 from shared.intel.profile import Analysis
-from shared.jobs import ANALYZE_JOB, analyze_job
-from shared.queue.base import ClaimedJob
+from shared.platform.jobs import JobOutcome, per_job, process_claimed, track_id_of
+from shared.queue.base import ClaimedJob, JobAcks
+from shared.queue.kinds import ANALYZE_JOB, analyze_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
 
 __all__ = [
+    "ANALYZE_HANDLING",
     "ANALYZE_JOB",
     "STAGE",
     "AnalyzeRequest",
@@ -101,13 +103,11 @@ def analyze_track(
     return analysis
 
 
-def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
+def analyze_text(request: AnalyzeRequest, services: Services) -> Analysis:
     """The API's ad-hoc analysis. Text is capped by Settings; an embedder already loaded in this
     process (the API's, for search) lets the distilled predictor answer too."""
     if request.track_id is not None:
-        return analyze_track(
-            request.track_id, services, mode=request.mode, min_confidence=request.min_confidence
-        ).model_dump(mode="json")
+        return analyze_track(request.track_id, services, mode=request.mode, min_confidence=request.min_confidence)
     text = request.text or ""
     if len(text) > services.settings.analyze_max_text_chars:
         raise PoisonError(f"text longer than {services.settings.analyze_max_text_chars} characters")
@@ -115,7 +115,7 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
     if services.has_embedder:
         embedder = services.embedder
         embedding = (embedder.model_key, embedder.embed([f"{request.title}\n{text}"])[0])
-    analysis = intel_for(services).router.analyze(
+    return intel_for(services).router.analyze(
         artist=request.artist,
         title=request.title,
         lyrics=text,
@@ -123,10 +123,9 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
         mode=request.mode,
         min_confidence=request.min_confidence,
     )
-    return analysis.model_dump(mode="json")
 
 
-def analyze_claimed(claimed: list[ClaimedJob], services: Services, *, acks: Any = None) -> JobOutcome:
+def analyze_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: JobAcks | None = None) -> JobOutcome:
     def work(c: ClaimedJob) -> None:
         analyze_track(track_id_of(c), services)
 
@@ -138,3 +137,7 @@ def run_analyze_batch(services: Services, limit: int = 16) -> JobOutcome:
     if not claimed:
         return JobOutcome()
     return analyze_claimed(claimed, services)
+
+
+# For the cloud entry points (shared.platform): pushed jobs and the outbox, each job on its own.
+ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch)

@@ -21,10 +21,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.api.core import Api
-from shared.entry import FunctionRuntime
 from shared.envelopes.aws import http_request_from_apigw_v2
 from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge
 from shared.events import HttpResponse
+from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
 __all__ = ["build_resolver", "handler", "runtime"]

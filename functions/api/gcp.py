@@ -13,9 +13,9 @@ import flask
 import functions_framework
 
 from functions.api.core import Api
-from shared.entry import FunctionRuntime
 from shared.envelopes._common import MAX_HTTP_BODY_BYTES
 from shared.events import HttpRequest
+from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
 __all__ = ["api", "runtime"]

@@ -1,5 +1,5 @@
 """embed on Google Cloud (functions-framework): ``embed`` (HTTP: Pub/Sub push or Cloud Scheduler
-draining the outbox) and ``embed_event`` (CloudEvent: Eventarc Pub/Sub); see :mod:`shared.jobentry.gcp`.
+draining the outbox) and ``embed_event`` (CloudEvent: Eventarc Pub/Sub); see :mod:`shared.platform.gcp`.
 
 204 acknowledges a push; 503 makes Pub/Sub redeliver with the subscription's backoff (then its
 dead-letter topic). A job that can never succeed is dead-lettered in the shared store and acknowledged.
@@ -7,13 +7,12 @@ dead-letter topic). A job that can never succeed is dead-lettered in the shared 
 
 from __future__ import annotations
 
-from functions.embed.delivery import EMBED_HANDLING
-from shared.jobentry.gcp import JobNotDone, job_functions
-from shared.jobs import EMBED_JOB
+from functions.embed.handling import EMBED_HANDLING
+from shared.platform.gcp import JobNotDone, job_functions
 
 __all__ = ["JobNotDone", "embed", "embed_event", "runtime"]
 
-_targets = job_functions("embed", EMBED_JOB, EMBED_HANDLING)
+_targets = job_functions("embed", EMBED_HANDLING)
 embed = _targets.http
 embed_event = _targets.cloud_event
 runtime = _targets.runtime

@@ -1,16 +1,14 @@
 """enrich on AWS Lambda: SQS batches of enrich jobs (ReportBatchItemFailures) and EventBridge Scheduler
-ticks that drain jobs waiting in the Postgres outbox; see :mod:`shared.jobentry.aws`."""
+ticks that drain jobs waiting in the Postgres outbox; see :mod:`shared.platform.aws`."""
 
 from __future__ import annotations
 
-from functions.enrich.core import enrich_claimed, run_enrich_batch
-from shared.jobentry.aws import JobNotDone, job_function
-from shared.jobentry.handling import per_job
-from shared.jobs import ENRICH_JOB
+from functions.enrich.core import ENRICH_HANDLING
+from shared.platform.aws import JobNotDone, job_function
 
 __all__ = ["JobNotDone", "handler", "runtime"]
 
-_function = job_function("enrich", ENRICH_JOB, per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
+_function = job_function("enrich", ENRICH_HANDLING)
 handler = _function.handler
 runtime = _function.runtime
 logger = _function.logger

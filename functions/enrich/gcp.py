@@ -1,16 +1,14 @@
 """enrich on Google Cloud (functions-framework): ``enrich`` (HTTP: Pub/Sub push or Cloud Scheduler) and
-``enrich_event`` (CloudEvent: Eventarc Pub/Sub); see :mod:`shared.jobentry.gcp`."""
+``enrich_event`` (CloudEvent: Eventarc Pub/Sub); see :mod:`shared.platform.gcp`."""
 
 from __future__ import annotations
 
-from functions.enrich.core import enrich_claimed, run_enrich_batch
-from shared.jobentry.gcp import JobNotDone, job_functions
-from shared.jobentry.handling import per_job
-from shared.jobs import ENRICH_JOB
+from functions.enrich.core import ENRICH_HANDLING
+from shared.platform.gcp import JobNotDone, job_functions
 
 __all__ = ["JobNotDone", "enrich", "enrich_event", "runtime"]
 
-_targets = job_functions("enrich", ENRICH_JOB, per_job(ENRICH_JOB, enrich_claimed, run_enrich_batch))
+_targets = job_functions("enrich", ENRICH_HANDLING)
 enrich = _targets.http
 enrich_event = _targets.cloud_event
 runtime = _targets.runtime

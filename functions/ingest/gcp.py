@@ -14,9 +14,9 @@ from typing import Any
 import functions_framework
 
 from functions.ingest.core import handle_object_created
-from shared.entry import FunctionRuntime
 from shared.envelopes.errors import EnvelopeError
 from shared.envelopes.gcp import object_created_from_cloudevent
+from shared.platform.runtime import FunctionRuntime
 
 __all__ = ["ingest", "runtime"]
 
@@ -35,10 +35,10 @@ def ingest(cloud_event: Any) -> None:
             exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
         )
         return
-    report = handle_object_created(event, runtime.services)
+    outcome = handle_object_created(event, runtime.services)
     log.info(
         "ingest %s: %s",
         event.uri,
-        "replayed" if report.get("_replayed") else report.get("status"),
+        "replayed" if outcome.replayed else outcome.result.status,
         extra={"idempotency_key": event.idempotency_key, "cloudevent_id": attributes.get("id")},
     )

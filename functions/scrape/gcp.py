@@ -17,7 +17,6 @@ import flask
 import functions_framework
 
 from functions.scrape.core import handle_tick
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
 from shared.envelopes.gcp import (
     is_scheduler_request,
@@ -25,6 +24,7 @@ from shared.envelopes.gcp import (
     schedule_tick_from_pubsub,
     schedule_tick_from_scheduler_http,
 )
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["runtime", "scrape", "scrape_event"]
 
@@ -43,9 +43,9 @@ def scrape(request: flask.Request) -> flask.Response:
     except EnvelopeError as exc:
         runtime.poison(exc, headers, delivery_id=payload_digest(headers))
         return flask.Response(status=204)
-    report = handle_tick(tick, runtime.services)
-    log.info("scrape %s: %s", tick.schedule, "replayed" if report.get("_replayed") else report.get("status"))
-    return flask.jsonify(report)
+    outcome = handle_tick(tick, runtime.services)
+    log.info("scrape %s: %s", tick.schedule, "replayed" if outcome.replayed else outcome.result.status)
+    return flask.jsonify(outcome.as_json())
 
 
 @functions_framework.cloud_event
@@ -59,5 +59,5 @@ def scrape_event(cloud_event: Any) -> None:
             exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
         )
         return
-    report = handle_tick(tick, runtime.services)
-    log.info("scrape %s: %s", tick.schedule, "replayed" if report.get("_replayed") else report.get("status"))
+    outcome = handle_tick(tick, runtime.services)
+    log.info("scrape %s: %s", tick.schedule, "replayed" if outcome.replayed else outcome.result.status)

@@ -22,7 +22,7 @@ from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.stream_runner import StreamSupervisor
 from infra.gpu_worker.wiring import detect_queue, worker_services
 from infra.gpu_worker.worker import GpuWorker
-from shared.entry import load_entry_settings
+from shared.platform.runtime import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 

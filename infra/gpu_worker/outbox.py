@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import Settings
-from shared.entry import EntrySettings
-from shared.queue.postgres import PgQueue
+from shared.platform.runtime import EntrySettings
+from shared.queue.base import JobSource
 from shared.queue.relay import Publisher, publishers_for, relay_outbox
 from shared.vision.store import DETECT_JOB
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class OutboxRelay:
     """A thread relaying due jobs of the publishers' kinds every ``interval_s``."""
 
-    def __init__(self, queue: PgQueue, publishers: Mapping[str, Publisher], *, interval_s: float = 5.0) -> None:
+    def __init__(self, queue: JobSource, publishers: Mapping[str, Publisher], *, interval_s: float = 5.0) -> None:
         self._queue = queue
         self._publishers = dict(publishers)
         self._interval_s = interval_s
@@ -69,7 +69,7 @@ class OutboxRelay:
             self.relay_once()
 
 
-def outbox_relay(settings: Settings, queue: PgQueue, *, interval_s: float = 5.0) -> OutboxRelay | None:
+def outbox_relay(settings: Settings, queue: JobSource, *, interval_s: float = 5.0) -> OutboxRelay | None:
     """The relay for due ``detect`` jobs when ``CONTENTFN_QUEUES`` names a queue for them (a cloud
     deployment); None otherwise (locally the worker claims them from Postgres itself)."""
     if not isinstance(settings, EntrySettings) or DETECT_JOB not in settings.queues:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from shared.blob.base import Blob
 from shared.blob.local import LocalBlob
 from shared.config import Settings
-from shared.entry import Cloud, EntrySettings, build_blob
 from shared.errors import ConfigError
+from shared.platform.runtime import Cloud, EntrySettings, build_blob
 from shared.queue.base import JobSource
 from shared.queue.postgres import PgQueue
 from shared.services import Services

@@ -5,7 +5,7 @@ Pub/Sub's own API does not report a subscription's backlog; Cloud Monitoring's
 visible a few minutes after the sample. The figure therefore trails the truth by one to four
 minutes: good enough to see a bulk load or a burst piling up (admission, index deferral, the GPU
 worker's /metrics), not to count single messages. Each subscription is asked at most every
-``cache_s`` seconds. The SDK is imported only by ``create``.
+``cache_s`` seconds. The SDK lives in :mod:`shared.queue.backlog_gcp`, imported only by ``create``.
 """
 
 from __future__ import annotations
@@ -58,9 +58,9 @@ class SubscriptionBacklog:
 
     @classmethod
     def create(cls, subscription: str, **kw: Any) -> SubscriptionBacklog:
-        from google.cloud import monitoring_v3
+        from shared.queue.backlog_gcp import metric_service_client
 
-        return cls(monitoring_v3.MetricServiceClient(), subscription, **kw)
+        return cls(metric_service_client(), subscription, **kw)
 
     def depth(self, kind: str | None = None) -> int:
         now = self._clock()

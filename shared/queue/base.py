@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 from shared.events import Job
 
-__all__ = ["ClaimedJob", "FailOutcome", "JobSource", "NewJob", "Queue", "backoff_delay"]
+__all__ = ["ClaimedJob", "FailOutcome", "JobAcks", "JobSource", "NewJob", "Outbox", "Queue", "backoff_delay"]
 
 FailOutcome = Literal["retry", "dead"]
 
@@ -47,8 +47,8 @@ def backoff_delay(attempts: int, base_s: float, cap_s: float, rng: random.Random
 
 
 class JobSource(Protocol):
-    """The consuming side of a queue: claim jobs, settle them, count them. A pull subscription
-    (``PubSubPullQueue``) is only this: jobs reach it through its topic, not through it."""
+    """The consuming half of the Queue port: what a worker that only takes jobs needs (the GPU
+    worker over the Postgres jobs table, SQS or a Pub/Sub subscription)."""
 
     def claim(self, kind: str, limit: int, *, visibility_s: float | None = None) -> list[ClaimedJob]: ...
 
@@ -71,3 +71,40 @@ class Queue(JobSource, Protocol):
     def enqueue_many(self, jobs: Sequence[NewJob]) -> int:
         """Enqueue jobs; a job whose dedup key is already queued is dropped. Returns how many were added."""
         ...
+
+
+class JobAcks(Protocol):
+    """What a job core settles claimed jobs through: the outbox that lent them, or the record of a
+    platform's push (:class:`~shared.queue.delivered.DeliveredJobs`). ``conn`` lets a transactional
+    queue ack inside the transaction that wrote the job's results; a push record only notes it."""
+
+    def ack(self, claimed: Sequence[ClaimedJob], *, conn: Any = None) -> int: ...
+
+    def fail(self, claimed: ClaimedJob, error: str, *, retryable: bool) -> FailOutcome: ...
+
+    def release(self, claimed: Sequence[ClaimedJob]) -> int: ...
+
+
+class Outbox(Queue, Protocol):
+    """The Queue every function holds (the Postgres jobs table): its writes join the caller's
+    transaction, so a job is queued (or acked) exactly when the work it follows commits."""
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, conn: Any = None) -> int: ...
+
+    def enqueue_track_jobs(
+        self, kinds: Sequence[str], track_ids: Sequence[int], content_hashes: Sequence[str], *, conn: Any
+    ) -> int:
+        """One job of each kind per (track, content hash), inside the caller's transaction."""
+        ...
+
+    def ack(self, claimed: Sequence[ClaimedJob], *, conn: Any = None) -> int: ...
+
+    def dead_letter(self, kind: str, payload: dict[str, Any], error: str, *, dedup_key: str | None = None) -> None:
+        """Record poison input that never was a queued job (e.g. a refused upload event)."""
+        ...
+
+    def has_ready(self, kind: str) -> bool: ...
+
+    def backlog(self, kind: str, cap: int) -> int: ...
+
+    def dead_jobs(self, limit: int = 20) -> list[dict[str, Any]]: ...

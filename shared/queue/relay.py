@@ -23,9 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.errors import ConfigError
-from shared.queue.base import NewJob
+from shared.queue.base import JobSource, NewJob
 from shared.queue.errors import PublishFailed, QueueUnavailable
-from shared.queue.postgres import PgQueue
 
 __all__ = ["Publisher", "RelayReport", "publishers_for", "relay_outbox", "validate_queue_targets"]
 
@@ -87,7 +86,7 @@ def publishers_for(
 
 
 def relay_outbox(
-    queue: PgQueue,
+    queue: JobSource,
     publishers: Mapping[str, Publisher],
     *,
     budget_s: float,

@@ -9,7 +9,8 @@ endpoint and the secret, and each new pooled connection takes the user and passw
 ``CONTENTFN_DATABASE_CREDENTIALS_SECRET`` names such a secret directly, for any PostgreSQL. Connections already open stay valid through a rotation (PostgreSQL checks the password
 only when a session starts); a connection refused after one re-reads the secret and tries once more.
 
-boto3 is imported only when such a secret is configured.
+The AWS calls live in :mod:`shared.store.credentials_aws` (boto3), imported only when such a
+secret or instance is configured.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Protocol
 
 from shared.errors import ConfigError
 
-__all__ = ["Credentials", "DatabaseCredentials", "RdsInstance", "SecretsManagerCredentials", "describe_rds_instance"]
+__all__ = ["Credentials", "DatabaseCredentials", "SecretsManagerCredentials", "parse_credentials"]
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,11 @@ class SecretsManagerCredentials:
     ) -> None:
         self.secret_id = secret_id
         self.variable = variable
-        self._read = read or _secrets_manager_reader(endpoint_url, region, variable)
+        if read is None:
+            from shared.store.credentials_aws import secrets_manager_reader
+
+            read = secrets_manager_reader(endpoint_url, region, variable)
+        self._read = read
         self._min_refresh_s = min_refresh_s
         self._lock = threading.Lock()
         self._credentials: Credentials | None = None
@@ -128,57 +133,3 @@ class SecretsManagerCredentials:
     def _load(self) -> Credentials:
         self.reads += 1
         return parse_credentials(self._read(self.secret_id), variable=self.variable)
-
-
-@dataclass(frozen=True)
-class RdsInstance:
-    """What RDS says about an instance: where to connect, and the secret it keeps the password in."""
-
-    url: str
-    secret_arn: str
-
-
-def describe_rds_instance(instance: str, *, endpoint_url: str | None = None, region: str | None = None) -> RdsInstance:
-    """Endpoint, database and managed master secret of one RDS instance (ARN or identifier).
-
-    TLS is required (the instance's parameter group forces it); the user and password come from
-    the secret. Errors name CONTENTFN_DATABASE_RDS_INSTANCE and what is missing.
-    """
-    from botocore.exceptions import BotoCoreError, ClientError
-    from psycopg.conninfo import make_conninfo
-
-    from shared.secrets import aws_client
-
-    client = aws_client("rds", endpoint_url, region)
-    try:
-        found = client.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"]
-    except (BotoCoreError, ClientError) as exc:
-        raise ConfigError(
-            f"{RDS_VARIABLE}: instance {instance} could not be described ({type(exc).__name__})"
-        ) from None
-    if not found:
-        raise ConfigError(f"{RDS_VARIABLE}: no instance {instance}")
-    db = found[0]
-    secret = (db.get("MasterUserSecret") or {}).get("SecretArn")
-    if not secret:
-        raise ConfigError(
-            f"{RDS_VARIABLE}: instance {instance} keeps no master secret in Secrets Manager"
-            " (manage_master_user_password is off); give CONTENTFN_DATABASE_URL with its credentials instead"
-        )
-    endpoint = db.get("Endpoint") or {}
-    if not endpoint.get("Address"):
-        raise ConfigError(f"{RDS_VARIABLE}: instance {instance} has no endpoint yet ({db.get('DBInstanceStatus')})")
-    url = make_conninfo(
-        host=endpoint["Address"],
-        port=str(endpoint.get("Port") or 5432),
-        dbname=db.get("DBName") or "postgres",
-        sslmode="require",
-    )
-    return RdsInstance(url=url, secret_arn=str(secret))
-
-
-def _secrets_manager_reader(endpoint_url: str | None, region: str | None, variable: str) -> Callable[[str], str]:
-    from shared.secrets import aws_client, read_secret_string
-
-    client = aws_client("secretsmanager", endpoint_url, region)
-    return lambda secret_id: read_secret_string(client, secret_id, variable=variable)

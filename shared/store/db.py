@@ -14,12 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from shared.config import Settings
 from shared.errors import ConfigError, TransientError
-from shared.store.credentials import (
-    RDS_VARIABLE,
-    DatabaseCredentials,
-    SecretsManagerCredentials,
-    describe_rds_instance,
-)
+from shared.store.credentials import RDS_VARIABLE, DatabaseCredentials, SecretsManagerCredentials
 
 __all__ = ["Database", "database_target", "embedded_database_url"]
 
@@ -56,7 +51,11 @@ def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None
     url = settings.database_url.get_secret_value() if settings.database_url is not None else None
     endpoint, region = settings.aws_endpoint_url, settings.aws_region
     if settings.database_rds_instance:
-        instance = describe_rds_instance(settings.database_rds_instance, endpoint_url=endpoint, region=region)
+        from shared.store.credentials_aws import describe_rds_instance  # boto3 only where RDS is named
+
+        instance = describe_rds_instance(
+            settings.database_rds_instance, variable=RDS_VARIABLE, endpoint_url=endpoint, region=region
+        )
         secret = SecretsManagerCredentials(
             instance.secret_arn, endpoint_url=endpoint, region=region, variable=RDS_VARIABLE
         )

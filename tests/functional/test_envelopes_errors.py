@@ -128,7 +128,7 @@ def test_scheduler_input_without_a_rendered_time_uses_the_invoke_time() -> None:
 
 
 def test_poison_envelopes_are_stored_as_bounded_json_whatever_they_hold() -> None:
-    from shared.entry import _storable
+    from shared.platform.runtime import _storable
 
     assert _storable({"data": b"\xff raw", "n": 1}) == {"envelope": {"data": "b'\\xff raw'", "n": 1}}
     assert _storable(b"not json \xff")["envelope_text"].startswith("not json")

@@ -16,10 +16,10 @@ from click.testing import CliRunner
 from functions.api.core import Api
 from local.cli import main
 from local.server import ApiServer
-from shared.entry import record_poison
 from shared.events import Job
-from shared.jobs import embed_job, enrich_job
+from shared.platform.runtime import record_poison
 from shared.queue.dead import replay_dead
+from shared.queue.kinds import embed_job, enrich_job
 from shared.services import Services
 from tests.emulators import moto_url  # noqa: F401
 

@@ -17,8 +17,8 @@ import pytest
 
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
-from shared.entry import load_entry_settings
 from shared.errors import ConfigError
+from shared.platform.runtime import load_entry_settings
 from shared.queue.base import NewJob
 from shared.queue.postgres import PgQueue
 from shared.queue.relay import relay_outbox

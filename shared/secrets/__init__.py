@@ -3,7 +3,8 @@
 Lambda cannot inject secrets into the environment, so Terraform hands each function the *name*
 of its Secrets Manager secrets and the entry point reads them once, at cold start, before the
 settings are validated. On GCP and ECS the platform injects the values themselves and nothing
-here runs. boto3 is imported only when there is something to resolve.
+here runs. The AWS adapter (:mod:`shared.secrets.aws`, boto3) is imported only when there is
+something to resolve.
 """
 
 from __future__ import annotations
@@ -11,12 +12,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import MutableMapping
-from typing import Any
 
 from shared.config import ENV_PREFIX
-from shared.errors import ConfigError
 
-__all__ = ["SECRET_ID_SUFFIX", "aws_client", "read_secret_string", "resolve_aws_secret_ids"]
+__all__ = ["SECRET_ID_SUFFIX", "resolve_aws_secret_ids"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +42,8 @@ def resolve_aws_secret_ids(
     todo = {target: secret_id for target, secret_id in wanted.items() if not env.get(target)}
     if not todo:
         return []
+    from shared.secrets.aws import aws_client, read_secret_string
+
     client = aws_client(
         "secretsmanager",
         endpoint_url or env.get("CONTENTFN_AWS_ENDPOINT_URL") or None,
@@ -54,31 +55,3 @@ def resolve_aws_secret_ids(
         resolved.append(target)
     log.info("resolved secrets for %s", ", ".join(resolved))
     return resolved
-
-
-def aws_client(service: str, endpoint_url: str | None, region: str | None) -> Any:
-    """A boto3 client for the few calls a process makes at start or connect time: bounded
-    timeouts and standard retries, so an unreachable API fails the start instead of hanging it."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.session.Session().client(
-        service,  # type: ignore[call-overload]
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=Config(connect_timeout=5, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"}),
-    )
-
-
-def read_secret_string(client: Any, secret_id: str, *, variable: str) -> str:
-    """The current string value of one Secrets Manager secret; a ConfigError naming ``variable`` and
-    the secret (never its value) when it cannot be read or holds no string."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        value = client.get_secret_value(SecretId=secret_id).get("SecretString")
-    except (BotoCoreError, ClientError) as exc:
-        raise ConfigError(f"{variable}: secret {secret_id} could not be read ({type(exc).__name__})") from None
-    if not value:
-        raise ConfigError(f"{variable}: secret {secret_id} has no string value")
-    return str(value)

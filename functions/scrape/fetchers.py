@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.intel.sources import ScrapeSource
 from shared.models import TrackIn
 from shared.net.client import SafeHttpClient
 from shared.net.errors import ResponseTooLarge, UpstreamRejected, UpstreamUnavailable, UrlRefused
+from shared.scrape_sources import ScrapeSource
 
 __all__ = ["Pull", "extract_lyrics", "pull_genius", "pull_json_feed"]
 

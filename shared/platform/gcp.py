@@ -19,7 +19,6 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.errors import EnvelopeError, RequestTooLarge
 from shared.envelopes.gcp import (
     is_scheduler_request,
@@ -28,7 +27,8 @@ from shared.envelopes.gcp import (
     pubsub_from_push,
     schedule_tick_from_scheduler_http,
 )
-from shared.jobentry.handling import JobHandling
+from shared.platform.jobs import JobHandling, deliver, drain
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["JobFunctions", "JobNotDone", "job_functions"]
 
@@ -49,7 +49,7 @@ class JobFunctions:
     runtime: FunctionRuntime
 
 
-def job_functions(name: str, kind: str, handling: JobHandling) -> JobFunctions:
+def job_functions(name: str, handling: JobHandling) -> JobFunctions:
     """Build and register the ``<name>`` (HTTP) and ``<name>_event`` (CloudEvent) targets."""
     runtime = FunctionRuntime(name, "gcp")
 
@@ -61,7 +61,7 @@ def job_functions(name: str, kind: str, handling: JobHandling) -> JobFunctions:
             except EnvelopeError as exc:
                 runtime.poison(exc, headers, delivery_id=payload_digest(headers))
                 return flask.Response(status=204)
-            totals = handling.drain(runtime, _DRAIN_BUDGET_S)
+            totals = drain(handling, runtime, budget_s=_DRAIN_BUDGET_S)
             log.info("drained %s jobs for %s: %s", name, tick.schedule, totals)
             return flask.jsonify(totals)
         body = request.stream.read(_MAX_PUSH_BYTES + 1)
@@ -72,7 +72,7 @@ def job_functions(name: str, kind: str, handling: JobHandling) -> JobFunctions:
         except EnvelopeError as exc:
             runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
             return flask.Response(status=204)  # acknowledged: redelivering it cannot help
-        delivery = handling.deliver([job], runtime, runtime.backlog_of(kind))
+        delivery = deliver(handling, [job], runtime, runtime.backlog_of(handling.kind))
         if job.id in delivery.to_retry:
             return flask.Response(_RETRY, 503, content_type="application/json")
         return flask.Response(status=204)
@@ -86,7 +86,7 @@ def job_functions(name: str, kind: str, handling: JobHandling) -> JobFunctions:
                 exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
             )
             return
-        delivery = handling.deliver([job], runtime, runtime.backlog_of(kind))
+        delivery = deliver(handling, [job], runtime, runtime.backlog_of(handling.kind))
         if job.id in delivery.to_retry:
             raise JobNotDone(f"{name} job {job.id} not done; Eventarc will redeliver")
 

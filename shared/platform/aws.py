@@ -21,11 +21,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from shared.entry import FunctionRuntime, payload_digest
 from shared.envelopes.aws import job_from_sqs_record, schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError
 from shared.events import Job
-from shared.jobentry.handling import Backlog, JobHandling
+from shared.platform.jobs import Backlog, JobHandling, deliver, drain
+from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["JobFunction", "JobNotDone", "job_function"]
 
@@ -63,8 +63,8 @@ def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -
     return lambda: int(queue.depth())
 
 
-def job_function(name: str, kind: str, handling: JobHandling) -> JobFunction:
-    """Build the Lambda handler of function ``name`` consuming jobs of ``kind``."""
+def job_function(name: str, handling: JobHandling) -> JobFunction:
+    """Build the Lambda handler of function ``name`` consuming jobs of ``handling.kind``."""
     logger = Logger(service=f"contentfn-{name}")
     metrics = Metrics(namespace="contentfn", service=name)
     copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
@@ -83,8 +83,8 @@ def job_function(name: str, kind: str, handling: JobHandling) -> JobFunction:
                 runtime.poison(exc, record.get("body"), delivery_id=f"sqs:{record.get('messageId')}")
                 not_done.add(str(record.get("messageId")))
         if jobs:
-            backlog = source_backlog(runtime, records[0].get("eventSourceARN"), kind)
-            delivery = handling.deliver(jobs, runtime, backlog)
+            backlog = source_backlog(runtime, records[0].get("eventSourceARN"), handling.kind)
+            delivery = deliver(handling, jobs, runtime, backlog)
             not_done |= delivery.to_retry | delivery.dead
             metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
         logger.info(f"{name} batch", extra={"records": len(records), "not_done": sorted(not_done)})
@@ -108,8 +108,8 @@ def job_function(name: str, kind: str, handling: JobHandling) -> JobFunction:
             tick = schedule_tick_from_eventbridge(event, now=datetime.now(UTC))
             logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
             budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
-            totals = handling.drain(runtime, budget)
-            metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals[handling.done_key])
+            totals = drain(handling, runtime, budget_s=budget)
+            metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals.get(handling.done_key, 0))
             return totals
         if trigger != "sqs":
             runtime.poison(f"{name} does not handle {trigger} events", event, delivery_id=payload_digest(event))
