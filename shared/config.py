@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health` and `/openapi.json`.",
+        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health`, `/openapi.json` and `/docs`.",
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")

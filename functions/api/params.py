@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from functions.api.errors import ApiError, bad_param
+from functions.api.errors import ApiError, FieldError, bad_param
 from shared.events import HttpRequest
 
 __all__ = ["Param", "json_body", "validate_query"]
@@ -26,14 +26,31 @@ def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: in
         raise ApiError(413, "too_large", "request body over the limit")
     try:
         return model.model_validate(json.loads(request.body))
-    except ValueError as exc:
-        fields = (
-            sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors() if e["loc"]})
-            if isinstance(exc, ValidationError)
-            else []
-        )
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        fields = sorted({e.pointer[1:].replace("/", ".") for e in errors if e.pointer})
         where = f" ({', '.join(fields)})" if fields else ""
-        raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}") from None
+        raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}", errors=errors) from None
+    except ValueError:
+        raise ApiError(400, "invalid_body", f"body is not a valid {what}") from None
+
+
+_MAX_FIELD_ERRORS = 20
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    """Each broken field as a JSON pointer and pydantic's rule text (which never quotes the value).
+
+    An unexpected key is itself caller input: it is reported at the object holding it, unnamed."""
+    out: list[FieldError] = []
+    for e in exc.errors(include_url=False, include_input=False)[:_MAX_FIELD_ERRORS]:
+        loc = [str(p) for p in e["loc"]]
+        if e["type"] == "extra_forbidden":
+            loc, detail = loc[:-1], "unexpected field"
+        else:
+            detail = e["msg"]
+        out.append(FieldError(pointer="".join("/" + part for part in loc), detail=detail))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,12 @@ def validate_query(query: dict[str, list[str]], params: tuple[Param, ...]) -> di
     if unknown:
         # The unknown names are caller input: say how many and what is allowed, not what they were.
         accepted = ", ".join(sorted(allowed)) or "none"
-        raise ApiError(400, "unknown_parameter", f"{len(unknown)} unknown query parameter(s); accepted: {accepted}")
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"{len(unknown)} unknown query parameter(s); accepted: {accepted}",
+            errors=[FieldError(detail=f"unknown query parameter; accepted: {accepted}")],
+        )
     values: dict[str, int | str | None] = {}
     for p in params:
         raw = query.get(p.name)

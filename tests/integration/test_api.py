@@ -129,13 +129,15 @@ def test_health_stats_and_openapi(server: str) -> None:
         ("/tracks/abc", {}, 404, "not_found"),
     ],
 )
-def test_bad_requests_get_a_json_error_that_does_not_echo_input(
+def test_bad_requests_get_a_problem_document_that_does_not_echo_input(
     server: str, path: str, params: dict[str, str], status: int, code: str
 ) -> None:
     resp = httpx.get(f"{server}{path}", params=params)
     assert resp.status_code == status
-    err = resp.json()["error"]
-    assert err["code"] == code
+    assert resp.headers["content-type"] == "application/problem+json"
+    err = resp.json()
+    assert err["code"] == code and err["status"] == status and err["type"].endswith(f":{code}")
+    assert err["title"] and err["detail"]
     for value in list(params.values()) + list(params):
         if len(value) > 3:
             assert value not in resp.text
