@@ -230,18 +230,23 @@ def _licence_files(dist: importlib.metadata.Distribution) -> Iterable[tuple[str,
                 break
 
 
+def _field(meta: importlib.metadata.PackageMetadata, name: str) -> str | None:
+    values = meta.get_all(name) or []
+    return str(values[0]) if values else None
+
+
 def copyleft(name: str) -> str | None:
     """Why the installed distribution ``name`` is GPL or AGPL, or None. Its metadata (SPDX
     expression, else the licence field and classifiers) and the header of each licence file it ships
     are read: a package may declare MIT and ship the AGPL text."""
     dist = importlib.metadata.distribution(name)
     meta = dist.metadata
-    expression = meta.get("License-Expression")
+    expression = _field(meta, "License-Expression")
     if expression:
         if _spdx_copyleft(expression):
             return f"License-Expression: {expression}"
     else:
-        declared = (meta.get("License") or "").strip().splitlines()
+        declared = (_field(meta, "License") or "").strip().splitlines()
         first = declared[0][:200] if declared else ""
         classifiers = [c for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
         named = [c for c in classifiers if _NAMED_COPYLEFT.search(c) and "Lesser" not in c and "Library" not in c]
