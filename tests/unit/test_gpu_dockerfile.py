@@ -54,6 +54,10 @@ def test_the_image_installs_every_package_the_service_can_import() -> None:
     assert "onnxruntime-gpu" in also
     # WHEN following every import the service's entry point can reach (adapters chosen at run time too)
     code = reachable_files(REPO / "infra" / "gpu_worker" / "__main__.py", root=REPO)
+    # ... each of them copied into the image (infra/ is copied file by file, leaving the model folder out)
+    copied = ("shared/", "functions/", "local/", "infra/__init__.py")
+    for path in (p.relative_to(REPO) for p in code):
+        assert path.as_posix().startswith(copied) or (path.parent.as_posix() == "infra/gpu_worker"), path
     used = used_modules(code, root=REPO)
     # the SQS / Pub/Sub queues and the S3 / GCS stores are among them
     assert {"boto3", "google.cloud.pubsub_v1", "google.cloud.storage"} <= used.keys()
