@@ -171,7 +171,8 @@ def _resolve(image: ImageLock, requirements: list[str]) -> list[tuple[str, str, 
         reqs = Path(tmp) / "requirements.in"
         reqs.write_text("\n".join(requirements) + "\n", encoding="utf-8")
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"]
+        # --isolated: this machine's pip configuration (extra indexes, local wheels) stays out of a lock.
+        cmd = [sys.executable, "-m", "pip", "--isolated", "install", "--dry-run", "--ignore-installed", "--quiet"]
         cmd += ["--only-binary=:all:", "--implementation", "cp", "--python-version", image.python_version]
         cmd += ["--abi", f"cp{image.python_version.replace('.', '')}", "--abi", "abi3", "--abi", "none"]
         for platform in image.platforms():
