@@ -365,7 +365,10 @@ class Settings(BaseSettings):
     )
     detector_model_path: Path | None = Field(
         default=None,
-        description="Detector ONNX file; unset: the YOLOv8n-architecture model shipped in the `nudenet` wheel.",
+        description=(
+            "Detector ONNX file (the GPU image sets it to the model baked in at build); unset: the"
+            " YOLOv8n-architecture model of the `nudenet` wheel (`demo` extra: tests and the local demo only, AGPL-3.0)."
+        ),
     )
     detector_model_name: str | None = Field(
         default=None, description="Model name recorded with detections; unset: the file name without its extension."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,6 +16,29 @@ __all__ = ["Param", "json_body", "validate_query"]
 
 _M = TypeVar("_M", bound=BaseModel)
 
+# Request bodies are flat models: a few levels of nesting at most. Deeper is refused before parsing,
+# since the C JSON decoder recurses once per level (a body of a few thousand "[" raises RecursionError,
+# which is no ValueError) and pydantic walks what it decoded again.
+MAX_BODY_DEPTH: Final = 32
+_NOT_A_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(body: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``: linear, without decoding (each
+    step but the last loop runs in C)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    # Escaped backslashes first, then escaped quotes: what is left of a string holds no quote, so
+    # splitting at quotes puts the text outside strings at the even positions.
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(plain.split(b'"')[::2])
+    depth = 0
+    for byte in outside.translate(None, _NOT_A_BRACKET):
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
+
 
 def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: int = 8192) -> _M:
     """The body as ``model``: JSON only, size checked before parsing; errors name the fields, not their values."""
@@ -24,6 +47,8 @@ def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: in
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     if len(request.body) > max_bytes:
         raise ApiError(413, "too_large", "request body over the limit")
+    if _too_deep(request.body, MAX_BODY_DEPTH):
+        raise ApiError(400, "invalid_body", f"body is not a valid {what} (nested deeper than {MAX_BODY_DEPTH} levels)")
     try:
         return model.model_validate(json.loads(request.body))
     except ValidationError as exc:
@@ -31,7 +56,7 @@ def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: in
         fields = sorted({e.pointer[1:].replace("/", ".") for e in errors if e.pointer})
         where = f" ({', '.join(fields)})" if fields else ""
         raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}", errors=errors) from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(400, "invalid_body", f"body is not a valid {what}") from None
 
 
