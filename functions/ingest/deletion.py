@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 from functions.ingest.core import STAGE as INGEST_STAGE
 from functions.ingest.images import is_image_key
+from functions.ingest.reports import DeletionReport
 from shared.errors import ObjectNotFound, TransientError
 from shared.events import ObjectDeleted
 from shared.services import Services
@@ -39,7 +39,7 @@ class NewerVersionNotIngested(TransientError):
     under new ids; the retry comes after that ingest and removes just what the new version dropped."""
 
 
-def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str, Any]:
+def handle_object_deleted(event: ObjectDeleted, services: Services) -> DeletionReport:
     """Remove what this object (version) alone produced; returns the deletion's report."""
     started = time.perf_counter()
     subject = f"object:{event.uri}"
@@ -55,16 +55,15 @@ def handle_object_deleted(event: ObjectDeleted, services: Services) -> dict[str,
             else:
                 cur.execute("DELETE FROM idempotency WHERE key = ANY(%s)", (keys,))
         elapsed_ms = (time.perf_counter() - started) * 1000
-        report = {
-            "status": "ok",
-            "object": event.uri,
-            "generation": event.generation,
-            **removal.model_dump(),
-            # The counts are whole; the ids are a sample, so that a large file's report stays small.
-            "track_ids": removal.track_ids[:_IDS_REPORTED],
-            "duration_ms": round(elapsed_ms, 1),
-        }
-        ledger.record(conn, subject, STAGE, "ok", detail=report, duration_ms=elapsed_ms)
+        report = DeletionReport(
+            object=event.uri,
+            generation=event.generation,
+            **removal.model_dump(exclude={"track_ids"}),
+            track_ids=removal.track_ids[:_IDS_REPORTED],
+            duration_ms=round(elapsed_ms, 1),
+        )
+        detail = report.model_dump(mode="json")
+        ledger.record(conn, subject, STAGE, "ok", detail=detail, duration_ms=elapsed_ms)
         record_removed(conn, removal, cause=subject, duration_ms=elapsed_ms)
         conn.commit()
     log.info(

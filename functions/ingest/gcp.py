@@ -43,14 +43,14 @@ def ingest(cloud_event: Any) -> None:
         log.info(
             "deleted %s: %d track(s) removed",
             event.uri,
-            removed["tracks"],
+            removed.tracks,
             extra={"generation": event.generation, "cloudevent_id": attributes.get("id")},
         )
         return
-    report = handle_object_created(event, runtime.services)
+    outcome = handle_object_created(event, runtime.services)
     log.info(
         "ingest %s: %s",
         event.uri,
-        "replayed" if report.get("_replayed") else report.get("status"),
+        "replayed" if outcome.replayed else outcome.result.status,
         extra={"idempotency_key": event.idempotency_key, "cloudevent_id": attributes.get("id")},
     )

@@ -131,8 +131,8 @@ def test_deleting_an_object_removes_exactly_what_it_alone_produced_and_a_second_
     per_track_analyses = before["analyses"] // 4
     assert after["embeddings"] == 3 and after["enrichments"] == 3 and after["analyses"] == 3 * per_track_analyses
     assert after["track_objects"] == before["track_objects"] - 3 and after["track_pages"] == 1
-    assert report["links"] == 3 and report["tracks"] == 1 and report["track_ids"] == [alone_id]
-    assert (report["embeddings"], report["enrichments"], report["analyses"]) == (1, 1, per_track_analyses)
+    assert report.links == 3 and report.tracks == 1 and report.track_ids == [alone_id]
+    assert (report.embeddings, report.enrichments, report.analyses) == (1, 1, per_track_analyses)
     # AND the ledger records the deletion, on the object and on the track it removed
     ledger = _query(services, "SELECT subject, status FROM ledger WHERE stage = 'deleted' ORDER BY subject")
     assert ledger == [(f"object:{a.uri}", "ok"), (f"track:{alone_id}", "ok")]
@@ -142,7 +142,7 @@ def test_deleting_an_object_removes_exactly_what_it_alone_produced_and_a_second_
     again = handle_object_deleted(ObjectDeleted(bucket=a.bucket, key=a.key), services)
     # THEN nothing changes
     assert _snapshot(services) == snapshot
-    assert (again["links"], again["tracks"]) == (0, 0)
+    assert (again.links, again.tracks) == (0, 0)
 
 
 def test_deleting_one_version_keeps_the_tracks_a_newer_version_still_feeds(services: Services) -> None:
@@ -153,7 +153,7 @@ def test_deleting_one_version_keeps_the_tracks_a_newer_version_still_feeds(servi
     # WHEN the storage reports version 1 deleted (GCS does so for an overwritten generation)
     report = handle_object_deleted(ObjectDeleted(bucket=v1.bucket, key=v1.key, generation=v1.version), services)
     # THEN X, which only version 1 held, is gone; Y stays, linked to version 2
-    assert _titles(services) == ["Y"] and report["tracks"] == 1
+    assert _titles(services) == ["Y"] and report.tracks == 1
     assert _query(services, "SELECT version FROM track_objects") == [(v2.version,)]
     # AND version 1's idempotency record is gone, version 2's kept
     assert [r[0] for r in _query(services, "SELECT key FROM idempotency")] == [v2.idempotency_key]
