@@ -13,15 +13,16 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from shared.queue.kinds import PAYLOADS, TrackPayload
 from shared.store import ledger
 
 # The ledger stage of a removal: on the object deleted, and on each track it took with it.
 DELETED_STAGE = "deleted"
 
-# Every job kind whose payload names one track (embed, enrich, analyze).
-_TRACK_JOB_KINDS = ("embed", "enrich", "analyze")
+# Every job kind whose payload names one track: a deleted track's queued work of these kinds goes with it.
+_TRACK_JOB_KINDS = tuple(kind for kind, model in PAYLOADS.items() if issubclass(model, TrackPayload))
 
 __all__ = [
     "DELETED_STAGE",
@@ -47,7 +48,12 @@ class ObjectVersion:
     version: str
 
 
-class ObjectLink(BaseModel):
+class _Answer(BaseModel):
+    # Served by the API as they are: a key the model does not declare is refused, not published undocumented.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ObjectLink(_Answer):
     bucket: str
     key: str
     version: str
@@ -55,18 +61,18 @@ class ObjectLink(BaseModel):
     linked_at: datetime
 
 
-class PageLink(BaseModel):
+class PageLink(_Answer):
     url: str
     source: str
     linked_at: datetime
 
 
-class Provenance(BaseModel):
+class Provenance(_Answer):
     objects: list[ObjectLink]
     pages: list[PageLink]
 
 
-class Removal(BaseModel):
+class Removal(_Answer):
     """What one deletion removed: links, then the tracks left without any input and their derived rows."""
 
     links: int = 0
