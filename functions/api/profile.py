@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from functions.api.errors import not_found
 from functions.api.routing import Call
@@ -16,6 +16,8 @@ __all__ = ["TrackDeleted", "TrackProfile", "delete_track", "get_track"]
 
 class TrackDeleted(BaseModel):
     """What ``DELETE /tracks/{id}`` removed: the track and every row derived from it."""
+
+    model_config = ConfigDict(extra="forbid")
 
     track_id: int
     removed: Removal

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.intel.profile import Profile
 from shared.models import Track
@@ -29,7 +29,12 @@ __all__ = [
 ]
 
 
-class _Enrichment(BaseModel):
+class _Answer(BaseModel):
+    # Served by the API as they are: a key the model does not declare is refused, not published undocumented.
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Enrichment(_Answer):
     version: str
     current: bool = Field(description="computed from the track's present text")
     updated_at: datetime
@@ -48,6 +53,7 @@ class SpotifyEnrichment(_Enrichment):
     matched: bool
     match_score: float | None = None
     best_score: float | None = None
+    candidates: int | None = Field(default=None, description="catalogue results weighed when none matched")
     spotify_id: str | None = None
     name: str | None = None
     artists: list[str] = []
@@ -57,12 +63,12 @@ class SpotifyEnrichment(_Enrichment):
     audio_features_unavailable: str | None = None
 
 
-class Enrichments(BaseModel):
+class Enrichments(_Answer):
     features: FeaturesEnrichment | None = None
     metadata: SpotifyEnrichment | None = None
 
 
-class AnalysisRecord(BaseModel):
+class AnalysisRecord(_Answer):
     analyzer: str
     prompt_version: str
     content_hash: str
@@ -78,7 +84,7 @@ class AnalysisRecord(BaseModel):
     created_at: datetime
 
 
-class StageRecord(BaseModel):
+class StageRecord(_Answer):
     """One ledger row of the track (``track:<id>``) or of an object it came from (``object:<uri>``)."""
 
     subject: str
@@ -92,6 +98,8 @@ class StageRecord(BaseModel):
 
 
 class TrackProfile(Track):
+    model_config = ConfigDict(extra="forbid")
+
     embedded_models: list[str]
     enrichments: Enrichments
     analyses: list[AnalysisRecord]
