@@ -37,7 +37,7 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 def _put(services: Services, key: str, rows: list[dict[str, Any]]) -> ObjectCreated:
     info = services.blob.put(services.settings.bucket, key, _jsonl(rows))
     event = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
-    assert handle_object_created(event, services)["status"] == "ok"
+    assert handle_object_created(event, services).result.status == "ok"
     return event
 
 
