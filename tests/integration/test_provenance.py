@@ -178,6 +178,19 @@ def test_an_overwritten_versions_deletion_waits_for_the_new_versions_ingest(serv
     assert _query(services, "SELECT id, title FROM tracks") == [(y_id, "Y")]
 
 
+def test_an_overwritten_versions_deletion_goes_ahead_once_the_new_version_is_refused(services: Services) -> None:
+    # GIVEN version 1 ingested, then overwritten by a version 2 that is not UTF-8
+    v1 = _put(services, "r.jsonl", [_row("x", "X")])
+    info = services.blob.put(services.settings.bucket, "r.jsonl", b"\xff\xfe not text\n")
+    v2 = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
+    # WHEN version 2 is refused by ingest (poison: ledger + dead-letter store)
+    report = handle_object_created(v2, services).result
+    assert report.status == "rejected" and report.generation == info.generation
+    # THEN the deletion of version 1 does not wait for it: X, which only version 1 held, goes
+    gone = handle_object_deleted(ObjectDeleted(bucket=v1.bucket, key=v1.key, generation=v1.version), services)
+    assert gone.tracks == 1 and _titles(services) == []
+
+
 def test_a_file_removed_from_the_local_bucket_removes_its_tracks(services: Services) -> None:
     # GIVEN the local bucket watcher has delivered a file (stable for one poll, then delivered)
     watcher = BucketWatcher(services)
