@@ -215,8 +215,9 @@ class SafeHttpClient:
             if status not in _REDIRECTS or not location:
                 return HttpResult(status, resp_headers, body, str(url))
             target = url.join(location)
-            if target.host != url.host:
-                # Credentials were meant for the first host only.
+            if _origin(target) != _origin(url):
+                # Credentials were meant for the first origin only: another host, another scheme (an
+                # https token must not travel in clear) or another port (another service) is not it.
                 headers = {k: v for k, v in headers.items() if k not in ("authorization", "cookie")}
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, content, data = "GET", None, None
@@ -268,6 +269,11 @@ class SafeHttpClient:
             raise UpstreamUnavailable(f"upstream connection failed: {type(exc).__name__}") from None
         finally:
             response.close()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _is_ip(host: str) -> bool:
