@@ -1,6 +1,8 @@
 """``/images/{id}/detections`` and ``/streams`` for the API core.
 
 Errors name the problem, never the submitted URL: a refused stream says which rule it broke.
+Streams count against quotas per owner: the API key that registered them. Until keys have names,
+every stream belongs to the one shared key (``SHARED_KEY_OWNER``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
 from shared.vision.stream_registry import (
+    StreamQuotaExceeded,
     get_stream,
     list_streams,
     register_stream,
@@ -28,6 +31,7 @@ from shared.vision.stream_registry import (
 )
 
 __all__ = [
+    "SHARED_KEY_OWNER",
     "StreamRequest",
     "create_stream",
     "delete_stream",
@@ -41,6 +45,9 @@ __all__ = [
 _IMAGE_STATUSES = ("pending", "done", "rejected")
 
 _MAX_BODY = 8192
+
+# The owner of every stream registered with the one shared API key.
+SHARED_KEY_OWNER = "shared-key"
 
 
 class StreamRequest(BaseModel):
@@ -78,6 +85,8 @@ def create_stream(call: Call) -> dict[str, Any]:
     body = json_body(call.request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
     if body.fps > s.stream_max_fps:
         raise ApiError(400, "invalid_body", f"fps must be at most {s.stream_max_fps:g}")
+    if body.fps < s.stream_min_fps:
+        raise ApiError(400, "invalid_body", f"fps must be at least {s.stream_min_fps:g}")
     try:
         validate_stream_url(
             body.url,
@@ -87,7 +96,20 @@ def create_stream(call: Call) -> dict[str, Any]:
     except PoisonError as exc:
         raise ApiError(400, "url_refused", str(exc)) from None
     with call.services.db.connection() as conn:
-        row = register_stream(conn, body.url, body.fps, model=body.model, keyframes_only=body.keyframes_only)
+        try:
+            row = register_stream(
+                conn,
+                body.url,
+                body.fps,
+                model=body.model,
+                keyframes_only=body.keyframes_only,
+                owner=SHARED_KEY_OWNER,
+                max_active=s.stream_max_active,
+                max_per_owner=s.stream_max_per_owner,
+            )
+        except StreamQuotaExceeded as exc:
+            conn.rollback()
+            raise ApiError(429, "stream_quota_exceeded", str(exc)) from None
         conn.commit()
     return {"stream": row}
 
