@@ -177,7 +177,10 @@ class StreamRunner:
         finally:
             try:
                 with self.services.db.connection() as conn:
-                    finish_stream(conn, self.lease.id, self.owner, final, error if final else None, code)
+                    # Only a closing status brings its own error; otherwise the row keeps what was set last.
+                    finish_stream(
+                        conn, self.lease.id, self.owner, final, error if final else None, code if final else None
+                    )
                     conn.commit()
             except Exception:
                 log.exception("stream %d: could not give the lease back; it will expire", self.lease.id)
