@@ -14,11 +14,13 @@ whatever segment URLs they name. So each source is opened here, never by ``av.op
   H.264/HEVC), so no playlist can make it open anything. A playlist itself (by content type or its
   first bytes) is refused with ``playlist_refused``: checking every segment host would mean
   re-implementing the HLS client, and a live camera does not need one.
-- **rtsp / rtsps**: FFmpeg connects, so the host is resolved once, checked, and replaced by the
-  checked IP in the URL FFmpeg gets. Protocols are restricted to rtsp over TCP (rtsps adds TLS),
-  with interleaved TCP transport, so no UDP port is opened toward an address the server names.
-  Known limit: FFmpeg's RTSP client follows a 3xx answer to its setup requests without a hook to
-  refuse it; such a target is reached over RTSP only, and only its video comes back.
+- **rtsp**: the host is resolved once and checked; FFmpeg connects to a relay on 127.0.0.1 that
+  connects to the checked address (``rtsp_relay.py``) and ends the session at a 3xx answer, which
+  FFmpeg would otherwise follow to any address. Protocols are restricted to rtsp over TCP with
+  interleaved transport: one connection carries everything, no UDP port is opened toward an
+  address the server names.
+- **rtsps**: TLS hides the answers from a relay, so FFmpeg gets the checked IP in place of the name
+  (same protocol and transport limits). Known limit: a 3xx answer on rtsps is still followed.
 - **file**: the worker's own disk, allowed only where a setting says so (local runtime, tests).
 - **Credentials** in the URL (``user:password@``) are refused: they would be stored, listed and
   logged. A failure is described by ``describe_failure`` as a code and a message that never quote
@@ -36,9 +38,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
+from infra.gpu_worker.rtsp_relay import RtspRelay
 from shared.net.client import REDIRECT_STATUSES, pin_url
 from shared.net.errors import OutboundError, UpstreamUnavailable, UrlRefused
-from shared.net.policy import AddressPolicy, Resolver, system_resolver
+from shared.net.policy import AddressPolicy, IpAddress, Resolver, system_resolver
 
 __all__ = [
     "HTTP_FORMATS",
@@ -128,28 +131,40 @@ def open_source(
             options = {"format_whitelist": HTTP_FORMATS, "protocol_whitelist": "none"}
             with av.open(body, options=options, timeout=(timeout_s, timeout_s)) as container:
                 yield container
-    elif scheme in _RTSP_PORTS:
-        pinned, options = _pin_rtsp(url, policy, resolver)
+    elif scheme == "rtsp":
+        ip, port = _check_rtsp_host(url, policy, resolver)
+        with RtspRelay((str(ip), port), timeout_s=timeout_s) as relay:
+            local = urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}"))
+            options = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsp,tcp", "allowed_media_types": "video"}
+            try:
+                container = av.open(local, format="rtsp", options=options, timeout=(timeout_s, timeout_s))
+            except Exception:
+                if relay.refused:
+                    raise UrlRefused(relay.refused) from None
+                if relay.unreachable:
+                    raise UpstreamUnavailable(relay.unreachable) from None
+                raise
+            with container:
+                yield container
+    elif scheme == "rtsps":
+        ip, port = _check_rtsp_host(url, policy, resolver)
+        netloc = (f"[{ip}]" if ip.version == 6 else str(ip)) + f":{port}"
+        pinned = urlunsplit(parts._replace(netloc=netloc))
+        options = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsps,tls,tcp", "allowed_media_types": "video"}
         with av.open(pinned, format="rtsp", options=options, timeout=(timeout_s, timeout_s)) as container:
             yield container
     else:
         raise UrlRefused("stream URL must be rtsp://, rtsps://, http:// or https://")
 
 
-def _pin_rtsp(url: str, policy: AddressPolicy, resolver: Resolver) -> tuple[str, dict[str, str]]:
+def _check_rtsp_host(url: str, policy: AddressPolicy, resolver: Resolver) -> tuple[IpAddress, int]:
+    """The checked address and port to connect to (the name is resolved here, once)."""
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
     host = parts.hostname
     if not host:
         raise UrlRefused("stream URL has no host")
-    port = parts.port or _RTSP_PORTS[scheme]
-    ip = policy.check_host(host, port, resolver)[0]
-    netloc = f"[{ip}]" if ip.version == 6 else str(ip)
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    protocols = "rtsp,tcp" if scheme == "rtsp" else "rtsps,tls,tcp"
-    options = {"rtsp_transport": "tcp", "protocol_whitelist": protocols, "allowed_media_types": "video"}
-    return urlunsplit(parts._replace(netloc=netloc)), options
+    port = parts.port or _RTSP_PORTS[parts.scheme.lower()]
+    return policy.check_host(host, port, resolver)[0], port
 
 
 class _HttpBody:

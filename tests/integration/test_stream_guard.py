@@ -264,10 +264,11 @@ def test_ffmpegs_error_text_which_quotes_the_url_is_neither_stored_nor_returned(
     run_until(svc, detector, lambda: stream_row(svc, sid)["last_error_code"] is not None, "an error on the stream")
     # THEN the stream keeps a code and a message without the URL, and so does the API
     row = stream_row(svc, sid)
-    assert row["last_error_code"] == "source_error" and row["status"] in ("retrying", "running")
+    assert row["last_error_code"] == "source_unavailable" and row["status"] in ("retrying", "running")
+    assert "Connection refused" in row["last_error"]
     assert SECRET not in row["last_error"] and "rtsp://" not in row["last_error"]
     body = call(Api(svc), "GET", f"/streams/{sid}")[1]
-    assert body["stream"]["last_error_code"] == "source_error" and SECRET not in body["stream"]["last_error"]
+    assert body["stream"]["last_error_code"] == "source_unavailable" and SECRET not in body["stream"]["last_error"]
 
 
 # -- item 2: a stream cannot exhaust a worker -----------------------------------------------------
@@ -327,3 +328,49 @@ def test_a_source_that_yields_no_frame_expires_after_the_idle_limit_and_frees_it
     assert row["last_error_code"] == "idle_expired" and "HTTP 503" in row["last_error"]
     assert row["lease_owner"] is None and len(source.paths()) >= 2
     assert register(svc, f"{source.url}/down.ts") > sid
+
+
+def test_an_rtsp_redirect_to_a_refused_address_is_not_followed(
+    guarded: Callable[..., Services], detector: Detector
+) -> None:
+    # GIVEN an RTSP server on an allowed address that redirects DESCRIBE to an internal address
+    internal = socket.create_server(("127.0.0.2", 0))
+    internal.settimeout(0.2)
+    target = f"rtsp://127.0.0.2:{internal.getsockname()[1]}/cam"
+    server = socket.create_server(("127.0.0.1", 0))
+    asked: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            buf = b""
+            while data := conn.recv(4096):
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    method = head.split(b" ", 1)[0]
+                    asked.append(method)
+                    cseq = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"cseq"))
+                    if method == b"OPTIONS":
+                        conn.sendall(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+                    else:
+                        conn.sendall(
+                            b"RTSP/1.0 302 Found\r\n" + cseq + b"\r\nLocation: " + target.encode() + b"\r\n\r\n"
+                        )
+
+    threading.Thread(target=answer, daemon=True).start()
+    svc = guarded()
+    sid = register(svc, f"rtsp://127.0.0.1:{server.getsockname()[1]}/cam")
+    try:
+        # WHEN a worker opens it
+        run_until(svc, detector, lambda: stream_row(svc, sid)["status"] == "failed", "the stream to fail")
+        # THEN the redirect was refused and the internal address never connected to
+        with pytest.raises(TimeoutError):
+            internal.accept()
+    finally:
+        server.close()
+        internal.close()
+    assert b"DESCRIBE" in asked
+    row = stream_row(svc, sid)
+    assert row["last_error_code"] == "url_refused" and "redirect" in row["last_error"]
+    assert "127.0.0.2" not in row["last_error"]
