@@ -374,3 +374,80 @@ def test_an_rtsp_redirect_to_a_refused_address_is_not_followed(
     row = stream_row(svc, sid)
     assert row["last_error_code"] == "url_refused" and "redirect" in row["last_error"]
     assert "127.0.0.2" not in row["last_error"]
+
+
+class RtpOverRtspServer:
+    """A minimal live RTSP server: one session, MPEG-TS over RTP interleaved on the RTSP connection."""
+
+    def __init__(self, clip: bytes, seconds: float) -> None:
+        self.clip = clip
+        self.seconds = seconds
+        self.methods: list[str] = []
+        self.stopping = threading.Event()
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def close(self) -> None:
+        self.stopping.set()
+        self._server.close()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            conn, _ = self._server.accept()
+            with conn:
+                self._session(conn)
+
+    def _session(self, conn: socket.socket) -> None:
+        buf = b""
+        while not self.stopping.is_set() and (data := conn.recv(4096)):
+            buf += data
+            while b"\r\n\r\n" in buf:
+                head, buf = buf.split(b"\r\n\r\n", 1)
+                lines = head.decode().split("\r\n")
+                method = lines[0].split(" ", 1)[0]
+                self.methods.append(method)
+                cseq = next(x for x in lines if x.lower().startswith("cseq"))
+                extra, body = self._answer(method)
+                conn.sendall(f"RTSP/1.0 200 OK\r\n{cseq}\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+                if method == "PLAY":
+                    threading.Thread(target=self._media, args=(conn,), daemon=True).start()
+
+    def _answer(self, method: str) -> tuple[str, bytes]:
+        if method == "OPTIONS":
+            return "Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN\r\n", b""
+        if method == "DESCRIBE":
+            sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=cam\r\nt=0 0\r\nm=video 0 RTP/AVP 33\r\na=control:track0\r\n"
+            return "Content-Type: application/sdp\r\n", sdp.encode()
+        if method == "SETUP":
+            return "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\nSession: 4711\r\n", b""
+        return "Session: 4711\r\n", b""
+
+    def _media(self, conn: socket.socket) -> None:
+        seq, chunk = 0, 7 * 188
+        pause = self.seconds / max(1, len(self.clip) // chunk)  # live: the clip takes its own time
+        with contextlib.suppress(OSError):
+            for start in range(0, len(self.clip), chunk):
+                if self.stopping.is_set():
+                    return
+                rtp = bytes([0x80, 33]) + seq.to_bytes(2, "big") + (seq * 900).to_bytes(4, "big") + b"\0\0\0\1"
+                packet = rtp + self.clip[start : start + chunk]
+                conn.sendall(b"$\0" + len(packet).to_bytes(2, "big") + packet)
+                seq += 1
+                self.stopping.wait(pause)
+
+
+def test_an_rtsp_source_is_read_through_the_relay_to_its_checked_address(
+    guarded: Callable[..., Services], detector: Detector
+) -> None:
+    # GIVEN a live RTSP source on an allowed address
+    server = RtpOverRtspServer(mpegts_clip(seconds=8.0), seconds=8.0)
+    svc = guarded()
+    sid = register(svc, f"rtsp://127.0.0.1:{server.port}/cam")
+    try:
+        # WHEN a worker holds it THEN its frames are detected over the one relayed connection
+        run_until(svc, detector, lambda: stream_row(svc, sid)["frames_done"] >= 3, "RTSP frames")
+    finally:
+        server.close()
+    assert server.methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
+    assert stream_row(svc, sid)["last_error_code"] is None
