@@ -137,15 +137,15 @@ def open_source(
             local = urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}"))
             options = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsp,tcp", "allowed_media_types": "video"}
             try:
-                container = av.open(local, format="rtsp", options=options, timeout=(timeout_s, timeout_s))
+                session = av.open(local, "r", format="rtsp", options=options, timeout=(timeout_s, timeout_s))
             except Exception:
                 if relay.refused:
                     raise UrlRefused(relay.refused) from None
                 if relay.unreachable:
                     raise UpstreamUnavailable(relay.unreachable) from None
                 raise
-            with container:
-                yield container
+            with session:
+                yield session
     elif scheme == "rtsps":
         ip, port = _check_rtsp_host(url, policy, resolver)
         netloc = (f"[{ip}]" if ip.version == 6 else str(ip)) + f":{port}"
