@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health` and `/openapi.json`.",
+        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health`, `/openapi.json` and `/docs`.",
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
@@ -365,7 +365,10 @@ class Settings(BaseSettings):
     )
     detector_model_path: Path | None = Field(
         default=None,
-        description="Detector ONNX file; unset: the YOLOv8n-architecture model shipped in the `nudenet` wheel.",
+        description=(
+            "Detector ONNX file (the GPU image sets it to the model baked in at build); unset: the"
+            " YOLOv8n-architecture model of the `nudenet` wheel (`demo` extra: tests and the local demo only, AGPL-3.0)."
+        ),
     )
     detector_model_name: str | None = Field(
         default=None, description="Model name recorded with detections; unset: the file name without its extension."

@@ -82,7 +82,7 @@ class PgQueue:
     ) -> int:
         """One job of each kind per (track, content hash), built in the database.
 
-        Same payload and dedup key as :func:`shared.jobs.embed_job` and its siblings, but without a
+        Same payload and dedup key as :func:`shared.queue.kinds.embed_job` and its siblings, but without a
         Python object and a JSON document per job: a 57,718-row upload queues its 115,436 jobs in
         one statement. Runs inside the caller's transaction.
         """
