@@ -120,6 +120,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            errors=(429,),
         ),
         Route(
             "GET",

@@ -2,7 +2,9 @@
 
 Errors name the problem, never the submitted URL: a refused stream says which rule it broke.
 Streams count against quotas per owner: the API key that registered them. Until keys have names,
-every stream belongs to the one shared key (``SHARED_KEY_OWNER``).
+every stream belongs to the one shared key (``SHARED_KEY_OWNER``). A registration over a quota is a
+429 whose ``Retry-After`` is a fixed short interval (``_RETRY_QUOTA_S``): a place frees when another
+stream stops, ends, fails or expires, which the API cannot foresee.
 """
 
 from __future__ import annotations
@@ -59,6 +61,10 @@ _MAX_BODY = 8192
 
 # The owner of every stream registered with the one shared API key.
 SHARED_KEY_OWNER = "shared-key"
+# Seconds a client refused by a stream quota waits before trying again. Not the idle-expiry horizon:
+# that bounds only idle streams, while a stopped or ended one frees its place at once, so a short
+# fixed interval lets a client poll cheaply without promising a time the API cannot know.
+_RETRY_QUOTA_S = "60"
 
 
 class StreamRequest(BaseModel):
@@ -129,10 +135,14 @@ class Stream(_Answer):
     fps: float
     keyframes_only: bool
     model: str | None
-    status: Literal["pending", "running", "retrying", "ended", "stopped"]
+    owner: str = Field(description="the API key that registered the stream; quotas count per owner")
+    status: Literal["pending", "running", "retrying", "ended", "stopped", "failed", "expired"] = Field(
+        description="failed: the source can never be read as registered; expired: no frame for the idle limit"
+    )
     lease_owner: str | None
     lease_expires_at: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(description="redacted: names the failure, never the URL nor the decoder's text")
+    last_error_code: str | None = Field(description="which failure last_error is, for clients that branch on it")
     frames_done: int
     frames_dropped: int
     last_frame_ts: float | None
@@ -224,7 +234,7 @@ def create_stream(call: Call) -> Created:
             )
         except StreamQuotaExceeded as exc:
             conn.rollback()
-            raise ApiError(429, "stream_quota_exceeded", str(exc)) from None
+            raise ApiError(429, "stream_quota_exceeded", str(exc), headers={"retry-after": _RETRY_QUOTA_S}) from None
         conn.commit()
     answer = StreamAnswer.model_validate({"stream": row})
     return Created(answer, f"/streams/{answer.stream.id}")

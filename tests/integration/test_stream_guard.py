@@ -25,7 +25,7 @@ import pytest
 from functions.api.core import Api
 from infra.gpu_worker.stream_runner import StreamSupervisor
 from shared.config import Settings
-from shared.events import HttpRequest
+from shared.events import HttpRequest, HttpResponse
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec
 from tests.vision_fixtures import tiny_model
@@ -124,9 +124,13 @@ def guarded(settings: Settings) -> Iterator[Callable[..., Services]]:
         svc.close()
 
 
-def call(api: Api, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+def answer(api: Api, method: str, path: str, body: dict[str, Any] | None = None) -> HttpResponse:
     raw = json.dumps(body).encode() if body is not None else b""
-    resp = api.handle(HttpRequest.from_parts(method, path, "", headers={"content-type": "application/json"}, body=raw))
+    return api.handle(HttpRequest.from_parts(method, path, "", headers={"content-type": "application/json"}, body=raw))
+
+
+def call(api: Api, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    resp = answer(api, method, path, body)
     return resp.status, json.loads(resp.body)
 
 
@@ -140,7 +144,7 @@ def stream_row(svc: Services, stream_id: int) -> dict[str, Any]:
 
 def register(svc: Services, url: str, fps: float = 2.0) -> int:
     status, body = call(Api(svc), "POST", "/streams", {"url": url, "fps": fps})
-    assert status == 200, body
+    assert status == 201, body
     return int(body["stream"]["id"])
 
 
@@ -233,7 +237,7 @@ def test_credentials_in_a_url_are_refused_and_never_listed_or_logged(
     url = f"http://viewer:{SECRET}@{source.url.removeprefix('http://')}/live.ts"
     # WHEN a URL with credentials is registered THEN it is refused without echoing them
     status, body = call(api, "POST", "/streams", {"url": url, "fps": 1})
-    assert status == 400 and body["error"]["code"] == "url_refused" and SECRET not in json.dumps(body)
+    assert status == 400 and body["code"] == "url_refused" and SECRET not in json.dumps(body)
     # GIVEN such a URL stored before this rule (inserted directly)
     with svc.db.connection() as conn:
         sid = int(conn.execute("INSERT INTO streams (url, fps) VALUES (%s, 1) RETURNING id", (url,)).fetchone()[0])
@@ -295,8 +299,11 @@ def test_stream_count_quotas_hold_overall_and_per_owner(guarded: Callable[..., S
     # GIVEN the shared key's two streams
     first, _second = register(svc, url), register(svc, url)
     # WHEN it registers a third THEN its own quota refuses it
-    status, body = call(api, "POST", "/streams", {"url": url, "fps": 1})
-    assert status == 429 and body["error"]["code"] == "stream_quota_exceeded" and "per key" in body["error"]["message"]
+    refused = answer(api, "POST", "/streams", {"url": url, "fps": 1})
+    status, body = refused.status, json.loads(refused.body)
+    assert status == 429 and body["code"] == "stream_quota_exceeded" and "per key" in body["detail"]
+    # AND it says when to try again: a fixed short interval, since a place frees at no foreseeable time
+    assert refused.headers["retry-after"] == "60"
     # GIVEN another owner's stream filling the overall quota, and the shared key freeing a place
     with svc.db.connection() as conn:
         conn.execute("INSERT INTO streams (url, fps, owner) VALUES (%s, 1, 'other-key')", (url,))
@@ -305,13 +312,13 @@ def test_stream_count_quotas_hold_overall_and_per_owner(guarded: Callable[..., S
     # THEN the overall quota still counts the other owner's stream, so one place only is free
     register(svc, url)
     status, body = call(api, "POST", "/streams", {"url": url, "fps": 1})
-    assert status == 429 and "at once" in body["error"]["message"]
+    assert status == 429 and "at once" in body["detail"]
 
 
 def test_a_rate_below_the_minimum_fps_is_refused(guarded: Callable[..., Services], source: VideoSource) -> None:
     svc = guarded(stream_min_fps=0.5)
     status, body = call(Api(svc), "POST", "/streams", {"url": f"{source.url}/live.ts", "fps": 0.1})
-    assert status == 400 and "at least 0.5" in body["error"]["message"]
+    assert status == 400 and "at least 0.5" in body["detail"]
     assert register(svc, f"{source.url}/live.ts", fps=0.5) > 0
 
 
