@@ -101,7 +101,9 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
                 SELECT source, source_id, artist, title, lyrics, metadata, content_hash FROM staged
                 ON CONFLICT (source, source_id) DO UPDATE
                 SET artist = EXCLUDED.artist, title = EXCLUDED.title, lyrics = EXCLUDED.lyrics,
-                    metadata = EXCLUDED.metadata, content_hash = EXCLUDED.content_hash, updated_at = now()
+                    metadata = EXCLUDED.metadata, content_hash = EXCLUDED.content_hash, updated_at = now(),
+                    search_tsv = CASE WHEN t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+                                      THEN NULL ELSE t.search_tsv END
                 WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
                    OR t.metadata IS DISTINCT FROM EXCLUDED.metadata
                    OR t.artist IS DISTINCT FROM EXCLUDED.artist
@@ -196,6 +198,20 @@ class TrackStore:
                 [(tid, model_key, vec, h) for tid, h, vec in zip(track_ids, hashes, vectors, strict=True)],
             )
             return len(track_ids)
+
+    def index_text(self, track_ids: Sequence[int] | None = None) -> int:
+        """Fill the full-text vector of these tracks (every track when None) where it is missing.
+
+        Returns the rows written. The embed stage calls it beside the vectors, so a track becomes
+        keyword-searchable when it becomes semantically searchable, and the bulk upsert stays lean.
+        """
+        where = "search_tsv IS NULL" + ("" if track_ids is None else " AND id = ANY(%s)")
+        with self.conn.cursor() as cur:
+            cur.execute(
+                f"UPDATE tracks SET search_tsv = track_search_tsv(artist, title, lyrics) WHERE {where}",  # noqa: S608 - fixed text
+                () if track_ids is None else (list(track_ids),),
+            )
+            return cur.rowcount
 
     def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
         """Create the partial HNSW (cosine) index for one model if missing. Returns True if created.
