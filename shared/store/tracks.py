@@ -22,6 +22,7 @@ __all__ = [
     "UpsertResult",
     "hnsw_index_name",
     "hnsw_index_sql",
+    "snippet",
     "upsert_tracks",
 ]
 
@@ -205,12 +206,12 @@ class TrackStore:
         Returns the rows written. The embed stage calls it beside the vectors, so a track becomes
         keyword-searchable when it becomes semantically searchable, and the bulk upsert stays lean.
         """
-        where = "search_tsv IS NULL" + ("" if track_ids is None else " AND id = ANY(%s)")
+        fill = "UPDATE tracks SET search_tsv = track_search_tsv(artist, title, lyrics) WHERE search_tsv IS NULL"
         with self.conn.cursor() as cur:
-            cur.execute(
-                f"UPDATE tracks SET search_tsv = track_search_tsv(artist, title, lyrics) WHERE {where}",  # noqa: S608 - fixed text
-                () if track_ids is None else (list(track_ids),),
-            )
+            if track_ids is None:
+                cur.execute(fill)
+            else:
+                cur.execute(fill + " AND id = ANY(%s)", (list(track_ids),))
             return cur.rowcount
 
     def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
@@ -271,7 +272,7 @@ class TrackStore:
                 cur.execute(query, (vector, SNIPPET_CHARS, artist, vector, k))
             rows = cur.fetchall()
         return [
-            SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=_snippet(r[4]))
+            SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=snippet(r[4]))
             for r in rows
         ]
 
@@ -293,7 +294,8 @@ def embedding_text(title: str, lyrics: str) -> str:
     return f"{title}\n{lyrics}"
 
 
-def _snippet(text: str) -> str:
+def snippet(text: str) -> str:
+    """The lyrics on one line, cut at a word boundary: the excerpt a result list shows."""
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS - 20 else flat[: SNIPPET_CHARS - 21].rsplit(" ", 1)[0] + " …"
 

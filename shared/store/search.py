@@ -1,0 +1,155 @@
+"""Filtered vector search, keyword (full-text) search and their fusion for hybrid search.
+
+The unfiltered semantic query stays :meth:`TrackStore.search`: one HNSW scan, nothing added.
+
+Filtered vector search. pgvector 0.6 has no iterative index scans (``hnsw.iterative_scan`` came in
+0.8): an HNSW scan yields at most ``ef_search`` rows and a filter applied after it can leave fewer
+than k. So :func:`filtered_search` over-fetches candidates from the index (ef_search raised to the
+candidate count), filters them, and widens the candidate count while fewer than k pass; past the
+widest round it runs the exact filtered scan, which always returns k when k tracks match. A filter
+on one artist is selective and indexed, so it goes to the exact scan at once.
+
+Keyword search ranks ``tracks.search_tsv`` (migration 0006) with ``ts_rank``. Hybrid search fuses
+the semantic and keyword rankings by reciprocal rank fusion: each list gives a track
+``1 / (RRF_K + rank)`` and the sums are ranked. RRF needs no score calibration between cosine
+distances and ``ts_rank`` values, which live on unrelated scales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import psycopg
+from psycopg import sql
+
+from shared.models import SearchHit
+from shared.store.browse import TrackFilter, filter_sql
+from shared.store.tracks import SNIPPET_CHARS, TrackStore, snippet
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CANDIDATE_ROUNDS",
+    "RRF_K",
+    "exact_filtered_search",
+    "filtered_search",
+    "fuse_rrf",
+    "keyword_search",
+]
+
+RRF_K = 60  # the constant of the original RRF paper; damps the weight of the very first ranks
+# Candidate counts tried per filtered search before the exact scan; pgvector caps ef_search at 1000.
+CANDIDATE_ROUNDS = (200, 1000)
+
+KeywordSyntax = Literal["websearch", "any"]
+
+
+def _hits(rows: Sequence[Sequence[Any]]) -> list[SearchHit]:
+    return [
+        SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=snippet(r[4])) for r in rows
+    ]
+
+
+def filtered_search(
+    conn: psycopg.Connection[Any],
+    vector: np.ndarray,
+    model_key: str,
+    k: int,
+    flt: TrackFilter,
+    *,
+    exclude: Sequence[int] = (),
+    ef_search: int = 64,
+) -> list[SearchHit]:
+    """Top-k by cosine among the tracks that pass ``flt`` and are not in ``exclude``."""
+    if flt.empty and not exclude:
+        return TrackStore(conn).search(vector, model_key, k, ef_search=ef_search)
+    if flt.artist is None:
+        joins, where, join_params, params = filter_sql(flt, exclude=exclude)
+        query = sql.SQL(
+            "WITH nn AS MATERIALIZED (SELECT track_id, embedding <=> %s AS dist FROM embeddings"
+            " WHERE model = {model} ORDER BY embedding <=> %s LIMIT %s)"
+            " SELECT t.id, t.artist, t.title, 1 - nn.dist, left(t.lyrics, %s)"
+            " FROM nn JOIN tracks t ON t.id = nn.track_id{joins} WHERE {where} ORDER BY nn.dist, t.id LIMIT %s"
+        ).format(model=sql.Literal(model_key), joins=joins, where=where)
+        for candidates in sorted({max(ef_search, k + len(exclude), c) for c in CANDIDATE_ROUNDS}):
+            if candidates > 1000:
+                break
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(candidates)))
+                cur.execute(query, [vector, vector, candidates, SNIPPET_CHARS, *join_params, *params, k])
+                rows = cur.fetchall()
+            if len(rows) >= k:
+                return _hits(rows)
+    return exact_filtered_search(conn, vector, model_key, k, flt, exclude=exclude)
+
+
+def exact_filtered_search(
+    conn: psycopg.Connection[Any],
+    vector: np.ndarray,
+    model_key: str,
+    k: int,
+    flt: TrackFilter,
+    *,
+    exclude: Sequence[int] = (),
+) -> list[SearchHit]:
+    """The true filtered top-k: every matching track's distance computed, no index on the vectors.
+
+    The distance is ordered as ``(a <=> b) + 0``: an expression the HNSW index cannot serve, so
+    the planner cannot pick the index scan (and its ``ef_search`` cut-off) however it costs it.
+    """
+    joins, where, join_params, params = filter_sql(flt, exclude=exclude)
+    query = sql.SQL(
+        "SELECT t.id, t.artist, t.title, 1 - (e.embedding <=> %s), left(t.lyrics, %s)"
+        " FROM tracks t JOIN embeddings e ON e.track_id = t.id AND e.model = {model}{joins}"
+        " WHERE {where} ORDER BY (e.embedding <=> %s) + 0, t.id LIMIT %s"
+    ).format(model=sql.Literal(model_key), joins=joins, where=where)
+    rows = conn.execute(query, [vector, SNIPPET_CHARS, *join_params, *params, vector, k]).fetchall()
+    return _hits(rows)
+
+
+# The query's lexemes joined by OR: for hybrid, any shared term is evidence (the vector ranking
+# carries the meaning); websearch syntax would demand every term. Lexemes holding a quote or a
+# backslash are dropped rather than escaped: the english parser seldom yields one.
+_ANY_TERM = (
+    "(SELECT string_agg('''' || l || '''', ' | ')::tsquery"
+    " FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig, %s))) l WHERE l !~ '[''\\\\]')"
+)
+_WEBSEARCH = "websearch_to_tsquery('english'::regconfig, %s)"
+
+
+def keyword_search(
+    conn: psycopg.Connection[Any],
+    text: str,
+    k: int,
+    flt: TrackFilter,
+    *,
+    syntax: KeywordSyntax = "websearch",
+    exclude: Sequence[int] = (),
+) -> list[SearchHit]:
+    """Top-k by full-text rank over artist, title and lyrics (title counts most), filtered.
+
+    ``websearch``: the syntax users know from search engines ("quoted phrase", -excluded, or),
+    every plain term required. ``any``: a track matching any term of the query qualifies.
+    """
+    joins, where, join_params, params = filter_sql(flt, exclude=exclude)
+    query = sql.SQL(
+        "SELECT t.id, t.artist, t.title, ts_rank(t.search_tsv, q.q) AS rank, left(t.lyrics, %s)"
+        " FROM (SELECT {tsquery} AS q) q JOIN tracks t ON t.search_tsv @@ q.q{joins}"
+        " WHERE {where} ORDER BY rank DESC, t.id LIMIT %s"
+    ).format(tsquery=sql.SQL(_WEBSEARCH if syntax == "websearch" else _ANY_TERM), joins=joins, where=where)
+    rows = conn.execute(query, [SNIPPET_CHARS, text, *join_params, *params, k]).fetchall()
+    return _hits(rows)
+
+
+def fuse_rrf(rankings: Sequence[Sequence[SearchHit]], k: int) -> list[SearchHit]:
+    """Reciprocal rank fusion of best-first rankings; each hit's score becomes its fused score."""
+    scores: dict[int, float] = {}
+    first_seen: dict[int, SearchHit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking, start=1):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
+            first_seen.setdefault(hit.id, hit)
+    best = sorted(scores, key=lambda tid: (-scores[tid], tid))[:k]
+    return [first_seen[tid].model_copy(update={"score": round(scores[tid], 6)}) for tid in best]
