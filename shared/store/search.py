@@ -5,8 +5,9 @@ The unfiltered semantic query stays :meth:`TrackStore.search`: one HNSW scan, no
 Filtered vector search. pgvector 0.6 has no iterative index scans (``hnsw.iterative_scan`` came in
 0.8): an HNSW scan yields at most ``ef_search`` rows and a filter applied after it can leave fewer
 than k. So :func:`filtered_search` over-fetches candidates from the index (ef_search raised to the
-candidate count), filters them, and widens the candidate count while fewer than k pass; past the
-widest round it runs the exact filtered scan, which always returns k when k tracks match. A filter
+candidate count), filters them, and widens the candidate count while fewer than k pass within the
+head of the candidates (their first half: the tail of an HNSW scan is its least exact part); past
+the widest round it runs the exact filtered scan, which always returns k when k tracks match. A filter
 on one artist is selective and indexed, so it goes to the exact scan at once.
 
 Keyword search ranks ``tracks.search_tsv`` (migration 0006) with ``ts_rank``. Hybrid search fuses
@@ -41,7 +42,9 @@ __all__ = [
 
 RRF_K = 60  # the constant of the original RRF paper; damps the weight of the very first ranks
 # Candidate counts tried per filtered search before the exact scan; pgvector caps ef_search at 1000.
-CANDIDATE_ROUNDS = (200, 1000)
+CANDIDATE_ROUNDS = (300, 1000)
+MAX_CANDIDATES = 1000
+TRUSTED_SHARE = 0.5
 
 KeywordSyntax = Literal["websearch", "any"]
 
@@ -69,18 +72,22 @@ def filtered_search(
         joins, where, join_params, params = filter_sql(flt, exclude=exclude)
         query = sql.SQL(
             "WITH nn AS MATERIALIZED (SELECT track_id, embedding <=> %s AS dist FROM embeddings"
-            " WHERE model = {model} ORDER BY embedding <=> %s LIMIT %s)"
-            " SELECT t.id, t.artist, t.title, 1 - nn.dist, left(t.lyrics, %s)"
-            " FROM nn JOIN tracks t ON t.id = nn.track_id{joins} WHERE {where} ORDER BY nn.dist, t.id LIMIT %s"
+            " WHERE model = {model} ORDER BY embedding <=> %s LIMIT %s),"
+            " ranked AS (SELECT track_id, dist, row_number() OVER (ORDER BY dist, track_id) AS rn FROM nn)"
+            " SELECT t.id, t.artist, t.title, 1 - ranked.dist, left(t.lyrics, %s), ranked.rn"
+            " FROM ranked JOIN tracks t ON t.id = ranked.track_id{joins} WHERE {where}"
+            " ORDER BY ranked.dist, t.id LIMIT %s"
         ).format(model=sql.Literal(model_key), joins=joins, where=where)
         for candidates in sorted({max(ef_search, k + len(exclude), c) for c in CANDIDATE_ROUNDS}):
-            if candidates > 1000:
+            if candidates > MAX_CANDIDATES:
                 break
             with conn.cursor() as cur:
                 cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(candidates)))
                 cur.execute(query, [vector, vector, candidates, SNIPPET_CHARS, *join_params, *params, k])
                 rows = cur.fetchall()
-            if len(rows) >= k:
+            # Trusted only if all k came from the head of the candidate list: the tail of an HNSW
+            # scan is the least exact part of it, and a match missed there would change the top-k.
+            if len(rows) >= k and max(r[5] for r in rows) <= candidates * TRUSTED_SHARE:
                 return _hits(rows)
     return exact_filtered_search(conn, vector, model_key, k, flt, exclude=exclude)
 
