@@ -25,6 +25,7 @@ __all__ = [
     "SimilarTracks",
     "TrackDetail",
     "get_track",
+    "query_cache_key",
     "search",
     "similar",
 ]
@@ -53,10 +54,15 @@ class TrackDetail(Track):
     embedded_models: list[str]
 
 
+def query_cache_key(model_key: str, query: str) -> str:
+    """Where a query's vector is cached. Hashed: a shared cache (Redis) keeps no readable copy of
+    what users searched for."""
+    return f"qvec:{model_key}:{hashlib.sha256(query.encode()).hexdigest()}"
+
+
 def _query_vector(svc: Services, query: str) -> Any:
     embedder = svc.embedder
-    # Hashed: a shared cache (Redis) keeps no readable copy of what users searched for.
-    cache_key = f"qvec:{embedder.model_key}:{hashlib.sha256(query.encode()).hexdigest()}"
+    cache_key = query_cache_key(embedder.model_key, query)
     vector = svc.cache.get(cache_key)
     if vector is None:
         vector = embedder.embed([query])[0]
