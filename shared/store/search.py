@@ -38,6 +38,7 @@ __all__ = [
     "filtered_search",
     "fuse_rrf",
     "keyword_search",
+    "title_key",
 ]
 
 RRF_K = 60  # the constant of the original RRF paper; damps the weight of the very first ranks
@@ -135,7 +136,8 @@ def keyword_search(
     syntax: KeywordSyntax = "websearch",
     exclude: Sequence[int] = (),
 ) -> list[SearchHit]:
-    """Top-k by full-text rank over artist, title and lyrics (title counts most), filtered.
+    """Top-k by full-text rank over artist, title and lyrics (title counts most), filtered; tracks
+    titled exactly as the query (case aside) come first, since a query naming a song asks for it.
 
     ``websearch``: the syntax users know from search engines ("quoted phrase", -excluded, or),
     every plain term required. ``any``: a track matching any term of the query qualifies.
@@ -144,19 +146,35 @@ def keyword_search(
     query = sql.SQL(
         "SELECT t.id, t.artist, t.title, ts_rank(t.search_tsv, q.q) AS rank, left(t.lyrics, %s)"
         " FROM (SELECT {tsquery} AS q) q JOIN tracks t ON t.search_tsv @@ q.q{joins}"
-        " WHERE {where} ORDER BY rank DESC, t.id LIMIT %s"
+        " WHERE {where} ORDER BY lower(t.title) = lower(%s) DESC, rank DESC, t.id LIMIT %s"
     ).format(tsquery=sql.SQL(_WEBSEARCH if syntax == "websearch" else _ANY_TERM), joins=joins, where=where)
-    rows = conn.execute(query, [SNIPPET_CHARS, text, *join_params, *params, k]).fetchall()
+    rows = conn.execute(query, [SNIPPET_CHARS, text, *join_params, *params, title_key(text), k]).fetchall()
     return _hits(rows)
 
 
-def fuse_rrf(rankings: Sequence[Sequence[SearchHit]], k: int) -> list[SearchHit]:
-    """Reciprocal rank fusion of best-first rankings; each hit's score becomes its fused score."""
+def title_key(text: str) -> str:
+    """A title or query as compared for an exact-title match: single-spaced, trimmed (case is
+    compared by SQL ``lower`` or ``casefold``)."""
+    return " ".join(text.split())
+
+
+def fuse_rrf(rankings: Sequence[Sequence[SearchHit]], k: int, *, query: str | None = None) -> list[SearchHit]:
+    """Reciprocal rank fusion of best-first rankings; each hit's score becomes its fused score.
+
+    With ``query``, tracks titled exactly as the query lead (in fused order): a known-item query
+    ("Red Barn") wants that song, and RRF alone can rank a same-worded variant ("Red Barn (Live)")
+    found by both rankings above the exact title found by one.
+    """
+    wanted = None if query is None else title_key(query).casefold()
     scores: dict[int, float] = {}
     first_seen: dict[int, SearchHit] = {}
     for ranking in rankings:
         for rank, hit in enumerate(ranking, start=1):
             scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (RRF_K + rank)
             first_seen.setdefault(hit.id, hit)
-    best = sorted(scores, key=lambda tid: (-scores[tid], tid))[:k]
+
+    def exact(tid: int) -> bool:
+        return wanted is not None and title_key(first_seen[tid].title).casefold() == wanted
+
+    best = sorted(scores, key=lambda tid: (not exact(tid), -scores[tid], tid))[:k]
     return [first_seen[tid].model_copy(update={"score": round(scores[tid], 6)}) for tid in best]

@@ -255,11 +255,20 @@ def test_keyword_search_matches_words_in_artist_title_and_lyrics(server: str) ->
     assert search(server, q="zeppelin", mode="keyword").results == []
 
 
-def test_hybrid_is_the_default_and_puts_an_exact_title_first(server: str) -> None:
+def test_hybrid_is_the_default_and_puts_an_exact_title_first(server: str, loaded: Services) -> None:
     body = search(server, q="Rooftop", k=3)
     assert body.mode == "hybrid" and body.results[0].title == "Rooftop"
     body = search(server, q="red barn", k=3)
     assert body.results[0].title == "Red Barn"
+    # an exact title leads even when a variant of it shares every word and sits nearer in meaning
+    live = {"id": "live", "artist": "Dust Road", "title": "Red Barn (Live)", "lyrics": TRACKS[5][2] + "\nred barn!"}
+    info = loaded.blob.put(loaded.settings.bucket, "live.jsonl", (json.dumps(live) + "\n").encode())
+    handle_object_created(ObjectCreated(bucket=info.bucket, key=info.key, generation=info.generation), loaded)
+    while run_embed_batch(loaded).claimed:
+        pass
+    assert "Red Barn (Live)" in {h.title for h in search(server, q="red barn", k=2, mode="keyword").results}
+    for title in track_ids(loaded):
+        assert search(server, q=title.upper(), k=1).results[0].title == title, title
     # the meaning still counts: no shared word, the ocean songs lead
     sea = search(server, q="a voyage across the waters", k=2)
     assert {h.artist for h in sea.results} == {"Harbor Lights"}
