@@ -84,10 +84,10 @@ def search(call: Call) -> SearchResults:
     vector = None if mode == "keyword" else _query_vector(svc, query)
     t1 = time.perf_counter()
     with svc.db.connection() as conn:
-        if mode == "semantic":
-            hits = filtered_search(conn, vector, model_key, k, flt, ef_search=ef)
-        elif mode == "keyword":
+        if vector is None:
             hits = keyword_search(conn, query, k, flt)
+        elif mode == "semantic":
+            hits = filtered_search(conn, vector, model_key, k, flt, ef_search=ef)
         else:
             pool = max(k, HYBRID_POOL)
             semantic = filtered_search(conn, vector, model_key, pool, flt, ef_search=max(ef, pool))
