@@ -91,7 +91,7 @@ def search(call: Call) -> SearchResults:
         else:
             pool = max(k, HYBRID_POOL)
             semantic = filtered_search(conn, vector, model_key, pool, flt, ef_search=max(ef, pool))
-            hits = fuse_rrf([semantic, keyword_search(conn, query, pool, flt, syntax="any")], k, query=query)
+            hits = fuse_rrf([semantic, keyword_search(conn, query, pool, flt)], k, query=query)
         conn.commit()
     t2 = time.perf_counter()
     return SearchResults(

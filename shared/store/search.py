@@ -19,7 +19,7 @@ distances and ``ts_rank`` values, which live on unrelated scales.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -46,8 +46,6 @@ RRF_K = 60  # the constant of the original RRF paper; damps the weight of the ve
 CANDIDATE_ROUNDS = (300, 1000)
 MAX_CANDIDATES = 1000
 TRUSTED_SHARE = 0.5
-
-KeywordSyntax = Literal["websearch", "any"]
 
 
 def _hits(rows: Sequence[Sequence[Any]]) -> list[SearchHit]:
@@ -117,13 +115,6 @@ def exact_filtered_search(
     return _hits(rows)
 
 
-# The query's lexemes joined by OR: for hybrid, any shared term is evidence (the vector ranking
-# carries the meaning); websearch syntax would demand every term. Lexemes holding a quote or a
-# backslash are dropped rather than escaped: the english parser seldom yields one.
-_ANY_TERM = (
-    "(SELECT string_agg('''' || l || '''', ' | ')::tsquery"
-    " FROM unnest(tsvector_to_array(to_tsvector('english'::regconfig, %s))) l WHERE l !~ '[''\\\\]')"
-)
 _WEBSEARCH = "websearch_to_tsquery('english'::regconfig, %s)"
 
 
@@ -133,21 +124,22 @@ def keyword_search(
     k: int,
     flt: TrackFilter,
     *,
-    syntax: KeywordSyntax = "websearch",
     exclude: Sequence[int] = (),
 ) -> list[SearchHit]:
     """Top-k by full-text rank over artist, title and lyrics (title counts most), filtered; tracks
     titled exactly as the query (case aside) come first, since a query naming a song asks for it.
 
-    ``websearch``: the syntax users know from search engines ("quoted phrase", -excluded, or),
-    every plain term required. ``any``: a track matching any term of the query qualifies.
+    The query takes the syntax users know from search engines ("quoted phrase", -excluded, or);
+    every plain term is required. Hybrid search uses this same leg: a leg matching *any* term
+    ranked thousands of tracks per query (p50 59 ms, p95 168 ms over 57,718 generated tracks,
+    against 0.6 / 4.4 ms), and the vector ranking already carries the looser, semantic match.
     """
     joins, where, join_params, params = filter_sql(flt, exclude=exclude)
     query = sql.SQL(
         "SELECT t.id, t.artist, t.title, ts_rank(t.search_tsv, q.q) AS rank, left(t.lyrics, %s)"
         " FROM (SELECT {tsquery} AS q) q JOIN tracks t ON t.search_tsv @@ q.q{joins}"
         " WHERE {where} ORDER BY lower(t.title) = lower(%s) DESC, rank DESC, t.id LIMIT %s"
-    ).format(tsquery=sql.SQL(_WEBSEARCH if syntax == "websearch" else _ANY_TERM), joins=joins, where=where)
+    ).format(tsquery=sql.SQL(_WEBSEARCH), joins=joins, where=where)
     rows = conn.execute(query, [SNIPPET_CHARS, text, *join_params, *params, title_key(text), k]).fetchall()
     return _hits(rows)
 
