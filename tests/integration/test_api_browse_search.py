@@ -361,3 +361,15 @@ def test_changed_lyrics_leave_keyword_search_until_the_track_is_embedded_again(s
         pass
     # THEN the track is found by its new words
     assert [h.title for h in search(server, q="zeppelin", mode="keyword").results] == ["Red Barn"]
+
+
+def test_openapi_declares_the_new_routes_with_their_response_models(server: str) -> None:
+    doc = httpx.get(f"{server}/openapi.json").json()
+    listing = doc["paths"]["/tracks"]["get"]
+    names = {p["name"] for p in listing["parameters"]}
+    assert {"artist", "sentiment", "theme", "quality_min", "explicit", "sort", "limit", "cursor"} <= names
+    assert "TrackPage" in json.dumps(listing["responses"]["200"])
+    assert "Recommendations" in json.dumps(doc["paths"]["/recommend"]["post"]["responses"]["200"])
+    search_params = {p["name"] for p in doc["paths"]["/search"]["get"]["parameters"]}
+    assert {"mode", "theme", "since"} <= search_params
+    assert {"theme"} <= {p["name"] for p in doc["paths"]["/tracks/{id}/similar"]["get"]["parameters"]}
