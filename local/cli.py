@@ -405,7 +405,7 @@ def index() -> None:
 
 
 def _index_figures(svc: Services) -> dict[str, object]:
-    from shared.jobs import EMBED_JOB
+    from shared.queue.kinds import EMBED_JOB
     from shared.store.tracks import TrackStore
 
     key = svc.embedder.model_key

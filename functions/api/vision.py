@@ -5,15 +5,16 @@ Errors name the problem, never the submitted URL: a refused stream says which ru
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from functions.api.errors import ApiError, not_found
+from functions.api.errors import ApiError, bad_param, not_found
+from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
-from functions.api.routing import Call
+from functions.api.routing import Call, Created
 from shared.errors import PoisonError
 from shared.net.policy import AddressPolicy
 from shared.services import Services
@@ -28,6 +29,16 @@ from shared.vision.stream_registry import (
 )
 
 __all__ = [
+    "Detection",
+    "Frame",
+    "FramePage",
+    "Image",
+    "ImageDetections",
+    "ImagePage",
+    "ImageSummary",
+    "Stream",
+    "StreamAnswer",
+    "StreamPage",
     "StreamRequest",
     "create_stream",
     "delete_stream",
@@ -52,7 +63,106 @@ class StreamRequest(BaseModel):
     keyframes_only: bool = False
 
 
-def image_detections(call: Call) -> dict[str, Any]:
+class _Answer(BaseModel):
+    # Answers forbid keys they do not declare, so a column added to a query cannot leave undocumented.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Detection(_Answer):
+    model: str
+    class_id: int
+    label: str
+    score: float
+    box: list[float] = Field(min_length=4, max_length=4, description="x1, y1, x2, y2 in source pixels")
+
+
+class Image(_Answer):
+    id: int
+    bucket: str
+    key: str
+    bytes: int
+    format: str | None
+    width: int | None
+    height: int | None
+    status: Literal["pending", "done", "rejected"]
+    reason: str | None
+    model: str | None
+    detected_at: datetime | None
+    created_at: datetime
+
+
+class ImageDetections(_Answer):
+    image: Image
+    detections: list[Detection]
+
+
+class ImageSummary(_Answer):
+    id: int
+    bucket: str
+    key: str
+    status: Literal["pending", "done", "rejected"]
+    reason: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    model: str | None
+    detected_at: datetime | None
+    created_at: datetime
+    detections: int
+
+
+class ImagePage(_Answer):
+    items: list[ImageSummary]
+    next_cursor: str | None
+
+
+class Stream(_Answer):
+    id: int
+    url: str
+    fps: float
+    keyframes_only: bool
+    model: str | None
+    status: Literal["pending", "running", "retrying", "ended", "stopped"]
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    last_error: str | None
+    frames_done: int
+    frames_dropped: int
+    last_frame_ts: float | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class StreamAnswer(_Answer):
+    stream: Stream
+
+
+class StreamPage(_Answer):
+    items: list[Stream]
+    next_cursor: str | None
+
+
+class Frame(_Answer):
+    frame_ts: float
+    detections: list[Detection]
+
+
+class FramePage(_Answer):
+    items: list[Frame]
+    next_cursor: str | None = Field(
+        description="after the last frame served (or the cursor sent when no frame is newer): a running "
+        "stream adds frames, so a client follows it by polling with this cursor"
+    )
+
+
+class _FrameKey(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    stream: int
+    frame_ts: float
+
+
+def image_detections(call: Call) -> ImageDetections:
     image_id = call.id
     with call.services.db.connection() as conn:
         image = get_image(conn, image_id)
@@ -60,20 +170,25 @@ def image_detections(call: Call) -> dict[str, Any]:
         conn.commit()
     if image is None:
         raise not_found("image")
-    return {"image": image, "detections": found}
+    return ImageDetections.model_validate({"image": image, "detections": found})
 
 
-def images_index(call: Call) -> dict[str, Any]:
-    status, before, limit = call.query["status"], call.query["before"], call.query["limit"]
+def images_index(call: Call) -> ImagePage:
+    """Newest first; a full page carries the cursor of its last (oldest) image."""
+    status, limit = call.query["status"], call.query["limit"]
+    after = decode_cursor(call.query["cursor"], "images", IdKey)
     if status is not None and status not in _IMAGE_STATUSES:
         raise ApiError(400, "invalid_parameter", f"status must be one of {', '.join(_IMAGE_STATUSES)}")
     with call.services.db.connection() as conn:
-        rows = list_images(conn, status=status, before=before, limit=limit)
+        rows = list_images(conn, status=status, before=None if after is None else after.id, limit=limit)
         conn.commit()
-    return {"images": rows, "next_before": rows[-1]["id"] if len(rows) == limit else None}
+    full = len(rows) == limit
+    return ImagePage.model_validate(
+        {"items": rows, "next_cursor": encode_cursor("images", IdKey(id=rows[-1]["id"])) if full else None}
+    )
 
 
-def create_stream(call: Call) -> dict[str, Any]:
+def create_stream(call: Call) -> Created:
     s = call.services.settings
     body = json_body(call.request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
     if body.fps > s.stream_max_fps:
@@ -89,50 +204,56 @@ def create_stream(call: Call) -> dict[str, Any]:
     with call.services.db.connection() as conn:
         row = register_stream(conn, body.url, body.fps, model=body.model, keyframes_only=body.keyframes_only)
         conn.commit()
-    return {"stream": row}
+    answer = StreamAnswer.model_validate({"stream": row})
+    return Created(answer, f"/streams/{answer.stream.id}")
 
 
-def streams_index(call: Call) -> dict[str, Any]:
+def streams_index(call: Call) -> StreamPage:
+    """Newest first; a full page carries the cursor of its last (oldest) stream."""
+    limit = call.query["limit"]
+    after = decode_cursor(call.query["cursor"], "streams", IdKey)
     with call.services.db.connection() as conn:
-        rows = list_streams(conn, limit=call.query["limit"])
+        rows = list_streams(conn, before=None if after is None else after.id, limit=limit)
         conn.commit()
-    return {"streams": rows}
+    full = len(rows) == limit
+    return StreamPage.model_validate(
+        {"items": rows, "next_cursor": encode_cursor("streams", IdKey(id=rows[-1]["id"])) if full else None}
+    )
 
 
-def stream_status(call: Call) -> dict[str, Any]:
+def stream_status(call: Call) -> StreamAnswer:
     return _one_stream(call.services, get_stream, call.id)
 
 
-def stream_frames(call: Call) -> dict[str, Any]:
-    """Frames after ``after`` (a frame timestamp; pass the last one seen as ``next_after`` to page)."""
-    stream_id, after, frames = call.id, call.query["after"], call.query["limit"]
-    since: float | None = None
-    if after is not None:
-        try:
-            since = float(after)
-        except ValueError:
-            since = math.nan
-        if not math.isfinite(since):
-            raise ApiError(400, "invalid_parameter", "after must be a frame timestamp (a finite number)")
+def stream_frames(call: Call) -> FramePage:
+    """Frames oldest first, after the cursor's frame; the cursor names its stream, so it cannot
+    page another one."""
+    stream_id, frames, cursor = call.id, call.query["limit"], call.query["cursor"]
+    after = decode_cursor(cursor, "stream_detections", _FrameKey)
+    if after is not None and after.stream != stream_id:
+        raise bad_param("cursor", "belongs to another stream")
     with call.services.db.connection() as conn:
         if get_stream(conn, stream_id) is None:
             conn.commit()
             raise not_found("stream")
-        found = stream_detections(conn, stream_id, after=since, frames=frames)
+        found = stream_detections(conn, stream_id, after=None if after is None else after.frame_ts, frames=frames)
         conn.commit()
-    return {"frames": found, "next_after": found[-1]["frame_ts"] if found else after}
+    last = _FrameKey(stream=stream_id, frame_ts=found[-1]["frame_ts"]) if found else None
+    return FramePage.model_validate(
+        {"items": found, "next_cursor": encode_cursor("stream_detections", last) if last else cursor}
+    )
 
 
-def delete_stream(call: Call) -> dict[str, Any]:
+def delete_stream(call: Call) -> StreamAnswer:
     return _one_stream(call.services, stop_stream, call.id)
 
 
 def _one_stream(
     services: Services, operation: Callable[[Any, int], dict[str, Any] | None], stream_id: int
-) -> dict[str, Any]:
+) -> StreamAnswer:
     with services.db.connection() as conn:
         row = operation(conn, stream_id)
         conn.commit()
     if row is None:
         raise not_found("stream")
-    return {"stream": row}
+    return StreamAnswer.model_validate({"stream": row})

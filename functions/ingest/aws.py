@@ -21,6 +21,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.core import handle_object_created
+from functions.ingest.reports import FileReport
 from shared.envelopes.aws import (
     object_from_eventbridge,
     objects_from_s3_notification,
@@ -46,17 +47,19 @@ _processor: BatchProcessor | None = None
 
 def _ingest(event: ObjectCreated) -> dict[str, Any]:
     logger.append_keys(object=event.uri, idempotency_key=event.idempotency_key)
-    report = handle_object_created(event, runtime.services)
-    outcome = "replayed" if report.get("_replayed") else str(report.get("status"))
-    logger.info("ingest %s", outcome, extra={"outcome": outcome, "rows_ok": report.get("rows_ok")})
-    if report.get("_replayed"):
+    outcome = handle_object_created(event, runtime.services)
+    report = outcome.result
+    rows_ok = report.rows_ok if isinstance(report, FileReport) else None
+    said = "replayed" if outcome.replayed else report.status
+    logger.info("ingest %s", said, extra={"outcome": said, "rows_ok": rows_ok})
+    if outcome.replayed:
         metrics.add_metric(name="RedeliveriesReplayed", unit=MetricUnit.Count, value=1)
-    elif report.get("status") == "rejected":
+    elif report.status == "rejected":
         metrics.add_metric(name="ObjectsRejected", unit=MetricUnit.Count, value=1)
     else:
         metrics.add_metric(name="ObjectsIngested", unit=MetricUnit.Count, value=1)
-        metrics.add_metric(name="RowsIngested", unit=MetricUnit.Count, value=int(report.get("rows_ok", 0)))
-    return report
+        metrics.add_metric(name="RowsIngested", unit=MetricUnit.Count, value=rows_ok or 0)
+    return outcome.as_json()
 
 
 def _record_handler(record: SQSRecord) -> list[dict[str, Any]]:

@@ -35,10 +35,10 @@ def ingest(cloud_event: Any) -> None:
             exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
         )
         return
-    report = handle_object_created(event, runtime.services)
+    outcome = handle_object_created(event, runtime.services)
     log.info(
         "ingest %s: %s",
         event.uri,
-        "replayed" if report.get("_replayed") else report.get("status"),
+        "replayed" if outcome.replayed else outcome.result.status,
         extra={"idempotency_key": event.idempotency_key, "cloudevent_id": attributes.get("id")},
     )

@@ -93,4 +93,8 @@ class LocalBlob:
                 continue
             key = path.relative_to(base).as_posix()
             if key.startswith(prefix):
-                yield self.stat(bucket, key)
+                try:
+                    info = self.stat(bucket, key)
+                except ObjectNotFound:
+                    continue  # deleted since the folder was read: gone, not an error of the listing
+                yield info

@@ -79,8 +79,12 @@ def register_stream(
     return _row(cur, cur.fetchone())
 
 
-def list_streams(conn: psycopg.Connection[Any], *, limit: int = 100) -> list[dict[str, Any]]:
-    cur = conn.execute(f"SELECT {_FIELDS} FROM streams ORDER BY id DESC LIMIT %s", (limit,))
+def list_streams(conn: psycopg.Connection[Any], *, before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first; ``before`` (an id) pages back."""
+    cur = conn.execute(
+        f"SELECT {_FIELDS} FROM streams WHERE (%s::bigint IS NULL OR id < %s::bigint) ORDER BY id DESC LIMIT %s",
+        (before, before, limit),
+    )
     return [_row(cur, r) for r in cur.fetchall()]
 
 

@@ -43,19 +43,20 @@ def test_scraping_the_source_twice_stores_each_track_once(
 ) -> None:
     source = genius(source_server)
     services = intel_services(scrape_sources=[source])
-    first = handle_tick(tick(0), services)
+    first = handle_tick(tick(0), services).result
     expected = songs_of(source_server, source)
-    assert first["stored"] == expected > 0
+    assert first.stored == expected > 0
     assert count(services, "SELECT count(*) FROM tracks") == expected
     # Downstream work for each new track, in the same transaction.
     assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'embed'") == expected
     assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'enrich'") == expected
     # A later tick (the cursor re-reads each artist's last page) stores nothing new.
-    second = handle_tick(tick(60), services)
-    assert second["stored"] == 0
+    second = handle_tick(tick(60), services).result
+    assert second.stored == 0
     assert count(services, "SELECT count(*) FROM tracks") == expected
     # The same tick delivered again is answered from its idempotency record.
-    assert handle_tick(tick(60), services)["_replayed"] is True
+    again = handle_tick(tick(60), services)
+    assert again.replayed is True and again.result == second
     assert all(r.headers.get("authorization") == "Bearer g-token" for r in source_server.requests_to("/search"))
 
 
@@ -65,10 +66,10 @@ def test_the_same_song_from_two_sources_is_stored_once(
 ) -> None:
     feed = {"name": "feed", "kind": "json_feed", "url": source_server.url + "/feed", "max_pages": 50}
     services = intel_services(scrape_sources=[genius(source_server), feed])
-    report = handle_tick(tick(), services)
+    report = handle_tick(tick(), services).result
     assert count(services, "SELECT count(*) FROM tracks") == len(source_server.songs)
-    feed_report = next(r for r in report["sources"] if r["source"] == "feed")
-    assert feed_report["duplicates"] == songs_of(source_server, genius(source_server))
+    feed_report = next(r for r in report.sources if r.source == "feed")
+    assert feed_report.duplicates == songs_of(source_server, genius(source_server))
 
 
 def test_a_json_feed_resumes_from_its_stored_cursor(
@@ -77,8 +78,8 @@ def test_a_json_feed_resumes_from_its_stored_cursor(
 ) -> None:
     feed = {"name": "feed", "kind": "json_feed", "url": source_server.url + "/feed", "max_pages": 2}
     services = intel_services(scrape_sources=[feed])
-    first = handle_tick(tick(0), services)
-    assert first["stored"] == 8  # two pages of four
+    first = handle_tick(tick(0), services).result
+    assert first.stored == 8  # two pages of four
     handle_tick(tick(1), services)
     cursors = [r.query.get("cursor", [None])[0] for r in source_server.requests_to("/feed")]
     assert cursors == [None, "4", "8", "12"]
@@ -95,8 +96,8 @@ def test_a_source_answering_429_is_slowed_not_hammered(
 ) -> None:
     source_server.throttle["/search"] = 2  # Retry-After: 1 each time
     services = intel_services(scrape_sources=[genius(source_server)])
-    report = handle_tick(tick(), services)
-    assert report["status"] == "ok"
+    report = handle_tick(tick(), services).result
+    assert report.status == "ok"
     searches = source_server.requests_to("/search")
     gaps = [b.at - a.at for a, b in itertools.pairwise(searches)]
     assert len(searches) == 3 + 2  # 2 refused + the 3 artists, nothing more
@@ -112,13 +113,13 @@ def test_malformed_pages_are_skipped_and_a_down_source_keeps_its_progress(
     mine = [sid for sid, s in source_server.songs.items() if s["artist"] in names]
     source_server.malformed.add(mine[0])
     services = intel_services(scrape_sources=[source], http_max_retries=1)
-    report = handle_tick(tick(0), services)["sources"][0]
-    assert report["skipped"] == 1 and "no lyrics" in report["skip_reasons"][0]
-    assert report["stored"] == len(mine) - 1
+    report = handle_tick(tick(0), services).result.sources[0]
+    assert report.skipped == 1 and "no lyrics" in report.skip_reasons[0]
+    assert report.stored == len(mine) - 1
     # The source then fails for good: the tick reports it, nothing is lost, nothing raises.
     source_server.errors["/artists"] = 100
-    report = handle_tick(tick(60), services)["sources"][0]
-    assert report["status"] == "partial" and "500" in report["error"]
+    report = handle_tick(tick(60), services).result.sources[0]
+    assert report.status == "partial" and report.error is not None and "500" in report.error
     assert count(services, "SELECT count(*) FROM tracks") == len(mine) - 1
 
 
