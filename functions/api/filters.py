@@ -7,11 +7,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from functions.api.errors import ApiError, bad_param
+from functions.api.errors import ApiError, FieldError, bad_param
 from functions.api.params import Param
-from shared.store.browse import BadCursor, TrackFilter
+from shared.store.browse import TrackFilter
 
-__all__ = ["FILTER_PARAMS", "bad_cursor", "track_filter"]
+__all__ = ["FILTER_PARAMS", "track_filter"]
 
 FILTER_PARAMS: tuple[Param, ...] = (
     Param("artist", str, maximum=500, description="only this artist (case-insensitive)"),
@@ -59,11 +59,13 @@ def track_filter(query: dict[str, Any]) -> TrackFilter:
         return TrackFilter(**values)
     except ValidationError as exc:
         # Name the parameters and the rule, never the values sent.
-        names = sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]})
-        rules = "; ".join(sorted({e["msg"].removeprefix("Value error, ") for e in exc.errors() if not e["loc"]}))
+        errors = [
+            FieldError(parameter=str(e["loc"][0]), detail="invalid value")
+            if e["loc"]
+            else FieldError(detail=e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        names = sorted({e.parameter for e in errors if e.parameter})
+        rules = "; ".join(sorted({e.detail for e in errors if e.parameter is None}))
         detail = f"invalid value for {', '.join(names)}" if names else rules
-        raise ApiError(400, "invalid_parameter", f"filter: {detail}") from None
-
-
-def bad_cursor(exc: BadCursor) -> ApiError:
-    return ApiError(400, "invalid_cursor", f"query parameter 'cursor' {exc}")
+        raise ApiError(400, "invalid_parameter", f"filter: {detail}", errors=errors) from None

@@ -36,6 +36,8 @@ class RecommendRequest(BaseModel):
 
 
 class Recommendations(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str
     results: list[SearchHit]
 

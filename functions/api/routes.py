@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
-from functions.api.browse import BROWSE_PARAMS, list_tracks
+from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -48,7 +48,6 @@ from functions.api.vision import (
 )
 from shared.config import Settings
 from shared.intel.profile import Analysis
-from shared.store.browse import TrackPage
 
 __all__ = ["routes_for"]
 
@@ -95,6 +94,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Tracks near the liked ones and away from the disliked ones, the inputs excluded; with the browse filters",
             body=RecommendRequest,
             response=Recommendations,
+            errors=(404, 409),
         ),
         Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
         Route(

@@ -12,9 +12,6 @@ compiles to a join and a ``WHERE`` over ``tracks t`` (:func:`filter_sql`).
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -27,10 +24,9 @@ from shared.intel.profile import Sentiment
 
 __all__ = [
     "SORTS",
-    "BadCursor",
     "ProfileSummary",
+    "SortKey",
     "TrackFilter",
-    "TrackPage",
     "TrackSummary",
     "browse_tracks",
     "filter_sql",
@@ -40,8 +36,8 @@ Sort = Literal["newest", "oldest", "artist", "title", "quality"]
 SORTS: tuple[str, ...] = ("newest", "oldest", "artist", "title", "quality")
 
 
-class BadCursor(ValueError):
-    """A cursor that this listing did not issue (or issued for another sort)."""
+# Where a page ends: the sort key of its last track (a time, a lower-cased text or a quality) and its id.
+SortKey = tuple[datetime | str | int, int]
 
 
 class TrackFilter(BaseModel):
@@ -153,6 +149,8 @@ def filter_sql(
 
 
 class ProfileSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     analyzer: str
     sentiment: str
     themes: list[str]
@@ -160,6 +158,8 @@ class ProfileSummary(BaseModel):
 
 
 class TrackSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: int
     source: str
     source_id: str
@@ -169,11 +169,6 @@ class TrackSummary(BaseModel):
     updated_at: datetime
     profile: ProfileSummary | None = Field(description="newest analysis of the current text, if any")
     explicit: bool | None = Field(description="from the lyric features; null until enriched")
-
-
-class TrackPage(BaseModel):
-    items: list[TrackSummary]
-    next_cursor: str | None = Field(description="pass as cursor for the next page; null on the last page")
 
 
 # sort -> (key expression, direction, SQL type of the key for the cursor's value)
@@ -187,42 +182,18 @@ _SORT_KEYS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _encode_cursor(sort: str, value: Any, track_id: int) -> str:
-    raw = json.dumps([sort, value.isoformat() if isinstance(value, datetime) else value, track_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str, sort: str) -> tuple[Any, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        got_sort, value, track_id = json.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
-        raise BadCursor("not a cursor of this listing") from None
-    if got_sort != sort:
-        raise BadCursor("the cursor belongs to another sort order")
-    kind = _SORT_KEYS[sort][2]
-    ok = {"timestamptz": isinstance(value, str), "text": isinstance(value, str), "int": type(value) is int}[kind]
-    if not ok or type(track_id) is not int:
-        raise BadCursor("not a cursor of this listing")
-    if kind == "timestamptz":
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise BadCursor("not a cursor of this listing") from None
-    return value, track_id
-
-
 def browse_tracks(
-    conn: psycopg.Connection[Any], flt: TrackFilter, *, sort: str, limit: int, cursor: str | None
-) -> TrackPage:
-    """One page of tracks matching ``flt`` in ``sort`` order, after ``cursor`` (keyset: stable
-    under concurrent inserts, and as fast on the thousandth page as on the first)."""
+    conn: psycopg.Connection[Any], flt: TrackFilter, *, sort: str, limit: int, after: SortKey | None
+) -> tuple[list[TrackSummary], SortKey | None]:
+    """One page of tracks matching ``flt`` in ``sort`` order, after the track whose key is ``after``
+    (keyset: stable under concurrent inserts, and as fast on the thousandth page as on the first),
+    and the key of its last track when more follow (None on the last page)."""
     key, direction, kind = _SORT_KEYS[sort]
     joins, where, join_params, params = filter_sql(flt, with_profile=True)
     keyset: sql.Composable = sql.SQL("")
     keyset_params: list[Any] = []
-    if cursor is not None:
-        value, after_id = _decode_cursor(cursor, sort)
+    if after is not None:
+        value, after_id = after
         op = "<" if direction == "DESC" else ">"
         keyset = sql.SQL(" AND ({}, t.id) {} (%s::{}, %s)").format(sql.SQL(key), sql.SQL(op), sql.SQL(kind))
         keyset_params = [value, after_id]
@@ -236,8 +207,8 @@ def browse_tracks(
     ).format(key=sql.SQL(key), joins=joins, where=where, keyset=keyset, dir=sql.SQL(direction))
     rows = conn.execute(query, [*join_params, *params, *keyset_params, limit + 1]).fetchall()
     items = [_summary(r) for r in rows[:limit]]
-    next_cursor = _encode_cursor(sort, rows[limit - 1][10], rows[limit - 1][0]) if len(rows) > limit else None
-    return TrackPage(items=items, next_cursor=next_cursor)
+    last: SortKey | None = (rows[limit - 1][10], rows[limit - 1][0]) if len(rows) > limit else None
+    return items, last
 
 
 def _summary(r: Sequence[Any]) -> TrackSummary:

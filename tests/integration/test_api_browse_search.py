@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from functions.api.browse import TrackPage
 from functions.api.core import Api
 from functions.api.recommend import Recommendations
 from functions.api.tracks import SearchResults, SimilarTracks
@@ -26,7 +27,6 @@ from shared.intel.profile import Analysis, Profile
 from shared.intel.store import save_analysis
 from shared.models import TrackIn
 from shared.services import Services
-from shared.store.browse import TrackPage
 from shared.store.tracks import upsert_tracks
 
 # (artist, title, lyrics, rules profile: sentiment, themes, quality)
@@ -236,6 +236,10 @@ def test_browse_refuses_bad_sort_filters_and_foreign_cursors_with_400(server: st
         resp = httpx.get(f"{server}/tracks", params=params)
         assert resp.status_code == 400, params
         assert "loudest" not in resp.text and "ecstatic" not in resp.text  # never echoes input
+        problem = resp.json()
+        assert problem["code"] == "invalid_parameter" and problem["errors"], params
+        if "cursor" in params:
+            assert [e.get("parameter") for e in problem["errors"]] == ["cursor"], params
 
 
 # -- search ------------------------------------------------------------------------------------------
@@ -345,7 +349,7 @@ def test_recommend_refuses_unknown_overlapping_and_unembedded_inputs(server: str
         conn.commit()
     new_id = track_ids(loaded)["Not Yet"]
     resp = recommend(server, {"liked": [new_id]})
-    assert resp.status_code == 409 and resp.json()["error"]["code"] == "not_embedded"
+    assert resp.status_code == 409 and resp.json()["code"] == "not_embedded"
 
 
 def test_changed_lyrics_leave_keyword_search_until_the_track_is_embedded_again(server: str, loaded: Services) -> None:
