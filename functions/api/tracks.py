@@ -8,7 +8,7 @@ import hashlib
 import time
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.filters import track_filter
@@ -37,6 +37,8 @@ HYBRID_POOL = 50
 
 
 class SearchResults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str
     mode: str = Field(description="hybrid, semantic or keyword")
     results: list[SearchHit] = Field(
@@ -46,6 +48,8 @@ class SearchResults(BaseModel):
 
 
 class SimilarTracks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     model: str
     results: list[SearchHit]
 

@@ -220,6 +220,24 @@ def test_browse_sorts_by_quality_artist_and_title_and_pages_each_without_gaps(se
     assert [t.artist for t in browse(server, sort="artist").items][:2] == ["Dust Road", "Dust Road"]
 
 
+def test_browse_by_title_pages_past_the_longest_non_latin_titles(server: str, loaded: Services) -> None:
+    # GIVEN two tracks whose titles are as long as a track may have, in a script JSON would escape
+    longest = ["Ж" * 1000, "Ж" * 999 + "Я"]
+    with loaded.db.connection() as conn:
+        upsert_tracks(conn, [TrackIn(artist="Long", title=t, lyrics="a long title") for t in longest])
+        conn.commit()
+    # WHEN the catalogue is paged by title one track at a time
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = browse(server, sort="title", limit=1, **({"cursor": cursor} if cursor else {}))
+        seen.extend(t.title for t in page.items)
+        if (cursor := page.next_cursor) is None:
+            break
+    # THEN every cursor (each carrying a whole title) is accepted and no track is skipped
+    assert seen[-2:] == longest and len(seen) == len(TRACKS) + 2
+
+
 def test_browse_refuses_bad_sort_filters_and_foreign_cursors_with_400(server: str) -> None:
     newest = browse(server, limit=1)
     cases = [
