@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
+from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -22,13 +23,15 @@ from functions.api.dead import (
     dead_replay,
 )
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
+from functions.api.filters import FILTER_PARAMS
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
 from functions.api.params import Param
 from functions.api.profile import TrackDeleted, TrackProfile, delete_track, get_track
+from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
 from functions.api.status import Health, Stats, health, stats
-from functions.api.tracks import SearchResults, SimilarTracks, search, similar
+from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, search, similar
 from functions.api.vision import (
     FramePage,
     ImageDetections,
@@ -55,7 +58,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     s = settings
     q = Param("q", str, required=True, maximum=s.search_max_query_chars, description="search text")
     k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
-    artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
+    mode = Param("mode", str, default="hybrid", maximum=16, description=f"one of {', '.join(SEARCH_MODES)}")
     limit = Param("limit", int, default=100, maximum=1000, description="number of streams per page")
     frames = Param("limit", int, default=100, maximum=1000, description="number of frames per page")
     images = Param("limit", int, default=100, maximum=1000, description="number of images per page")
@@ -69,9 +72,30 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/search",
             search,
             "search",
-            "Semantic search over lyrics",
-            (q, k, artist),
+            "Search by meaning (semantic), by words over artist, title and lyrics (keyword), or both fused"
+            " (hybrid, the default); with the browse filters",
+            (q, k, mode, *FILTER_PARAMS),
             response=SearchResults,
+        ),
+        Route(
+            "GET",
+            "/tracks",
+            list_tracks,
+            "list_tracks",
+            "Tracks filtered by artist, profile (sentiment, theme, quality, analyzer), explicit, source and time;"
+            " sorted; page with cursor=next_cursor",
+            BROWSE_PARAMS,
+            response=TrackPage,
+        ),
+        Route(
+            "POST",
+            "/recommend",
+            recommend,
+            "recommend",
+            "Tracks near the liked ones and away from the disliked ones, the inputs excluded; with the browse filters",
+            body=RecommendRequest,
+            response=Recommendations,
+            errors=(404, 409),
         ),
         Route(
             "GET",
@@ -96,8 +120,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/tracks/{id}/similar",
             similar,
             "similar",
-            "Tracks nearest to one track (409 while it is not embedded yet)",
-            (k,),
+            "Tracks nearest to one track; with the browse filters (409 while it is not embedded yet)",
+            (k, *FILTER_PARAMS),
             response=SimilarTracks,
             errors=(409,),
         ),
@@ -138,6 +162,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            errors=(429,),
         ),
         Route(
             "GET",
