@@ -21,6 +21,7 @@ from functions.api.dead import (
     dead_index,
     dead_replay,
 )
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
@@ -37,6 +38,7 @@ from functions.api.vision import (
     StreamRequest,
     create_stream,
     delete_stream,
+    image_content,
     image_detections,
     images_index,
     stream_frames,
@@ -110,6 +112,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "image_detections",
             "One image's status and detections",
             response=ImageDetections,
+        ),
+        Route(
+            "GET",
+            "/images/{id}/content",
+            image_content,
+            "image_content",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            media_type="image/*",
+            errors=(409,),
         ),
         Route(
             "POST",
@@ -201,6 +212,39 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             public=True,
             static=True,
             media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/",
+            console_page,
+            "console",
+            "The web console",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/console/config",
+            console_config,
+            "console_config",
+            "What the console needs before its first call: whether an API key is required",
+            public=True,
+            static=True,
+            response=ConsoleConfig,
+        ),
+        *(
+            Route(
+                "GET",
+                f"/console/{name}",
+                console_asset,
+                f"console_{name.replace('-', '_').replace('.', '_')}",
+                f"The console's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in CONSOLE_ASSETS.items()
         ),
         *(
             Route(
