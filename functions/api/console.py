@@ -25,6 +25,7 @@ _JS = "text/javascript; charset=utf-8"
 # Every file the page loads, by the name it is served under (/console/<name>), with its media type.
 CONSOLE_ASSETS = {
     "console.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
     "app.js": _JS,
     "api.js": _JS,
     "dom.js": _JS,
