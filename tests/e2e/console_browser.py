@@ -34,6 +34,9 @@ class Browser:
         self.driver = driver
 
     def open(self, url: str) -> None:
+        """A fresh load of ``url``: from a page of the same document a new hash alone would be
+        handled in place, and the same URL not at all, so a test could read the previous page."""
+        self.driver.get("about:blank")
         self.driver.get(url)
 
     def wait(self, condition: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:

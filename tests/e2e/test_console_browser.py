@@ -6,6 +6,7 @@ full of markup and script shown as text everywhere; the key asked once and never
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -112,6 +113,7 @@ def console(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempP
         model_dir=model_dir_path(),
         api_port=0,
         worker_poll_s=0.1,
+        stream_allow_file_urls=True,
         queue_backoff_base_s=0.05,
         queue_backoff_cap_s=0.2,
     )
@@ -137,6 +139,25 @@ def console(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempP
 def browser() -> Iterator[Browser]:
     with browser_session() as b:
         yield b
+
+
+def write_photo_video(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+    """A short clip whose every frame is the astronaut photo, so each sampled frame has detections."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    photo = Image.open(io.BytesIO(photo_jpeg("astronaut"))).convert("RGB").resize((256, 256))
+    pixels = np.asarray(photo)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for _ in range(int(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
 
 
 def _seed_dead_embed(c: Console, source_id: str, error: str) -> int:
@@ -278,6 +299,26 @@ def test_uploaded_photo_shows_its_boxes_where_the_api_says_in_the_gallery_and_fu
         )
         assert labels == [f"{d['label']} {d['score']:.2f}" for d in answer["detections"]]
         _assert_nothing_ran(browser)
+    # WHEN the gallery is filtered to one class, only its boxes stay; above every score, none
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+
+    label = answer["detections"][0]["label"]
+    frame = f"#gallery .frame[data-image='{image_id}']"
+    _visit(browser, f"{console.url}/#/images", f"{frame} svg rect")
+    Select(browser.driver.find_element(By.NAME, "label")).select_by_value(label)
+    browser.driver.find_element(By.NAME, "min_score").send_keys(Keys.ENTER)
+    browser.wait(lambda: f"label={label}" in browser.driver.current_url, 10, "the class filter")
+    browser.wait(lambda: browser.js("return document.querySelector(arguments[0]) !== null", frame), 30, "the gallery")
+    browser.settled()
+    drawn = browser.js(
+        "return [...document.querySelectorAll(arguments[0] + ' svg g')].map((g) => g.dataset.label)", frame
+    )
+    assert drawn == [d["label"] for d in answer["detections"] if d["label"] == label]
+    top = max(d["score"] for d in answer["detections"])
+    _visit(browser, f"{console.url}/#/images?min_score={min(1.0, top + 0.01):.2f}", frame)
+    assert browser.js("return document.querySelectorAll(arguments[0] + ' svg rect').length", frame) == 0
     assert browser.problems() == []
 
 
@@ -330,6 +371,50 @@ def test_a_dead_letter_is_replayed_from_the_operations_page_after_confirming(
         10,
         "the row to go",
     )
+    assert browser.problems() == []
+
+
+def test_a_stream_of_a_local_file_registered_in_the_page_shows_its_frames_and_detections(
+    console: Console, browser: Browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    video = write_photo_video(tmp_path / "astronaut.mp4")
+    _visit(browser, f"{console.url}/#/streams", "#stream-list")
+    # WHEN a local file is registered at 2 frames per second from the form
+    browser.driver.find_element(By.NAME, "url").send_keys(video.as_uri())
+    fps = browser.driver.find_element(By.NAME, "fps")
+    fps.clear()
+    fps.send_keys("2", Keys.ENTER)
+    stream = browser.wait(
+        lambda: next((r for r in console.api("/streams")["items"] if r["url"] == video.as_uri()), None),
+        10,
+        "the stream",
+    )
+    _wait(lambda: console.api(f"/streams/{stream['id']}")["stream"]["status"] == "ended", 120, "the stream to end")
+    frames = console.api(f"/streams/{stream['id']}/detections")["items"]
+    # frames with nothing found leave no row (the decoder's last frame may be one of them)
+    assert len(frames) >= 2 and all(f["detections"] for f in frames)
+    # THEN the list shows it ended, and its page the latest frame's detections and one bar per frame
+    _visit(browser, f"{console.url}/#/streams", "#stream-list table")
+    cells = browser.js(
+        "return [...document.querySelectorAll('#stream-list tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent))"
+    )
+    row = next(c for c in cells if c[0] == str(stream["id"]))
+    assert row[1:4] == [
+        video.as_uri(),
+        "ended",
+        str(console.api(f"/streams/{stream['id']}")["stream"]["frames_done"]),
+    ], row
+    _visit(browser, f"{console.url}/#/stream/{stream['id']}", "svg.chart rect.bar")
+    assert browser.js("return document.querySelectorAll('svg.chart rect.bar').length") == len(frames)
+    latest = [d["label"] for d in frames[-1]["detections"]]
+    shown = browser.js(
+        "return [...document.querySelectorAll('main table tbody tr td:first-child')].map((td) => td.textContent)"
+    )
+    assert shown == latest
+    browser.screenshot("stream-file")
     assert browser.problems() == []
 
 

@@ -54,6 +54,7 @@ async function route() {
   if (cleanup) cleanup();
   cleanup = null;
   const main = document.getElementById("main");
+  window.scrollTo(0, 0);
   // Each navigation renders into its own container, so a slow page left behind cannot write into the next.
   const view = h("div", {});
   main.replaceChildren(view);

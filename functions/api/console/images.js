@@ -59,7 +59,7 @@ export async function render(view, { params }) {
     const chosen = classSelect.value || label;
     classSelect.replaceChildren(
       h("option", { value: "" }, "All classes"),
-      [...labels].sort().map((l) => h("option", { value: l, selected: l === chosen }, l)),
+      ...[...labels].sort().map((l) => h("option", { value: l, selected: l === chosen }, l)),
     );
     if (!gallery.children.length) gallery.append(h("p", { class: "muted" }, "No images yet: upload one under images/."));
   }

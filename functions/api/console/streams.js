@@ -94,14 +94,16 @@ export async function renderOne(view, { id }) {
       ]),
       h("h2", {}, "Latest frame"),
       latest
-        ? [
+        ? h(
+            "div",
+            { id: "latest-frame" },
             h("p", { class: "muted" }, `at ${latest.frame_ts.toFixed(2)} s: ${latest.detections.length} detections`),
             table(
               ["Label", "Score", "Box (x1, y1, x2, y2)"],
               latest.detections.map((d) => [d.label, d.score.toFixed(3), d.box.map((v) => Math.round(v)).join(", ")]),
               "Latest frame's detections",
             ),
-          ]
+          )
         : h("p", { class: "muted" }, "No frame yet."),
       h("h2", {}, "Detections over time"),
       frames.length
