@@ -7,7 +7,7 @@ import { h, s } from "./dom.js";
  * and a table fallback of the same figures.
  */
 export function barChart(points, { title, xLabel, yLabel, width = 640, height = 200, formatX = String }) {
-  const pad = { left: 40, right: 10, top: 10, bottom: 30 };
+  const pad = { left: 40, right: 10, top: 24, bottom: 30 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const maxY = Math.max(1, ...points.map((p) => p.y));
@@ -23,12 +23,12 @@ export function barChart(points, { title, xLabel, yLabel, width = 640, height = 
     s("title", {}, title),
     s("line", { class: "axis", x1: pad.left, y1: pad.top + plotH, x2: width - pad.right, y2: pad.top + plotH }),
     s("line", { class: "axis", x1: pad.left, y1: pad.top, x2: pad.left, y2: pad.top + plotH }),
-    s("text", { x: pad.left - 6, y: pad.top + 10, "text-anchor": "end" }, String(maxY)),
+    s("text", { x: pad.left - 6, y: pad.top + 4, "text-anchor": "end" }, String(maxY)),
     s("text", { x: pad.left - 6, y: pad.top + plotH, "text-anchor": "end" }, "0"),
     s("text", { x: pad.left, y: height - 6 }, formatX(minX)),
     s("text", { x: width - pad.right, y: height - 6, "text-anchor": "end" }, formatX(maxX)),
     s("text", { x: width / 2, y: height - 6, "text-anchor": "middle" }, xLabel),
-    s("text", { x: 4, y: pad.top + 10 }, yLabel),
+    s("text", { x: pad.left, y: 12 }, yLabel),
     points.map((p) =>
       s("rect", { class: "bar", x: xOf(p.x), y: yOf(p.y), width: barW, height: pad.top + plotH - yOf(p.y) }, s("title", {}, `${formatX(p.x)}: ${p.y}`)),
     ),
