@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -21,7 +22,6 @@ from functions.api.dead import (
     dead_index,
     dead_replay,
 )
-from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
