@@ -326,6 +326,7 @@ def test_a_dead_letter_is_replayed_from_the_operations_page_after_confirming(
     console: Console, browser: Browser
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
     dead = _seed_dead_embed(console, "t4", "embedder was down")
     _visit(browser, f"{console.url}/#/operations", "#dead-jobs table")
@@ -341,9 +342,14 @@ def test_a_dead_letter_is_replayed_from_the_operations_page_after_confirming(
         20,
         "the dead job's row",
     )
-    # WHEN "Show" is pressed, the job's error and payload appear
-    row.find_element(By.XPATH, ".//button[text()='Show']").click()
+    # WHEN "Show" is pressed from the keyboard, the job's error and payload appear
+    row.find_element(By.XPATH, ".//button[text()='Show']").send_keys(Keys.ENTER)
     browser.wait(lambda: "embedder was down" in browser.text("#dead-detail"), 10, "the dead job's detail")
+    # AND the page refreshing on its own keeps the keyboard's place
+    assert browser.js("return document.activeElement.textContent") == "Show"
+    updated = browser.text("#updated")
+    browser.wait(lambda: browser.text("#updated") != updated, 15, "a refresh")
+    assert browser.js("return document.activeElement.textContent") == "Show"
     # WHEN "Replay" is pressed and the confirmation dismissed, nothing happens
     row = next(
         r

@@ -62,6 +62,10 @@ export async function render(view) {
     }
   }
 
+  // A refresh that changes nothing leaves the table alone, so a keyboard user's focus on one of
+  // its buttons is not lost every few seconds.
+  let shownDead = null;
+
   async function refresh() {
     const [stats, deadPage] = await Promise.all([get("stats"), get("dead-jobs", { limit: 50 })]);
     summary.replaceChildren(
@@ -80,6 +84,10 @@ export async function render(view) {
         h("div", {}, h("h2", {}, "Cost today"), costFacts(stats.llm_today)),
       ]),
     );
+    const signature = JSON.stringify(deadPage.items.map((job) => [job.id, job.attempts, job.replayable, job.last_error]));
+    updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s.`;
+    if (signature === shownDead) return;
+    shownDead = signature;
     const rows = deadPage.items.map((job) => [
       String(job.id),
       job.kind,
@@ -103,7 +111,6 @@ export async function render(view) {
         ? table(["Id", "Kind", "Attempts", "Error", "Died", ""], rows, "Dead letters")
         : h("p", { class: "muted" }, "No dead letters."),
     );
-    updated.textContent = `Updated ${new Date().toLocaleTimeString()}; refreshes every ${REFRESH_MS / 1000} s.`;
   }
 
   async function replay(id) {

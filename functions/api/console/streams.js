@@ -32,8 +32,14 @@ export async function render(view) {
     }
   });
 
+  // Unchanged rows are left alone, so focus on a Stop button survives the periodic refresh.
+  let shown = null;
+
   async function refresh() {
     const answer = await get("streams", { limit: 100 });
+    const signature = JSON.stringify(answer.items.map((st) => [st.id, st.status, st.frames_done, st.last_error]));
+    if (signature === shown) return;
+    shown = signature;
     const rows = answer.items.map((st) => {
       const stop = h("button", { type: "button", class: "danger", disabled: ["stopped", "ended"].includes(st.status) }, "Stop");
       stop.addEventListener("click", async () => {
