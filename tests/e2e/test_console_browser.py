@@ -224,6 +224,10 @@ def test_search_then_track_then_similar_by_keyboard_and_links(console: Console, 
     from selenium.webdriver.common.keys import Keys
 
     _visit(browser, f"{console.url}/#/search", "form[role=search]")
+    # GIVEN the skip link, taken from the keyboard: focus moves to the page, which stays as it was
+    browser.driver.find_element(By.CSS_SELECTOR, "a.skip").send_keys(Keys.ENTER)
+    browser.wait(lambda: browser.js("return document.activeElement.id") == "main", 5, "focus on the page")
+    assert browser.js("return document.querySelector('main form[role=search]') !== null")
     # WHEN a query is typed and submitted with Enter
     box = browser.driver.find_element(By.NAME, "q")
     box.send_keys("ocean waves", Keys.ENTER)

@@ -93,6 +93,8 @@ async function start() {
   });
   window.addEventListener("contentfn:unauthorized", () => route());
   window.addEventListener("hashchange", () => {
+    // "#main" is the skip link (the browser moves focus itself); pages live under "#/".
+    if (location.hash && !location.hash.startsWith("#/")) return;
     route().then(() => document.getElementById("main").focus());
   });
   try {
