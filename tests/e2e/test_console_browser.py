@@ -471,6 +471,12 @@ def test_a_keyed_api_asks_for_the_key_once_and_sends_it_as_a_header_never_in_a_u
         # GIVEN a keyed API, the page asks for the key before anything else
         field = browser.wait(lambda: browser.driver.find_element(By.NAME, "key"), 10, "the key field")
         assert browser.js("return document.activeElement.name") == "key"
+        # WHEN a wrong key is entered, the page says it was refused and asks again
+        field.send_keys("wrong-key", Keys.ENTER)
+        browser.wait(lambda: "refused that key" in browser.text("main"), 10, "the refusal")
+        field = browser.driver.find_element(By.NAME, "key")
+        assert browser.js("return sessionStorage.getItem('contentfn.apiKey')") is None
+        browser.driver.get_log("browser")  # the 401 of the wrong key is the point here, not a page error
         field.send_keys("s3cret-console", Keys.ENTER)
         _visit(browser, f"{url}/#/operations", "#stats dl")
         # THEN the key stays in this tab's session storage, and no request carried it in its URL

@@ -28,6 +28,8 @@ function parseHash() {
   return { name: name || "search", id, params: new URLSearchParams(query || "") };
 }
 
+let refused = false; // the last key sent was refused (401): say so when asking again
+
 function askForKey(view) {
   const input = h("input", { type: "password", name: "key", required: true, autocomplete: "off" });
   const form = h(
@@ -39,11 +41,13 @@ function askForKey(view) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     setKey(input.value);
+    refused = false;
     route();
   });
   view.replaceChildren(
     h("h1", {}, "API key"),
     h("p", {}, "This API needs a key. It is kept for this browser tab only and sent as a header."),
+    refused ? h("p", { class: "error", role: "alert" }, "The API refused that key; enter it again.") : null,
     form,
   );
   input.focus();
@@ -91,7 +95,10 @@ async function start() {
     forgetKey();
     route();
   });
-  window.addEventListener("contentfn:unauthorized", () => route());
+  window.addEventListener("contentfn:unauthorized", () => {
+    refused = true;
+    route();
+  });
   window.addEventListener("hashchange", () => {
     // "#main" is the skip link (the browser moves focus itself); pages live under "#/".
     if (location.hash && !location.hash.startsWith("#/")) return;
