@@ -11,6 +11,7 @@ from __future__ import annotations
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
 from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -41,6 +42,7 @@ from functions.api.vision import (
     StreamRequest,
     create_stream,
     delete_stream,
+    image_content,
     image_detections,
     images_index,
     stream_frames,
@@ -154,6 +156,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             response=ImageDetections,
         ),
         Route(
+            "GET",
+            "/images/{id}/content",
+            image_content,
+            "image_content",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            media_type="image/*",
+            errors=(409,),
+        ),
+        Route(
             "POST",
             "/streams",
             create_stream,
@@ -244,6 +255,39 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             public=True,
             static=True,
             media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/",
+            console_page,
+            "console",
+            "The web console",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/console/config",
+            console_config,
+            "console_config",
+            "What the console needs before its first call: whether an API key is required",
+            public=True,
+            static=True,
+            response=ConsoleConfig,
+        ),
+        *(
+            Route(
+                "GET",
+                f"/console/{name}",
+                console_asset,
+                f"console_{name.replace('-', '_').replace('.', '_')}",
+                f"The console's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in CONSOLE_ASSETS.items()
         ),
         *(
             Route(

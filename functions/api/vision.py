@@ -18,8 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
-from functions.api.routing import Call, Created
-from shared.errors import PoisonError
+from functions.api.routing import Asset, Call, Created
+from shared.errors import ObjectNotFound, PoisonError
 from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
@@ -48,6 +48,7 @@ __all__ = [
     "StreamRequest",
     "create_stream",
     "delete_stream",
+    "image_content",
     "image_detections",
     "images_index",
     "stream_frames",
@@ -58,6 +59,7 @@ __all__ = [
 _IMAGE_STATUSES = ("pending", "done", "rejected")
 
 _MAX_BODY = 8192
+_IMAGE_MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 # The owner of every stream registered with the one shared API key.
 SHARED_KEY_OWNER = "shared-key"
@@ -188,6 +190,27 @@ def image_detections(call: Call) -> ImageDetections:
     if image is None:
         raise not_found("image")
     return ImageDetections.model_validate({"image": image, "detections": found})
+
+
+def image_content(call: Call) -> Asset:
+    """The image's bytes, read through the Blob port with the caller's key (the console draws its
+    boxes over them). Only decoded formats are served, under their own media type, so a stored
+    object is never handed to a browser as something it could run."""
+    svc = call.services
+    with svc.db.connection() as conn:
+        image = get_image(conn, call.id)
+        conn.commit()
+    if image is None:
+        raise not_found("image")
+    media_type = _IMAGE_MEDIA.get((image["format"] or "").lower())
+    if media_type is None:
+        raise ApiError(409, "not_viewable", "the image was not decoded as a viewable format")
+    try:
+        with svc.blob.open(image["bucket"], image["key"], max_bytes=svc.settings.image_max_bytes) as reader:
+            content = reader.read()
+    except ObjectNotFound:
+        raise not_found("image object") from None
+    return Asset(content, media_type, cache="private, max-age=300")
 
 
 def images_index(call: Call) -> ImagePage:
