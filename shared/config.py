@@ -38,6 +38,35 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=30_000, ge=100, description="PostgreSQL `statement_timeout` of every pooled connection."
     )
+    db_connect_timeout_s: int = Field(
+        default=5,
+        ge=2,
+        le=300,
+        description=(
+            "PostgreSQL `connect_timeout`: a connection attempt to a server that does not answer"
+            " (down, failing over, a black-holed address) is given up after this long."
+        ),
+    )
+    db_pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest wait for a pooled connection; past it the request answers 503 with `Retry-After`"
+            " (a job is retried) instead of hanging while the database is away."
+        ),
+    )
+    db_keepalives_idle_s: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "TCP keepalive: idle seconds before the first probe, so a connection to a server that"
+            " vanished (failover, a dropped NAT entry) is found dead instead of hanging."
+        ),
+    )
+    db_keepalives_interval_s: int = Field(default=10, ge=1, description="TCP keepalive: seconds between probes.")
+    db_keepalives_count: int = Field(
+        default=3, ge=1, description="TCP keepalive: unanswered probes after which the connection is dropped."
+    )
     database_credentials_secret: str | None = Field(
         default=None,
         description=(
@@ -131,6 +160,15 @@ class Settings(BaseSettings):
         description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
     )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
+    worker_failure_backoff_cap_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "Local workers: longest pause after a failed iteration (the database away, claims failing);"
+            " the pause doubles from worker_poll_s per failure in a row, with jitter, and the worker resumes"
+            " on its own once an iteration succeeds."
+        ),
+    )
 
     # Local bucket watcher. Poison input is refused by ingest at once; these cover an object whose
     # ingest fails unexpectedly (a crash in a parser, the database or ledger write failing, a file
