@@ -138,6 +138,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="A row with a field longer than this (UTF-8 bytes) is reported bad; the others are kept.",
     )
+    max_record_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description=(
+            "A record larger than this (bytes of the file) is stopped while it is parsed, never built in"
+            " memory: a `.jsonl` line is reported bad and the others are kept; a `.json` record or a CSV"
+            " line refuses the file from there (their parsers cannot find the next record). Unset: 16 times"
+            " max_field_bytes."
+        ),
+    )
     ingest_batch_rows: int = Field(default=5_000, ge=1, description="Rows per bulk upsert (`COPY`) of an ingest.")
     bad_rows_reported: int = Field(
         default=100, ge=0, description="Bad rows of one file reported with line and reason; the rest are counted."
@@ -542,6 +552,8 @@ def load_settings(**overrides: object) -> Settings:
 
 def check_settings(settings: Settings) -> None:
     """What no single field can check: combinations of variables."""
+    if settings.max_record_bytes is not None and settings.max_record_bytes < settings.max_field_bytes:
+        raise ConfigError(f"invalid configuration: {ENV_PREFIX}MAX_RECORD_BYTES is below {ENV_PREFIX}MAX_FIELD_BYTES")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
     if settings.database_credentials_secret and settings.database_rds_instance:
