@@ -43,7 +43,7 @@ class _Loop:
             try:
                 busy = self.tick()
             except Exception as exc:
-                self._stop.wait(self._failed(exc))
+                self._stop.wait(self._pause_after_failure(exc))
                 continue
             if self.failures:
                 log.info("%s: resumed after %d failed iterations", self.name, self.failures)
@@ -51,7 +51,7 @@ class _Loop:
             if not busy:
                 self._stop.wait(self.idle_wait_s or self.services.settings.worker_poll_s)
 
-    def _failed(self, exc: Exception) -> float:
+    def _pause_after_failure(self, exc: Exception) -> float:
         """Count a failed iteration and say how long to pause: a database restart or failover fails
         every claim until it is back, and a loop that retried at the poll rate would flood the log
         and the server the moment it returns."""
