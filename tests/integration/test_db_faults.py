@@ -106,6 +106,18 @@ def test_api_answers_503_with_retry_after_while_the_database_is_down_and_recover
     try:
         assert httpx.get(f"{base}/stats", timeout=30).status_code == 200
         assert httpx.get(f"{base}/tracks/1", timeout=30).status_code == 404
+        # Every operation that may touch the database declares the 503 in the document (only the
+        # pages and files served from memory do not).
+        document = httpx.get(f"{base}/openapi.json", timeout=30).json()
+        from_memory = ("/docs", "/console", "/openapi.json")
+        checked = 0
+        for path, operations in document["paths"].items():
+            if path == "/" or path.startswith(from_memory):
+                continue
+            for method, operation in operations.items():
+                assert "503" in operation["responses"], (method, path)
+                checked += 1
+        assert checked >= 10
 
         # WHEN the database crashes (its pooled connections die with it)
         restartable.stop()
