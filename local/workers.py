@@ -12,7 +12,7 @@ from functions.embed.index import IndexKeeper, IndexState
 from functions.ingest.core import handle_object_created, record_given_up
 from functions.ingest.deletion import handle_object_deleted
 from shared.blob.base import BlobInfo
-from shared.errors import IdempotencyInProgress
+from shared.errors import IdempotencyInProgress, TransientError
 from shared.events import ObjectCreated, ObjectDeleted
 from shared.queue.base import backoff_delay
 from shared.services import Services
@@ -28,6 +28,7 @@ class _Loop:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.failures = 0  # failed iterations in a row; the pause after one grows with it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
@@ -42,11 +43,27 @@ class _Loop:
         while not self._stop.is_set():
             try:
                 busy = self.tick()
-            except Exception:
-                log.exception("%s: iteration failed; retrying", self.name)
-                busy = False
+            except Exception as exc:
+                self._stop.wait(self._pause_after_failure(exc))
+                continue
+            if self.failures:
+                log.info("%s: resumed after %d failed iterations", self.name, self.failures)
+                self.failures = 0
             if not busy:
                 self._stop.wait(self.idle_wait_s or self.services.settings.worker_poll_s)
+
+    def _pause_after_failure(self, exc: Exception) -> float:
+        """Count a failed iteration and say how long to pause: a database restart or failover fails
+        every claim until it is back, and a loop that retried at the poll rate would flood the log
+        and the server the moment it returns."""
+        settings = self.services.settings
+        self.failures += 1
+        delay = backoff_delay(self.failures, settings.worker_poll_s, settings.worker_failure_backoff_cap_s)
+        if isinstance(exc, TransientError):  # expected during an outage: one line, no trace
+            log.warning("%s: %s; retrying in %.1f s", self.name, _error_text(exc), delay)
+        else:
+            log.exception("%s: iteration failed; retrying in %.1f s", self.name, delay)
+        return delay
 
     def tick(self) -> bool:
         """One unit of work; True if there may be more right away."""

@@ -56,7 +56,9 @@ def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedRe
     counts = {"bad": 0}
 
     def good_rows(stream: Any, fmt: Any) -> Iterator[ParsedRow]:
-        for item in iter_rows(stream, fmt, max_field_bytes=settings.max_field_bytes):
+        for item in iter_rows(
+            stream, fmt, max_field_bytes=settings.max_field_bytes, max_record_bytes=settings.max_record_bytes
+        ):
             if isinstance(item, BadRow):
                 counts["bad"] += 1
                 if len(bad) < settings.bad_rows_reported:
