@@ -8,6 +8,7 @@ from xml.sax.saxutils import escape
 __all__ = ["bars_svg", "curve_svg"]
 
 _FONT = 'font-family="sans-serif" font-size="11"'
+_TITLE_FONT = 'font-family="sans-serif" font-size="14" font-weight="bold"'
 _COLOURS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1")
 
 
@@ -21,7 +22,7 @@ def bars_svg(title: str, rows: Sequence[str], metrics: Mapping[str, Sequence[flo
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="8" y="20" {_FONT} font-size="14" font-weight="bold">{escape(title)}</text>',
+        f'<text x="8" y="20" {_TITLE_FONT}>{escape(title)}</text>',
     ]
     y = 36
     for name, values in metrics.items():
@@ -60,7 +61,7 @@ def curve_svg(title: str, points: Sequence[tuple[float, float, str]], *, x_label
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="8" y="20" {_FONT} font-size="14" font-weight="bold">{escape(title)}</text>',
+        f'<text x="8" y="20" {_TITLE_FONT}>{escape(title)}</text>',
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="black"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="black"/>',
         f'<text x="{left + plot_w / 2:.0f}" y="{height - 10}" {_FONT} text-anchor="middle">{escape(x_label)}</text>',

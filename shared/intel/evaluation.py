@@ -32,6 +32,7 @@ __all__ = [
     "SearchQuery",
     "SweepPoint",
     "TrackAnswers",
+    "accuracy",
     "analyzer_metrics",
     "jaccard",
     "load_labels",
@@ -41,6 +42,7 @@ __all__ = [
     "ndcg_at_k",
     "recall_at_k",
     "rmse",
+    "routed",
     "sweep",
 ]
 
