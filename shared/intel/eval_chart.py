@@ -72,7 +72,11 @@ def curve_svg(title: str, points: Sequence[tuple[float, float, str]], *, x_label
         f'<text x="{left - 4}" y="{top + plot_h}" {_FONT} text-anchor="end">{y0:.3g}</text>',
         f'<text x="{left - 4}" y="{top + 4}" {_FONT} text-anchor="end">{y1:.3g}</text>',
     ]
-    ordered = sorted(points)
+    # Points that coincide (thresholds past which nothing changes) share one marker and one label.
+    merged: dict[tuple[float, float], list[str]] = {}
+    for x, y, label in points:
+        merged.setdefault((x, y), []).append(label)
+    ordered = sorted((x, y, ", ".join(labels)) for (x, y), labels in merged.items())
     if len(ordered) > 1:
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y, _ in ordered)
         out.append(f'<polyline points="{path}" fill="none" stroke="{_COLOURS[0]}" stroke-width="2"/>')

@@ -167,3 +167,10 @@ def test_curve_chart_draws_one_marker_per_point_in_cost_order() -> None:
     assert len(list(root.iter(f"{_SVG}circle"))) == 2
     line = next(root.iter(f"{_SVG}polyline")).get("points", "").split()
     assert float(line[0].split(",")[0]) < float(line[1].split(",")[0])
+
+
+def test_curve_chart_merges_points_that_coincide_into_one_labelled_marker() -> None:
+    svg = curve_svg("c", [(1.0, 0.0, "0.7"), (1.0, 0.0, "0.8"), (0.0, 1.0, "0")], x_label="x", y_label="y")
+    root = ET.fromstring(svg)
+    assert len(list(root.iter(f"{_SVG}circle"))) == 2
+    assert any(t.text == "0.7, 0.8" for t in root.iter(f"{_SVG}text"))
