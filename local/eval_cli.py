@@ -197,7 +197,8 @@ def eval_search(queries_file: Path, as_json: bool, chart: Path | None) -> None:
         queries = load_queries(queries_file)
     except LabelFileError as exc:
         raise click.ClickException(str(exc)) from None
-    svc = Services.from_settings(_settings())
+    # Search evaluation only reads: measuring a store does not change its schema.
+    svc = Services.from_settings(_settings(), migrate=False)
     try:
         models = stored_models(svc)
         embedders = embedders_for(svc, models)
