@@ -12,6 +12,7 @@ name, which the rule-based theme keywords aim at and the test server's word coun
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import tempfile
@@ -25,7 +26,7 @@ from shared.intel.context import build_intel
 from shared.models import TrackIn
 from shared.services import Services
 from shared.store.tracks import TrackStore, embedding_text, upsert_tracks
-from tests.bench._common import BenchDatabase, base_parser, bench_settings, console
+from tests.bench._common import DEFAULT_SEED, BenchDatabase, bench_settings, console
 from tests.servers.llm_server import LlmServer, label_for
 
 
@@ -58,7 +59,8 @@ def _load(svc: Services, rows: list[dict[str, object]]) -> list[int]:
 
 
 def main_sweep() -> None:
-    parser = base_parser(__doc__ or "")
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="data generator seed")
     parser.add_argument("--train", type=int, default=300, help="tracks the LLM labels for the distilled predictor")
     parser.add_argument("--eval", dest="evaluate", type=int, default=300, help="labelled tracks evaluated")
     parser.add_argument("--out", type=Path, default=Path("eval-sweep"), help="folder for the label file and charts")
