@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from local.eval_cli import eval_group
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
@@ -487,6 +488,9 @@ def clean() -> None:
     if settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     console.print(f"removed {settings.data_dir}")
+
+
+main.add_command(eval_group)
 
 
 def run() -> None:
