@@ -92,7 +92,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Profile of ad-hoc lyrics or a stored track",
             body=AnalyzeRequest,
             response=Analysis,
-            errors=(404,),
+            errors=(404, 429),
+            scope="write",
         ),
         Route(
             "GET",
@@ -120,6 +121,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            scope="write",
         ),
         Route(
             "GET",
@@ -147,7 +149,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (CURSOR, frames),
             response=FramePage,
         ),
-        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream", response=StreamAnswer),
+        Route(
+            "DELETE",
+            "/streams/{id}",
+            delete_stream,
+            "delete_stream",
+            "Stop a stream",
+            response=StreamAnswer,
+            scope="write",
+        ),
         Route(
             "GET",
             "/dead-jobs",
@@ -156,6 +166,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Jobs and events that failed for good, newest first, with their errors",
             (dead_kind, CURSOR, dead_limit),
             response=DeadJobPage,
+            scope="admin",
         ),
         Route(
             "GET",
@@ -164,6 +175,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_detail",
             "One dead job: its error and the job it held",
             response=DeadJobAnswer,
+            scope="admin",
         ),
         Route(
             "POST",
@@ -173,6 +185,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
             body=ReplayRequest,
             response=ReplayAnswer,
+            scope="admin",
         ),
         Route(
             "DELETE",
@@ -181,6 +194,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_delete",
             "Forget one dead job",
             response=DeadJobDeleted,
+            scope="admin",
         ),
         Route(
             "GET",
