@@ -403,8 +403,10 @@ _SCOPE = click.Choice(["read", "write", "admin"])
 @keys.command("create")
 @click.argument("name")
 @click.option("--scope", "scopes", type=_SCOPE, multiple=True, required=True, help="repeat for several")
-@click.option("--rpm", type=click.IntRange(min=0), default=None, help="requests per minute (default: the setting)")
-@click.option("--llm-per-day", type=click.IntRange(min=0), default=None, help="LLM-forced analyses per day")
+@click.option(
+    "--rpm", type=click.IntRange(min=0), default=None, help="requests per minute (default: the setting; 0: no limit)"
+)
+@click.option("--llm-per-day", type=click.IntRange(min=0), default=None, help="LLM-forced analyses per day (0: none)")
 @click.option("--streams", type=click.IntRange(min=0), default=None, help="streams registered at once")
 def keys_create(
     name: str, scopes: tuple[str, ...], rpm: int | None, llm_per_day: int | None, streams: int | None

@@ -173,7 +173,9 @@ class Settings(BaseSettings):
         ),
     )
     api_requests_per_minute: int = Field(
-        default=600, ge=0, description="Requests one key may make per minute (a key's own quota overrides it)."
+        default=600,
+        ge=0,
+        description="Requests one key may make per minute (a key's own quota overrides it); 0: no per-minute quota.",
     )
     api_llm_per_day: int = Field(
         default=200,

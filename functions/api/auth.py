@@ -86,10 +86,11 @@ def authorize(key: ApiKey, route: Route) -> None:
 
 def check_quota(services: Services, key: ApiKey) -> None:
     """Count one request against the key's per-minute quota; a 429 with Retry-After once it is spent."""
-    limit = key.requests_per_minute
-    _spend(
-        services, key.name, "requests", services.settings.api_requests_per_minute if limit is None else limit, _MINUTE
-    )
+    own = key.requests_per_minute
+    limit = services.settings.api_requests_per_minute if own is None else own
+    if limit == 0:  # no per-minute quota: nothing to count (a key allowed no request at all is a revoked key)
+        return
+    _spend(services, key.name, "requests", limit, _MINUTE)
 
 
 def spend_llm_quota(call: Call) -> None:

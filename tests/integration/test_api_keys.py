@@ -282,3 +282,25 @@ def test_a_cloud_api_runtime_refuses_to_start_without_a_long_key(
     monkeypatch.setenv("CONTENTFN_API_KEY", "k" * 32)
     accepted = FunctionRuntime("api", cloud, serves_http=True)
     assert accepted.settings.api_auth
+
+
+def test_a_key_without_its_own_quota_takes_the_default_and_rpm_zero_lifts_the_limit(
+    keyed: Settings, cli: CliRunner
+) -> None:
+    # GIVEN a default of 2 requests a minute, a key without its own quota and one with --rpm 0
+    served = Served(keyed.model_copy(update={"api_requests_per_minute": 2}))
+    try:
+        plain = create(cli, "plain", "--scope", "read")
+        unlimited = create(cli, "bulk", "--scope", "read", "--rpm", "0")
+        while time.time() % 60 > 50:  # three requests must fall in one window
+            time.sleep(1)
+        # WHEN each makes more requests than the default allows
+        plain_answers = [served.call("GET", "/stats", plain).status_code for _ in range(3)]
+        bulk_answers = [served.call("GET", "/stats", unlimited).status_code for _ in range(5)]
+        # THEN the first is held to the default, the second is not counted at all
+        assert plain_answers == [200, 200, 429]
+        assert bulk_answers == [200] * 5
+        counted = rows(served.services, "SELECT key_name, used FROM api_quota_counters ORDER BY key_name")
+        assert counted == [("plain", 3)]
+    finally:
+        served.close()
