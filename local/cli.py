@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -400,6 +401,24 @@ def keys() -> None:
 _SCOPE = click.Choice(["read", "write", "admin"])
 
 
+@contextlib.contextmanager
+def _key_store() -> Iterator[Services]:
+    """Services for a keys command; a store error or an unmigrated schema becomes one clear line."""
+    import psycopg
+
+    svc = _services()
+    try:
+        yield svc
+    except psycopg.errors.UndefinedTable:
+        raise click.ClickException(
+            "this database has no api_keys table yet: run `contentfn db migrate` (or start `contentfn local up`)"
+        ) from None
+    except ContentfnError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        svc.close()
+
+
 @keys.command("create")
 @click.argument("name")
 @click.option("--scope", "scopes", type=_SCOPE, multiple=True, required=True, help="repeat for several")
@@ -414,8 +433,7 @@ def keys_create(
     """Create key NAME and print its secret (shown this once: store it now)."""
     from shared.store.api_keys import Scope, create_key
 
-    svc = _services()
-    try:
+    with _key_store() as svc:
         secret = create_key(
             svc.db,
             name,
@@ -424,10 +442,6 @@ def keys_create(
             llm_per_day=llm_per_day,
             max_streams=streams,
         )
-    except ContentfnError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        svc.close()
     console.print(f"key {name} ({', '.join(sorted(set(scopes)))}); its secret, shown only now:", soft_wrap=True)
     click.echo(secret)
 
@@ -437,11 +451,8 @@ def keys_list() -> None:
     """Every key with its scopes, quotas and state (never a secret: none is stored)."""
     from shared.store.api_keys import list_keys
 
-    svc = _services()
-    try:
+    with _key_store() as svc:
         found = list_keys(svc.db)
-    finally:
-        svc.close()
     table = Table("name", "scopes", "rpm", "llm/day", "streams", "created", "state", title="API keys")
     for k in found:
         if k.revoked_at is not None:
@@ -466,13 +477,8 @@ def keys_revoke(name: str) -> None:
     """Refuse key NAME from the next request on (its audit rows keep the name)."""
     from shared.store.api_keys import revoke_key
 
-    svc = _services()
-    try:
+    with _key_store() as svc:
         revoke_key(svc.db, name)
-    except ContentfnError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        svc.close()
     console.print(f"revoked {name}")
 
 
@@ -487,13 +493,8 @@ def keys_rotate(name: str, grace: float) -> None:
 
     from shared.store.api_keys import rotate_key
 
-    svc = _services()
-    try:
+    with _key_store() as svc:
         secret = rotate_key(svc.db, name, grace=timedelta(hours=grace))
-    except ContentfnError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        svc.close()
     console.print(f"key {name}: new secret, shown only now (the old one is valid for {grace:g} h more):")
     click.echo(secret)
 

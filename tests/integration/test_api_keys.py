@@ -304,3 +304,15 @@ def test_a_key_without_its_own_quota_takes_the_default_and_rpm_zero_lifts_the_li
         assert counted == [("plain", 3)]
     finally:
         served.close()
+
+
+def test_the_cli_refuses_a_second_key_of_one_name_and_an_unknown_key_in_one_line(cli: CliRunner, api: Served) -> None:
+    create(cli, "dup", "--scope", "read")
+    again = cli.invoke(main, ["keys", "create", "dup", "--scope", "admin"])
+    assert again.exit_code == 1 and "a key named 'dup' exists" in again.output
+    for command in ("revoke", "rotate"):
+        unknown = cli.invoke(main, ["keys", command, "nobody"])
+        assert unknown.exit_code == 1 and "no live key named 'nobody'" in unknown.output
+    bad = cli.invoke(main, ["keys", "create", "Bad Name", "--scope", "read"])
+    assert bad.exit_code == 1 and "key name" in bad.output
+    assert rows(api.services, "SELECT name, scopes FROM api_keys") == [("dup", ["read"])]
