@@ -117,7 +117,10 @@ def create_key(
 
 
 def rotate_key(db: Database, name: str, *, grace: timedelta) -> str:
-    """Issue a new secret for ``name``; the current one stays valid for ``grace``. Returns the new secret."""
+    """Issue a new secret for ``name``; the current one stays valid for ``grace``. Returns the new secret.
+
+    Only one previous secret is kept: rotating again within the grace ends the older secret at once.
+    """
     secret = _new_secret()
     with db.connection() as conn:
         row = conn.execute(
