@@ -451,6 +451,25 @@ class Settings(BaseSettings):
     )
     stream_backoff_cap_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay of a stream.")
     stream_max_per_worker: int = Field(default=4, ge=0, le=256, description="Streams one worker holds at most.")
+    stream_min_fps: float = Field(
+        default=0.1, gt=0, description="Lowest sampling rate (frames per second) a stream may be registered with."
+    )
+    stream_max_pixels: int = Field(
+        default=3840 * 2160,
+        ge=1024,
+        description="Stream frames with more pixels fail the stream, checked before a frame is converted.",
+    )
+    stream_max_active: int = Field(
+        default=64, ge=0, description="Streams that may be active (pending, running, retrying) at once, overall."
+    )
+    stream_max_per_owner: int = Field(
+        default=16, ge=0, description="Streams that may be active at once per API key (the stream's owner)."
+    )
+    stream_idle_expiry_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A stream that yields no frame for this long (source gone, only errors) expires and frees its place.",
+    )
     stream_allow_file_urls: bool = Field(
         default=False,
         description="Allow `file://` sources, which read the worker's disk: local runtime and tests only.",

@@ -58,7 +58,8 @@ def contract_violation(api: Api, request: HttpRequest, response: HttpResponse) -
         return None
     if response.status == 201 and not response.headers.get("location"):
         return f"{where}: 201 without Location"
-    if media != route.media_type.split(";")[0]:
+    declared_media = route.media_type.split(";")[0]
+    if media != declared_media and not (declared_media.endswith("/*") and media.startswith(declared_media[:-1])):
         return f"{where}: answered as {media!r}, declared {route.media_type!r}"
     if route.response is not None:
         try:

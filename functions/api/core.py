@@ -126,9 +126,12 @@ class Api:
 def _answer(route: Route, result: Any) -> HttpResponse:
     """The handler's result as the route declares it: JSON of its model, 201 with Location, or an asset."""
     if isinstance(result, Asset):
-        # The docs page and its files: versioned with the code, so a short cache is safe.
-        headers = {"content-type": result.media_type, "cache-control": "public, max-age=300", **_NOSNIFF}
-        if result.media_type.startswith("text/html"):
+        # Pages and their files are versioned with the code, so a short cache is safe; an asset read
+        # with a key (an image) says so itself.
+        headers = {"content-type": result.media_type, "cache-control": result.cache, **_NOSNIFF}
+        if result.policy is not None:
+            headers["content-security-policy"] = result.policy
+        elif result.media_type.startswith("text/html"):
             headers["content-security-policy"] = _PAGE_POLICY
         return HttpResponse(status=200, body=result.content, headers=headers)
     headers = {"content-type": "application/json", **_COMMON}

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
+from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -22,12 +24,14 @@ from functions.api.dead import (
     dead_replay,
 )
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
+from functions.api.filters import FILTER_PARAMS
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
 from functions.api.params import Param
+from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
 from functions.api.status import Health, Stats, health, stats
-from functions.api.tracks import SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
+from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
 from functions.api.vision import (
     FramePage,
     ImageDetections,
@@ -37,6 +41,7 @@ from functions.api.vision import (
     StreamRequest,
     create_stream,
     delete_stream,
+    image_content,
     image_detections,
     images_index,
     stream_frames,
@@ -54,7 +59,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     s = settings
     q = Param("q", str, required=True, maximum=s.search_max_query_chars, description="search text")
     k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
-    artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
+    mode = Param("mode", str, default="hybrid", maximum=16, description=f"one of {', '.join(SEARCH_MODES)}")
     limit = Param("limit", int, default=100, maximum=1000, description="number of streams per page")
     frames = Param("limit", int, default=100, maximum=1000, description="number of frames per page")
     images = Param("limit", int, default=100, maximum=1000, description="number of images per page")
@@ -68,9 +73,32 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/search",
             search,
             "search",
-            "Semantic search over lyrics",
-            (q, k, artist),
+            "Search by meaning (semantic), by words over artist, title and lyrics (keyword), or both fused"
+            " (hybrid, the default); with the browse filters",
+            (q, k, mode, *FILTER_PARAMS),
             response=SearchResults,
+        ),
+        Route(
+            "GET",
+            "/tracks",
+            list_tracks,
+            "list_tracks",
+            "Tracks filtered by artist, profile (sentiment, theme, quality, analyzer), explicit, source and time;"
+            " sorted; page with cursor=next_cursor",
+            BROWSE_PARAMS,
+            response=TrackPage,
+        ),
+        Route(
+            "POST",
+            "/recommend",
+            recommend,
+            "recommend",
+            "Tracks near the liked ones and away from the disliked ones, the inputs excluded; with the browse filters",
+            body=RecommendRequest,
+            response=Recommendations,
+            errors=(404, 409),
+            # A POST only because the liked/disliked lists can be long: it changes nothing, so a read key may call it.
+            scope="read",
         ),
         Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
         Route(
@@ -78,8 +106,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/tracks/{id}/similar",
             similar,
             "similar",
-            "Tracks nearest to one track (409 while it is not embedded yet)",
-            (k,),
+            "Tracks nearest to one track; with the browse filters (409 while it is not embedded yet)",
+            (k, *FILTER_PARAMS),
             response=SimilarTracks,
             errors=(409,),
         ),
@@ -113,6 +141,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             response=ImageDetections,
         ),
         Route(
+            "GET",
+            "/images/{id}/content",
+            image_content,
+            "image_content",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            media_type="image/*",
+            errors=(409,),
+        ),
+        Route(
             "POST",
             "/streams",
             create_stream,
@@ -122,6 +159,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             response=StreamAnswer,
             status=201,
             scope="write",
+            errors=(429,),
         ),
         Route(
             "GET",
@@ -215,6 +253,39 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             public=True,
             static=True,
             media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/",
+            console_page,
+            "console",
+            "The web console",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/console/config",
+            console_config,
+            "console_config",
+            "What the console needs before its first call: whether an API key is required",
+            public=True,
+            static=True,
+            response=ConsoleConfig,
+        ),
+        *(
+            Route(
+                "GET",
+                f"/console/{name}",
+                console_asset,
+                f"console_{name.replace('-', '_').replace('.', '_')}",
+                f"The console's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in CONSOLE_ASSETS.items()
         ),
         *(
             Route(

@@ -47,10 +47,14 @@ class Created:
 
 @dataclass(frozen=True)
 class Asset:
-    """A handler's answer that is not JSON (the ``/docs`` page and its vendored files)."""
+    """A handler's answer that is not JSON (the ``/docs`` page, the console and their files, an
+    image's bytes). ``cache`` is its Cache-Control; ``policy`` the Content-Security-Policy of a page
+    (None: the core's default for HTML)."""
 
     content: bytes
     media_type: str
+    cache: str = "public, max-age=300"
+    policy: str | None = None
 
 
 # A handler answers with its route's response model (or Created / Asset); it raises ApiError to refuse.
