@@ -427,7 +427,9 @@ def _key_store() -> Iterator[Services]:
     "--rpm", type=click.IntRange(min=0), default=None, help="requests per minute (default: the setting; 0: no limit)"
 )
 @click.option("--llm-per-day", type=click.IntRange(min=0), default=None, help="LLM-forced analyses per day (0: none)")
-@click.option("--streams", type=click.IntRange(min=0), default=None, help="streams registered at once")
+@click.option(
+    "--streams", type=click.IntRange(min=0), default=None, help="streams active at once (default: the setting)"
+)
 def keys_create(
     name: str, scopes: tuple[str, ...], rpm: int | None, llm_per_day: int | None, streams: int | None
 ) -> None:

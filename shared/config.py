@@ -182,9 +182,6 @@ class Settings(BaseSettings):
         ge=0,
         description="`POST /analyze` calls with `mode: llm` one key may make per day (a key's own quota overrides it).",
     )
-    api_max_streams: int = Field(
-        default=10, ge=0, description="Streams one key may have registered (a key's own quota overrides it)."
-    )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
     query_cache_entries: int = Field(
@@ -463,7 +460,7 @@ class Settings(BaseSettings):
         default=64, ge=0, description="Streams that may be active (pending, running, retrying) at once, overall."
     )
     stream_max_per_owner: int = Field(
-        default=16, ge=0, description="Streams that may be active at once per API key (the stream's owner)."
+        default=16, ge=0, description="Streams that may be active at once per API key (a key's own quota overrides it)."
     )
     stream_idle_expiry_s: float = Field(
         default=900.0,

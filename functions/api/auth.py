@@ -49,9 +49,9 @@ def owner_of(call: Call) -> str:
 
 
 def max_streams_of(call: Call) -> int:
-    """How many streams the calling key may have registered at once."""
+    """How many streams the calling key may have active at once: its own quota, else the setting."""
     limit = call.key.max_streams if call.key is not None else None
-    return call.services.settings.api_max_streams if limit is None else limit
+    return call.services.settings.stream_max_per_owner if limit is None else limit
 
 
 def authenticate(services: Services, request: HttpRequest) -> ApiKey:

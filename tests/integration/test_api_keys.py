@@ -316,3 +316,38 @@ def test_the_cli_refuses_a_second_key_of_one_name_and_an_unknown_key_in_one_line
     bad = cli.invoke(main, ["keys", "create", "Bad Name", "--scope", "read"])
     assert bad.exit_code == 1 and "key name" in bad.output
     assert rows(api.services, "SELECT name, scopes FROM api_keys") == [("dup", ["read"])]
+
+
+# -- streams per key -------------------------------------------------------------------------------
+def test_streams_are_owned_by_the_registering_key_and_each_key_is_held_to_its_own_stream_quota(
+    keyed: Settings, cli: CliRunner
+) -> None:
+    # GIVEN a default of 2 streams per key, a key without its own quota and one allowed a single stream
+    served = Served(keyed.model_copy(update={"stream_max_per_owner": 2, "stream_allow_file_urls": True}))
+    try:
+        plain = create(cli, "cams", "--scope", "write")
+        single = create(cli, "one-cam", "--scope", "write", "--streams", "1")
+        body = {"url": "file:///srv/clips/gate.mp4", "fps": 1}
+        # WHEN each registers one stream more than its quota allows
+        plain_answers = [served.call("POST", "/streams", plain, json=body) for _ in range(3)]
+        single_answers = [served.call("POST", "/streams", single, json=body) for _ in range(2)]
+        # THEN the first is held to the default and the second to its own quota, each a 429 naming the key
+        # quota with Retry-After: one key's streams never count against the other's
+        assert [a.status_code for a in plain_answers] == [201, 201, 429]
+        assert [a.status_code for a in single_answers] == [201, 429]
+        for refused in (plain_answers[-1], single_answers[-1]):
+            assert refused.json()["code"] == "stream_quota_exceeded" and "per key" in refused.json()["detail"]
+            assert refused.headers["retry-after"] == "60"
+        assert single_answers[-1].json()["detail"] == "at most 1 streams may be active per key"
+        # AND each stream is owned by the key that registered it, as the API and the table say
+        assert {a.json()["stream"]["owner"] for a in plain_answers[:2]} == {"cams"}
+        assert single_answers[0].json()["stream"]["owner"] == "one-cam"
+        owners = rows(served.services, "SELECT owner, count(*) FROM streams GROUP BY owner ORDER BY owner")
+        assert owners == [("cams", 2), ("one-cam", 1)]
+        # AND stopping one frees a place for its own key only
+        stopped = plain_answers[0].json()["stream"]["id"]
+        assert served.call("DELETE", f"/streams/{stopped}", plain).status_code == 200
+        assert served.call("POST", "/streams", plain, json=body).status_code == 201
+        assert served.call("POST", "/streams", single, json=body).status_code == 429
+    finally:
+        served.close()
