@@ -351,3 +351,16 @@ def test_streams_are_owned_by_the_registering_key_and_each_key_is_held_to_its_ow
         assert served.call("POST", "/streams", single, json=body).status_code == 429
     finally:
         served.close()
+
+
+def test_the_console_is_public_and_asks_for_a_key_when_only_named_keys_are_taken(api: Served, cli: CliRunner) -> None:
+    # GIVEN an API that takes named keys only (no CONTENTFN_API_KEY)
+    assert api.services.settings.api_key is None
+    # WHEN the console's page and config are fetched without a key
+    page, config = api.call("GET", "/"), api.call("GET", "/console/config")
+    # THEN both are served, and the config tells the page that a key is needed
+    assert page.status_code == 200 and config.json() == {"key_required": True}
+    # AND a read key sent as the console sends it (X-API-Key) passes the read routes it calls, POST /recommend too
+    secret = create(cli, "console", "--scope", "read")
+    assert api.call("GET", "/tracks", secret).status_code == 200
+    assert api.call("POST", "/recommend", secret, json={"liked": [1]}).status_code == 404
