@@ -207,7 +207,28 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health`, `/openapi.json` and `/docs`.",
+        description=(
+            "A key (`X-API-Key` or `Authorization: Bearer`) required, with the named keys of `contentfn keys`, on"
+            " every route but `/health`, `/openapi.json` and `/docs`. It acts as the admin-scoped key named `env`;"
+            " a cloud runtime refuses to start without one of at least 32 characters."
+        ),
+    )
+    require_api_key: bool = Field(
+        default=False,
+        description=(
+            "Require a key even when `CONTENTFN_API_KEY` is unset: only the named keys of `contentfn keys` are"
+            " accepted. Unset and without `CONTENTFN_API_KEY`, the local API takes no key."
+        ),
+    )
+    api_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests one key may make per minute (a key's own quota overrides it); 0: no per-minute quota.",
+    )
+    api_llm_per_day: int = Field(
+        default=200,
+        ge=0,
+        description="`POST /analyze` calls with `mode: llm` one key may make per day (a key's own quota overrides it).",
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
@@ -487,7 +508,7 @@ class Settings(BaseSettings):
         default=64, ge=0, description="Streams that may be active (pending, running, retrying) at once, overall."
     )
     stream_max_per_owner: int = Field(
-        default=16, ge=0, description="Streams that may be active at once per API key (the stream's owner)."
+        default=16, ge=0, description="Streams that may be active at once per API key (a key's own quota overrides it)."
     )
     stream_idle_expiry_s: float = Field(
         default=900.0,
@@ -518,6 +539,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def api_auth(self) -> bool:
+        """Whether the API asks every non-public request for a key."""
+        return self.api_key is not None or self.require_api_key
 
     @property
     def resolved_model_dir(self) -> Path:

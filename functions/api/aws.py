@@ -32,7 +32,7 @@ __all__ = ["build_resolver", "handler", "runtime"]
 logger = Logger(service="contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
 copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
-runtime = FunctionRuntime("api", "aws")
+runtime = FunctionRuntime("api", "aws", serves_http=True)
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
 

@@ -98,6 +98,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=RecommendRequest,
             response=Recommendations,
             errors=(404, 409),
+            # A POST only because the liked/disliked lists can be long: it changes nothing, so a read key may call it.
+            scope="read",
         ),
         Route(
             "GET",
@@ -136,7 +138,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Profile of ad-hoc lyrics or a stored track",
             body=AnalyzeRequest,
             response=Analysis,
-            errors=(404,),
+            errors=(404, 429),
+            scope="write",
         ),
         Route(
             "GET",
@@ -173,6 +176,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            scope="write",
             errors=(429,),
         ),
         Route(
@@ -201,7 +205,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (CURSOR, frames),
             response=FramePage,
         ),
-        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream", response=StreamAnswer),
+        Route(
+            "DELETE",
+            "/streams/{id}",
+            delete_stream,
+            "delete_stream",
+            "Stop a stream",
+            response=StreamAnswer,
+            scope="write",
+        ),
         Route(
             "GET",
             "/dead-jobs",
@@ -210,6 +222,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Jobs and events that failed for good, newest first, with their errors",
             (dead_kind, CURSOR, dead_limit),
             response=DeadJobPage,
+            scope="admin",
         ),
         Route(
             "GET",
@@ -218,6 +231,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_detail",
             "One dead job: its error and the job it held",
             response=DeadJobAnswer,
+            scope="admin",
         ),
         Route(
             "POST",
@@ -227,6 +241,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
             body=ReplayRequest,
             response=ReplayAnswer,
+            scope="admin",
         ),
         Route(
             "DELETE",
@@ -235,6 +250,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_delete",
             "Forget one dead job",
             response=DeadJobDeleted,
+            scope="admin",
         ),
         Route(
             "GET",

@@ -10,7 +10,7 @@ import pytest
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, put_local, sample_jsonl
+from tests.entry_fixtures import TEST_API_KEY, count, put_local, sample_jsonl
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -191,7 +191,9 @@ def test_api_answers_http_api_and_function_url_requests_like_the_core(
 ) -> None:
     from functions.api.aws import handler
 
-    out = handler(load_event(name), lambda_context)
+    event = load_event(name)
+    event["headers"]["x-api-key"] = TEST_API_KEY  # the search needs it; the health check ignores it
+    out = handler(event, lambda_context)
     assert out["statusCode"] == 200, out
     assert out["headers"]["Content-Type"] == "application/json"
     assert out["headers"]["cache-control"] == "no-store"
@@ -265,12 +267,13 @@ def test_api_requires_the_key_when_one_is_configured(
     from functions.api.aws import handler, runtime
 
     runtime.close()
-    monkeypatch.setenv("CONTENTFN_API_KEY", "s3cret")
+    secret = "another-key-of-at-least-32-characters"
+    monkeypatch.setenv("CONTENTFN_API_KEY", secret)
     event = load_event("aws_apigw_v2_search.json")
     denied = handler(event, lambda_context)
     assert denied["statusCode"] == 401
     event["rawPath"], event["rawQueryString"] = "/stats", ""
-    event["headers"]["x-api-key"] = "s3cret"
+    event["headers"]["x-api-key"] = secret
     assert handler(event, lambda_context)["statusCode"] == 200
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, ff_client, put_local, sample_jsonl, send_capture
+from tests.entry_fixtures import TEST_API_KEY, count, ff_client, put_local, sample_jsonl, send_capture
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -132,7 +132,9 @@ def test_cloud_scheduler_request_drains_the_outbox(uploaded: Settings, services:
 
 def test_api_serves_the_core_routes_and_caps_the_body(entry_env: Settings, services: Services, model_dir: Any) -> None:
     client = ff_client("api", "api", "http")
-    search = send_capture(client, load_event("gcp_http_search.json"))
+    capture = load_event("gcp_http_search.json")
+    capture["headers"]["X-Api-Key"] = TEST_API_KEY  # the capture carries a placeholder
+    search = send_capture(client, capture)
     assert search.status_code == 200 and "results" in search.get_json()
     assert client.get("/health").get_json()["db"] == "ok"
     assert client.get("/nope").status_code == 404
