@@ -151,7 +151,8 @@ def configure_logging(
     context = ContextFilter(service)
     if style == "console":
         for existing in root.handlers:
-            existing.addFilter(context)
+            if not any(isinstance(f, ContextFilter) for f in existing.filters):
+                existing.addFilter(context)
         return None
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(CloudLoggingFormatter(project) if style == "gcp" else JsonLinesFormatter())
