@@ -16,10 +16,14 @@ __all__ = ["UploadTrace", "otlp_receiver", "upload_trace", "wait_for_spans"]
 
 @pytest.fixture
 def otlp_receiver() -> Iterator[OtlpReceiver]:
-    with OtlpReceiver() as receiver:
-        yield receiver  # type: ignore[misc]
-    # This process's tracer pointed at the receiver: turn it off for the tests that follow.
-    configure_tracing("contentfn-tests", None)
+    receiver = OtlpReceiver()
+    receiver.start()
+    try:
+        yield receiver
+    finally:
+        # This process's tracer pointed at the receiver: turn it off for the tests that follow.
+        configure_tracing("contentfn-tests", None)
+        receiver.stop()
 
 
 def wait_for_spans(receiver: OtlpReceiver, name: str, count: int, *, timeout_s: float = 90.0) -> list[ReceivedSpan]:

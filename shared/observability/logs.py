@@ -141,11 +141,27 @@ class JsonLinesFormatter(logging.Formatter):
         return _dumps(doc)
 
 
+class _StdoutHandler(logging.StreamHandler[Any]):
+    """Writes to ``sys.stdout`` as it is when each record is emitted (a test runner swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+_installed: logging.Handler | None = None
+
+
 def configure_logging(
     style: LogStyle, service: str, *, level: str = "INFO", project: str | None = None, stream: Any = None
 ) -> logging.Handler | None:
-    """Route the root logger's records through one handler of ``style`` (replacing the handlers
-    set before); ``console`` only adds the context filter to the handlers already there."""
+    """Route the root logger's records through one handler of ``style`` on stdout (or ``stream``),
+    replacing the one an earlier call installed; ``console`` only adds the context filter to the
+    handlers already there."""
+    global _installed
     root = logging.getLogger()
     root.setLevel(level)
     context = ContextFilter(service)
@@ -154,10 +170,11 @@ def configure_logging(
             if not any(isinstance(f, ContextFilter) for f in existing.filters):
                 existing.addFilter(context)
         return None
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = logging.StreamHandler(stream) if stream is not None else _StdoutHandler()
     handler.setFormatter(CloudLoggingFormatter(project) if style == "gcp" else JsonLinesFormatter())
     handler.addFilter(context)
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    if _installed is not None:
+        root.removeHandler(_installed)
     root.addHandler(handler)
+    _installed = handler
     return handler
