@@ -328,6 +328,7 @@ class GpuWorker:
         try:
             jobs = [item.claimed.job for item in batch.items]
             with job_span("detect batch", jobs, attributes={"batch.images": len(filled), "batch.max": self.max_batch}):
+                log.debug("detection batch of %d images", len(filled), extra={"jobs": [j.id for j in jobs]})
                 self._run(batch, slab, [row for row, _ in filled])
         except DeviceUnavailable as exc:
             # Not the images' fault: back to the queue without using up an attempt, and a pause
