@@ -134,8 +134,9 @@ class JsonLinesFormatter(logging.Formatter):
             "logger": record.name,
             "service": getattr(record, "service", None),
         }
-        if getattr(record, "trace_id", None):
-            doc["trace_id"] = record.trace_id
+        trace_id = getattr(record, "trace_id", None)
+        if trace_id:
+            doc["trace_id"] = trace_id
             doc["span_id"] = getattr(record, "span_id", None)
         doc.update(_extras(record))
         return _dumps(doc)
