@@ -34,6 +34,7 @@ __all__ = [
     "current_ids",
     "flush_traces",
     "job_span",
+    "record_failure",
     "span",
     "trace_context",
     "tracing_enabled",
@@ -158,6 +159,13 @@ def job_span(name: str, jobs: Sequence[Traced], *, attributes: Mapping[str, Any]
     carrying = [j for j in jobs if j.traceparent]
     parent = carrying[0] if carrying else None
     return span(name, kind=SpanKind.CONSUMER, parent=parent, links=carrying[1:], attributes=attributes)
+
+
+def record_failure(exc: BaseException) -> None:
+    """Mark the current span failed by ``exc`` where the caller handles it (a retried job)."""
+    current = trace.get_current_span()
+    current.record_exception(exc)
+    current.set_status(Status(StatusCode.ERROR, type(exc).__name__))
 
 
 def trace_context() -> tuple[str | None, str | None]:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from shared.errors import PoisonError
 from shared.events import Job
 from shared.observability import job_span, log_context
+from shared.observability.traces import record_failure
 from shared.platform.runtime import FunctionRuntime
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.delivered import DeliveredJobs
@@ -109,10 +110,12 @@ def process_claimed(
             try:
                 work(c)
             except PoisonError as exc:
+                record_failure(exc)
                 queue.fail(c, str(exc), retryable=False)
                 dead += 1
                 continue
             except Exception as exc:
+                record_failure(exc)
                 log.warning("%s job %s failed: %s: %s", c.job.kind, c.id, type(exc).__name__, exc)
                 outcome = queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
                 dead += outcome == "dead"
