@@ -60,17 +60,17 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 class ContextFilter(logging.Filter):
     """Adds the service, the trace and span ids of the current span and the :func:`log_context`
-    fields to each record (never overriding what the call passed in ``extra``)."""
+    fields to each record (a context field never overrides what the call passed in ``extra``)."""
 
     def __init__(self, service: str) -> None:
         super().__init__()
         self.service = service
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "service"):
-            record.service = self.service
+        # Set, not defaulted: one record passes every root handler, each with its own filter.
+        record.service = self.service
         ids = current_ids()
-        if ids is not None and not hasattr(record, "trace_id"):
+        if ids is not None:
             record.trace_id, record.span_id, record.trace_sampled = ids
         for key, value in (_context.get() or {}).items():
             if not hasattr(record, key):
