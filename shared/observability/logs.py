@@ -29,6 +29,7 @@ __all__ = [
     "LogStyle",
     "configure_logging",
     "log_context",
+    "remove_installed_handler",
 ]
 
 LogStyle = Literal["gcp", "json", "console"]
@@ -179,3 +180,12 @@ def configure_logging(
     root.addHandler(handler)
     _installed = handler
     return handler
+
+
+def remove_installed_handler() -> None:
+    """Take out the handler :func:`configure_logging` installed (a test runner's process outlives
+    the function it hosted)."""
+    global _installed
+    if _installed is not None:
+        logging.getLogger().removeHandler(_installed)
+        _installed = None
