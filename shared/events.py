@@ -73,6 +73,10 @@ class Job(BaseModel):
     payload: dict[str, Any]
     attempts: int = 1
     dedup_key: str | None = None
+    # W3C trace context of the span that queued it (shared.observability.traces): not part of the
+    # payload, so neither dedup keys nor payload models see it.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class ScheduleTick(BaseModel):

@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,14 +23,14 @@ from functions.api.core import Api
 from shared.envelopes.aws import http_request_from_apigw_v2
 from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge
 from shared.events import HttpResponse
+from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
 __all__ = ["build_resolver", "handler", "runtime"]
 
-logger = Logger(service="contentfn-api")
+logger = powertools_logger("contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("api", "aws", serves_http=True)
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()

@@ -18,6 +18,8 @@ from functions.ingest.reports import BadRowReport, FileReport, IngestReport, Rej
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import IdempotentOutcome, run_once
+from shared.observability import log_context, span
+from shared.observability.traces import SpanKind
 from shared.queue.kinds import TRACK_JOB_KINDS
 from shared.services import Services
 from shared.store import ledger
@@ -45,7 +47,10 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
         return ingest_image(event, services) if is_image_key(event.key) else _ingest(event, services)
 
     ttl_s = services.settings.idempotency_ttl_s
-    return run_once(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
+    # The root of the upload's trace: every job queued inside carries this span's context on.
+    attributes = {"object.bucket": event.bucket, "object.key": event.key, "object.generation": event.generation}
+    with span("ingest object", kind=SpanKind.CONSUMER, attributes=attributes), log_context(object=event.uri):
+        return run_once(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
 
 
 def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedReport:
