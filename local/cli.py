@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from local.read_commands import export_command, trace_command
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
@@ -486,6 +487,10 @@ def clean() -> None:
     if settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     console.print(f"removed {settings.data_dir}")
+
+
+main.add_command(trace_command)
+main.add_command(export_command)
 
 
 def run() -> None:

@@ -28,7 +28,7 @@ from shared.events import HttpResponse
 from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
-__all__ = ["build_resolver", "handler", "runtime"]
+__all__ = ["MAX_STREAMED_BODY_BYTES", "build_resolver", "handler", "runtime"]
 
 logger = Logger(service="contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
@@ -38,6 +38,10 @@ _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
 _JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
 
+
+# Lambda's buffered response payload is at most 6 MB; a streamed answer (an export) is collected up
+# to this cap, which leaves room for the headers and the JSON envelope around the body.
+MAX_STREAMED_BODY_BYTES = 5 * 2**20
 
 # The resolver compares methods literally, so the catch-all names the usual ones.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -79,6 +83,18 @@ def _error(status: int, code: str, message: str) -> HttpResponse:
 
 
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
+    if response.stream is not None:
+        # A buffered Lambda answer is capped (6 MB); a streamed export is read whole up to the cap.
+        body = response.buffered(MAX_STREAMED_BODY_BYTES)
+        if body is None:
+            response = _error(
+                413,
+                "too_large",
+                f"the answer is over {MAX_STREAMED_BODY_BYTES // 2**20} MiB, the most AWS Lambda returns;"
+                " narrow it (filters) or export with the CLI",
+            )
+        else:
+            response = HttpResponse(status=response.status, body=body, headers=response.headers)
     headers = dict(response.headers)
     return Response(
         status_code=response.status,

@@ -46,6 +46,8 @@ class Api:
                 self._authorize(request)
             values = validate_query(request.query, route.params)
             body = route.handler(Call(self.services, request, values, path_params, self.routes))
+            if isinstance(body, HttpResponse):  # a handler that shapes its own answer (a streamed export)
+                return body
             return _json(200, body)
         except ApiError as exc:
             return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})

@@ -9,8 +9,11 @@ built per settings rather than once at import.
 from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
+from functions.api.aggregates import AnalysisStatsView, ArtistView, get_artist, stats_analyses
 from functions.api.analyze import analyze
 from functions.api.dead import ReplayRequest, dead_delete, dead_detail, dead_index, dead_replay
+from functions.api.export import export
+from functions.api.objects import ObjectTraceView, object_trace
 from functions.api.openapi import openapi
 from functions.api.params import Param
 from functions.api.routing import Route
@@ -47,6 +50,17 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     dead_kind = Param("kind", str, maximum=64, description="only dead jobs of this kind")
     dead_before = Param("before", int, maximum=2**63 - 1, description="only dead jobs with a smaller id (paging)")
     dead_limit = Param("limit", int, default=50, maximum=1000, description="number of dead jobs")
+    artist_tracks = Param("limit", int, default=100, maximum=1000, description="number of the artist's tracks listed")
+    near = Param("k", int, default=5, maximum=50, description="number of nearest artists")
+    days = Param("days", int, default=7, maximum=366, description="days of LLM cost, today included")
+    object_key = Param("key", str, required=True, maximum=1024, description="the object's key")
+    object_bucket = Param("bucket", str, maximum=222, description="its bucket, when the key is in several")
+    subjects = Param("limit", int, default=100, maximum=1000, description="number of tracks (or images) per page")
+    cursor = Param("cursor", str, maximum=64, description="next_cursor of the previous page")
+    what = Param("what", str, default="tracks", maximum=16, description="tracks (with profiles) or detections")
+    source = Param("source", str, maximum=200, description="only tracks of this source")
+    since = Param("since", str, maximum=40, description="only rows updated (detections: created) at or after, ISO 8601")
+    until = Param("until", str, maximum=40, description="only rows updated (detections: created) before, ISO 8601")
     return (
         Route("GET", "/health", health, "health", "Database, queue and model health", public=True),
         Route(
@@ -69,6 +83,41 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             response=SimilarTracks,
         ),
         Route("GET", "/stats", stats, "stats", "Counts per stage, queue depth, dead jobs"),
+        Route(
+            "GET",
+            "/stats/analyses",
+            stats_analyses,
+            "stats_analyses",
+            "Profile distributions over the catalogue; who answered the analyses; LLM cost per day against the budget",
+            (days,),
+            response=AnalysisStatsView,
+        ),
+        Route(
+            "GET",
+            "/artists/{name}",
+            get_artist,
+            "get_artist",
+            "One artist: tracks, quality and sentiment mix, top themes, feature means, nearest artists",
+            (artist_tracks, near),
+            response=ArtistView,
+        ),
+        Route(
+            "GET",
+            "/objects",
+            object_trace,
+            "trace_object",
+            "Where is my file? Its ingest and bad rows, then each track (or image) through every stage",
+            (object_key, object_bucket, subjects, cursor),
+            response=ObjectTraceView,
+        ),
+        Route(
+            "GET",
+            "/export",
+            export,
+            "export",
+            "Tracks with their profiles, or detections, streamed as NDJSON (application/x-ndjson)",
+            (what, artist, source, since, until),
+        ),
         Route(
             "POST",
             "/analyze",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 
@@ -17,6 +18,8 @@ from shared.services import Services
 __all__ = ["Call", "Handler", "Route"]
 
 _ID = r"(?P<id>[0-9]{1,18})"
+# A name segment (an artist): anything but '/', percent-decoded by the dispatcher's caller or by Call.name.
+_NAME = r"(?P<name>[^/]{1,500})"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,12 @@ class Call:
     def id(self) -> int:
         """The ``{id}`` of the path (digits only, bounded by the route's pattern)."""
         return int(self.path["id"])
+
+    @property
+    def name(self) -> str:
+        """The ``{name}`` of the path, percent-decoded (runtimes hand over the path as sent or decoded;
+        decoding a decoded name again only changes one holding a literal '%XX')."""
+        return unquote(self.path["name"])
 
 
 # A handler answers with a JSON-serialisable value or a pydantic model; it raises ApiError to refuse.
@@ -56,4 +65,5 @@ class Route:
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile("^" + self.pattern.replace("{id}", _ID) + "$"))
+        pattern = self.pattern.replace("{id}", _ID).replace("{name}", _NAME)
+        object.__setattr__(self, "regex", re.compile("^" + pattern + "$"))
