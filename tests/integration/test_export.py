@@ -22,11 +22,13 @@ from functions.enrich.core import run_enrich_batch
 from functions.ingest.core import handle_object_created
 from local.cli import main
 from local.server import ApiServer
+from shared.config import Settings
 from shared.events import HttpRequest, ObjectCreated
 from shared.services import Services
 from shared.store.export import TRACK_COLUMNS, ExportFilters, export_rows
 from shared.vision.detection import Detection
 from shared.vision.store import ImageResult, upsert_image, write_image_results
+from tests.entry_fixtures import FunctionsFrameworkServer, entry_environment
 from tests.intel_fixtures import intel_services, sample_rows  # noqa: F401
 
 N_TRACKS = 12
@@ -175,3 +177,16 @@ def _rows(services: Services, query: str) -> list[tuple[Any, ...]]:
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_on_gcp_functions_framework_streams_the_export(catalogue: Services, settings: Settings, tmp_path: Path) -> None:
+    env = entry_environment(settings)
+    server = FunctionsFrameworkServer("api", "api", "http", env, tmp_path / "ff-api.log").wait_ready()
+    try:
+        with httpx.stream("GET", f"{server.url}/export", params={"source": "feed"}, timeout=30) as resp:
+            assert resp.status_code == 200 and resp.headers["content-type"] == "application/x-ndjson"
+            assert "content-length" not in resp.headers
+            lines = [json.loads(line) for line in resp.iter_lines() if line]
+    finally:
+        server.stop()
+    assert len(lines) == 4 and {r["source"] for r in lines} == {"feed"}
