@@ -96,11 +96,11 @@ def export_rows(
                 yield _flat(dict(zip(names, values, strict=True)), kind)
 
 
-def _where(conditions: list[sql.Composable]) -> sql.Composable:
-    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
+def _where(conditions: list[sql.Composable]) -> sql.Composed:
+    return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.Composed([])
 
 
-def _tracks(f: ExportFilters) -> tuple[sql.Composable, dict[str, Any]]:
+def _tracks(f: ExportFilters) -> tuple[sql.Composed, dict[str, Any]]:
     conditions: list[sql.Composable] = []
     if f.artist is not None:
         conditions.append(sql.SQL("lower(t.artist) = lower(%(artist)s)"))
@@ -125,7 +125,7 @@ def _tracks(f: ExportFilters) -> tuple[sql.Composable, dict[str, Any]]:
     return query, {"artist": f.artist, "source": f.source, "since": f.since, "until": f.until}
 
 
-def _detections(f: ExportFilters) -> tuple[sql.Composable, dict[str, Any]]:
+def _detections(f: ExportFilters) -> tuple[sql.Composed, dict[str, Any]]:
     conditions: list[sql.Composable] = []
     if f.since is not None:
         conditions.append(sql.SQL("d.created_at >= %(since)s"))
