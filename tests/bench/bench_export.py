@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
@@ -33,13 +34,14 @@ from tests.bench._common import BenchDatabase, Timer, base_parser, bench_setting
 PEAK_TARGET_MB = 300.0
 
 
-def _profile_all(conn: psycopg.Connection[object], batch: int = 2000) -> int:
+def _profile_all(conn: psycopg.Connection[Any], batch: int = 2000) -> int:
     """Features and a rule-based profile for every track, as enrich and analyze compute them."""
     done = 0
     with conn.cursor(name="tracks") as read, conn.cursor() as write:
         read.execute("SELECT id, lyrics, content_hash FROM tracks ORDER BY id")
         while rows := read.fetchmany(batch):
-            features, analyses = [], []
+            features: list[tuple[Any, ...]] = []
+            analyses: list[tuple[Any, ...]] = []
             for track_id, lyrics, chash in rows:
                 f = compute_features(lyrics)
                 a = analyze_rules(lyrics, f, chash)

@@ -46,8 +46,9 @@ class RefusingSpotify(SpotifyServer):
 @pytest.fixture
 def spotify() -> Iterator[RefusingSpotify]:
     catalogue = [{"name": r["title"], "artists": [r["artist"]]} for r in sample_rows(8)]
-    with RefusingSpotify(catalogue) as server:
-        yield server  # type: ignore[misc]
+    server = RefusingSpotify(catalogue)
+    with server:
+        yield server
 
 
 def _services(make: Callable[..., Services], spotify: SpotifyServer) -> Services:

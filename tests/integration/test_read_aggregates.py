@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -71,7 +72,7 @@ def api(analysed: Services) -> Iterator[str]:
         srv.stop()
 
 
-def _rows(services: Services, query: str, *args: object) -> list[tuple[object, ...]]:
+def _rows(services: Services, query: str, *args: object) -> list[tuple[Any, ...]]:
     with services.db.connection() as conn:
         rows = conn.execute(query, args).fetchall()
         conn.commit()
