@@ -72,7 +72,9 @@ async def _chunks(stream: Iterator[bytes]) -> AsyncIterator[bytes]:
                 return
             yield chunk
     finally:
-        await run_in_threadpool(_close, stream)
+        # Not awaited: when the client went away this scope is cancelled, and an await would raise
+        # before the close ran. The generator is idle here (a worker thread's next() is waited for).
+        _close(stream)
 
 
 def _close(stream: Iterator[bytes]) -> None:

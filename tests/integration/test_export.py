@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import socket
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -21,6 +24,7 @@ from functions.api.core import Api
 from functions.enrich.core import run_enrich_batch
 from functions.ingest.core import handle_object_created
 from local.cli import main
+from local.datagen import write_tracks
 from local.server import ApiServer
 from shared.config import Settings
 from shared.events import HttpRequest, ObjectCreated
@@ -190,3 +194,39 @@ def test_on_gcp_functions_framework_streams_the_export(catalogue: Services, sett
     finally:
         server.stop()
     assert len(lines) == 4 and {r["source"] for r in lines} == {"feed"}
+
+
+def test_a_client_that_leaves_mid_export_frees_the_cursor_and_its_connection(
+    catalogue: Services, api: str, tmp_path: Path
+) -> None:
+    # GIVEN a catalogue large enough to be sent in many chunks
+    path = tmp_path / "more.jsonl"
+    write_tracks(path, 15_000, seed=3)  # megabytes more than the server's socket buffer holds
+    info = catalogue.blob.put(catalogue.settings.bucket, "more.jsonl", path.read_bytes())
+    handle_object_created(ObjectCreated(bucket=info.bucket, key=info.key, generation=info.generation), catalogue)
+    # WHEN a client reads the start of the export and goes away (a small receive buffer, so that
+    # the answer cannot all sit in socket buffers: the server is still sending when it leaves)
+    host, port = api.removeprefix("http://").split(":")
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect((host, int(port)))
+    client.sendall(f"GET /export HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+    start = client.recv(4096)
+    assert start.startswith(b"HTTP/1.1 200")
+    time.sleep(0.5)
+    assert _open_export_cursors(catalogue) == 1
+    client.close()
+    # THEN the server closes the cursor and ends its transaction
+    deadline = time.monotonic() + 10
+    while _open_export_cursors(catalogue) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _open_export_cursors(catalogue) == 0
+
+
+def _open_export_cursors(services: Services) -> int:
+    with psycopg.connect(services.db.url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            " AND state <> 'idle' AND query LIKE '%export_tracks%'"
+        ).fetchone()
+    return int(row[0]) if row else 0
