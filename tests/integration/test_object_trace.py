@@ -190,3 +190,21 @@ def test_an_image_is_traced_to_its_detection_job(services: Services, api: str) -
     (image,) = doc["items"]
     assert image["kind"] == "image" and image["label"] == "images/astronaut.jpg"
     assert image["stages"]["detect"]["state"] == "pending" and image["stages"]["detect"]["next_attempt_at"]
+
+
+def test_a_rejected_file_is_traced_with_its_error_and_no_tracks(services: Services, api: str) -> None:
+    info = services.blob.put(services.settings.bucket, "notes/readme.txt", b"not a track file")
+    handle_object_created(ObjectCreated(bucket=info.bucket, key=info.key, generation=info.generation), services)
+    doc = httpx.get(f"{api}/objects", params={"key": "notes/readme.txt"}).json()
+    assert doc["ingest"]["status"] == "rejected" and doc["ingest"]["error"]
+    assert doc["items"] == [] and doc["summary"] == {} and doc["next_cursor"] is None
+
+
+def test_a_key_in_two_buckets_needs_its_bucket_named(services: Services, api: str) -> None:
+    for bucket in ("uploads-a", "uploads-b"):
+        info = services.blob.put(bucket, "same.jsonl", (json.dumps(sample_rows(1)[0]) + "\n").encode())
+        handle_object_created(ObjectCreated(bucket=info.bucket, key=info.key, generation=info.generation), services)
+    both = httpx.get(f"{api}/objects", params={"key": "same.jsonl"})
+    assert both.status_code == 409 and both.json()["error"]["code"] == "ambiguous"
+    one = httpx.get(f"{api}/objects", params={"key": "same.jsonl", "bucket": "uploads-b"}).json()
+    assert one["object"] == "uploads-b/same.jsonl" and one["ingest"]["rows_ok"] == 1
