@@ -67,6 +67,7 @@ def local_up() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack(settings) as stack:
         console.print(f"API on {stack.url}; bucket folder {settings.buckets_dir / settings.bucket}")
+        console.print(f"web console: {stack.url}/", markup=False, highlight=False)
         console.print("upload with `contentfn upload FILE`; Ctrl-C stops")
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
@@ -406,7 +407,7 @@ def index() -> None:
 
 
 def _index_figures(svc: Services) -> dict[str, object]:
-    from shared.jobs import EMBED_JOB
+    from shared.queue.kinds import EMBED_JOB
     from shared.store.tracks import TrackStore
 
     key = svc.embedder.model_key

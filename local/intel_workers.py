@@ -16,7 +16,7 @@ from functions.enrich.core import run_enrich_batch
 from functions.scrape.core import handle_tick
 from local.workers import _Loop
 from shared.events import ScheduleTick
-from shared.jobs import EMBED_JOB
+from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
 
 __all__ = ["AnalyzeWorker", "EnrichWorker", "ScrapeScheduler", "intel_loops"]
@@ -37,8 +37,8 @@ class ScrapeScheduler(_Loop):
             return False
         self._next = time.monotonic() + self.interval_s
         fired = datetime.now(UTC).replace(microsecond=0)
-        report = handle_tick(ScheduleTick(schedule="scrape-local", fired_at=fired), self.services)
-        log.info("scrape tick: %s, %s new tracks", report.get("status"), report.get("stored"))
+        report = handle_tick(ScheduleTick(schedule="scrape-local", fired_at=fired), self.services).result
+        log.info("scrape tick: %s, %s new tracks", report.status, report.stored)
         return False
 
 

@@ -8,9 +8,11 @@ record so the platform's retry runs again.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import TypeAdapter
 
 from shared.errors import IdempotencyInProgress
 from shared.store.db import Database
@@ -20,16 +22,29 @@ __all__ = ["IdempotentOutcome", "run_once"]
 T = TypeVar("T")
 
 
-class IdempotentOutcome(dict[str, Any]):
-    """The stored result, with ``replayed`` telling whether this call ran the effect."""
+@dataclass(frozen=True)
+class IdempotentOutcome(Generic[T]):
+    """The effect's result, and whether it was read back from an earlier delivery instead of run now."""
 
-    @property
-    def replayed(self) -> bool:
-        return bool(self.get("_replayed"))
+    result: T
+    replayed: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        """The platform's answer: the result's JSON with ``replayed`` beside its fields."""
+        body = TypeAdapter(type(self.result)).dump_python(self.result, mode="json", fallback=str)
+        return {**(body if isinstance(body, dict) else {"result": body}), "replayed": self.replayed}
 
 
-def run_once(db: Database, key: str, ttl_s: float, effect: Callable[[], dict[str, Any]]) -> IdempotentOutcome:
-    """Run ``effect`` at most once per ``key`` (until a failure clears the key)."""
+def run_once(
+    db: Database, key: str, ttl_s: float, effect: Callable[[], T], *, result_type: Any = dict[str, Any]
+) -> IdempotentOutcome[T]:
+    """Run ``effect`` at most once per ``key`` (until a failure clears the key).
+
+    ``result_type`` is the type the effect returns (a pydantic model, a union of them, a dict): the
+    result is stored as its JSON and a replay reads it back as that type, so a redelivery gets the
+    same typed result as the delivery that ran.
+    """
+    adapter: TypeAdapter[T] = TypeAdapter(result_type)
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute(
             """
@@ -49,7 +64,7 @@ def run_once(db: Database, key: str, ttl_s: float, effect: Callable[[], dict[str
         conn.commit()
     if not claimed:
         if row is not None and row[0] == "done":
-            return IdempotentOutcome({**(row[1] or {}), "_replayed": True})
+            return IdempotentOutcome(adapter.validate_python(row[1] or {}), replayed=True)
         raise IdempotencyInProgress(f"another delivery of {key} is in progress")
     try:
         result = effect()
@@ -61,7 +76,7 @@ def run_once(db: Database, key: str, ttl_s: float, effect: Callable[[], dict[str
     with db.connection() as conn, conn.cursor() as cur:
         cur.execute(
             "UPDATE idempotency SET status = 'done', result = %s::jsonb, expires_at = 'infinity' WHERE key = %s",
-            (json.dumps(result, default=str), key),
+            (adapter.dump_json(result, fallback=str).decode(), key),
         )
         conn.commit()
     return IdempotentOutcome(result)

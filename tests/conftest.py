@@ -20,9 +20,13 @@ import pytest
 from shared.config import Settings, load_settings
 from shared.services import Services
 from shared.store.db import Database
+from tests.api_contract import api_contract  # noqa: F401 - autouse: every API answer meets its route's contract
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"
+# Processes the tests start (functions-framework, the local runtime, workers) import this checkout's
+# code, like the test process does, not whatever checkout the venv's editable install points at.
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
 _counter = itertools.count()
 
 

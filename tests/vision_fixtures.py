@@ -12,6 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from functions.ingest.core import handle_object_created
+from functions.ingest.reports import ImageReport, IngestReport
 from shared.events import ObjectCreated
 from shared.services import Services
 
@@ -77,11 +78,17 @@ def distinct_jpegs(n: int, width: int = 320, height: int = 240, seed: int = 0) -
         yield buf.getvalue()
 
 
-def upload(services: Services, key: str, data: bytes) -> dict:
-    """Put the object into the local bucket and deliver its ObjectCreated to ingest."""
+def upload(services: Services, key: str, data: bytes) -> IngestReport:
+    """Put the object into the local bucket and deliver its ObjectCreated to ingest; returns its report."""
     info = services.blob.put(services.settings.bucket, key, data)
     event = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
-    return handle_object_created(event, services)
+    return handle_object_created(event, services).result
+
+
+def image_id_of(report: IngestReport) -> int:
+    """The image row an upload under images/ recorded (failing the test if it recorded none)."""
+    assert isinstance(report, ImageReport), report
+    return report.image_id
 
 
 def metric_samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:

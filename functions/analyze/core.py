@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,9 +18,9 @@ from shared.errors import PoisonError
 from shared.intel import store
 from shared.intel.context import intel_for
 from shared.intel.profile import Analysis
-from shared.jobs import ANALYZE_JOB, analyze_job
 from shared.platform.jobs import JobOutcome, per_job, process_claimed, track_id_of
 from shared.queue.base import ClaimedJob, JobAcks
+from shared.queue.kinds import ANALYZE_JOB, analyze_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
@@ -109,13 +109,11 @@ def analyze_track(
     return analysis
 
 
-def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
+def analyze_text(request: AnalyzeRequest, services: Services) -> Analysis:
     """The API's ad-hoc analysis. Text is capped by Settings; an embedder already loaded in this
     process (the API's, for search) lets the distilled predictor answer too."""
     if request.track_id is not None:
-        return analyze_track(
-            request.track_id, services, mode=request.mode, min_confidence=request.min_confidence
-        ).model_dump(mode="json")
+        return analyze_track(request.track_id, services, mode=request.mode, min_confidence=request.min_confidence)
     text = request.text or ""
     if len(text) > services.settings.analyze_max_text_chars:
         raise PoisonError(f"text longer than {services.settings.analyze_max_text_chars} characters")
@@ -123,7 +121,7 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
     if services.has_embedder:
         embedder = services.embedder
         embedding = (embedder.model_key, embedder.embed([f"{request.title}\n{text}"])[0])
-    analysis = intel_for(services).router.analyze(
+    return intel_for(services).router.analyze(
         artist=request.artist,
         title=request.title,
         lyrics=text,
@@ -131,7 +129,6 @@ def analyze_text(request: AnalyzeRequest, services: Services) -> dict[str, Any]:
         mode=request.mode,
         min_confidence=request.min_confidence,
     )
-    return analysis.model_dump(mode="json")
 
 
 def analyze_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: JobAcks | None = None) -> JobOutcome:

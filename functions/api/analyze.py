@@ -27,8 +27,9 @@ def analyze(call: Call) -> dict[str, Any]:
         max_bytes=services.settings.analyze_max_text_chars * 4 + 4096,
     )
     try:
-        return analyze_text(body, services)
+        analysis = analyze_text(body, services)
     except TrackNotFound:
         raise not_found("track") from None
     except PoisonError as exc:
         raise ApiError(413, "too_large", str(exc)) from None
+    return analysis.model_dump(mode="json")

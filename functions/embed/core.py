@@ -12,8 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.jobs import EMBED_JOB
 from shared.queue.base import ClaimedJob, JobAcks
+from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
@@ -52,26 +52,33 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
     """Embed a batch in one model call and one transaction; ``acks`` owns the jobs (default: the
     outbox, acked in the transaction that writes the vectors; for pushed jobs, their delivery)."""
     queue: JobAcks = acks if acks is not None else services.queue
-    poison = [c for c in claimed if not isinstance(c.job.payload.get("track_id"), int)]
-    for c in poison:
-        queue.fail(c, "embed job payload lacks an integer track_id", retryable=False)
-    work = [c for c in claimed if c not in poison]
+    work: list[ClaimedJob] = []
+    ids: set[int] = set()
+    for c in claimed:
+        try:
+            ids.add(EmbedPayload.from_job(c.job).track_id)
+        except MalformedPayload as exc:
+            queue.fail(c, str(exc), retryable=False)
+            continue
+        work.append(c)
+    poison = len(claimed) - len(work)
     if not work:
-        return EmbedOutcome(claimed=len(claimed), failed=len(poison))
+        return EmbedOutcome(claimed=len(claimed), failed=poison)
     try:
-        embedded, skipped = _embed_and_commit(work, services, queue)
+        embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
     except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
         log.exception("embed batch of %d failed", len(work))
         for c in work:
             queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
         return EmbedOutcome(claimed=len(claimed), failed=len(claimed))
-    return EmbedOutcome(claimed=len(claimed), embedded=embedded, skipped=skipped, failed=len(poison))
+    return EmbedOutcome(claimed=len(claimed), embedded=embedded, skipped=skipped, failed=poison)
 
 
-def _embed_and_commit(work: Sequence[ClaimedJob], services: Services, queue: JobAcks) -> tuple[int, int]:
+def _embed_and_commit(
+    work: Sequence[ClaimedJob], ids: list[int], services: Services, queue: JobAcks
+) -> tuple[int, int]:
     embedder = services.embedder
     model_key = embedder.model_key
-    ids = sorted({int(c.job.payload["track_id"]) for c in work})
     started = time.perf_counter()
     with services.db.connection() as conn:
         store = TrackStore(conn)
@@ -84,6 +91,7 @@ def _embed_and_commit(work: Sequence[ClaimedJob], services: Services, queue: Job
         store = TrackStore(conn)
         if vectors is not None:
             store.write_embeddings(model_key, todo, [texts[tid][0] for tid in todo], vectors)
+        store.index_text(list(texts))
         elapsed_ms = (time.perf_counter() - started) * 1000
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
         acked = queue.ack(work, conn=conn)

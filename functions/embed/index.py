@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from shared.jobs import EMBED_JOB
+from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
 from shared.store.tracks import TrackStore, hnsw_index_name, hnsw_index_sql
 

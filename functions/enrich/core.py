@@ -12,15 +12,16 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from functions.enrich.spotify import SpotifyClient
 from shared.intel import store
 from shared.intel.context import Intel, intel_for
 from shared.intel.features import FEATURES_VERSION, compute_features
-from shared.jobs import ENRICH_JOB, analyze_job, enrich_job
 from shared.platform.jobs import JobOutcome, per_job, process_claimed, track_id_of
 from shared.queue.base import ClaimedJob, JobAcks
+from shared.queue.kinds import ENRICH_JOB, analyze_job, enrich_job
 from shared.services import Services
 from shared.store import ledger
 from shared.store.tracks import TrackStore
@@ -30,6 +31,7 @@ __all__ = [
     "ENRICH_JOB",
     "METADATA_VERSION",
     "STAGE",
+    "EnrichReport",
     "enrich_claimed",
     "enrich_job",
     "enrich_track",
@@ -65,7 +67,17 @@ def spotify_for(services: Services) -> SpotifyClient | None:
         return found[1]
 
 
-def enrich_track(track_id: int, services: Services) -> dict[str, Any]:
+@dataclass(frozen=True)
+class EnrichReport:
+    """What one enrich job wrote: ``written`` says per kind whether it changed (False: same version, same text)."""
+
+    track_id: int
+    features: dict[str, Any]
+    metadata: dict[str, Any] | None
+    written: dict[str, bool]
+
+
+def enrich_track(track_id: int, services: Services) -> EnrichReport:
     """Compute and store this track's enrichments; returns what was written."""
     from functions.analyze.core import TrackNotFound
 
@@ -98,7 +110,7 @@ def enrich_track(track_id: int, services: Services) -> dict[str, Any]:
         detail = {"written": wrote, "matched": None if metadata is None else metadata.get("matched")}
         ledger.record(conn, f"track:{track_id}", STAGE, "ok", detail=detail, duration_ms=elapsed_ms)
         conn.commit()
-    return {"track_id": track_id, "features": features, "metadata": metadata, "written": wrote}
+    return EnrichReport(track_id=track_id, features=features, metadata=metadata, written=wrote)
 
 
 def enrich_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: JobAcks | None = None) -> JobOutcome:

@@ -11,16 +11,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from typing import Any
 
+from functions.ingest.reports import ImageReport, RejectedReport
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.queue.base import NewJob
+from shared.queue.kinds import DETECT_JOB, DetectPayload
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.capacity import Capacity, admission
 from shared.vision.decode import ImageRejected, check_image, sniff_format
-from shared.vision.store import DETECT_JOB, upsert_image
+from shared.vision.store import upsert_image
 
 __all__ = ["IMAGE_PREFIX", "STAGE", "detect_job", "ingest_image", "is_image_key"]
 
@@ -35,11 +36,11 @@ def is_image_key(key: str) -> bool:
 
 
 def detect_job(image_id: int, content_hash: str, bucket: str, key: str, *, delay_s: float = 0.0) -> NewJob:
-    payload = {"image_id": image_id, "bucket": bucket, "key": key, "content_hash": content_hash}
-    return NewJob(DETECT_JOB, payload, dedup_key=f"detect:{content_hash}", delay_s=delay_s)
+    payload = DetectPayload(image_id=image_id, bucket=bucket, key=key, content_hash=content_hash)
+    return payload.to_job(delay_s=delay_s)
 
 
-def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
+def ingest_image(event: ObjectCreated, services: Services) -> ImageReport | RejectedReport:
     """Record the image and queue its detection (or record why it is refused). Transient errors raise."""
     settings = services.settings
     subject = f"object:{event.uri}"
@@ -62,32 +63,33 @@ def ingest_image(event: ObjectCreated, services: Services) -> dict[str, Any]:
             fmt=fmt,
             rejected=refusal,
         )
-        report: dict[str, Any] = {
-            "status": "rejected" if status == "rejected" else "ok",
-            "object": event.uri,
-            "kind": "image",
-            "image_id": image_id,
-            "content_hash": content_hash,
-            "new": created,
-            "queued": False,
-        }
-        if refusal:
-            report["error"] = refusal
-        elif status == "pending":
+        queued, admitted = False, None
+        if refusal is None and status == "pending":
             # New, or known but never detected (its job dead-lettered): queue it. While a job for
             # this content is still queued, the dedup key makes this a no-op.
             elsewhere = services.remote_backlog(DETECT_JOB) if services.remote_backlog else 0
             gate = admission(conn, Capacity.from_settings(settings), DETECT_JOB, queued_elsewhere=elsewhere)
             job = detect_job(image_id, content_hash, event.bucket, event.key, delay_s=gate.defer_s)
-            report["queued"] = services.queue.enqueue_many([job], conn=conn) == 1
-            report["admission"] = gate.as_dict()
+            queued = services.queue.enqueue_many([job], conn=conn) == 1
+            admitted = gate.as_dict()
         elapsed_ms = (time.perf_counter() - started) * 1000
-        report["duration_ms"] = round(elapsed_ms, 1)
+        report = ImageReport(
+            status="rejected" if status == "rejected" else "ok",
+            object=event.uri,
+            image_id=image_id,
+            content_hash=content_hash,
+            new=created,
+            queued=queued,
+            error=refusal,
+            admission=admitted,
+            duration_ms=round(elapsed_ms, 1),
+        )
+        detail = report.model_dump(mode="json", exclude_none=True)
         ledger.record(
-            conn, subject, STAGE, "rejected" if refusal else "ok", error=refusal, detail=report, duration_ms=elapsed_ms
+            conn, subject, STAGE, "rejected" if refusal else "ok", error=refusal, detail=detail, duration_ms=elapsed_ms
         )
         conn.commit()
-    log.info("image %s: id %d, %s", event.uri, image_id, refusal or ("queued" if report["queued"] else "known"))
+    log.info("image %s: id %d, %s", event.uri, image_id, refusal or ("queued" if queued else "known"))
     return report
 
 
@@ -102,11 +104,12 @@ def _refusal(data: bytes, max_bytes: int, max_pixels: int) -> str | None:
 
 def _refuse_unread(
     event: ObjectCreated, services: Services, subject: str, error: str, started: float
-) -> dict[str, Any]:
+) -> RejectedReport:
     elapsed_ms = (time.perf_counter() - started) * 1000
-    report = {"status": "rejected", "object": event.uri, "kind": "image", "error": error}
+    report = RejectedReport(object=event.uri, kind="image", error=error, duration_ms=round(elapsed_ms, 1))
     with services.db.connection() as conn:
-        ledger.record(conn, subject, STAGE, "rejected", error=error, detail=report, duration_ms=elapsed_ms)
+        detail = report.model_dump(mode="json")
+        ledger.record(conn, subject, STAGE, "rejected", error=error, detail=detail, duration_ms=elapsed_ms)
         conn.commit()
     services.queue.dead_letter("ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key)
     log.warning("refused image %s: %s", event.uri, error)

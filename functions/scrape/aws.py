@@ -41,8 +41,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except EnvelopeError as exc:
         runtime.poison(exc, event, delivery_id=delivery_id)
         return {"status": "dead_lettered", "error": str(exc)}
-    report = handle_tick(tick, runtime.services)
-    outcome = "replayed" if report.get("_replayed") else str(report.get("status"))
-    logger.info("scrape %s", outcome, extra={"stored": report.get("stored")})
-    metrics.add_metric(name="TracksScraped", unit=MetricUnit.Count, value=int(report.get("stored") or 0))
-    return report
+    outcome = handle_tick(tick, runtime.services)
+    said = "replayed" if outcome.replayed else outcome.result.status
+    logger.info("scrape %s", said, extra={"stored": outcome.result.stored})
+    # A replayed tick stored nothing now: its tracks were counted when it ran.
+    metrics.add_metric(
+        name="TracksScraped", unit=MetricUnit.Count, value=0 if outcome.replayed else outcome.result.stored
+    )
+    return outcome.as_json()

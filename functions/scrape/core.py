@@ -11,42 +11,75 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict
 
 from functions.scrape.fetchers import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
-from shared.idempotency import run_once
+from shared.idempotency import IdempotentOutcome, run_once
 from shared.intel.context import intel_for
-from shared.jobs import track_jobs
 from shared.models import TrackIn
+from shared.queue.kinds import track_jobs
 from shared.scrape_sources import ScrapeSource
 from shared.services import Services
 from shared.store import ledger
+from shared.store.provenance import link_pages
 from shared.store.tracks import upsert_tracks
 
-__all__ = ["STAGE", "handle_tick", "scrape_source"]
+__all__ = ["STAGE", "ScrapeReport", "SourceReport", "handle_tick", "scrape_source"]
 
 log = logging.getLogger(__name__)
 
 STAGE = "scraped"
+_SKIP_REASONS_KEPT = 20
 
 
-def handle_tick(tick: ScheduleTick, services: Services) -> dict[str, Any]:
+class SourceReport(BaseModel):
+    """One source's pull: what was found, what was new, what was skipped and why (the first few)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str
+    status: Literal["ok", "partial"]
+    pages: int
+    found: int
+    duplicates: int
+    stored: int
+    inserted: int
+    skipped: int
+    skip_reasons: list[str]
+    jobs: int
+    error: str | None
+    duration_ms: float
+
+
+class ScrapeReport(BaseModel):
+    """One tick over every configured source; ``partial`` when any source stopped part-way."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sources: list[SourceReport]
+    stored: int
+    status: Literal["ok", "partial"]
+
+
+def handle_tick(tick: ScheduleTick, services: Services) -> IdempotentOutcome[ScrapeReport]:
     """Scrape every configured source once for this tick (at most once per tick)."""
     key = f"tick:scrape:{tick.schedule}:{tick.fired_at.isoformat()}"
-    return dict(run_once(services.db, key, services.settings.idempotency_ttl_s, lambda: _scrape_all(services)))
+    ttl_s = services.settings.idempotency_ttl_s
+    return run_once(services.db, key, ttl_s, lambda: _scrape_all(services), result_type=ScrapeReport)
 
 
-def _scrape_all(services: Services) -> dict[str, Any]:
+def _scrape_all(services: Services) -> ScrapeReport:
     reports = [scrape_source(source, services) for source in services.settings.scrape_sources]
-    return {
-        "sources": reports,
-        "stored": sum(r["stored"] for r in reports),
-        "status": "ok" if all(r["status"] == "ok" for r in reports) else "partial",
-    }
+    return ScrapeReport(
+        sources=reports,
+        stored=sum(r.stored for r in reports),
+        status="ok" if all(r.status == "ok" for r in reports) else "partial",
+    )
 
 
 def _cursor(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
@@ -67,7 +100,7 @@ def _new_by_content(conn: psycopg.Connection[Any], items: list[TrackIn]) -> list
     return out
 
 
-def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
+def scrape_source(source: ScrapeSource, services: Services) -> SourceReport:
     """Pull one source from its cursor and store what is new; returns the source's report."""
     started = time.perf_counter()
     intel = intel_for(services)
@@ -84,9 +117,11 @@ def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"scrape:{source.name}",))
         fresh = _new_by_content(conn, pull.items)
         result = upsert_tracks(conn, fresh)
+        # Every item read is linked to its page, a duplicate of stored content to the track holding it.
+        link_pages(conn, [(*item.key, item.hash, url) for item, url in zip(pull.items, pull.urls, strict=True)])
         jobs = [j for c in result.content_changed for j in track_jobs(c.id, c.content_hash)]
         queued = services.queue.enqueue_many(jobs, conn=conn)
-        status: ledger.LedgerStatus = "ok" if pull.error is None else "partial"
+        status: Literal["ok", "partial"] = "ok" if pull.error is None else "partial"
         conn.execute(
             """
             INSERT INTO scrape_cursors (source, cursor, items_total, last_status, last_error, updated_at)
@@ -98,22 +133,23 @@ def scrape_source(source: ScrapeSource, services: Services) -> dict[str, Any]:
             (source.name, Jsonb(pull.cursor), result.inserted, status, pull.error),
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
-        report = {
-            "source": source.name,
-            "status": status,
-            "pages": pull.pages,
-            "found": len(pull.items),
-            "duplicates": len(pull.items) - len(fresh),
-            "stored": result.inserted + result.updated,
-            "inserted": result.inserted,
-            "skipped": len(pull.skipped),
-            "skip_reasons": pull.skipped[:20],
-            "jobs": queued,
-            "error": pull.error,
-            "duration_ms": round(elapsed_ms, 1),
-        }
+        report = SourceReport(
+            source=source.name,
+            status=status,
+            pages=pull.pages,
+            found=len(pull.items),
+            duplicates=len(pull.items) - len(fresh),
+            stored=result.inserted + result.updated,
+            inserted=result.inserted,
+            skipped=len(pull.skipped),
+            skip_reasons=pull.skipped[:_SKIP_REASONS_KEPT],
+            jobs=queued,
+            error=pull.error,
+            duration_ms=round(elapsed_ms, 1),
+        )
+        detail = report.model_dump(mode="json")
         ledger.record(
-            conn, f"source:{source.name}", STAGE, status, error=pull.error, detail=report, duration_ms=elapsed_ms
+            conn, f"source:{source.name}", STAGE, status, error=pull.error, detail=detail, duration_ms=elapsed_ms
         )
         conn.commit()
     log.info(

@@ -43,9 +43,9 @@ def scrape(request: flask.Request) -> flask.Response:
     except EnvelopeError as exc:
         runtime.poison(exc, headers, delivery_id=payload_digest(headers))
         return flask.Response(status=204)
-    report = handle_tick(tick, runtime.services)
-    log.info("scrape %s: %s", tick.schedule, "replayed" if report.get("_replayed") else report.get("status"))
-    return flask.jsonify(report)
+    outcome = handle_tick(tick, runtime.services)
+    log.info("scrape %s: %s", tick.schedule, "replayed" if outcome.replayed else outcome.result.status)
+    return flask.jsonify(outcome.as_json())
 
 
 @functions_framework.cloud_event
@@ -59,5 +59,5 @@ def scrape_event(cloud_event: Any) -> None:
             exc, {"attributes": attributes, "data": cloud_event.get_data()}, delivery_id=str(attributes.get("id"))
         )
         return
-    report = handle_tick(tick, runtime.services)
-    log.info("scrape %s: %s", tick.schedule, "replayed" if report.get("_replayed") else report.get("status"))
+    outcome = handle_tick(tick, runtime.services)
+    log.info("scrape %s: %s", tick.schedule, "replayed" if outcome.replayed else outcome.result.status)

@@ -43,6 +43,7 @@ from infra.gpu_worker.wiring import queue_figures
 from infra.gpu_worker.writer import ImageBatch, ImageItem, ResultWriter
 from shared.errors import PoisonError
 from shared.queue.base import JobSource
+from shared.queue.kinds import DetectPayload, MalformedPayload
 from shared.services import Services
 from shared.vision.capacity import forget_worker, report_worker
 from shared.vision.decode import ImageRejected, decode_image
@@ -242,15 +243,16 @@ class GpuWorker:
 
     def _decode(self, item: ImageItem) -> None:
         s = self.services.settings
-        payload = item.claimed.job.payload
-        if not isinstance(payload.get("image_id"), int) or not payload.get("bucket") or not payload.get("key"):
-            item.error, item.poison = "malformed detection job: image_id, bucket and key are required", True
+        try:
+            payload = item.payload = DetectPayload.from_job(item.claimed.job)
+        except MalformedPayload as exc:
+            item.error, item.poison = str(exc), True
             self._unrun.put(item)
             return
         slot: tuple[Slab, int] | None = None
         try:
             t0 = time.perf_counter()
-            with self.services.blob.open(payload["bucket"], payload["key"], max_bytes=s.image_max_bytes) as f:
+            with self.services.blob.open(payload.bucket, payload.key, max_bytes=s.image_max_bytes) as f:
                 data = f.read(s.image_max_bytes + 1)
             t1 = time.perf_counter()
             image = decode_image(

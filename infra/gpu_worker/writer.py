@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from infra.gpu_worker.metrics import WorkerMetrics
 from shared.queue.base import ClaimedJob, JobSource
+from shared.queue.kinds import DetectPayload
 from shared.queue.postgres import PgQueue
 from shared.store import ledger
 from shared.store.db import Database
@@ -40,10 +41,12 @@ class ImageItem:
     error: str | None = None
     poison: bool = False
     fmt: str | None = None
+    payload: DetectPayload | None = None  # read in the worker's decode; a malformed job never gets past it
 
     @property
     def image_id(self) -> int:
-        return int(self.claimed.job.payload["image_id"])
+        assert self.payload is not None
+        return self.payload.image_id
 
 
 @dataclass

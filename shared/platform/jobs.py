@@ -22,6 +22,7 @@ from shared.events import Job
 from shared.platform.runtime import FunctionRuntime
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.delivered import DeliveredJobs
+from shared.queue.kinds import MalformedPayload, TrackPayload, parse_payload
 from shared.services import Services
 
 __all__ = [
@@ -79,10 +80,10 @@ def per_job(kind: str, process: ProcessClaimed, run_batch: Callable[[Services], 
 
 
 def track_id_of(claimed: ClaimedJob) -> int:
-    track_id = claimed.job.payload.get("track_id")
-    if not isinstance(track_id, int) or isinstance(track_id, bool):
-        raise PoisonError(f"{claimed.job.kind} job payload lacks an integer track_id")
-    return track_id
+    payload = parse_payload(claimed.job.kind, claimed.job.payload)
+    if not isinstance(payload, TrackPayload):
+        raise MalformedPayload(f"{claimed.job.kind} jobs do not name a track")
+    return payload.track_id
 
 
 def process_claimed(

@@ -21,9 +21,8 @@ from typing import Any
 
 import psycopg
 
-from shared.jobs import ANALYZE_JOB, EMBED_JOB, ENRICH_JOB
 from shared.queue.base import NewJob
-from shared.vision.store import DETECT_JOB
+from shared.queue.kinds import JOB_KINDS
 
 __all__ = [
     "REPLAYABLE_KINDS",
@@ -35,8 +34,8 @@ __all__ = [
     "replay_dead",
 ]
 
-# Job kinds a queue consumer exists for.
-REPLAYABLE_KINDS = (EMBED_JOB, ENRICH_JOB, ANALYZE_JOB, DETECT_JOB)
+# Job kinds a queue consumer exists for: those with a payload model.
+REPLAYABLE_KINDS = JOB_KINDS
 NOT_A_JOB = "not a queued job (an event or an unreadable delivery): fix it at its source, e.g. upload the object again"
 
 _COLUMNS = "id, job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at, died_at"

@@ -82,7 +82,7 @@ class PgQueue:
     ) -> int:
         """One job of each kind per (track, content hash), built in the database.
 
-        Same payload and dedup key as :func:`shared.jobs.embed_job` and its siblings, but without a
+        Same payload and dedup key as :func:`shared.queue.kinds.embed_job` and its siblings, but without a
         Python object and a JSON document per job: a 57,718-row upload queues its 115,436 jobs in
         one statement. Runs inside the caller's transaction.
         """
@@ -214,15 +214,20 @@ class PgQueue:
             conn.commit()
             return cur.rowcount
 
-    def dead_letter(self, kind: str, payload: dict[str, Any], error: str, *, dedup_key: str | None = None) -> None:
-        """Record poison input that never was a queued job (e.g. a refused upload event)."""
+    def dead_letter(
+        self, kind: str, payload: dict[str, Any], error: str, *, dedup_key: str | None = None, attempts: int = 1
+    ) -> None:
+        """Record input that never was a queued job and failed for good (e.g. a refused upload event).
+
+        ``attempts``: how often it was tried; more than one for an event retried until given up.
+        """
         with self.db.connection() as conn, conn.cursor() as cur:
             cur.execute(
                 """
                 INSERT INTO dead_jobs (job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at)
-                VALUES (NULL, %s, %s::jsonb, %s, 1, %s, false, now())
+                VALUES (NULL, %s, %s::jsonb, %s, %s, %s, false, now())
                 """,
-                (kind, json.dumps(payload), dedup_key, error[:_MAX_ERROR_CHARS]),
+                (kind, json.dumps(payload), dedup_key, attempts, error[:_MAX_ERROR_CHARS]),
             )
             conn.commit()
 

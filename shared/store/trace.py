@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import psycopg
 
-from shared.jobs import ANALYZE_JOB, EMBED_JOB, ENRICH_JOB
 from shared.queue.dead import job_of
+from shared.queue.kinds import ANALYZE_JOB, EMBED_JOB, ENRICH_JOB
 from shared.vision.store import DETECT_JOB
 
 __all__ = [

@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from shared.queue.kinds import DETECT_JOB
 from shared.vision.detection import Detection
 
 __all__ = [
@@ -23,7 +24,6 @@ __all__ = [
 ]
 
 
-DETECT_JOB = "detect"
 _MAX_REASON_CHARS = 500
 
 

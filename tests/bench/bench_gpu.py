@@ -32,6 +32,7 @@ from infra.gpu_worker.metrics import STAGES
 from infra.gpu_worker.pool import WorkerPool, cpu_count, default_processes
 from infra.gpu_worker.worker import GpuWorker
 from shared.config import load_settings
+from shared.queue.kinds import DetectPayload
 from shared.services import Services
 from shared.store import ledger
 from shared.vision.decode import decode_image
@@ -278,15 +279,15 @@ def run_naive(svc: Services, detector: Detector, n: int) -> float:
     started = time.perf_counter()
     for _ in range(n):
         (claimed,) = svc.queue.claim(DETECT_JOB, 1)
-        p = claimed.job.payload
-        with svc.blob.open(p["bucket"], p["key"], max_bytes=s.image_max_bytes) as f:
+        p = DetectPayload.from_job(claimed.job)
+        with svc.blob.open(p.bucket, p.key, max_bytes=s.image_max_bytes) as f:
             image = decode_image(f.read(), max_bytes=s.image_max_bytes, max_pixels=s.image_max_pixels)
         (found,) = detector.detect([image])
         with svc.db.connection() as conn:
             write_image_results(
-                conn, detector.name, [ImageResult(p["image_id"], image.width, image.height, "jpeg", tuple(found))]
+                conn, detector.name, [ImageResult(p.image_id, image.width, image.height, "jpeg", tuple(found))]
             )
-            ledger.record_many(conn, [f"image:{p['image_id']}"], "detected", "ok", 0.0)
+            ledger.record_many(conn, [f"image:{p.image_id}"], "detected", "ok", 0.0)
             svc.queue.ack([claimed], conn=conn)
             conn.commit()
     return time.perf_counter() - started

@@ -38,6 +38,7 @@ import psycopg
 
 from functions.ingest.core import handle_object_created
 from functions.ingest.parsing import ParsedRow, iter_rows
+from functions.ingest.reports import FileReport
 from local.datagen import generate_tracks, write_tracks
 from local.runtime import LocalStack
 from shared.embedder import load_embedder
@@ -67,7 +68,7 @@ DEFAULT_KERNEL_SAMPLE = 3_000
 class UpsertResult:
     rows: int
     seconds: float
-    report: dict[str, Any]
+    report: FileReport | dict[str, int]  # the bare upsert has counts only
 
     @property
     def rows_per_s(self) -> float:
@@ -226,15 +227,15 @@ def bench_upsert(data_dir: Path, database_url: str, data_file: Path, rows: int) 
         with Timer() as timer:
             info = services.blob.put(settings.bucket, data_file.name, payload)
             event = ObjectCreated(bucket=info.bucket, key=info.key, size=info.size, generation=info.generation)
-            report = handle_object_created(event, services)
-        if report.get("status") != "ok" or report.get("rows_ok") != rows:
+            report = handle_object_created(event, services).result
+        if not isinstance(report, FileReport) or report.status != "ok" or report.rows_ok != rows:
             raise SystemExit(f"ingest did not accept every row: {report}")
         with services.db.connection() as conn:
             counted = conn.execute("SELECT count(*) FROM tracks").fetchone()
             conn.commit()
         if counted is None or counted[0] != rows:
             raise SystemExit(f"expected {rows} committed tracks, found {counted}")
-        return UpsertResult(rows=int(report["rows_ok"]), seconds=timer.s, report=report)
+        return UpsertResult(rows=report.rows_ok, seconds=timer.s, report=report)
     finally:
         services.close()
 

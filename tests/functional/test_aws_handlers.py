@@ -72,7 +72,8 @@ def test_eventbridge_object_created_ingests_once_with_the_s3_routes(
 
     first = handler(load_event("aws_eventbridge_s3_object_created.json"), lambda_context)["reports"][0]
     again = handler(load_event("aws_s3_object_created.json"), lambda_context)["reports"][0]
-    assert first["inserted"] == 20 and again["_replayed"]  # same object version: one effect
+    assert first["inserted"] == 20 and again["replayed"]  # same object version: one effect
+    assert not first["replayed"]
 
 
 def test_async_invoke_with_a_foreign_event_is_dead_lettered_and_acknowledged(
@@ -112,7 +113,7 @@ def test_transient_failure_of_one_record_is_reported_and_the_other_record_is_kep
 
     real = ingest_aws.handle_object_created
 
-    def flaky(event: Any, svc: Any) -> dict[str, Any]:
+    def flaky(event: Any, svc: Any) -> Any:
         if event.key.endswith("other.jsonl"):
             raise TransientError("database restarting")
         return real(event, svc)
@@ -207,15 +208,17 @@ def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
     event = load_event("aws_function_url_health.json")
     event["rawPath"] = "/nope"
     missing = handler(event, lambda_context)
-    assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
+    assert missing["statusCode"] == 404 and json.loads(missing["body"])["code"] == "not_found"
+    assert missing["headers"]["Content-Type"] == "application/problem+json"
     event = load_event("aws_function_url_health.json")
     event["requestContext"]["http"]["method"] = "POST"
     wrong = handler(event, lambda_context)
-    assert wrong["statusCode"] == 405
+    assert wrong["statusCode"] == 405 and wrong["headers"]["allow"] == "GET, HEAD"
     event = load_event("aws_function_url_health.json")
     event["body"] = "x" * (1024 * 1024 + 1)
     big = handler(event, lambda_context)
     assert big["statusCode"] == 413 and "xxxx" not in big["body"]
+    assert json.loads(big["body"])["status"] == 413
 
 
 @pytest.mark.parametrize(
@@ -249,7 +252,7 @@ def test_api_resolver_hands_every_method_and_path_to_the_core(
     if method == "HEAD":
         assert out["body"] == ""
     elif code is not None:
-        assert json.loads(out["body"])["error"]["code"] == code
+        assert json.loads(out["body"])["code"] == code
     else:
         assert json.loads(out["body"])["db"] == "ok"
 
@@ -338,3 +341,41 @@ def test_the_product_modules_log_as_powertools_json_on_lambda(module: str) -> No
     assert handler in logging.getLogger("shared").handlers and handler in logging.getLogger("functions").handlers
     line = json.loads(handler.formatter.format(record))
     assert line["service"] == entry.logger.service and line["message"] == "relay to the cloud queues failed"
+
+
+def test_s3_object_removed_notification_removes_the_keys_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    # GIVEN the sample object ingested through its S3 notification
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # WHEN the key is deleted (a delete marker: every version of the key is gone)
+    out = handler(load_event("aws_s3_object_removed.json"), lambda_context)
+    # THEN the report says what went and the tracks are gone
+    assert out["reports"][0]["tracks"] == 20 and out["reports"][0]["links"] == 20
+    assert count(services, "SELECT count(*) FROM tracks") == 0
+
+
+def test_eventbridge_permanent_deletion_of_another_version_keeps_the_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    # GIVEN the key gone from the bucket, and first an older version of it, never ingested, deleted for good
+    (uploaded.buckets_dir / BUCKET / KEY).unlink()
+    event = load_event("aws_eventbridge_s3_object_deleted.json")
+    event["detail"]["object"]["version-id"] = "an-older-version"
+    out = handler(event, lambda_context)
+    # THEN nothing this version did not feed is touched
+    assert out["reports"][0]["tracks"] == 0
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # AND the deletion of the ingested version removes them
+    handler(load_event("aws_eventbridge_s3_object_deleted.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 0

@@ -12,6 +12,7 @@ import pytest
 from google.cloud import monitoring_v3
 
 from functions.ingest.core import handle_object_created
+from functions.ingest.reports import ImageReport
 from shared.config import Settings
 from shared.events import ObjectCreated
 from shared.platform.runtime import FunctionRuntime
@@ -49,11 +50,12 @@ def test_image_admission_counts_what_waits_in_the_detect_subscription(
         info = runtime.services.blob.stat(BUCKET, "images/a.jpg")
         report = handle_object_created(
             ObjectCreated(bucket=BUCKET, key="images/a.jpg", generation=info.generation), runtime.services
-        )
+        ).result
     finally:
         runtime.close()
     # THEN admission saw them and deferred the new job instead of piling it on
-    gate = report["admission"]
+    assert isinstance(report, ImageReport) and report.admission is not None
+    gate = report.admission
     assert not gate["admit"] and gate["backlog"] >= 500 and gate["defer_s"] > 0
     assert count(services, "SELECT count(*) FROM jobs WHERE kind = 'detect' AND visible_at > now()") == 1
 

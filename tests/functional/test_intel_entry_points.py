@@ -98,7 +98,7 @@ def test_scrape_runs_once_per_tick_and_dead_letters_other_events(
 
     tick = load_event("aws_eventbridge_scheduler.json")
     assert handler(tick, lambda_context)["status"] == "ok"
-    assert handler(tick, lambda_context)["_replayed"] is True
+    assert handler(tick, lambda_context)["replayed"] is True
     assert handler(load_event("aws_s3_object_created.json"), lambda_context)["status"] == "dead_lettered"
     assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'scrape'") == 1
 

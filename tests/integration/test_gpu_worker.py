@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from functions.api.core import Api
+from functions.ingest.reports import ImageReport
 from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.metrics import STAGES
 from infra.gpu_worker.worker import GpuWorker
@@ -24,7 +25,14 @@ from shared.vision.sessions import batch_sizes
 from tests.conftest import need
 from tests.integration.test_detector_real import photo_jpeg
 from tests.unit.test_vision_decode import encoded, png_bomb
-from tests.vision_fixtures import TINY_BOXES_PER_IMAGE, distinct_jpegs, metric_samples, tiny_model, upload
+from tests.vision_fixtures import (
+    TINY_BOXES_PER_IMAGE,
+    distinct_jpegs,
+    image_id_of,
+    metric_samples,
+    tiny_model,
+    upload,
+)
 
 
 @pytest.fixture
@@ -68,26 +76,40 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     gif = upload(svc, "images/anim.gif", encoded("GIF"))
     text = upload(svc, "images/notes.jpg", b"not an image at all")
     # THEN the copy is recognised by content and only one detection job is queued
-    assert face["queued"] and face["new"] and face["admission"]["admit"]
-    assert again["image_id"] == face["image_id"] and not again["queued"]
-    assert [r["status"] for r in (bomb, gif, text)] == ["rejected"] * 3
-    assert bomb["error"].startswith("too_many_pixels") and gif["error"].startswith("unsupported_format")
+    assert isinstance(face, ImageReport) and isinstance(again, ImageReport)
+    assert face.queued and face.new and face.admission and face.admission["admit"]
+    assert again.image_id == face.image_id and not again.queued
+    assert [r.status for r in (bomb, gif, text)] == ["rejected"] * 3
+    assert bomb.error and bomb.error.startswith("too_many_pixels")
+    assert gif.error and gif.error.startswith("unsupported_format")
     assert svc.queue.depth("detect") == 1
     # WHEN the worker runs
     worker = GpuWorker(svc, Detector(ModelSpec(path=path))).start()
     health = HealthServer(worker, "127.0.0.1", 0).start()
     try:
         wait_for(lambda: svc.queue.depth("detect") == 0, what="the detection job")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        # The job is acked in the write's transaction; the worker counts the image just after that
+        # commit, so a scrape right after the queue empties may come before the count.
+        wait_for(
+            lambda: any(
+                labels["outcome"] == "done" for labels, _ in metric_samples(scrape(), "contentfn_gpu_images_total")
+            ),
+            what="the written image in /metrics",
+        )
+        body = scrape()
         healthz = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/healthz", timeout=5).read().decode()
     finally:
         worker.stop(grace_s=5)
         health.stop()
     # THEN the face is stored against the image, in original pixels, and the image is done
     with svc.db.connection() as conn:
-        status = conn.execute("SELECT status, width, height, format FROM images WHERE id = %s", (face["image_id"],))
+        status = conn.execute("SELECT status, width, height, format FROM images WHERE id = %s", (face.image_id,))
         assert status.fetchone() == ("done", 512, 512, "jpeg")
-        labels = [r[0] for r in conn.execute("SELECT label FROM detections WHERE image_id = %s", (face["image_id"],))]
+        labels = [r[0] for r in conn.execute("SELECT label FROM detections WHERE image_id = %s", (face.image_id,))]
         reasons = dict(conn.execute("SELECT key, reason FROM images WHERE status = 'rejected'").fetchall())
         conn.commit()
     assert "FACE_FEMALE" in labels
@@ -109,17 +131,17 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
         return resp.status, json.loads(resp.body)
 
     code, everything = get("")
-    assert code == 200 and [i["key"] for i in everything["images"]] == [
+    assert code == 200 and [i["key"] for i in everything["items"]] == [
         "images/notes.jpg",
         "images/anim.gif",
         "images/bomb.png",
         "images/astronaut.jpg",
     ]
-    assert everything["images"][-1]["status"] == "done" and everything["images"][-1]["detections"] == len(labels)
-    assert [i["status"] for i in get("status=rejected")[1]["images"]] == ["rejected"] * 3
+    assert everything["items"][-1]["status"] == "done" and everything["items"][-1]["detections"] == len(labels)
+    assert [i["status"] for i in get("status=rejected")[1]["items"]] == ["rejected"] * 3
     first = get("limit=2")[1]
-    rest = get(f"limit=2&before={first['next_before']}")[1]
-    assert [i["id"] for i in first["images"] + rest["images"]] == [i["id"] for i in everything["images"]]
+    rest = get(f"limit=2&cursor={first['next_cursor']}")[1]
+    assert [i["id"] for i in first["items"] + rest["items"]] == [i["id"] for i in everything["items"]]
     assert get("status=lost")[0] == 400
 
 
@@ -202,7 +224,7 @@ def test_each_photo_of_a_mixed_batch_gets_its_own_detections(settings: Settings)
     try:
         # AND four photos of different sizes, and one more whose object is replaced by junk once queued
         names = ("astronaut", "coffee", "chelsea", "rocket")
-        ids = {name: upload(svc, f"images/{name}.jpg", photo_jpeg(name))["image_id"] for name in names}
+        ids = {name: image_id_of(upload(svc, f"images/{name}.jpg", photo_jpeg(name))) for name in names}
         junk = upload(svc, "images/replaced.jpg", photo_jpeg("camera"))
         svc.blob.put(svc.settings.bucket, "images/replaced.jpg", b"no longer an image")
         worker = GpuWorker(svc, Detector(ModelSpec(path=path))).start()
@@ -219,7 +241,7 @@ def test_each_photo_of_a_mixed_batch_gets_its_own_detections(settings: Settings)
                 )
                 for name, image_id in ids.items()
             }
-            refused = conn.execute("SELECT status, reason FROM images WHERE id = %s", (junk["image_id"],)).fetchone()
+            refused = conn.execute("SELECT status, reason FROM images WHERE id = %s", (image_id_of(junk),)).fetchone()
             conn.commit()
     finally:
         svc.close()

@@ -70,7 +70,7 @@ def test_in_progress_record_expires_with_the_function_timeout(services: Services
     with pytest.raises(IdempotencyInProgress):
         run_once(services.db, "k:dead", 1, effect)
     time.sleep(3.1)
-    assert run_once(services.db, "k:dead", 1, effect) == {"n": 1} and runs == [1]
+    assert run_once(services.db, "k:dead", 1, effect).result == {"n": 1} and runs == [1]
 
 
 def test_failure_deletes_the_record_so_the_retry_runs_again(services: Services) -> None:
@@ -81,5 +81,5 @@ def test_failure_deletes_the_record_so_the_retry_runs_again(services: Services) 
 
     with pytest.raises(ConnectionError):
         run_once(services.db, "k:fail", 60, failing)
-    assert run_once(services.db, "k:fail", 60, effect) == {"n": 1}
+    assert run_once(services.db, "k:fail", 60, effect).result == {"n": 1}
     assert run_once(services.db, "k:fail", 60, effect).replayed and runs == [1]

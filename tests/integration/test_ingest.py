@@ -7,6 +7,7 @@ import threading
 from typing import Any
 
 from functions.ingest.core import handle_object_created
+from functions.ingest.reports import FileReport, RejectedReport
 from shared.errors import IdempotencyInProgress
 from shared.events import ObjectCreated
 from shared.services import Services
@@ -46,14 +47,15 @@ def test_same_object_delivered_three_times_gives_the_rows_of_one_delivery(servic
     # GIVEN one uploaded file
     event = _put(services, "tracks.jsonl", _jsonl([_track(i, genre="pop") for i in range(50)]))
     # WHEN its ObjectCreated is delivered three times
-    first = handle_object_created(event, services)
+    first = handle_object_created(event, services).result
     after_first = _snapshot(services)
     second = handle_object_created(event, services)
     third = handle_object_created(event, services)
     # THEN the data is exactly that of one delivery and the redeliveries replay the report
-    assert first["status"] == "ok" and first["inserted"] == 50 and first["embed_jobs"] == 50
+    assert isinstance(first, FileReport)
+    assert first.status == "ok" and first.inserted == 50 and first.embed_jobs == 50
     assert _snapshot(services) == after_first
-    assert second["_replayed"] and third["_replayed"] and second["inserted"] == 50
+    assert second.replayed and third.replayed and second.result == first
     tracks, jobs = after_first
     assert len(tracks) == 50 and len(jobs) == 50
     assert tracks[0][6] == {"genre": "pop"}  # extra column kept as metadata
@@ -66,7 +68,7 @@ def test_concurrent_duplicate_delivery_is_told_to_retry_and_causes_no_second_eff
     def deliver() -> None:
         try:
             result = handle_object_created(event, services)
-            outcomes.append("replayed" if result.get("_replayed") else "ran")
+            outcomes.append("replayed" if result.replayed else "ran")
         except IdempotencyInProgress:
             outcomes.append("in_progress")
 
@@ -96,11 +98,11 @@ def test_file_with_ten_percent_bad_rows_lands_the_rest_and_reports_each_bad_row(
         else:
             lines.append(json.dumps(_track(i)))
     event = _put(services, "mixed.jsonl", ("\n".join(lines) + "\n").encode())
-    report = handle_object_created(event, services)
-    assert report["status"] == "partial"
-    assert report["rows_ok"] == 90 and report["rows_bad"] == 10
-    assert [b["line"] for b in report["bad_rows"]] == bad_lines
-    assert all(b["reason"] for b in report["bad_rows"])
+    report = handle_object_created(event, services).result
+    assert isinstance(report, FileReport) and report.status == "partial"
+    assert report.rows_ok == 90 and report.rows_bad == 10
+    assert [b.line for b in report.bad_rows] == bad_lines
+    assert all(b.reason for b in report.bad_rows)
     tracks, _ = _snapshot(services)
     assert len(tracks) == 90
     with services.db.connection() as conn:
@@ -124,18 +126,18 @@ def _ledger_and_dead(services: Services, event: ObjectCreated) -> tuple[Any, int
 def test_oversized_non_utf8_and_unknown_files_are_refused_and_nothing_else_is_lost(services: Services) -> None:
     # GIVEN a good file already ingested
     good = handle_object_created(_put(services, "good.jsonl", _jsonl([_track(i) for i in range(5)])), services)
-    assert good["status"] == "ok"
+    assert good.result.status == "ok"
     big = _put(services, "big.jsonl", b"x" * (services.settings.max_upload_bytes + 1))
     latin1 = _put(services, "latin1.csv", "artist,title,lyrics\nBj\xf6rk,Song,words\n".encode("latin-1"))
     unknown = _put(services, "notes.txt", b"hello")
     expectations = {big: "bytes; the cap is", latin1: "UTF-8", unknown: ".txt"}
     for event, needle in expectations.items():
         # WHEN each bad file arrives (twice, as at-least-once delivery may do)
-        report = handle_object_created(event, services)
+        report = handle_object_created(event, services).result
         again = handle_object_created(event, services)
         # THEN it is refused with a clear error in the ledger and one dead letter
-        assert report["status"] == "rejected" and needle in report["error"], report
-        assert again["status"] == "rejected"
+        assert isinstance(report, RejectedReport) and needle in report.error, report
+        assert again.replayed and again.result == report
         row, dead = _ledger_and_dead(services, event)
         assert row[0] == "rejected" and needle in row[1]
         assert dead == 1
@@ -148,9 +150,10 @@ def test_reupload_with_one_changed_track_updates_it_and_queues_only_its_embeddin
     handle_object_created(_put(services, "v1.jsonl", _jsonl(rows)), services)
     rows[4] = {**rows[4], "lyrics": "completely new words"}
     rows[5] = {**rows[5], "mood": "calm"}  # metadata-only change: no re-embedding
-    report = handle_object_created(_put(services, "v2.jsonl", _jsonl(rows)), services)
-    assert report["inserted"] == 0 and report["updated"] == 2 and report["unchanged"] == 8
-    assert report["embed_jobs"] == 1
+    report = handle_object_created(_put(services, "v2.jsonl", _jsonl(rows)), services).result
+    assert isinstance(report, FileReport)
+    assert report.inserted == 0 and report.updated == 2 and report.unchanged == 8
+    assert report.embed_jobs == 1
     _, jobs = _snapshot(services)
     assert len(jobs) == 11
 
@@ -163,7 +166,7 @@ def test_csv_json_and_jsonl_of_the_same_tracks_give_identical_rows(services: Ser
         f'{r["id"]},{r["artist"]},{r["title"]},"{r["lyrics"]}"\n' for r in rows
     )
     for key, body in (("b.csv", csv_body.encode("utf-8-sig")), ("c.json", json.dumps(rows).encode())):
-        report = handle_object_created(_put(services, key, body), services)
-        assert report["unchanged"] == 3, (key, report)
+        report = handle_object_created(_put(services, key, body), services).result
+        assert isinstance(report, FileReport) and report.unchanged == 3, (key, report)
     after, _ = _snapshot(services)
     assert after == first

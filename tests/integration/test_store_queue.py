@@ -116,7 +116,7 @@ def test_release_returns_jobs_without_counting_the_attempt(services: Services) -
 
 
 def test_track_jobs_built_in_sql_equal_the_python_constructors(services: Services) -> None:
-    from shared.jobs import TRACK_JOB_KINDS, track_jobs
+    from shared.queue.kinds import TRACK_JOB_KINDS, track_jobs
 
     # GIVEN jobs for two tracks built in the database
     with services.db.connection() as conn:
@@ -131,6 +131,27 @@ def test_track_jobs_built_in_sql_equal_the_python_constructors(services: Service
         conn.commit()
     expected = sorted(((j.kind, j.payload, j.dedup_key) for j in python_jobs), key=lambda r: (r[0], r[2]))
     assert [tuple(r) for r in rows] == expected
+
+
+def test_track_jobs_built_in_sql_parse_with_their_payload_model_into_the_python_built_jobs(
+    services: Services,
+) -> None:
+    from shared.queue.kinds import PAYLOADS, TrackPayload, parse_payload
+
+    track_kinds = [kind for kind, model in PAYLOADS.items() if issubclass(model, TrackPayload)]
+    chash = "ab" * 32  # a real sha256 hex digest's length
+    # GIVEN one job of every track kind built by the SQL builder, claimed back as a consumer sees it
+    with services.db.connection() as conn:
+        assert services.queue.enqueue_track_jobs(track_kinds, [2**40], [chash], conn=conn) == len(track_kinds)
+        conn.commit()
+    for kind in track_kinds:
+        (claimed,) = services.queue.claim(kind, 5)
+        # WHEN its payload is read with the kind's model
+        payload = parse_payload(claimed.job.kind, claimed.job.payload)
+        # THEN it is the model the Python producer builds, and rebuilding the job gives the SQL row back
+        assert payload == PAYLOADS[kind](track_id=2**40, content_hash=chash)
+        assert payload.to_job() == NewJob(kind, claimed.job.payload, claimed.job.dedup_key)
+        assert type(payload).from_job(claimed.job) == payload
 
 
 def test_has_ready_sees_only_claimable_jobs_of_the_kind(services: Services) -> None:

@@ -405,3 +405,111 @@ def test_generated_file_with_ten_percent_bad_rows_yields_exactly_the_good_count(
     # THEN exactly the good rows are yielded and every bad one is reported
     assert len(good(rows)) == written.good
     assert len(bad(rows)) == written.bad
+
+
+# --- nesting depth --------------------------------------------------------------------------------------
+
+
+def nested(depth: int) -> object:
+    """A JSON value ``depth`` levels deep: lists inside lists around one string."""
+    value: object = "core"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_jsonl_line_of_a_hundred_thousand_open_brackets_is_a_bad_row_between_good_ones() -> None:
+    # GIVEN a good line, a line of 100,000 "[" and another good line
+    data = jsonl(track(title="One")) + b"[" * 100_000 + b"\n" + jsonl(track(title="Two"))
+    # WHEN parsed with the default field cap (the line is well under the record cap)
+    rows = parse(data, "jsonl", cap=1 << 20)
+    # THEN both good lines are kept and the deep line is a bad row that names the problem
+    assert [r.track.title for r in good(rows)] == ["One", "Two"]
+    [deep] = bad(rows)
+    assert deep.line == 2
+    assert "nesting is deeper than 64 levels" in deep.reason
+
+
+def test_jsonl_balanced_nesting_deep_enough_for_the_recursion_limit_is_a_bad_row() -> None:
+    # GIVEN a well-formed line nesting 100,000 deep (the decoder alone would raise RecursionError)
+    data = b"[" * 100_000 + b"]" * 100_000 + b"\n" + jsonl(track())
+    # WHEN parsed
+    rows = parse(data, "jsonl", cap=1 << 20)
+    # THEN it is a bad row and the next line still parses
+    assert [r.line for r in bad(rows)] == [1]
+    assert "nesting" in bad(rows)[0].reason
+    assert [r.line for r in good(rows)] == [2]
+
+
+@pytest.mark.parametrize(("metadata_depth", "accepted"), [(63, True), (64, False), (500, False)])
+def test_jsonl_record_nesting_is_accepted_up_to_64_levels(metadata_depth: int, accepted: bool) -> None:
+    # GIVEN a record whose metadata value nests ``metadata_depth`` levels below the record object,
+    # so the record is metadata_depth + 1 levels deep (below Python's recursion limit in every case)
+    data = jsonl(track(tags=nested(metadata_depth)))
+    # WHEN parsed
+    [row] = parse(data, "jsonl")
+    # THEN a record up to 64 levels is kept whole, a deeper one is a bad row
+    if accepted:
+        assert isinstance(row, ParsedRow)
+        assert row.track.metadata["tags"] == nested(metadata_depth)
+    else:
+        assert isinstance(row, BadRow)
+        assert "nesting is deeper than 64 levels" in row.reason
+
+
+def test_jsonl_record_with_many_brackets_but_shallow_nesting_is_accepted() -> None:
+    # GIVEN lyrics full of section markers and a wide (not deep) metadata list
+    lyrics = " ".join(["[Chorus] {x}"] * 200)
+    data = jsonl(track(lyrics=lyrics, tags=[[i] for i in range(200)]))
+    # WHEN parsed
+    [row] = parse(data, "jsonl", cap=1 << 20)
+    # THEN the record is kept: only depth, not the number of brackets, refuses a record
+    assert isinstance(row, ParsedRow)
+    assert row.track.lyrics == lyrics
+
+
+@pytest.mark.parametrize("wrap", ["array", "object"])
+def test_json_element_nesting_a_hundred_thousand_deep_refuses_the_file_from_that_record(wrap: str) -> None:
+    # GIVEN a JSON document whose second record nests 100,000 deep (ijson alone would need memory
+    # growing with the square of the depth, many gigabytes here)
+    deep = b'{"artist": "a", "title": "t", "lyrics": "l", "tags": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    records = json.dumps(track()).encode() + b"," + deep
+    data = b"[" + records + b"]" if wrap == "array" else b'{"tracks": [' + records + b"]}"
+    # WHEN parsed
+    rows: list[ParsedRow | BadRow] = []
+    with pytest.raises(FileRejected) as err:
+        rows.extend(iter_rows(io.BytesIO(data), "json", max_field_bytes=1 << 20))
+    # THEN the first record was yielded and the refusal names the deep record and the limit
+    assert [r.line for r in good(rows)] == [1]
+    assert "record 2 nests deeper than 64 levels" in str(err.value)
+
+
+def test_json_array_of_open_brackets_only_is_refused_as_too_deep() -> None:
+    # GIVEN a .json upload of 100,000 "[" and nothing else
+    # WHEN parsed THEN it is refused for its depth, not left to exhaust memory or recursion
+    with pytest.raises(FileRejected, match="nests deeper than 64 levels"):
+        parse(b"[" * 100_000, "json")
+
+
+@pytest.mark.parametrize(("metadata_depth", "accepted"), [(63, True), (64, False)])
+def test_json_record_nesting_is_accepted_up_to_64_levels(metadata_depth: int, accepted: bool) -> None:
+    # GIVEN a JSON array holding one record whose metadata nests ``metadata_depth`` below the record
+    data = json.dumps([track(tags=nested(metadata_depth))]).encode()
+    # WHEN parsed THEN a record up to 64 levels deep is kept, a deeper one refuses the file
+    if accepted:
+        [row] = parse(data, "json")
+        assert isinstance(row, ParsedRow)
+        assert row.track.metadata["tags"] == nested(metadata_depth)
+    else:
+        with pytest.raises(FileRejected, match="record 1 nests deeper"):
+            parse(data, "json")
+
+
+def test_csv_cell_of_a_hundred_thousand_brackets_is_plain_text() -> None:
+    # GIVEN a CSV whose extra column holds 100,000 "[" (CSV cells are never decoded as JSON)
+    data = b"artist,title,lyrics,notes\r\nSaltglass,Evening Tide,carry me home," + b"[" * 100_000 + b"\r\n"
+    # WHEN parsed
+    [row] = parse(data, "csv", cap=1 << 20)
+    # THEN the row is kept with the cell as a string
+    assert isinstance(row, ParsedRow)
+    assert row.track.metadata == {"notes": "[" * 100_000}

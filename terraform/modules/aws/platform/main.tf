@@ -199,7 +199,8 @@ resource "aws_s3_bucket_notification" "uploads" {
     content {
       id                  = "${lambda_function.key}-object-created"
       lambda_function_arn = module.function[lambda_function.key].lambda_function_arn
-      events              = ["s3:ObjectCreated:*"]
+      # Removals too: a deleted object takes away the tracks it alone fed.
+      events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     }
   }
 

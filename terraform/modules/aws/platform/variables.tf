@@ -27,7 +27,7 @@ variable "region" {
 variable "functions" {
   description = <<-EOT
     The function set: one entry per folder under functions/. Adding a function is one entry.
-    trigger: object (S3 ObjectCreated on the uploads bucket), queue (SQS job batches), schedule
+    trigger: object (S3 ObjectCreated and ObjectRemoved on the uploads bucket), queue (SQS job batches), schedule
     (EventBridge Scheduler; `schedule` is a rate() or cron() expression) or http (the HTTP API).
     publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
     secrets: keys of `secrets` the function may read.
@@ -111,7 +111,8 @@ variable "gpu" {
     # http 80; streams are read over TCP). A stream on another port needs it here.
     stream_ports = optional(list(number), [80, 322, 554, 8554])
     # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
-    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.
+    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, CONTENTFN_DETECTOR_MODEL_PATH for a model mounted in place
+    # of the one baked into the image, ...); the caps above are set from their own fields.
     environment = optional(map(string), {})
   })
 
