@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 import psycopg
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from functions.api.errors import not_found
 from functions.api.routing import Call
@@ -18,22 +18,27 @@ from shared.store.aggregates import analysis_stats, artist_profile
 __all__ = ["AnalysisStatsView", "ArtistView", "get_artist", "stats_analyses"]
 
 
-class ArtistTrack(BaseModel):
+class _Answer(BaseModel):
+    # Served as they are: a key the model does not declare is refused, not published undocumented.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ArtistTrack(_Answer):
     id: int
     title: str
 
 
-class ThemeCount(BaseModel):
+class ThemeCount(_Answer):
     theme: str
     tracks: int
 
 
-class NearArtist(BaseModel):
+class NearArtist(_Answer):
     artist: str
     similarity: float
 
 
-class ArtistView(BaseModel):
+class ArtistView(_Answer):
     """One artist: its tracks (the first ``limit`` by id), the distributions of their current
     profiles, mean lyric features, and the artists whose embedding centroids are nearest."""
 
@@ -49,7 +54,7 @@ class ArtistView(BaseModel):
     nearest_artists: list[NearArtist]
 
 
-class LlmDayView(BaseModel):
+class LlmDayView(_Answer):
     day: date
     calls: int
     ok: int
@@ -62,7 +67,7 @@ class LlmDayView(BaseModel):
     refused: int | None
 
 
-class AnalysisStatsView(BaseModel):
+class AnalysisStatsView(_Answer):
     tracks: int
     analysed: int
     quality: dict[str, int]

@@ -6,16 +6,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
-from functions.api.errors import ApiError, bad_param, not_found
+from functions.api.errors import ApiError, not_found
+from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.routing import Call
 from shared.store.trace import find_object_uris, trace_object
 
 __all__ = ["ObjectTraceView", "object_trace"]
 
 
-class StageView(BaseModel):
+class _Answer(BaseModel):
+    # Served as they are: a key the model does not declare is refused, not published undocumented.
+    model_config = ConfigDict(extra="forbid")
+
+
+class StageView(_Answer):
     state: Literal["done", "pending", "dead", "rejected"]
     at: datetime | None = None
     attempts: int | None = None
@@ -26,19 +32,19 @@ class StageView(BaseModel):
     replayable: bool | None = None
 
 
-class SubjectView(BaseModel):
+class SubjectView(_Answer):
     kind: Literal["track", "image"]
     id: int
     label: str
     stages: dict[str, StageView]  # job kind (embed, enrich, analyze, detect) → state
 
 
-class BadRowView(BaseModel):
+class BadRowView(_Answer):
     line: int
     reason: str
 
 
-class IngestView(BaseModel):
+class IngestView(_Answer):
     status: str
     attempts: int
     error: str | None
@@ -48,7 +54,7 @@ class IngestView(BaseModel):
     bad_rows: list[BadRowView]  # the first ones, as many as the ingest reports
 
 
-class ObjectTraceView(BaseModel):
+class ObjectTraceView(_Answer):
     object: str
     ingest: IngestView
     summary: dict[str, dict[str, int]]  # job kind → state → subjects, over every page
@@ -56,15 +62,15 @@ class ObjectTraceView(BaseModel):
     next_cursor: str | None
 
 
+# The cursor's list: an object's subjects in id order (the object itself is named by the query).
+_SCOPE = "objects"
+
+
 def object_trace(call: Call) -> ObjectTraceView:
     key: str = call.query["key"]
     bucket: str | None = call.query["bucket"]
-    cursor = call.query["cursor"]
-    after = 0
-    if cursor is not None:
-        if not cursor.isdigit() or len(cursor) > 18:
-            raise bad_param("cursor", "is not a cursor this route returned")
-        after = int(cursor)
+    last = decode_cursor(call.query["cursor"], _SCOPE, IdKey)
+    after = 0 if last is None else last.id
     with call.services.db.connection() as conn:
         uris = find_object_uris(conn, key, bucket)
         if len(uris) > 1:
@@ -83,5 +89,5 @@ def object_trace(call: Call) -> ObjectTraceView:
         ingest=IngestView(**doc["ingest"]),
         summary=doc["summary"],
         items=[SubjectView(**s) for s in page],
-        next_cursor=str(page[-1]["id"]) if more and page else None,
+        next_cursor=encode_cursor(_SCOPE, IdKey(id=page[-1]["id"])) if more and page else None,
     )

@@ -124,22 +124,24 @@ def find_object_uris(conn: psycopg.Connection[Any], key: str, bucket: str | None
 
 
 def object_track_ids(conn: psycopg.Connection[Any], uri: str) -> list[int]:
-    """The tracks the latest ingest of object ``uri`` inserted or changed.
+    """The tracks the latest ingested version of object ``uri`` holds.
 
-    There is no track↔object link table yet, so this is derived: ingest upserts the tracks and
-    records its ledger row in one transaction, and Postgres's ``now()`` is that transaction's start
-    time, so the tracks it inserted carry ``created_at``, and those it changed ``updated_at``, equal
-    to the ledger row's ``finished_at``. Tracks a re-upload left unchanged, or another object changed
-    since, are not found. When a provenance table lands, only this function changes.
+    Ingest links every track of a file to the object version and line it came from, unchanged ones
+    included (:mod:`shared.store.provenance`), so a re-upload that changed nothing still shows its
+    tracks. The ledger's ingest row names the version last ingested; its ``generation`` is null where
+    the version had neither generation nor ETag, which ingest keys as ``-``.
     """
+    bucket, _, key = uri.partition("/")  # a bucket name has no '/'
     rows = conn.execute(
         """
-        SELECT t.id FROM ledger l
-        JOIN tracks t ON t.created_at = l.finished_at OR t.updated_at = l.finished_at
-        WHERE l.subject = %s AND l.stage = 'ingested' AND l.finished_at IS NOT NULL
-        ORDER BY t.id
+        SELECT o.track_id FROM ledger l
+        JOIN track_objects o
+          ON o.bucket = %s AND o.object_key = %s AND o.version = coalesce(l.detail->>'generation', '-')
+        JOIN tracks t ON t.id = o.track_id
+        WHERE l.subject = %s AND l.stage = 'ingested'
+        ORDER BY o.track_id
         """,
-        (f"object:{uri}",),
+        (bucket, key, f"object:{uri}"),
     ).fetchall()
     return [int(r[0]) for r in rows]
 

@@ -17,6 +17,7 @@ from PIL import Image
 
 from functions.analyze.core import run_analyze_batch
 from functions.api.core import Api
+from functions.api.paging import IdKey, encode_cursor
 from functions.embed.core import run_embed_batch
 from functions.enrich.core import run_enrich_batch
 from functions.ingest.core import handle_object_created
@@ -24,6 +25,7 @@ from local.cli import main
 from local.server import ApiServer
 from shared.events import ObjectCreated
 from shared.services import Services
+from shared.store.provenance import provenance_of
 from tests.intel_fixtures import intel_services, sample_rows  # noqa: F401
 from tests.servers import Handled, Seen
 from tests.servers.spotify_server import SpotifyServer
@@ -205,6 +207,32 @@ def test_a_key_in_two_buckets_needs_its_bucket_named(services: Services, api: st
         info = services.blob.put(bucket, "same.jsonl", (json.dumps(sample_rows(1)[0]) + "\n").encode())
         handle_object_created(ObjectCreated(bucket=info.bucket, key=info.key, generation=info.generation), services)
     both = httpx.get(f"{api}/objects", params={"key": "same.jsonl"})
-    assert both.status_code == 409 and both.json()["error"]["code"] == "ambiguous"
+    assert both.status_code == 409 and both.json()["code"] == "ambiguous"
     one = httpx.get(f"{api}/objects", params={"key": "same.jsonl", "bucket": "uploads-b"}).json()
     assert one["object"] == "uploads-b/same.jsonl" and one["ingest"]["rows_ok"] == 1
+
+
+def test_a_reupload_that_changes_one_row_still_traces_the_rows_it_left_unchanged(services: Services, api: str) -> None:
+    # GIVEN a file of three tracks ingested, then a new version of it: the same three rows and one more
+    rows = sample_rows(4)
+    _upload(services, "drops/growing.jsonl", rows[:3], [])
+    _upload(services, "drops/growing.jsonl", rows, [])
+    # WHEN the file is traced
+    doc = httpx.get(f"{api}/objects", params={"key": "drops/growing.jsonl"}).json()
+    # THEN the trace lists all four tracks of the latest version, the three it left unchanged included
+    assert doc["ingest"]["rows_ok"] == 4
+    assert sorted(s["label"].split(" - ", 1)[1] for s in doc["items"]) == sorted(r["title"] for r in rows)
+    # AND the tracks of the first version are linked to both versions, the new one to the latest only
+    with services.db.connection() as conn:
+        versions = {s["id"]: len(provenance_of(conn, s["id"]).objects) for s in doc["items"]}
+    assert sorted(versions.values()) == [1, 2, 2, 2]
+
+
+def test_objects_route_refuses_a_cursor_of_another_list_naming_the_cursor(services: Services, api: str) -> None:
+    # GIVEN a file ingested, and a well-formed cursor issued by another list
+    _upload(services, "drops/two.jsonl", sample_rows(2), [])
+    foreign = encode_cursor("images", IdKey(id=1))
+    # WHEN the trace is paged with it
+    resp = httpx.get(f"{api}/objects", params={"key": "drops/two.jsonl", "cursor": foreign})
+    # THEN it is a 400 problem naming the cursor
+    assert resp.status_code == 400 and resp.json()["errors"][0]["parameter"] == "cursor"

@@ -127,7 +127,7 @@ def test_artist_route_aggregates_its_tracks_profiles_features_and_nearest_artist
 
 def test_artist_route_answers_404_for_an_artist_with_no_tracks(api: str) -> None:
     resp = httpx.get(f"{api}/artists/{quote('Nobody At All')}")
-    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+    assert resp.status_code == 404 and resp.json()["code"] == "not_found"
 
 
 def test_stats_analyses_reports_distributions_who_answered_and_llm_cost_per_day(analysed: Services, api: str) -> None:
