@@ -1,20 +1,20 @@
 """Aggregates over what was learned: one artist's profile, and the catalogue's analyses and their cost.
 
-"The" profile of a track is the analysis of its current text (same content hash) that the best
-analyzer gave: an LLM answer that is not a fallback, else the distilled predictor's, else the
-rule-based one, the newest of a kind first. ``CURRENT_ANALYSIS`` is that choice as a lateral join.
+"The" profile of a track is its current analysis (:mod:`shared.store.current_analysis`), the same one
+browse filters on and export writes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, LiteralString
+from typing import Any
 
 import psycopg
 
+from shared.store.current_analysis import CURRENT_ANALYSIS
+
 __all__ = [
-    "CURRENT_ANALYSIS",
     "AnalysisStats",
     "ArtistProfile",
     "LlmDayCost",
@@ -22,17 +22,6 @@ __all__ = [
     "answer_source",
     "artist_profile",
 ]
-
-# For a row alias ``t`` of tracks: ``LEFT JOIN LATERAL (...) p ON true`` gives p.analyzer, p.result, ...
-CURRENT_ANALYSIS: LiteralString = """
-    LEFT JOIN LATERAL (
-        SELECT a.analyzer, a.prompt_version, a.result, a.confidence, a.fallback, a.created_at
-        FROM analyses a
-        WHERE a.track_id = t.id AND a.content_hash = t.content_hash
-        ORDER BY CASE WHEN starts_with(a.analyzer, 'llm:') AND NOT a.fallback THEN 0
-                      WHEN starts_with(a.analyzer, 'distilled:') THEN 1 ELSE 2 END, a.created_at DESC
-        LIMIT 1) p ON true
-"""
 
 _TOP_THEMES = 10
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg import sql
 
-from shared.store.aggregates import CURRENT_ANALYSIS
+from shared.store.current_analysis import CURRENT_ANALYSIS
 
 __all__ = ["DETECTION_COLUMNS", "TRACK_COLUMNS", "ExportFilters", "ExportKind", "export_rows", "json_line"]
 
