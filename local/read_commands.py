@@ -119,6 +119,8 @@ def export_command(
 
     if what == "detections" and (artist or source):
         raise click.UsageError("--artist and --source filter tracks only")
+    if fmt == "parquet":
+        _require_pyarrow()  # before the query, so a missing extra costs nothing and leaves no file
     filters = ExportFilters(artist=artist, source=source, since=_aware(since), until=_aware(until))
     kind: ExportKind = "tracks" if what == "tracks" else "detections"
     formats: dict[str, ExportFormat] = {"csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
@@ -130,6 +132,16 @@ def export_command(
     finally:
         svc.close()
     console.print(f"exported {n:,} {what} to {out} ({fmt})")
+
+
+def _require_pyarrow() -> None:
+    try:
+        import pyarrow  # noqa: F401  (only whether it imports)
+    except ImportError:
+        raise click.ClickException(
+            "Parquet export needs pyarrow, which is not installed: pip install 'contentfn[export]'"
+            " (make setup installs it); csv and jsonl need nothing more"
+        ) from None
 
 
 def _aware(value: datetime | None) -> datetime | None:
