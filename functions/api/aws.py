@@ -78,8 +78,8 @@ def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
     if response.stream is not None:
         # A buffered Lambda answer is capped (6 MB); a streamed export is read whole up to the cap.
-        body = response.buffered(MAX_STREAMED_BODY_BYTES)
-        if body is None:
+        whole = response.buffered(MAX_STREAMED_BODY_BYTES)
+        if whole is None:
             response = Api.refusal(
                 413,
                 "too_large",
@@ -87,7 +87,7 @@ def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
                 " narrow it (filters) or export with the CLI",
             )
         else:
-            response = HttpResponse(status=response.status, body=body, headers=response.headers)
+            response = HttpResponse(status=response.status, body=whole, headers=response.headers)
     headers = dict(response.headers)
     content_type = headers.pop("content-type", "application/json")
     # Text leaves as text; anything else (an image) as bytes, which Powertools base64-encodes for
