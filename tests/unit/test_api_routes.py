@@ -238,3 +238,10 @@ def test_the_api_imports_at_module_level_and_looks_nothing_up_by_name() -> None:
         for module, _names, nested in _imports(path):
             assert module != "importlib" and not module.startswith("importlib."), path.name
             assert not (nested and module.startswith("functions.")), (path.name, module)
+
+
+def test_the_export_operation_answers_ndjson_and_declares_the_lambda_cap(routes: tuple[Route, ...]) -> None:
+    doc = build_openapi(routes, auth=True)
+    responses = doc["paths"]["/export"]["get"]["responses"]
+    assert list(responses["200"]["content"]) == ["application/x-ndjson"]
+    assert "413" in responses and list(responses["413"]["content"]) == ["application/problem+json"]
