@@ -27,7 +27,7 @@ from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
-__all__ = ["build_resolver", "handler", "runtime"]
+__all__ = ["MAX_STREAMED_BODY_BYTES", "build_resolver", "handler", "runtime"]
 
 logger = powertools_logger("contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
@@ -35,6 +35,10 @@ runtime = FunctionRuntime("api", "aws", serves_http=True)
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
 
+
+# Lambda's buffered response payload is at most 6 MB; a streamed answer (an export) is collected up
+# to this cap, which leaves room for the headers and the JSON envelope around the body.
+MAX_STREAMED_BODY_BYTES = 5 * 2**20
 
 # The resolver compares methods literally, so the catch-all names the usual ones.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -71,6 +75,18 @@ def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
 
 
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
+    if response.stream is not None:
+        # A buffered Lambda answer is capped (6 MB); a streamed export is read whole up to the cap.
+        whole = response.buffered(MAX_STREAMED_BODY_BYTES)
+        if whole is None:
+            response = Api.refusal(
+                413,
+                "too_large",
+                f"the answer is over {MAX_STREAMED_BODY_BYTES // 2**20} MiB, the most AWS Lambda returns;"
+                " narrow it (filters) or export with the CLI",
+            )
+        else:
+            response = HttpResponse(status=response.status, body=whole, headers=response.headers)
     headers = dict(response.headers)
     content_type = headers.pop("content-type", "application/json")
     # Text leaves as text; anything else (an image) as bytes, which Powertools base64-encodes for
