@@ -118,6 +118,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Delete one track with everything derived from it (404 when it is gone already)",
             response=TrackDeleted,
             errors=(404,),
+            scope="admin",
         ),
         Route(
             "GET",
