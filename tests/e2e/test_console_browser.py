@@ -306,6 +306,8 @@ def test_search_modes_and_filters_match_the_api_and_selected_tracks_get_recommen
     answer = console.api("/recommend", "POST", {"liked": liked, "k": 10})["results"]
     assert _shown_ids(browser, "#recommendations") == [r["id"] for r in answer]
     assert not set(liked) & set(_shown_ids(browser, "#recommendations"))
+    browser.js("document.getElementById('recommendations').scrollIntoView()")
+    assert browser.screenshot("recommend").stat().st_size > 1000
     assert browser.problems() == []
 
 
@@ -372,6 +374,8 @@ def test_track_page_shows_the_whole_profile_the_api_gives(console: Console, brow
             assert name in browser.text("#features")
     else:
         assert "Not enriched yet." in browser.text("#features")
+    browser.js("document.getElementById('features').scrollIntoView()")
+    assert browser.screenshot("track-profile").stat().st_size > 1000
     assert browser.problems() == []
 
 

@@ -134,10 +134,13 @@ function recommender(filters) {
     },
   };
   button.addEventListener("click", async () => {
-    out.replaceChildren(h("h2", {}, "Recommended"));
+    // The list lands below the results: focus its heading so the keyboard (and the eye) follows.
+    const heading = h("h2", { tabindex: "-1" }, "Recommended");
+    out.replaceChildren(heading);
     try {
       const answer = await send("POST", "recommend", { liked: [...picked], k: 10, filters: bodyFilters(filters) });
       out.append(hitList(answer.results));
+      heading.focus();
       announce(`${answer.results.length} recommendations`);
     } catch (err) {
       out.append(errorBox(err));
