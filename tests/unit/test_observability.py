@@ -27,12 +27,25 @@ def captured() -> Iterator[tuple[io.StringIO, logging.Logger]]:
     """A stream the root logger writes to while the test runs; the root's handlers restored after."""
     root = logging.getLogger()
     before, level = list(root.handlers), root.level
+    # An AWS handler test earlier in the same process may have given the product's loggers handlers
+    # of their own that do not propagate (Powertools' copy_config_to_registered_loggers): a process
+    # runs on one platform only, so each test here starts from plain, propagating product loggers.
+    product = [logging.getLogger(name) for name in ("shared", "functions")]
+    saved = [(lg, list(lg.handlers), lg.propagate, lg.level) for lg in product]
+    for lg in product:
+        for handler in list(lg.handlers):
+            lg.removeHandler(handler)
+        lg.propagate, lg.level = True, logging.NOTSET
     stream = io.StringIO()
     yield stream, logging.getLogger("shared.tests.observability")
     for handler in list(root.handlers):
         if handler not in before:
             root.removeHandler(handler)
     root.setLevel(level)
+    for lg, handlers, propagate, lvl in saved:
+        for handler in handlers:
+            lg.addHandler(handler)
+        lg.propagate, lg.level = propagate, lvl
 
 
 def test_gcp_log_entry_has_cloud_logging_severity_trace_and_what_it_concerns(
