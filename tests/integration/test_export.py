@@ -32,7 +32,7 @@ from shared.services import Services
 from shared.store.export import TRACK_COLUMNS, ExportFilters, export_rows
 from shared.vision.detection import Detection
 from shared.vision.store import ImageResult, upsert_image, write_image_results
-from tests.entry_fixtures import FunctionsFrameworkServer, entry_environment
+from tests.entry_fixtures import TEST_API_KEY, FunctionsFrameworkServer, entry_environment
 from tests.intel_fixtures import intel_services, sample_rows  # noqa: F401
 
 N_TRACKS = 12
@@ -187,7 +187,9 @@ def test_on_gcp_functions_framework_streams_the_export(catalogue: Services, sett
     env = entry_environment(settings)
     server = FunctionsFrameworkServer("api", "api", "http", env, tmp_path / "ff-api.log").wait_ready()
     try:
-        with httpx.stream("GET", f"{server.url}/export", params={"source": "feed"}, timeout=30) as resp:
+        with httpx.stream(
+            "GET", f"{server.url}/export", params={"source": "feed"}, headers={"X-API-Key": TEST_API_KEY}, timeout=30
+        ) as resp:
             assert resp.status_code == 200 and resp.headers["content-type"] == "application/x-ndjson"
             assert "content-length" not in resp.headers
             lines = [json.loads(line) for line in resp.iter_lines() if line]
