@@ -128,7 +128,15 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(
         default=900.0,
         gt=0,
-        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
+        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one"
+        " is taken over after it. Used only where function_timeout_s is unset.",
+    )
+    function_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="The platform's timeout of this function (Terraform sets it from the function's own): a delivery"
+        " in progress holds off duplicates until just past it, when the platform has stopped that delivery, so"
+        " retries of a crashed one are not refused.",
     )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
 
