@@ -296,7 +296,7 @@ def test_crash_mid_ingest_is_redelivered_by_sqs_and_ingested_once_not_refused_by
         monkeypatch.setenv(name, value)
     sqs = boto3.session.Session(region_name="eu-west-1").client("sqs", endpoint_url=moto_url)
     # S3 → SQS → Lambda: the queue's visibility outlives the function timeout and the claim (2 s and
-    # 4 s here; Terraform makes it 6× the timeout)
+    # 4 s here; Terraform makes it 6 times the timeout)
     url = sqs.create_queue(QueueName=f"mid-{os.urandom(3).hex()}", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
     put_local(settings, BUCKET, KEY, sample_jsonl(40))
     sqs.send_message(QueueUrl=url, MessageBody=load_event("aws_sqs_s3_notification.json")["Records"][0]["body"])
