@@ -138,6 +138,12 @@ class Settings(BaseSettings):
         " in progress holds off duplicates until just past it, when the platform has stopped that delivery, so"
         " retries of a crashed one are not refused.",
     )
+    dead_letter_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cloud dead-letter queue → the job kind (or function) it holds (JSON; Terraform sets it): SQS DLQ"
+        " URLs and Pub/Sub dead-letter subscriptions (`projects/P/subscriptions/S`) that `contentfn dead import` and"
+        " the scheduled import drain into the dead-letter store.",
+    )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
 
     # Local bucket watcher. Poison input is refused by ingest at once; these cover an object whose
