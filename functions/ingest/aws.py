@@ -1,8 +1,10 @@
 """ingest on AWS Lambda. One handler for the three ways S3 announces an upload:
 
+- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures): what
+  Terraform wires, because the queue's visibility (6x the timeout) and redrive outlive a crashed
+  invocation, where an asynchronous invoke is retried twice within minutes and then dropped,
 - S3 event notification invoking the function (asynchronous invoke),
-- S3 "Object Created" through EventBridge (asynchronous invoke),
-- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures).
+- S3 "Object Created" through EventBridge (asynchronous invoke).
 
 Outcomes: a file that can never be ingested is reported ``rejected`` by the core (ledger + shared
 dead-letter store) and acknowledged. A payload that is not an S3 event is dead-lettered in the

@@ -216,3 +216,34 @@ def test_pubsub_dead_letters_are_imported_once_even_when_the_ack_was_lost(servic
     assert (report.imported, report.already_recorded) == (0, 1) and fake.acked == ["d1"]
     (row,) = httpx.get(f"{api}/dead-jobs").json()["items"]
     assert (row["kind"], row["attempts"], row["replayable"]) == ("detect", 5, True)
+
+
+def test_the_scheduled_deadletters_function_drains_the_dlqs_terraform_lists(
+    services: Services,
+    sqs: Any,
+    moto_url: str,  # noqa: F811
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import functions.deadletters.aws as deadletters_aws
+    from local.lambda_context import LocalLambdaContext
+    from tests.event_files import load_event
+
+    url, dlq = _queue_with_dlq(sqs)
+    _redriven(sqs, url, json.dumps(job_message(embed_job(8, "h8"))))
+    env = _env(services, moto_url, tmp_path) | {"CONTENTFN_DEAD_LETTER_SOURCES": json.dumps({dlq: "embed"})}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    deadletters_aws.runtime.close()
+    try:
+        # GIVEN the schedule's tick (EventBridge Scheduler) WHEN it fires twice
+        first = deadletters_aws.handler(load_event("aws_eventbridge_scheduler.json"), LocalLambdaContext())
+        second = deadletters_aws.handler(load_event("aws_eventbridge_scheduler.json"), LocalLambdaContext())
+    finally:
+        deadletters_aws.runtime.close()
+    # THEN the DLQ's message is in the dead-letter store once and the DLQ is empty
+    assert first["imported"] == 1 and second["imported"] == 0
+    assert _depth(sqs, dlq) == 0
+    with services.db.connection() as conn:
+        assert conn.execute("SELECT kind FROM dead_jobs").fetchall() == [("embed",)]
+        conn.commit()
