@@ -9,7 +9,7 @@ imports nothing twice, and neither does a second importer. A message a function 
 as poison (its delivery's dedup key ends in the message id) is not recorded again, only removed
 from the DLQ: the cloud DLQ holds messages only until they are imported.
 
-The SDK clients are passed in (``SqsQueue``'s boto3 client, ``pubsub_v1.SubscriberClient``).
+The SDK clients are passed in, or made by the queue adapters (``shared.queue.sqs``, ``.pubsub``).
 """
 
 from __future__ import annotations
@@ -102,24 +102,21 @@ def import_dead_letter_sources(
     """Drain each source (SQS DLQ URL or Pub/Sub subscription → the kind it holds); the SDK of
     each cloud is imported only when one of its queues is named."""
     report = ImportReport()
-    sqs_client: Any = None
+    client: Any = None
     subscriber: Any = None
     for source, kind in sources.items():
         if source.startswith("projects/") and "/subscriptions/" in source:
             if subscriber is None:
-                from google.cloud import pubsub_v1
+                from shared.queue.pubsub import subscriber_client
 
-                subscriber = pubsub_v1.SubscriberClient()
+                subscriber = subscriber_client()
             part = import_pubsub_dead_letters(db, subscriber, source, kind=kind, max_messages=max_messages)
         else:
-            if sqs_client is None:
-                import boto3
+            if client is None:
+                from shared.queue.sqs import sqs_client
 
-                session = boto3.session.Session()
-                sqs_client = session.client(
-                    "sqs", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
-                )
-            part = import_sqs_dlq(db, sqs_client, source, kind=kind, max_messages=max_messages)
+                client = sqs_client(endpoint_url=settings.aws_endpoint_url, region=settings.aws_region)
+            part = import_sqs_dlq(db, client, source, kind=kind, max_messages=max_messages)
         report.imported += part.imported
         report.already_recorded += part.already_recorded
         report.sources[source] = part.imported

@@ -19,11 +19,18 @@ from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
 from shared.queue.errors import PublishFailed, QueueUnavailable
 from shared.queue.sqs import job_message
 
-__all__ = ["PRIOR_ATTEMPTS", "OrderingKey", "PubSubPublisher", "PubSubPullQueue", "PubSubPuller"]
+__all__ = ["PRIOR_ATTEMPTS", "OrderingKey", "PubSubPublisher", "PubSubPullQueue", "PubSubPuller", "subscriber_client"]
 
 log = logging.getLogger(__name__)
 
 OrderingKey = Callable[[NewJob], str | None]
+
+
+def subscriber_client() -> Any:
+    """A Pub/Sub SubscriberClient (unary pull and acknowledge) with the platform's credentials."""
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
 
 
 class PubSubPublisher:

@@ -22,12 +22,19 @@ from shared.events import Job
 from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
 from shared.queue.errors import PublishFailed, QueueUnavailable
 
-__all__ = ["PRIOR_ATTEMPTS", "SqsQueue", "job_message"]
+__all__ = ["PRIOR_ATTEMPTS", "SqsQueue", "job_message", "sqs_client"]
 
 _BATCH = 10  # SQS's limit for send/delete/change-visibility batches and one receive
 _MAX_DELAY_S = 900
 _MAX_VISIBILITY_S = 12 * 3600
 PRIOR_ATTEMPTS = "prior_attempts"  # message attribute: attempts spent before a release re-sent it
+
+
+def sqs_client(*, endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """A boto3 SQS client (an emulator's with ``endpoint_url``)."""
+    import boto3
+
+    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region)
 
 
 def job_message(job: NewJob) -> dict[str, Any]:
@@ -64,10 +71,7 @@ class SqsQueue:
     def create(
         cls, queue_url: str, *, kind: str, endpoint_url: str | None = None, region: str | None = None, **kw: Any
     ) -> SqsQueue:
-        import boto3
-
-        client = boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region)
-        return cls(client, queue_url, kind=kind, **kw)
+        return cls(sqs_client(endpoint_url=endpoint_url, region=region), queue_url, kind=kind, **kw)
 
     # -- producing ---------------------------------------------------------------------------
     def enqueue_many(self, jobs: Sequence[NewJob]) -> int:
