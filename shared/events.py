@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["HttpRequest", "HttpResponse", "Job", "ObjectCreated", "ScheduleTick"]
+__all__ = ["HttpRequest", "HttpResponse", "Job", "ObjectCreated", "ObjectDeleted", "ObjectEvent", "ScheduleTick"]
 
 
 class ObjectCreated(BaseModel):
@@ -25,14 +25,42 @@ class ObjectCreated(BaseModel):
     event_time: datetime | None = None
 
     @property
+    def version(self) -> str:
+        """What tells this version from others: generation, versionId or mtime, else the ETag."""
+        return self.generation or self.etag or "-"
+
+    @property
     def idempotency_key(self) -> str:
         """Same object version ⇒ same key, whichever platform delivered it and how often."""
-        version = self.generation or self.etag or "-"
-        return f"object:{self.bucket}/{self.key}#{version}"
+        return f"object:{self.bucket}/{self.key}#{self.version}"
 
     @property
     def uri(self) -> str:
         return f"{self.bucket}/{self.key}"
+
+
+class ObjectDeleted(BaseModel):
+    """An object (one version of it, or the whole key) is gone from a bucket.
+
+    ``generation`` names the version that went (a GCS generation deleted or overwritten, an S3
+    version deleted for good); None means the key itself is gone, every version with it (an
+    unversioned S3 delete, an S3 delete marker, a file removed from the local bucket folder).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    bucket: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+    generation: str | None = None
+    event_time: datetime | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+# What a storage trigger announces: an object version arrived, or one went.
+ObjectEvent = ObjectCreated | ObjectDeleted
 
 
 class Job(BaseModel):

@@ -51,14 +51,15 @@ def contract_violation(api: Api, request: HttpRequest, response: HttpResponse) -
     elif route is None:
         return f"{where}: answered without a route"
     assert route is not None
-    declared = route.statuses(auth=api.services.settings.api_key is not None)
+    declared = route.statuses(auth=api.services.settings.api_auth)
     if response.status not in declared:
         return f"{where}: status not declared by {route.operation_id} ({sorted(declared)})"
     if response.status >= 400:
         return None
     if response.status == 201 and not response.headers.get("location"):
         return f"{where}: 201 without Location"
-    if media != route.media_type.split(";")[0]:
+    declared_media = route.media_type.split(";")[0]
+    if media != declared_media and not (declared_media.endswith("/*") and media.startswith(declared_media[:-1])):
         return f"{where}: answered as {media!r}, declared {route.media_type!r}"
     if route.response is not None:
         try:

@@ -32,7 +32,7 @@ __all__ = ["build_resolver", "handler", "runtime"]
 logger = Logger(service="contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
 copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
-runtime = FunctionRuntime("api", "aws")
+runtime = FunctionRuntime("api", "aws", serves_http=True)
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
 
@@ -73,12 +73,12 @@ def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
 
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
     headers = dict(response.headers)
-    return Response(
-        status_code=response.status,
-        content_type=headers.pop("content-type", "application/json"),
-        body="" if head else response.body.decode("utf-8"),
-        headers=headers,
-    )
+    content_type = headers.pop("content-type", "application/json")
+    # Text leaves as text; anything else (an image) as bytes, which Powertools base64-encodes for
+    # API Gateway (isBase64Encoded).
+    textual = content_type.startswith(("text/", "application/"))
+    body: str | bytes = response.body.decode("utf-8") if textual else response.body
+    return Response(status_code=response.status, content_type=content_type, body="" if head else body, headers=headers)
 
 
 def _app() -> APIGatewayHttpResolver:

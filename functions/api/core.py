@@ -2,12 +2,12 @@
 functions-framework (GCP) and the Powertools resolver (AWS).
 
 The routes themselves are data (:mod:`functions.api.routes`); this module matches a request to one,
-checks the key and the query, calls its handler and maps the outcome to a status and a JSON body.
+checks the key (its scope and quota, :mod:`functions.api.auth`) and the query, calls its handler,
+audits write and admin actions and maps the outcome to a status and a JSON body.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from functions.api.auth import ANONYMOUS, authenticate, authorize, check_quota, record_action
 from functions.api.errors import PROBLEM_JSON, ApiError
 from functions.api.params import validate_query
 from functions.api.routes import routes_for
@@ -22,6 +23,7 @@ from functions.api.routing import Asset, Call, Created, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
 from shared.services import Services
+from shared.store.api_keys import ApiKey
 
 __all__ = ["Api"]
 
@@ -50,12 +52,34 @@ class Api:
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        acted: list[tuple[ApiKey | None, Route, dict[str, str]]] = []  # a write or admin action, for the audit
+        response = self._respond(request, acted)
+        for key, route, path in acted:
+            record_action(
+                self.services,
+                key_name=key.name if key is not None else ANONYMOUS,
+                route=route,
+                method=request.method,
+                target=response.headers.get("location") or path.get("id"),
+                status=response.status,
+            )
+        log.debug("%s %s %.1f ms", request.method, request.path, (time.perf_counter() - started) * 1000)
+        return response
+
+    def _respond(self, request: HttpRequest, acted: list[tuple[ApiKey | None, Route, dict[str, str]]]) -> HttpResponse:
         try:
             route, path_params = self._match(request)
-            if not route.public:
-                self._authorize(request)
+            key: ApiKey | None = None
+            if not route.public and self.services.settings.api_auth:
+                key = authenticate(self.services, request)
+                if route.required_scope != "read":
+                    acted.append((key, route, path_params))
+                authorize(key, route)
+                check_quota(self.services, key)
+            elif route.required_scope != "read":
+                acted.append((None, route, path_params))
             values = validate_query(request.query, route.params)
-            return _answer(route, route.handler(Call(self.services, request, values, path_params, self.routes)))
+            return _answer(route, route.handler(Call(self.services, request, values, path_params, self.routes, key)))
         except ApiError as exc:
             return _problem(exc)
         except ModelNotReady:
@@ -69,8 +93,6 @@ class Api:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _problem(ApiError(500, "internal", "internal error"))
-        finally:
-            log.debug("%s %s %.1f ms", request.method, request.path, (time.perf_counter() - started) * 1000)
 
     @staticmethod
     def refusal(status: int, code: str, message: str) -> HttpResponse:
@@ -100,31 +122,16 @@ class Api:
             raise ApiError(405, "method_not_allowed", f"method not allowed; use {allow}", headers={"allow": allow})
         raise ApiError(404, "not_found", "no such endpoint")
 
-    def _authorize(self, request: HttpRequest) -> None:
-        key = self.services.settings.api_key
-        if key is None:
-            return
-        given = request.headers.get("x-api-key")
-        if given is None:
-            auth = request.headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                given = auth[7:].strip()
-        expected = key.get_secret_value().encode()
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing or invalid API key (send X-API-Key)",
-                headers={"www-authenticate": 'Bearer realm="contentfn"'},
-            )
-
 
 def _answer(route: Route, result: Any) -> HttpResponse:
     """The handler's result as the route declares it: JSON of its model, 201 with Location, or an asset."""
     if isinstance(result, Asset):
-        # The docs page and its files: versioned with the code, so a short cache is safe.
-        headers = {"content-type": result.media_type, "cache-control": "public, max-age=300", **_NOSNIFF}
-        if result.media_type.startswith("text/html"):
+        # Pages and their files are versioned with the code, so a short cache is safe; an asset read
+        # with a key (an image) says so itself.
+        headers = {"content-type": result.media_type, "cache-control": result.cache, **_NOSNIFF}
+        if result.policy is not None:
+            headers["content-security-policy"] = result.policy
+        elif result.media_type.startswith("text/html"):
             headers["content-security-policy"] = _PAGE_POLICY
         return HttpResponse(status=200, body=result.content, headers=headers)
     headers = {"content-type": "application/json", **_COMMON}

@@ -20,7 +20,7 @@ from shared.services import Services
 
 __all__ = ["api", "runtime"]
 
-runtime = FunctionRuntime("api", "gcp")
+runtime = FunctionRuntime("api", "gcp", serves_http=True)
 _cached: tuple[Services, Api] | None = None
 _lock = threading.Lock()
 

@@ -19,13 +19,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from functions.api.errors import bad_param
 from functions.api.params import Param
 
-__all__ = ["CURSOR", "IdKey", "decode_cursor", "encode_cursor"]
+__all__ = ["CURSOR", "IdKey", "cursor_param", "decode_cursor", "encode_cursor"]
 
 _K = TypeVar("_K", bound=BaseModel)
 
 # Sort keys are an id or a timestamp: a few dozen bytes encoded; the bound keeps parsing cheap.
 _MAX_CURSOR = 256
-CURSOR = Param("cursor", str, maximum=_MAX_CURSOR, description="next_cursor of the previous page (opaque)")
+
+
+def cursor_param(maximum: int = _MAX_CURSOR) -> Param:
+    """The ``cursor`` parameter of a list; a list sorted by a text (a title) needs a larger bound,
+    since the cursor carries the last item's whole sort key."""
+    return Param("cursor", str, maximum=maximum, description="next_cursor of the previous page (opaque)")
+
+
+CURSOR = cursor_param()
 
 
 class IdKey(BaseModel):
@@ -38,7 +46,8 @@ class IdKey(BaseModel):
 
 def encode_cursor(scope: str, key: BaseModel) -> str:
     """The cursor after an item of list ``scope`` whose sort key is ``key``."""
-    raw = json.dumps({"on": scope, **key.model_dump(mode="json")}, separators=(",", ":")).encode()
+    # Not ASCII-escaped: a text key of non-Latin script stays at most 4 bytes a character, not 12.
+    raw = json.dumps({"on": scope, **key.model_dump(mode="json")}, separators=(",", ":"), ensure_ascii=False).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 

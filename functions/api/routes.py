@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
+from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
 from functions.api.dead import (
     DeadJobAnswer,
     DeadJobDeleted,
@@ -22,12 +24,15 @@ from functions.api.dead import (
     dead_replay,
 )
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
+from functions.api.filters import FILTER_PARAMS
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
 from functions.api.params import Param
+from functions.api.profile import TrackDeleted, TrackProfile, delete_track, get_track
+from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
 from functions.api.status import Health, Stats, health, stats
-from functions.api.tracks import SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
+from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, search, similar
 from functions.api.vision import (
     FramePage,
     ImageDetections,
@@ -37,6 +42,7 @@ from functions.api.vision import (
     StreamRequest,
     create_stream,
     delete_stream,
+    image_content,
     image_detections,
     images_index,
     stream_frames,
@@ -54,7 +60,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     s = settings
     q = Param("q", str, required=True, maximum=s.search_max_query_chars, description="search text")
     k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
-    artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
+    mode = Param("mode", str, default="hybrid", maximum=16, description=f"one of {', '.join(SEARCH_MODES)}")
     limit = Param("limit", int, default=100, maximum=1000, description="number of streams per page")
     frames = Param("limit", int, default=100, maximum=1000, description="number of frames per page")
     images = Param("limit", int, default=100, maximum=1000, description="number of images per page")
@@ -68,18 +74,58 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/search",
             search,
             "search",
-            "Semantic search over lyrics",
-            (q, k, artist),
+            "Search by meaning (semantic), by words over artist, title and lyrics (keyword), or both fused"
+            " (hybrid, the default); with the browse filters",
+            (q, k, mode, *FILTER_PARAMS),
             response=SearchResults,
         ),
-        Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
+        Route(
+            "GET",
+            "/tracks",
+            list_tracks,
+            "list_tracks",
+            "Tracks filtered by artist, profile (sentiment, theme, quality, analyzer), explicit, source and time;"
+            " sorted; page with cursor=next_cursor",
+            BROWSE_PARAMS,
+            response=TrackPage,
+        ),
+        Route(
+            "POST",
+            "/recommend",
+            recommend,
+            "recommend",
+            "Tracks near the liked ones and away from the disliked ones, the inputs excluded; with the browse filters",
+            body=RecommendRequest,
+            response=Recommendations,
+            errors=(404, 409),
+            # A POST only because the liked/disliked lists can be long: it changes nothing, so a read key may call it.
+            scope="read",
+        ),
+        Route(
+            "GET",
+            "/tracks/{id}",
+            get_track,
+            "get_track",
+            "One track's whole profile: enrichments, analyses, embedding models, provenance, stage trail",
+            response=TrackProfile,
+            errors=(404,),
+        ),
+        Route(
+            "DELETE",
+            "/tracks/{id}",
+            delete_track,
+            "delete_track",
+            "Delete one track with everything derived from it (404 when it is gone already)",
+            response=TrackDeleted,
+            errors=(404,),
+        ),
         Route(
             "GET",
             "/tracks/{id}/similar",
             similar,
             "similar",
-            "Tracks nearest to one track (409 while it is not embedded yet)",
-            (k,),
+            "Tracks nearest to one track; with the browse filters (409 while it is not embedded yet)",
+            (k, *FILTER_PARAMS),
             response=SimilarTracks,
             errors=(409,),
         ),
@@ -92,7 +138,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Profile of ad-hoc lyrics or a stored track",
             body=AnalyzeRequest,
             response=Analysis,
-            errors=(404,),
+            errors=(404, 429),
+            scope="write",
         ),
         Route(
             "GET",
@@ -112,6 +159,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             response=ImageDetections,
         ),
         Route(
+            "GET",
+            "/images/{id}/content",
+            image_content,
+            "image_content",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            media_type="image/*",
+            errors=(409,),
+        ),
+        Route(
             "POST",
             "/streams",
             create_stream,
@@ -120,6 +176,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            scope="write",
+            errors=(429,),
         ),
         Route(
             "GET",
@@ -147,7 +205,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (CURSOR, frames),
             response=FramePage,
         ),
-        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream", response=StreamAnswer),
+        Route(
+            "DELETE",
+            "/streams/{id}",
+            delete_stream,
+            "delete_stream",
+            "Stop a stream",
+            response=StreamAnswer,
+            scope="write",
+        ),
         Route(
             "GET",
             "/dead-jobs",
@@ -156,6 +222,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Jobs and events that failed for good, newest first, with their errors",
             (dead_kind, CURSOR, dead_limit),
             response=DeadJobPage,
+            scope="admin",
         ),
         Route(
             "GET",
@@ -164,6 +231,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_detail",
             "One dead job: its error and the job it held",
             response=DeadJobAnswer,
+            scope="admin",
         ),
         Route(
             "POST",
@@ -173,6 +241,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
             body=ReplayRequest,
             response=ReplayAnswer,
+            scope="admin",
         ),
         Route(
             "DELETE",
@@ -181,6 +250,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_delete",
             "Forget one dead job",
             response=DeadJobDeleted,
+            scope="admin",
         ),
         Route(
             "GET",
@@ -201,6 +271,39 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             public=True,
             static=True,
             media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/",
+            console_page,
+            "console",
+            "The web console",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/console/config",
+            console_config,
+            "console_config",
+            "What the console needs before its first call: whether an API key is required",
+            public=True,
+            static=True,
+            response=ConsoleConfig,
+        ),
+        *(
+            Route(
+                "GET",
+                f"/console/{name}",
+                console_asset,
+                f"console_{name.replace('-', '_').replace('.', '_')}",
+                f"The console's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in CONSOLE_ASSETS.items()
         ),
         *(
             Route(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from functions.api.params import Param
 from shared.events import HttpRequest
 from shared.services import Services
+from shared.store.api_keys import ApiKey, Scope
 
 __all__ = ["Asset", "Call", "Created", "Handler", "Route"]
 
@@ -28,6 +29,7 @@ class Call:
     query: dict[str, Any]
     path: dict[str, str]
     routes: tuple[Route, ...]  # the table the request was matched in (the OpenAPI document describes it)
+    key: ApiKey | None = None  # the key the request was made with; None where the API takes no key
 
     @property
     def id(self) -> int:
@@ -45,10 +47,14 @@ class Created:
 
 @dataclass(frozen=True)
 class Asset:
-    """A handler's answer that is not JSON (the ``/docs`` page and its vendored files)."""
+    """A handler's answer that is not JSON (the ``/docs`` page, the console and their files, an
+    image's bytes). ``cache`` is its Cache-Control; ``policy`` the Content-Security-Policy of a page
+    (None: the core's default for HTML)."""
 
     content: bytes
     media_type: str
+    cache: str = "public, max-age=300"
+    policy: str | None = None
 
 
 # A handler answers with its route's response model (or Created / Asset); it raises ApiError to refuse.
@@ -61,9 +67,12 @@ class Route:
     and the pydantic models of its JSON body and of its answer (for validation and the document).
 
     ``status`` is the success status (201 for a creation); ``errors`` the refusals the handler itself
-    raises beyond those the core derives from the route (400 on the query, 401, 404 on an ``{id}``,
-    413/415 on a body, 503 when a dependency is down). A ``static`` route answers from memory alone;
-    ``media_type`` is what a non-JSON route (an ``Asset``) serves."""
+    raises beyond those the core derives from the route (400 on the query, 401/403/429 on a keyed
+    route, 404 on an ``{id}``, 413/415 on a body, 503 when a dependency is down). A ``static`` route
+    answers from memory alone; ``media_type`` is what a non-JSON route (an ``Asset``) serves.
+
+    ``scope`` is what a key needs to call the route: a GET defaults to ``read``; any other method must
+    name its scope, so a new write route cannot be left callable by a read-only key by omission."""
 
     method: str
     pattern: str
@@ -78,12 +87,22 @@ class Route:
     errors: tuple[int, ...] = ()
     static: bool = False
     media_type: str = "application/json"
+    scope: Scope | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.scope is None:
+            if self.method != "GET" and not self.public:
+                raise ValueError(f"route {self.method} {self.pattern} must declare its scope (write or admin)")
+            object.__setattr__(self, "scope", "read")
         object.__setattr__(
             self, "regex", re.compile("^" + re.escape(self.pattern).replace(re.escape("{id}"), _ID) + "$")
         )
+
+    @property
+    def required_scope(self) -> Scope:
+        """The scope a key needs for this route (set by ``__post_init__``, never None after it)."""
+        return self.scope or "read"
 
     def statuses(self, *, auth: bool) -> dict[int, str]:
         """Every status this operation can answer, with what it means: the OpenAPI document lists
@@ -91,6 +110,8 @@ class Route:
         out = {self.status: "Created" if self.status == 201 else "OK", 400: "Invalid request"}
         if auth and not self.public:
             out[401] = "Missing or invalid API key"
+            out[403] = f"The key lacks the {self.required_scope!r} scope"
+            out[429] = _MEANING[429]
         if "{id}" in self.pattern or 404 in self.errors:
             out[404] = "Not found"
         if self.body is not None:

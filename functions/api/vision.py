@@ -1,6 +1,11 @@
 """``/images/{id}/detections`` and ``/streams`` for the API core.
 
 Errors name the problem, never the submitted URL: a refused stream says which rule it broke.
+Streams count against quotas per owner: the name of the API key that registered them
+(:func:`functions.api.auth.owner_of`), each key allowed its own number at once
+(:func:`functions.api.auth.max_streams_of`). A registration over a quota is a
+429 whose ``Retry-After`` is a fixed short interval (``_RETRY_QUOTA_S``): a place frees when another
+stream stops, ends, fails or expires, which the API cannot foresee.
 """
 
 from __future__ import annotations
@@ -11,15 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.api.auth import max_streams_of, owner_of
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
-from functions.api.routing import Call, Created
-from shared.errors import PoisonError
+from functions.api.routing import Asset, Call, Created
+from shared.errors import ObjectNotFound, PoisonError
 from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
 from shared.vision.stream_registry import (
+    StreamQuotaExceeded,
     get_stream,
     list_streams,
     register_stream,
@@ -42,6 +49,7 @@ __all__ = [
     "StreamRequest",
     "create_stream",
     "delete_stream",
+    "image_content",
     "image_detections",
     "images_index",
     "stream_frames",
@@ -52,6 +60,12 @@ __all__ = [
 _IMAGE_STATUSES = ("pending", "done", "rejected")
 
 _MAX_BODY = 8192
+_IMAGE_MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+
+# Seconds a client refused by a stream quota waits before trying again. Not the idle-expiry horizon:
+# that bounds only idle streams, while a stopped or ended one frees its place at once, so a short
+# fixed interval lets a client poll cheaply without promising a time the API cannot know.
+_RETRY_QUOTA_S = "60"
 
 
 class StreamRequest(BaseModel):
@@ -122,10 +136,14 @@ class Stream(_Answer):
     fps: float
     keyframes_only: bool
     model: str | None
-    status: Literal["pending", "running", "retrying", "ended", "stopped"]
+    owner: str = Field(description="the API key that registered the stream; quotas count per owner")
+    status: Literal["pending", "running", "retrying", "ended", "stopped", "failed", "expired"] = Field(
+        description="failed: the source can never be read as registered; expired: no frame for the idle limit"
+    )
     lease_owner: str | None
     lease_expires_at: datetime | None
-    last_error: str | None
+    last_error: str | None = Field(description="redacted: names the failure, never the URL nor the decoder's text")
+    last_error_code: str | None = Field(description="which failure last_error is, for clients that branch on it")
     frames_done: int
     frames_dropped: int
     last_frame_ts: float | None
@@ -173,6 +191,27 @@ def image_detections(call: Call) -> ImageDetections:
     return ImageDetections.model_validate({"image": image, "detections": found})
 
 
+def image_content(call: Call) -> Asset:
+    """The image's bytes, read through the Blob port with the caller's key (the console draws its
+    boxes over them). Only decoded formats are served, under their own media type, so a stored
+    object is never handed to a browser as something it could run."""
+    svc = call.services
+    with svc.db.connection() as conn:
+        image = get_image(conn, call.id)
+        conn.commit()
+    if image is None:
+        raise not_found("image")
+    media_type = _IMAGE_MEDIA.get((image["format"] or "").lower())
+    if media_type is None:
+        raise ApiError(409, "not_viewable", "the image was not decoded as a viewable format")
+    try:
+        with svc.blob.open(image["bucket"], image["key"], max_bytes=svc.settings.image_max_bytes) as reader:
+            content = reader.read()
+    except ObjectNotFound:
+        raise not_found("image object") from None
+    return Asset(content, media_type, cache="private, max-age=300")
+
+
 def images_index(call: Call) -> ImagePage:
     """Newest first; a full page carries the cursor of its last (oldest) image."""
     status, limit = call.query["status"], call.query["limit"]
@@ -193,6 +232,8 @@ def create_stream(call: Call) -> Created:
     body = json_body(call.request, StreamRequest, what="stream registration", max_bytes=_MAX_BODY)
     if body.fps > s.stream_max_fps:
         raise ApiError(400, "invalid_body", f"fps must be at most {s.stream_max_fps:g}")
+    if body.fps < s.stream_min_fps:
+        raise ApiError(400, "invalid_body", f"fps must be at least {s.stream_min_fps:g}")
     try:
         validate_stream_url(
             body.url,
@@ -202,7 +243,20 @@ def create_stream(call: Call) -> Created:
     except PoisonError as exc:
         raise ApiError(400, "url_refused", str(exc)) from None
     with call.services.db.connection() as conn:
-        row = register_stream(conn, body.url, body.fps, model=body.model, keyframes_only=body.keyframes_only)
+        try:
+            row = register_stream(
+                conn,
+                body.url,
+                body.fps,
+                model=body.model,
+                keyframes_only=body.keyframes_only,
+                owner=owner_of(call),
+                max_active=s.stream_max_active,
+                max_per_owner=max_streams_of(call),
+            )
+        except StreamQuotaExceeded as exc:
+            conn.rollback()
+            raise ApiError(429, "stream_quota_exceeded", str(exc), headers={"retry-after": _RETRY_QUOTA_S}) from None
         conn.commit()
     answer = StreamAnswer.model_validate({"stream": row})
     return Created(answer, f"/streams/{answer.stream.id}")

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from shared.queue.relay import RelayReport
 
 __all__ = [
+    "MIN_CLOUD_API_KEY_CHARS",
     "Cloud",
     "EntrySettings",
     "FunctionRuntime",
     "build_blob",
+    "check_cloud_api_key",
     "load_entry_settings",
     "payload_digest",
     "record_poison",
@@ -42,6 +44,8 @@ Cloud = Literal["aws", "gcp", "local"]
 BlobBackend = Literal["local", "s3", "gcs"]
 _DEFAULT_BLOB: dict[Cloud, BlobBackend] = {"aws": "s3", "gcp": "gcs", "local": "local"}
 _MAX_STORED_ENVELOPE = 64 * 1024
+# 32 characters of a random key are ≥ 160 bits in any common alphabet (hex, base64): beyond guessing.
+MIN_CLOUD_API_KEY_CHARS = 32
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -130,9 +134,13 @@ def build_blob(settings: EntrySettings, cloud: Cloud) -> Blob:
 class FunctionRuntime:
     """Per-process state of one function's entry point on one cloud."""
 
-    def __init__(self, function: str, cloud: Cloud, *, settings: EntrySettings | None = None) -> None:
+    def __init__(
+        self, function: str, cloud: Cloud, *, settings: EntrySettings | None = None, serves_http: bool = False
+    ) -> None:
+        """``serves_http``: the function answers HTTP requests, so in a cloud it must hold a strong key."""
         self.function = function
         self.cloud = cloud
+        self.serves_http = serves_http
         self._settings = settings
         self._services: Services | None = None
         self._publishers: dict[str, Any] | None = None
@@ -146,7 +154,10 @@ class FunctionRuntime:
                 from shared.secrets import resolve_aws_secret_ids
 
                 resolve_aws_secret_ids()
-            self._settings = load_entry_settings()
+            settings = load_entry_settings()
+            if self.serves_http and self.cloud != "local":
+                check_cloud_api_key(settings)
+            self._settings = settings
         return self._settings
 
     @property
@@ -266,6 +277,20 @@ class FunctionRuntime:
         )
         log.warning("dead-lettered %s delivery %s: %s", self.function, delivery_id, error)
         return recorded
+
+
+def check_cloud_api_key(settings: Settings) -> None:
+    """Refuse to serve HTTP in a cloud with no key or a guessable one.
+
+    Without ``CONTENTFN_API_KEY`` the API would take no key at all (the local runtime's default), and
+    the key is the admin-scoped key named ``env``: a short one would open every admin route to guessing.
+    """
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if len(key) < MIN_CLOUD_API_KEY_CHARS:
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}API_KEY must be set to a random key of at least"
+            f" {MIN_CLOUD_API_KEY_CHARS} characters in a cloud runtime (it is {'empty' if not key else 'too short'})"
+        )
 
 
 def record_poison(db: Database, *, kind: str, envelope: Any, error: str, dedup_key: str) -> bool:

@@ -59,9 +59,14 @@ def test_every_function_folder_has_a_lambda_with_its_event_source(resources: lis
     schedules = {function_key(r["address"]): r for r in by_type(resources, "aws_scheduler_schedule")}
     routes = [r for r in by_type(resources, "aws_apigatewayv2_route")]
     # S3 → SQS → Lambda: the bucket notifies the object function's queue; nothing invokes it directly
-    notifications = [
-        cfg["id"] for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"].get("queue", [])
+    queue_notifications = [
+        cfg for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"].get("queue", [])
     ]
+    notifications = [cfg["id"] for cfg in queue_notifications]
+    # AND the queue hears removals as well as uploads: a deleted object takes away what it alone fed
+    assert queue_notifications
+    for cfg in queue_notifications:
+        assert set(cfg["events"]) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, cfg["id"]
     assert not [
         cfg
         for r in by_type(resources, "aws_s3_bucket_notification")
@@ -77,11 +82,11 @@ def test_every_function_folder_has_a_lambda_with_its_event_source(resources: lis
         fn = lambdas[name]["values"]
         assert fn["package_type"] == "Image"
         assert fn["image_config"][0]["command"] == [f"functions.{name}.aws.handler"]
-        object_created = f"{name}-object-created" in notifications
+        object_events = f"{name}-object-events" in notifications
         sources = {
-            "queue": name in mappings and not object_created,
+            "queue": name in mappings and not object_events,
             "schedule": name in schedules,
-            "object": object_created and name in mappings,
+            "object": object_events and name in mappings,
             "http": any(function_key(r["address"]) == name for r in routes),
         }
         assert sum(sources.values()) == 1, f"{name}: expected exactly one event source, got {sources}"

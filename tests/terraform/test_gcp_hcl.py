@@ -57,6 +57,13 @@ def test_every_function_has_a_gcp_function_with_its_trigger(env_name: str) -> No
             content = trigger_block["content"][0]
             assert content["event_type"] == "google.cloud.storage.object.v1.finalized"
             assert content["event_filters"][0]["attribute"] == "bucket"
+            # and deletions through a second Eventarc trigger to the same service
+            ((_, deleted),) = resources("function", "google_eventarc_trigger")
+            assert "local.is_object" in deleted["count"]
+            criteria = {c["attribute"]: c["value"] for c in deleted["matching_criteria"]}
+            assert criteria == {"type": "google.cloud.storage.object.v1.deleted", "bucket": "${var.bucket_name}"}
+            service = deleted["destination"][0]["cloud_run_service"][0]["service"]
+            assert service == "${google_cloudfunctions2_function.this.name}"
         elif trigger == "queue":
             # a Pub/Sub push subscription to the function's URL
             queue = platform["queue"]

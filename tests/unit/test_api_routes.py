@@ -122,7 +122,7 @@ def test_every_list_route_pages_with_limit_and_one_cursor(routes: tuple[Route, .
     doc = build_openapi(routes, auth=True)
     schemas = doc["components"]["schemas"]
     lists = {r.pattern: (r, r.response) for r in routes if r.response and "next_cursor" in r.response.model_fields}
-    assert set(lists) == {"/images", "/streams", "/streams/{id}/detections", "/dead-jobs"}
+    assert set(lists) == {"/tracks", "/images", "/streams", "/streams/{id}/detections", "/dead-jobs"}
     for route, model in lists.values():
         names = {p.name for p in route.params}
         assert {"cursor", "limit"} <= names and not names & {"before", "after"}, route.pattern

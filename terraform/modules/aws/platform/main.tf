@@ -114,7 +114,7 @@ module "secrets" {
   kms_key_arn = module.kms.kms_key_arn
   secrets = {
     "database-url"          = "PostgreSQL URL of a database not created here (CONTENTFN_DATABASE_URL); with create_database the RDS-managed secret is read instead"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
@@ -217,9 +217,10 @@ resource "aws_s3_bucket_notification" "uploads" {
     for_each = local.object_functions
 
     content {
-      id        = "${queue.key}-object-created"
+      id        = "${queue.key}-object-events"
       queue_arn = module.queue[queue.key].queue_arn
-      events    = ["s3:ObjectCreated:*"]
+      # Removals too: a deleted object takes away the tracks it alone fed.
+      events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     }
   }
 

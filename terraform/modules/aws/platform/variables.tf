@@ -27,7 +27,7 @@ variable "region" {
 variable "functions" {
   description = <<-EOT
     The function set: one entry per folder under functions/. Adding a function is one entry.
-    trigger: object (S3 ObjectCreated on the uploads bucket), queue (SQS job batches), schedule
+    trigger: object (S3 ObjectCreated and ObjectRemoved on the uploads bucket), queue (SQS job batches), schedule
     (EventBridge Scheduler; `schedule` is a rate() or cron() expression) or http (the HTTP API).
     publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
     secrets: keys of `secrets` the function may read.

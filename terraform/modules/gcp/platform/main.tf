@@ -115,7 +115,7 @@ module "secrets" {
   labels            = local.labels
   secrets = {
     "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH string (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
