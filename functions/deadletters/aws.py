@@ -33,6 +33,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         runtime.poison("deadletters answers schedule events only", event, delivery_id=delivery_id)
         return {"status": "dead_lettered"}
     report = import_dead_letters(runtime.services)
-    logger.info("dead letters imported", extra=report.as_dict())
+    logger.info("dead letters imported", extra=report.model_dump(mode="json"))
     metrics.add_metric(name="DeadLettersImported", unit=MetricUnit.Count, value=report.imported)
-    return report.as_dict()
+    return report.model_dump(mode="json")

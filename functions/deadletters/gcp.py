@@ -30,5 +30,5 @@ def deadletters(request: flask.Request) -> flask.Response:
         )
         return flask.Response(status=204)
     report = import_dead_letters(runtime.services)
-    log.info("dead letters imported: %s", report.as_dict())
-    return flask.jsonify(report.as_dict())
+    log.info("dead letters imported: %s", report.model_dump(mode="json"))
+    return flask.jsonify(report.model_dump(mode="json"))

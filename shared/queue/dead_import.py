@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.config import Settings
 from shared.store.db import Database
@@ -50,19 +52,19 @@ class DeadLetter:
     error: str | None  # set when the consumer dead-lettered it as poison
 
 
-@dataclass
-class ImportReport:
+class ImportReport(BaseModel):
+    """One import over the configured dead-letter queues: what was recorded, what was there already."""
+
+    model_config = ConfigDict(extra="forbid")
+
     imported: int = 0
     already_recorded: int = 0
-    sources: dict[str, int] = field(default_factory=dict)  # imported per DLQ / subscription
+    sources: dict[str, int] = Field(default_factory=dict)  # imported per DLQ / subscription
 
     def add(self, source: str, imported: int, known: int) -> None:
         self.imported += imported
         self.already_recorded += known
         self.sources[source] = self.sources.get(source, 0) + imported
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"imported": self.imported, "already_recorded": self.already_recorded, "sources": self.sources}
 
 
 def record_dead_letters(db: Database, letters: Sequence[DeadLetter]) -> tuple[int, int]:
