@@ -118,6 +118,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Delete one track with everything derived from it (404 when it is gone already)",
             response=TrackDeleted,
             errors=(404,),
+            # Irreversible for every caller's view of the data (derived rows go with it): admin, like purging dead jobs.
+            scope="admin",
         ),
         Route(
             "GET",
