@@ -19,6 +19,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from local.eval_cli import eval_group
+from local.read_commands import export_command, trace_command
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
@@ -633,6 +634,8 @@ def clean() -> None:
 
 
 main.add_command(eval_group)
+main.add_command(trace_command)
+main.add_command(export_command)
 
 
 def run() -> None:

@@ -251,6 +251,20 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    otel_exporter_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP endpoint spans are exported to (`/v1/traces` is added unless given): a collector, or the"
+            " OTLP endpoint of X-Ray or Cloud Trace. Unset: no spans are exported, but the trace context of"
+            " incoming jobs still travels on with the jobs they cause."
+        ),
+    )
+    otel_sample_ratio: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces recorded, decided at the upload event; every later stage follows it.",
+    )
 
     # --- Content intelligence: cache, outbound HTTP, scrape, enrich, analyze ------------------
     redis_url: SecretStr | None = Field(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation
 
 __all__ = ["HttpRequest", "HttpResponse", "Job", "ObjectCreated", "ObjectDeleted", "ObjectEvent", "ScheduleTick"]
 
@@ -73,6 +74,10 @@ class Job(BaseModel):
     payload: dict[str, Any]
     attempts: int = 1
     dedup_key: str | None = None
+    # W3C trace context of the span that queued it (shared.observability.traces): not part of the
+    # payload, so neither dedup keys nor payload models see it.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 class ScheduleTick(BaseModel):
@@ -107,8 +112,32 @@ class HttpRequest(BaseModel):
 
 
 class HttpResponse(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    """An answer: ``body`` whole, or ``stream`` — chunks produced while they are sent (an export),
+    which each runtime passes on as they come (the local server, GCP) or buffers under a cap (AWS
+    Lambda, whose buffered answers are size-limited). Close the stream when it is not sent."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     status: int
     body: bytes = b""
     headers: dict[str, str] = Field(default_factory=dict)
+    # Not validated: pydantic would wrap the iterator and hide its close(), which frees a database cursor.
+    stream: SkipValidation[Iterator[bytes] | None] = Field(default=None, exclude=True, repr=False)
+
+    def buffered(self, max_bytes: int) -> bytes | None:
+        """The whole body, reading the stream when there is one; None (stream closed) past ``max_bytes``."""
+        if self.stream is None:
+            return self.body
+        parts: list[bytes] = []
+        size = 0
+        try:
+            for chunk in self.stream:
+                size += len(chunk)
+                if size > max_bytes:
+                    return None
+                parts.append(chunk)
+        finally:
+            close = getattr(self.stream, "close", None)
+            if close is not None:
+                close()
+        return b"".join(parts)

@@ -16,6 +16,7 @@ import pytest
 
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
+from shared.observability.logs import remove_installed_handler
 from shared.services import Services
 from tests.conftest import REPO
 
@@ -87,6 +88,7 @@ def entry_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     yield settings
     for runtime in _runtimes():
         runtime.close()
+    remove_installed_handler()  # a GCP entry point routed the root logger to stdout as JSON
 
 
 @pytest.fixture

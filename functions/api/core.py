@@ -79,7 +79,10 @@ class Api:
             elif route.required_scope != "read":
                 acted.append((None, route, path_params))
             values = validate_query(request.query, route.params)
-            return _answer(route, route.handler(Call(self.services, request, values, path_params, self.routes, key)))
+            result = route.handler(Call(self.services, request, values, path_params, self.routes, key))
+            if isinstance(result, HttpResponse):  # a handler that shapes its own answer (a streamed export)
+                return result
+            return _answer(route, result)
         except ApiError as exc:
             return _problem(exc)
         except ModelNotReady:

@@ -74,6 +74,10 @@ def _operation(route: Route, auth: bool, schemas: dict[str, Any]) -> dict[str, A
     parameters: list[dict[str, Any]] = []
     if "{id}" in route.pattern:
         parameters.append({"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}})
+    if "{name}" in route.pattern:
+        parameters.append(
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 500}}
+        )
     for p in route.params:
         schema: dict[str, Any] = (
             {"type": "integer", "minimum": p.minimum, "maximum": p.maximum}

@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 
@@ -18,6 +19,8 @@ from shared.store.api_keys import ApiKey, Scope
 __all__ = ["Asset", "Call", "Created", "Handler", "Route"]
 
 _ID = r"(?P<id>[0-9]{1,18})"
+# A name segment (an artist): anything but '/', percent-decoded by the dispatcher's caller or by Call.name.
+_NAME = r"(?P<name>[^/]{1,500})"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class Call:
     def id(self) -> int:
         """The ``{id}`` of the path (digits only, bounded by the route's pattern)."""
         return int(self.path["id"])
+
+    @property
+    def name(self) -> str:
+        """The ``{name}`` of the path, percent-decoded (runtimes hand over the path as sent or decoded;
+        decoding a decoded name again only changes one holding a literal '%XX')."""
+        return unquote(self.path["name"])
 
 
 @dataclass(frozen=True)
@@ -95,9 +104,8 @@ class Route:
             if self.method != "GET" and not self.public:
                 raise ValueError(f"route {self.method} {self.pattern} must declare its scope (write or admin)")
             object.__setattr__(self, "scope", "read")
-        object.__setattr__(
-            self, "regex", re.compile("^" + re.escape(self.pattern).replace(re.escape("{id}"), _ID) + "$")
-        )
+        pattern = re.escape(self.pattern).replace(re.escape("{id}"), _ID).replace(re.escape("{name}"), _NAME)
+        object.__setattr__(self, "regex", re.compile("^" + pattern + "$"))
 
     @property
     def required_scope(self) -> Scope:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.observability import job_span
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
 from shared.services import Services
@@ -65,7 +66,8 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
     if not work:
         return EmbedOutcome(claimed=len(claimed), failed=poison)
     try:
-        embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
+        with job_span("embed batch", [c.job for c in work], attributes={"batch.jobs": len(work)}):
+            embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
     except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
         log.exception("embed batch of %d failed", len(work))
         for c in work:

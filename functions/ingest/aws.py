@@ -21,8 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -37,6 +36,7 @@ from shared.envelopes.aws import (
 )
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
 from shared.events import ObjectCreated, ObjectDeleted, ObjectEvent
+from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime, payload_digest
 
 if TYPE_CHECKING:
@@ -45,9 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["handler", "runtime"]
 
-logger = Logger(service="contentfn-ingest")
+logger = powertools_logger("contentfn-ingest")
 metrics = Metrics(namespace="contentfn", service="ingest")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("ingest", "aws")
 _processor: BatchProcessor | None = None
 

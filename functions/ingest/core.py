@@ -18,6 +18,8 @@ from functions.ingest.reports import BadRowReport, FileReport, IngestReport, Rej
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import Claim, IdempotentOutcome, in_progress_ttl_s, run_claimed
+from shared.observability import log_context, span
+from shared.observability.traces import SpanKind
 from shared.queue.kinds import TRACK_JOB_KINDS
 from shared.services import Services
 from shared.store import ledger
@@ -48,7 +50,10 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
 
     settings = services.settings
     ttl_s = in_progress_ttl_s(settings.function_timeout_s, settings.idempotency_ttl_s)
-    return run_claimed(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
+    # The root of the upload's trace: every job queued inside carries this span's context on.
+    attributes = {"object.bucket": event.bucket, "object.key": event.key, "object.generation": event.generation}
+    with span("ingest object", kind=SpanKind.CONSUMER, attributes=attributes), log_context(object=event.uri):
+        return run_claimed(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
 
 
 def _ingest(event: ObjectCreated, services: Services, claim: Claim | None = None) -> FileReport | RejectedReport:

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -20,6 +21,7 @@ from pydantic import Field, ValidationError, field_validator
 from shared.blob.base import Blob
 from shared.config import ENV_PREFIX, Settings, check_settings
 from shared.errors import ConfigError
+from shared.observability import configure_logging, configure_tracing, flush_traces
 from shared.services import Services
 from shared.store.db import Database
 
@@ -167,12 +169,34 @@ class FunctionRuntime:
             with self._lock:
                 if self._services is None:
                     s = self.settings
-                    logging.getLogger().setLevel(s.log_level)
+                    self.observe(s)
                     services = Services.from_settings(s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud))
                     if s.queues or s.queue_backlogs:
                         services.remote_backlog = self._remote_backlog
                     self._services = services
         return self._services
+
+    @property
+    def service_name(self) -> str:
+        return f"contentfn-{self.function}"
+
+    def observe(self, settings: Settings) -> None:
+        """Logs in the platform's native form and the span exporter, once per set of services.
+
+        GCP reads JSON entries from stdout; on AWS, Powertools' Logger formats (its handler gets the
+        context filter where the entry point builds it); the local runtime keeps its console.
+        """
+        if self.cloud == "gcp":
+            project = getattr(settings, "gcp_project", None) or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            configure_logging("gcp", self.service_name, level=settings.log_level, project=project)
+        else:
+            logging.getLogger().setLevel(settings.log_level)
+        configure_tracing(
+            self.service_name,
+            settings.otel_exporter_endpoint,
+            sample_ratio=settings.otel_sample_ratio,
+            attributes={"cloud.provider": self.cloud, "faas.name": self.function},
+        )
 
     def use(self, services: Services) -> None:
         """Inject ready-made services (tests, the local runtime)."""
@@ -198,6 +222,8 @@ class FunctionRuntime:
                 return handler(*args, **kwargs)
             finally:
                 self.relay()
+                # The instance may be frozen (Lambda) or throttled (Cloud Run) once it answers.
+                flush_traces()
 
         return wrapper  # type: ignore[return-value]
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.events import Job
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay, trace_attributes
 from shared.queue.errors import PublishFailed, QueueUnavailable
 
 __all__ = ["PRIOR_ATTEMPTS", "SqsQueue", "job_message", "sqs_client"]
@@ -92,6 +92,8 @@ class SqsQueue:
         attrs: dict[str, Any] = {"kind": {"DataType": "String", "StringValue": job.kind}}
         if job.dedup_key:
             attrs["dedup_key"] = {"DataType": "String", "StringValue": job.dedup_key}
+        for name, value in trace_attributes(job).items():
+            attrs[name] = {"DataType": "String", "StringValue": value}
         entry: dict[str, Any] = {
             "Id": entry_id,
             "MessageBody": json.dumps(job_message(job), separators=(",", ":")),
@@ -128,6 +130,11 @@ class SqsQueue:
 
     def _job(self, msg: dict[str, Any]) -> Job:
         attempts = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", 1)) + _prior_attempts(msg)
+        attrs = {
+            str(k): str(v["StringValue"])
+            for k, v in (msg.get("MessageAttributes") or {}).items()
+            if isinstance(v, dict) and isinstance(v.get("StringValue"), str)
+        }
         try:
             doc = json.loads(msg["Body"])
             return Job(
@@ -136,6 +143,8 @@ class SqsQueue:
                 payload=doc["payload"],
                 attempts=attempts,
                 dedup_key=doc.get("dedup_key"),
+                traceparent=attrs.get("traceparent"),
+                tracestate=attrs.get("tracestate"),
             )
         except (ValueError, KeyError, TypeError):
             # Unparseable: hand it out with an empty payload so the consumer's poison path dead-letters it.

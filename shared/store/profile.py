@@ -2,7 +2,9 @@
 analysis, its embedding models, its provenance and its stage trail.
 
 Enrichments and analyses carry ``current``: whether they were computed from the text the track has
-now (a changed lyric leaves the old rows until the pipeline recomputes them).
+now (a changed lyric leaves the old rows until the pipeline recomputes them). One analysis is
+``chosen``: the track's current analysis (:mod:`shared.store.current_analysis`), the one browse
+filters on, aggregates count and export writes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.intel.profile import Profile
 from shared.models import Track
+from shared.store.current_analysis import CURRENT_ANALYSIS
 from shared.store.provenance import Provenance, provenance_of
 from shared.store.tracks import TrackStore
 
@@ -73,6 +76,9 @@ class AnalysisRecord(_Answer):
     prompt_version: str
     content_hash: str
     current: bool = Field(description="computed from the track's present text")
+    chosen: bool = Field(
+        description="the track's profile: the one analysis that browse filters, aggregates and export use"
+    )
     profile: Profile
     confidence: float
     field_confidence: dict[str, float] = {}
@@ -120,11 +126,15 @@ def track_profile(conn: psycopg.Connection[Any], track_id: int) -> TrackProfile 
         )
         enrichments = _enrichments(cur.fetchall(), track.content_hash)
         cur.execute(
+            "SELECT p.analyzer, p.prompt_version FROM tracks t" + CURRENT_ANALYSIS + "WHERE t.id = %s", (track_id,)
+        )
+        chosen = cur.fetchone()
+        cur.execute(
             "SELECT analyzer, prompt_version, content_hash, result, confidence, fallback, tokens_in, tokens_out,"
             " cost_usd, created_at FROM analyses WHERE track_id = %s ORDER BY created_at, analyzer, prompt_version",
             (track_id,),
         )
-        analyses = [_analysis(row, track.content_hash) for row in cur.fetchall()]
+        analyses = [_analysis(row, track.content_hash, chosen) for row in cur.fetchall()]
         provenance = provenance_of(conn, track_id)
         subjects = [f"track:{track_id}", *sorted({f"object:{o.bucket}/{o.key}" for o in provenance.objects})]
         cur.execute(
@@ -166,13 +176,16 @@ def _enrichments(rows: list[tuple[Any, ...]], content_hash: str) -> Enrichments:
     return out
 
 
-def _analysis(row: tuple[Any, ...], content_hash: str) -> AnalysisRecord:
+def _analysis(row: tuple[Any, ...], content_hash: str, chosen: tuple[Any, ...] | None) -> AnalysisRecord:
     analyzer, prompt_version, chash, result, confidence, fallback, tokens_in, tokens_out, cost, created_at = row
+    current = chash == content_hash
     return AnalysisRecord(
         analyzer=analyzer,
         prompt_version=prompt_version,
         content_hash=chash,
-        current=chash == content_hash,
+        current=current,
+        # (track, analyzer, prompt version, content hash) is unique: with the present text, it names one row.
+        chosen=current and chosen is not None and (analyzer, prompt_version) == tuple(chosen),
         profile=Profile.model_validate(result["profile"]),
         confidence=confidence,
         field_confidence=result.get("field_confidence") or {},

@@ -284,3 +284,21 @@ def test_the_gpu_worker_relays_deferred_jobs_that_fell_due_to_its_topic() -> Non
     ((_, member),) = resources("gpu_service", "google_pubsub_topic_iam_member")
     assert member["topic"] == "${var.topic_id}" and member["role"] == "roles/pubsub.publisher"
     assert module_calls("platform")["gpu_service"]["topic_id"] == "${module.detect_queue.pubsub_topic_id}"
+
+
+def test_the_trace_exporter_endpoint_and_sampling_reach_every_process() -> None:
+    # Every env declares the tracing variable and hands it to the platform module ...
+    for env_name in tftools.ENVS:
+        assert 'variable "tracing"' in (GCP_ENVS / env_name / "variables.tf").read_text()
+    env_main = tftools.load_hcl(GCP_ENVS / "root" / "main.tf")
+    platform_call = next(body for block in env_main["module"] for name, body in block.items() if name == "contentfn")
+    assert platform_call["tracing"] == "${var.tracing}"
+    # ... whose common environment (every function and the GPU worker get it) carries both settings
+    common = module("platform")["locals"][0]["common_environment"]
+    assert common["CONTENTFN_OTEL_EXPORTER_ENDPOINT"] == "${var.tracing.otlp_endpoint}"
+    assert common["CONTENTFN_OTEL_SAMPLE_RATIO"] == "${tostring(var.tracing.sample_ratio)}"
+    assert module_calls("platform")["gpu_service"]["environment"] == (
+        "${merge(local.common_environment, var.gpu.environment)}"
+    )
+    tracing = next(v["tracing"] for v in module("platform")["variable"] if "tracing" in v)
+    assert len(tracing["validation"]) == 2  # the ratio in [0, 1]; the endpoint empty or http(s)

@@ -36,6 +36,9 @@ locals {
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Built from names (as AWS forms them) so they are known at plan time: the worker's task

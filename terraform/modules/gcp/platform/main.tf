@@ -38,6 +38,9 @@ locals {
     CONTENTFN_LOG_LEVEL          = var.log_level
     # Memorystore signs its TLS certificate with its own CA, which no trust store holds.
     CONTENTFN_REDIS_CA_CERT = module.cache.server_ca_cert
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Topic IDs by queue name, built from names so functions and queues do not depend on each other.
