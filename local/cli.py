@@ -374,6 +374,39 @@ def _relay_replayed(svc: Services, kinds: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(report.published.items()))
 
 
+@dead.command("import")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="QUEUE=KIND",
+    help="an SQS DLQ URL or a Pub/Sub dead-letter subscription, and the kind it holds (repeatable);"
+    " default: CONTENTFN_DEAD_LETTER_SOURCES",
+)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True, help="per source")
+def dead_import(sources: tuple[str, ...], limit: int) -> None:
+    """Bring the cloud dead-letter queues' messages into the dead-letter store (each message once)."""
+    from shared.queue.dead_import import import_dead_letter_sources
+
+    chosen: dict[str, str] = {}
+    for source in sources:
+        queue, sep, kind = source.rpartition("=")
+        if not sep or not queue or not kind:
+            raise click.UsageError(f"--source {source!r}: give QUEUE=KIND")
+        chosen[queue] = kind
+    svc = _services()
+    try:
+        chosen = chosen or svc.settings.dead_letter_sources
+        if not chosen:
+            raise click.UsageError("no dead-letter queues: give --source or set CONTENTFN_DEAD_LETTER_SOURCES")
+        report = import_dead_letter_sources(svc.db, chosen, svc.settings, max_messages=limit)
+    finally:
+        svc.close()
+    console.print(f"imported {report.imported}, already recorded {report.already_recorded}", soft_wrap=True)
+    for source, n in sorted(report.sources.items()):
+        console.print(f"  {source}: {n}", soft_wrap=True)
+
+
 @dead.command("purge")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--kind", default=None, help="only this kind")

@@ -167,7 +167,21 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(
         default=900.0,
         gt=0,
-        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
+        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one"
+        " is taken over after it. Used only where function_timeout_s is unset.",
+    )
+    function_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="The platform's timeout of this function (Terraform sets it from the function's own): a delivery"
+        " in progress holds off duplicates until just past it, when the platform has stopped that delivery, so"
+        " retries of a crashed one are not refused.",
+    )
+    dead_letter_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cloud dead-letter queue → the job kind (or function) it holds (JSON; Terraform sets it): SQS DLQ"
+        " URLs and Pub/Sub dead-letter subscriptions (`projects/P/subscriptions/S`) that `contentfn dead import` and"
+        " the scheduled import drain into the dead-letter store.",
     )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
     worker_failure_backoff_cap_s: float = Field(

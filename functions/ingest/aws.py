@@ -1,16 +1,20 @@
 """ingest on AWS Lambda. One handler for the three ways S3 announces an upload or a deletion:
 
+- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures): what
+  Terraform wires, because the queue's visibility (6x the timeout) and redrive outlive a crashed
+  invocation, where an asynchronous invoke is retried twice within minutes and then dropped,
 - S3 event notification invoking the function (asynchronous invoke),
-- S3 "Object Created" / "Object Deleted" through EventBridge (asynchronous invoke),
-- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures).
+- S3 "Object Created" / "Object Deleted" through EventBridge (asynchronous invoke).
 
 ``ObjectRemoved`` records remove what the object alone produced (:mod:`functions.ingest.deletion`).
 
 Outcomes: a file that can never be ingested is reported ``rejected`` by the core (ledger + shared
 dead-letter store) and acknowledged. A payload that is not an S3 event is dead-lettered in the
 shared store; on the asynchronous paths it is then acknowledged, in an SQS batch it is also listed
-in ``batchItemFailures`` so SQS's redrive keeps the raw message in the queue's DLQ. A transient
-error raises: Lambda retries the asynchronous invoke, SQS redelivers the batch item.
+in ``batchItemFailures`` so SQS's redrive keeps the raw message in the queue's DLQ (the dead-letter
+import recognises it by its message id and records it no second time). A transient error raises:
+Lambda retries the asynchronous invoke, SQS redelivers the batch item (an in-progress claim of a
+crashed delivery lasts just past the function timeout, well within the queue's visibility).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from functions.ingest.parsing import BadRow, ParsedRow, detect_format, iter_rows
 from functions.ingest.reports import BadRowReport, FileReport, IngestReport, RejectedReport
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
-from shared.idempotency import IdempotentOutcome, run_once
+from shared.idempotency import Claim, IdempotentOutcome, in_progress_ttl_s, run_claimed
 from shared.observability import log_context, span
 from shared.observability.traces import SpanKind
 from shared.queue.kinds import TRACK_JOB_KINDS
@@ -43,17 +43,20 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
     Objects under ``images/`` are images: recorded and queued for the GPU detector instead.
     """
 
-    def effect() -> IngestReport:
-        return ingest_image(event, services) if is_image_key(event.key) else _ingest(event, services)
+    def effect(claim: Claim) -> IngestReport:
+        if is_image_key(event.key):
+            return ingest_image(event, services, claim)
+        return _ingest(event, services, claim)
 
-    ttl_s = services.settings.idempotency_ttl_s
+    settings = services.settings
+    ttl_s = in_progress_ttl_s(settings.function_timeout_s, settings.idempotency_ttl_s)
     # The root of the upload's trace: every job queued inside carries this span's context on.
     attributes = {"object.bucket": event.bucket, "object.key": event.key, "object.generation": event.generation}
     with span("ingest object", kind=SpanKind.CONSUMER, attributes=attributes), log_context(object=event.uri):
-        return run_once(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
+        return run_claimed(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
 
 
-def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedReport:
+def _ingest(event: ObjectCreated, services: Services, claim: Claim | None = None) -> FileReport | RejectedReport:
     settings = services.settings
     subject = f"object:{event.uri}"
     started = time.perf_counter()
@@ -109,6 +112,8 @@ def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedRe
                     detail=report.model_dump(mode="json"),
                     duration_ms=elapsed_ms,
                 )
+                if claim is not None:
+                    claim.complete(conn, report)  # "done" commits with the rows, or not at all
                 conn.commit()
     except PoisonError as exc:
         return _reject(event, services, subject, str(exc), started)

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from functions.scrape.fetchers import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
-from shared.idempotency import IdempotentOutcome, run_once
+from shared.idempotency import IdempotentOutcome, in_progress_ttl_s, run_once
 from shared.intel.context import intel_for
 from shared.models import TrackIn
 from shared.queue.kinds import track_jobs
@@ -69,7 +69,7 @@ class ScrapeReport(BaseModel):
 def handle_tick(tick: ScheduleTick, services: Services) -> IdempotentOutcome[ScrapeReport]:
     """Scrape every configured source once for this tick (at most once per tick)."""
     key = f"tick:scrape:{tick.schedule}:{tick.fired_at.isoformat()}"
-    ttl_s = services.settings.idempotency_ttl_s
+    ttl_s = in_progress_ttl_s(services.settings.function_timeout_s, services.settings.idempotency_ttl_s)
     return run_once(services.db, key, ttl_s, lambda: _scrape_all(services), result_type=ScrapeReport)
 
 

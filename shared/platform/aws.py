@@ -4,7 +4,9 @@ EventBridge Scheduler ticks that drain jobs waiting in the Postgres outbox.
 Each job of a batch is processed on its own (each may call out over the network); its outcome is
 reported through Powertools' batch processor: transient failures and poison records appear in
 ``batchItemFailures``. Poison is dead-lettered in the shared store first, and SQS's redrive moves
-the raw message to the queue's DLQ once ``maxReceiveCount`` is reached.
+the raw message to the queue's DLQ once ``maxReceiveCount`` is reached; the dead-letter import
+(``shared.queue.dead_import``) then finds the record by the message id and only removes it from
+the DLQ, so the store of record holds it once.
 """
 
 from __future__ import annotations

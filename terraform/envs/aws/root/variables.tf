@@ -46,6 +46,7 @@ variable "functions" {
     bucket_access        = optional(string, "none")
     secrets              = optional(list(string), ["database-url"])
     environment          = optional(map(string), {})
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {

@@ -39,16 +39,17 @@ variable "functions" {
     secrets: keys of the Secret Manager secrets the function may read.
   EOT
   type = map(object({
-    trigger       = string
-    timeout_s     = optional(number, 60)
-    memory_mb     = optional(number, 512)
-    max_instances = optional(number, 10)
-    concurrency   = optional(number, 1)
-    schedule      = optional(string)
-    publishes_to  = optional(list(string), [])
-    bucket_access = optional(string, "none")
-    secrets       = optional(list(string), ["database-url"])
-    environment   = optional(map(string), {})
+    trigger              = string
+    timeout_s            = optional(number, 60)
+    memory_mb            = optional(number, 512)
+    max_instances        = optional(number, 10)
+    concurrency          = optional(number, 1)
+    schedule             = optional(string)
+    publishes_to         = optional(list(string), [])
+    bucket_access        = optional(string, "none")
+    secrets              = optional(list(string), ["database-url"])
+    environment          = optional(map(string), {})
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {

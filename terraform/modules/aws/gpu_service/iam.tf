@@ -135,7 +135,8 @@ data "aws_iam_policy_document" "task" {
     resources = [var.queue_arn]
   }
 
-  # Deferred jobs that fell due, from the Postgres outbox to the queue.
+  # Deferred jobs that fell due, from the Postgres outbox to the queue; and released jobs, sent
+  # again so that a release spends no receive (shared/queue/sqs.py).
   statement {
     sid       = "RelayDueDetectionJobs"
     actions   = ["sqs:SendMessage"]

@@ -53,6 +53,17 @@ locals {
     { for k, f in var.functions : k => "${local.sqs_url_prefix}/${local.name}-${k}" if f.trigger == "queue" },
     { detect = "${local.sqs_url_prefix}/${local.name}-detect" },
   )
+  # Every dead-letter queue and the kind of what it holds: the function that imports dead letters
+  # drains them into the dead-letter store of record (functions/deadletters).
+  dead_letter_sources = merge(
+    { for k, f in var.functions : "${local.sqs_url_prefix}/${local.name}-${k}-dlq" => k },
+    { "${local.sqs_url_prefix}/${local.name}-detect-dlq" = "detect" },
+  )
+  dead_letter_arns = concat(
+    [for k, f in var.functions : module.queue[k].dead_letter_queue_arn],
+    [module.detect_queue.dead_letter_queue_arn],
+  )
+
   queue_arns = merge(
     { for k, f in var.functions : k => module.queue[k].queue_arn if f.trigger == "queue" },
     { detect = module.detect_queue.queue_arn },
@@ -135,7 +146,9 @@ module "queue" {
   for_each = var.functions
 
   name         = "${local.name}-${each.key}"
-  create_queue = each.value.trigger == "queue"
+  create_queue = contains(["queue", "object"], each.value.trigger)
+  # An object function's queue carries the bucket's S3 notifications (S3 → SQS → Lambda).
+  sender_bucket_arn = each.value.trigger == "object" ? module.uploads.bucket_arn : null
   # AWS guidance for SQS event sources: at least 6x the function timeout plus the batching window.
   visibility_timeout_seconds = 6 * each.value.timeout_s + each.value.batching_window_s
   max_receive_count          = var.queue_max_attempts
@@ -169,11 +182,14 @@ module "function" {
   bucket_access              = each.value.bucket_access
   publish_queue_arns         = [for q in each.value.publishes_to : local.queue_arns[q]]
 
+  import_dead_letter_queue_arns = each.value.imports_dead_letters ? local.dead_letter_arns : []
+
   environment = merge(
     local.common_environment,
     contains(each.value.secrets, "database-url") ? local.database_environment : {},
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
+    each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
     each.value.environment,
   )
   secrets = {
@@ -196,18 +212,22 @@ resource "aws_s3_bucket_notification" "uploads" {
 
   bucket = module.uploads.bucket_id
 
-  dynamic "lambda_function" {
+  # Through a queue, not an asynchronous invoke: Lambda retries an invoke twice within minutes, and
+  # then drops it into a queue no one reads; the queue redelivers after its visibility (6x the
+  # timeout, past a crashed invocation's idempotency claim) and redrives to its DLQ, which the
+  # dead-letter import brings into the dead-letter store.
+  dynamic "queue" {
     for_each = local.object_functions
 
     content {
-      id                  = "${lambda_function.key}-object-created"
-      lambda_function_arn = module.function[lambda_function.key].lambda_function_arn
+      id        = "${queue.key}-object-events"
+      queue_arn = module.queue[queue.key].queue_arn
       # Removals too: a deleted object takes away the tracks it alone fed.
       events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     }
   }
 
-  depends_on = [module.function]
+  depends_on = [module.queue]
 }
 
 module "http_api" {

@@ -31,6 +31,7 @@ variable "functions" {
     (EventBridge Scheduler; `schedule` is a rate() or cron() expression) or http (the HTTP API).
     publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
     secrets: keys of `secrets` the function may read.
+    imports_dead_letters: the function drains every dead-letter queue into the dead-letter store.
   EOT
   type = map(object({
     trigger              = string
@@ -45,6 +46,7 @@ variable "functions" {
     bucket_access        = optional(string, "none")
     secrets              = optional(list(string), ["database-url"])
     environment          = optional(map(string), {})
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {

@@ -58,7 +58,8 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     vpc_connector                    = var.vpc_connector_id
     vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
-    environment_variables            = merge(var.environment, { CONTENTFN_FUNCTION = var.function_key })
+    # The idempotency claim of a delivery lasts just past this timeout (shared.idempotency).
+    environment_variables = merge(var.environment, { CONTENTFN_FUNCTION = var.function_key, CONTENTFN_FUNCTION_TIMEOUT_S = tostring(var.timeout_s) })
 
     dynamic "secret_environment_variables" {
       for_each = var.secrets

@@ -151,6 +151,8 @@ resource "google_project_iam_member" "metrics_reader" {
   member  = "serviceAccount:${google_service_account.this.email}"
 }
 
+# Relays deferred jobs that fell due, and republishes released ones so that a release spends no
+# delivery attempt (shared/queue/pubsub.py).
 resource "google_pubsub_topic_iam_member" "relay" {
   project = var.project_id
   topic   = var.topic_id

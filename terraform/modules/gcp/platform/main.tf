@@ -56,6 +56,14 @@ locals {
     { for k, f in local.queue_functions : k => "projects/${var.project_id}/subscriptions/${local.name}-${k}" },
     { detect = "projects/${var.project_id}/subscriptions/${local.name}-detect" },
   )
+  # Every dead-letter subscription and the kind of what it holds: the function that imports dead
+  # letters drains them into the dead-letter store of record (functions/deadletters).
+  dead_letter_sources = merge(
+    { for k, f in local.queue_functions : "projects/${var.project_id}/subscriptions/${local.name}-${k}-dead-letter" => k },
+    { "projects/${var.project_id}/subscriptions/${local.name}-detect-dead-letter" = "detect" },
+  )
+  dead_letter_importers = { for k, f in var.functions : k => f if f.imports_dead_letters }
+
   backlog_kinds = {
     for k, f in var.functions : k => concat(
       contains(f.publishes_to, "detect") ? ["detect"] : [],
@@ -146,6 +154,7 @@ module "function" {
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.topic_ids[q] }) } : {},
     length(local.backlog_kinds[each.key]) > 0 ? { CONTENTFN_QUEUE_BACKLOGS = jsonencode({ for q in local.backlog_kinds[each.key] : q => local.subscription_ids[q] }) } : {},
+    each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
     each.value.environment,
   )
   secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
@@ -180,6 +189,19 @@ module "detect_queue" {
   max_delivery_attempts = var.queue_max_attempts
   publishers            = local.publishers["detect"]
   labels                = local.labels
+}
+
+# The dead-letter import pulls and acknowledges on each dead-letter subscription, nothing more.
+resource "google_pubsub_subscription_iam_member" "dead_letter_importer" {
+  for_each = {
+    for pair in setproduct(keys(local.dead_letter_importers), concat(keys(local.queue_functions), ["detect"])) :
+    "${pair[0]}:${pair[1]}" => { importer = pair[0], queue = pair[1] }
+  }
+
+  project      = var.project_id
+  subscription = each.value.queue == "detect" ? module.detect_queue.pubsub_dead_letter_subscription_name : module.queue[each.value.queue].pubsub_dead_letter_subscription_name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${module.function[each.value.importer].service_account_email}"
 }
 
 # Reading those backlogs: Cloud Monitoring's read-only role (metrics, no data or configuration).

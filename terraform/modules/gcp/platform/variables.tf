@@ -37,6 +37,7 @@ variable "functions" {
     expression) or http (private HTTPS; callers listed in api_invokers).
     publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
     secrets: keys of the Secret Manager secrets the function may read.
+    imports_dead_letters: the function drains every dead-letter subscription into the dead-letter store.
   EOT
   type = map(object({
     trigger       = string
@@ -49,6 +50,8 @@ variable "functions" {
     bucket_access = optional(string, "none")
     secrets       = optional(list(string), ["database-url"])
     environment   = optional(map(string), {})
+
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {
