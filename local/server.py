@@ -11,6 +11,7 @@ import threading
 import time
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from starlette.routing import Route
 
 from functions.api.core import Api
 from shared.events import HttpRequest
+from shared.metrics import exposition
+from shared.metrics.state import watch_store
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer", "create_app"]
 
@@ -52,8 +55,20 @@ def create_app(api: Api) -> Starlette:
         resp = await run_in_threadpool(api.handle, req)
         return Response(resp.body if request.method != "HEAD" else b"", resp.status, headers=resp.headers)
 
+    # The store's figures (queue depth and age, dead letters, LLM budget) are read per scrape.
+    store_registry = CollectorRegistry(auto_describe=False)
+    watch_store(store_registry, api.services.db, api.services.settings.llm_daily_token_budget)
+
+    async def metrics(_request: Request) -> Response:
+        # Unauthenticated like /health: Prometheus scrapes it, and the server binds to loopback by
+        # default. The store queries run off the event loop.
+        body = exposition() + await run_in_threadpool(generate_latest, store_registry)
+        return Response(body, 200, media_type=CONTENT_TYPE_LATEST)
+
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=methods)])
+    return Starlette(
+        routes=[Route("/metrics", metrics, methods=["GET"]), Route("/{path:path}", dispatch, methods=methods)]
+    )
 
 
 class ApiServer:

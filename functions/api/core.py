@@ -21,6 +21,7 @@ from functions.api.routes import routes_for
 from functions.api.routing import Call, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
+from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.services import Services
 
 __all__ = ["Api"]
@@ -28,6 +29,8 @@ __all__ = ["Api"]
 log = logging.getLogger(__name__)
 
 _JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Api:
@@ -40,26 +43,34 @@ class Api:
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        route: Route | None = None
+        response: HttpResponse | None = None
         try:
             route, path_params = self._match(request)
             if not route.public:
                 self._authorize(request)
             values = validate_query(request.query, route.params)
             body = route.handler(Call(self.services, request, values, path_params, self.routes))
-            return _json(200, body)
+            response = _json(200, body)
         except ApiError as exc:
-            return _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+            response = _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
         except ModelNotReady:
             log.error("search model not available")
-            return _json(503, {"error": {"code": "model_unavailable", "message": "the search model is not ready"}})
+            response = _json(503, {"error": {"code": "model_unavailable", "message": "the search model is not ready"}})
         except TransientError:
             log.exception("dependency unavailable")
-            return _json(503, {"error": {"code": "unavailable", "message": "a dependency is unavailable; retry"}})
+            response = _json(503, {"error": {"code": "unavailable", "message": "a dependency is unavailable; retry"}})
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            return _json(500, {"error": {"code": "internal", "message": "internal error"}})
+            response = _json(500, {"error": {"code": "internal", "message": "internal error"}})
         finally:
-            log.debug("%s %s %.1f ms", request.method, request.path, (time.perf_counter() - started) * 1000)
+            elapsed = time.perf_counter() - started
+            # The route's template, never the raw path: ids in paths would make one series per id.
+            status = response.status if response is not None else 500
+            _record(route.pattern if route is not None else "unmatched", request.method, status, elapsed)
+            log.debug("%s %s %.1f ms", request.method, request.path, elapsed * 1000)
+        assert response is not None  # every path above answers or raises past the finally
+        return response
 
     def _match(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
         path = request.path.rstrip("/") or "/"
@@ -86,6 +97,11 @@ class Api:
         expected = key.get_secret_value().encode()
         if given is None or not hmac.compare_digest(given.encode(), expected):
             raise ApiError(401, "unauthorized", "missing or invalid API key (send X-API-Key)")
+
+
+def _record(route: str, method: str, status: int, seconds: float) -> None:
+    HTTP_REQUESTS.labels(route, method if method in _METHODS else "OTHER", str(status)).inc()
+    HTTP_SECONDS.labels(route, f"{status // 100}xx").observe(seconds)
 
 
 def _json(status: int, body: Any) -> HttpResponse:

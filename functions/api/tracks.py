@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from functions.api.errors import ApiError, not_found
 from functions.api.routing import Call
+from shared.metrics import CACHE_REQUESTS
 from shared.models import SearchHit, Track
 from shared.store.tracks import TrackStore
 
@@ -39,6 +40,7 @@ def search(call: Call) -> SearchResults:
     # Hashed: a shared cache (Redis) keeps no readable copy of what users searched for.
     cache_key = f"qvec:{embedder.model_key}:{hashlib.sha256(query.encode()).hexdigest()}"
     vector = svc.cache.get(cache_key)
+    CACHE_REQUESTS.labels("query", "miss" if vector is None else "hit").inc()
     if vector is None:
         vector = embedder.embed([query])[0]
         svc.cache.set(cache_key, vector, ttl_s=3600)

@@ -18,6 +18,7 @@ from functions.ingest.reports import BadRowReport, FileReport, IngestReport, Rej
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import IdempotentOutcome, run_once
+from shared.metrics import INGEST_OBJECTS, INGEST_ROWS, INGEST_SECONDS
 from shared.models import TrackIn
 from shared.queue.kinds import TRACK_JOB_KINDS
 from shared.services import Services
@@ -42,7 +43,11 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
     """
 
     def effect() -> IngestReport:
-        return ingest_image(event, services) if is_image_key(event.key) else _ingest(event, services)
+        started = time.perf_counter()
+        image = is_image_key(event.key)
+        report = ingest_image(event, services) if image else _ingest(event, services)
+        _record_ingest("image" if image else "tracks", report, time.perf_counter() - started)
+        return report
 
     ttl_s = services.settings.idempotency_ttl_s
     return run_once(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
@@ -162,3 +167,12 @@ def record_given_up(
         "ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key, attempts=attempts
     )
     log.error("gave up on %s: %s", event.uri, error)
+
+
+def _record_ingest(kind: str, report: IngestReport, seconds: float) -> None:
+    # Only a first delivery gets here (a redelivery replays the stored report): nothing is counted twice.
+    INGEST_OBJECTS.labels(kind, report.status).inc()
+    INGEST_SECONDS.labels(kind).observe(seconds)
+    if isinstance(report, FileReport):
+        INGEST_ROWS.labels("ok").inc(report.rows_ok)
+        INGEST_ROWS.labels("bad").inc(report.rows_bad)
