@@ -44,6 +44,8 @@ pkg gstreamer1.0-plugins-good "test" 'gst_element rtph264pay' \
   "rtph264pay, RTP packets of the test stream in tests/integration/test_streams.py"
 pkg gstreamer1.0-plugins-ugly "test" 'gst_element x264enc' \
   "x264enc, the H.264 encoder of the test stream in tests/integration/test_streams.py"
+pkg prometheus        "test" 'command -v prometheus && command -v promtool' \
+  "a real Prometheus (and promtool): tests/e2e/test_observability_prometheus.py, make bench-obs"
 
 # Tools apt cannot install: checked, and said how to get.
 tool_names=() tool_targets=() tool_hints=()
