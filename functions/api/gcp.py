@@ -50,4 +50,5 @@ def api(request: flask.Request) -> flask.Response:
     response = _core().handle(http_request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
         runtime.relay()
+    runtime.flush_metrics()
     return flask.Response(response.body, response.status, headers=response.headers)
