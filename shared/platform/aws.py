@@ -109,6 +109,7 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
             logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
             budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
             totals = drain(handling, runtime, budget_s=budget)
+            runtime.report_store_metrics()
             metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals.get(handling.done_key, 0))
             return totals
         if trigger != "sqs":

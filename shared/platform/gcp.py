@@ -62,6 +62,7 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
                 runtime.poison(exc, headers, delivery_id=payload_digest(headers))
                 return flask.Response(status=204)
             totals = drain(handling, runtime, budget_s=_DRAIN_BUDGET_S)
+            runtime.report_store_metrics()
             log.info("drained %s jobs for %s: %s", name, tick.schedule, totals)
             return flask.jsonify(totals)
         body = request.stream.read(_MAX_PUSH_BYTES + 1)

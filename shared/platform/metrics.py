@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from prometheus_client import CollectorRegistry
+
+from shared.metrics import REGISTRY
 from shared.metrics.export import Deltas, otlp_request
 
 __all__ = ["EmfEmitter", "OtlpPusher"]
@@ -71,15 +74,19 @@ class OtlpPusher:
         self._last = float("-inf")
         self._lock = threading.Lock()
 
-    def push(self, *, force: bool = False) -> bool:
-        with self._lock:
-            now = self._clock()
-            if not force and now - self._last < self.interval_s:
-                return False
-            self._last = now
+    def push(self, *, force: bool = False, registry: CollectorRegistry | None = None) -> bool:
+        """Push the product's registry (or ``registry``: the store's figures, pushed on their own
+        and not counted against the interval)."""
+        if registry is None:
+            with self._lock:
+                now = self._clock()
+                if not force and now - self._last < self.interval_s:
+                    return False
+                self._last = now
         import httpx
 
-        body = otlp_request(self.resource, start_ns=self.started_ns).SerializeToString()
+        request = otlp_request(self.resource, start_ns=self.started_ns, registry=registry or REGISTRY)
+        body = request.SerializeToString()
         headers = {"content-type": "application/x-protobuf", **(self._headers() if self._headers else {})}
         response = httpx.post(self.endpoint, content=body, headers=headers, timeout=5.0)
         response.raise_for_status()

@@ -219,6 +219,29 @@ class FunctionRuntime:
         except Exception as exc:
             log.warning("metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
 
+    def report_store_metrics(self) -> None:
+        """The store's figures — outbox depth and age by kind, dead letters, today's LLM budget —
+        reported by scheduled drains (a few queries a minute), since no one scrapes a function.
+        Never raises."""
+        try:
+            from prometheus_client import CollectorRegistry
+
+            from shared.metrics.export import Deltas
+            from shared.metrics.state import watch_store
+            from shared.platform.metrics import EmfEmitter
+
+            registry = CollectorRegistry(auto_describe=False)
+            watch_store(registry, self.services.db, self.settings.llm_daily_token_budget)
+            if self.cloud == "aws":
+                EmfEmitter(self.function, deltas=Deltas(registry)).emit()
+                return
+            sink = self._metrics_sink if self._metrics_sink is not None else self._make_metrics_sink()
+            self._metrics_sink = sink
+            if sink:
+                sink.push(force=True, registry=registry)
+        except Exception as exc:
+            log.warning("store metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
+
     def _make_metrics_sink(self) -> Any:
         from shared.platform.metrics import EmfEmitter, OtlpPusher
 

@@ -15,12 +15,15 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.metrics.export import Deltas, otlp_request
 from shared.metrics.jobs import record_job
 from shared.platform.runtime import FunctionRuntime, load_entry_settings
+from shared.services import Services
 from tests.conftest import REPO
 from tests.entry_fixtures import entry_environment, put_local, sample_jsonl
+from tests.event_files import load_event
 
 
 class OtlpReceiver:
@@ -153,3 +156,28 @@ def test_lambda_invocation_writes_its_metrics_as_emf_named_as_in_prometheus(entr
     assert set(directive["Dimensions"][0]) >= {"service", "object", "status"}
     rows = [d for d in emf if "contentfn_ingest_rows_total" in d and d.get("outcome") == "ok"]
     assert rows and rows[-1]["contentfn_ingest_rows_total"] == [20.0]
+
+
+def test_scheduled_drain_on_lambda_reports_the_outbox_dead_letters_and_budget_as_emf(
+    entry_env: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+    model_dir: Any,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from functions.embed.aws import handler as embed
+    from functions.ingest.aws import handler as ingest
+
+    # GIVEN 20 tracks ingested: embed, enrich and analyze jobs wait in the Postgres outbox
+    put_local(entry_env, "contentfn-dev-uploads", "incoming/Beyoncé tracks 2024.jsonl", sample_jsonl(20))
+    ingest(load_event("aws_s3_object_created.json"), lambda_context)
+    capsys.readouterr()
+    # WHEN the embed function's schedule fires and drains its own jobs
+    embed(load_event("aws_eventbridge_scheduler.json"), lambda_context)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    # THEN the store's figures went out as EMF: the enrich jobs still wait, no dead letters, no budget used
+    depth = {d["kind"]: d["contentfn_queue_depth"] for d in lines if "contentfn_queue_depth" in d}
+    assert depth["embed"] == [0.0] and depth["enrich"] == [20.0]
+    assert {d["kind"]: d["contentfn_dead_letters"] for d in lines if "contentfn_dead_letters" in d}["embed"] == [0.0]
+    budget = [d for d in lines if "contentfn_llm_budget_used_ratio" in d]
+    assert budget and budget[-1]["service"] == "embed" and budget[-1]["contentfn_llm_budget_used_ratio"] == [0.0]
