@@ -85,6 +85,8 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
         if jobs:
             backlog = source_backlog(runtime, records[0].get("eventSourceARN"), handling.kind)
             delivery = deliver(handling, jobs, runtime, backlog)
+            if handling.report_store:
+                runtime.report_store_metrics()
             not_done |= delivery.to_retry | delivery.dead
             metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
         logger.info(f"{name} batch", extra={"records": len(records), "not_done": sorted(not_done)})

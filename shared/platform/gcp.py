@@ -74,6 +74,8 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
             runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
             return flask.Response(status=204)  # acknowledged: redelivering it cannot help
         delivery = deliver(handling, [job], runtime, runtime.backlog_of(handling.kind))
+        if handling.report_store:
+            runtime.report_store_metrics(force=False)
         if job.id in delivery.to_retry:
             return flask.Response(_RETRY, 503, content_type="application/json")
         return flask.Response(status=204)

@@ -73,11 +73,16 @@ class JobHandling:
     run_batch: Callable[[Services], Any]  # claims one outbox batch and settles it; outcome as above
     after_batch: AfterBatch | None = None
     done_key: str = "done"  # the drain total counted as done in metrics
+    # Report the store's figures (outbox, dead letters, LLM budget) after each pushed batch too, not
+    # only after scheduled drains: analyze, whose budget it is and whose batches are seconds long.
+    report_store: bool = False
 
 
-def per_job(kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome]) -> JobHandling:
+def per_job(
+    kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome], *, report_store: bool = False
+) -> JobHandling:
     """Jobs of ``kind`` each settled on its own by ``process``; the outbox by ``run_batch``."""
-    return JobHandling(kind, process, run_batch)
+    return JobHandling(kind, process, run_batch, report_store=report_store)
 
 
 def track_id_of(claimed: ClaimedJob) -> int:

@@ -71,18 +71,18 @@ class OtlpPusher:
         self.started_ns = time.time_ns()
         self._headers = headers if headers is not None else _google_headers(endpoint)
         self._clock = clock
-        self._last = float("-inf")
+        self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def push(self, *, force: bool = False, registry: CollectorRegistry | None = None) -> bool:
-        """Push the product's registry (or ``registry``: the store's figures, pushed on their own
-        and not counted against the interval)."""
-        if registry is None:
-            with self._lock:
-                now = self._clock()
-                if not force and now - self._last < self.interval_s:
-                    return False
-                self._last = now
+        """Push the product's registry, or ``registry`` (the store's figures) — each at most once
+        per interval unless ``force``d."""
+        channel = "product" if registry is None else "store"
+        with self._lock:
+            now = self._clock()
+            if not force and now - self._last.get(channel, float("-inf")) < self.interval_s:
+                return False
+            self._last[channel] = now
         import httpx
 
         request = otlp_request(self.resource, start_ns=self.started_ns, registry=registry or REGISTRY)

@@ -219,10 +219,10 @@ class FunctionRuntime:
         except Exception as exc:
             log.warning("metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
 
-    def report_store_metrics(self) -> None:
+    def report_store_metrics(self, *, force: bool = True) -> None:
         """The store's figures — outbox depth and age by kind, dead letters, today's LLM budget —
         reported by scheduled drains (a few queries a minute), since no one scrapes a function.
-        Never raises."""
+        ``force=False``: on GCP, at most once per push interval. Never raises."""
         try:
             from prometheus_client import CollectorRegistry
 
@@ -238,7 +238,7 @@ class FunctionRuntime:
             sink = self._metrics_sink if self._metrics_sink is not None else self._make_metrics_sink()
             self._metrics_sink = sink
             if sink:
-                sink.push(force=True, registry=registry)
+                sink.push(force=force, registry=registry)
         except Exception as exc:
             log.warning("store metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
 
