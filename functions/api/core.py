@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
 from functions.api.errors import ApiError
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 _JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 class Api:
@@ -100,8 +102,17 @@ class Api:
 
 
 def _record(route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_REQUESTS.labels(route, method if method in _METHODS else "OTHER", str(status)).inc()
-    HTTP_SECONDS.labels(route, f"{status // 100}xx").observe(seconds)
+    # The series of a (route, method, status) are looked up once: a request then costs one dict
+    # hit, an increment and an observation. Keys stay few: route templates, known methods, statuses.
+    key = (route, method if method in _METHODS else "OTHER", status)
+    series = _series.get(key)
+    if series is None:
+        series = _series.setdefault(
+            key,
+            (HTTP_REQUESTS.labels(key[0], key[1], str(status)), HTTP_SECONDS.labels(route, f"{status // 100}xx")),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def _json(status: int, body: Any) -> HttpResponse:
