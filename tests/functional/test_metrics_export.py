@@ -15,15 +15,12 @@ import pytest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.metrics.export import Deltas, otlp_request
 from shared.metrics.jobs import record_job
 from shared.platform.runtime import FunctionRuntime, load_entry_settings
-from shared.services import Services
 from tests.conftest import REPO
 from tests.entry_fixtures import entry_environment, put_local, sample_jsonl
-from tests.event_files import load_event
 
 
 class OtlpReceiver:
@@ -158,23 +155,22 @@ def test_lambda_invocation_writes_its_metrics_as_emf_named_as_in_prometheus(entr
     assert rows and rows[-1]["contentfn_ingest_rows_total"] == [20.0]
 
 
-def test_scheduled_drain_on_lambda_reports_the_outbox_dead_letters_and_budget_as_emf(
-    entry_env: Settings,
-    services: Services,
-    lambda_context: LocalLambdaContext,
-    model_dir: Any,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    from functions.embed.aws import handler as embed
-    from functions.ingest.aws import handler as ingest
+def _invoke(settings: Settings, fn: str, event: str) -> list[dict[str, Any]]:
+    """Run one entry point on one event in a fresh process, as Lambda does; its EMF lines."""
+    cmd = [sys.executable, "-m", "local.invoke", "--fn", fn, "--event", event]
+    env = {**os.environ, **entry_environment(settings)}
+    out = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith('{"_aws"')]
 
+
+def test_scheduled_drain_on_lambda_reports_the_outbox_dead_letters_and_budget_as_emf(
+    entry_env: Settings, model_dir: Any
+) -> None:
     # GIVEN 20 tracks ingested: embed, enrich and analyze jobs wait in the Postgres outbox
     put_local(entry_env, "contentfn-dev-uploads", "incoming/Beyoncé tracks 2024.jsonl", sample_jsonl(20))
-    ingest(load_event("aws_s3_object_created.json"), lambda_context)
-    capsys.readouterr()
+    _invoke(entry_env, "ingest", "events/aws_s3_object_created.json")
     # WHEN the embed function's schedule fires and drains its own jobs
-    embed(load_event("aws_eventbridge_scheduler.json"), lambda_context)
-    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"_aws"')]
+    lines = _invoke(entry_env, "embed", "events/aws_eventbridge_scheduler.json")
     # THEN the store's figures went out as EMF: the enrich jobs still wait, no dead letters, no budget used
     depth = {d["kind"]: d["contentfn_queue_depth"] for d in lines if "contentfn_queue_depth" in d}
     assert depth["embed"] == [0.0] and depth["enrich"] == [20.0]
