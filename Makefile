@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-obs invoke tf-check plan clean up config-doc
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-obs invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -88,6 +88,10 @@ invoke: setup model
 # docs/configuration.md from the Settings classes (a test fails when the committed file is stale).
 config-doc: setup
 	$(BIN)/python -m local.config_doc
+
+# The images' hash-pinned locks, resolved from pyproject.toml for each image's platform (needs PyPI).
+lock: setup
+	$(BIN)/python -m local.lock
 
 # Terraform: fmt, validate (AWS provider from the local filesystem mirror, found at run time), checkov.
 tf-check: setup

@@ -66,6 +66,7 @@ def local_up() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LocalStack(settings) as stack:
         console.print(f"API on {stack.url}; bucket folder {settings.buckets_dir / settings.bucket}")
+        console.print(f"web console: {stack.url}/", markup=False, highlight=False)
         console.print("upload with `contentfn upload FILE`; Ctrl-C stops")
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

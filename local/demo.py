@@ -81,6 +81,11 @@ def run_demo(settings: Settings, console: Console | None = None, timeout_s: floa
                 "`contentfn local up` carries on with them"
             )
     console.print("[bold]stopped cleanly[/]")
+    # The demo's stack is gone now; the console needs one that stays up.
+    where = f"http://{settings.api_host}:{settings.api_port}/" if settings.api_port else "the console URL it prints"
+    console.print(
+        f"open the web console: run `make up` (or `contentfn local up`), then {where}", markup=False, highlight=False
+    )
     return {"report": report, "results": results, "stats": stats}
 
 

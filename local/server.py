@@ -34,20 +34,12 @@ def create_app(api: Api) -> Starlette:
     async def dispatch(request: Request) -> Response:
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-            return Response(
-                b'{"error":{"code":"too_large","message":"request body over the limit"}}',
-                413,
-                media_type="application/json",
-            )
+            return _too_large()
         body = b""
         async for chunk in request.stream():
             body += chunk
             if len(body) > MAX_BODY_BYTES:
-                return Response(
-                    b'{"error":{"code":"too_large","message":"request body over the limit"}}',
-                    413,
-                    media_type="application/json",
-                )
+                return _too_large()
         req = HttpRequest.from_parts(
             request.method, request.url.path, request.url.query, dict(request.headers.items()), body
         )
@@ -69,6 +61,11 @@ def create_app(api: Api) -> Starlette:
     return Starlette(
         routes=[Route("/metrics", metrics, methods=["GET"]), Route("/{path:path}", dispatch, methods=methods)]
     )
+
+
+def _too_large() -> Response:
+    refused = Api.refusal(413, "too_large", "request body over the limit")
+    return Response(refused.body, refused.status, headers=refused.headers)
 
 
 class ApiServer:

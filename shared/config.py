@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health` and `/openapi.json`.",
+        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health`, `/openapi.json` and `/docs`.",
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
@@ -372,7 +372,10 @@ class Settings(BaseSettings):
     )
     detector_model_path: Path | None = Field(
         default=None,
-        description="Detector ONNX file; unset: the YOLOv8n-architecture model shipped in the `nudenet` wheel.",
+        description=(
+            "Detector ONNX file (the GPU image sets it to the model baked in at build); unset: the"
+            " YOLOv8n-architecture model of the `nudenet` wheel (`demo` extra: tests and the local demo only, AGPL-3.0)."
+        ),
     )
     detector_model_name: str | None = Field(
         default=None, description="Model name recorded with detections; unset: the file name without its extension."
@@ -431,6 +434,25 @@ class Settings(BaseSettings):
     )
     stream_backoff_cap_s: float = Field(default=60.0, gt=0, description="Longest reconnect delay of a stream.")
     stream_max_per_worker: int = Field(default=4, ge=0, le=256, description="Streams one worker holds at most.")
+    stream_min_fps: float = Field(
+        default=0.1, gt=0, description="Lowest sampling rate (frames per second) a stream may be registered with."
+    )
+    stream_max_pixels: int = Field(
+        default=3840 * 2160,
+        ge=1024,
+        description="Stream frames with more pixels fail the stream, checked before a frame is converted.",
+    )
+    stream_max_active: int = Field(
+        default=64, ge=0, description="Streams that may be active (pending, running, retrying) at once, overall."
+    )
+    stream_max_per_owner: int = Field(
+        default=16, ge=0, description="Streams that may be active at once per API key (the stream's owner)."
+    )
+    stream_idle_expiry_s: float = Field(
+        default=900.0,
+        gt=0,
+        description="A stream that yields no frame for this long (source gone, only errors) expires and frees its place.",
+    )
     stream_allow_file_urls: bool = Field(
         default=False,
         description="Allow `file://` sources, which read the worker's disk: local runtime and tests only.",

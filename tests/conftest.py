@@ -20,6 +20,7 @@ import pytest
 from shared.config import Settings, load_settings
 from shared.services import Services
 from shared.store.db import Database
+from tests.api_contract import api_contract  # noqa: F401 - autouse: every API answer meets its route's contract
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() == "true"

@@ -11,7 +11,6 @@ resolver keeps the part it is good at (the event as a typed proxy event, the ans
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
@@ -36,7 +35,6 @@ copy_config_to_registered_loggers(source_logger=logger, include={"functions", "s
 runtime = FunctionRuntime("api", "aws")
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
-_JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
 
 
 # The resolver compares methods literally, so the catch-all names the usual ones.
@@ -66,26 +64,21 @@ def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
         head = request.method == "HEAD"
         response = api.handle(request)
     except RequestTooLarge:
-        response = _error(413, "too_large", "request body over the limit")
+        response = Api.refusal(413, "too_large", "request body over the limit")
     except MalformedEnvelope:
-        response = _error(400, "bad_request", "malformed request")
+        response = Api.refusal(400, "bad_request", "malformed request")
     metrics.add_metric(name=f"Http{response.status // 100}xx", unit=MetricUnit.Count, value=1)
     return _to_powertools(response, head=head)
 
 
-def _error(status: int, code: str, message: str) -> HttpResponse:
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
-    return HttpResponse(status=status, body=body, headers=dict(_JSON))
-
-
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
     headers = dict(response.headers)
-    return Response(
-        status_code=response.status,
-        content_type=headers.pop("content-type", "application/json"),
-        body="" if head else response.body.decode("utf-8"),
-        headers=headers,
-    )
+    content_type = headers.pop("content-type", "application/json")
+    # Text leaves as text; anything else (an image) as bytes, which Powertools base64-encodes for
+    # API Gateway (isBase64Encoded).
+    textual = content_type.startswith(("text/", "application/"))
+    body: str | bytes = response.body.decode("utf-8") if textual else response.body
+    return Response(status_code=response.status, content_type=content_type, body="" if head else body, headers=headers)
 
 
 def _app() -> APIGatewayHttpResolver:

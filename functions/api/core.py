@@ -16,10 +16,10 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
-from functions.api.errors import ApiError
+from functions.api.errors import PROBLEM_JSON, ApiError
 from functions.api.params import validate_query
 from functions.api.routes import routes_for
-from functions.api.routing import Call, Route
+from functions.api.routing import Asset, Call, Created, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
@@ -29,7 +29,17 @@ __all__ = ["Api"]
 
 log = logging.getLogger(__name__)
 
-_JSON = {"content-type": "application/json", "cache-control": "no-store", "x-content-type-options": "nosniff"}
+_NOSNIFF = {"x-content-type-options": "nosniff"}
+_COMMON = {"cache-control": "no-store", **_NOSNIFF}
+# The reference page runs only the scripts served beside it (Swagger UI sets inline styles).
+_PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'"
+)
+# How long a client should wait before retrying a 503: a model still loading takes longer than a
+# dependency's blip (a pool reconnect, a failover).
+_RETRY_MODEL_S = "30"
+_RETRY_DEPENDENCY_S = "5"
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
@@ -52,19 +62,20 @@ class Api:
             if not route.public:
                 self._authorize(request)
             values = validate_query(request.query, route.params)
-            body = route.handler(Call(self.services, request, values, path_params, self.routes))
-            response = _json(200, body)
+            response = _answer(route, route.handler(Call(self.services, request, values, path_params, self.routes)))
         except ApiError as exc:
-            response = _json(exc.status, {"error": {"code": exc.code, "message": exc.message}})
+            response = _problem(exc)
         except ModelNotReady:
             log.error("search model not available")
-            response = _json(503, {"error": {"code": "model_unavailable", "message": "the search model is not ready"}})
+            headers = {"retry-after": _RETRY_MODEL_S}
+            response = _problem(ApiError(503, "model_unavailable", "the search model is not ready", headers=headers))
         except TransientError:
             log.exception("dependency unavailable")
-            response = _json(503, {"error": {"code": "unavailable", "message": "a dependency is unavailable; retry"}})
+            headers = {"retry-after": _RETRY_DEPENDENCY_S}
+            response = _problem(ApiError(503, "unavailable", "a dependency is unavailable; retry", headers=headers))
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
-            response = _json(500, {"error": {"code": "internal", "message": "internal error"}})
+            response = _problem(ApiError(500, "internal", "internal error"))
         finally:
             elapsed = time.perf_counter() - started
             # The route's template, never the raw path: ids in paths would make one series per id.
@@ -74,17 +85,32 @@ class Api:
         assert response is not None  # every path above answers or raises past the finally
         return response
 
+    @staticmethod
+    def refusal(status: int, code: str, message: str) -> HttpResponse:
+        """The problem answer of a refusal made before the core sees the request (an adapter's body cap)."""
+        return _problem(ApiError(status, code, message))
+
+    def route_for(self, request: HttpRequest) -> Route | None:
+        """The route that answers ``request``, or None where the answer is 404 or 405."""
+        try:
+            return self._match(request)[0]
+        except ApiError:
+            return None
+
     def _match(self, request: HttpRequest) -> tuple[Route, dict[str, str]]:
         path = request.path.rstrip("/") or "/"
-        methods = []
+        methods: set[str] = set()
         for route in self.routes:
             m = route.regex.match(path)
             if m:
                 if route.method == request.method or (route.method == "GET" and request.method == "HEAD"):
                     return route, m.groupdict()
-                methods.append(route.method)
+                methods.add(route.method)
         if methods:
-            raise ApiError(405, "method_not_allowed", f"method not allowed; use {', '.join(sorted(set(methods)))}")
+            if "GET" in methods:
+                methods.add("HEAD")
+            allow = ", ".join(sorted(methods))
+            raise ApiError(405, "method_not_allowed", f"method not allowed; use {allow}", headers={"allow": allow})
         raise ApiError(404, "not_found", "no such endpoint")
 
     def _authorize(self, request: HttpRequest) -> None:
@@ -98,7 +124,12 @@ class Api:
                 given = auth[7:].strip()
         expected = key.get_secret_value().encode()
         if given is None or not hmac.compare_digest(given.encode(), expected):
-            raise ApiError(401, "unauthorized", "missing or invalid API key (send X-API-Key)")
+            raise ApiError(
+                401,
+                "unauthorized",
+                "missing or invalid API key (send X-API-Key)",
+                headers={"www-authenticate": 'Bearer realm="contentfn"'},
+            )
 
 
 def _record(route: str, method: str, status: int, seconds: float) -> None:
@@ -115,7 +146,28 @@ def _record(route: str, method: str, status: int, seconds: float) -> None:
     series[1].observe(seconds)
 
 
-def _json(status: int, body: Any) -> HttpResponse:
-    if isinstance(body, BaseModel):
-        body = body.model_dump(mode="json")
-    return HttpResponse(status=status, body=json.dumps(body, default=str).encode(), headers=dict(_JSON))
+def _answer(route: Route, result: Any) -> HttpResponse:
+    """The handler's result as the route declares it: JSON of its model, 201 with Location, or an asset."""
+    if isinstance(result, Asset):
+        # Pages and their files are versioned with the code, so a short cache is safe; an asset read
+        # with a key (an image) says so itself.
+        headers = {"content-type": result.media_type, "cache-control": result.cache, **_NOSNIFF}
+        if result.policy is not None:
+            headers["content-security-policy"] = result.policy
+        elif result.media_type.startswith("text/html"):
+            headers["content-security-policy"] = _PAGE_POLICY
+        return HttpResponse(status=200, body=result.content, headers=headers)
+    headers = {"content-type": "application/json", **_COMMON}
+    if isinstance(result, Created):
+        headers["location"] = result.location
+        result = result.body
+    if route.response is not None and not isinstance(result, BaseModel):
+        result = route.response.model_validate(result)  # a handler's dict still leaves as its declared model
+    body = result.model_dump(mode="json") if isinstance(result, BaseModel) else result
+    return HttpResponse(status=route.status, body=json.dumps(body, default=str).encode(), headers=headers)
+
+
+def _problem(exc: ApiError) -> HttpResponse:
+    body = exc.problem().model_dump(mode="json", exclude_none=True)
+    headers = {"content-type": PROBLEM_JSON, **_COMMON, **exc.headers}
+    return HttpResponse(status=exc.status, body=json.dumps(body).encode(), headers=headers)

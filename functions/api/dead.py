@@ -13,11 +13,23 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from functions.api.errors import ApiError, not_found
+from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
 from functions.api.routing import Call
 from shared.queue.dead import REPLAYABLE_KINDS, dead_job, dead_jobs, purge_dead, replay_dead
 
-__all__ = ["ReplayRequest", "dead_delete", "dead_detail", "dead_index", "dead_replay"]
+__all__ = [
+    "DeadJob",
+    "DeadJobAnswer",
+    "DeadJobDeleted",
+    "DeadJobPage",
+    "ReplayAnswer",
+    "ReplayRequest",
+    "dead_delete",
+    "dead_detail",
+    "dead_index",
+    "dead_replay",
+]
 
 _MAX_IDS = 1000
 _MAX_BODY = 32 * 1024  # 1,000 ids of up to 19 digits fit
@@ -37,31 +49,75 @@ class ReplayRequest(BaseModel):
         return self
 
 
-def dead_index(call: Call) -> dict[str, Any]:
-    kind, before, limit = call.query["kind"], call.query["before"], call.query["limit"]
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DeadJob(_Answer):
+    id: int
+    job_id: int | None = Field(description="the queued job's id; null for an event that failed before it was a job")
+    kind: str
+    payload: dict[str, Any]
+    dedup_key: str | None
+    attempts: int
+    last_error: str
+    retryable: bool
+    created_at: str
+    died_at: str
+    replayable: bool
+
+
+class DeadJobPage(_Answer):
+    items: list[DeadJob]
+    next_cursor: str | None
+    total: int = Field(description="dead jobs matching the filter, on every page")
+
+
+class DeadJobAnswer(_Answer):
+    dead_job: DeadJob
+
+
+class ReplayAnswer(_Answer):
+    replayed: list[int]
+    already_queued: list[int]
+    not_replayable: dict[str, str] = Field(description="dead job id -> why it stays")
+    kinds: dict[str, int] = Field(description="replayed jobs per kind")
+
+
+class DeadJobDeleted(_Answer):
+    deleted: int
+
+
+def dead_index(call: Call) -> DeadJobPage:
+    """Newest first; a full page carries the cursor of its last (oldest) dead job."""
+    kind, limit = call.query["kind"], call.query["limit"]
+    after = decode_cursor(call.query["cursor"], "dead_jobs", IdKey)
     with call.services.db.connection() as conn:
-        rows = dead_jobs(conn, kind=kind, before=before, limit=limit)
+        rows = dead_jobs(conn, kind=kind, before=None if after is None else after.id, limit=limit)
         total = conn.execute(
             "SELECT count(*) FROM dead_jobs WHERE %(kind)s::text IS NULL OR kind = %(kind)s", {"kind": kind}
         ).fetchone()
         conn.commit()
-    return {
-        "dead_jobs": rows,
-        "total": int(total[0]) if total else 0,
-        "next_before": rows[-1]["id"] if len(rows) == limit else None,
-    }
+    full = len(rows) == limit
+    return DeadJobPage.model_validate(
+        {
+            "items": rows,
+            "total": int(total[0]) if total else 0,
+            "next_cursor": encode_cursor("dead_jobs", IdKey(id=rows[-1]["id"])) if full else None,
+        }
+    )
 
 
-def dead_detail(call: Call) -> dict[str, Any]:
+def dead_detail(call: Call) -> DeadJobAnswer:
     with call.services.db.connection() as conn:
         row = dead_job(conn, call.id)
         conn.commit()
     if row is None:
         raise not_found("dead job")
-    return {"dead_job": row}
+    return DeadJobAnswer.model_validate({"dead_job": row})
 
 
-def dead_replay(call: Call) -> dict[str, Any]:
+def dead_replay(call: Call) -> ReplayAnswer:
     services = call.services
     body = json_body(call.request, ReplayRequest, what="replay request (ids or kind, limit)", max_bytes=_MAX_BODY)
     if body.kind is not None and body.kind not in REPLAYABLE_KINDS:
@@ -75,14 +131,14 @@ def dead_replay(call: Call) -> dict[str, Any]:
             max_attempts=services.settings.queue_max_attempts,
         )
         conn.commit()
-    return report.as_dict()
+    return ReplayAnswer.model_validate(report.as_dict())
 
 
-def dead_delete(call: Call) -> dict[str, Any]:
+def dead_delete(call: Call) -> DeadJobDeleted:
     dead_id = call.id
     with call.services.db.connection() as conn:
         deleted = purge_dead(conn, ids=[dead_id])
         conn.commit()
     if not deleted:
         raise not_found("dead job")
-    return {"deleted": dead_id}
+    return DeadJobDeleted(deleted=dead_id)

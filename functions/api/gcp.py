@@ -23,7 +23,6 @@ __all__ = ["api", "runtime"]
 runtime = FunctionRuntime("api", "gcp")
 _cached: tuple[Services, Api] | None = None
 _lock = threading.Lock()
-_TOO_LARGE = b'{"error":{"code":"too_large","message":"request body over the limit"}}'
 
 
 def _core() -> Api:
@@ -40,10 +39,10 @@ def _core() -> Api:
 def api(request: flask.Request) -> flask.Response:
     declared = request.content_length
     if declared is not None and declared > MAX_HTTP_BODY_BYTES:
-        return flask.Response(_TOO_LARGE, 413, content_type="application/json")
+        return _too_large()
     body = request.stream.read(MAX_HTTP_BODY_BYTES + 1)
     if len(body) > MAX_HTTP_BODY_BYTES:
-        return flask.Response(_TOO_LARGE, 413, content_type="application/json")
+        return _too_large()
     http_request = HttpRequest.from_parts(
         request.method, request.path, request.query_string.decode("latin-1"), dict(request.headers.items()), body
     )
@@ -52,3 +51,8 @@ def api(request: flask.Request) -> flask.Response:
         runtime.relay()
     runtime.flush_metrics()
     return flask.Response(response.body, response.status, headers=response.headers)
+
+
+def _too_large() -> flask.Response:
+    refused = Api.refusal(413, "too_large", "request body over the limit")
+    return flask.Response(refused.body, refused.status, headers=refused.headers)

@@ -5,16 +5,39 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from functions.api.errors import ApiError, bad_param
+from functions.api.errors import ApiError, FieldError, bad_param
 from shared.events import HttpRequest
 
 __all__ = ["Param", "json_body", "validate_query"]
 
 _M = TypeVar("_M", bound=BaseModel)
+
+# Request bodies are flat models: a few levels of nesting at most. Deeper is refused before parsing,
+# since the C JSON decoder recurses once per level (a body of a few thousand "[" raises RecursionError,
+# which is no ValueError) and pydantic walks what it decoded again.
+MAX_BODY_DEPTH: Final = 32
+_NOT_A_BRACKET: Final = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def _too_deep(body: bytes, limit: int) -> bool:
+    """Whether brackets outside strings nest deeper than ``limit``: linear, without decoding (each
+    step but the last loop runs in C)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    # Escaped backslashes first, then escaped quotes: what is left of a string holds no quote, so
+    # splitting at quotes puts the text outside strings at the even positions.
+    plain = body.replace(b"\\\\", b"").replace(b'\\"', b"")
+    outside = b"".join(plain.split(b'"')[::2])
+    depth = 0
+    for byte in outside.translate(None, _NOT_A_BRACKET):
+        depth += 1 if byte in b"[{" else -1
+        if depth > limit:
+            return True
+    return False
 
 
 def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: int = 8192) -> _M:
@@ -24,16 +47,35 @@ def json_body(request: HttpRequest, model: type[_M], *, what: str, max_bytes: in
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     if len(request.body) > max_bytes:
         raise ApiError(413, "too_large", "request body over the limit")
+    if _too_deep(request.body, MAX_BODY_DEPTH):
+        raise ApiError(400, "invalid_body", f"body is not a valid {what} (nested deeper than {MAX_BODY_DEPTH} levels)")
     try:
         return model.model_validate(json.loads(request.body))
-    except ValueError as exc:
-        fields = (
-            sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors() if e["loc"]})
-            if isinstance(exc, ValidationError)
-            else []
-        )
+    except ValidationError as exc:
+        errors = _field_errors(exc)
+        fields = sorted({e.pointer[1:].replace("/", ".") for e in errors if e.pointer})
         where = f" ({', '.join(fields)})" if fields else ""
-        raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}") from None
+        raise ApiError(400, "invalid_body", f"body is not a valid {what}{where}", errors=errors) from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "invalid_body", f"body is not a valid {what}") from None
+
+
+_MAX_FIELD_ERRORS = 20
+
+
+def _field_errors(exc: ValidationError) -> list[FieldError]:
+    """Each broken field as a JSON pointer and pydantic's rule text (which never quotes the value).
+
+    An unexpected key is itself caller input: it is reported at the object holding it, unnamed."""
+    out: list[FieldError] = []
+    for e in exc.errors(include_url=False, include_input=False)[:_MAX_FIELD_ERRORS]:
+        loc = [str(p) for p in e["loc"]]
+        if e["type"] == "extra_forbidden":
+            loc, detail = loc[:-1], "unexpected field"
+        else:
+            detail = e["msg"]
+        out.append(FieldError(pointer="".join("/" + part for part in loc), detail=detail))
+    return out
 
 
 @dataclass(frozen=True)
@@ -53,7 +95,12 @@ def validate_query(query: dict[str, list[str]], params: tuple[Param, ...]) -> di
     if unknown:
         # The unknown names are caller input: say how many and what is allowed, not what they were.
         accepted = ", ".join(sorted(allowed)) or "none"
-        raise ApiError(400, "unknown_parameter", f"{len(unknown)} unknown query parameter(s); accepted: {accepted}")
+        raise ApiError(
+            400,
+            "unknown_parameter",
+            f"{len(unknown)} unknown query parameter(s); accepted: {accepted}",
+            errors=[FieldError(detail=f"unknown query parameter; accepted: {accepted}")],
+        )
     values: dict[str, int | str | None] = {}
     for p in params:
         raw = query.get(p.name)

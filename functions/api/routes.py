@@ -3,23 +3,45 @@ of its body and answer. The dispatcher (:mod:`functions.api.core`), the OpenAPI 
 (:mod:`functions.api.openapi`) and every runtime's router read this one table.
 
 Query limits come from ``Settings`` (the longest search text, the largest ``k``), so the table is
-built per settings rather than once at import.
+built per settings rather than once at import. Every list pages the same way (:mod:`functions.api.paging`).
 """
 
 from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
 from functions.api.analyze import analyze
-from functions.api.dead import ReplayRequest, dead_delete, dead_detail, dead_index, dead_replay
-from functions.api.openapi import openapi
+from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
+from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
+from functions.api.dead import (
+    DeadJobAnswer,
+    DeadJobDeleted,
+    DeadJobPage,
+    ReplayAnswer,
+    ReplayRequest,
+    dead_delete,
+    dead_detail,
+    dead_index,
+    dead_replay,
+)
+from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
+from functions.api.filters import FILTER_PARAMS
+from functions.api.openapi import OpenApiDocument, openapi
+from functions.api.paging import CURSOR
 from functions.api.params import Param
+from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
-from functions.api.status import health, stats
-from functions.api.tracks import SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
+from functions.api.status import Health, Stats, health, stats
+from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
 from functions.api.vision import (
+    FramePage,
+    ImageDetections,
+    ImagePage,
+    StreamAnswer,
+    StreamPage,
     StreamRequest,
     create_stream,
     delete_stream,
+    image_content,
     image_detections,
     images_index,
     stream_frames,
@@ -37,26 +59,44 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     s = settings
     q = Param("q", str, required=True, maximum=s.search_max_query_chars, description="search text")
     k = Param("k", int, default=10, maximum=s.search_max_k, description="number of results")
-    artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
-    limit = Param("limit", int, default=100, maximum=1000, description="number of streams")
-    frames = Param("limit", int, default=100, maximum=1000, description="number of frames")
-    images = Param("limit", int, default=100, maximum=1000, description="number of images")
+    mode = Param("mode", str, default="hybrid", maximum=16, description=f"one of {', '.join(SEARCH_MODES)}")
+    limit = Param("limit", int, default=100, maximum=1000, description="number of streams per page")
+    frames = Param("limit", int, default=100, maximum=1000, description="number of frames per page")
+    images = Param("limit", int, default=100, maximum=1000, description="number of images per page")
     status = Param("status", str, maximum=16, description="only images with this status (pending, done, rejected)")
-    before = Param("before", int, maximum=2**63 - 1, description="only images with a smaller id (paging)")
-    after = Param("after", str, maximum=32, description="only frames after this frame timestamp")
     dead_kind = Param("kind", str, maximum=64, description="only dead jobs of this kind")
-    dead_before = Param("before", int, maximum=2**63 - 1, description="only dead jobs with a smaller id (paging)")
-    dead_limit = Param("limit", int, default=50, maximum=1000, description="number of dead jobs")
+    dead_limit = Param("limit", int, default=50, maximum=1000, description="number of dead jobs per page")
     return (
-        Route("GET", "/health", health, "health", "Database, queue and model health", public=True),
+        Route("GET", "/health", health, "health", "Database, queue and model health", public=True, response=Health),
         Route(
             "GET",
             "/search",
             search,
             "search",
-            "Semantic search over lyrics",
-            (q, k, artist),
+            "Search by meaning (semantic), by words over artist, title and lyrics (keyword), or both fused"
+            " (hybrid, the default); with the browse filters",
+            (q, k, mode, *FILTER_PARAMS),
             response=SearchResults,
+        ),
+        Route(
+            "GET",
+            "/tracks",
+            list_tracks,
+            "list_tracks",
+            "Tracks filtered by artist, profile (sentiment, theme, quality, analyzer), explicit, source and time;"
+            " sorted; page with cursor=next_cursor",
+            BROWSE_PARAMS,
+            response=TrackPage,
+        ),
+        Route(
+            "POST",
+            "/recommend",
+            recommend,
+            "recommend",
+            "Tracks near the liked ones and away from the disliked ones, the inputs excluded; with the browse filters",
+            body=RecommendRequest,
+            response=Recommendations,
+            errors=(404, 409),
         ),
         Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
         Route(
@@ -64,11 +104,12 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/tracks/{id}/similar",
             similar,
             "similar",
-            "Tracks nearest to one track",
-            (k,),
+            "Tracks nearest to one track; with the browse filters (409 while it is not embedded yet)",
+            (k, *FILTER_PARAMS),
             response=SimilarTracks,
+            errors=(409,),
         ),
-        Route("GET", "/stats", stats, "stats", "Counts per stage, queue depth, dead jobs"),
+        Route("GET", "/stats", stats, "stats", "Counts per stage, queue depth, dead jobs", response=Stats),
         Route(
             "POST",
             "/analyze",
@@ -77,14 +118,16 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Profile of ad-hoc lyrics or a stored track",
             body=AnalyzeRequest,
             response=Analysis,
+            errors=(404,),
         ),
         Route(
             "GET",
             "/images",
             images_index,
             "images_index",
-            "Images newest first with their detection counts; page with before=next_before",
-            (status, before, images),
+            "Images newest first with their detection counts",
+            (status, CURSOR, images),
+            response=ImagePage,
         ),
         Route(
             "GET",
@@ -92,6 +135,16 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             image_detections,
             "image_detections",
             "One image's status and detections",
+            response=ImageDetections,
+        ),
+        Route(
+            "GET",
+            "/images/{id}/content",
+            image_content,
+            "image_content",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            media_type="image/*",
+            errors=(409,),
         ),
         Route(
             "POST",
@@ -100,27 +153,54 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "create_stream",
             "Register a video stream (url, fps, model)",
             body=StreamRequest,
+            response=StreamAnswer,
+            status=201,
+            errors=(429,),
         ),
-        Route("GET", "/streams", streams_index, "list_streams", "Registered streams, newest first", (limit,)),
-        Route("GET", "/streams/{id}", stream_status, "stream_status", "One stream's status, counts and last error"),
+        Route(
+            "GET",
+            "/streams",
+            streams_index,
+            "list_streams",
+            "Registered streams, newest first",
+            (CURSOR, limit),
+            response=StreamPage,
+        ),
+        Route(
+            "GET",
+            "/streams/{id}",
+            stream_status,
+            "stream_status",
+            "One stream's status, counts and last error",
+            response=StreamAnswer,
+        ),
         Route(
             "GET",
             "/streams/{id}/detections",
             stream_frames,
             "stream_detections",
-            "A stream's detections per frame, oldest first; page with after=next_after",
-            (after, frames),
+            "A stream's detections per frame, oldest first; poll with next_cursor to follow a running stream",
+            (CURSOR, frames),
+            response=FramePage,
         ),
-        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream"),
+        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream", response=StreamAnswer),
         Route(
             "GET",
             "/dead-jobs",
             dead_index,
             "dead_index",
-            "Jobs and events that failed for good, newest first, with their errors; page with before=next_before",
-            (dead_kind, dead_before, dead_limit),
+            "Jobs and events that failed for good, newest first, with their errors",
+            (dead_kind, CURSOR, dead_limit),
+            response=DeadJobPage,
         ),
-        Route("GET", "/dead-jobs/{id}", dead_detail, "dead_detail", "One dead job: its error and the job it held"),
+        Route(
+            "GET",
+            "/dead-jobs/{id}",
+            dead_detail,
+            "dead_detail",
+            "One dead job: its error and the job it held",
+            response=DeadJobAnswer,
+        ),
         Route(
             "POST",
             "/dead-jobs/replay",
@@ -128,7 +208,80 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_replay",
             "Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
             body=ReplayRequest,
+            response=ReplayAnswer,
         ),
-        Route("DELETE", "/dead-jobs/{id}", dead_delete, "dead_delete", "Forget one dead job"),
-        Route("GET", "/openapi.json", openapi, "openapi", "This API's OpenAPI document", public=True),
+        Route(
+            "DELETE",
+            "/dead-jobs/{id}",
+            dead_delete,
+            "dead_delete",
+            "Forget one dead job",
+            response=DeadJobDeleted,
+        ),
+        Route(
+            "GET",
+            "/openapi.json",
+            openapi,
+            "openapi",
+            "This API's OpenAPI document",
+            public=True,
+            static=True,
+            response=OpenApiDocument,
+        ),
+        Route(
+            "GET",
+            "/docs",
+            docs_page,
+            "docs",
+            "Interactive reference of this API",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/",
+            console_page,
+            "console",
+            "The web console",
+            public=True,
+            static=True,
+            media_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/console/config",
+            console_config,
+            "console_config",
+            "What the console needs before its first call: whether an API key is required",
+            public=True,
+            static=True,
+            response=ConsoleConfig,
+        ),
+        *(
+            Route(
+                "GET",
+                f"/console/{name}",
+                console_asset,
+                f"console_{name.replace('-', '_').replace('.', '_')}",
+                f"The console's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in CONSOLE_ASSETS.items()
+        ),
+        *(
+            Route(
+                "GET",
+                f"/docs/{name}",
+                docs_asset,
+                f"docs_{name.replace('-', '_').replace('.', '_')}",
+                f"The reference page's {name}",
+                public=True,
+                static=True,
+                media_type=media_type,
+            )
+            for name, media_type in DOCS_ASSETS.items()
+        ),
     )

@@ -14,7 +14,7 @@ from functions.api.params import Param
 from shared.events import HttpRequest
 from shared.services import Services
 
-__all__ = ["Call", "Handler", "Route"]
+__all__ = ["Asset", "Call", "Created", "Handler", "Route"]
 
 _ID = r"(?P<id>[0-9]{1,18})"
 
@@ -35,14 +35,39 @@ class Call:
         return int(self.path["id"])
 
 
-# A handler answers with a JSON-serialisable value or a pydantic model; it raises ApiError to refuse.
+@dataclass(frozen=True)
+class Created:
+    """A handler's answer for a new resource: 201, its body, and ``Location`` naming where it lives."""
+
+    body: BaseModel
+    location: str
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A handler's answer that is not JSON (the ``/docs`` page, the console and their files, an
+    image's bytes). ``cache`` is its Cache-Control; ``policy`` the Content-Security-Policy of a page
+    (None: the core's default for HTML)."""
+
+    content: bytes
+    media_type: str
+    cache: str = "public, max-age=300"
+    policy: str | None = None
+
+
+# A handler answers with its route's response model (or Created / Asset); it raises ApiError to refuse.
 Handler = Callable[[Call], Any]
 
 
 @dataclass(frozen=True)
 class Route:
     """One operation: method and path pattern, the callable that answers it, its query parameters,
-    and the pydantic models of its JSON body and of its answer (for validation and the document)."""
+    and the pydantic models of its JSON body and of its answer (for validation and the document).
+
+    ``status`` is the success status (201 for a creation); ``errors`` the refusals the handler itself
+    raises beyond those the core derives from the route (400 on the query, 401, 404 on an ``{id}``,
+    413/415 on a body, 503 when a dependency is down). A ``static`` route answers from memory alone;
+    ``media_type`` is what a non-JSON route (an ``Asset``) serves."""
 
     method: str
     pattern: str
@@ -53,7 +78,39 @@ class Route:
     public: bool = False
     body: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    static: bool = False
+    media_type: str = "application/json"
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "regex", re.compile("^" + self.pattern.replace("{id}", _ID) + "$"))
+        object.__setattr__(
+            self, "regex", re.compile("^" + re.escape(self.pattern).replace(re.escape("{id}"), _ID) + "$")
+        )
+
+    def statuses(self, *, auth: bool) -> dict[int, str]:
+        """Every status this operation can answer, with what it means: the OpenAPI document lists
+        exactly these, and the test suite checks every answer it receives is one of them."""
+        out = {self.status: "Created" if self.status == 201 else "OK", 400: "Invalid request"}
+        if auth and not self.public:
+            out[401] = "Missing or invalid API key"
+        if "{id}" in self.pattern or 404 in self.errors:
+            out[404] = "Not found"
+        if self.body is not None:
+            out[413] = "Body over the limit"
+            out[415] = "Body is not JSON"
+        for status in self.errors:
+            out.setdefault(status, _MEANING.get(status, "Refused"))
+        if not self.static:
+            out[503] = "A dependency is unavailable; retry after Retry-After seconds"
+        out[500] = "Internal error"
+        return dict(sorted(out.items()))
+
+
+_MEANING = {
+    404: "Not found",
+    409: "Conflict with the resource's state",
+    413: "Over the limit",
+    429: "Too many requests; retry after Retry-After seconds",
+}

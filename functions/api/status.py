@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.routing import Call
 from shared.intel.context import built_intel
@@ -12,12 +14,99 @@ from shared.store.stats import read_stats
 from shared.store.tracks import TrackStore
 from shared.vision.capacity import measured_instance_rate
 
-__all__ = ["health", "stats"]
+__all__ = ["Health", "Stats", "health", "stats"]
 
 log = logging.getLogger(__name__)
 
 
-def health(call: Call) -> dict[str, Any]:
+class _Answer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelHealth(_Answer):
+    ready: bool
+    key: str | None
+    search_index: Literal["hnsw", "exact"] | None = Field(
+        default=None, description="exact while a bulk backlog is embedded before the HNSW build"
+    )
+
+
+class CacheHealth(BaseModel):
+    # The analysis cache reports what its backend knows (Redis adds its own figures): open by design.
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+
+
+class Health(_Answer):
+    status: Literal["ok", "degraded"]
+    db: Literal["ok", "unavailable"]
+    queue_depth: int | None = None
+    dead_jobs: int | None = None
+    model: ModelHealth
+    cache: CacheHealth | None = Field(default=None, description="present once this process built its analyzer")
+
+
+class Counted(_Answer):
+    total: int
+
+
+class QueueStats(_Answer):
+    depth: int
+    by_kind: dict[str, int]
+
+
+class DeadStats(Counted):
+    by_kind: dict[str, int]
+
+
+class ImageStats(Counted):
+    by_status: dict[str, int]
+
+
+class StreamStats(Counted):
+    by_status: dict[str, int]
+
+
+class GpuStats(_Answer):
+    workers: int
+    img_per_s_per_instance: float | None
+
+
+class BudgetDay(_Answer):
+    token_limit: int
+    used: int
+    reserved: int
+    refused: int
+
+
+class LlmToday(_Answer):
+    calls: int
+    ok: int
+    tokens: int
+    cost_usd: float
+    budget: BudgetDay | None
+
+
+class QueryCache(_Answer):
+    hits: int | None
+    misses: int | None
+
+
+class Stats(_Answer):
+    tracks: int
+    embeddings: dict[str, int] = Field(description="vectors per model")
+    stages: dict[str, dict[str, int]] = Field(description="stage -> status -> objects")
+    queue: QueueStats
+    dead_jobs: DeadStats
+    images: ImageStats
+    streams: StreamStats
+    gpu: GpuStats
+    llm_today: LlmToday
+    query_cache: QueryCache
+
+
+def health(call: Call) -> Health:
     svc = call.services
     out: dict[str, Any] = {"status": "ok"}
     try:
@@ -48,34 +137,36 @@ def health(call: Call) -> dict[str, Any]:
         out["cache"] = cache
         if cache["status"] != "ok":
             out["status"] = "degraded"
-    return out
+    return Health.model_validate(out)
 
 
-def stats(call: Call) -> dict[str, Any]:
+def stats(call: Call) -> Stats:
     svc = call.services
     with svc.db.connection() as conn:
         counts = read_stats(conn)
         drain = measured_instance_rate(conn)
         conn.commit()
     llm, budget, cache = counts.llm_today, counts.llm_today.budget, svc.cache
-    return {
-        "tracks": counts.tracks,
-        "embeddings": counts.embeddings,
-        "stages": counts.stages,
-        "queue": {"depth": sum(counts.jobs.values()), "by_kind": counts.jobs},
-        "dead_jobs": {"total": sum(counts.dead_jobs.values()), "by_kind": counts.dead_jobs},
-        "images": {"total": sum(counts.images.values()), "by_status": counts.images},
-        "streams": {"total": sum(counts.streams.values()), "by_status": counts.streams},
-        "gpu": {
-            "workers": counts.gpu_workers,
-            "img_per_s_per_instance": None if drain is None else round(drain, 2),
-        },
-        "llm_today": {
-            "calls": llm.calls,
-            "ok": llm.ok,
-            "tokens": llm.tokens,
-            "cost_usd": round(llm.cost_usd, 6),
-            "budget": None if budget is None else asdict(budget),
-        },
-        "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
-    }
+    return Stats.model_validate(
+        {
+            "tracks": counts.tracks,
+            "embeddings": counts.embeddings,
+            "stages": counts.stages,
+            "queue": {"depth": sum(counts.jobs.values()), "by_kind": counts.jobs},
+            "dead_jobs": {"total": sum(counts.dead_jobs.values()), "by_kind": counts.dead_jobs},
+            "images": {"total": sum(counts.images.values()), "by_status": counts.images},
+            "streams": {"total": sum(counts.streams.values()), "by_status": counts.streams},
+            "gpu": {
+                "workers": counts.gpu_workers,
+                "img_per_s_per_instance": None if drain is None else round(drain, 2),
+            },
+            "llm_today": {
+                "calls": llm.calls,
+                "ok": llm.ok,
+                "tokens": llm.tokens,
+                "cost_usd": round(llm.cost_usd, 6),
+                "budget": None if budget is None else asdict(budget),
+            },
+            "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
+        }
+    )

@@ -102,6 +102,7 @@ def _embed_and_commit(
         store = TrackStore(conn)
         if vectors is not None:
             store.write_embeddings(model_key, todo, [texts[tid][0] for tid in todo], vectors)
+        store.index_text(list(texts))
         elapsed_ms = (time.perf_counter() - started) * 1000
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
         acked = queue.ack(work, conn=conn)

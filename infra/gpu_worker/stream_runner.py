@@ -4,7 +4,11 @@ A runner has a reader thread (PyAV demux + decode + sampling) and its own loop t
 detector on what the reader buffered. For live sources (rtsp, http) the buffer is a bounded deque:
 when inference falls behind, the oldest frames are dropped and counted, so the detections follow
 the live picture instead of an ever-growing backlog. A file is not live: its reader waits instead.
-Disconnects reconnect with capped exponential backoff; the last error is kept on the stream row.
+Disconnects reconnect with capped exponential backoff; the last error is kept on the stream row as
+a code and a redacted message (infra.gpu_worker.stream_source opens the source and describes its
+failures). A source that can never be read as registered (refused address, playlist, frames over
+the pixel cap) fails the stream at once; one that yields no frame for ``stream_idle_expiry_s``
+expires, so a dead camera does not hold a worker's place and its owner's quota for ever.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ import time
 import uuid
 from collections import deque
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from infra.gpu_worker.batcher import FrameBatcher
 from infra.gpu_worker.gate import GpuGate
+from infra.gpu_worker.stream_source import StreamSourceError, describe_failure, open_source
+from shared.net.policy import AddressPolicy
 from shared.queue.base import backoff_delay
 from shared.services import Services
 from shared.vision.decode import DecodedImage
@@ -134,6 +140,9 @@ class StreamRunner:
         s = self.services.settings
         failures = 0
         final: str | None = None
+        code: str | None = None
+        error: str | None = None
+        last_frame_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 try:
@@ -142,22 +151,36 @@ class StreamRunner:
                         final = "ended"
                         return
                     failures = 0 if progressed else failures + 1
-                    error = None if progressed else "stream ended without frames"
+                    code, error = (None, None) if progressed else ("no_frames", "stream ended without frames")
                 except Exception as exc:
                     failures += 1
-                    error = f"{type(exc).__name__}: {exc}"[:500]
-                    log.warning("stream %d: %s", self.lease.id, error)
+                    failure = describe_failure(exc)
+                    code, error = failure.code, failure.message
+                    log.warning("stream %d: %s: %s", self.lease.id, code, error)
+                    if not failure.retryable:
+                        final = "failed"
+                        return
                 if self._stop.is_set():
+                    return
+                now = time.monotonic()
+                if failures == 0:
+                    last_frame_at = now
+                elif now - last_frame_at >= s.stream_idle_expiry_s:
+                    final, code = "expired", "idle_expired"
+                    error = f"no frame for {s.stream_idle_expiry_s:g} s (last: {error or 'reconnecting'})"
                     return
                 delay = backoff_delay(failures, 0.5, s.stream_backoff_cap_s)
                 with self.services.db.connection() as conn:
-                    set_stream_status(conn, self.lease.id, self.owner, "retrying", error or "reconnecting")
+                    set_stream_status(conn, self.lease.id, self.owner, "retrying", error or "reconnecting", code)
                     conn.commit()
                 self._stop.wait(delay)
         finally:
             try:
                 with self.services.db.connection() as conn:
-                    finish_stream(conn, self.lease.id, self.owner, final)
+                    # Only a closing status brings its own error; otherwise the row keeps what was set last.
+                    finish_stream(
+                        conn, self.lease.id, self.owner, final, error if final else None, code if final else None
+                    )
                     conn.commit()
             except Exception:
                 log.exception("stream %d: could not give the lease back; it will expire", self.lease.id)
@@ -200,18 +223,22 @@ class StreamRunner:
         if reader_error and processed == 0:
             raise reader_error[0]
         if reader_error:
-            log.warning("stream %d: connection lost: %s", self.lease.id, reader_error[0])
+            lost = describe_failure(reader_error[0])
+            log.warning("stream %d: connection lost: %s: %s", self.lease.id, lost.code, lost.message)
         return processed > 0
 
     def _read(self, errors: list[BaseException]) -> None:
-        import av
-
-        url = self.lease.url
-        parts = urlsplit(url)
-        options = {"rtsp_transport": "tcp"} if parts.scheme.lower() in ("rtsp", "rtsps") else {}
-        target = unquote(parts.path) if parts.scheme.lower() == "file" else url
+        s = self.services.settings
+        max_pixels = s.stream_max_pixels
         try:
-            with av.open(target, options=options, timeout=(10.0, 10.0)) as container:
+            with open_source(
+                self.lease.url,
+                policy=AddressPolicy.from_networks(s.http_allow_networks),
+                allow_files=s.stream_allow_file_urls,
+                max_redirects=s.http_max_redirects,
+            ) as container:
+                if not container.streams.video:
+                    raise StreamSourceError("no_video", "the source has no video stream", retryable=True)
                 stream = container.streams.video[0]
                 if self.lease.keyframes_only:
                     stream.codec_context.skip_frame = "NONKEY"  # the decoder skips the rest where it can
@@ -223,6 +250,13 @@ class StreamRunner:
                         return
                     if self.lease.keyframes_only and not frame.key_frame:
                         continue  # decoders that ignore skip_frame still hand every frame over
+                    if frame.width * frame.height > max_pixels:
+                        # Before the RGB conversion, which would allocate three bytes a pixel more.
+                        raise StreamSourceError(
+                            "frame_too_large",
+                            f"frames of {frame.width}x{frame.height} are over the {max_pixels}-pixel cap",
+                            retryable=False,
+                        )
                     # Files: seconds into the file. Live sources: Unix time of arrival, because their
                     # own clock restarts with every connection and would collide with earlier frames.
                     if self.live:

@@ -32,3 +32,9 @@ class Blob(Protocol):
     def put(self, bucket: str, key: str, data: bytes, *, content_type: str | None = None) -> BlobInfo: ...
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]: ...
+
+    def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
+        """A URL that reads the object without credentials for ``expires_s`` seconds (a signed URL),
+        so large bytes need not pass through a function; None where the store cannot sign one
+        (a local folder, credentials without a signer), and the caller serves the bytes itself."""
+        ...

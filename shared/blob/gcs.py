@@ -46,6 +46,23 @@ class GcsBlob:
             client = storage.Client(project=project)
         return cls(client)
 
+    def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
+        """A V4 signed GET made with the client's credentials when they hold a signer (a service
+        account key); platform credentials without one (Cloud Run's metadata server, an emulator's
+        anonymous client) sign nothing here, and the caller serves the bytes."""
+        from datetime import timedelta
+
+        from google.auth.credentials import Signing
+
+        if not isinstance(self._client._credentials, Signing):
+            return None
+        blob = self._client.bucket(bucket).blob(key)
+        try:
+            url = blob.generate_signed_url(version="v4", expiration=timedelta(seconds=expires_s), method="GET")
+        except Exception as exc:
+            raise _translate(exc, bucket, key) from exc
+        return str(url)
+
     def stat(self, bucket: str, key: str) -> BlobInfo:
         try:
             blob = self._client.bucket(bucket).get_blob(key)

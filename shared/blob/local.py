@@ -57,6 +57,11 @@ class LocalBlob:
             raise PoisonError("bucket name is not valid")
         return self.root / bucket / Path(*pure.parts)
 
+    def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
+        """A folder has no URL of its own: the API serves local bytes itself."""
+        self._path(bucket, key)  # the same refusal of unsafe names as every other operation
+        return None
+
     def stat(self, bucket: str, key: str) -> BlobInfo:
         path = self._path(bucket, key)
         try:

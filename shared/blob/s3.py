@@ -45,8 +45,20 @@ class S3Blob:
             read_timeout=60,
             retries={"max_attempts": 3, "mode": "standard"},
             s3={"addressing_style": "path"} if endpoint_url else None,
+            # presigned URLs as SigV4 (botocore still presigns SigV2 query strings by default)
+            signature_version="s3v4",
         )
         return cls(boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config))
+
+    def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
+        """A presigned GET (SigV4), made locally from the client's credentials: no call to S3."""
+        try:
+            url = self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=expires_s
+            )
+        except Exception as exc:
+            raise _translate(exc, bucket, key) from exc
+        return str(url)
 
     def stat(self, bucket: str, key: str) -> BlobInfo:
         try:

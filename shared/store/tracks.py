@@ -22,6 +22,7 @@ __all__ = [
     "UpsertResult",
     "hnsw_index_name",
     "hnsw_index_sql",
+    "snippet",
     "upsert_tracks",
 ]
 
@@ -101,7 +102,9 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
                 SELECT source, source_id, artist, title, lyrics, metadata, content_hash FROM staged
                 ON CONFLICT (source, source_id) DO UPDATE
                 SET artist = EXCLUDED.artist, title = EXCLUDED.title, lyrics = EXCLUDED.lyrics,
-                    metadata = EXCLUDED.metadata, content_hash = EXCLUDED.content_hash, updated_at = now()
+                    metadata = EXCLUDED.metadata, content_hash = EXCLUDED.content_hash, updated_at = now(),
+                    search_tsv = CASE WHEN t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
+                                      THEN NULL ELSE t.search_tsv END
                 WHERE t.content_hash IS DISTINCT FROM EXCLUDED.content_hash
                    OR t.metadata IS DISTINCT FROM EXCLUDED.metadata
                    OR t.artist IS DISTINCT FROM EXCLUDED.artist
@@ -197,6 +200,20 @@ class TrackStore:
             )
             return len(track_ids)
 
+    def index_text(self, track_ids: Sequence[int] | None = None) -> int:
+        """Fill the full-text vector of these tracks (every track when None) where it is missing.
+
+        Returns the rows written. The embed stage calls it beside the vectors, so a track becomes
+        keyword-searchable when it becomes semantically searchable, and the bulk upsert stays lean.
+        """
+        fill = "UPDATE tracks SET search_tsv = track_search_tsv(artist, title, lyrics) WHERE search_tsv IS NULL"
+        with self.conn.cursor() as cur:
+            if track_ids is None:
+                cur.execute(fill)
+            else:
+                cur.execute(fill + " AND id = ANY(%s)", (list(track_ids),))
+            return cur.rowcount
+
     def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
         """Create the partial HNSW (cosine) index for one model if missing. Returns True if created.
 
@@ -255,7 +272,7 @@ class TrackStore:
                 cur.execute(query, (vector, SNIPPET_CHARS, artist, vector, k))
             rows = cur.fetchall()
         return [
-            SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=_snippet(r[4]))
+            SearchHit(id=r[0], artist=r[1], title=r[2], score=round(float(r[3]), 6), snippet=snippet(r[4]))
             for r in rows
         ]
 
@@ -277,7 +294,8 @@ def embedding_text(title: str, lyrics: str) -> str:
     return f"{title}\n{lyrics}"
 
 
-def _snippet(text: str) -> str:
+def snippet(text: str) -> str:
+    """The lyrics on one line, cut at a word boundary: the excerpt a result list shows."""
     flat = " ".join(text.split())
     return flat if len(flat) <= SNIPPET_CHARS - 20 else flat[: SNIPPET_CHARS - 21].rsplit(" ", 1)[0] + " …"
 

@@ -82,7 +82,10 @@ class Prepared:
 
 
 def default_model_path() -> Path | None:
-    """The YOLOv8n-architecture detector shipped in the ``nudenet`` wheel, found without importing it."""
+    """The YOLOv8n-architecture detector shipped in the ``nudenet`` wheel, found without importing it.
+
+    Installed by the ``demo`` extra for the tests and the local demo only: the wheel carries an AGPL-3.0
+    licence, so no image installs it (the GPU image is given the user's model)."""
     import importlib.util
 
     spec = importlib.util.find_spec("nudenet")
@@ -356,7 +359,9 @@ def spec_from_settings(settings: Any) -> ModelSpec:
     """The model named by ``CONTENTFN_DETECTOR_*`` (default: the detector in the ``nudenet`` wheel)."""
     path = settings.detector_model_path or default_model_path()
     if path is None:
-        raise ModelNotReady("no detector model: set CONTENTFN_DETECTOR_MODEL_PATH or install the nudenet wheel")
+        raise ModelNotReady(
+            "no detector model: set CONTENTFN_DETECTOR_MODEL_PATH (or, for the local demo, install the demo extra)"
+        )
     labels = None
     if settings.detector_labels_file is not None:
         lines = settings.detector_labels_file.read_text(encoding="utf-8").splitlines()

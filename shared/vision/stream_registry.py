@@ -3,6 +3,10 @@
 A stream is processed by at most one worker at a time: the worker holding an unexpired lease.
 Leases are renewed well before they run out; a worker that dies stops renewing and another takes
 the stream over once the lease has expired.
+
+Registration is where quotas hold: active streams (pending, running, retrying) are counted overall
+and per owner under one advisory lock, so two registrations at once cannot both take the last place.
+A URL with credentials is refused, and any stored URL is listed without its ``user:password@``.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -19,11 +23,14 @@ from shared.vision.detection import Detection
 from shared.vision.store import detection_columns
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "StreamLease",
+    "StreamQuotaExceeded",
     "StreamRefused",
     "acquire_streams",
     "finish_stream",
     "list_streams",
+    "redact_url",
     "register_stream",
     "renew_leases",
     "set_stream_status",
@@ -34,13 +41,22 @@ __all__ = [
 
 _SCHEMES = {"rtsp", "rtsps", "http", "https"}
 _FIELDS = (
-    "id, url, fps, keyframes_only, model, status, lease_owner, lease_expires_at, last_error,"
-    " frames_done, frames_dropped, last_frame_ts, created_at, updated_at"
+    "id, url, fps, keyframes_only, model, owner, status, lease_owner, lease_expires_at, last_error,"
+    " last_error_code, frames_done, frames_dropped, last_frame_ts, created_at, updated_at"
 )
+ACTIVE_STATUSES = ("pending", "running", "retrying")
+# Statuses a worker lets go of: the stream will not be read again.
+_CLOSED = "('stopped', 'ended', 'failed', 'expired')"
+# One lock for every registration: the quota counts and the insert happen under it.
+_QUOTA_LOCK = 0x636F6E74656E74  # "content"
 
 
 class StreamRefused(PoisonError):
     """The stream URL is not one a worker may open."""
+
+
+class StreamQuotaExceeded(Exception):
+    """Registering one more stream would exceed a count quota (overall or the owner's)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,9 @@ def validate_stream_url(url: str, *, allow_files: bool, policy: Any | None = Non
         return url
     if scheme not in _SCHEMES or not parts.hostname:
         raise StreamRefused("stream URL must be rtsp://, rtsps://, http:// or https:// with a host")
+    if "@" in parts.netloc:
+        # They would be stored, listed and logged; a source needing them belongs behind a gateway.
+        raise StreamRefused("credentials in stream URLs are refused")
     if policy is not None:
         port = parts.port or {"rtsp": 554, "rtsps": 322, "http": 80, "https": 443}[scheme]
         policy.check_host(parts.hostname, port)
@@ -70,17 +89,39 @@ def validate_stream_url(url: str, *, allow_files: bool, policy: Any | None = Non
 
 
 def register_stream(
-    conn: psycopg.Connection[Any], url: str, fps: float, *, model: str | None, keyframes_only: bool
+    conn: psycopg.Connection[Any],
+    url: str,
+    fps: float,
+    *,
+    model: str | None,
+    keyframes_only: bool,
+    owner: str = "default",
+    max_active: int | None = None,
+    max_per_owner: int | None = None,
 ) -> dict[str, Any]:
+    """Insert a pending stream; StreamQuotaExceeded when it would pass ``max_active`` or ``max_per_owner``."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_QUOTA_LOCK,))
+    total, mine = conn.execute(
+        "SELECT count(*), count(*) FILTER (WHERE owner = %s) FROM streams WHERE status = ANY(%s)",
+        (owner, list(ACTIVE_STATUSES)),
+    ).fetchone() or (0, 0)
+    if max_active is not None and total >= max_active:
+        raise StreamQuotaExceeded(f"at most {max_active} streams may be active at once")
+    if max_per_owner is not None and mine >= max_per_owner:
+        raise StreamQuotaExceeded(f"at most {max_per_owner} streams may be active per key")
     cur = conn.execute(
-        f"INSERT INTO streams (url, fps, model, keyframes_only) VALUES (%s, %s, %s, %s) RETURNING {_FIELDS}",
-        (url, fps, model, keyframes_only),
+        f"INSERT INTO streams (url, fps, model, keyframes_only, owner) VALUES (%s, %s, %s, %s, %s) RETURNING {_FIELDS}",
+        (url, fps, model, keyframes_only, owner),
     )
     return _row(cur, cur.fetchone())
 
 
-def list_streams(conn: psycopg.Connection[Any], *, limit: int = 100) -> list[dict[str, Any]]:
-    cur = conn.execute(f"SELECT {_FIELDS} FROM streams ORDER BY id DESC LIMIT %s", (limit,))
+def list_streams(conn: psycopg.Connection[Any], *, before: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Newest first; ``before`` (an id) pages back."""
+    cur = conn.execute(
+        f"SELECT {_FIELDS} FROM streams WHERE (%s::bigint IS NULL OR id < %s::bigint) ORDER BY id DESC LIMIT %s",
+        (before, before, limit),
+    )
     return [_row(cur, r) for r in cur.fetchall()]
 
 
@@ -166,9 +207,9 @@ def renew_leases(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int], 
     if not ids:
         return set()
     rows = conn.execute(
-        """
+        f"""
         UPDATE streams SET lease_expires_at = now() + make_interval(secs => %s)
-        WHERE id = ANY(%s) AND lease_owner = %s AND status NOT IN ('stopped', 'ended')
+        WHERE id = ANY(%s) AND lease_owner = %s AND status NOT IN {_CLOSED}
         RETURNING id
         """,
         (lease_s, list(ids), owner),
@@ -177,22 +218,38 @@ def renew_leases(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int], 
 
 
 def set_stream_status(
-    conn: psycopg.Connection[Any], stream_id: int, owner: str, status: str, error: str | None
+    conn: psycopg.Connection[Any],
+    stream_id: int,
+    owner: str,
+    status: str,
+    error: str | None,
+    code: str | None = None,
 ) -> None:
+    """``error`` must already be redacted (see infra.gpu_worker.stream_source.describe_failure)."""
     conn.execute(
-        "UPDATE streams SET status = %s, last_error = %s, updated_at = now()"
+        "UPDATE streams SET status = %s, last_error = %s, last_error_code = %s, updated_at = now()"
         " WHERE id = %s AND lease_owner = %s AND status <> 'stopped'",
-        (status, None if error is None else error[:1000], stream_id, owner),
+        (status, None if error is None else error[:1000], code, stream_id, owner),
     )
 
 
-def finish_stream(conn: psycopg.Connection[Any], stream_id: int, owner: str, status: str | None) -> None:
-    """Give the lease back; with ``status`` ('ended'), also close the stream for good."""
+def finish_stream(
+    conn: psycopg.Connection[Any],
+    stream_id: int,
+    owner: str,
+    status: str | None,
+    error: str | None = None,
+    code: str | None = None,
+) -> None:
+    """Give the lease back; with ``status`` ('ended', 'failed', 'expired'), also close the stream for
+    good, recording ``code`` and the redacted ``error`` when given."""
     conn.execute(
         "UPDATE streams SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),"
-        " status = CASE WHEN status = 'stopped' THEN status ELSE coalesce(%s, status) END"
+        " status = CASE WHEN status = 'stopped' THEN status ELSE coalesce(%s, status) END,"
+        " last_error = CASE WHEN %s::text IS NULL THEN last_error ELSE %s END,"
+        " last_error_code = CASE WHEN %s::text IS NULL THEN last_error_code ELSE %s END"
         " WHERE id = %s AND lease_owner = %s",
-        (status, stream_id, owner),
+        (status, code, None if error is None else error[:1000], code, code, stream_id, owner),
     )
 
 
@@ -211,8 +268,8 @@ def write_frame(
     """
     held = conn.execute(
         "UPDATE streams SET frames_done = frames_done + %s, frames_dropped = frames_dropped + %s,"
-        " last_frame_ts = %s, last_error = NULL, status = 'running', updated_at = now()"
-        " WHERE id = %s AND lease_owner = %s AND status NOT IN ('stopped', 'ended') RETURNING id",
+        " last_frame_ts = %s, last_error = NULL, last_error_code = NULL, status = 'running', updated_at = now()"
+        f" WHERE id = %s AND lease_owner = %s AND status NOT IN {_CLOSED} RETURNING id",
         (len(frames), dropped, max((ts for ts, _ in frames), default=None), stream_id, owner),
     ).fetchone()
     if held is None:
@@ -236,4 +293,16 @@ def write_frame(
 
 
 def _row(cur: psycopg.Cursor[Any], row: Any) -> dict[str, Any]:
-    return dict(zip([d.name for d in cur.description or []], row, strict=True))
+    out = dict(zip([d.name for d in cur.description or []], row, strict=True))
+    if isinstance(out.get("url"), str):
+        # Rows registered before credentials were refused may still hold them.
+        out["url"] = redact_url(out["url"])
+    return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its ``user:password@`` part (kept as ``***@``), for responses and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))

@@ -51,6 +51,9 @@ def test_demo_uploads_embeds_searches_and_stops_cleanly_then_reruns_as_a_noop(st
     assert out.count("GET /search?q=") == 3
     assert f"stats: {sample_rows} tracks" in out and "dead jobs 0" in out
     assert "stopped cleanly" in out
+    # AND it ends saying how to open the web console
+    assert out.rstrip().splitlines()[-1].startswith("open the web console: run `make up`")
+    assert out.rstrip().endswith("then the console URL it prints")  # port 0 here: chosen at start
 
     # AND a second run finds the same object version already ingested: nothing new, nothing changed
     second = _cli(["demo"], env)

@@ -208,15 +208,17 @@ def test_api_unknown_path_wrong_method_and_oversized_body_get_the_core_errors(
     event = load_event("aws_function_url_health.json")
     event["rawPath"] = "/nope"
     missing = handler(event, lambda_context)
-    assert missing["statusCode"] == 404 and json.loads(missing["body"])["error"]["code"] == "not_found"
+    assert missing["statusCode"] == 404 and json.loads(missing["body"])["code"] == "not_found"
+    assert missing["headers"]["Content-Type"] == "application/problem+json"
     event = load_event("aws_function_url_health.json")
     event["requestContext"]["http"]["method"] = "POST"
     wrong = handler(event, lambda_context)
-    assert wrong["statusCode"] == 405
+    assert wrong["statusCode"] == 405 and wrong["headers"]["allow"] == "GET, HEAD"
     event = load_event("aws_function_url_health.json")
     event["body"] = "x" * (1024 * 1024 + 1)
     big = handler(event, lambda_context)
     assert big["statusCode"] == 413 and "xxxx" not in big["body"]
+    assert json.loads(big["body"])["status"] == 413
 
 
 @pytest.mark.parametrize(
@@ -250,7 +252,7 @@ def test_api_resolver_hands_every_method_and_path_to_the_core(
     if method == "HEAD":
         assert out["body"] == ""
     elif code is not None:
-        assert json.loads(out["body"])["error"]["code"] == code
+        assert json.loads(out["body"])["code"] == code
     else:
         assert json.loads(out["body"])["db"] == "ok"
 

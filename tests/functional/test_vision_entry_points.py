@@ -46,8 +46,8 @@ def test_http_api_routes_streams_and_detections(entry_env: Settings, lambda_cont
         return out["statusCode"], json.loads(out["body"])
 
     status, created = call("POST", "/streams", {"url": "rtsp://93.184.216.34/cam", "fps": 1})
-    assert status == 200, created
+    assert status == 201, created
     sid = created["stream"]["id"]
-    assert call("GET", "/streams")[1]["streams"][0]["id"] == sid
+    assert call("GET", "/streams")[1]["items"][0]["id"] == sid
     assert call("DELETE", f"/streams/{sid}")[1]["stream"]["status"] == "stopped"
     assert call("GET", "/images/12345/detections")[0] == 404

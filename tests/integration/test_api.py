@@ -129,13 +129,15 @@ def test_health_stats_and_openapi(server: str) -> None:
         ("/tracks/abc", {}, 404, "not_found"),
     ],
 )
-def test_bad_requests_get_a_json_error_that_does_not_echo_input(
+def test_bad_requests_get_a_problem_document_that_does_not_echo_input(
     server: str, path: str, params: dict[str, str], status: int, code: str
 ) -> None:
     resp = httpx.get(f"{server}{path}", params=params)
     assert resp.status_code == status
-    err = resp.json()["error"]
-    assert err["code"] == code
+    assert resp.headers["content-type"] == "application/problem+json"
+    err = resp.json()
+    assert err["code"] == code and err["status"] == status and err["type"].endswith(f":{code}")
+    assert err["title"] and err["detail"]
     for value in list(params.values()) + list(params):
         if len(value) > 3:
             assert value not in resp.text
@@ -144,6 +146,25 @@ def test_bad_requests_get_a_json_error_that_does_not_echo_input(
 def test_oversized_body_is_refused_before_it_is_read(server: str) -> None:
     resp = httpx.post(f"{server}/search", content=b"x" * (2 * 1024 * 1024))
     assert resp.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("path", "depth"),
+    [
+        ("/analyze", 20_000),  # past the JSON decoder's recursion limit, under the body size limit
+        ("/streams", 4_000),  # 8 KB bodies: still deep enough to exhaust the decoder's recursion
+        ("/analyze", 40),  # shallow enough to decode: refused as too deep all the same
+    ],
+)
+def test_a_nesting_bomb_body_gets_a_400_that_names_the_limit_not_a_500(server: str, path: str, depth: int) -> None:
+    # GIVEN a small JSON body nested thousands of levels deep, inside a field the route reads
+    bomb = b'{"text": ' + b"[" * depth + b"]" * depth + b"}"
+    resp = httpx.post(f"{server}{path}", content=bomb, headers={"content-type": "application/json"})
+    # THEN the API refuses it as a bad body, says why, and the server still answers
+    assert resp.status_code == 400, resp.text[:300]
+    assert resp.json()["code"] == "invalid_body" and "nested deeper than" in resp.text
+    assert "[[[[" not in resp.text
+    assert httpx.get(f"{server}/health").status_code == 200
 
 
 def test_api_key_is_required_when_configured(loaded: Services, tmp_path: Path) -> None:

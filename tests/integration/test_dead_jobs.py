@@ -65,8 +65,8 @@ def test_a_poison_job_is_listed_with_its_error_then_replayed_with_fresh_attempts
     dead_id = _dead_by_poison(services, job.kind, job.payload, job.dedup_key or "", "model file unreadable")
     # GIVEN a job that failed for good: listed newest first, its error and job shown
     listed = httpx.get(f"{api}/dead-jobs").json()
-    assert listed["total"] == 1 and listed["next_before"] is None
-    (row,) = listed["dead_jobs"]
+    assert listed["total"] == 1 and listed["next_cursor"] is None
+    (row,) = listed["items"]
     assert (row["id"], row["kind"], row["last_error"], row["replayable"]) == (
         dead_id,
         "embed",
@@ -116,7 +116,7 @@ def test_an_event_record_is_not_replayable_and_stays_while_the_jobs_around_it_re
     job = embed_job(9, "h9")
     dead_job_id = _dead_by_poison(services, job.kind, job.payload, job.dedup_key or "", "boom")
     event_id = next(i for i in _dead_ids(services) if i != dead_job_id)
-    rows = {r["id"]: r for r in httpx.get(f"{api}/dead-jobs").json()["dead_jobs"]}
+    rows = {r["id"]: r for r in httpx.get(f"{api}/dead-jobs").json()["items"]}
     assert rows[event_id]["replayable"] is False and rows[dead_job_id]["replayable"] is True
     report = httpx.post(f"{api}/dead-jobs/replay", json={"ids": [event_id, dead_job_id]}).json()
     assert report["replayed"] == [dead_job_id]
@@ -158,7 +158,7 @@ def test_replay_by_kind_takes_the_oldest_up_to_the_limit_and_only_that_kind(serv
     ]
     other = _dead_by_poison(services, "analyze", {"track_id": 1}, "analyze:1:h", "x")
     listed = httpx.get(f"{api}/dead-jobs", params={"kind": "embed"}).json()
-    assert listed["total"] == 4 and [r["id"] for r in listed["dead_jobs"]] == [*reversed(embeds), unreadable]
+    assert listed["total"] == 4 and [r["id"] for r in listed["items"]] == [*reversed(embeds), unreadable]
     report = httpx.post(f"{api}/dead-jobs/replay", json={"kind": "embed", "limit": 2}).json()
     assert report["replayed"] == embeds[:2] and report["not_replayable"] == {}
     assert _dead_ids(services) == [unreadable, embeds[2], other]
@@ -181,7 +181,7 @@ def test_a_malformed_replay_request_is_refused_naming_the_problem(
     api: str, headers: dict[str, str], body: str, status: int, code: str
 ) -> None:
     response = httpx.post(f"{api}/dead-jobs/replay", content=body, headers=headers)
-    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+    assert (response.status_code, response.json()["code"]) == (status, code)
 
 
 def test_deleting_a_dead_job_forgets_it(services: Services, api: str) -> None:
@@ -252,10 +252,16 @@ def test_the_openapi_document_describes_each_json_body_from_its_model(services: 
     from shared.events import HttpRequest
 
     doc = json.loads(Api(services).handle(HttpRequest.from_parts("GET", "/openapi.json")).body)
-    replay = doc["paths"]["/dead-jobs/replay"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+
+    def body_schema(path: str) -> dict[str, Any]:
+        # bodies are listed once under components, like answers, and referenced from the operation
+        ref = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        return doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
+
+    replay = body_schema("/dead-jobs/replay")
     assert set(replay["properties"]) == {"ids", "kind", "limit"}
     assert replay["properties"]["ids"]["maxItems"] == 1000 and replay["additionalProperties"] is False
-    stream = doc["paths"]["/streams"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    stream = body_schema("/streams")
     assert stream["required"] == ["url"]
     assert "requestBody" in doc["paths"]["/analyze"]["post"] and "413" in doc["paths"]["/analyze"]["post"]["responses"]
     assert "requestBody" not in doc["paths"]["/dead-jobs"]["get"]

@@ -27,6 +27,8 @@ def test_api_routes_auth_and_limits_over_real_http(api_server: FunctionsFramewor
     assert httpx.get(f"{url}/stats", timeout=30).status_code == 401
     assert httpx.get(f"{url}/stats", headers={"X-Api-Key": "s3cret"}, timeout=30).json()["tracks"] == 0
     missing = httpx.get(f"{url}/nope", timeout=30)
-    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    assert missing.status_code == 404 and missing.json()["code"] == "not_found"
+    assert missing.headers["content-type"] == "application/problem+json"
     big = httpx.post(f"{url}/search", content=b"x" * (1024 * 1024 + 1), timeout=30)
     assert big.status_code == 413 and b"xxx" not in big.content
+    assert big.headers["content-type"] == "application/problem+json" and big.json()["status"] == 413

@@ -88,7 +88,19 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
     health = HealthServer(worker, "127.0.0.1", 0).start()
     try:
         wait_for(lambda: svc.queue.depth("detect") == 0, what="the detection job")
-        body = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        def scrape() -> str:
+            return urllib.request.urlopen(f"http://127.0.0.1:{health.port}/metrics", timeout=5).read().decode()
+
+        # The job is acked in the write's transaction; the worker counts the image just after that
+        # commit, so a scrape right after the queue empties may come before the count.
+        wait_for(
+            lambda: any(
+                labels["outcome"] == "done" for labels, _ in metric_samples(scrape(), "contentfn_gpu_images_total")
+            ),
+            what="the written image in /metrics",
+        )
+        body = scrape()
         healthz = urllib.request.urlopen(f"http://127.0.0.1:{health.port}/healthz", timeout=5).read().decode()
     finally:
         worker.stop(grace_s=5)
@@ -119,17 +131,17 @@ def test_uploaded_photo_ends_as_detections_and_refusals_keep_their_reason(vision
         return resp.status, json.loads(resp.body)
 
     code, everything = get("")
-    assert code == 200 and [i["key"] for i in everything["images"]] == [
+    assert code == 200 and [i["key"] for i in everything["items"]] == [
         "images/notes.jpg",
         "images/anim.gif",
         "images/bomb.png",
         "images/astronaut.jpg",
     ]
-    assert everything["images"][-1]["status"] == "done" and everything["images"][-1]["detections"] == len(labels)
-    assert [i["status"] for i in get("status=rejected")[1]["images"]] == ["rejected"] * 3
+    assert everything["items"][-1]["status"] == "done" and everything["items"][-1]["detections"] == len(labels)
+    assert [i["status"] for i in get("status=rejected")[1]["items"]] == ["rejected"] * 3
     first = get("limit=2")[1]
-    rest = get(f"limit=2&before={first['next_before']}")[1]
-    assert [i["id"] for i in first["images"] + rest["images"]] == [i["id"] for i in everything["images"]]
+    rest = get(f"limit=2&cursor={first['next_cursor']}")[1]
+    assert [i["id"] for i in first["items"] + rest["items"]] == [i["id"] for i in everything["items"]]
     assert get("status=lost")[0] == 400
 
 

@@ -74,6 +74,9 @@ def test_an_endless_body_is_cut_at_the_size_cap(source_server: SourceServer) -> 
         "http://127.0.0.2:{port}/feed",  # loopback, but outside the allowlisted 127.0.0.1/32
         "http://2130706434:{port}/feed",  # 127.0.0.2 written as a decimal
         "http://[::ffff:127.0.0.1]:{port}/feed",  # IPv4-mapped IPv6
+        "http://[::7f00:1]:{port}/feed",  # IPv4-compatible IPv6 for 127.0.0.1 (global to Python 3.11)
+        "http://[fec0::1]:{port}/feed",  # deprecated site-local (global to Python 3.11)
+        "http://[64:ff9b:1::7f00:1]:{port}/feed",  # local-use NAT64 (global to Python 3.11)
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.1/",
         "file:///etc/passwd",
@@ -102,3 +105,21 @@ def test_a_429_with_retry_after_slows_every_later_call_to_that_host(source_serve
     started = time.monotonic()
     c.get(source_server.url + "/feed")
     assert time.monotonic() - started >= 0.9  # waited out the Retry-After before asking again
+
+
+@pytest.mark.parametrize("same_origin", [True, False])
+def test_authorization_survives_a_redirect_only_within_the_same_scheme_host_and_port(
+    source_server: SourceServer,  # noqa: F811
+    same_origin: bool,
+) -> None:
+    # GIVEN a second real server on the same host, on another port
+    with SourceServer([]) as other:
+        target = source_server if same_origin else other
+        source_server.redirect_to = f"http://127.0.0.1:{target.port}/feed"
+        # WHEN a request with a token is redirected there
+        loopback_client().get(source_server.url + "/redirect", headers={"authorization": "Bearer secret"})
+        landed = target.requests_to("/feed")
+    # THEN the token reached the next hop only when it is the same origin
+    assert len(landed) == 1
+    assert ("authorization" in landed[0].headers) is same_origin
+    assert source_server.requests_to("/redirect")[0].headers["authorization"] == "Bearer secret"

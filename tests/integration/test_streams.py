@@ -108,15 +108,15 @@ def test_stream_registration_is_validated(stream_services: Services) -> None:
     assert call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1/x", "fps": 0})[0] == 400
     assert call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1/x", "fps": 1000})[0] == 400
     status, body = call(api, "POST", "/streams", {"url": "gopher://127.0.0.1/x"})
-    assert status == 400 and body["error"]["code"] == "url_refused"
-    assert "gopher" not in body["error"]["message"]
+    assert status == 400 and body["code"] == "url_refused"
+    assert "gopher" not in body["detail"]
     # A private address is refused unless the outbound policy allows it (here only loopback is allowed).
     assert call(api, "POST", "/streams", {"url": "rtsp://10.0.0.8/cam"})[0] == 400
     assert call(api, "POST", "/streams", {"url": "http://169.254.169.254/latest"})[0] == 400
     status, body = call(api, "POST", "/streams", {"url": "rtsp://127.0.0.1:8554/cam", "fps": 2})
-    assert status == 200 and body["stream"]["status"] == "pending"
+    assert status == 201 and body["stream"]["status"] == "pending"
     sid = body["stream"]["id"]
-    assert [s["id"] for s in call(api, "GET", "/streams")[1]["streams"]] == [sid]
+    assert [s["id"] for s in call(api, "GET", "/streams")[1]["items"]] == [sid]
     assert call(api, "DELETE", f"/streams/{sid}")[1]["stream"]["status"] == "stopped"
     assert call(api, "DELETE", "/streams/999999")[0] == 404
     assert call(api, "GET", "/images/999999/detections")[0] == 404
@@ -128,7 +128,7 @@ def test_file_urls_are_refused_unless_enabled(settings: Settings) -> None:
         status, body = call(Api(svc), "POST", "/streams", {"url": "file:///etc/passwd"})
     finally:
         svc.close()
-    assert status == 400 and body["error"]["code"] == "url_refused"
+    assert status == 400 and body["code"] == "url_refused"
 
 
 def test_a_lease_is_held_by_one_worker_and_taken_over_when_it_expires(stream_services: Services) -> None:
@@ -167,7 +167,7 @@ def test_file_stream_is_sampled_and_detected_per_frame(
     video = write_video(tmp_path / "clip.mp4", seconds=2.0, fps=10)
     # GIVEN a 2 s file registered at 2 frames per second
     status, body = call(Api(svc), "POST", "/streams", {"url": video.as_uri(), "fps": 2})
-    assert status == 200
+    assert status == 201
     sid = body["stream"]["id"]
     # WHEN a worker's supervisor picks it up
     sup = StreamSupervisor(svc, detector, owner="w1").start()
@@ -186,14 +186,17 @@ def test_file_stream_is_sampled_and_detected_per_frame(
     status, body = call(api, "GET", f"/streams/{sid}")
     assert status == 200 and body["stream"]["status"] == "ended" and body["stream"]["frames_done"] == 4
     status, page = call(api, "GET", f"/streams/{sid}/detections?limit=3")
-    assert status == 200 and [f["frame_ts"] for f in page["frames"]] == [0.0, 0.5, 1.0]
-    assert all(len(f["detections"]) == TINY_BOXES_PER_IMAGE for f in page["frames"])
-    assert set(page["frames"][0]["detections"][0]) == {"model", "class_id", "label", "score", "box"}
-    status, rest = call(api, "GET", f"/streams/{sid}/detections?after={page['next_after']}")
-    assert [f["frame_ts"] for f in rest["frames"]] == [1.5] and rest["next_after"] == 1.5
-    assert call(api, "GET", f"/streams/{sid}/detections?after=1.5")[1] == {"frames": [], "next_after": "1.5"}
-    assert call(api, "GET", f"/streams/{sid}/detections?after=soon")[0] == 400
-    assert call(api, "GET", f"/streams/{sid}/detections?after=nan")[0] == 400
+    assert status == 200 and [f["frame_ts"] for f in page["items"]] == [0.0, 0.5, 1.0]
+    assert all(len(f["detections"]) == TINY_BOXES_PER_IMAGE for f in page["items"])
+    assert set(page["items"][0]["detections"][0]) == {"model", "class_id", "label", "score", "box"}
+    status, rest = call(api, "GET", f"/streams/{sid}/detections?cursor={page['next_cursor']}")
+    assert [f["frame_ts"] for f in rest["items"]] == [1.5] and rest["next_cursor"]
+    # past the last frame, the cursor stays where it is, so a client polling a running stream resumes there
+    last = rest["next_cursor"]
+    assert call(api, "GET", f"/streams/{sid}/detections?cursor={last}")[1] == {"items": [], "next_cursor": last}
+    assert call(api, "GET", f"/streams/{sid}/detections?cursor=soon")[0] == 400
+    status, other = call(api, "GET", f"/streams/999999/detections?cursor={last}")
+    assert status == 400 and other["errors"] == [{"parameter": "cursor", "detail": "belongs to another stream"}]
     assert call(api, "GET", "/streams/999999")[0] == 404
     assert call(api, "GET", "/streams/999999/detections")[0] == 404
 
@@ -384,7 +387,7 @@ def test_live_rtsp_stream_reconnects_and_stops(stream_services: Services, detect
     sup = None
     try:
         status, body = call(Api(svc), "POST", "/streams", {"url": f"rtsp://127.0.0.1:{port}/live", "fps": 2})
-        assert status == 200
+        assert status == 201
         sid = body["stream"]["id"]
         sup = StreamSupervisor(svc, detector, owner="w1").start()
         # THEN frames of the live source arrive, two per second of stream time

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from local.lock import IMAGES, lock_entries
 from local.package import reachable_files, unprovided, used_modules
 from tests.conftest import REPO
 
@@ -27,10 +28,11 @@ def test_every_function_folder_has_an_aws_entry_point() -> None:
 
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_the_lambda_image_installs_every_package_the_function_can_import(function: str) -> None:
-    # GIVEN the extras the image installs the project with
-    project = re.search(r'pip install [^\n]*"\$\{LAMBDA_TASK_ROOT\}(?:\[([a-z0-9,]+)\])?"', DOCKERFILE)
-    assert project, "the Dockerfile installs the project from LAMBDA_TASK_ROOT"
-    extras = project.group(1).split(",") if project.group(1) else []
+    # GIVEN the extras the image's lock is written with, and the lock the image installs
+    spec = IMAGES["functions"]
+    assert re.search(r"pip install [^\n]*--require-hashes -r \"\$\{LAMBDA_TASK_ROOT\}/requirements\.lock\"", DOCKERFILE)
+    extras = list(spec.extras)
+    also = sorted(lock_entries(REPO / spec.lock))
     # WHEN following every import the function's AWS handler can reach, Google Cloud's adapters aside
     code = reachable_files(REPO / "functions" / function / "aws.py", root=REPO)
     relative = {p.relative_to(REPO).as_posix() for p in code}
@@ -39,3 +41,4 @@ def test_the_lambda_image_installs_every_package_the_function_can_import(functio
     assert "shared/blob/s3.py" in relative and "boto3" in used
     # THEN the image provides each of them
     assert unprovided(REPO / "pyproject.toml", used, extras=extras) == {}
+    assert unprovided(REPO / "pyproject.toml", used, extras=extras, also=also) == {}

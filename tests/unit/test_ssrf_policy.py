@@ -51,6 +51,10 @@ def client(
         ("http://[64:ff9b::a00:1]/", "IPv6 address embedding"),
         ("http://[2002:a00:1::]/", "IPv6 address embedding"),
         ("http://[fc00::1]/", "private"),
+        ("http://[::7f00:1]/", "IPv4-compatible"),
+        ("http://[::a00:1]/", "IPv4-compatible"),
+        ("http://[fec0::1]/", "site-local"),
+        ("http://[64:ff9b:1::a00:1]/", "local-use NAT64"),
         ("http://[fe80::1]/", "link-local"),
         ("http://0.0.0.0/", "unspecified"),
         ("http://224.0.0.1/", "multicast"),
@@ -119,6 +123,21 @@ def test_a_redirect_to_another_host_drops_the_authorization_header() -> None:
     client(transport=transport).get("http://first.example/", headers={"authorization": "Bearer secret"})
     assert "authorization" in transport.requests[0].headers
     assert "authorization" not in transport.requests[1].headers
+
+
+@pytest.mark.parametrize(
+    "location", ["https://first.example/next", "http://first.example:8080/next", "https://first.example:80/"]
+)
+def test_a_redirect_to_another_scheme_or_port_drops_the_authorization_header(location: str) -> None:
+    transport = RecordingTransport([httpx.Response(302, headers={"location": location})])
+    client(transport=transport).get("http://first.example/", headers={"authorization": "Bearer secret"})
+    assert "authorization" not in transport.requests[1].headers
+
+
+def test_a_redirect_within_the_same_origin_keeps_the_authorization_header() -> None:
+    transport = RecordingTransport([httpx.Response(302, headers={"location": "http://FIRST.example:80/next"})])
+    client(transport=transport).get("http://first.example/", headers={"authorization": "Bearer secret"})
+    assert transport.requests[1].headers["authorization"] == "Bearer secret"
 
 
 def test_the_allowlist_permits_a_listed_network_only() -> None:

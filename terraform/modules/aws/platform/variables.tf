@@ -111,7 +111,8 @@ variable "gpu" {
     # http 80; streams are read over TCP). A stream on another port needs it here.
     stream_ports = optional(list(number), [80, 322, 554, 8554])
     # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
-    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.
+    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, CONTENTFN_DETECTOR_MODEL_PATH for a model mounted in place
+    # of the one baked into the image, ...); the caps above are set from their own fields.
     environment = optional(map(string), {})
   })
 

@@ -107,7 +107,8 @@ variable "gpu" {
     # (CONTENTFN_GPU_DEVICE_PROCESS: memfds, counted as the container's memory; no /dev/shm needed).
     device_process = optional(bool, false)
     # More of the worker's CONTENTFN_* settings (CONTENTFN_GPU_DEVICE_CALLS,
-    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, ...); the caps above are set from their own fields.
+    # CONTENTFN_DETECTOR_PROVIDER_OPTIONS, CONTENTFN_DETECTOR_MODEL_PATH for a model mounted in place
+    # of the one baked into the image, ...); the caps above are set from their own fields.
     environment = optional(map(string), {})
   })
 

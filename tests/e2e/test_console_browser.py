@@ -1,0 +1,497 @@
+"""The web console in real headless Chromium against the real local stack (embedded Postgres, the
+bucket watcher, the embed and detection workers, the API server): every page loads with no console
+error and no failed request, passes axe-core with no critical violation and leaves a screenshot;
+search → track → similar; a photo's boxes drawn where the API says; a dead letter replayed; a track
+full of markup and script shown as text everywhere; the key asked once and never put in a URL."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, LiteralString
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from functions.api.core import Api
+from local.runtime import LocalStack
+from local.server import ApiServer
+from shared.config import Settings, load_settings
+from shared.services import Services
+from shared.vision.detector import default_model_path
+from tests.conftest import _with_db, model_dir_path, need
+from tests.e2e.console_browser import Browser, browser_session
+from tests.integration.test_detector_real import photo_jpeg
+
+pytestmark = pytest.mark.slow
+
+# Markup and script in every field a user controls; each would set window.__xss if it ever ran.
+XSS_SCRIPT = "<script>window.__xss = 'script'</script>"
+XSS_IMG = "<img src=x onerror=\"window.__xss = 'img'\">"
+XSS_LINK = "javascript:window.__xss = 'link'"
+XSS_TRACK = {
+    "id": "xss-1",
+    "artist": f"Evil {XSS_SCRIPT}",
+    "title": f"Tide {XSS_IMG}",
+    "lyrics": f'ocean tide rolling waves {XSS_SCRIPT} {XSS_IMG} <a href="{XSS_LINK}">click</a>',
+    "homepage": XSS_LINK,
+    "note": f"<b>bold</b> {XSS_IMG}",
+}
+TRACKS = [
+    {"id": f"t{i}", "artist": f"Artist {i % 3}", "title": f"Song {i}", "lyrics": text}
+    for i, text in enumerate(
+        [
+            "ocean waves crash on the shore at night",
+            "the sea is calling me home across the water",
+            "dancing in the city lights until the morning",
+            "fire and rain on the mountain road",
+            "waves of the ocean carry my heart away",
+            "city streets and neon dreams",
+        ]
+    )
+]
+PHOTO_KEY = "images/astronaut <img src=x onerror=window.__xss=1>.jpg"
+
+
+@dataclass
+class Console:
+    stack: LocalStack
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.stack.url
+
+    def api(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        if body is not None:
+            request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def sql(self, query: LiteralString, *params: Any) -> list[tuple[Any, ...]]:
+        assert self.stack.services is not None
+        with self.stack.services.db.connection() as conn:
+            rows = conn.execute(query, params).fetchall()
+            conn.commit()
+        return rows
+
+    def track_id(self, source_id: str) -> int:
+        return int(self.sql("SELECT id FROM tracks WHERE source_id = %s", source_id)[0][0])
+
+
+def _wait(condition: Any, timeout: float, what: str) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def console(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    """One local stack for the module, fed through its watched bucket: tracks (one full of markup),
+    a photo under images/, and a dead embed job."""
+    need(default_model_path() is not None, "the nudenet wheel is not installed")
+    name = f"contentfn_console_{os.getpid()}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("console") / "state",
+        database_url=_with_db(pg_server_url, name),
+        model_dir=model_dir_path(),
+        api_port=0,
+        worker_poll_s=0.1,
+        stream_allow_file_urls=True,
+        queue_backoff_base_s=0.05,
+        queue_backoff_cap_s=0.2,
+    )
+    stack = LocalStack(settings).start()
+    try:
+        assert stack.services is not None
+        c = Console(stack, settings)
+        rows = [*TRACKS, XSS_TRACK]
+        stack.services.blob.put(settings.bucket, "tracks.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+        stack.services.blob.put(settings.bucket, PHOTO_KEY, photo_jpeg("astronaut"))
+        _wait(lambda: c.sql("SELECT count(*) FROM embeddings")[0][0] == len(rows), 120, "the tracks to be embedded")
+        _wait(
+            lambda: c.sql("SELECT count(*) FROM images WHERE status = 'done'")[0][0] == 1, 180, "the photo's detections"
+        )
+        yield c
+    finally:
+        stack.stop()
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with browser_session() as b:
+        yield b
+
+
+def write_photo_video(path: Path, seconds: float = 2.0, fps: int = 10) -> Path:
+    """A short clip whose every frame is the astronaut photo, so each sampled frame has detections."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    photo = Image.open(io.BytesIO(photo_jpeg("astronaut"))).convert("RGB").resize((256, 256))
+    pixels = np.asarray(photo)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 256, 256, "yuv420p"
+        for _ in range(int(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _seed_dead_embed(c: Console, source_id: str, error: str) -> int:
+    track = c.track_id(source_id)
+    content_hash = c.sql("SELECT content_hash FROM tracks WHERE id = %s", track)[0][0]
+    row = c.sql(
+        "INSERT INTO dead_jobs (job_id, kind, payload, dedup_key, attempts, last_error, retryable, created_at)"
+        " VALUES (%s, 'embed', %s::jsonb, %s, 3, %s, true, now()) RETURNING id",
+        10_000 + track,
+        json.dumps({"track_id": track, "content_hash": content_hash}),
+        f"embed:{track}:{content_hash}:replay-test",
+        error,
+    )
+    return int(row[0][0])
+
+
+def _visit(browser: Browser, url: str, ready: str) -> None:
+    browser.open(url)
+    browser.settled()
+    browser.wait(lambda: browser.js("return document.querySelector(arguments[0]) !== null", ready), 30, ready)
+    browser.settled()
+
+
+def _assert_nothing_ran(browser: Browser) -> None:
+    assert browser.js("return window.__xss === undefined"), browser.js("return window.__xss")
+    # the markup stayed text: no element it would have made exists in the page
+    assert (
+        browser.js(
+            'return document.querySelectorAll(\'main script, main img[src="x"], main a[href^="javascript"], main b\').length'
+        )
+        == 0
+    )
+
+
+def test_every_page_loads_clean_passes_axe_and_leaves_a_screenshot(console: Console, browser: Browser) -> None:
+    xss = console.track_id("xss-1")
+    image = console.sql("SELECT id FROM images")[0][0]
+    dead = _seed_dead_embed(console, "t3", f"boom {XSS_IMG}")
+    stream = console.api("/streams", "POST", {"url": "rtsp://93.184.216.34/cam1", "fps": 1})["stream"]["id"]
+    pages = {
+        "search": ("/#/search?q=ocean+waves", "ol.results li"),
+        "track": (f"/#/track/{xss}", "#similar ol.results"),
+        "images": ("/#/images", "#gallery .frame svg rect"),
+        "image": (f"/#/image/{image}", ".frame.full svg rect"),
+        "streams": ("/#/streams", "#stream-list table"),
+        "stream": (f"/#/stream/{stream}", "dl.facts"),
+        "operations": ("/#/operations", "#dead-jobs tr td"),
+    }
+    browser.problems()  # drain what earlier tests left
+    for name, (path, ready) in pages.items():
+        # WHEN each page is opened in the browser
+        _visit(browser, f"{console.url}{path}", ready)
+        # THEN it logged no console error and no request failed, axe-core finds nothing critical
+        assert browser.problems() == [], name
+        assert browser.axe_critical() == [], name
+        _assert_nothing_ran(browser)
+        assert browser.screenshot(name).stat().st_size > 1000
+    console.api(f"/dead-jobs/{dead}", "DELETE")
+    console.api(f"/streams/{stream}", "DELETE")
+
+
+def test_search_then_track_then_similar_by_keyboard_and_links(console: Console, browser: Browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    _visit(browser, f"{console.url}/#/search", "form[role=search]")
+    # GIVEN the skip link, taken from the keyboard: focus moves to the page, which stays as it was
+    browser.driver.find_element(By.CSS_SELECTOR, "a.skip").send_keys(Keys.ENTER)
+    browser.wait(lambda: browser.js("return document.activeElement.id") == "main", 5, "focus on the page")
+    assert browser.js("return document.querySelector('main form[role=search]') !== null")
+    # WHEN a query is typed and submitted with Enter
+    box = browser.driver.find_element(By.NAME, "q")
+    box.send_keys("ocean waves", Keys.ENTER)
+    browser.wait(lambda: browser.js("return document.querySelectorAll('ol.results li').length") > 0, 30, "results")
+    browser.settled()
+    # THEN results with snippet and score, answered within a second of the query
+    assert int(browser.js("return document.getElementById('results').dataset.ms")) < 1000
+    first = browser.js("return document.querySelector('ol.results li a').textContent")
+    expected = console.api("/search?q=ocean+waves&k=10")["results"][0]
+    assert first == f"{expected['artist']} — {expected['title']}"
+    assert expected["snippet"] in browser.text("ol.results li .snippet")
+    # WHEN the first result is followed (keyboard: focus the link, Enter)
+    link = browser.driver.find_element(By.CSS_SELECTOR, "ol.results li a")
+    link.send_keys(Keys.ENTER)
+    browser.wait(lambda: f"#/track/{expected['id']}" in browser.driver.current_url, 10, "the track page")
+    _visit(browser, browser.driver.current_url, "#similar ol.results li")
+    # THEN the track page shows its lyrics and the similar tracks the API gives
+    track = console.api(f"/tracks/{expected['id']}")
+    assert browser.text("pre.lyrics") == track["lyrics"]
+    similar = console.api(f"/tracks/{expected['id']}/similar?k=10")["results"]
+    shown = browser.js(
+        "return [...document.querySelectorAll('#similar ol.results li')].map((li) => Number(li.dataset.track))"
+    )
+    assert shown == [s["id"] for s in similar]
+    # AND "more like this" lists the same neighbours
+    browser.driver.find_element(By.CSS_SELECTOR, "#similar ol.results li a[aria-label^='More like']").send_keys(
+        Keys.ENTER
+    )
+    browser.wait(lambda: "like=" in browser.driver.current_url, 10, "more like this")
+    browser.settled()
+    browser.wait(
+        lambda: browser.js("return document.querySelectorAll('#results ol.results li').length") > 0, 30, "neighbours"
+    )
+    assert browser.problems() == []
+
+
+def _drawn_boxes(browser: Browser, frame: str) -> list[dict[str, float]]:
+    return list(
+        browser.js(
+            "const frame = document.querySelector(arguments[0]);"
+            "const img = frame.querySelector('img').getBoundingClientRect();"
+            "return [...frame.querySelectorAll('svg rect')].map((r) => { const b = r.getBoundingClientRect();"
+            " return {x1: b.left - img.left, y1: b.top - img.top, x2: b.right - img.left, y2: b.bottom - img.top,"
+            " w: img.width, h: img.height}; });",
+            frame,
+        )
+    )
+
+
+def test_uploaded_photo_shows_its_boxes_where_the_api_says_in_the_gallery_and_full_size(
+    console: Console, browser: Browser
+) -> None:
+    image_id = console.sql("SELECT id FROM images")[0][0]
+    answer = console.api(f"/images/{image_id}/detections")
+    width, height = answer["image"]["width"], answer["image"]["height"]
+    assert answer["detections"], "the photo has detections"
+    for path, frame in [
+        ("/#/images", f"#gallery .frame[data-image='{image_id}']"),
+        (f"/#/image/{image_id}", ".frame.full"),
+    ]:
+        _visit(browser, f"{console.url}{path}", f"{frame} svg rect")
+        drawn = _drawn_boxes(browser, frame)
+        assert len(drawn) == len(answer["detections"])
+        scale_x, scale_y = drawn[0]["w"] / width, drawn[0]["h"] / height
+        for box, detection in zip(drawn, answer["detections"], strict=True):
+            x1, y1, x2, y2 = detection["box"]
+            expected = {"x1": x1 * scale_x, "y1": y1 * scale_y, "x2": x2 * scale_x, "y2": y2 * scale_y}
+            for edge, value in expected.items():
+                assert abs(box[edge] - value) <= 2, (path, edge, box, expected)
+        # AND the labels drawn are the API's labels, as text
+        labels = browser.js(
+            "return [...document.querySelectorAll(arguments[0] + ' svg text')].map((t) => t.textContent)", frame
+        )
+        assert labels == [f"{d['label']} {d['score']:.2f}" for d in answer["detections"]]
+        _assert_nothing_ran(browser)
+    # WHEN the gallery is filtered to one class, only its boxes stay; above every score, none
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.select import Select
+
+    label = answer["detections"][0]["label"]
+    frame = f"#gallery .frame[data-image='{image_id}']"
+    _visit(browser, f"{console.url}/#/images", f"{frame} svg rect")
+    Select(browser.driver.find_element(By.NAME, "label")).select_by_value(label)
+    browser.driver.find_element(By.NAME, "min_score").send_keys(Keys.ENTER)
+    browser.wait(lambda: f"label={label}" in browser.driver.current_url, 10, "the class filter")
+    browser.wait(lambda: browser.js("return document.querySelector(arguments[0]) !== null", frame), 30, "the gallery")
+    browser.settled()
+    drawn = browser.js(
+        "return [...document.querySelectorAll(arguments[0] + ' svg g')].map((g) => g.dataset.label)", frame
+    )
+    assert drawn == [d["label"] for d in answer["detections"] if d["label"] == label]
+    top = max(d["score"] for d in answer["detections"])
+    _visit(browser, f"{console.url}/#/images?min_score={min(1.0, top + 0.01):.2f}", frame)
+    assert browser.js("return document.querySelectorAll(arguments[0] + ' svg rect').length", frame) == 0
+    assert browser.problems() == []
+
+
+def test_a_dead_letter_is_replayed_from_the_operations_page_after_confirming(
+    console: Console, browser: Browser
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    dead = _seed_dead_embed(console, "t4", "embedder was down")
+    _visit(browser, f"{console.url}/#/operations", "#dead-jobs table")
+    row = browser.wait(
+        lambda: next(
+            (
+                r
+                for r in browser.driver.find_elements(By.CSS_SELECTOR, "#dead-jobs tbody tr")
+                if r.find_element(By.TAG_NAME, "td").text == str(dead)
+            ),
+            None,
+        ),
+        20,
+        "the dead job's row",
+    )
+    # WHEN "Show" is pressed from the keyboard, the job's error and payload appear
+    row.find_element(By.XPATH, ".//button[text()='Show']").send_keys(Keys.ENTER)
+    browser.wait(lambda: "embedder was down" in browser.text("#dead-detail"), 10, "the dead job's detail")
+    # AND the page refreshing on its own keeps the keyboard's place
+    assert browser.js("return document.activeElement.textContent") == "Show"
+    updated = browser.text("#updated")
+    browser.wait(lambda: browser.text("#updated") != updated, 15, "a refresh")
+    assert browser.js("return document.activeElement.textContent") == "Show"
+    # WHEN "Replay" is pressed and the confirmation dismissed, nothing happens
+    row = next(
+        r
+        for r in browser.driver.find_elements(By.CSS_SELECTOR, "#dead-jobs tbody tr")
+        if r.find_element(By.TAG_NAME, "td").text == str(dead)
+    )
+    row.find_element(By.XPATH, ".//button[text()='Replay']").click()
+    browser.driver.switch_to.alert.dismiss()
+    assert console.sql("SELECT count(*) FROM dead_jobs WHERE id = %s", dead)[0][0] == 1
+    # WHEN pressed again and confirmed, the job is queued again and leaves the dead letters
+    row = next(
+        r
+        for r in browser.driver.find_elements(By.CSS_SELECTOR, "#dead-jobs tbody tr")
+        if r.find_element(By.TAG_NAME, "td").text == str(dead)
+    )
+    row.find_element(By.XPATH, ".//button[text()='Replay']").click()
+    browser.driver.switch_to.alert.accept()
+    browser.wait(lambda: f"Dead job {dead} replayed." in browser.text("#dead-detail"), 10, "the replay notice")
+    assert console.sql("SELECT count(*) FROM dead_jobs WHERE id = %s", dead)[0][0] == 0
+    browser.wait(
+        lambda: (
+            str(dead)
+            not in [r.text.split(" ")[0] for r in browser.driver.find_elements(By.CSS_SELECTOR, "#dead-jobs tbody tr")]
+        ),
+        10,
+        "the row to go",
+    )
+    assert browser.problems() == []
+
+
+def test_a_stream_of_a_local_file_registered_in_the_page_shows_its_frames_and_detections(
+    console: Console, browser: Browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    video = write_photo_video(tmp_path / "astronaut.mp4")
+    _visit(browser, f"{console.url}/#/streams", "#stream-list")
+    # WHEN a local file is registered at 2 frames per second from the form
+    browser.driver.find_element(By.NAME, "url").send_keys(video.as_uri())
+    fps = browser.driver.find_element(By.NAME, "fps")
+    fps.clear()
+    fps.send_keys("2", Keys.ENTER)
+    stream = browser.wait(
+        lambda: next((r for r in console.api("/streams")["items"] if r["url"] == video.as_uri()), None),
+        10,
+        "the stream",
+    )
+    _wait(lambda: console.api(f"/streams/{stream['id']}")["stream"]["status"] == "ended", 120, "the stream to end")
+    frames = console.api(f"/streams/{stream['id']}/detections")["items"]
+    # frames with nothing found leave no row (the decoder's last frame may be one of them)
+    assert len(frames) >= 2 and all(f["detections"] for f in frames)
+    # THEN the list shows it ended, and its page the latest frame's detections and one bar per frame
+    _visit(browser, f"{console.url}/#/streams", "#stream-list table")
+    cells = browser.js(
+        "return [...document.querySelectorAll('#stream-list tbody tr')].map((tr) => [...tr.cells].map((td) => td.textContent))"
+    )
+    row = next(c for c in cells if c[0] == str(stream["id"]))
+    assert row[1:4] == [
+        video.as_uri(),
+        "ended",
+        str(console.api(f"/streams/{stream['id']}")["stream"]["frames_done"]),
+    ], row
+    _visit(browser, f"{console.url}/#/stream/{stream['id']}", "svg.chart rect.bar")
+    assert browser.js("return document.querySelectorAll('svg.chart rect.bar').length") == len(frames)
+    latest = [d["label"] for d in frames[-1]["detections"]]
+    shown = browser.js(
+        "return [...document.querySelectorAll('main table tbody tr td:first-child')].map((td) => td.textContent)"
+    )
+    assert shown == latest
+    browser.screenshot("stream-file")
+    assert browser.problems() == []
+
+
+def test_a_track_full_of_markup_is_shown_as_text_on_every_page_and_nothing_runs(
+    console: Console, browser: Browser
+) -> None:
+    xss = console.track_id("xss-1")
+    # the search page (title, artist and snippet), the track page (every field), and the similar lists
+    _visit(browser, f"{console.url}/#/search?q=ocean+tide+rolling+waves", "ol.results li")
+    assert f"Evil {XSS_SCRIPT} — Tide {XSS_IMG}" in browser.text("ol.results")
+    _assert_nothing_ran(browser)
+    _visit(browser, f"{console.url}/#/track/{xss}", "#similar ol.results li")
+    page = browser.text("main")
+    for shown in (XSS_SCRIPT, XSS_IMG, XSS_LINK, "<b>bold</b>"):
+        assert shown in page
+    assert browser.driver.title == f"Evil {XSS_SCRIPT} — Tide {XSS_IMG} · contentfn"
+    _assert_nothing_ran(browser)
+    other = console.track_id("t0")
+    _visit(browser, f"{console.url}/#/track/{other}", "#similar ol.results li")
+    if str(xss) in browser.js("return [...document.querySelectorAll('#similar li')].map((li) => li.dataset.track)"):
+        assert f"Evil {XSS_SCRIPT}" in browser.text("#similar")
+    _assert_nothing_ran(browser)
+    # the photo whose file name holds markup, in the gallery
+    _visit(browser, f"{console.url}/#/images", "#gallery figcaption a")
+    assert PHOTO_KEY in browser.text("#gallery")
+    _assert_nothing_ran(browser)
+    assert browser.problems() == []
+
+
+def test_a_keyed_api_asks_for_the_key_once_and_sends_it_as_a_header_never_in_a_url(
+    console: Console, browser: Browser, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    keyed = console.settings.model_copy(update={"api_key": SecretStr("s3cret-console"), "api_port": 0})
+    services = Services.from_settings(keyed, migrate=False)
+    server = ApiServer(Api(services), "127.0.0.1", 0)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        browser.open(f"{url}/#/operations")
+        browser.settled()
+        # GIVEN a keyed API, the page asks for the key before anything else
+        field = browser.wait(lambda: browser.driver.find_element(By.NAME, "key"), 10, "the key field")
+        assert browser.js("return document.activeElement.name") == "key"
+        # WHEN a wrong key is entered, the page says it was refused and asks again
+        field.send_keys("wrong-key", Keys.ENTER)
+        browser.wait(lambda: "refused that key" in browser.text("main"), 10, "the refusal")
+        field = browser.driver.find_element(By.NAME, "key")
+        assert browser.js("return sessionStorage.getItem('contentfn.apiKey')") is None
+        browser.driver.get_log("browser")  # the 401 of the wrong key is the point here, not a page error
+        field.send_keys("s3cret-console", Keys.ENTER)
+        _visit(browser, f"{url}/#/operations", "#stats dl")
+        # THEN the key stays in this tab's session storage, and no request carried it in its URL
+        assert browser.js("return sessionStorage.getItem('contentfn.apiKey')") == "s3cret-console"
+        urls = [
+            json.loads(e["message"])["message"]["params"]["request"]["url"]
+            for e in browser.driver.get_log("performance")
+            if json.loads(e["message"])["message"]["method"] == "Network.requestWillBeSent"
+        ]
+        assert any("/stats" in u for u in urls) and not any("s3cret" in u for u in urls)
+        # AND another page needs no second asking
+        _visit(browser, f"{url}/#/streams", "#stream-list")
+        assert browser.driver.find_elements(By.NAME, "key") == []
+        browser.js("sessionStorage.clear()")
+        browser.driver.get_log("browser")  # the 401s a test of the key field provoked are not page errors
+    finally:
+        server.stop()
+        services.close()
