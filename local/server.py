@@ -51,15 +51,21 @@ def create_app(api: Api) -> Starlette:
     store_registry = CollectorRegistry(auto_describe=False)
     watch_store(store_registry, api.services.db, api.services.settings.llm_daily_token_budget)
 
-    async def metrics(_request: Request) -> Response:
+    async def metrics(request: Request) -> Response:
         # Unauthenticated like /health: Prometheus scrapes it, and the server binds to loopback by
-        # default. The store queries run off the event loop.
+        # default. Not in the route table: a function in the cloud reports its figures otherwise
+        # (EMF, OTLP), so only this server has a registry worth scraping. The store queries run off
+        # the event loop.
+        if request.method not in ("GET", "HEAD"):
+            # Refused as the core refuses any other method: a problem document naming what is allowed.
+            refused = Api.refusal(405, "method_not_allowed", "method not allowed; use GET, HEAD")
+            return Response(refused.body, refused.status, headers={**refused.headers, "allow": "GET, HEAD"})
         body = exposition() + await run_in_threadpool(generate_latest, store_registry)
-        return Response(body, 200, media_type=CONTENT_TYPE_LATEST)
+        return Response(body if request.method == "GET" else b"", 200, media_type=CONTENT_TYPE_LATEST)
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     return Starlette(
-        routes=[Route("/metrics", metrics, methods=["GET"]), Route("/{path:path}", dispatch, methods=methods)]
+        routes=[Route("/metrics", metrics, methods=methods), Route("/{path:path}", dispatch, methods=methods)]
     )
 
 

@@ -80,7 +80,7 @@ class Api:
             elapsed = time.perf_counter() - started
             # The route's template, never the raw path: ids in paths would make one series per id.
             status = response.status if response is not None else 500
-            _record(route.pattern if route is not None else "unmatched", request.method, status, elapsed)
+            _record(route.template if route is not None else "unmatched", request.method, status, elapsed)
             log.debug("%s %s %.1f ms", request.method, request.path, elapsed * 1000)
         assert response is not None  # every path above answers or raises past the finally
         return response

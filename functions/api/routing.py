@@ -67,7 +67,9 @@ class Route:
     ``status`` is the success status (201 for a creation); ``errors`` the refusals the handler itself
     raises beyond those the core derives from the route (400 on the query, 401, 404 on an ``{id}``,
     413/415 on a body, 503 when a dependency is down). A ``static`` route answers from memory alone;
-    ``media_type`` is what a non-JSON route (an ``Asset``) serves."""
+    ``media_type`` is what a non-JSON route (an ``Asset``) serves. ``family`` is the template request
+    metrics count a route under where many routes are one family (each file of the console is a route
+    of its own, counted as ``/console/{file}``); None: its ``pattern``."""
 
     method: str
     pattern: str
@@ -82,12 +84,18 @@ class Route:
     errors: tuple[int, ...] = ()
     static: bool = False
     media_type: str = "application/json"
+    family: str | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
             self, "regex", re.compile("^" + re.escape(self.pattern).replace(re.escape("{id}"), _ID) + "$")
         )
+
+    @property
+    def template(self) -> str:
+        """What request metrics name this route by: a path template, never a path with values in it."""
+        return self.family or self.pattern
 
     def statuses(self, *, auth: bool) -> dict[int, str]:
         """Every status this operation can answer, with what it means: the OpenAPI document lists
