@@ -243,7 +243,8 @@ class FunctionRuntime:
             log.warning("store metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
 
     def _make_metrics_sink(self) -> Any:
-        from shared.platform.metrics import EmfEmitter, OtlpPusher
+        from shared.platform.metrics import EmfEmitter
+        from shared.platform.metrics_gcp import OtlpPusher
 
         if self.cloud == "aws":
             return EmfEmitter(self.function)
