@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-obs invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -55,7 +55,7 @@ typecheck: setup
 
 check: lint typecheck
 
-bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu
+bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu bench-export
 
 bench-search: setup model
 	$(BIN)/python -m tests.bench.bench_search
@@ -78,6 +78,9 @@ bench-obs: system-deps-test setup model
 
 bench-cold: setup model
 	$(BIN)/python -m tests.bench.bench_cold
+
+bench-export: setup
+	$(BIN)/python -m tests.bench.bench_export
 
 # Run one cloud entry point on one real-format payload against the local stack:
 #   make invoke FN=ingest EVENT=events/aws_s3_object_created.json CLOUD=aws

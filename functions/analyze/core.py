@@ -96,7 +96,13 @@ def analyze_track(
             f"track:{track_id}",
             STAGE,
             "ok",
-            detail={"analyzer": analysis.analyzer, "fallback": analysis.fallback, "confidence": analysis.confidence},
+            # cached: answered from the cache or the analyses table, not computed (/stats/analyses counts it)
+            detail={
+                "analyzer": analysis.analyzer,
+                "fallback": analysis.fallback,
+                "confidence": analysis.confidence,
+                "cached": analysis.cached,
+            },
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         conn.commit()

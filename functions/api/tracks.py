@@ -1,6 +1,6 @@
-"""``/search``, ``/tracks/{id}`` and ``/tracks/{id}/similar``: tracks, search by meaning, by words or
-both (hybrid, the default), and nearest neighbours by embedding; search and similar take the browse
-filters."""
+"""``/search`` and ``/tracks/{id}/similar``: search by meaning, by words or both (hybrid, the
+default), and nearest neighbours by embedding; both take the browse filters. (``/tracks/{id}``
+itself, the whole profile, is :mod:`functions.api.profile`.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.filters import track_filter
 from functions.api.routing import Call
 from shared.metrics import CACHE_REQUESTS
-from shared.models import SearchHit, Track
+from shared.models import SearchHit
 from shared.services import Services
 from shared.store.search import filtered_search, fuse_rrf, keyword_search
 from shared.store.tracks import TrackStore
@@ -24,8 +24,6 @@ __all__ = [
     "SEARCH_MODES",
     "SearchResults",
     "SimilarTracks",
-    "TrackDetail",
-    "get_track",
     "query_cache_key",
     "search",
     "similar",
@@ -53,10 +51,6 @@ class SimilarTracks(BaseModel):
 
     model: str
     results: list[SearchHit]
-
-
-class TrackDetail(Track):
-    embedded_models: list[str]
 
 
 def query_cache_key(model_key: str, query: str) -> str:
@@ -106,21 +100,6 @@ def search(call: Call) -> SearchResults:
         results=hits,
         timings_ms={"embed": round((t1 - t0) * 1000, 2), "db": round((t2 - t1) * 1000, 2)},
     )
-
-
-def get_track(call: Call) -> TrackDetail:
-    with call.services.db.connection() as conn:
-        track = TrackStore(conn).get(call.id)
-        models = [
-            r[0]
-            for r in conn.execute(
-                "SELECT model FROM embeddings WHERE track_id = %s ORDER BY model", (call.id,)
-            ).fetchall()
-        ]
-        conn.commit()
-    if track is None:
-        raise not_found("track")
-    return TrackDetail(**track.model_dump(), embedded_models=models)
 
 
 def similar(call: Call) -> SimilarTracks:

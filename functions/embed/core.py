@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from shared.metrics import EMBED_SECONDS, EMBED_TEXTS, JOB_SECONDS
 from shared.metrics.jobs import record_jobs
+from shared.observability import job_span
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
 from shared.services import Services
@@ -69,7 +70,8 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
         return EmbedOutcome(claimed=len(claimed), failed=poison)
     started = time.perf_counter()
     try:
-        embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
+        with job_span("embed batch", [c.job for c in work], attributes={"batch.jobs": len(work)}):
+            embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
     except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
         log.exception("embed batch of %d failed", len(work))
         outcomes = [queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True) for c in work]

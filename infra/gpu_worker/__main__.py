@@ -25,11 +25,13 @@ from infra.gpu_worker.stream_runner import StreamSupervisor
 from infra.gpu_worker.wiring import detect_queue, worker_services
 from infra.gpu_worker.worker import GpuWorker
 from shared.metrics.state import watch_store
+from shared.observability import configure_logging, configure_tracing, flush_traces
 from shared.platform.runtime import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 
 log = logging.getLogger("infra.gpu_worker")
+_SERVICE = "contentfn-gpu-worker"
 
 
 def main() -> None:
@@ -37,7 +39,9 @@ def main() -> None:
     parser.add_argument("--no-streams", action="store_true", help="serve image jobs only")
     args = parser.parse_args()
     settings = load_entry_settings()  # with the cloud knobs: the object store and its endpoints
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # JSON lines on stdout: what ECS's awslogs driver and Cloud Run's agent ship and parse.
+    configure_logging("json", _SERVICE, level=settings.log_level)
+    configure_tracing(_SERVICE, settings.otel_exporter_endpoint, sample_ratio=settings.otel_sample_ratio)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -84,6 +88,7 @@ def main() -> None:
         health.stop()
     finally:
         services.close()
+        flush_traces()
 
 
 if __name__ == "__main__":

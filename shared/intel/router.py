@@ -229,6 +229,14 @@ class Router:
             field_confidence=conf,
         )
 
+    def distilled_candidate(
+        self, rules: Analysis, features: Features, embedding: tuple[str, np.ndarray] | None
+    ) -> Analysis | None:
+        """What the distilled predictor would answer at any threshold (None: it may not answer here,
+        e.g. unfitted, too inaccurate, or fitted on another embedding model). Evaluation compares
+        its ``confidence`` with candidate thresholds instead of asking once per threshold."""
+        return self._distilled_answer(rules, features, embedding, 0.0)
+
     def refit(self) -> DistilledModel | None:
         """Fit on every LLM label of the current prompt version; store and use it. None if too few."""
         with self.db.connection() as conn:

@@ -24,10 +24,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.envelopes.aws import job_from_sqs_record, schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError
 from shared.events import Job
+from shared.observability.logs import ContextFilter
 from shared.platform.jobs import Backlog, JobHandling, deliver, drain
 from shared.platform.runtime import FunctionRuntime, payload_digest
 
-__all__ = ["JobFunction", "JobNotDone", "job_function"]
+__all__ = ["JobFunction", "JobNotDone", "job_function", "powertools_logger"]
 
 _DRAIN_MARGIN_S = 10.0
 _source_queues: dict[str, Any] = {}
@@ -43,6 +44,16 @@ class JobFunction:
     runtime: FunctionRuntime
     logger: Logger
     metrics: Metrics
+
+
+def powertools_logger(service: str) -> Logger:
+    """Powertools' Logger for a function, shared with the project's own loggers, each record
+    carrying the trace id and the job or object it concerns (:class:`ContextFilter`)."""
+    logger = Logger(service=service)
+    if logger.registered_handler is not None:
+        logger.registered_handler.addFilter(ContextFilter(service))
+    copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
+    return logger
 
 
 def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -> Backlog | None:
@@ -65,9 +76,8 @@ def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -
 
 def job_function(name: str, handling: JobHandling) -> JobFunction:
     """Build the Lambda handler of function ``name`` consuming jobs of ``handling.kind``."""
-    logger = Logger(service=f"contentfn-{name}")
+    logger = powertools_logger(f"contentfn-{name}")
     metrics = Metrics(namespace="contentfn", service=name)
-    copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
     runtime = FunctionRuntime(name, "aws")
     processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from shared.envelopes.errors import EnvelopeError
 from shared.envelopes.gcp import PubSubMessage, job_from_pubsub
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay, trace_attributes
 from shared.queue.errors import PublishFailed, QueueUnavailable
 from shared.queue.sqs import job_message
 
@@ -53,6 +53,7 @@ class PubSubPublisher:
             attrs = {"kind": job.kind}
             if job.dedup_key:
                 attrs["dedup_key"] = job.dedup_key
+            attrs |= trace_attributes(job)
             data = json.dumps(job_message(job), separators=(",", ":")).encode()
             pending.append((job, key, self._publisher.publish(self.topic, data, ordering_key=key, **attrs)))
         failed = 0

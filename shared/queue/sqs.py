@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.events import Job
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay, trace_attributes
 from shared.queue.errors import PublishFailed, QueueUnavailable
 
 __all__ = ["SqsQueue", "job_message"]
@@ -80,6 +80,8 @@ class SqsQueue:
         attrs = {"kind": {"DataType": "String", "StringValue": job.kind}}
         if job.dedup_key:
             attrs["dedup_key"] = {"DataType": "String", "StringValue": job.dedup_key}
+        for name, value in trace_attributes(job).items():
+            attrs[name] = {"DataType": "String", "StringValue": value}
         entry: dict[str, Any] = {
             "Id": entry_id,
             "MessageBody": json.dumps(job_message(job), separators=(",", ":")),
@@ -115,6 +117,11 @@ class SqsQueue:
 
     def _job(self, msg: dict[str, Any]) -> Job:
         attempts = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
+        attrs = {
+            str(k): str(v["StringValue"])
+            for k, v in (msg.get("MessageAttributes") or {}).items()
+            if isinstance(v, dict) and isinstance(v.get("StringValue"), str)
+        }
         try:
             doc = json.loads(msg["Body"])
             return Job(
@@ -123,6 +130,8 @@ class SqsQueue:
                 payload=doc["payload"],
                 attempts=attempts,
                 dedup_key=doc.get("dedup_key"),
+                traceparent=attrs.get("traceparent"),
+                tracestate=attrs.get("tracestate"),
             )
         except (ValueError, KeyError, TypeError):
             # Unparseable: hand it out with an empty payload so the consumer's poison path dead-letters it.

@@ -425,3 +425,23 @@ def test_a_tfvars_value_the_platform_cannot_honour_is_refused_at_plan_naming_it(
     # THEN the plan stops at the variable, saying what is wrong
     assert plan.returncode != 0
     assert message in " ".join(plan.stderr.split())
+
+
+def test_the_trace_exporter_endpoint_and_sampling_reach_every_function_and_the_worker(aws_plan: PlanFn) -> None:
+    # GIVEN dev's tfvars WHEN they name an OTLP endpoint (a collector forwarding to X-Ray) at 25% sampling
+    tracing = (
+        'log_level          = "DEBUG"\ntracing = { otlp_endpoint = "http://otel.internal:4318", sample_ratio = 0.25 }\n'
+    )
+    plan = aws_plan("dev", tfvars_edits=(('log_level          = "DEBUG"\n', tracing),))
+    # THEN the GPU worker and every function export there at that ratio
+    worker_env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
+    assert worker_env["CONTENTFN_OTEL_EXPORTER_ENDPOINT"] == "http://otel.internal:4318"
+    assert worker_env["CONTENTFN_OTEL_SAMPLE_RATIO"] == "0.25"
+    lambdas = by_type(tftools.plan_resources(plan), "aws_lambda_function")
+    assert lambdas
+    for fn in lambdas:
+        env = fn["values"]["environment"][0]["variables"]
+        assert (env["CONTENTFN_OTEL_EXPORTER_ENDPOINT"], env["CONTENTFN_OTEL_SAMPLE_RATIO"]) == (
+            "http://otel.internal:4318",
+            "0.25",
+        ), fn["address"]

@@ -25,7 +25,9 @@ module "contentfn" {
   api_invokers = var.api_invokers
   api_ingress  = var.api_ingress
 
-  log_level          = var.log_level
+  log_level = var.log_level
+  tracing   = var.tracing
+
   hnsw_ef_search     = var.hnsw_ef_search
   queue_max_attempts = var.queue_max_attempts
   subnet_cidr        = var.subnet_cidr

@@ -246,3 +246,22 @@ variable "metrics_otlp_endpoint" {
   type        = string
   default     = "https://telemetry.googleapis.com/v1/metrics"
 }
+
+variable "tracing" {
+  description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
+  type = object({
+    otlp_endpoint = optional(string, "")
+    sample_ratio  = optional(number, 0.1)
+  })
+  default = {}
+
+  validation {
+    condition     = var.tracing.sample_ratio >= 0 && var.tracing.sample_ratio <= 1
+    error_message = "tracing.sample_ratio must be between 0 and 1."
+  }
+
+  validation {
+    condition     = var.tracing.otlp_endpoint == "" || can(regex("^https?://", var.tracing.otlp_endpoint))
+    error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
+  }
+}

@@ -36,6 +36,9 @@ locals {
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Built from names (as AWS forms them) so they are known at plan time: the worker's task
@@ -103,7 +106,7 @@ module "secrets" {
   kms_key_arn = module.kms.kms_key_arn
   secrets = {
     "database-url"          = "PostgreSQL URL of a database not created here (CONTENTFN_DATABASE_URL); with create_database the RDS-managed secret is read instead"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
@@ -199,7 +202,8 @@ resource "aws_s3_bucket_notification" "uploads" {
     content {
       id                  = "${lambda_function.key}-object-created"
       lambda_function_arn = module.function[lambda_function.key].lambda_function_arn
-      events              = ["s3:ObjectCreated:*"]
+      # Removals too: a deleted object takes away the tracks it alone fed.
+      events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     }
   }
 

@@ -38,6 +38,9 @@ locals {
     CONTENTFN_LOG_LEVEL          = var.log_level
     # Memorystore signs its TLS certificate with its own CA, which no trust store holds.
     CONTENTFN_REDIS_CA_CERT = module.cache.server_ca_cert
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Topic IDs by queue name, built from names so functions and queues do not depend on each other.
@@ -107,7 +110,7 @@ module "secrets" {
   labels            = local.labels
   secrets = {
     "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH string (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
