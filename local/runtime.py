@@ -76,6 +76,16 @@ class LocalStack:
         assert self.server is not None, "the API is not served"
         return f"http://{self.settings.api_host}:{self.server.port}"
 
+    @property
+    def gpu_metrics_url(self) -> str | None:
+        """The CPU detection worker's /metrics, when ``local_gpu_metrics_port`` is set and a model loaded."""
+        from infra.gpu_worker.http import HealthServer
+
+        for part in self.vision_loops:
+            if isinstance(part, HealthServer):
+                return f"http://{self.settings.api_host}:{part.port}/metrics"
+        return None
+
     def stop(self) -> None:
         for part in (*self.vision_loops, *self.intel_loops, self.watcher, self.embed_worker, self.index_worker):
             if part is not None:

@@ -450,6 +450,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Where the GPU service's `/healthz` and `/metrics` listen."
     )
     gpu_metrics_port: int = Field(default=9090, ge=0, le=65535, description="Their port.")
+    local_gpu_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the local runtime's CPU detection worker's `/healthz` and `/metrics` on this port "
+        "(0: any free port); unset: not served (the local API's `/metrics` has every other figure).",
+    )
     gpu_target_latency_s: float = Field(
         default=60.0,
         gt=0,

@@ -146,4 +146,4 @@ def run_analyze_batch(services: Services, limit: int = 16) -> JobOutcome:
 
 
 # For the cloud entry points (shared.platform): pushed jobs and the outbox, each job on its own.
-ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch)
+ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch, report_store=True)

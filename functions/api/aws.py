@@ -116,3 +116,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
         if method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
             runtime.relay()
+        runtime.flush_metrics()

@@ -13,6 +13,7 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
 from functions.api.auth import ANONYMOUS, authenticate, authorize, check_quota, record_action
@@ -22,6 +23,7 @@ from functions.api.routes import routes_for
 from functions.api.routing import Asset, Call, Created, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
+from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.services import Services
 from shared.store.api_keys import ApiKey
 
@@ -41,6 +43,9 @@ _PAGE_POLICY = (
 _RETRY_MODEL_S = "30"
 _RETRY_DEPENDENCY_S = "5"
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
 
 class Api:
     """Routing, auth, validation and error mapping around the handlers of a route table."""
@@ -53,22 +58,37 @@ class Api:
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         acted: list[tuple[ApiKey | None, Route, dict[str, str]]] = []  # a write or admin action, for the audit
-        response = self._respond(request, acted)
-        for key, route, path in acted:
-            record_action(
-                self.services,
-                key_name=key.name if key is not None else ANONYMOUS,
-                route=route,
-                method=request.method,
-                target=response.headers.get("location") or path.get("id"),
-                status=response.status,
-            )
-        log.debug("%s %s %.1f ms", request.method, request.path, (time.perf_counter() - started) * 1000)
-        return response
+        matched: list[Route] = []  # the route that answered, for the request metrics
+        status = 500  # what the metrics count where auditing or answering raises past this method
+        try:
+            response = self._respond(request, acted, matched)
+            for key, route, path in acted:
+                record_action(
+                    self.services,
+                    key_name=key.name if key is not None else ANONYMOUS,
+                    route=route,
+                    method=request.method,
+                    target=response.headers.get("location") or path.get("id"),
+                    status=response.status,
+                )
+            status = response.status
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route's template, never the raw path: ids in paths would make one series per id.
+            # A streamed answer is counted when its headers are ready, not when its body ends.
+            _record(matched[0].template if matched else "unmatched", request.method, status, elapsed)
+            log.debug("%s %s %.1f ms", request.method, request.path, elapsed * 1000)
 
-    def _respond(self, request: HttpRequest, acted: list[tuple[ApiKey | None, Route, dict[str, str]]]) -> HttpResponse:
+    def _respond(
+        self,
+        request: HttpRequest,
+        acted: list[tuple[ApiKey | None, Route, dict[str, str]]],
+        matched: list[Route],
+    ) -> HttpResponse:
         try:
             route, path_params = self._match(request)
+            matched.append(route)
             key: ApiKey | None = None
             if not route.public and self.services.settings.api_auth:
                 key = authenticate(self.services, request)
@@ -124,6 +144,20 @@ class Api:
             allow = ", ".join(sorted(methods))
             raise ApiError(405, "method_not_allowed", f"method not allowed; use {allow}", headers={"allow": allow})
         raise ApiError(404, "not_found", "no such endpoint")
+
+
+def _record(route: str, method: str, status: int, seconds: float) -> None:
+    # The series of a (route, method, status) are looked up once: a request then costs one dict
+    # hit, an increment and an observation. Keys stay few: route templates, known methods, statuses.
+    key = (route, method if method in _METHODS else "OTHER", status)
+    series = _series.get(key)
+    if series is None:
+        series = _series.setdefault(
+            key,
+            (HTTP_REQUESTS.labels(key[0], key[1], str(status)), HTTP_SECONDS.labels(route, f"{status // 100}xx")),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def _answer(route: Route, result: Any) -> HttpResponse:

@@ -49,6 +49,7 @@ def api(request: flask.Request) -> flask.Response:
     response = _core().handle(http_request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
         runtime.relay()
+    runtime.flush_metrics()
     if response.stream is not None:
         # Werkzeug sends an iterable as it is produced and closes it when the answer ends.
         return flask.Response(response.stream, response.status, headers=response.headers)

@@ -357,6 +357,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
                 public=True,
                 static=True,
                 media_type=media_type,
+                family="/console/{file}",  # one series for all of them, however many files the page grows
             )
             for name, media_type in CONSOLE_ASSETS.items()
         ),
@@ -370,6 +371,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
                 public=True,
                 static=True,
                 media_type=media_type,
+                family="/docs/{file}",  # one series for all of them, however many files the page grows
             )
             for name, media_type in DOCS_ASSETS.items()
         ),

@@ -81,7 +81,11 @@ class Route:
     answers from memory alone; ``media_type`` is what a non-JSON route (an ``Asset``) serves.
 
     ``scope`` is what a key needs to call the route: a GET defaults to ``read``; any other method must
-    name its scope, so a new write route cannot be left callable by a read-only key by omission."""
+    name its scope, so a new write route cannot be left callable by a read-only key by omission.
+
+    ``family`` is the template request metrics count a route under where many routes are one family
+    (each file of the console is a route of its own, counted as ``/console/{file}``); None: its
+    ``pattern``."""
 
     method: str
     pattern: str
@@ -97,6 +101,7 @@ class Route:
     static: bool = False
     media_type: str = "application/json"
     scope: Scope | None = None
+    family: str | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +116,11 @@ class Route:
     def required_scope(self) -> Scope:
         """The scope a key needs for this route (set by ``__post_init__``, never None after it)."""
         return self.scope or "read"
+
+    @property
+    def template(self) -> str:
+        """What request metrics name this route by: a path template, never a path with values in it."""
+        return self.family or self.pattern
 
     def statuses(self, *, auth: bool) -> dict[int, str]:
         """Every status this operation can answer, with what it means: the OpenAPI document lists

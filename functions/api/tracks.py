@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.filters import track_filter
 from functions.api.routing import Call
+from shared.metrics import CACHE_REQUESTS
 from shared.models import SearchHit
 from shared.services import Services
 from shared.store.search import filtered_search, fuse_rrf, keyword_search
@@ -62,6 +63,7 @@ def _query_vector(svc: Services, query: str) -> Any:
     embedder = svc.embedder
     cache_key = query_cache_key(embedder.model_key, query)
     vector = svc.cache.get(cache_key)
+    CACHE_REQUESTS.labels("query", "miss" if vector is None else "hit").inc()
     if vector is None:
         vector = embedder.embed([query])[0]
         svc.cache.set(cache_key, vector, ttl_s=3600)

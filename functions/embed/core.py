@@ -12,6 +12,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from shared.metrics import EMBED_SECONDS, EMBED_TEXTS, JOB_SECONDS
+from shared.metrics.jobs import record_jobs
 from shared.observability import job_span
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
@@ -63,16 +65,21 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
             continue
         work.append(c)
     poison = len(claimed) - len(work)
+    record_jobs(EMBED_JOB, "dead", poison)
     if not work:
         return EmbedOutcome(claimed=len(claimed), failed=poison)
+    started = time.perf_counter()
     try:
         with job_span("embed batch", [c.job for c in work], attributes={"batch.jobs": len(work)}):
             embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
     except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
         log.exception("embed batch of %d failed", len(work))
-        for c in work:
-            queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
+        outcomes = [queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True) for c in work]
+        record_jobs(EMBED_JOB, "dead", outcomes.count("dead"))
+        record_jobs(EMBED_JOB, "retried", len(outcomes) - outcomes.count("dead"))
         return EmbedOutcome(claimed=len(claimed), failed=len(claimed))
+    record_jobs(EMBED_JOB, "done", len(work))
+    JOB_SECONDS.labels(EMBED_JOB).observe(time.perf_counter() - started)
     return EmbedOutcome(claimed=len(claimed), embedded=embedded, skipped=skipped, failed=poison)
 
 
@@ -88,7 +95,11 @@ def _embed_and_commit(
         done = store.embedded_hashes(list(texts), model_key)
         todo = [tid for tid, (chash, _) in texts.items() if done.get(tid) != chash]
         conn.commit()
-    vectors = embedder.embed([texts[tid][1] for tid in todo]) if todo else None
+    vectors = None
+    if todo:
+        model_started = time.perf_counter()
+        vectors = embedder.embed([texts[tid][1] for tid in todo])
+        EMBED_SECONDS.labels(model_key).inc(time.perf_counter() - model_started)
     with services.db.connection() as conn:
         store = TrackStore(conn)
         if vectors is not None:
@@ -98,6 +109,8 @@ def _embed_and_commit(
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
         acked = queue.ack(work, conn=conn)
         conn.commit()
+    if todo:
+        EMBED_TEXTS.labels(model_key).inc(len(todo))
     if acked < len(work):
         log.warning("%d of %d embed jobs had lost their lease; their vectors are kept", len(work) - acked, len(work))
     return len(todo), len(ids) - len(todo)

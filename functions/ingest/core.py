@@ -18,6 +18,7 @@ from functions.ingest.reports import BadRowReport, FileReport, IngestReport, Rej
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
 from shared.idempotency import Claim, IdempotentOutcome, in_progress_ttl_s, run_claimed
+from shared.metrics import INGEST_OBJECTS, INGEST_ROWS, INGEST_SECONDS
 from shared.observability import log_context, span
 from shared.observability.traces import SpanKind
 from shared.queue.kinds import TRACK_JOB_KINDS
@@ -44,9 +45,11 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
     """
 
     def effect(claim: Claim) -> IngestReport:
-        if is_image_key(event.key):
-            return ingest_image(event, services, claim)
-        return _ingest(event, services, claim)
+        started = time.perf_counter()
+        image = is_image_key(event.key)
+        report = ingest_image(event, services, claim) if image else _ingest(event, services, claim)
+        _record_ingest("image" if image else "tracks", report, time.perf_counter() - started)
+        return report
 
     settings = services.settings
     ttl_s = in_progress_ttl_s(settings.function_timeout_s, settings.idempotency_ttl_s)
@@ -183,3 +186,12 @@ def record_given_up(
         "ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key, attempts=attempts
     )
     log.error("gave up on %s: %s", event.uri, error)
+
+
+def _record_ingest(kind: str, report: IngestReport, seconds: float) -> None:
+    # Only a first delivery gets here (a redelivery replays the stored report): nothing is counted twice.
+    INGEST_OBJECTS.labels(kind, report.status).inc()
+    INGEST_SECONDS.labels(kind).observe(seconds)
+    if isinstance(report, FileReport):
+        INGEST_ROWS.labels("ok").inc(report.rows_ok)
+        INGEST_ROWS.labels("bad").inc(report.rows_bad)

@@ -97,6 +97,8 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
         if jobs:
             backlog = source_backlog(runtime, records[0].get("eventSourceARN"), handling.kind)
             delivery = deliver(handling, jobs, runtime, backlog)
+            if handling.report_store:
+                runtime.report_store_metrics()
             not_done |= delivery.to_retry | delivery.dead
             metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
         logger.info(f"{name} batch", extra={"records": len(records), "not_done": sorted(not_done)})
@@ -121,6 +123,7 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
             logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
             budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
             totals = drain(handling, runtime, budget_s=budget)
+            runtime.report_store_metrics()
             metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals.get(handling.done_key, 0))
             return totals
         if trigger != "sqs":

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from shared.errors import PoisonError
 from shared.events import Job
+from shared.metrics.jobs import record_job
 from shared.observability import job_span, log_context
 from shared.observability.traces import record_failure
 from shared.platform.runtime import FunctionRuntime
@@ -74,11 +75,16 @@ class JobHandling:
     run_batch: Callable[[Services], Any]  # claims one outbox batch and settles it; outcome as above
     after_batch: AfterBatch | None = None
     done_key: str = "done"  # the drain total counted as done in metrics
+    # Report the store's figures (outbox, dead letters, LLM budget) after each pushed batch too, not
+    # only after scheduled drains: analyze, whose budget it is and whose batches are seconds long.
+    report_store: bool = False
 
 
-def per_job(kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome]) -> JobHandling:
+def per_job(
+    kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome], *, report_store: bool = False
+) -> JobHandling:
     """Jobs of ``kind`` each settled on its own by ``process``; the outbox by ``run_batch``."""
-    return JobHandling(kind, process, run_batch)
+    return JobHandling(kind, process, run_batch, report_store=report_store)
 
 
 def track_id_of(claimed: ClaimedJob) -> int:
@@ -106,6 +112,7 @@ def process_claimed(
     done = retried = dead = 0
     for c in claimed:
         attributes = {"job.id": c.id, "job.kind": c.job.kind, "job.attempt": c.job.attempts}
+        started = time.perf_counter()
         with job_span(f"{c.job.kind} job", [c.job], attributes=attributes), log_context(job=c.id, kind=c.job.kind):
             try:
                 work(c)
@@ -113,6 +120,7 @@ def process_claimed(
                 record_failure(exc)
                 queue.fail(c, str(exc), retryable=False)
                 dead += 1
+                record_job(c.job.kind, "dead", time.perf_counter() - started)
                 continue
             except Exception as exc:
                 record_failure(exc)
@@ -120,9 +128,11 @@ def process_claimed(
                 outcome = queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
                 dead += outcome == "dead"
                 retried += outcome == "retry"
+                record_job(c.job.kind, "dead" if outcome == "dead" else "retried", time.perf_counter() - started)
                 continue
             queue.ack([c])
         done += 1
+        record_job(c.job.kind, "done", time.perf_counter() - started)
     return JobOutcome(len(claimed), done, retried, dead)
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -81,6 +82,17 @@ class EntrySettings(Settings):
         ),
     )
     relay_budget_s: float = Field(default=20.0, gt=0, description="Time one invocation may spend relaying.")
+    metrics_otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "GCP: OTLP/HTTP metrics endpoint the functions push their metrics to (Cloud Monitoring's"
+            " `https://telemetry.googleapis.com/v1/metrics`, read by Managed Prometheus, or a collector's);"
+            " unset: not pushed. AWS functions write EMF to their log instead and need no endpoint."
+        ),
+    )
+    metrics_push_interval_s: float = Field(
+        default=10.0, ge=0, description="GCP: least seconds between two metric pushes of one instance."
+    )
     queue_backlogs: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -147,6 +159,7 @@ class FunctionRuntime:
         self._services: Services | None = None
         self._publishers: dict[str, Any] | None = None
         self._backlogs: dict[str, Any] = {}  # subscription → SubscriptionBacklog
+        self._metrics_sink: Any = None  # EmfEmitter (AWS) or OtlpPusher (GCP), made on first flush
         self._lock = threading.Lock()
 
     @property
@@ -214,7 +227,8 @@ class FunctionRuntime:
             self._backlogs = {}
 
     def relaying(self, handler: _F) -> _F:
-        """Decorate an entry point so that it relays the jobs it committed once it returns."""
+        """Decorate an entry point so that it relays the jobs it committed once it returns, then
+        reports the invocation's metrics."""
 
         @functools.wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -222,10 +236,60 @@ class FunctionRuntime:
                 return handler(*args, **kwargs)
             finally:
                 self.relay()
+                self.flush_metrics()
                 # The instance may be frozen (Lambda) or throttled (Cloud Run) once it answers.
                 flush_traces()
 
         return wrapper  # type: ignore[return-value]
+
+    def flush_metrics(self) -> None:
+        """The metrics this invocation changed, in the cloud's form: EMF on AWS, OTLP on GCP (when
+        ``CONTENTFN_METRICS_OTLP_ENDPOINT`` is set). Never raises: metrics must not fail a job."""
+        try:
+            sink = self._metrics_sink
+            if sink is None:
+                sink = self._metrics_sink = self._make_metrics_sink()
+            if sink and self.cloud == "aws":
+                sink.emit()
+            elif sink:
+                sink.push()
+        except Exception as exc:
+            log.warning("metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
+
+    def report_store_metrics(self, *, force: bool = True) -> None:
+        """The store's figures — outbox depth and age by kind, dead letters, today's LLM budget —
+        reported by scheduled drains (a few queries a minute), since no one scrapes a function.
+        ``force=False``: on GCP, at most once per push interval. Never raises."""
+        try:
+            from prometheus_client import CollectorRegistry
+
+            from shared.metrics.export import Deltas
+            from shared.metrics.state import watch_store
+            from shared.platform.metrics import EmfEmitter
+
+            registry = CollectorRegistry(auto_describe=False)
+            watch_store(registry, self.services.db, self.settings.llm_daily_token_budget)
+            if self.cloud == "aws":
+                EmfEmitter(self.function, deltas=Deltas(registry)).emit()
+                return
+            sink = self._metrics_sink if self._metrics_sink is not None else self._make_metrics_sink()
+            self._metrics_sink = sink
+            if sink:
+                sink.push(force=force, registry=registry)
+        except Exception as exc:
+            log.warning("store metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
+
+    def _make_metrics_sink(self) -> Any:
+        from shared.platform.metrics import EmfEmitter
+        from shared.platform.metrics_gcp import OtlpPusher
+
+        if self.cloud == "aws":
+            return EmfEmitter(self.function)
+        endpoint = self.settings.metrics_otlp_endpoint
+        if self.cloud != "gcp" or not endpoint:
+            return False  # nothing to report to: remembered, so the check is not repeated
+        resource = {"service.name": f"contentfn-{self.function}", "service.instance.id": uuid.uuid4().hex}
+        return OtlpPusher(endpoint, resource, interval_s=self.settings.metrics_push_interval_s)
 
     def _publishers_for_queues(self) -> dict[str, Any]:
         if self._publishers is None:

@@ -120,8 +120,14 @@ def test_no_public_members_and_no_public_ingress() -> None:
     roles = re.findall(r'role\s*=\s*"([^"]+)"', all_gcp_text())
     assert not {"roles/owner", "roles/editor", "roles/viewer"} & set(roles)
     project_roles = [body["role"] for _, body in resources("platform", "google_project_iam_member")]
-    # project-wide: Eventarc's documented pair, and read-only metrics (Pub/Sub backlogs)
-    assert set(project_roles) <= {"roles/pubsub.publisher", "roles/eventarc.eventReceiver", "roles/monitoring.viewer"}
+    # project-wide: Eventarc's documented pair, read-only metrics (Pub/Sub backlogs) and writing the
+    # functions' own metrics (Cloud Monitoring grants metric writes per project only)
+    assert set(project_roles) <= {
+        "roles/pubsub.publisher",
+        "roles/eventarc.eventReceiver",
+        "roles/monitoring.viewer",
+        "roles/monitoring.metricWriter",
+    }
 
 
 def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
@@ -224,7 +230,9 @@ def test_backlog_subscriptions_match_the_queues_and_their_readers_may_read_metri
     # every function given a backlog to read, and the GPU service, may read Cloud Monitoring
     (reader,) = [body for name, body in resources("platform", "google_project_iam_member") if name == "backlog_reader"]
     assert reader["role"] == "roles/monitoring.viewer" and "length(kinds) > 0" in reader["for_each"]
-    (gpu_reader,) = [body for name, body in resources("gpu_service", "google_project_iam_member")]
+    (gpu_reader,) = [
+        body for name, body in resources("gpu_service", "google_project_iam_member") if name == "metrics_reader"
+    ]
     assert gpu_reader["role"] == "roles/monitoring.viewer"
 
 

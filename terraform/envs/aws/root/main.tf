@@ -45,5 +45,8 @@ module "contentfn" {
 
   create_redrive_allow_policies = var.create_redrive_allow_policies
 
+  alarm_topic_arn  = var.alarm_topic_arn
+  alarm_thresholds = var.alarm_thresholds
+
   tags = var.tags
 }

@@ -267,6 +267,22 @@ variable "tags" {
   default     = {}
 }
 
+variable "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies; null creates an encrypted <project>-<environment>-alarms topic to subscribe to."
+  type        = string
+  default     = null
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds: oldest_message_age_s (900), llm_budget_ratio (0.8), gpu_queue_lag_s (60; CONTENTFN_GPU_TARGET_LATENCY_S)."
+  type = object({
+    oldest_message_age_s = optional(number, 900)
+    llm_budget_ratio     = optional(number, 0.8)
+    gpu_queue_lag_s      = optional(number, 60)
+  })
+  default = {}
+}
+
 variable "tracing" {
   description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
   type = object({

@@ -35,5 +35,9 @@ module "contentfn" {
   force_destroy      = var.force_destroy
   create_gpu_service = var.create_gpu_service
 
+  notification_channels = var.notification_channels
+  alarm_thresholds      = var.alarm_thresholds
+  metrics_otlp_endpoint = var.metrics_otlp_endpoint
+
   labels = var.labels
 }

@@ -226,6 +226,28 @@ variable "labels" {
   default     = {}
 }
 
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/P/notificationChannels/N) every alert policy notifies."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_thresholds" {
+  description = "Alert thresholds: oldest_message_age_s (900), llm_budget_ratio (0.8), gpu_queue_lag_s (60; CONTENTFN_GPU_TARGET_LATENCY_S)."
+  type = object({
+    oldest_message_age_s = optional(number, 900)
+    llm_budget_ratio     = optional(number, 0.8)
+    gpu_queue_lag_s      = optional(number, 60)
+  })
+  default = {}
+}
+
+variable "metrics_otlp_endpoint" {
+  description = "OTLP/HTTP endpoint the functions push their metrics to (CONTENTFN_METRICS_OTLP_ENDPOINT); Cloud Monitoring's by default, read by Managed Prometheus. null: not pushed."
+  type        = string
+  default     = "https://telemetry.googleapis.com/v1/metrics"
+}
+
 variable "tracing" {
   description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
   type = object({

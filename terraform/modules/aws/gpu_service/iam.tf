@@ -129,6 +129,13 @@ resource "aws_iam_role" "task" {
 }
 
 data "aws_iam_policy_document" "task" {
+  # The CloudWatch agent beside the worker writes the scraped /metrics as EMF to its log group.
+  statement {
+    sid       = "WriteMetricsAsEmf"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.metrics.arn, "${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
+
   statement {
     sid       = "ConsumeDetectionJobs"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]

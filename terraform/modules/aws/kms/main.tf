@@ -90,6 +90,24 @@ data "aws_iam_policy_document" "this" {
       values   = ["arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:log-group:*"]
     }
   }
+
+  # CloudWatch alarms publish to the encrypted alarm topic: they need a data key of this key.
+  statement {
+    sid       = "CloudWatchAlarmsToEncryptedTopic"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
 }
 
 resource "aws_kms_key" "this" {

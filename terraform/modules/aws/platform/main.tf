@@ -278,6 +278,28 @@ module "gpu_service" {
   tags                  = local.tags
 }
 
+module "observability" {
+  source = "../observability"
+
+  name           = local.name
+  region         = var.region
+  function_names = { for k, f in module.function : k => f.lambda_function_name }
+  queue_names = merge(
+    { for k, f in var.functions : k => module.queue[k].queue_name if f.trigger == "queue" },
+    { detect = module.detect_queue.queue_name },
+  )
+  # Every dead-letter queue: the job queues' and those of failed asynchronous invocations.
+  dead_letter_queue_names = merge(
+    { for k, q in module.queue : k => q.dead_letter_queue_name },
+    { detect = module.detect_queue.dead_letter_queue_name },
+  )
+  gpu_service     = local.create_gpu_service
+  alarm_topic_arn = var.alarm_topic_arn
+  thresholds      = var.alarm_thresholds
+  kms_key_arn     = module.kms.kms_key_arn
+  tags            = local.tags
+}
+
 module "database" {
   source = "../database"
   count  = var.create_database ? 1 : 0

@@ -284,6 +284,22 @@ variable "tags" {
   default     = {}
 }
 
+variable "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies (an on-call integration, a mail list); null creates an encrypted <project>-<environment>-alarms topic to subscribe to."
+  type        = string
+  default     = null
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds: oldest queued message age (s), share of the daily LLM token budget, GPU queue lag (s)."
+  type = object({
+    oldest_message_age_s = optional(number, 900)
+    llm_budget_ratio     = optional(number, 0.8)
+    gpu_queue_lag_s      = optional(number, 60)
+  })
+  default = {}
+}
+
 variable "tracing" {
   description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
   type = object({

@@ -155,6 +155,7 @@ module "function" {
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.topic_ids[q] }) } : {},
     length(local.backlog_kinds[each.key]) > 0 ? { CONTENTFN_QUEUE_BACKLOGS = jsonencode({ for q in local.backlog_kinds[each.key] : q => local.subscription_ids[q] }) } : {},
     each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
+    var.metrics_otlp_endpoint != null ? { CONTENTFN_METRICS_OTLP_ENDPOINT = var.metrics_otlp_endpoint } : {},
     each.value.environment,
   )
   secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
@@ -245,6 +246,35 @@ resource "google_project_iam_member" "event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = "serviceAccount:${module.function[each.key].invoker_service_account_email}"
+}
+
+# Functions push their metrics as OTLP to Cloud Monitoring, where Managed Prometheus reads them.
+resource "google_project_iam_member" "metric_writer" {
+  for_each = var.metrics_otlp_endpoint != null ? var.functions : {}
+
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${module.function[each.key].service_account_email}"
+}
+
+module "observability" {
+  source = "../observability"
+
+  project_id     = var.project_id
+  name           = local.name
+  function_names = { for k, f in module.function : k => f.function_name }
+  subscription_names = merge(
+    { for k, q in module.queue : k => q.pubsub_subscription_name },
+    { detect = module.detect_queue.pubsub_subscription_name },
+  )
+  dead_letter_subscription_names = merge(
+    { for k, q in module.queue : k => q.pubsub_dead_letter_subscription_name },
+    { detect = module.detect_queue.pubsub_dead_letter_subscription_name },
+  )
+  gpu_service           = local.create_gpu_service
+  notification_channels = var.notification_channels
+  thresholds            = var.alarm_thresholds
+  labels                = local.labels
 }
 
 module "gpu_service" {
