@@ -146,6 +146,7 @@ class IndexKeeper:
                     conn.execute(
                         hnsw_index_sql(
                             model_key,
+                            dims=self.services.embedder.dims,
                             m=settings.hnsw_m,
                             ef_construction=settings.hnsw_ef_construction,
                             concurrently=True,
