@@ -29,9 +29,12 @@ def text_vector(text: str, dims: int) -> list[float]:
 
 
 class EmbeddingsServer(LocalServer):
-    def __init__(self, *, dims: int = 64, api_key: str = "test-key", retry_after_s: int = 0) -> None:
+    def __init__(
+        self, *, dims: int = 64, api_key: str = "test-key", retry_after_s: int = 0, latency_s: float = 0.0
+    ) -> None:
         super().__init__()
         self.dims = dims
+        self.latency_s = latency_s
         self.api_key = api_key
         self.retry_after_s = retry_after_s
         self.mode = "ok"  # ok | 429 | 429_once | wrong_dims | garbage
@@ -45,6 +48,8 @@ class EmbeddingsServer(LocalServer):
             return Handled.json({"error": {"message": "not found"}}, 404)
         if seen.headers.get("authorization") != f"Bearer {self.api_key}":
             return Handled.json({"error": {"message": "invalid api key"}}, 401)
+        if self.latency_s:
+            self.hang(self.latency_s)
         if self.mode in ("429", "429_once"):
             if self.mode == "429_once":
                 self.mode = "ok"
