@@ -114,6 +114,15 @@ class Services:
             conn.commit()
         return self.embedder if model is None else self.embedder_for(model)
 
+    def search_model_key(self) -> str:
+        """The key of the model search reads, without loading its embedder when it is registered."""
+        from shared.store.registry import active_model
+
+        with self.db.connection() as conn:
+            model = active_model(conn)
+            conn.commit()
+        return self.embedder.model_key if model is None else model.key
+
     def write_models(self) -> list[EmbeddingModel] | None:
         """Every model new and changed tracks are embedded with (active first, then shadows), or
         None before any model is registered (the configured embedder alone)."""

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.routing import Call
 from shared.intel.context import built_intel
+from shared.store.registry import model_progress
 from shared.store.stats import read_stats
 from shared.store.tracks import TrackStore
 from shared.vision.capacity import measured_instance_rate
@@ -93,6 +94,17 @@ class QueryCache(_Answer):
     misses: int | None
 
 
+class ModelStats(_Answer):
+    key: str
+    state: Literal["shadow", "active"]
+    provider: str
+    dimensions: int
+    embedded: int = Field(description="tracks with a vector of the current content")
+    percent: float = Field(description="backfill progress: embedded tracks per 100 tracks")
+    index: Literal["valid", "invalid", "missing"]
+    backfill_done: bool
+
+
 class Stats(_Answer):
     tracks: int
     embeddings: dict[str, int] = Field(description="vectors per model")
@@ -104,6 +116,7 @@ class Stats(_Answer):
     gpu: GpuStats
     llm_today: LlmToday
     query_cache: QueryCache
+    models: list[ModelStats] = Field(description="registered embedding models, not retired, with backfill progress")
 
 
 def health(call: Call) -> Health:
@@ -145,6 +158,7 @@ def stats(call: Call) -> Stats:
     with svc.db.connection() as conn:
         counts = read_stats(conn)
         drain = measured_instance_rate(conn)
+        models = model_progress(conn)
         conn.commit()
     llm, budget, cache = counts.llm_today, counts.llm_today.budget, svc.cache
     return Stats.model_validate(
@@ -168,5 +182,6 @@ def stats(call: Call) -> Stats:
                 "budget": None if budget is None else asdict(budget),
             },
             "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
+            "models": [{**{k: v for k, v in asdict(m).items() if k != "tracks"}, "percent": m.percent} for m in models],
         }
     )

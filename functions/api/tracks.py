@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,9 @@ from shared.models import SearchHit, Track
 from shared.services import Services
 from shared.store.search import filtered_search, fuse_rrf, keyword_search
 from shared.store.tracks import TrackStore
+
+if TYPE_CHECKING:
+    from shared.embedder.base import Embedder
 
 __all__ = [
     "HYBRID_POOL",
@@ -64,8 +67,7 @@ def query_cache_key(model_key: str, query: str) -> str:
     return f"qvec:{model_key}:{hashlib.sha256(query.encode()).hexdigest()}"
 
 
-def _query_vector(svc: Services, query: str) -> Any:
-    embedder = svc.embedder
+def _query_vector(svc: Services, embedder: Embedder, query: str) -> Any:
     cache_key = query_cache_key(embedder.model_key, query)
     vector = svc.cache.get(cache_key)
     if vector is None:
@@ -83,9 +85,10 @@ def search(call: Call) -> SearchResults:
     flt = track_filter(call.query)
     k: int = call.query["k"]
     ef = svc.settings.hnsw_ef_search
-    model_key = svc.embedder.model_key
+    embedder = svc.search_embedder()  # the registry's active model, as of this request
+    model_key = embedder.model_key
     t0 = time.perf_counter()
-    vector = None if mode == "keyword" else _query_vector(svc, query)
+    vector = None if mode == "keyword" else _query_vector(svc, embedder, query)
     t1 = time.perf_counter()
     with svc.db.connection() as conn:
         if vector is None:
@@ -123,7 +126,7 @@ def get_track(call: Call) -> TrackDetail:
 
 def similar(call: Call) -> SimilarTracks:
     svc = call.services
-    model_key = svc.embedder.model_key
+    model_key = svc.search_model_key()
     track_id, k = call.id, call.query["k"]
     with svc.db.connection() as conn:
         store = TrackStore(conn)

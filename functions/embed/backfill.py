@@ -26,14 +26,12 @@ import psycopg
 from functions.embed.index import build_index
 from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
-from shared.store.registry import EmbeddingModel, coverage, get_model, list_models
+from shared.store.registry import EmbeddingModel, get_model
 from shared.store.tracks import TrackStore, embedding_text
 
 __all__ = [
-    "BackfillProgress",
     "BackfillStep",
     "BackfillThrottle",
-    "backfill_progress",
     "backfill_step",
     "uploads_waiting",
 ]
@@ -48,21 +46,6 @@ class BackfillStep:
     cursor: int
     done: bool
     index: str | None = None  # the IndexState value of the build when this step finished the model
-
-
-@dataclass(frozen=True)
-class BackfillProgress:
-    model: str
-    state: str
-    dimensions: int
-    tracks: int
-    embedded: int
-    index: str
-    backfill_done: bool
-
-    @property
-    def percent(self) -> float:
-        return 100.0 if self.tracks == 0 else round(100.0 * self.embedded / self.tracks, 1)
 
 
 class BackfillThrottle:
@@ -140,16 +123,3 @@ def _reopen(services: Services, key: str) -> None:
 def uploads_waiting(services: Services) -> bool:
     """Whether embed jobs (new or changed tracks) wait in the outbox."""
     return services.queue.backlog(EMBED_JOB, 1) > 0
-
-
-def backfill_progress(conn: psycopg.Connection[Any]) -> list[BackfillProgress]:
-    """Coverage of every non-retired model, for ``/stats`` and ``contentfn status``."""
-    out = []
-    for m in list_models(conn):
-        if m.state.value == "retired":
-            continue
-        cov = coverage(conn, m.key)
-        out.append(
-            BackfillProgress(m.key, m.state.value, m.dimensions, cov.tracks, cov.embedded, cov.index, m.backfill_done)
-        )
-    return out

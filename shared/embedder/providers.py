@@ -13,12 +13,16 @@ from typing import TYPE_CHECKING
 from shared.embedder.base import Embedder
 from shared.embedder.manifest import Manifest
 from shared.errors import ModelNotReady
-from shared.store.registry import EmbeddingModel, ModelSpec
+from shared.store.registry import EmbeddingModel, ModelSpec, add_model, list_models
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    import psycopg
+
     from shared.config import Settings
 
-__all__ = ["PROVIDERS", "builtin_spec", "embedder_for", "openai_spec"]
+__all__ = ["PROVIDERS", "add_with_default", "builtin_spec", "embedder_for", "openai_spec"]
 
 PROVIDERS = ("onnx", "openai")
 
@@ -112,3 +116,12 @@ def embedder_for(model: EmbeddingModel, settings: Settings) -> Embedder:
             price_per_mtok=float(opts.get("price_per_mtok", 0.0)),
         )
     raise ModelNotReady(f"model {model.key} has an unknown provider {model.provider!r}")
+
+
+def add_with_default(conn: psycopg.Connection[Any], settings: Settings, spec: ModelSpec) -> EmbeddingModel:
+    """Add ``spec`` as a shadow model. In a registry still empty, the configured built-in model
+    (whose vectors serve search today) is registered first, as the active one, so the new model
+    is a shadow beside it rather than an active model with no vectors. The caller commits."""
+    if not list_models(conn) and spec.key != builtin_spec(settings, settings.embed_variant).key:
+        add_model(conn, builtin_spec(settings, settings.embed_variant))
+    return add_model(conn, spec)

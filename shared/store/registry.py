@@ -28,6 +28,7 @@ __all__ = [
     "EmbeddingModel",
     "ModelConflict",
     "ModelNotFound",
+    "ModelProgress",
     "ModelSpec",
     "ModelState",
     "activate_model",
@@ -37,6 +38,7 @@ __all__ = [
     "get_model",
     "list_models",
     "model_key",
+    "model_progress",
     "retire_model",
     "rollback_model",
 ]
@@ -288,3 +290,35 @@ def retire_model(conn: psycopg.Connection[Any], key: str) -> int:
         (key,),
     )
     return int(deleted or 0)
+
+
+@dataclass(frozen=True)
+class ModelProgress:
+    """One non-retired model's backfill progress, for ``/stats`` and ``contentfn status``."""
+
+    key: str
+    state: str
+    provider: str
+    dimensions: int
+    tracks: int
+    embedded: int
+    index: str
+    backfill_done: bool
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.tracks == 0 else round(100.0 * self.embedded / self.tracks, 1)
+
+
+def model_progress(conn: psycopg.Connection[Any]) -> list[ModelProgress]:
+    out = []
+    for m in list_models(conn):
+        if m.state is ModelState.RETIRED:
+            continue
+        cov = coverage(conn, m.key)
+        out.append(
+            ModelProgress(
+                m.key, m.state.value, m.provider, m.dimensions, cov.tracks, cov.embedded, cov.index, m.backfill_done
+            )
+        )
+    return out

@@ -17,11 +17,11 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from functions.embed.backfill import BackfillThrottle, backfill_progress, backfill_step
+from functions.embed.backfill import BackfillThrottle, backfill_step
 from shared.embedder.providers import openai_spec
 from shared.models import TrackIn
 from shared.services import Services
-from shared.store.registry import activate_model, add_model, coverage, get_model, rollback_model
+from shared.store.registry import activate_model, add_model, coverage, get_model, model_progress, rollback_model
 from shared.store.tracks import TrackStore, upsert_tracks
 from tests.conftest import REPO
 from tests.servers.embeddings_server import EmbeddingsServer
@@ -92,7 +92,7 @@ def test_a_shadow_model_is_backfilled_over_every_track_then_indexed_and_activata
         assert get_model(conn, key).backfill_done
         per_track = conn.execute("SELECT count(*), count(DISTINCT track_id) FROM embeddings WHERE model = %s", (key,))
         assert per_track.fetchone() == (TRACKS, TRACKS)
-        progress = {p.model: p for p in backfill_progress(conn)}
+        progress = {p.key: p for p in model_progress(conn)}
         assert progress[key].percent == 100.0 and progress[key].state == "shadow"
         activate_model(conn, key)
         conn.commit()
