@@ -168,9 +168,7 @@ def _child(svc: Services) -> subprocess.Popen[str]:
     args = {
         "limit": 4,
         "settings": {
-            "database_url": s.database_url.get_secret_value()
-            if isinstance(s.database_url, SecretStr)
-            else s.database_url,
+            "database_url": s.database_url.get_secret_value() if s.database_url else None,
             "data_dir": str(s.data_dir),
             "model_dir": str(s.resolved_model_dir),
             "http_allow_networks": ["127.0.0.0/8"],
