@@ -134,10 +134,13 @@ def health(call: Call) -> Health:
     if not model_ready:
         out["status"] = "degraded"
     if svc.has_embedder and out.get("db") == "ok":
-        # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index)
+        # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index);
+        # the index that counts is the one of the model search reads (the registry's active one).
         try:
+            search_key = svc.search_model_key()
+            out["model"]["key"] = search_key
             with svc.db.connection() as conn:
-                state = TrackStore(conn).hnsw_index_state(svc.embedder.model_key)
+                state = TrackStore(conn).hnsw_index_state(search_key)
                 conn.commit()
             out["model"]["search_index"] = "hnsw" if state == "valid" else "exact"
         except Exception as exc:

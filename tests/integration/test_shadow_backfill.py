@@ -218,3 +218,20 @@ def test_a_backfill_worker_killed_twice_mid_pass_resumes_and_embeds_every_track_
         assert get_model(conn, key).backfill_done
     # A killed step is redone, never more: at most one step of 4 tracks per kill was embedded twice.
     assert TRACKS <= server.inputs <= TRACKS + 2 * 4
+
+
+def test_the_cloud_embed_hook_steps_the_backfill_within_its_share_while_uploads_wait(
+    catalogue: Services, server: EmbeddingsServer
+) -> None:
+    from functions.embed.handling import after_embed_batch
+
+    svc = catalogue
+    _add_beta(svc, server)
+    # GIVEN uploads waiting in the cloud queue that delivered the batch, and a share of 1/4
+    steps = [after_embed_batch(svc, lambda: 5).get("backfill") for _ in range(8)]
+    # THEN one batch in four is followed by a backfill step
+    assert [s is not None for s in steps] == [False, False, False, True] * 2
+    assert steps[3] == {"model": "beta@1", "embedded": 60, "done": False}  # the whole catalogue, one batch
+    assert steps[7] == {"model": "beta@1", "embedded": 0, "done": False}  # end of the pass: wraps to the start
+    # WHEN nothing waits THEN the very next batch is followed by a step: the pass from the start finishes it
+    assert after_embed_batch(svc, lambda: 0)["backfill"] == {"model": "beta@1", "embedded": 0, "done": True}
