@@ -2,7 +2,8 @@
 
 Postgres is the queue (as in pgai's vectorizer): one step claims a shadow model's row with
 ``FOR UPDATE SKIP LOCKED``, embeds the next ``embed_backfill_batch`` tracks after the model's
-cursor that lack a current vector of it, writes the vectors and moves the cursor in that same
+cursor that lack a current vector of it (tracks that existed when the model was added: later
+ones are embedded with every model by the embed function), writes the vectors and moves the cursor in that same
 transaction. A worker killed mid-step loses the step (the row lock goes with its connection) and
 the next step redoes it; nothing is written twice (one row per track and model). When a pass
 finds nothing after the cursor it wraps to the start once, so tracks changed behind the cursor
@@ -95,9 +96,9 @@ def _step(conn: psycopg.Connection[Any], services: Services, model: EmbeddingMod
     rows = conn.execute(
         "SELECT t.id, t.content_hash, t.title, t.lyrics FROM tracks t"
         " LEFT JOIN embeddings e ON e.track_id = t.id AND e.model = %s"
-        " WHERE t.id > %s AND (e.track_id IS NULL OR e.content_hash <> t.content_hash)"
+        " WHERE t.id > %s AND t.id <= %s AND (e.track_id IS NULL OR e.content_hash <> t.content_hash)"
         " ORDER BY t.id LIMIT %s",
-        (model.key, model.backfill_after, limit),
+        (model.key, model.backfill_after, model.backfill_until, limit),
     ).fetchall()
     if not rows:
         done = model.backfill_after == 0  # a whole pass from the start found nothing left

@@ -116,7 +116,11 @@ def _embed_and_commit(
         for key, vecs in vectors.items():
             store.write_embeddings(key, todo[key], [texts[tid][0] for tid in todo[key]], vecs)
         if lagging:
-            conn.execute("UPDATE embedding_models SET backfill_done = false WHERE key = ANY(%s)", (lagging,))
+            conn.execute(
+                "UPDATE embedding_models SET backfill_done = false,"
+                " backfill_until = greatest(backfill_until, %s) WHERE key = ANY(%s)",
+                (max(texts), lagging),
+            )
         store.index_text(list(texts))
         elapsed_ms = (time.perf_counter() - started) * 1000
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))

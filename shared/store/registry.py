@@ -45,7 +45,7 @@ __all__ = [
 
 _COLUMNS = (
     "key, name, version, provider, dimensions, max_tokens, manifest_hash, options, state,"
-    " backfill_after, backfill_done, created_at, activated_at, retired_at"
+    " backfill_after, backfill_until, backfill_done, created_at, activated_at, retired_at"
 )
 
 
@@ -106,6 +106,7 @@ class EmbeddingModel:
     options: dict[str, Any]
     state: ModelState
     backfill_after: int
+    backfill_until: int
     backfill_done: bool
     created_at: datetime
     activated_at: datetime | None
@@ -187,7 +188,8 @@ def add_model(conn: psycopg.Connection[Any], spec: ModelSpec, *, activate_if_fir
     first = activate_if_first and active_model(conn) is None
     conn.execute(
         "INSERT INTO embedding_models (key, name, version, provider, dimensions, max_tokens, manifest_hash,"
-        " options, state, activated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+        " options, state, activated_at, backfill_until) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+        " CASE WHEN %s THEN now() END, (SELECT coalesce(max(id), 0) FROM tracks))",
         (
             spec.key,
             spec.name,

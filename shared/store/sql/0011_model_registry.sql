@@ -33,6 +33,10 @@ CREATE TABLE embedding_models (
     state          text        NOT NULL CHECK (state IN ('shadow', 'active', 'retired')),
     -- Resumable backfill: every track with id <= backfill_after has been given a job for this model.
     backfill_after bigint      NOT NULL DEFAULT 0,
+    -- The highest track id when the model was added: later tracks are embedded with every model
+    -- by the embed function itself, so the backfill's passes stop here and uploads cannot keep
+    -- a pass from ever finding nothing left.
+    backfill_until bigint      NOT NULL DEFAULT 0,
     backfill_done  boolean     NOT NULL DEFAULT false,
     created_at     timestamptz NOT NULL DEFAULT now(),
     activated_at   timestamptz,
