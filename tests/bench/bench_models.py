@@ -212,10 +212,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             uploader.start()
             worker = _worker(worker_args)
             kills = 0
+            last = -1
             while True:
                 cursor, done = _cursor(services, int8_key)
                 if done:
                     break
+                if cursor != last:
+                    console.print(f"backfill cursor {cursor}")
+                    last = cursor
                 if kills < args.kills and cursor > (kills + 1) * tracks // (args.kills + 2):
                     worker.send_signal(signal.SIGKILL)
                     worker.wait()
@@ -228,9 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             uploader.join()
             with services.db.connection() as conn:
                 deadline = time.monotonic() + 600
-                while not coverage(conn, int8_key).complete and time.monotonic() < deadline:
+                while not (cov := coverage(conn, int8_key)).complete and time.monotonic() < deadline:
+                    console.print(f"waiting for int8: {cov.embedded}/{cov.tracks} index {cov.index}")
                     conn.commit()
-                    time.sleep(0.5)
+                    time.sleep(2.0)
                 cov_int8, cov_fp32 = coverage(conn, int8_key), coverage(conn, fp32_key)
                 per_model = dict(
                     conn.execute("SELECT model, count(*) - count(DISTINCT track_id) FROM embeddings GROUP BY model")
