@@ -52,6 +52,7 @@ from tests.bench._common import (
 from tests.bench.bench_search import load_or_embed, make_queries
 
 K = 10
+LEASE_S = 15
 
 _WORKER = """
 import json, sys, time
@@ -202,10 +203,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             server.start()
             searcher = Searcher(f"http://127.0.0.1:{server.port}", api_key, queries)
             uploader = Uploader(services, args.seed)
+            # Jobs a killed worker had claimed come back when their lease ends: a short lease keeps
+            # the wait for the last uploads' vectors short.
             worker_args = {
                 "data_dir": str(work / "worker"),
                 "database_url": url,
                 "model_dir": str(settings.resolved_model_dir),
+                "queue_visibility_s": LEASE_S,
             }
             started = time.perf_counter()
             searcher.start()
