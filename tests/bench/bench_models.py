@@ -53,6 +53,9 @@ from tests.bench.bench_search import load_or_embed, make_queries
 
 K = 10
 LEASE_S = 15
+# New tracks per half second during the backfill: a steady trickle, well under what one worker
+# embeds with both models on two cores (5 per tick outran it there and the backfill never caught up).
+UPLOADS_PER_TICK = 1
 
 _WORKER = """
 import json, sys, time
@@ -99,7 +102,7 @@ class Searcher(threading.Thread):
 
 
 class Uploader(threading.Thread):
-    """Upserts a few new tracks every half second and queues their embed jobs, like ingest does."""
+    """Upserts ``UPLOADS_PER_TICK`` new tracks every half second and queues their embed jobs, like ingest does."""
 
     def __init__(self, services: Services, seed: int) -> None:
         super().__init__(daemon=True)
@@ -118,7 +121,7 @@ class Uploader(threading.Thread):
                     source="live",
                     source_id=f"{batch}-{t['id']}",
                 )
-                for t in generate_tracks(5, self.seed + 1000 + batch)
+                for t in generate_tracks(UPLOADS_PER_TICK, self.seed + 1000 + batch)
             ]
             batch += 1
             with self.services.db.connection() as conn:
