@@ -22,6 +22,7 @@ TARGETS: dict[str, tuple[str, str]] = {
     "enrich": ("enrich", "http"),
     "analyze": ("analyze", "http"),
     "api": ("api", "http"),
+    "deadletters": ("deadletters", "http"),
 }
 
 FUNCTION = os.environ.get("CONTENTFN_FUNCTION", "")

@@ -9,15 +9,17 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
+from local.eval_cli import eval_group
+from local.read_commands import export_command, trace_command
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
@@ -502,6 +504,39 @@ def _relay_replayed(svc: Services, kinds: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in sorted(report.published.items()))
 
 
+@dead.command("import")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    metavar="QUEUE=KIND",
+    help="an SQS DLQ URL or a Pub/Sub dead-letter subscription, and the kind it holds (repeatable);"
+    " default: CONTENTFN_DEAD_LETTER_SOURCES",
+)
+@click.option("--limit", type=click.IntRange(1, 1_000_000), default=10_000, show_default=True, help="per source")
+def dead_import(sources: tuple[str, ...], limit: int) -> None:
+    """Bring the cloud dead-letter queues' messages into the dead-letter store (each message once)."""
+    from shared.queue.dead_import import import_dead_letter_sources
+
+    chosen: dict[str, str] = {}
+    for source in sources:
+        queue, sep, kind = source.rpartition("=")
+        if not sep or not queue or not kind:
+            raise click.UsageError(f"--source {source!r}: give QUEUE=KIND")
+        chosen[queue] = kind
+    svc = _services()
+    try:
+        chosen = chosen or svc.settings.dead_letter_sources
+        if not chosen:
+            raise click.UsageError("no dead-letter queues: give --source or set CONTENTFN_DEAD_LETTER_SOURCES")
+        report = import_dead_letter_sources(svc.db, chosen, svc.settings, max_messages=limit)
+    finally:
+        svc.close()
+    console.print(f"imported {report.imported}, already recorded {report.already_recorded}", soft_wrap=True)
+    for source, n in sorted(report.sources.items()):
+        console.print(f"  {source}: {n}", soft_wrap=True)
+
+
 @dead.command("purge")
 @click.argument("ids", nargs=-1, type=int)
 @click.option("--kind", default=None, help="only this kind")
@@ -522,6 +557,114 @@ def dead_purge(ids: tuple[int, ...], kind: str | None, older_than_days: float | 
     finally:
         svc.close()
     console.print(f"purged {n}")
+
+
+@main.group()
+def keys() -> None:
+    """Named API keys with scopes (read, write, admin): the secret is shown once, stored only hashed."""
+
+
+_SCOPE = click.Choice(["read", "write", "admin"])
+
+
+@contextlib.contextmanager
+def _key_store() -> Iterator[Services]:
+    """Services for a keys command; a store error or an unmigrated schema becomes one clear line."""
+    import psycopg
+
+    svc = _services()
+    try:
+        yield svc
+    except psycopg.errors.UndefinedTable:
+        raise click.ClickException(
+            "this database has no api_keys table yet: run `contentfn db migrate` (or start `contentfn local up`)"
+        ) from None
+    except ContentfnError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        svc.close()
+
+
+@keys.command("create")
+@click.argument("name")
+@click.option("--scope", "scopes", type=_SCOPE, multiple=True, required=True, help="repeat for several")
+@click.option(
+    "--rpm", type=click.IntRange(min=0), default=None, help="requests per minute (default: the setting; 0: no limit)"
+)
+@click.option("--llm-per-day", type=click.IntRange(min=0), default=None, help="LLM-forced analyses per day (0: none)")
+@click.option(
+    "--streams", type=click.IntRange(min=0), default=None, help="streams active at once (default: the setting)"
+)
+def keys_create(
+    name: str, scopes: tuple[str, ...], rpm: int | None, llm_per_day: int | None, streams: int | None
+) -> None:
+    """Create key NAME and print its secret (shown this once: store it now)."""
+    from shared.store.api_keys import Scope, create_key
+
+    with _key_store() as svc:
+        secret = create_key(
+            svc.db,
+            name,
+            {cast("Scope", s) for s in scopes},
+            requests_per_minute=rpm,
+            llm_per_day=llm_per_day,
+            max_streams=streams,
+        )
+    console.print(f"key {name} ({', '.join(sorted(set(scopes)))}); its secret, shown only now:", soft_wrap=True)
+    click.echo(secret)
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key with its scopes, quotas and state (never a secret: none is stored)."""
+    from shared.store.api_keys import list_keys
+
+    with _key_store() as svc:
+        found = list_keys(svc.db)
+    table = Table("name", "scopes", "rpm", "llm/day", "streams", "created", "state", title="API keys")
+    for k in found:
+        if k.revoked_at is not None:
+            state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}"
+        elif k.previous_expires_at is not None and k.rotated_at is not None:
+            state = f"rotated; old secret valid until {k.previous_expires_at:%Y-%m-%d %H:%M:%S}"
+        else:
+            state = "live"
+        table.add_row(
+            k.name,
+            ",".join(sorted(k.scopes)),
+            *("default" if v is None else str(v) for v in (k.requests_per_minute, k.llm_per_day, k.max_streams)),
+            f"{k.created_at:%Y-%m-%d %H:%M}" if k.created_at else "",
+            state,
+        )
+    console.print(table if found else "no keys")
+
+
+@keys.command("revoke")
+@click.argument("name")
+def keys_revoke(name: str) -> None:
+    """Refuse key NAME from the next request on (its audit rows keep the name)."""
+    from shared.store.api_keys import revoke_key
+
+    with _key_store() as svc:
+        revoke_key(svc.db, name)
+    console.print(f"revoked {name}")
+
+
+@keys.command("rotate")
+@click.argument("name")
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=24.0, show_default=True, help="hours the old secret stays valid"
+)
+def keys_rotate(name: str, grace: float) -> None:
+    """Issue a new secret for NAME; the old one stays valid for the grace period, so clients switch without downtime."""
+    from datetime import timedelta
+
+    from shared.store.api_keys import rotate_key
+
+    with _key_store() as svc:
+        secret = rotate_key(svc.db, name, grace=timedelta(hours=grace))
+    console.print(f"key {name}: new secret, shown only now (the old one is valid for {grace:g} h more):")
+    click.echo(secret)
 
 
 def _services() -> Services:
@@ -618,6 +761,11 @@ def clean() -> None:
     if settings.data_dir.exists():
         shutil.rmtree(settings.data_dir)
     console.print(f"removed {settings.data_dir}")
+
+
+main.add_command(eval_group)
+main.add_command(trace_command)
+main.add_command(export_command)
 
 
 def run() -> None:

@@ -13,6 +13,7 @@ from local.server import ApiServer
 from local.vision_workers import vision_loops
 from local.workers import BucketWatcher, EmbedWorker, IndexWorker
 from shared.config import Settings
+from shared.observability import configure_logging, configure_tracing, flush_traces
 from shared.services import Services
 
 __all__ = ["LocalStack", "port_is_free"]
@@ -49,6 +50,9 @@ class LocalStack:
         s.data_dir.mkdir(parents=True, exist_ok=True)
         (s.buckets_dir / s.bucket).mkdir(parents=True, exist_ok=True)
         self.services = Services.from_settings(s)
+        # The console stays readable; records gain the trace id and the job or object they concern.
+        configure_logging("console", "contentfn-local", level=s.log_level)
+        configure_tracing("contentfn-local", s.otel_exporter_endpoint, sample_ratio=s.otel_sample_ratio)
         _ = self.services.embedder  # load the model now: fail fast, and the first search is warm
         if self.serve_api:
             self.server = ApiServer(Api(self.services), s.api_host, self.requested_port)
@@ -72,6 +76,16 @@ class LocalStack:
         assert self.server is not None, "the API is not served"
         return f"http://{self.settings.api_host}:{self.server.port}"
 
+    @property
+    def gpu_metrics_url(self) -> str | None:
+        """The CPU detection worker's /metrics, when ``local_gpu_metrics_port`` is set and a model loaded."""
+        from infra.gpu_worker.http import HealthServer
+
+        for part in self.vision_loops:
+            if isinstance(part, HealthServer):
+                return f"http://{self.settings.api_host}:{part.port}/metrics"
+        return None
+
     def stop(self) -> None:
         for part in (*self.vision_loops, *self.intel_loops, self.watcher, self.embed_worker, self.index_worker):
             if part is not None:
@@ -80,6 +94,7 @@ class LocalStack:
             self.server.stop()
         if self.services is not None:
             self.services.close()
+        flush_traces()
 
     def __enter__(self) -> LocalStack:
         return self.start()

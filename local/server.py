@@ -9,16 +9,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from functions.api.core import Api
 from shared.events import HttpRequest
+from shared.metrics import exposition
+from shared.metrics.state import watch_store
 
 __all__ = ["MAX_BODY_BYTES", "ApiServer", "create_app"]
 
@@ -42,10 +46,54 @@ def create_app(api: Api) -> Starlette:
         )
         # The core is synchronous (psycopg pool, onnxruntime); keep it off the event loop.
         resp = await run_in_threadpool(api.handle, req)
+        if resp.stream is not None:
+            if request.method == "HEAD":
+                await run_in_threadpool(_close, resp.stream)
+                return Response(b"", resp.status, headers=resp.headers)
+            return StreamingResponse(_chunks(resp.stream), resp.status, headers=resp.headers)
         return Response(resp.body if request.method != "HEAD" else b"", resp.status, headers=resp.headers)
 
+    # The store's figures (queue depth and age, dead letters, LLM budget) are read per scrape.
+    store_registry = CollectorRegistry(auto_describe=False)
+    watch_store(store_registry, api.services.db, api.services.settings.llm_daily_token_budget)
+
+    async def metrics(request: Request) -> Response:
+        # Unauthenticated like /health: Prometheus scrapes it, and the server binds to loopback by
+        # default. Not in the route table: a function in the cloud reports its figures otherwise
+        # (EMF, OTLP), so only this server has a registry worth scraping. The store queries run off
+        # the event loop.
+        if request.method not in ("GET", "HEAD"):
+            # Refused as the core refuses any other method: a problem document naming what is allowed.
+            refused = Api.refusal(405, "method_not_allowed", "method not allowed; use GET, HEAD")
+            return Response(refused.body, refused.status, headers={**refused.headers, "allow": "GET, HEAD"})
+        body = exposition() + await run_in_threadpool(generate_latest, store_registry)
+        return Response(body if request.method == "GET" else b"", 200, media_type=CONTENT_TYPE_LATEST)
+
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
-    return Starlette(routes=[Route("/{path:path}", dispatch, methods=methods)])
+    return Starlette(
+        routes=[Route("/metrics", metrics, methods=methods), Route("/{path:path}", dispatch, methods=methods)]
+    )
+
+
+async def _chunks(stream: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A streamed body, each chunk read off the event loop; the stream is closed however sending ends
+    (a client that goes away included), which frees the export's cursor and connection."""
+    try:
+        while True:
+            chunk = await run_in_threadpool(next, stream, None)
+            if chunk is None:
+                return
+            yield chunk
+    finally:
+        # Not awaited: when the client went away this scope is cancelled, and an await would raise
+        # before the close ran. The generator is idle here (a worker thread's next() is waited for).
+        _close(stream)
+
+
+def _close(stream: Iterator[bytes]) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        close()
 
 
 def _too_large() -> Response:

@@ -19,6 +19,7 @@ def vision_loops(services: Services) -> list[Any]:
     Without a detector model the rest of the stack still runs: images wait in the queue until a
     worker with a model starts.
     """
+    from infra.gpu_worker.http import HealthServer
     from infra.gpu_worker.stream_runner import StreamSupervisor
     from infra.gpu_worker.worker import GpuWorker
     from shared.vision.detector import load_detector
@@ -30,4 +31,8 @@ def vision_loops(services: Services) -> list[Any]:
         return []
     worker = GpuWorker(services, detector)
     log.info("image detection on %s (%s)", detector.provider, detector.name)
-    return [worker, StreamSupervisor(services, detector)]
+    loops: list[Any] = [worker, StreamSupervisor(services, detector)]
+    port = services.settings.local_gpu_metrics_port
+    if port is not None:  # the GPU service's own /healthz and /metrics, as in the cloud
+        loops.append(HealthServer(worker, services.settings.api_host, port))
+    return loops

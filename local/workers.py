@@ -11,9 +11,10 @@ from functions.embed.backfill import BackfillThrottle, backfill_step, uploads_wa
 from functions.embed.core import run_embed_batch
 from functions.embed.index import IndexKeeper, IndexState
 from functions.ingest.core import handle_object_created, record_given_up
+from functions.ingest.deletion import handle_object_deleted
 from shared.blob.base import BlobInfo
-from shared.errors import IdempotencyInProgress
-from shared.events import ObjectCreated
+from shared.errors import IdempotencyInProgress, TransientError
+from shared.events import ObjectCreated, ObjectDeleted
 from shared.queue.base import backoff_delay
 from shared.services import Services
 
@@ -28,6 +29,7 @@ class _Loop:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.failures = 0  # failed iterations in a row; the pause after one grows with it
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
 
@@ -42,11 +44,27 @@ class _Loop:
         while not self._stop.is_set():
             try:
                 busy = self.tick()
-            except Exception:
-                log.exception("%s: iteration failed; retrying", self.name)
-                busy = False
+            except Exception as exc:
+                self._stop.wait(self._pause_after_failure(exc))
+                continue
+            if self.failures:
+                log.info("%s: resumed after %d failed iterations", self.name, self.failures)
+                self.failures = 0
             if not busy:
                 self._stop.wait(self.idle_wait_s or self.services.settings.worker_poll_s)
+
+    def _pause_after_failure(self, exc: Exception) -> float:
+        """Count a failed iteration and say how long to pause: a database restart or failover fails
+        every claim until it is back, and a loop that retried at the poll rate would flood the log
+        and the server the moment it returns."""
+        settings = self.services.settings
+        self.failures += 1
+        delay = backoff_delay(self.failures, settings.worker_poll_s, settings.worker_failure_backoff_cap_s)
+        if isinstance(exc, TransientError):  # expected during an outage: one line, no trace
+            log.warning("%s: %s; retrying in %.1f s", self.name, _error_text(exc), delay)
+        else:
+            log.exception("%s: iteration failed; retrying in %.1f s", self.name, delay)
+        return delay
 
     def tick(self) -> bool:
         """One unit of work; True if there may be more right away."""
@@ -65,11 +83,14 @@ class _Failing:
 
 
 class BucketWatcher(_Loop):
-    """Turns each new object version in the local bucket folder into an ObjectCreated event.
+    """Turns each new object version in the local bucket folder into an ObjectCreated event (then
+    the version it replaced into an ObjectDeleted of that version), and each delivered object that
+    is gone from the folder into an ObjectDeleted event of every version.
 
     An object is delivered once its size and version have been stable for one poll, so a file
     still being copied in is not read half-way. Redelivery after a restart is harmless: the
-    ingest function answers it from its idempotency record.
+    ingest function answers it from its idempotency record. Deletions are noticed between polls
+    of a running watcher; a file removed while the runtime is down is not.
 
     One object never holds up the others: each is tried on its own, and one whose ingest raises
     (poison input does not: ingest records and refuses it itself) is tried again after a capped,
@@ -89,7 +110,9 @@ class BucketWatcher(_Loop):
     def tick(self) -> bool:
         bucket = self.services.settings.bucket
         (self.services.settings.buckets_dir / bucket).mkdir(parents=True, exist_ok=True)
+        present: set[str] = set()
         for info in self.services.blob.list(bucket):
+            present.add(info.key)
             version = info.generation or ""
             if self._delivered.get(info.key) == version:
                 continue
@@ -97,10 +120,37 @@ class BucketWatcher(_Loop):
                 self._pending[info.key] = version  # seen once; deliver when unchanged next poll
                 continue
             if self._deliver(info, version):
+                replaced = self._delivered.get(info.key)
                 self._delivered[info.key] = version
                 self._pending.pop(info.key, None)
                 self._failing.pop(info.key, None)
+                if replaced is not None:
+                    # A rewritten file replaces its old version, as a GCS overwrite deletes the old
+                    # generation: the tracks only the old version held go.
+                    self._delete(bucket, info.key, replaced)
+        self._deliver_deletions(bucket, present)
         return False
+
+    def _deliver_deletions(self, bucket: str, present: set[str]) -> None:
+        for key in [k for k in self._pending if k not in present]:
+            del self._pending[key]  # gone before it was ever delivered: nothing to undo
+            self._failing.pop(key, None)
+        for key in [k for k in self._delivered if k not in present]:
+            if self._delete(bucket, key, None):
+                del self._delivered[key]
+
+    def _delete(self, bucket: str, key: str, generation: str | None) -> bool:
+        """Deliver one deletion (of every version when ``generation`` is None); True once it is done."""
+        try:
+            event = ObjectDeleted(bucket=bucket, key=key, generation=generation)
+        except ValueError:
+            return True  # a key no event can hold was never ingested (it was given up on): nothing to undo
+        try:
+            handle_object_deleted(event, self.services)
+        except Exception as exc:  # anything: one deletion must not stop the watcher; retried next poll
+            log.warning("deletion of %s failed: %s", ascii(key), _error_text(exc))
+            return False
+        return True
 
     def _deliver(self, info: BlobInfo, version: str) -> bool:
         """Try one object version now if its backoff allows; True once it needs no more tries."""

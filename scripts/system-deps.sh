@@ -44,6 +44,8 @@ pkg gstreamer1.0-plugins-good "test" 'gst_element rtph264pay' \
   "rtph264pay, RTP packets of the test stream in tests/integration/test_streams.py"
 pkg gstreamer1.0-plugins-ugly "test" 'gst_element x264enc' \
   "x264enc, the H.264 encoder of the test stream in tests/integration/test_streams.py"
+pkg prometheus        "test" 'command -v prometheus && command -v promtool' \
+  "a real Prometheus (and promtool): tests/e2e/test_observability_prometheus.py, make bench-obs"
 pkg chromium          "test" 'command -v chromium' \
   "a real browser for the pages the API serves: tests/integration/test_api_contract.py (/docs), tests/e2e/test_console_browser.py"
 pkg chromium-driver   "test" 'command -v chromedriver' \

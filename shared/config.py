@@ -38,6 +38,35 @@ class Settings(BaseSettings):
     db_statement_timeout_ms: int = Field(
         default=30_000, ge=100, description="PostgreSQL `statement_timeout` of every pooled connection."
     )
+    db_connect_timeout_s: int = Field(
+        default=5,
+        ge=2,
+        le=300,
+        description=(
+            "PostgreSQL `connect_timeout`: a connection attempt to a server that does not answer"
+            " (down, failing over, a black-holed address) is given up after this long."
+        ),
+    )
+    db_pool_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description=(
+            "Longest wait for a pooled connection; past it the request answers 503 with `Retry-After`"
+            " (a job is retried) instead of hanging while the database is away."
+        ),
+    )
+    db_keepalives_idle_s: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "TCP keepalive: idle seconds before the first probe, so a connection to a server that"
+            " vanished (failover, a dropped NAT entry) is found dead instead of hanging."
+        ),
+    )
+    db_keepalives_interval_s: int = Field(default=10, ge=1, description="TCP keepalive: seconds between probes.")
+    db_keepalives_count: int = Field(
+        default=3, ge=1, description="TCP keepalive: unanswered probes after which the connection is dropped."
+    )
     database_credentials_secret: str | None = Field(
         default=None,
         description=(
@@ -122,6 +151,16 @@ class Settings(BaseSettings):
         ge=1024,
         description="A row with a field longer than this (UTF-8 bytes) is reported bad; the others are kept.",
     )
+    max_record_bytes: int | None = Field(
+        default=None,
+        ge=1024,
+        description=(
+            "A record larger than this (bytes of the file) is stopped while it is parsed, never built in"
+            " memory: a `.jsonl` line is reported bad and the others are kept; a `.json` record or a CSV"
+            " line refuses the file from there (their parsers cannot find the next record). Unset: 16 times"
+            " max_field_bytes."
+        ),
+    )
     ingest_batch_rows: int = Field(default=5_000, ge=1, description="Rows per bulk upsert (`COPY`) of an ingest.")
     bad_rows_reported: int = Field(
         default=100, ge=0, description="Bad rows of one file reported with line and reason; the rest are counted."
@@ -141,9 +180,32 @@ class Settings(BaseSettings):
     idempotency_ttl_s: float = Field(
         default=900.0,
         gt=0,
-        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one is taken over after it.",
+        description="How long a delivery in progress holds off duplicates of its event (told to retry); a crashed one"
+        " is taken over after it. Used only where function_timeout_s is unset.",
+    )
+    function_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="The platform's timeout of this function (Terraform sets it from the function's own): a delivery"
+        " in progress holds off duplicates until just past it, when the platform has stopped that delivery, so"
+        " retries of a crashed one are not refused.",
+    )
+    dead_letter_sources: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cloud dead-letter queue → the job kind (or function) it holds (JSON; Terraform sets it): SQS DLQ"
+        " URLs and Pub/Sub dead-letter subscriptions (`projects/P/subscriptions/S`) that `contentfn dead import` and"
+        " the scheduled import drain into the dead-letter store.",
     )
     worker_poll_s: float = Field(default=0.2, gt=0, description="Local workers: pause between empty queue polls.")
+    worker_failure_backoff_cap_s: float = Field(
+        default=15.0,
+        gt=0,
+        description=(
+            "Local workers: longest pause after a failed iteration (the database away, claims failing);"
+            " the pause doubles from worker_poll_s per failure in a row, with jitter, and the worker resumes"
+            " on its own once an iteration succeeds."
+        ),
+    )
 
     # Local bucket watcher. Poison input is refused by ingest at once; these cover an object whose
     # ingest fails unexpectedly (a crash in a parser, the database or ledger write failing, a file
@@ -172,7 +234,28 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8080, ge=0, le=65535, description="Port of the local API.")
     api_key: SecretStr | None = Field(
         default=None,
-        description="Require this key (`X-API-Key` or `Authorization: Bearer`) on every route but `/health`, `/openapi.json` and `/docs`.",
+        description=(
+            "A key (`X-API-Key` or `Authorization: Bearer`) required, with the named keys of `contentfn keys`, on"
+            " every route but `/health`, `/openapi.json` and `/docs`. It acts as the admin-scoped key named `env`;"
+            " a cloud runtime refuses to start without one of at least 32 characters."
+        ),
+    )
+    require_api_key: bool = Field(
+        default=False,
+        description=(
+            "Require a key even when `CONTENTFN_API_KEY` is unset: only the named keys of `contentfn keys` are"
+            " accepted. Unset and without `CONTENTFN_API_KEY`, the local API takes no key."
+        ),
+    )
+    api_requests_per_minute: int = Field(
+        default=600,
+        ge=0,
+        description="Requests one key may make per minute (a key's own quota overrides it); 0: no per-minute quota.",
+    )
+    api_llm_per_day: int = Field(
+        default=200,
+        ge=0,
+        description="`POST /analyze` calls with `mode: llm` one key may make per day (a key's own quota overrides it).",
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
@@ -181,6 +264,20 @@ class Settings(BaseSettings):
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    otel_exporter_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "OTLP/HTTP endpoint spans are exported to (`/v1/traces` is added unless given): a collector, or the"
+            " OTLP endpoint of X-Ray or Cloud Trace. Unset: no spans are exported, but the trace context of"
+            " incoming jobs still travels on with the jobs they cause."
+        ),
+    )
+    otel_sample_ratio: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces recorded, decided at the upload event; every later stage follows it.",
+    )
 
     # --- Content intelligence: cache, outbound HTTP, scrape, enrich, analyze ------------------
     redis_url: SecretStr | None = Field(
@@ -366,6 +463,13 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Where the GPU service's `/healthz` and `/metrics` listen."
     )
     gpu_metrics_port: int = Field(default=9090, ge=0, le=65535, description="Their port.")
+    local_gpu_metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the local runtime's CPU detection worker's `/healthz` and `/metrics` on this port "
+        "(0: any free port); unset: not served (the local API's `/metrics` has every other figure).",
+    )
     gpu_target_latency_s: float = Field(
         default=60.0,
         gt=0,
@@ -452,7 +556,7 @@ class Settings(BaseSettings):
         default=64, ge=0, description="Streams that may be active (pending, running, retrying) at once, overall."
     )
     stream_max_per_owner: int = Field(
-        default=16, ge=0, description="Streams that may be active at once per API key (the stream's owner)."
+        default=16, ge=0, description="Streams that may be active at once per API key (a key's own quota overrides it)."
     )
     stream_idle_expiry_s: float = Field(
         default=900.0,
@@ -493,6 +597,11 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @property
+    def api_auth(self) -> bool:
+        """Whether the API asks every non-public request for a key."""
+        return self.api_key is not None or self.require_api_key
+
+    @property
     def resolved_model_dir(self) -> Path:
         return self.model_dir or self.data_dir / "models" / "all-MiniLM-L6-v2"
 
@@ -525,6 +634,8 @@ def load_settings(**overrides: object) -> Settings:
 
 def check_settings(settings: Settings) -> None:
     """What no single field can check: combinations of variables."""
+    if settings.max_record_bytes is not None and settings.max_record_bytes < settings.max_field_bytes:
+        raise ConfigError(f"invalid configuration: {ENV_PREFIX}MAX_RECORD_BYTES is below {ENV_PREFIX}MAX_FIELD_BYTES")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
     if settings.database_credentials_secret and settings.database_rds_instance:

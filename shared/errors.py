@@ -10,6 +10,7 @@ __all__ = [
     "ConfigError",
     "ContentfnError",
     "FileRejected",
+    "IdempotencyClaimLost",
     "IdempotencyInProgress",
     "ModelNotReady",
     "ObjectNotFound",
@@ -50,6 +51,10 @@ class ObjectNotFound(PoisonError):
 
 class IdempotencyInProgress(TransientError):
     """Another delivery of the same event is being processed right now; retry later."""
+
+
+class IdempotencyClaimLost(TransientError):
+    """This delivery's claim expired and another delivery took it over: its effect must not commit."""
 
 
 class ConfigError(ContentfnError):

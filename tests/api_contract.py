@@ -51,7 +51,7 @@ def contract_violation(api: Api, request: HttpRequest, response: HttpResponse) -
     elif route is None:
         return f"{where}: answered without a route"
     assert route is not None
-    declared = route.statuses(auth=api.services.settings.api_key is not None)
+    declared = route.statuses(auth=api.services.settings.api_auth)
     if response.status not in declared:
         return f"{where}: status not declared by {route.operation_id} ({sorted(declared)})"
     if response.status >= 400:

@@ -16,11 +16,13 @@ import pytest
 
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
+from shared.observability.logs import remove_installed_handler
 from shared.services import Services
 from tests.conftest import REPO
 
 __all__ = [
     "ENTRY_MODULES",
+    "TEST_API_KEY",
     "FunctionsFrameworkServer",
     "count",
     "entry_env",
@@ -32,6 +34,8 @@ __all__ = [
     "send_capture",
 ]
 
+# A cloud runtime's API refuses to start without a key this long (shared.platform.runtime).
+TEST_API_KEY = "test-key-of-the-api-in-a-cloud-runtime-0123456789"
 ENTRY_MODULES = [f"functions.{fn}.{cloud}" for fn in ("ingest", "embed", "api") for cloud in ("aws", "gcp")]
 
 
@@ -75,6 +79,7 @@ def entry_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     monkeypatch.setenv("CONTENTFN_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("CONTENTFN_MODEL_DIR", str(settings.resolved_model_dir))
     monkeypatch.setenv("CONTENTFN_BLOB_BACKEND", "local")
+    monkeypatch.setenv("CONTENTFN_API_KEY", TEST_API_KEY)
     monkeypatch.setenv("CONTENTFN_QUEUE_BACKOFF_BASE_S", "0.05")
     monkeypatch.setenv("CONTENTFN_QUEUE_BACKOFF_CAP_S", "0.2")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "contentfn-test")
@@ -83,6 +88,7 @@ def entry_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[S
     yield settings
     for runtime in _runtimes():
         runtime.close()
+    remove_installed_handler()  # a GCP entry point routed the root logger to stdout as JSON
 
 
 @pytest.fixture
@@ -196,6 +202,7 @@ def entry_environment(settings: Settings, **extra: str) -> dict[str, str]:
         "CONTENTFN_DATA_DIR": str(settings.data_dir),
         "CONTENTFN_MODEL_DIR": str(settings.resolved_model_dir),
         "CONTENTFN_BLOB_BACKEND": "local",
+        "CONTENTFN_API_KEY": TEST_API_KEY,
     }
     env.update(extra)
     return env

@@ -96,7 +96,13 @@ def analyze_track(
             f"track:{track_id}",
             STAGE,
             "ok",
-            detail={"analyzer": analysis.analyzer, "fallback": analysis.fallback, "confidence": analysis.confidence},
+            # cached: answered from the cache or the analyses table, not computed (/stats/analyses counts it)
+            detail={
+                "analyzer": analysis.analyzer,
+                "fallback": analysis.fallback,
+                "confidence": analysis.confidence,
+                "cached": analysis.cached,
+            },
             duration_ms=(time.perf_counter() - started) * 1000,
         )
         conn.commit()
@@ -140,4 +146,4 @@ def run_analyze_batch(services: Services, limit: int = 16) -> JobOutcome:
 
 
 # For the cloud entry points (shared.platform): pushed jobs and the outbox, each job on its own.
-ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch)
+ANALYZE_HANDLING = per_job(ANALYZE_JOB, analyze_claimed, run_analyze_batch, report_store=True)

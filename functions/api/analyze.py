@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from functions.analyze.core import AnalyzeRequest, TrackNotFound, analyze_text
+from functions.api.auth import spend_llm_quota
 from functions.api.errors import ApiError, not_found
 from functions.api.params import json_body
 from functions.api.routing import Call
@@ -26,6 +27,8 @@ def analyze(call: Call) -> dict[str, Any]:
         what="analyze request",
         max_bytes=services.settings.analyze_max_text_chars * 4 + 4096,
     )
+    if body.mode == "llm":
+        spend_llm_quota(call)  # only a forced LLM call is paid per request; auto escalates within the budget
     try:
         analysis = analyze_text(body, services)
     except TrackNotFound:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -24,18 +23,22 @@ from functions.api.core import Api
 from shared.envelopes.aws import http_request_from_apigw_v2
 from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge
 from shared.events import HttpResponse
+from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime
 from shared.services import Services
 
-__all__ = ["build_resolver", "handler", "runtime"]
+__all__ = ["MAX_STREAMED_BODY_BYTES", "build_resolver", "handler", "runtime"]
 
-logger = Logger(service="contentfn-api")
+logger = powertools_logger("contentfn-api")
 metrics = Metrics(namespace="contentfn", service="api")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
-runtime = FunctionRuntime("api", "aws")
+runtime = FunctionRuntime("api", "aws", serves_http=True)
 _cached: tuple[Services, APIGatewayHttpResolver] | None = None
 _lock = threading.Lock()
 
+
+# Lambda's buffered response payload is at most 6 MB; a streamed answer (an export) is collected up
+# to this cap, which leaves room for the headers and the JSON envelope around the body.
+MAX_STREAMED_BODY_BYTES = 5 * 2**20
 
 # The resolver compares methods literally, so the catch-all names the usual ones.
 _METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -72,6 +75,18 @@ def _respond(api: Api, raw_event: dict[str, Any]) -> Response:
 
 
 def _to_powertools(response: HttpResponse, *, head: bool) -> Response:
+    if response.stream is not None:
+        # A buffered Lambda answer is capped (6 MB); a streamed export is read whole up to the cap.
+        whole = response.buffered(MAX_STREAMED_BODY_BYTES)
+        if whole is None:
+            response = Api.refusal(
+                413,
+                "too_large",
+                f"the answer is over {MAX_STREAMED_BODY_BYTES // 2**20} MiB, the most AWS Lambda returns;"
+                " narrow it (filters) or export with the CLI",
+            )
+        else:
+            response = HttpResponse(status=response.status, body=whole, headers=response.headers)
     headers = dict(response.headers)
     content_type = headers.pop("content-type", "application/json")
     # Text leaves as text; anything else (an image) as bytes, which Powertools base64-encodes for
@@ -101,3 +116,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
         if method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
             runtime.relay()
+        runtime.flush_metrics()

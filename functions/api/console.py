@@ -72,4 +72,4 @@ def console_asset(call: Call) -> Asset:
 
 
 def console_config(call: Call) -> ConsoleConfig:
-    return ConsoleConfig(key_required=call.services.settings.api_key is not None)
+    return ConsoleConfig(key_required=call.services.settings.api_auth)

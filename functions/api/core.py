@@ -2,26 +2,30 @@
 functions-framework (GCP) and the Powertools resolver (AWS).
 
 The routes themselves are data (:mod:`functions.api.routes`); this module matches a request to one,
-checks the key and the query, calls its handler and maps the outcome to a status and a JSON body.
+checks the key (its scope and quota, :mod:`functions.api.auth`) and the query, calls its handler,
+audits write and admin actions and maps the outcome to a status and a JSON body.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
+from functions.api.auth import ANONYMOUS, authenticate, authorize, check_quota, record_action
 from functions.api.errors import PROBLEM_JSON, ApiError
 from functions.api.params import validate_query
 from functions.api.routes import routes_for
 from functions.api.routing import Asset, Call, Created, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
+from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
 from shared.services import Services
+from shared.store.api_keys import ApiKey
 
 __all__ = ["Api"]
 
@@ -39,6 +43,9 @@ _PAGE_POLICY = (
 _RETRY_MODEL_S = "30"
 _RETRY_DEPENDENCY_S = "5"
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
 
 class Api:
     """Routing, auth, validation and error mapping around the handlers of a route table."""
@@ -50,12 +57,52 @@ class Api:
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
+        acted: list[tuple[ApiKey | None, Route, dict[str, str]]] = []  # a write or admin action, for the audit
+        matched: list[Route] = []  # the route that answered, for the request metrics
+        status = 500  # what the metrics count where auditing or answering raises past this method
+        try:
+            response = self._respond(request, acted, matched)
+            for key, route, path in acted:
+                record_action(
+                    self.services,
+                    key_name=key.name if key is not None else ANONYMOUS,
+                    route=route,
+                    method=request.method,
+                    target=response.headers.get("location") or path.get("id"),
+                    status=response.status,
+                )
+            status = response.status
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            # The route's template, never the raw path: ids in paths would make one series per id.
+            # A streamed answer is counted when its headers are ready, not when its body ends.
+            _record(matched[0].template if matched else "unmatched", request.method, status, elapsed)
+            log.debug("%s %s %.1f ms", request.method, request.path, elapsed * 1000)
+
+    def _respond(
+        self,
+        request: HttpRequest,
+        acted: list[tuple[ApiKey | None, Route, dict[str, str]]],
+        matched: list[Route],
+    ) -> HttpResponse:
         try:
             route, path_params = self._match(request)
-            if not route.public:
-                self._authorize(request)
+            matched.append(route)
+            key: ApiKey | None = None
+            if not route.public and self.services.settings.api_auth:
+                key = authenticate(self.services, request)
+                if route.required_scope != "read":
+                    acted.append((key, route, path_params))
+                authorize(key, route)
+                check_quota(self.services, key)
+            elif route.required_scope != "read":
+                acted.append((None, route, path_params))
             values = validate_query(request.query, route.params)
-            return _answer(route, route.handler(Call(self.services, request, values, path_params, self.routes)))
+            result = route.handler(Call(self.services, request, values, path_params, self.routes, key))
+            if isinstance(result, HttpResponse):  # a handler that shapes its own answer (a streamed export)
+                return result
+            return _answer(route, result)
         except ApiError as exc:
             return _problem(exc)
         except ModelNotReady:
@@ -69,8 +116,6 @@ class Api:
         except Exception:
             log.exception("unhandled error on %s %s", request.method, request.path)
             return _problem(ApiError(500, "internal", "internal error"))
-        finally:
-            log.debug("%s %s %.1f ms", request.method, request.path, (time.perf_counter() - started) * 1000)
 
     @staticmethod
     def refusal(status: int, code: str, message: str) -> HttpResponse:
@@ -100,23 +145,19 @@ class Api:
             raise ApiError(405, "method_not_allowed", f"method not allowed; use {allow}", headers={"allow": allow})
         raise ApiError(404, "not_found", "no such endpoint")
 
-    def _authorize(self, request: HttpRequest) -> None:
-        key = self.services.settings.api_key
-        if key is None:
-            return
-        given = request.headers.get("x-api-key")
-        if given is None:
-            auth = request.headers.get("authorization", "")
-            if auth[:7].lower() == "bearer ":
-                given = auth[7:].strip()
-        expected = key.get_secret_value().encode()
-        if given is None or not hmac.compare_digest(given.encode(), expected):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing or invalid API key (send X-API-Key)",
-                headers={"www-authenticate": 'Bearer realm="contentfn"'},
-            )
+
+def _record(route: str, method: str, status: int, seconds: float) -> None:
+    # The series of a (route, method, status) are looked up once: a request then costs one dict
+    # hit, an increment and an observation. Keys stay few: route templates, known methods, statuses.
+    key = (route, method if method in _METHODS else "OTHER", status)
+    series = _series.get(key)
+    if series is None:
+        series = _series.setdefault(
+            key,
+            (HTTP_REQUESTS.labels(key[0], key[1], str(status)), HTTP_SECONDS.labels(route, f"{status // 100}xx")),
+        )
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def _answer(route: Route, result: Any) -> HttpResponse:

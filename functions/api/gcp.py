@@ -20,7 +20,7 @@ from shared.services import Services
 
 __all__ = ["api", "runtime"]
 
-runtime = FunctionRuntime("api", "gcp")
+runtime = FunctionRuntime("api", "gcp", serves_http=True)
 _cached: tuple[Services, Api] | None = None
 _lock = threading.Lock()
 
@@ -49,6 +49,10 @@ def api(request: flask.Request) -> flask.Response:
     response = _core().handle(http_request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):  # only writes queue jobs (analyses, images, streams)
         runtime.relay()
+    runtime.flush_metrics()
+    if response.stream is not None:
+        # Werkzeug sends an iterable as it is produced and closes it when the answer ends.
+        return flask.Response(response.stream, response.status, headers=response.headers)
     return flask.Response(response.body, response.status, headers=response.headers)
 
 

@@ -2,7 +2,8 @@
 
 Every operation lists each status it can answer (:meth:`Route.statuses`): its declared model on
 success, an RFC 9457 problem otherwise, with the headers that come with them (``Location`` on 201,
-``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on 401).
+``Retry-After`` on 429 and 503, ``WWW-Authenticate`` on 401), and on a keyed API the scope each
+operation needs (``x-required-scope``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class OpenApiDocument(BaseModel):
 
 def openapi(call: Call) -> OpenApiDocument:
     """``GET /openapi.json``: the document of the table this request was served from."""
-    return OpenApiDocument.model_validate(build_openapi(call.routes, auth=call.services.settings.api_key is not None))
+    return OpenApiDocument.model_validate(build_openapi(call.routes, auth=call.services.settings.api_auth))
 
 
 def build_openapi(routes: tuple[Route, ...], *, auth: bool) -> dict[str, Any]:
@@ -73,6 +74,10 @@ def _operation(route: Route, auth: bool, schemas: dict[str, Any]) -> dict[str, A
     parameters: list[dict[str, Any]] = []
     if "{id}" in route.pattern:
         parameters.append({"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}})
+    if "{name}" in route.pattern:
+        parameters.append(
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 500}}
+        )
     for p in route.params:
         schema: dict[str, Any] = (
             {"type": "integer", "minimum": p.minimum, "maximum": p.maximum}
@@ -111,6 +116,11 @@ def _operation(route: Route, auth: bool, schemas: dict[str, Any]) -> dict[str, A
         }
     if route.public:
         op["security"] = []
+    elif auth:
+        # The scope a key needs, for clients and for the reference page (OpenAPI's apiKey scheme has no scopes).
+        op["security"] = [{"apiKey": []}]
+        op["x-required-scope"] = route.required_scope
+        op["description"] = f"Requires a key with the `{route.required_scope}` scope (or a wider one)."
     return op
 
 

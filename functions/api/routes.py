@@ -9,6 +9,7 @@ built per settings rather than once at import. Every list pages the same way (:m
 from __future__ import annotations
 
 from functions.analyze.core import AnalyzeRequest
+from functions.api.aggregates import AnalysisStatsView, ArtistView, get_artist, stats_analyses
 from functions.api.analyze import analyze
 from functions.api.browse import BROWSE_PARAMS, TrackPage, list_tracks
 from functions.api.console import CONSOLE_ASSETS, ConsoleConfig, console_asset, console_config, console_page
@@ -24,6 +25,7 @@ from functions.api.dead import (
     dead_replay,
 )
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
+from functions.api.export import NDJSON, export
 from functions.api.filters import FILTER_PARAMS
 from functions.api.models import (
     AddModelRequest,
@@ -37,13 +39,15 @@ from functions.api.models import (
     retire_model_route,
     rollback_model_route,
 )
+from functions.api.objects import ObjectTraceView, object_trace
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
 from functions.api.params import Param
+from functions.api.profile import TrackDeleted, TrackProfile, delete_track, get_track
 from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
 from functions.api.status import Health, Stats, health, stats
-from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, TrackDetail, get_track, search, similar
+from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, search, similar
 from functions.api.vision import (
     FramePage,
     ImageDetections,
@@ -78,6 +82,17 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     status = Param("status", str, maximum=16, description="only images with this status (pending, done, rejected)")
     dead_kind = Param("kind", str, maximum=64, description="only dead jobs of this kind")
     dead_limit = Param("limit", int, default=50, maximum=1000, description="number of dead jobs per page")
+    artist_tracks = Param("limit", int, default=100, maximum=1000, description="number of the artist's tracks listed")
+    near = Param("k", int, default=5, maximum=50, description="number of nearest artists")
+    days = Param("days", int, default=7, maximum=366, description="days of LLM cost, today included")
+    object_key = Param("key", str, required=True, maximum=1024, description="the object's key")
+    object_bucket = Param("bucket", str, maximum=222, description="its bucket, when the key is in several")
+    subjects = Param("limit", int, default=100, maximum=1000, description="number of tracks (or images) per page")
+    what = Param("what", str, default="tracks", maximum=16, description="tracks (with profiles) or detections")
+    artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
+    source = Param("source", str, maximum=200, description="only tracks of this source")
+    since = Param("since", str, maximum=40, description="only rows updated (detections: created) at or after, ISO 8601")
+    until = Param("until", str, maximum=40, description="only rows updated (detections: created) before, ISO 8601")
     return (
         Route("GET", "/health", health, "health", "Database, queue and model health", public=True, response=Health),
         Route(
@@ -109,8 +124,28 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=RecommendRequest,
             response=Recommendations,
             errors=(404, 409),
+            # A POST only because the liked/disliked lists can be long: it changes nothing, so a read key may call it.
+            scope="read",
         ),
-        Route("GET", "/tracks/{id}", get_track, "get_track", "One track", response=TrackDetail),
+        Route(
+            "GET",
+            "/tracks/{id}",
+            get_track,
+            "get_track",
+            "One track's whole profile: enrichments, analyses, embedding models, provenance, stage trail",
+            response=TrackProfile,
+            errors=(404,),
+        ),
+        Route(
+            "DELETE",
+            "/tracks/{id}",
+            delete_track,
+            "delete_track",
+            "Delete one track with everything derived from it (404 when it is gone already)",
+            response=TrackDeleted,
+            errors=(404,),
+            scope="admin",
+        ),
         Route(
             "GET",
             "/tracks/{id}/similar",
@@ -123,6 +158,46 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
         ),
         Route("GET", "/stats", stats, "stats", "Counts per stage, queue depth, dead jobs", response=Stats),
         Route(
+            "GET",
+            "/stats/analyses",
+            stats_analyses,
+            "stats_analyses",
+            "Profile distributions over the catalogue; who answered the analyses; LLM cost per day against the budget",
+            (days,),
+            response=AnalysisStatsView,
+        ),
+        Route(
+            "GET",
+            "/artists/{name}",
+            get_artist,
+            "get_artist",
+            "One artist: tracks, quality and sentiment mix, top themes, feature means, nearest artists",
+            (artist_tracks, near),
+            response=ArtistView,
+            errors=(404,),
+        ),
+        Route(
+            "GET",
+            "/objects",
+            object_trace,
+            "trace_object",
+            "Where is my file? Its ingest and bad rows, then each track (or image) through every stage",
+            (object_key, object_bucket, subjects, CURSOR),
+            response=ObjectTraceView,
+            errors=(404, 409),
+        ),
+        Route(
+            "GET",
+            "/export",
+            export,
+            "export",
+            "Tracks with their profiles, or detections, streamed as NDJSON (application/x-ndjson)",
+            (what, artist, source, since, until),
+            # 413: AWS Lambda answers are buffered, so an export over the cap is refused there.
+            errors=(413,),
+            media_type=NDJSON,
+        ),
+        Route(
             "POST",
             "/analyze",
             analyze,
@@ -130,7 +205,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Profile of ad-hoc lyrics or a stored track",
             body=AnalyzeRequest,
             response=Analysis,
-            errors=(404,),
+            errors=(404, 429),
+            scope="write",
         ),
         Route(
             "GET",
@@ -167,6 +243,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=StreamRequest,
             response=StreamAnswer,
             status=201,
+            scope="write",
             errors=(429,),
         ),
         Route(
@@ -195,7 +272,15 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (CURSOR, frames),
             response=FramePage,
         ),
-        Route("DELETE", "/streams/{id}", delete_stream, "delete_stream", "Stop a stream", response=StreamAnswer),
+        Route(
+            "DELETE",
+            "/streams/{id}",
+            delete_stream,
+            "delete_stream",
+            "Stop a stream",
+            response=StreamAnswer,
+            scope="write",
+        ),
         Route(
             "GET",
             "/dead-jobs",
@@ -204,6 +289,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Jobs and events that failed for good, newest first, with their errors",
             (dead_kind, CURSOR, dead_limit),
             response=DeadJobPage,
+            scope="admin",
         ),
         Route(
             "GET",
@@ -212,6 +298,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_detail",
             "One dead job: its error and the job it held",
             response=DeadJobAnswer,
+            scope="admin",
         ),
         Route(
             "POST",
@@ -221,6 +308,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Queue dead jobs again once fixed ({ids: [...]} or {kind, limit}); events are refused by id",
             body=ReplayRequest,
             response=ReplayAnswer,
+            scope="admin",
         ),
         Route(
             "DELETE",
@@ -229,6 +317,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_delete",
             "Forget one dead job",
             response=DeadJobDeleted,
+            scope="admin",
         ),
         # Embedding model registry: admin operations, all under /admin/ so one scope rule covers them.
         Route(
@@ -238,6 +327,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "list_models",
             "Registered embedding models with their backfill progress and index",
             response=ModelList,
+            scope="admin",
         ),
         Route(
             "POST",
@@ -248,6 +338,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=AddModelRequest,
             response=ModelAnswer,
             errors=(409,),
+            scope="admin",
         ),
         Route(
             "POST",
@@ -258,6 +349,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=ModelKeyRequest,
             response=ModelAnswer,
             errors=(404, 409),
+            scope="admin",
         ),
         Route(
             "POST",
@@ -267,6 +359,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "Switch search back to the model active before the current one",
             response=ModelAnswer,
             errors=(409,),
+            scope="admin",
         ),
         Route(
             "POST",
@@ -277,6 +370,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             body=ModelKeyRequest,
             response=RetireAnswer,
             errors=(404, 409),
+            scope="admin",
         ),
         Route(
             "GET",
@@ -328,6 +422,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
                 public=True,
                 static=True,
                 media_type=media_type,
+                family="/console/{file}",  # one series for all of them, however many files the page grows
             )
             for name, media_type in CONSOLE_ASSETS.items()
         ),
@@ -341,6 +436,7 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
                 public=True,
                 static=True,
                 media_type=media_type,
+                family="/docs/{file}",  # one series for all of them, however many files the page grows
             )
             for name, media_type in DOCS_ASSETS.items()
         ),

@@ -7,16 +7,20 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import BaseModel
 
 from functions.api.params import Param
 from shared.events import HttpRequest
 from shared.services import Services
+from shared.store.api_keys import ApiKey, Scope
 
 __all__ = ["Asset", "Call", "Created", "Handler", "Route"]
 
 _ID = r"(?P<id>[0-9]{1,18})"
+# A name segment (an artist): anything but '/', percent-decoded by the dispatcher's caller or by Call.name.
+_NAME = r"(?P<name>[^/]{1,500})"
 
 
 @dataclass(frozen=True)
@@ -28,11 +32,18 @@ class Call:
     query: dict[str, Any]
     path: dict[str, str]
     routes: tuple[Route, ...]  # the table the request was matched in (the OpenAPI document describes it)
+    key: ApiKey | None = None  # the key the request was made with; None where the API takes no key
 
     @property
     def id(self) -> int:
         """The ``{id}`` of the path (digits only, bounded by the route's pattern)."""
         return int(self.path["id"])
+
+    @property
+    def name(self) -> str:
+        """The ``{name}`` of the path, percent-decoded (runtimes hand over the path as sent or decoded;
+        decoding a decoded name again only changes one holding a literal '%XX')."""
+        return unquote(self.path["name"])
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,16 @@ class Route:
     and the pydantic models of its JSON body and of its answer (for validation and the document).
 
     ``status`` is the success status (201 for a creation); ``errors`` the refusals the handler itself
-    raises beyond those the core derives from the route (400 on the query, 401, 404 on an ``{id}``,
-    413/415 on a body, 503 when a dependency is down). A ``static`` route answers from memory alone;
-    ``media_type`` is what a non-JSON route (an ``Asset``) serves."""
+    raises beyond those the core derives from the route (400 on the query, 401/403/429 on a keyed
+    route, 404 on an ``{id}``, 413/415 on a body, 503 when a dependency is down). A ``static`` route
+    answers from memory alone; ``media_type`` is what a non-JSON route (an ``Asset``) serves.
+
+    ``scope`` is what a key needs to call the route: a GET defaults to ``read``; any other method must
+    name its scope, so a new write route cannot be left callable by a read-only key by omission.
+
+    ``family`` is the template request metrics count a route under where many routes are one family
+    (each file of the console is a route of its own, counted as ``/console/{file}``); None: its
+    ``pattern``."""
 
     method: str
     pattern: str
@@ -82,12 +100,27 @@ class Route:
     errors: tuple[int, ...] = ()
     static: bool = False
     media_type: str = "application/json"
+    scope: Scope | None = None
+    family: str | None = None
     regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "regex", re.compile("^" + re.escape(self.pattern).replace(re.escape("{id}"), _ID) + "$")
-        )
+        if self.scope is None:
+            if self.method != "GET" and not self.public:
+                raise ValueError(f"route {self.method} {self.pattern} must declare its scope (write or admin)")
+            object.__setattr__(self, "scope", "read")
+        pattern = re.escape(self.pattern).replace(re.escape("{id}"), _ID).replace(re.escape("{name}"), _NAME)
+        object.__setattr__(self, "regex", re.compile("^" + pattern + "$"))
+
+    @property
+    def required_scope(self) -> Scope:
+        """The scope a key needs for this route (set by ``__post_init__``, never None after it)."""
+        return self.scope or "read"
+
+    @property
+    def template(self) -> str:
+        """What request metrics name this route by: a path template, never a path with values in it."""
+        return self.family or self.pattern
 
     def statuses(self, *, auth: bool) -> dict[int, str]:
         """Every status this operation can answer, with what it means: the OpenAPI document lists
@@ -95,6 +128,8 @@ class Route:
         out = {self.status: "Created" if self.status == 201 else "OK", 400: "Invalid request"}
         if auth and not self.public:
             out[401] = "Missing or invalid API key"
+            out[403] = f"The key lacks the {self.required_scope!r} scope"
+            out[429] = _MEANING[429]
         if "{id}" in self.pattern or 404 in self.errors:
             out[404] = "Not found"
         if self.body is not None:

@@ -1,6 +1,6 @@
-"""``/search``, ``/tracks/{id}`` and ``/tracks/{id}/similar``: tracks, search by meaning, by words or
-both (hybrid, the default), and nearest neighbours by embedding; search and similar take the browse
-filters."""
+"""``/search`` and ``/tracks/{id}/similar``: search by meaning, by words or both (hybrid, the
+default), and nearest neighbours by embedding; both take the browse filters. (``/tracks/{id}``
+itself, the whole profile, is :mod:`functions.api.profile`.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.filters import track_filter
 from functions.api.routing import Call
-from shared.models import SearchHit, Track
+from shared.metrics import CACHE_REQUESTS
+from shared.models import SearchHit
 from shared.services import Services
 from shared.store.search import filtered_search, fuse_rrf, keyword_search
 from shared.store.tracks import TrackStore
@@ -26,8 +27,6 @@ __all__ = [
     "SEARCH_MODES",
     "SearchResults",
     "SimilarTracks",
-    "TrackDetail",
-    "get_track",
     "query_cache_key",
     "search",
     "similar",
@@ -57,10 +56,6 @@ class SimilarTracks(BaseModel):
     results: list[SearchHit]
 
 
-class TrackDetail(Track):
-    embedded_models: list[str]
-
-
 def query_cache_key(model_key: str, query: str) -> str:
     """Where a query's vector is cached. Hashed: a shared cache (Redis) keeps no readable copy of
     what users searched for."""
@@ -70,6 +65,7 @@ def query_cache_key(model_key: str, query: str) -> str:
 def _query_vector(svc: Services, embedder: Embedder, query: str) -> Any:
     cache_key = query_cache_key(embedder.model_key, query)
     vector = svc.cache.get(cache_key)
+    CACHE_REQUESTS.labels("query", "miss" if vector is None else "hit").inc()
     if vector is None:
         vector = embedder.embed([query])[0]
         svc.cache.set(cache_key, vector, ttl_s=3600)
@@ -107,21 +103,6 @@ def search(call: Call) -> SearchResults:
         results=hits,
         timings_ms={"embed": round((t1 - t0) * 1000, 2), "db": round((t2 - t1) * 1000, 2)},
     )
-
-
-def get_track(call: Call) -> TrackDetail:
-    with call.services.db.connection() as conn:
-        track = TrackStore(conn).get(call.id)
-        models = [
-            r[0]
-            for r in conn.execute(
-                "SELECT model FROM embeddings WHERE track_id = %s ORDER BY model", (call.id,)
-            ).fetchall()
-        ]
-        conn.commit()
-    if track is None:
-        raise not_found("track")
-    return TrackDetail(**track.model_dump(), embedded_models=models)
 
 
 def similar(call: Call) -> SimilarTracks:

@@ -1,8 +1,9 @@
 """``/images/{id}/detections`` and ``/streams`` for the API core.
 
 Errors name the problem, never the submitted URL: a refused stream says which rule it broke.
-Streams count against quotas per owner: the API key that registered them. Until keys have names,
-every stream belongs to the one shared key (``SHARED_KEY_OWNER``). A registration over a quota is a
+Streams count against quotas per owner: the name of the API key that registered them
+(:func:`functions.api.auth.owner_of`), each key allowed its own number at once
+(:func:`functions.api.auth.max_streams_of`). A registration over a quota is a
 429 whose ``Retry-After`` is a fixed short interval (``_RETRY_QUOTA_S``): a place frees when another
 stream stops, ends, fails or expires, which the API cannot foresee.
 """
@@ -15,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from functions.api.auth import max_streams_of, owner_of
 from functions.api.errors import ApiError, bad_param, not_found
 from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
@@ -34,7 +36,6 @@ from shared.vision.stream_registry import (
 )
 
 __all__ = [
-    "SHARED_KEY_OWNER",
     "Detection",
     "Frame",
     "FramePage",
@@ -61,8 +62,6 @@ _IMAGE_STATUSES = ("pending", "done", "rejected")
 _MAX_BODY = 8192
 _IMAGE_MEDIA = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
-# The owner of every stream registered with the one shared API key.
-SHARED_KEY_OWNER = "shared-key"
 # Seconds a client refused by a stream quota waits before trying again. Not the idle-expiry horizon:
 # that bounds only idle streams, while a stopped or ended one frees its place at once, so a short
 # fixed interval lets a client poll cheaply without promising a time the API cannot know.
@@ -251,9 +250,9 @@ def create_stream(call: Call) -> Created:
                 body.fps,
                 model=body.model,
                 keyframes_only=body.keyframes_only,
-                owner=SHARED_KEY_OWNER,
+                owner=owner_of(call),
                 max_active=s.stream_max_active,
-                max_per_owner=s.stream_max_per_owner,
+                max_per_owner=max_streams_of(call),
             )
         except StreamQuotaExceeded as exc:
             conn.rollback()

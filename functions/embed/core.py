@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared.errors import ModelNotReady
+from shared.metrics import EMBED_SECONDS, EMBED_TEXTS, JOB_SECONDS
+from shared.metrics.jobs import record_jobs
+from shared.observability import job_span
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
 from shared.services import Services
@@ -70,15 +73,21 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
             continue
         work.append(c)
     poison = len(claimed) - len(work)
+    record_jobs(EMBED_JOB, "dead", poison)
     if not work:
         return EmbedOutcome(claimed=len(claimed), failed=poison)
+    started = time.perf_counter()
     try:
-        embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
+        with job_span("embed batch", [c.job for c in work], attributes={"batch.jobs": len(work)}):
+            embedded, skipped = _embed_and_commit(work, sorted(ids), services, queue)
     except Exception as exc:  # every job of the batch retries with backoff, then dead-letters
         log.exception("embed batch of %d failed", len(work))
-        for c in work:
-            queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
+        outcomes = [queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True) for c in work]
+        record_jobs(EMBED_JOB, "dead", outcomes.count("dead"))
+        record_jobs(EMBED_JOB, "retried", len(outcomes) - outcomes.count("dead"))
         return EmbedOutcome(claimed=len(claimed), failed=len(claimed))
+    record_jobs(EMBED_JOB, "done", len(work))
+    JOB_SECONDS.labels(EMBED_JOB).observe(time.perf_counter() - started)
     return EmbedOutcome(claimed=len(claimed), embedded=embedded, skipped=skipped, failed=poison)
 
 
@@ -103,7 +112,9 @@ def _embed_and_commit(
         try:
             if embedder is None:
                 raise ModelNotReady(f"the embedder of {key} could not be loaded")
+            model_started = time.perf_counter()
             vectors[key] = embedder.embed([texts[tid][1] for tid in todo[key]])
+            EMBED_SECONDS.labels(key).inc(time.perf_counter() - model_started)
         except Exception as exc:
             if required:
                 raise
@@ -126,6 +137,8 @@ def _embed_and_commit(
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
         acked = queue.ack(work, conn=conn)
         conn.commit()
+    for key in vectors:
+        EMBED_TEXTS.labels(key).inc(len(todo[key]))
     if acked < len(work):
         log.warning("%d of %d embed jobs had lost their lease; their vectors are kept", len(work) - acked, len(work))
     embedded = len({tid for key in vectors for tid in todo[key]})

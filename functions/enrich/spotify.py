@@ -125,7 +125,7 @@ class SpotifyClient:
         if best is None or best[0] < self.min_match:
             return {"matched": False, "best_score": best[0] if best else None, "candidates": len(items)}
         score, item = best
-        features = self._get(f"/v1/audio-features/{item['id']}")
+        audio, unavailable = self._audio_features(str(item["id"]))
         return {
             "matched": True,
             "match_score": score,
@@ -134,5 +134,18 @@ class SpotifyClient:
             "artists": [a.get("name") for a in item.get("artists") or []],
             "popularity": item.get("popularity"),
             "release_date": (item.get("album") or {}).get("release_date"),
-            "audio_features": {k: features.get(k) for k in _AUDIO_FIELDS if isinstance(features, dict)},
+            "audio_features": audio,
+            "audio_features_unavailable": unavailable,
         }
+
+    def _audio_features(self, spotify_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The track's audio features, or None and why. Spotify answers 403 to apps registered
+        after it closed the endpoint to new apps: that is lasting and says nothing about the
+        track, so the match is still stored, marked as having no features, instead of failing."""
+        try:
+            features = self._get(f"/v1/audio-features/{spotify_id}")
+        except UpstreamRejected as exc:
+            if exc.status != 403:
+                raise
+            return None, "forbidden"
+        return {k: features.get(k) for k in _AUDIO_FIELDS if isinstance(features, dict)}, None

@@ -1,26 +1,32 @@
-"""ingest on AWS Lambda. One handler for the three ways S3 announces an upload:
+"""ingest on AWS Lambda. One handler for the three ways S3 announces an upload or a deletion:
 
+- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures): what
+  Terraform wires, because the queue's visibility (6x the timeout) and redrive outlive a crashed
+  invocation, where an asynchronous invoke is retried twice within minutes and then dropped,
 - S3 event notification invoking the function (asynchronous invoke),
-- S3 "Object Created" through EventBridge (asynchronous invoke),
-- S3 notifications queued in SQS (event source mapping with ReportBatchItemFailures).
+- S3 "Object Created" / "Object Deleted" through EventBridge (asynchronous invoke).
+
+``ObjectRemoved`` records remove what the object alone produced (:mod:`functions.ingest.deletion`).
 
 Outcomes: a file that can never be ingested is reported ``rejected`` by the core (ledger + shared
 dead-letter store) and acknowledged. A payload that is not an S3 event is dead-lettered in the
 shared store; on the asynchronous paths it is then acknowledged, in an SQS batch it is also listed
-in ``batchItemFailures`` so SQS's redrive keeps the raw message in the queue's DLQ. A transient
-error raises: Lambda retries the asynchronous invoke, SQS redelivers the batch item.
+in ``batchItemFailures`` so SQS's redrive keeps the raw message in the queue's DLQ (the dead-letter
+import recognises it by its message id and records it no second time). A transient error raises:
+Lambda retries the asynchronous invoke, SQS redelivers the batch item (an in-progress claim of a
+crashed delivery lasts just past the function timeout, well within the queue's visibility).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.ingest.core import handle_object_created
+from functions.ingest.deletion import handle_object_deleted
 from functions.ingest.reports import FileReport
 from shared.envelopes.aws import (
     object_from_eventbridge,
@@ -29,7 +35,8 @@ from shared.envelopes.aws import (
     trigger_of,
 )
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
-from shared.events import ObjectCreated
+from shared.events import ObjectCreated, ObjectDeleted, ObjectEvent
+from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime, payload_digest
 
 if TYPE_CHECKING:
@@ -38,11 +45,23 @@ if TYPE_CHECKING:
 
 __all__ = ["handler", "runtime"]
 
-logger = Logger(service="contentfn-ingest")
+logger = powertools_logger("contentfn-ingest")
 metrics = Metrics(namespace="contentfn", service="ingest")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("ingest", "aws")
 _processor: BatchProcessor | None = None
+
+
+def _on_object(event: ObjectEvent) -> dict[str, Any]:
+    return _delete(event) if isinstance(event, ObjectDeleted) else _ingest(event)
+
+
+def _delete(event: ObjectDeleted) -> dict[str, Any]:
+    logger.append_keys(object=event.uri, generation=event.generation)
+    report = handle_object_deleted(event, runtime.services)
+    logger.info("object deleted", extra={"tracks_removed": report.tracks})
+    metrics.add_metric(name="ObjectsDeleted", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="TracksRemoved", unit=MetricUnit.Count, value=report.tracks)
+    return report.model_dump(mode="json")
 
 
 def _ingest(event: ObjectCreated) -> dict[str, Any]:
@@ -69,7 +88,7 @@ def _record_handler(record: SQSRecord) -> list[dict[str, Any]]:
         runtime.poison(exc, record.body, delivery_id=f"sqs:{record.message_id}")
         metrics.add_metric(name="EnvelopesDeadLettered", unit=MetricUnit.Count, value=1)
         raise
-    return [_ingest(obj) for obj in objects]
+    return [_on_object(obj) for obj in objects]
 
 
 def _sqs_batch(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -106,4 +125,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         runtime.poison(exc, event, delivery_id=delivery_id)
         metrics.add_metric(name="EnvelopesDeadLettered", unit=MetricUnit.Count, value=1)
         return {"status": "dead_lettered", "error": str(exc)}
-    return {"reports": [_ingest(obj) for obj in objects]}
+    return {"reports": [_on_object(obj) for obj in objects]}

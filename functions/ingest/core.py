@@ -13,15 +13,18 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from functions.ingest.images import ingest_image, is_image_key
-from functions.ingest.parsing import BadRow, detect_format, iter_rows
+from functions.ingest.parsing import BadRow, ParsedRow, detect_format, iter_rows
 from functions.ingest.reports import BadRowReport, FileReport, IngestReport, RejectedReport
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
-from shared.idempotency import IdempotentOutcome, run_once
-from shared.models import TrackIn
+from shared.idempotency import Claim, IdempotentOutcome, in_progress_ttl_s, run_claimed
+from shared.metrics import INGEST_OBJECTS, INGEST_ROWS, INGEST_SECONDS
+from shared.observability import log_context, span
+from shared.observability.traces import SpanKind
 from shared.queue.kinds import TRACK_JOB_KINDS
 from shared.services import Services
 from shared.store import ledger
+from shared.store.provenance import ObjectVersion
 from shared.store.tracks import upsert_tracks
 
 __all__ = ["STAGE", "handle_object_created", "record_given_up"]
@@ -41,34 +44,46 @@ def handle_object_created(event: ObjectCreated, services: Services) -> Idempoten
     Objects under ``images/`` are images: recorded and queued for the GPU detector instead.
     """
 
-    def effect() -> IngestReport:
-        return ingest_image(event, services) if is_image_key(event.key) else _ingest(event, services)
+    def effect(claim: Claim) -> IngestReport:
+        started = time.perf_counter()
+        image = is_image_key(event.key)
+        report = ingest_image(event, services, claim) if image else _ingest(event, services, claim)
+        _record_ingest("image" if image else "tracks", report, time.perf_counter() - started)
+        return report
 
-    ttl_s = services.settings.idempotency_ttl_s
-    return run_once(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
+    settings = services.settings
+    ttl_s = in_progress_ttl_s(settings.function_timeout_s, settings.idempotency_ttl_s)
+    # The root of the upload's trace: every job queued inside carries this span's context on.
+    attributes = {"object.bucket": event.bucket, "object.key": event.key, "object.generation": event.generation}
+    with span("ingest object", kind=SpanKind.CONSUMER, attributes=attributes), log_context(object=event.uri):
+        return run_claimed(services.db, event.idempotency_key, ttl_s, effect, result_type=IngestReport)
 
 
-def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedReport:
+def _ingest(event: ObjectCreated, services: Services, claim: Claim | None = None) -> FileReport | RejectedReport:
     settings = services.settings
     subject = f"object:{event.uri}"
     started = time.perf_counter()
     bad: list[BadRowReport] = []
     counts = {"bad": 0}
 
-    def good_rows(stream: Any, fmt: Any) -> Iterator[TrackIn]:
-        for item in iter_rows(stream, fmt, max_field_bytes=settings.max_field_bytes):
+    def good_rows(stream: Any, fmt: Any) -> Iterator[ParsedRow]:
+        for item in iter_rows(
+            stream, fmt, max_field_bytes=settings.max_field_bytes, max_record_bytes=settings.max_record_bytes
+        ):
             if isinstance(item, BadRow):
                 counts["bad"] += 1
                 if len(bad) < settings.bad_rows_reported:
                     bad.append(BadRowReport(line=item.line, reason=item.reason))
             else:
-                yield item.track
+                yield item
 
     try:
         fmt = detect_format(event.key)
         with services.blob.open(event.bucket, event.key, max_bytes=settings.max_upload_bytes) as stream:
             with services.db.connection() as conn:
-                result = upsert_tracks(conn, good_rows(stream, fmt))
+                # Each row's track is linked to this object version and line in the upsert itself.
+                origin = ObjectVersion(event.bucket, event.key, event.version)
+                result = upsert_tracks(conn, good_rows(stream, fmt), origin=origin)
                 changed = result.content_changed
                 queued = services.queue.enqueue_track_jobs(
                     TRACK_JOB_KINDS, [t.id for t in changed], [t.content_hash for t in changed], conn=conn
@@ -100,6 +115,8 @@ def _ingest(event: ObjectCreated, services: Services) -> FileReport | RejectedRe
                     detail=report.model_dump(mode="json"),
                     duration_ms=elapsed_ms,
                 )
+                if claim is not None:
+                    claim.complete(conn, report)  # "done" commits with the rows, or not at all
                 conn.commit()
     except PoisonError as exc:
         return _reject(event, services, subject, str(exc), started)
@@ -130,7 +147,13 @@ def _bad_summary(n_bad: int, bad: list[BadRowReport]) -> str | None:
 
 def _reject(event: ObjectCreated, services: Services, subject: str, error: str, started: float) -> RejectedReport:
     elapsed_ms = (time.perf_counter() - started) * 1000
-    report = RejectedReport(object=event.uri, kind="file", error=error, duration_ms=round(elapsed_ms, 1))
+    report = RejectedReport(
+        object=event.uri,
+        kind="file",
+        generation=event.generation or event.etag,
+        error=error,
+        duration_ms=round(elapsed_ms, 1),
+    )
     with services.db.connection() as conn:
         detail = report.model_dump(mode="json")
         ledger.record(conn, subject, STAGE, "rejected", error=error, detail=detail, duration_ms=elapsed_ms)
@@ -154,7 +177,8 @@ def record_given_up(
     event = ObjectCreated(bucket=bucket, key=safe_key, size=size, generation=generation)
     subject = f"object:{event.uri}"
     error = f"gave up after {attempts} attempt(s): {error}"
-    report = {"status": "failed", "object": event.uri, "error": error, "attempts": attempts}
+    # The version is kept: a deletion of the version this one replaced looks for it in the ledger.
+    report = {"status": "failed", "object": event.uri, "generation": generation, "error": error, "attempts": attempts}
     with services.db.connection() as conn:
         ledger.record(conn, subject, STAGE, "failed", error=error, detail=report)
         conn.commit()
@@ -162,3 +186,12 @@ def record_given_up(
         "ingest", event.model_dump(mode="json"), error, dedup_key=event.idempotency_key, attempts=attempts
     )
     log.error("gave up on %s: %s", event.uri, error)
+
+
+def _record_ingest(kind: str, report: IngestReport, seconds: float) -> None:
+    # Only a first delivery gets here (a redelivery replays the stored report): nothing is counted twice.
+    INGEST_OBJECTS.labels(kind, report.status).inc()
+    INGEST_SECONDS.labels(kind).observe(seconds)
+    if isinstance(report, FileReport):
+        INGEST_ROWS.labels("ok").inc(report.rows_ok)
+        INGEST_ROWS.labels("bad").inc(report.rows_bad)

@@ -15,6 +15,7 @@ import time
 from functions.ingest.reports import ImageReport, RejectedReport
 from shared.errors import PoisonError
 from shared.events import ObjectCreated
+from shared.idempotency import Claim
 from shared.queue.base import NewJob
 from shared.queue.kinds import DETECT_JOB, DetectPayload
 from shared.services import Services
@@ -40,8 +41,9 @@ def detect_job(image_id: int, content_hash: str, bucket: str, key: str, *, delay
     return payload.to_job(delay_s=delay_s)
 
 
-def ingest_image(event: ObjectCreated, services: Services) -> ImageReport | RejectedReport:
-    """Record the image and queue its detection (or record why it is refused). Transient errors raise."""
+def ingest_image(event: ObjectCreated, services: Services, claim: Claim | None = None) -> ImageReport | RejectedReport:
+    """Record the image and queue its detection (or record why it is refused). Transient errors raise.
+    ``claim`` (the event's idempotency claim) is completed in the transaction that records the image."""
     settings = services.settings
     subject = f"object:{event.uri}"
     started = time.perf_counter()
@@ -88,6 +90,8 @@ def ingest_image(event: ObjectCreated, services: Services) -> ImageReport | Reje
         ledger.record(
             conn, subject, STAGE, "rejected" if refusal else "ok", error=refusal, detail=detail, duration_ms=elapsed_ms
         )
+        if claim is not None:
+            claim.complete(conn, report)
         conn.commit()
     log.info("image %s: id %d, %s", event.uri, image_id, refusal or ("queued" if queued else "known"))
     return report

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["BadRowReport", "FileReport", "ImageReport", "IngestReport", "RejectedReport"]
+__all__ = ["BadRowReport", "DeletionReport", "FileReport", "ImageReport", "IngestReport", "RejectedReport"]
 
 
 class _Report(BaseModel):
@@ -62,8 +62,28 @@ class RejectedReport(_Report):
     status: Literal["rejected"] = "rejected"
     object: str
     kind: Literal["file", "image"]
+    # The refused version: a deletion of the version it replaced waits until this one is in the ledger.
+    generation: str | None = None
     error: str
     duration_ms: float
 
 
 IngestReport = FileReport | ImageReport | RejectedReport
+
+
+class DeletionReport(_Report):
+    """An object (one version, or every version when ``generation`` is None) deleted: its provenance
+    links removed, and the tracks no other input feeds removed with their derived rows and queued jobs."""
+
+    status: Literal["ok"] = "ok"
+    object: str
+    generation: str | None
+    links: int
+    tracks: int
+    embeddings: int
+    enrichments: int
+    analyses: int
+    jobs: int
+    # The counts are whole; the ids are a sample, so that a large file's report stays small.
+    track_ids: list[int]
+    duration_ms: float

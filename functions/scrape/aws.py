@@ -10,21 +10,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from functions.scrape.core import handle_tick
 from shared.envelopes.aws import schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError, UnsupportedEvent
+from shared.platform.aws import powertools_logger
 from shared.platform.runtime import FunctionRuntime, payload_digest
 
 __all__ = ["handler", "runtime"]
 
-logger = Logger(service="contentfn-scrape")
+logger = powertools_logger("contentfn-scrape")
 metrics = Metrics(namespace="contentfn", service="scrape")
-copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
 runtime = FunctionRuntime("scrape", "aws")
 
 

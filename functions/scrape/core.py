@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict
 
 from functions.scrape.fetchers import Pull, pull_genius, pull_json_feed
 from shared.events import ScheduleTick
-from shared.idempotency import IdempotentOutcome, run_once
+from shared.idempotency import IdempotentOutcome, in_progress_ttl_s, run_once
 from shared.intel.context import intel_for
 from shared.models import TrackIn
 from shared.queue.kinds import track_jobs
 from shared.scrape_sources import ScrapeSource
 from shared.services import Services
 from shared.store import ledger
+from shared.store.provenance import link_pages
 from shared.store.tracks import upsert_tracks
 
 __all__ = ["STAGE", "ScrapeReport", "SourceReport", "handle_tick", "scrape_source"]
@@ -68,7 +69,7 @@ class ScrapeReport(BaseModel):
 def handle_tick(tick: ScheduleTick, services: Services) -> IdempotentOutcome[ScrapeReport]:
     """Scrape every configured source once for this tick (at most once per tick)."""
     key = f"tick:scrape:{tick.schedule}:{tick.fired_at.isoformat()}"
-    ttl_s = services.settings.idempotency_ttl_s
+    ttl_s = in_progress_ttl_s(services.settings.function_timeout_s, services.settings.idempotency_ttl_s)
     return run_once(services.db, key, ttl_s, lambda: _scrape_all(services), result_type=ScrapeReport)
 
 
@@ -116,6 +117,8 @@ def scrape_source(source: ScrapeSource, services: Services) -> SourceReport:
         conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"scrape:{source.name}",))
         fresh = _new_by_content(conn, pull.items)
         result = upsert_tracks(conn, fresh)
+        # Every item read is linked to its page, a duplicate of stored content to the track holding it.
+        link_pages(conn, [(*item.key, item.hash, url) for item, url in zip(pull.items, pull.urls, strict=True)])
         jobs = [j for c in result.content_changed for j in track_jobs(c.id, c.content_hash)]
         queued = services.queue.enqueue_many(jobs, conn=conn)
         status: Literal["ok", "partial"] = "ok" if pull.error is None else "partial"

@@ -29,6 +29,7 @@ _ITEM_ERRORS = (UpstreamRejected, ResponseTooLarge, UrlRefused)
 @dataclass
 class Pull:
     items: list[TrackIn] = field(default_factory=list)
+    urls: list[str] = field(default_factory=list)  # the page each item was read from, index for index
     skipped: list[str] = field(default_factory=list)  # reasons, one per skipped item
     cursor: dict[str, Any] = field(default_factory=dict)
     pages: int = 0
@@ -140,7 +141,8 @@ def _add_song(http: SafeHttpClient, song: Any, artist_name: str, source: ScrapeS
         pull.skipped.append("song entry without id or url")
         return
     try:
-        page = http.get(str(song["url"]), headers={"accept": "text/html"}).text
+        fetched = http.get(str(song["url"]), headers={"accept": "text/html"})
+        page = fetched.text
     except _ITEM_ERRORS as exc:
         pull.skipped.append(f"song {song.get('id')}: {type(exc).__name__}")
         return
@@ -160,6 +162,7 @@ def _add_song(http: SafeHttpClient, song: Any, artist_name: str, source: ScrapeS
                 metadata={"url": str(song["url"]), "scraped": source.kind},
             )
         )
+        pull.urls.append(fetched.url)
     except ValidationError:
         pull.skipped.append(f"song {song.get('id')}: invalid fields")
 
@@ -181,7 +184,8 @@ def pull_json_feed(http: SafeHttpClient, source: ScrapeSource, cursor: dict[str,
     try:
         while pull.pages < source.max_pages and len(pull.items) < source.max_items:
             params = {source.cursor_param: position} if position else None
-            doc = http.get(source.url, params=params, headers=_auth(source, None)).json()
+            fetched = http.get(source.url, params=params, headers=_auth(source, None))
+            doc = fetched.json()
             pull.pages += 1
             items = _dig(doc, f.items)
             if not isinstance(items, list):
@@ -199,6 +203,7 @@ def pull_json_feed(http: SafeHttpClient, source: ScrapeSource, cursor: dict[str,
                             metadata={"scraped": source.kind},
                         )
                     )
+                    pull.urls.append(fetched.url)
                 except (ValidationError, TypeError):
                     pull.skipped.append("item with missing or invalid fields")
             nxt = _dig(doc, f.next_cursor)

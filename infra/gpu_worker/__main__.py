@@ -15,6 +15,8 @@ import logging
 import signal
 import threading
 
+from prometheus_client import CollectorRegistry, generate_latest
+
 from infra.gpu_worker.http import HealthServer
 from infra.gpu_worker.memory import keep_freed_memory
 from infra.gpu_worker.outbox import outbox_relay
@@ -22,11 +24,14 @@ from infra.gpu_worker.pool import WorkerPool, auto_processes
 from infra.gpu_worker.stream_runner import StreamSupervisor
 from infra.gpu_worker.wiring import detect_queue, worker_services
 from infra.gpu_worker.worker import GpuWorker
+from shared.metrics.state import watch_store
+from shared.observability import configure_logging, configure_tracing, flush_traces
 from shared.platform.runtime import load_entry_settings
 
 __all__ = ["detect_queue", "main"]
 
 log = logging.getLogger("infra.gpu_worker")
+_SERVICE = "contentfn-gpu-worker"
 
 
 def main() -> None:
@@ -34,7 +39,9 @@ def main() -> None:
     parser.add_argument("--no-streams", action="store_true", help="serve image jobs only")
     args = parser.parse_args()
     settings = load_entry_settings()  # with the cloud knobs: the object store and its endpoints
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # JSON lines on stdout: what ECS's awslogs driver and Cloud Run's agent ship and parse.
+    configure_logging("json", _SERVICE, level=settings.log_level)
+    configure_tracing(_SERVICE, settings.otel_exporter_endpoint, sample_ratio=settings.otel_sample_ratio)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -56,8 +63,16 @@ def main() -> None:
         relay = outbox_relay(settings, services.queue, interval_s=settings.gpu_outbox_relay_s)
         if relay is not None:
             relay.start()
+        # The service scraped in the cloud also reports the store: outbox depth and age by kind,
+        # dead letters, today's LLM budget (functions are not scraped; see shared.metrics).
+        store_registry = CollectorRegistry(auto_describe=False)
+        watch_store(store_registry, services.db, settings.llm_daily_token_budget)
         health = HealthServer(
-            runner, settings.gpu_metrics_host, settings.gpu_metrics_port, extra=relay.health if relay else None
+            runner,
+            settings.gpu_metrics_host,
+            settings.gpu_metrics_port,
+            extra=relay.health if relay else None,
+            more_metrics=lambda: generate_latest(store_registry).decode(),
         ).start()
         log.info(
             "gpu worker up (%d pipeline processes): %s; health on port %d", processes, runner.health(), health.port
@@ -73,6 +88,7 @@ def main() -> None:
         health.stop()
     finally:
         services.close()
+        flush_traces()
 
 
 if __name__ == "__main__":

@@ -17,8 +17,17 @@ log = logging.getLogger(__name__)
 class HealthServer:
     """Serves ``worker.health()`` at /healthz (503 while draining) and ``worker.prometheus()`` at /metrics."""
 
-    def __init__(self, worker: Any, host: str, port: int, *, extra: Callable[[], dict[str, Any]] | None = None) -> None:
-        """``extra``: more figures for /healthz, laid over the worker's."""
+    def __init__(
+        self,
+        worker: Any,
+        host: str,
+        port: int,
+        *,
+        extra: Callable[[], dict[str, Any]] | None = None,
+        more_metrics: Callable[[], str] | None = None,
+    ) -> None:
+        """``extra``: more figures for /healthz, laid over the worker's; ``more_metrics``: more
+        families for /metrics, after the worker's (the store's queue and dead-letter figures)."""
         self.worker = worker
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,7 +40,8 @@ class HealthServer:
                         code = 200 if health["status"] == "ok" else 503
                         self._send(code, "application/json", json.dumps(health).encode())
                     elif self.path == "/metrics":
-                        self._send(200, "text/plain; version=0.0.4", worker.prometheus().encode())
+                        text = worker.prometheus() + (more_metrics() if more_metrics is not None else "")
+                        self._send(200, "text/plain; version=0.0.4", text.encode())
                     else:
                         self._send(404, "application/json", b'{"error":"not found"}')
                 except Exception:

@@ -83,10 +83,20 @@ def detect_queue(settings: Settings) -> JobSource | None:
             region=settings.aws_region,
         )
     if cloud == "gcp":
-        from shared.queue.pubsub import PubSubPullQueue
+        from shared.queue.pubsub import PubSubPublisher, PubSubPullQueue
 
+        # The topic the service relays detect jobs to feeds this subscription: a released job is
+        # published there again, so a release spends no delivery attempt (shared.queue.pubsub).
+        topic = settings.queues.get(DETECT_JOB) if isinstance(settings, EntrySettings) else None
+        republish = PubSubPublisher.create(topic) if topic and topic.startswith("projects/") else None
         return PubSubPullQueue.create(
-            name, kind=DETECT_JOB, visibility_s=visibility_s, backoff_base_s=base_s, backoff_cap_s=cap_s
+            name,
+            kind=DETECT_JOB,
+            visibility_s=visibility_s,
+            backoff_base_s=base_s,
+            backoff_cap_s=cap_s,
+            republish=republish,
+            max_attempts=settings.queue_max_attempts,
         )
     raise ConfigError(
         "CONTENTFN_GPU_QUEUE: neither an SQS queue URL nor a Pub/Sub subscription (projects/P/subscriptions/S)"

@@ -42,6 +42,7 @@ from infra.gpu_worker.slots import Slab, SlotBatcher
 from infra.gpu_worker.wiring import queue_figures
 from infra.gpu_worker.writer import ImageBatch, ImageItem, ResultWriter
 from shared.errors import PoisonError
+from shared.observability import job_span
 from shared.queue.base import JobSource
 from shared.queue.kinds import DetectPayload, MalformedPayload
 from shared.services import Services
@@ -325,7 +326,10 @@ class GpuWorker:
         if not filled:
             return batch
         try:
-            self._run(batch, slab, [row for row, _ in filled])
+            jobs = [item.claimed.job for item in batch.items]
+            with job_span("detect batch", jobs, attributes={"batch.images": len(filled), "batch.max": self.max_batch}):
+                log.debug("detection batch of %d images", len(filled), extra={"jobs": [j.id for j in jobs]})
+                self._run(batch, slab, [row for row, _ in filled])
         except DeviceUnavailable as exc:
             # Not the images' fault: back to the queue without using up an attempt, and a pause
             # while the device process comes back.

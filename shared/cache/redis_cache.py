@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeVar
 import numpy as np
 
 from shared.cache import MemoryCache
+from shared.metrics import CACHE_REQUESTS
 
 __all__ = [
     "CacheKind",
@@ -189,7 +190,9 @@ class RedisCache:
 
     # -- kinds --------------------------------------------------------------------------------
     def get_kind(self, kind: CacheKind, key: str) -> Any | None:
-        return self.get(f"{kind}:{key}")
+        value = self.get(f"{kind}:{key}")
+        CACHE_REQUESTS.labels(kind, "miss" if value is None else "hit").inc()
+        return value
 
     def set_kind(self, kind: CacheKind, key: str, value: Any, ttl_s: float | None = None) -> None:
         self.set(f"{kind}:{key}", value, self.ttls.of(kind) if ttl_s is None else ttl_s)
@@ -212,7 +215,9 @@ class LocalCache(MemoryCache):
         return {"backend": "memory", "status": "ok", "hits": self.hits, "misses": self.misses, "errors": 0}
 
     def get_kind(self, kind: CacheKind, key: str) -> Any | None:
-        return self.get(f"{kind}:{key}")
+        value = self.get(f"{kind}:{key}")
+        CACHE_REQUESTS.labels(kind, "miss" if value is None else "hit").inc()
+        return value
 
     def set_kind(self, kind: CacheKind, key: str, value: Any, ttl_s: float | None = None) -> None:
         self.set(f"{kind}:{key}", value, self.ttls.of(kind) if ttl_s is None else ttl_s)

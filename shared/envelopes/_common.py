@@ -76,9 +76,20 @@ def job_from_body(
             payload=doc["payload"],
             attempts=max(1, attempts),
             dedup_key=doc.get("dedup_key") or attrs.get("dedup_key"),
+            # Anyone with send rights writes these: one that is too long is dropped, never poison.
+            traceparent=_bounded(attrs.get("traceparent"), _MAX_TRACEPARENT),
+            tracestate=_bounded(attrs.get("tracestate"), _MAX_TRACESTATE),
         )
     except KeyError:
         raise MalformedEnvelope(f"{what}: job message lacks a payload") from None
     except ValidationError as exc:
         fields = ", ".join(sorted({str(e["loc"][0]) for e in exc.errors() if e["loc"]}))
         raise MalformedEnvelope(f"{what}: invalid job message ({fields})") from None
+
+
+_MAX_TRACEPARENT = 128
+_MAX_TRACESTATE = 512
+
+
+def _bounded(value: Any, limit: int) -> str | None:
+    return value if isinstance(value, str) and 0 < len(value) <= limit else None

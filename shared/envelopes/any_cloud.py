@@ -15,12 +15,12 @@ from typing import Any, Literal
 from shared.envelopes import aws, gcp
 from shared.envelopes._common import to_mapping
 from shared.envelopes.errors import MalformedEnvelope, UnsupportedEvent
-from shared.events import HttpRequest, Job, ObjectCreated, ScheduleTick
+from shared.events import HttpRequest, Job, ObjectCreated, ObjectDeleted, ScheduleTick
 
 __all__ = ["Cloud", "DomainEvent", "HttpCapture", "domain_events"]
 
 Cloud = Literal["aws", "gcp"]
-DomainEvent = ObjectCreated | Job | ScheduleTick | HttpRequest
+DomainEvent = ObjectCreated | ObjectDeleted | Job | ScheduleTick | HttpRequest
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def _gcp(req: HttpCapture) -> list[DomainEvent]:
         return [gcp.schedule_tick_from_scheduler_http(req.headers)]
     if "ce-type" in lower or lower.get("content-type", "").startswith("application/cloudevents+json"):
         attrs, data = gcp.cloudevent_from_http(req.headers, req.body)
-        if attrs.get("type") == gcp.GCS_FINALIZED:
-            return [gcp.object_created_from_cloudevent(attrs, data)]
+        if attrs.get("type") in (gcp.GCS_FINALIZED, gcp.GCS_DELETED):
+            return [gcp.object_event_from_cloudevent(attrs, data)]
         if attrs.get("type") == gcp.PUBSUB_PUBLISHED:
             return [_from_pubsub(gcp.pubsub_from_cloudevent(attrs, data))]
         raise UnsupportedEvent(f"cloudevent type {attrs.get('type')!r} is not handled")

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from shared.envelopes._common import MAX_HTTP_BODY_BYTES, dig, job_from_body, parse_time, to_mapping
 from shared.envelopes.errors import MalformedEnvelope, RequestTooLarge, UnsupportedEvent
-from shared.events import HttpRequest, HttpResponse, Job, ObjectCreated, ScheduleTick
+from shared.events import HttpRequest, HttpResponse, Job, ObjectCreated, ObjectDeleted, ObjectEvent, ScheduleTick
 
 __all__ = [
     "AwsTrigger",
@@ -34,6 +34,8 @@ __all__ = [
 
 AwsTrigger = Literal["s3", "sqs", "eventbridge_s3", "schedule", "http", "unknown"]
 
+_EVENTBRIDGE_OBJECT_TYPES = ("Object Created", "Object Deleted")
+
 
 def trigger_of(event: Any) -> AwsTrigger:
     """Which AWS service sent this invoke payload (one handler may be wired to several)."""
@@ -43,7 +45,7 @@ def trigger_of(event: Any) -> AwsTrigger:
     if isinstance(records, list) and records and isinstance(records[0], Mapping):
         source = records[0].get("eventSource")
         return "sqs" if source == "aws:sqs" else "s3" if source == "aws:s3" else "unknown"
-    if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
+    if event.get("source") == "aws.s3" and event.get("detail-type") in _EVENTBRIDGE_OBJECT_TYPES:
         return "eventbridge_s3"
     if event.get("detail-type") == "Scheduled Event" or event.get("source") == "contentfn.scheduler":
         return "schedule"
@@ -52,8 +54,9 @@ def trigger_of(event: Any) -> AwsTrigger:
     return "unknown"
 
 
-def objects_from_s3_notification(event: Any) -> list[ObjectCreated]:
-    """An S3 notification's records; an ``s3:TestEvent`` (sent when notifications are set up) yields none."""
+def objects_from_s3_notification(event: Any) -> list[ObjectEvent]:
+    """An S3 notification's records (``ObjectCreated:*`` and ``ObjectRemoved:*``); an ``s3:TestEvent``
+    (sent when notifications are set up) yields none."""
     doc = to_mapping(event, "s3 notification")
     if doc.get("Event") == "s3:TestEvent":
         return []
@@ -63,17 +66,28 @@ def objects_from_s3_notification(event: Any) -> list[ObjectCreated]:
     return [_object_from_s3_record(r) for r in records]
 
 
-def objects_from_sqs_record(record: Mapping[str, Any]) -> list[ObjectCreated]:
+def objects_from_sqs_record(record: Mapping[str, Any]) -> list[ObjectEvent]:
     """An SQS record whose body is an S3 notification (S3 → SQS → Lambda)."""
     return objects_from_s3_notification(dig(record, "body", what="sqs record"))
 
 
-def object_from_eventbridge(event: Any) -> ObjectCreated:
-    """S3 ``Object Created`` through EventBridge; its key is form-URL-encoded like a notification's."""
+def object_from_eventbridge(event: Any) -> ObjectEvent:
+    """S3 ``Object Created`` or ``Object Deleted`` through EventBridge; its key is form-URL-encoded
+    like a notification's. A deletion that created a delete marker takes the whole key away; a
+    permanent deletion takes the version it names."""
     doc = to_mapping(event, "eventbridge event")
-    if doc.get("source") != "aws.s3" or doc.get("detail-type") != "Object Created":
-        raise UnsupportedEvent("eventbridge event is not an S3 Object Created event")
+    kind = doc.get("detail-type")
+    if doc.get("source") != "aws.s3" or kind not in _EVENTBRIDGE_OBJECT_TYPES:
+        raise UnsupportedEvent("eventbridge event is not an S3 Object Created or Object Deleted event")
     obj = dig(doc, "detail", "object", what="eventbridge s3 event")
+    if kind == "Object Deleted":
+        marker = (doc.get("detail") or {}).get("deletion-type") == "Delete Marker Created"
+        return _object_deleted(
+            bucket=dig(doc, "detail", "bucket", "name", what="eventbridge s3 event"),
+            raw_key=dig(obj, "key", what="eventbridge s3 event"),
+            version=None if marker else obj.get("version-id"),
+            when=parse_time(doc.get("time"), "eventbridge s3 event"),
+        )
     return _object_created(
         bucket=dig(doc, "detail", "bucket", "name", what="eventbridge s3 event"),
         raw_key=dig(obj, "key", what="eventbridge s3 event"),
@@ -163,13 +177,22 @@ def apigw_v2_response(response: HttpResponse) -> dict[str, Any]:
     return {"statusCode": response.status, "headers": dict(response.headers), "body": text, "isBase64Encoded": encoded}
 
 
-def _object_from_s3_record(record: Any) -> ObjectCreated:
+def _object_from_s3_record(record: Any) -> ObjectEvent:
     if not isinstance(record, Mapping):
         raise MalformedEnvelope("s3 notification: a record is not an object")
-    name = str(record.get("eventName") or "")
-    if not name.startswith(("ObjectCreated:", "s3:ObjectCreated:")):
-        raise UnsupportedEvent(f"s3 event {name!r} is not an ObjectCreated event")
+    name = str(record.get("eventName") or "").removeprefix("s3:")
     obj = dig(record, "s3", "object", what="s3 record")
+    if name.startswith("ObjectRemoved:"):
+        # A delete marker hides every version of the key; a plain delete names the version it
+        # removed for good (no versionId: an unversioned bucket, where the key itself is gone).
+        return _object_deleted(
+            bucket=dig(record, "s3", "bucket", "name", what="s3 record"),
+            raw_key=dig(obj, "key", what="s3 record"),
+            version=None if name == "ObjectRemoved:DeleteMarkerCreated" else obj.get("versionId"),
+            when=parse_time(record.get("eventTime"), "s3 record"),
+        )
+    if not name.startswith("ObjectCreated:"):
+        raise UnsupportedEvent(f"s3 event {name!r} is not an ObjectCreated or ObjectRemoved event")
     return _object_created(
         bucket=dig(record, "s3", "bucket", "name", what="s3 record"),
         raw_key=dig(obj, "key", what="s3 record"),
@@ -197,3 +220,17 @@ def _object_created(
         )
     except (ValueError, ValidationError):
         raise MalformedEnvelope("s3 event: invalid bucket, key or size") from None
+
+
+def _object_deleted(*, bucket: Any, raw_key: Any, version: Any, when: datetime | None) -> ObjectDeleted:
+    if not isinstance(raw_key, str):
+        raise MalformedEnvelope("s3 event: object key is not a string")
+    try:
+        return ObjectDeleted(
+            bucket=str(bucket),
+            key=unquote_plus(raw_key),
+            generation=str(version) if version else None,
+            event_time=when,
+        )
+    except (ValueError, ValidationError):
+        raise MalformedEnvelope("s3 event: invalid bucket or key") from None

@@ -18,9 +18,10 @@ from pydantic import ValidationError
 
 from shared.envelopes._common import dig, job_from_body, parse_time, to_mapping
 from shared.envelopes.errors import MalformedEnvelope, UnsupportedEvent
-from shared.events import Job, ObjectCreated, ScheduleTick
+from shared.events import Job, ObjectCreated, ObjectDeleted, ObjectEvent, ScheduleTick
 
 __all__ = [
+    "GCS_DELETED",
     "GCS_FINALIZED",
     "PUBSUB_PUBLISHED",
     "PubSubMessage",
@@ -28,6 +29,8 @@ __all__ = [
     "is_scheduler_request",
     "job_from_pubsub",
     "object_created_from_cloudevent",
+    "object_deleted_from_cloudevent",
+    "object_event_from_cloudevent",
     "pubsub_from_cloudevent",
     "pubsub_from_push",
     "schedule_tick_from_pubsub",
@@ -35,6 +38,9 @@ __all__ = [
 ]
 
 GCS_FINALIZED = "google.cloud.storage.object.v1.finalized"
+# Sent when a generation is deleted for good, including one replaced by an overwrite; a versioned
+# bucket's live object becoming noncurrent is ``archived`` instead, which is not handled.
+GCS_DELETED = "google.cloud.storage.object.v1.deleted"
 PUBSUB_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 _STRUCTURED = "application/cloudevents+json"
 
@@ -88,6 +94,30 @@ def object_created_from_cloudevent(attributes: Mapping[str, Any], data: Any) -> 
         )
     except (ValueError, ValidationError):
         raise MalformedEnvelope("storage object data: invalid bucket, name or size") from None
+
+
+def object_deleted_from_cloudevent(attributes: Mapping[str, Any], data: Any) -> ObjectDeleted:
+    """``google.cloud.storage.object.v1.deleted`` → ObjectDeleted of that generation."""
+    kind = attributes.get("type")
+    if kind != GCS_DELETED:
+        raise UnsupportedEvent(f"cloudevent type {kind!r} is not {GCS_DELETED}")
+    obj = to_mapping(data, "storage object data")
+    try:
+        return ObjectDeleted(
+            bucket=dig(obj, "bucket", what="storage object data"),
+            key=dig(obj, "name", what="storage object data"),
+            generation=str(dig(obj, "generation", what="storage object data")),
+            event_time=parse_time(attributes.get("time") or obj.get("timeDeleted"), "storage object data"),
+        )
+    except (ValueError, ValidationError):
+        raise MalformedEnvelope("storage object data: invalid bucket or name") from None
+
+
+def object_event_from_cloudevent(attributes: Mapping[str, Any], data: Any) -> ObjectEvent:
+    """A Cloud Storage CloudEvent of either handled type (finalized or deleted)."""
+    if attributes.get("type") == GCS_DELETED:
+        return object_deleted_from_cloudevent(attributes, data)
+    return object_created_from_cloudevent(attributes, data)
 
 
 def pubsub_from_push(body: Any) -> PubSubMessage:

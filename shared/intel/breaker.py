@@ -13,9 +13,14 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
+from shared.metrics import BREAKER_STATE
+
 __all__ = ["BreakerState", "CircuitBreaker"]
 
 BreakerState = Literal["closed", "open", "half_open"]
+# The value of the ``contentfn_breaker_state`` gauge per state (a probe is the half-open state).
+_STATE_VALUE: dict[str, int] = {"closed": 0, "half_open": 1, "open": 2}
+_SHARED_STATE: dict[str, int] = {"closed": 0, "probe": 1, "open": 2}
 
 _NOW = "local t = redis.call('TIME'); local now = tonumber(t[1]) + tonumber(t[2]) / 1e6\n"
 # KEYS[1]: hash {failures, open_until, probe_until}. ARGV[1]: probe lease seconds.
@@ -73,6 +78,8 @@ class CircuitBreaker:
         self._open_until = 0.0
         self._probe_until = 0.0
         self.opened = 0  # times it opened (for tests and /stats)
+        self._gauge = BREAKER_STATE.labels(name)
+        self._gauge.set(0)
 
     def _redis(self, script: str, *args: Any) -> str | None:
         if self._shared is None:
@@ -84,7 +91,9 @@ class CircuitBreaker:
         """May a call go out now? In half-open, True for exactly one caller (the probe)."""
         shared = self._redis(_ALLOW, self.probe_lease_s)
         if shared is not None:
+            self._gauge.set(_SHARED_STATE[shared])
             return shared in ("closed", "probe")
+        self._gauge.set(_STATE_VALUE[self.state])
         with self._lock:
             now = self._clock()
             if self._open_until == 0:
@@ -100,6 +109,7 @@ class CircuitBreaker:
             self._failures = 0
             self._open_until = 0.0
             self._probe_until = 0.0
+        self._gauge.set(0)
 
     def record_failure(self, cooldown_s: float | None = None) -> None:
         """Count a failure; ``cooldown_s`` (a Retry-After) opens the breaker at least that long."""
@@ -117,6 +127,7 @@ class CircuitBreaker:
                 self._open_until = now + max(self.reset_s, cooldown)
                 self._probe_until = 0.0
                 self.opened += 1
+                self._gauge.set(_STATE_VALUE["open"])
 
     @property
     def state(self) -> BreakerState:

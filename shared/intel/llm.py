@@ -19,6 +19,8 @@ from shared.intel.budget import Reservation, worst_case_tokens
 from shared.intel.profile import Cost, Profile, profile_json_schema
 from shared.net.client import SafeHttpClient
 from shared.net.errors import OutboundError, UpstreamRejected, UpstreamUnavailable
+from shared.observability import span
+from shared.observability.traces import SpanKind
 
 __all__ = [
     "PROMPTS",
@@ -188,9 +190,15 @@ class LlmAnalyzer:
         started = time.perf_counter()
         used = 0
         try:
-            result = self.http.post(
-                self.url, json_body=body, headers=headers, timeout_s=self.timeout_s, max_retries=0, max_bytes=1 << 20
-            )
+            with span("llm chat completion", kind=SpanKind.CLIENT, attributes={"gen_ai.request.model": self.model}):
+                result = self.http.post(
+                    self.url,
+                    json_body=body,
+                    headers=headers,
+                    timeout_s=self.timeout_s,
+                    max_retries=0,
+                    max_bytes=1 << 20,
+                )
             doc = result.json()
             usage = doc.get("usage") or {}
             t_in, t_out = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)

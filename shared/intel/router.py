@@ -29,6 +29,7 @@ from shared.intel.features import Features, compute_features
 from shared.intel.llm import Attempt, LlmAnalyzer, LlmBudgetSpent, LlmInvalidOutput, LlmUnavailable
 from shared.intel.profile import Analysis
 from shared.intel.rules import RULES_VERSION, analyze_rules
+from shared.metrics import ANALYSES, LLM_CALLS, LLM_COST, LLM_TOKENS
 from shared.models import content_hash
 from shared.store.db import Database
 
@@ -132,6 +133,7 @@ class Router:
             known = self._known_llm(chash, track_id)
             if known is not None:
                 self.stats.add(cache_hits=1)
+                ANALYSES.labels("cache").inc()
                 return known
         features = compute_features(lyrics)
         rules, rules_cached = self._rules(lyrics, features, chash)
@@ -139,11 +141,13 @@ class Router:
             self._save(track_id, rules)  # every track keeps its rule-based profile, whatever answers
         if mode == "rules" or (mode == "auto" and rules.confidence >= threshold):
             self.stats.add(rules=1, cache_hits=int(rules_cached))
+            ANALYSES.labels("rules").inc()
             return rules
         if mode == "auto":
             distilled = self._distilled_answer(rules, features, embedding, threshold)
             if distilled is not None:
                 self.stats.add(distilled=1)
+                ANALYSES.labels("distilled").inc()
                 if track_id is not None:
                     self._save(track_id, distilled)
                 return distilled
@@ -225,6 +229,14 @@ class Router:
             field_confidence=conf,
         )
 
+    def distilled_candidate(
+        self, rules: Analysis, features: Features, embedding: tuple[str, np.ndarray] | None
+    ) -> Analysis | None:
+        """What the distilled predictor would answer at any threshold (None: it may not answer here,
+        e.g. unfitted, too inaccurate, or fitted on another embedding model). Evaluation compares
+        its ``confidence`` with candidate thresholds instead of asking once per threshold."""
+        return self._distilled_answer(rules, features, embedding, 0.0)
+
     def refit(self) -> DistilledModel | None:
         """Fit on every LLM label of the current prompt version; store and use it. None if too few."""
         with self.db.connection() as conn:
@@ -296,6 +308,7 @@ class Router:
         hit = self.cache.get_kind("analysis", key)
         if hit is not None:
             self.stats.add(cache_hits=1)
+            ANALYSES.labels("cache").inc()
             return Analysis.model_validate(hit).model_copy(update={"cached": True})
         # The leader's call failed (and it fell back); so does every request that waited on it.
         return self._fallback(rules, "llm unavailable")
@@ -321,6 +334,7 @@ class Router:
             return self._fallback(rules, "llm answer invalid")
         self.breaker.record_success()
         self.stats.add(llm_calls=1)
+        ANALYSES.labels("llm").inc()
         analysis = Analysis(
             analyzer=self.llm.name,
             prompt_version=self.prompt_version,
@@ -342,6 +356,7 @@ class Router:
 
     def _fallback(self, rules: Analysis, reason: str) -> Analysis:
         self.stats.fallback(reason)
+        ANALYSES.labels("fallback").inc()
         return rules.model_copy(update={"fallback": True, "fallback_reason": reason, "cached": False})
 
     def _save(self, track_id: int, analysis: Analysis) -> None:
@@ -359,6 +374,10 @@ class Router:
     def _ledger_rows(self, conn: Any, subject: str, chash: str, attempts: list[Attempt]) -> None:
         self.stats.add(llm_attempts=len(attempts))
         for a in attempts:
+            LLM_CALLS.labels(self.llm_name, a.outcome).inc()
+            LLM_TOKENS.labels(self.llm_name, "in").inc(a.tokens_in)
+            LLM_TOKENS.labels(self.llm_name, "out").inc(a.tokens_out)
+            LLM_COST.labels(self.llm_name).inc(a.cost_usd)
             store.record_llm_call(
                 conn,
                 subject=subject,

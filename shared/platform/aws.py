@@ -4,7 +4,9 @@ EventBridge Scheduler ticks that drain jobs waiting in the Postgres outbox.
 Each job of a batch is processed on its own (each may call out over the network); its outcome is
 reported through Powertools' batch processor: transient failures and poison records appear in
 ``batchItemFailures``. Poison is dead-lettered in the shared store first, and SQS's redrive moves
-the raw message to the queue's DLQ once ``maxReceiveCount`` is reached.
+the raw message to the queue's DLQ once ``maxReceiveCount`` is reached; the dead-letter import
+(``shared.queue.dead_import``) then finds the record by the message id and only removes it from
+the DLQ, so the store of record holds it once.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from shared.envelopes.aws import job_from_sqs_record, schedule_tick_from_eventbridge, trigger_of
 from shared.envelopes.errors import EnvelopeError
 from shared.events import Job
+from shared.observability.logs import ContextFilter
 from shared.platform.jobs import Backlog, JobHandling, deliver, drain
 from shared.platform.runtime import FunctionRuntime, payload_digest
 
-__all__ = ["JobFunction", "JobNotDone", "job_function"]
+__all__ = ["JobFunction", "JobNotDone", "job_function", "powertools_logger"]
 
 _DRAIN_MARGIN_S = 10.0
 _source_queues: dict[str, Any] = {}
@@ -43,6 +46,16 @@ class JobFunction:
     runtime: FunctionRuntime
     logger: Logger
     metrics: Metrics
+
+
+def powertools_logger(service: str) -> Logger:
+    """Powertools' Logger for a function, shared with the project's own loggers, each record
+    carrying the trace id and the job or object it concerns (:class:`ContextFilter`)."""
+    logger = Logger(service=service)
+    if logger.registered_handler is not None:
+        logger.registered_handler.addFilter(ContextFilter(service))
+    copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
+    return logger
 
 
 def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -> Backlog | None:
@@ -65,9 +78,8 @@ def source_backlog(runtime: FunctionRuntime, queue_arn: str | None, kind: str) -
 
 def job_function(name: str, handling: JobHandling) -> JobFunction:
     """Build the Lambda handler of function ``name`` consuming jobs of ``handling.kind``."""
-    logger = Logger(service=f"contentfn-{name}")
+    logger = powertools_logger(f"contentfn-{name}")
     metrics = Metrics(namespace="contentfn", service=name)
-    copy_config_to_registered_loggers(source_logger=logger, include={"functions", "shared"})
     runtime = FunctionRuntime(name, "aws")
     processor = BatchProcessor(event_type=EventType.SQS)
 
@@ -85,6 +97,8 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
         if jobs:
             backlog = source_backlog(runtime, records[0].get("eventSourceARN"), handling.kind)
             delivery = deliver(handling, jobs, runtime, backlog)
+            if handling.report_store:
+                runtime.report_store_metrics()
             not_done |= delivery.to_retry | delivery.dead
             metrics.add_metric(name="JobsDeadLettered", unit=MetricUnit.Count, value=len(delivery.dead))
         logger.info(f"{name} batch", extra={"records": len(records), "not_done": sorted(not_done)})
@@ -109,6 +123,7 @@ def job_function(name: str, handling: JobHandling) -> JobFunction:
             logger.set_correlation_id(f"{tick.schedule}@{tick.fired_at.isoformat()}")
             budget = max(1.0, context.get_remaining_time_in_millis() / 1000 - _DRAIN_MARGIN_S)
             totals = drain(handling, runtime, budget_s=budget)
+            runtime.report_store_metrics()
             metrics.add_metric(name="JobsDone", unit=MetricUnit.Count, value=totals.get(handling.done_key, 0))
             return totals
         if trigger != "sqs":

@@ -62,6 +62,7 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
                 runtime.poison(exc, headers, delivery_id=payload_digest(headers))
                 return flask.Response(status=204)
             totals = drain(handling, runtime, budget_s=_DRAIN_BUDGET_S)
+            runtime.report_store_metrics()
             log.info("drained %s jobs for %s: %s", name, tick.schedule, totals)
             return flask.jsonify(totals)
         body = request.stream.read(_MAX_PUSH_BYTES + 1)
@@ -73,6 +74,8 @@ def job_functions(name: str, handling: JobHandling) -> JobFunctions:
             runtime.poison(exc, body[:_MAX_PUSH_BYTES], delivery_id=payload_digest(body))
             return flask.Response(status=204)  # acknowledged: redelivering it cannot help
         delivery = deliver(handling, [job], runtime, runtime.backlog_of(handling.kind))
+        if handling.report_store:
+            runtime.report_store_metrics(force=False)
         if job.id in delivery.to_retry:
             return flask.Response(_RETRY, 503, content_type="application/json")
         return flask.Response(status=204)

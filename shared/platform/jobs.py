@@ -19,6 +19,9 @@ from typing import Any, Protocol
 
 from shared.errors import PoisonError
 from shared.events import Job
+from shared.metrics.jobs import record_job
+from shared.observability import job_span, log_context
+from shared.observability.traces import record_failure
 from shared.platform.runtime import FunctionRuntime
 from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.delivered import DeliveredJobs
@@ -72,11 +75,16 @@ class JobHandling:
     run_batch: Callable[[Services], Any]  # claims one outbox batch and settles it; outcome as above
     after_batch: AfterBatch | None = None
     done_key: str = "done"  # the drain total counted as done in metrics
+    # Report the store's figures (outbox, dead letters, LLM budget) after each pushed batch too, not
+    # only after scheduled drains: analyze, whose budget it is and whose batches are seconds long.
+    report_store: bool = False
 
 
-def per_job(kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome]) -> JobHandling:
+def per_job(
+    kind: str, process: ProcessClaimed, run_batch: Callable[[Services], JobOutcome], *, report_store: bool = False
+) -> JobHandling:
     """Jobs of ``kind`` each settled on its own by ``process``; the outbox by ``run_batch``."""
-    return JobHandling(kind, process, run_batch)
+    return JobHandling(kind, process, run_batch, report_store=report_store)
 
 
 def track_id_of(claimed: ClaimedJob) -> int:
@@ -103,20 +111,28 @@ def process_claimed(
     queue: JobAcks = acks if acks is not None else services.queue
     done = retried = dead = 0
     for c in claimed:
-        try:
-            work(c)
-        except PoisonError as exc:
-            queue.fail(c, str(exc), retryable=False)
-            dead += 1
-            continue
-        except Exception as exc:
-            log.warning("%s job %s failed: %s: %s", c.job.kind, c.id, type(exc).__name__, exc)
-            outcome = queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
-            dead += outcome == "dead"
-            retried += outcome == "retry"
-            continue
-        queue.ack([c])
+        attributes = {"job.id": c.id, "job.kind": c.job.kind, "job.attempt": c.job.attempts}
+        started = time.perf_counter()
+        with job_span(f"{c.job.kind} job", [c.job], attributes=attributes), log_context(job=c.id, kind=c.job.kind):
+            try:
+                work(c)
+            except PoisonError as exc:
+                record_failure(exc)
+                queue.fail(c, str(exc), retryable=False)
+                dead += 1
+                record_job(c.job.kind, "dead", time.perf_counter() - started)
+                continue
+            except Exception as exc:
+                record_failure(exc)
+                log.warning("%s job %s failed: %s: %s", c.job.kind, c.id, type(exc).__name__, exc)
+                outcome = queue.fail(c, f"{type(exc).__name__}: {exc}", retryable=True)
+                dead += outcome == "dead"
+                retried += outcome == "retry"
+                record_job(c.job.kind, "dead" if outcome == "dead" else "retried", time.perf_counter() - started)
+                continue
+            queue.ack([c])
         done += 1
+        record_job(c.job.kind, "done", time.perf_counter() - started)
     return JobOutcome(len(claimed), done, retried, dead)
 
 

@@ -11,7 +11,9 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -20,6 +22,7 @@ from pydantic import Field, ValidationError, field_validator
 from shared.blob.base import Blob
 from shared.config import ENV_PREFIX, Settings, check_settings
 from shared.errors import ConfigError
+from shared.observability import configure_logging, configure_tracing, flush_traces
 from shared.services import Services
 from shared.store.db import Database
 
@@ -27,10 +30,12 @@ if TYPE_CHECKING:
     from shared.queue.relay import RelayReport
 
 __all__ = [
+    "MIN_CLOUD_API_KEY_CHARS",
     "Cloud",
     "EntrySettings",
     "FunctionRuntime",
     "build_blob",
+    "check_cloud_api_key",
     "load_entry_settings",
     "payload_digest",
     "record_poison",
@@ -42,6 +47,8 @@ Cloud = Literal["aws", "gcp", "local"]
 BlobBackend = Literal["local", "s3", "gcs"]
 _DEFAULT_BLOB: dict[Cloud, BlobBackend] = {"aws": "s3", "gcp": "gcs", "local": "local"}
 _MAX_STORED_ENVELOPE = 64 * 1024
+# 32 characters of a random key are ≥ 160 bits in any common alphabet (hex, base64): beyond guessing.
+MIN_CLOUD_API_KEY_CHARS = 32
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -75,6 +82,17 @@ class EntrySettings(Settings):
         ),
     )
     relay_budget_s: float = Field(default=20.0, gt=0, description="Time one invocation may spend relaying.")
+    metrics_otlp_endpoint: str | None = Field(
+        default=None,
+        description=(
+            "GCP: OTLP/HTTP metrics endpoint the functions push their metrics to (Cloud Monitoring's"
+            " `https://telemetry.googleapis.com/v1/metrics`, read by Managed Prometheus, or a collector's);"
+            " unset: not pushed. AWS functions write EMF to their log instead and need no endpoint."
+        ),
+    )
+    metrics_push_interval_s: float = Field(
+        default=10.0, ge=0, description="GCP: least seconds between two metric pushes of one instance."
+    )
     queue_backlogs: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -130,13 +148,18 @@ def build_blob(settings: EntrySettings, cloud: Cloud) -> Blob:
 class FunctionRuntime:
     """Per-process state of one function's entry point on one cloud."""
 
-    def __init__(self, function: str, cloud: Cloud, *, settings: EntrySettings | None = None) -> None:
+    def __init__(
+        self, function: str, cloud: Cloud, *, settings: EntrySettings | None = None, serves_http: bool = False
+    ) -> None:
+        """``serves_http``: the function answers HTTP requests, so in a cloud it must hold a strong key."""
         self.function = function
         self.cloud = cloud
+        self.serves_http = serves_http
         self._settings = settings
         self._services: Services | None = None
         self._publishers: dict[str, Any] | None = None
         self._backlogs: dict[str, Any] = {}  # subscription → SubscriptionBacklog
+        self._metrics_sink: Any = None  # EmfEmitter (AWS) or OtlpPusher (GCP), made on first flush
         self._lock = threading.Lock()
 
     @property
@@ -146,7 +169,10 @@ class FunctionRuntime:
                 from shared.secrets import resolve_aws_secret_ids
 
                 resolve_aws_secret_ids()
-            self._settings = load_entry_settings()
+            settings = load_entry_settings()
+            if self.serves_http and self.cloud != "local":
+                check_cloud_api_key(settings)
+            self._settings = settings
         return self._settings
 
     @property
@@ -156,12 +182,34 @@ class FunctionRuntime:
             with self._lock:
                 if self._services is None:
                     s = self.settings
-                    logging.getLogger().setLevel(s.log_level)
+                    self.observe(s)
                     services = Services.from_settings(s, migrate=s.migrate_on_start, blob=build_blob(s, self.cloud))
                     if s.queues or s.queue_backlogs:
                         services.remote_backlog = self._remote_backlog
                     self._services = services
         return self._services
+
+    @property
+    def service_name(self) -> str:
+        return f"contentfn-{self.function}"
+
+    def observe(self, settings: Settings) -> None:
+        """Logs in the platform's native form and the span exporter, once per set of services.
+
+        GCP reads JSON entries from stdout; on AWS, Powertools' Logger formats (its handler gets the
+        context filter where the entry point builds it); the local runtime keeps its console.
+        """
+        if self.cloud == "gcp":
+            project = getattr(settings, "gcp_project", None) or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            configure_logging("gcp", self.service_name, level=settings.log_level, project=project)
+        else:
+            logging.getLogger().setLevel(settings.log_level)
+        configure_tracing(
+            self.service_name,
+            settings.otel_exporter_endpoint,
+            sample_ratio=settings.otel_sample_ratio,
+            attributes={"cloud.provider": self.cloud, "faas.name": self.function},
+        )
 
     def use(self, services: Services) -> None:
         """Inject ready-made services (tests, the local runtime)."""
@@ -179,7 +227,8 @@ class FunctionRuntime:
             self._backlogs = {}
 
     def relaying(self, handler: _F) -> _F:
-        """Decorate an entry point so that it relays the jobs it committed once it returns."""
+        """Decorate an entry point so that it relays the jobs it committed once it returns, then
+        reports the invocation's metrics."""
 
         @functools.wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -187,8 +236,60 @@ class FunctionRuntime:
                 return handler(*args, **kwargs)
             finally:
                 self.relay()
+                self.flush_metrics()
+                # The instance may be frozen (Lambda) or throttled (Cloud Run) once it answers.
+                flush_traces()
 
         return wrapper  # type: ignore[return-value]
+
+    def flush_metrics(self) -> None:
+        """The metrics this invocation changed, in the cloud's form: EMF on AWS, OTLP on GCP (when
+        ``CONTENTFN_METRICS_OTLP_ENDPOINT`` is set). Never raises: metrics must not fail a job."""
+        try:
+            sink = self._metrics_sink
+            if sink is None:
+                sink = self._metrics_sink = self._make_metrics_sink()
+            if sink and self.cloud == "aws":
+                sink.emit()
+            elif sink:
+                sink.push()
+        except Exception as exc:
+            log.warning("metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
+
+    def report_store_metrics(self, *, force: bool = True) -> None:
+        """The store's figures — outbox depth and age by kind, dead letters, today's LLM budget —
+        reported by scheduled drains (a few queries a minute), since no one scrapes a function.
+        ``force=False``: on GCP, at most once per push interval. Never raises."""
+        try:
+            from prometheus_client import CollectorRegistry
+
+            from shared.metrics.export import Deltas
+            from shared.metrics.state import watch_store
+            from shared.platform.metrics import EmfEmitter
+
+            registry = CollectorRegistry(auto_describe=False)
+            watch_store(registry, self.services.db, self.settings.llm_daily_token_budget)
+            if self.cloud == "aws":
+                EmfEmitter(self.function, deltas=Deltas(registry)).emit()
+                return
+            sink = self._metrics_sink if self._metrics_sink is not None else self._make_metrics_sink()
+            self._metrics_sink = sink
+            if sink:
+                sink.push(force=force, registry=registry)
+        except Exception as exc:
+            log.warning("store metrics of %s not reported: %s: %s", self.function, type(exc).__name__, exc)
+
+    def _make_metrics_sink(self) -> Any:
+        from shared.platform.metrics import EmfEmitter
+        from shared.platform.metrics_gcp import OtlpPusher
+
+        if self.cloud == "aws":
+            return EmfEmitter(self.function)
+        endpoint = self.settings.metrics_otlp_endpoint
+        if self.cloud != "gcp" or not endpoint:
+            return False  # nothing to report to: remembered, so the check is not repeated
+        resource = {"service.name": f"contentfn-{self.function}", "service.instance.id": uuid.uuid4().hex}
+        return OtlpPusher(endpoint, resource, interval_s=self.settings.metrics_push_interval_s)
 
     def _publishers_for_queues(self) -> dict[str, Any]:
         if self._publishers is None:
@@ -266,6 +367,20 @@ class FunctionRuntime:
         )
         log.warning("dead-lettered %s delivery %s: %s", self.function, delivery_id, error)
         return recorded
+
+
+def check_cloud_api_key(settings: Settings) -> None:
+    """Refuse to serve HTTP in a cloud with no key or a guessable one.
+
+    Without ``CONTENTFN_API_KEY`` the API would take no key at all (the local runtime's default), and
+    the key is the admin-scoped key named ``env``: a short one would open every admin route to guessing.
+    """
+    key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
+    if len(key) < MIN_CLOUD_API_KEY_CHARS:
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}API_KEY must be set to a random key of at least"
+            f" {MIN_CLOUD_API_KEY_CHARS} characters in a cloud runtime (it is {'empty' if not key else 'too short'})"
+        )
 
 
 def record_poison(db: Database, *, kind: str, envelope: Any, error: str, dedup_key: str) -> bool:

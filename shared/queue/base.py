@@ -8,8 +8,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from shared.events import Job
+from shared.observability.traces import trace_context
 
-__all__ = ["ClaimedJob", "FailOutcome", "JobAcks", "JobSource", "NewJob", "Outbox", "Queue", "backoff_delay"]
+__all__ = [
+    "ClaimedJob",
+    "FailOutcome",
+    "JobAcks",
+    "JobSource",
+    "NewJob",
+    "Outbox",
+    "Queue",
+    "backoff_delay",
+    "trace_attributes",
+]
 
 FailOutcome = Literal["retry", "dead"]
 
@@ -20,6 +31,9 @@ class NewJob:
     payload: dict[str, Any]
     dedup_key: str | None = None
     delay_s: float = 0.0
+    # Trace context to carry (a relayed job keeps its own); unset: the queue takes the current span's.
+    traceparent: str | None = None
+    tracestate: str | None = None
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,15 @@ class ClaimedJob:
     @property
     def id(self) -> str:
         return self.job.id
+
+
+def trace_attributes(job: NewJob) -> dict[str, str]:
+    """The message attributes that carry a job's trace context (its own, else the current span's)."""
+    parent, state = (job.traceparent, job.tracestate) if job.traceparent else trace_context()
+    attrs = {"traceparent": parent} if parent else {}
+    if parent and state:
+        attrs["tracestate"] = state
+    return attrs
 
 
 def backoff_delay(attempts: int, base_s: float, cap_s: float, rng: random.Random | None = None) -> float:

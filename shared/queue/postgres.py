@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from shared.events import Job
+from shared.observability.traces import trace_context
 from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
 from shared.store.db import Database
 
@@ -54,12 +55,14 @@ class PgQueue:
         return self._insert(conn, jobs)
 
     def _insert(self, conn: psycopg.Connection[Any], jobs: Sequence[NewJob]) -> int:
+        parent, state = trace_context()
         with conn.cursor() as cur:
             cur.execute(
                 """
-                INSERT INTO jobs (kind, payload, dedup_key, max_attempts, visible_at)
-                SELECT k, p::jsonb, d, %s, now() + make_interval(secs => s)
-                FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS u(k, p, d, s)
+                INSERT INTO jobs (kind, payload, dedup_key, max_attempts, visible_at, traceparent, tracestate)
+                SELECT k, p::jsonb, d, %s, now() + make_interval(secs => s), tp, ts
+                FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::text[])
+                    AS u(k, p, d, s, tp, ts)
                 ON CONFLICT (dedup_key) DO NOTHING
                 """,
                 (
@@ -68,6 +71,8 @@ class PgQueue:
                     [json.dumps(j.payload) for j in jobs],
                     [j.dedup_key for j in jobs],
                     [j.delay_s for j in jobs],
+                    [j.traceparent or parent for j in jobs],
+                    [j.tracestate if j.traceparent else state for j in jobs],
                 ),
             )
             return cur.rowcount
@@ -88,18 +93,19 @@ class PgQueue:
         """
         if not track_ids or not kinds:
             return 0
+        parent, state = trace_context()
         with conn.cursor() as cur:
             cur.execute(
                 """
-                INSERT INTO jobs (kind, payload, dedup_key, max_attempts)
+                INSERT INTO jobs (kind, payload, dedup_key, max_attempts, traceparent, tracestate)
                 SELECT k.kind, jsonb_build_object('track_id', t.id, 'content_hash', t.h),
-                       k.kind || ':' || t.id || ':' || t.h, %s
+                       k.kind || ':' || t.id || ':' || t.h, %s, %s, %s
                 FROM unnest(%s::bigint[], %s::text[]) AS t(id, h)
                 CROSS JOIN unnest(%s::text[]) WITH ORDINALITY AS k(kind, n)
                 ORDER BY k.n, t.id
                 ON CONFLICT (dedup_key) DO NOTHING
                 """,
-                (self.max_attempts, list(track_ids), list(content_hashes), list(kinds)),
+                (self.max_attempts, parent, state, list(track_ids), list(content_hashes), list(kinds)),
             )
             return cur.rowcount
 
@@ -143,7 +149,7 @@ class PgQueue:
                     visible_at = now() + make_interval(secs => %(vis)s),
                     lease_id = gen_random_uuid()
                 FROM picked WHERE j.id = picked.id
-                RETURNING j.id, j.kind, j.payload, j.attempts, j.dedup_key, j.lease_id
+                RETURNING j.id, j.kind, j.payload, j.attempts, j.dedup_key, j.lease_id, j.traceparent, j.tracestate
                 """,
                 {"kind": kind, "limit": limit, "vis": vis},
             )
@@ -152,7 +158,15 @@ class PgQueue:
         rows.sort(key=lambda r: r[0])
         return [
             ClaimedJob(
-                job=Job(id=str(r[0]), kind=r[1], payload=r[2], attempts=r[3], dedup_key=r[4]),
+                job=Job(
+                    id=str(r[0]),
+                    kind=r[1],
+                    payload=r[2],
+                    attempts=r[3],
+                    dedup_key=r[4],
+                    traceparent=r[6],
+                    tracestate=r[7],
+                ),
                 lease_id=str(r[5]),
             )
             for r in rows

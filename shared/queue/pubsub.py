@@ -15,15 +15,22 @@ from typing import Any
 
 from shared.envelopes.errors import EnvelopeError
 from shared.envelopes.gcp import PubSubMessage, job_from_pubsub
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay, trace_attributes
 from shared.queue.errors import PublishFailed, QueueUnavailable
 from shared.queue.sqs import job_message
 
-__all__ = ["OrderingKey", "PubSubPublisher", "PubSubPullQueue", "PubSubPuller"]
+__all__ = ["PRIOR_ATTEMPTS", "OrderingKey", "PubSubPublisher", "PubSubPullQueue", "PubSubPuller", "subscriber_client"]
 
 log = logging.getLogger(__name__)
 
 OrderingKey = Callable[[NewJob], str | None]
+
+
+def subscriber_client() -> Any:
+    """A Pub/Sub SubscriberClient (unary pull and acknowledge) with the platform's credentials."""
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()
 
 
 class PubSubPublisher:
@@ -53,6 +60,7 @@ class PubSubPublisher:
             attrs = {"kind": job.kind}
             if job.dedup_key:
                 attrs["dedup_key"] = job.dedup_key
+            attrs |= trace_attributes(job)
             data = json.dumps(job_message(job), separators=(",", ":")).encode()
             pending.append((job, key, self._publisher.publish(self.topic, data, ordering_key=key, **attrs)))
         failed = 0
@@ -163,7 +171,15 @@ class PubSubPullQueue:
     acknowledges; a retryable ``fail`` sets the deadline to the backoff delay, so the message comes
     back once it has passed (the subscription's dead-letter policy counts the deliveries); a poison
     message is copied to the dead-letter topic when one is configured and acknowledged, otherwise
-    nacked for the dead-letter policy; ``release`` nacks (deadline 0). Pub/Sub tells the backlog of
+    nacked for the dead-letter policy.
+
+    ``release`` must not spend a delivery attempt, but a nack (deadline 0) counts as one for the
+    subscription's dead-letter policy. With ``republish`` (a publisher on the subscription's own
+    topic) a released message is published again carrying the attempts it had spent before
+    (``prior_attempts``) and the received one is acknowledged: a job's attempts are its prior
+    attempts plus the delivery attempt. The dead-letter policy then counts only the new message's
+    deliveries, so a retryable failure that reaches ``max_attempts`` in all is dead-lettered here.
+    Without ``republish``, a release nacks and spends the attempt. Pub/Sub tells the backlog of
     a subscription only through Cloud Monitoring: ``depth`` reads it there (minutes behind; -1 when
     it cannot be read), or from ``backlog`` when one is given.
     """
@@ -180,8 +196,12 @@ class PubSubPullQueue:
         pull_timeout_s: float = 5.0,
         dead_letter: PubSubPublisher | None = None,
         backlog: Any = None,
+        republish: PubSubPublisher | None = None,
+        max_attempts: int | None = None,
     ) -> None:
         self._subscriber = subscriber
+        self._republish = republish
+        self.max_attempts = max_attempts
         self._backlog = backlog
         self.subscription = subscription
         self.kind = kind
@@ -214,6 +234,9 @@ class PubSubPullQueue:
             except EnvelopeError as exc:
                 self._poison(str(received.ack_id), envelope, str(exc))
                 continue
+            prior = _prior_attempts(envelope.attributes)
+            if prior:
+                job = job.model_copy(update={"attempts": job.attempts + prior})
             claimed.append(ClaimedJob(job=job, lease_id=str(received.ack_id), extra={"envelope": envelope}))
         if claimed:
             lease = visibility_s if visibility_s is not None else self.visibility_s
@@ -230,12 +253,49 @@ class PubSubPullQueue:
         if not retryable:
             self._poison(claimed.lease_id, claimed.extra.get("envelope"), error)
             return "dead"
+        if self.max_attempts is not None and claimed.job.attempts >= self.max_attempts:
+            # The dead-letter policy counts only this message's deliveries, not those before a release.
+            error = f"gave up after {claimed.job.attempts} attempts: {error}"
+            self._poison(claimed.lease_id, claimed.extra.get("envelope"), error)
+            return "dead"
         self._deadline([claimed.lease_id], backoff_delay(claimed.job.attempts, self.backoff_base_s, self.backoff_cap_s))
         return "retry"
 
     def release(self, claimed: Sequence[ClaimedJob]) -> int:
-        if claimed:
-            self._deadline([c.lease_id for c in claimed], 0)
+        """Give jobs back without spending an attempt (see the class); a job that cannot be
+        published again is nacked instead. Returns how many were given back."""
+        if not claimed:
+            return 0
+        nack = [c.lease_id for c in claimed]
+        if self._republish is not None:
+            pending = []
+            for c in claimed:
+                envelope: PubSubMessage | None = c.extra.get("envelope")
+                if envelope is None:
+                    continue
+                attrs = {k: v for k, v in envelope.attributes.items() if k != PRIOR_ATTEMPTS}
+                attrs[PRIOR_ATTEMPTS] = str(max(0, c.job.attempts - 1))  # this delivery was given back unused
+                key = envelope.ordering_key or ""
+                try:
+                    future = self._republish._publisher.publish(
+                        self._republish.topic, envelope.data, ordering_key=key, **attrs
+                    )
+                except Exception as exc:  # e.g. an ordering key on a publisher without ordering
+                    log.warning("republishing released job %s failed: %s", c.id, type(exc).__name__)
+                    continue
+                pending.append((c, future))
+            republished = []
+            for c, future in pending:
+                try:
+                    future.result(timeout=self._republish.timeout_s)
+                    republished.append(c.lease_id)
+                except Exception as exc:
+                    log.warning("republishing released job %s failed: %s", c.id, type(exc).__name__)
+            if republished:
+                self._call("acknowledge", request={"subscription": self.subscription, "ack_ids": republished})
+            nack = [a for a in nack if a not in set(republished)]
+        if nack:
+            self._deadline(nack, 0)
         return len(claimed)
 
     def depth(self, kind: str | None = None) -> int:
@@ -289,6 +349,16 @@ class _Empty(Exception):
 
 
 _MAX_PULL = 1000
+PRIOR_ATTEMPTS = "prior_attempts"  # message attribute: attempts spent before a release republished it
+
+
+def _prior_attempts(attributes: dict[str, str]) -> int:
+    try:
+        return max(0, int(attributes.get(PRIOR_ATTEMPTS, "0")))
+    except ValueError:
+        return 0
+
+
 _MAX_ACK_DEADLINE_S = 600
 
 

@@ -105,7 +105,16 @@ def relay_outbox(
             claimed = queue.claim(kind, batch, visibility_s=lease_s)
             if not claimed:
                 break
-            jobs = [NewJob(kind=c.job.kind, payload=c.job.payload, dedup_key=c.job.dedup_key) for c in claimed]
+            jobs = [
+                NewJob(
+                    kind=c.job.kind,
+                    payload=c.job.payload,
+                    dedup_key=c.job.dedup_key,
+                    traceparent=c.job.traceparent,
+                    tracestate=c.job.tracestate,
+                )
+                for c in claimed
+            ]
             try:
                 publisher.enqueue_many(jobs)
             except (PublishFailed, QueueUnavailable) as exc:

@@ -3,6 +3,13 @@
 One queue per job kind, as Terraform creates them. A retryable failure hides the message for a
 backoff delay; SQS's redrive policy moves it to the dead-letter queue after ``maxReceiveCount``
 receives. A poison failure moves it to that DLQ at once (send + delete), so it is not retried.
+
+Releasing a message (a worker shutting down, work given back unstarted) must not spend one of its
+attempts, but every SQS receive counts towards ``maxReceiveCount``. So a release sends the body
+again as a new message carrying the attempts spent before (``prior_attempts``; the release itself
+is not counted) and deletes the received one: the job's attempts are its prior attempts plus the
+new message's receive count. Because redrive counts only the new message's receives, a retryable
+failure that reaches ``maxReceiveCount`` in all is dead-lettered here rather than left to redrive.
 """
 
 from __future__ import annotations
@@ -12,14 +19,22 @@ from collections.abc import Sequence
 from typing import Any
 
 from shared.events import Job
-from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay
+from shared.queue.base import ClaimedJob, FailOutcome, NewJob, backoff_delay, trace_attributes
 from shared.queue.errors import PublishFailed, QueueUnavailable
 
-__all__ = ["SqsQueue", "job_message"]
+__all__ = ["PRIOR_ATTEMPTS", "SqsQueue", "job_message", "sqs_client"]
 
 _BATCH = 10  # SQS's limit for send/delete/change-visibility batches and one receive
 _MAX_DELAY_S = 900
 _MAX_VISIBILITY_S = 12 * 3600
+PRIOR_ATTEMPTS = "prior_attempts"  # message attribute: attempts spent before a release re-sent it
+
+
+def sqs_client(*, endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """A boto3 SQS client (an emulator's with ``endpoint_url``)."""
+    import boto3
+
+    return boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region)
 
 
 def job_message(job: NewJob) -> dict[str, Any]:
@@ -56,10 +71,7 @@ class SqsQueue:
     def create(
         cls, queue_url: str, *, kind: str, endpoint_url: str | None = None, region: str | None = None, **kw: Any
     ) -> SqsQueue:
-        import boto3
-
-        client = boto3.session.Session().client("sqs", endpoint_url=endpoint_url, region_name=region)
-        return cls(client, queue_url, kind=kind, **kw)
+        return cls(sqs_client(endpoint_url=endpoint_url, region=region), queue_url, kind=kind, **kw)
 
     # -- producing ---------------------------------------------------------------------------
     def enqueue_many(self, jobs: Sequence[NewJob]) -> int:
@@ -77,9 +89,11 @@ class SqsQueue:
         return sent
 
     def _entry(self, entry_id: str, job: NewJob) -> dict[str, Any]:
-        attrs = {"kind": {"DataType": "String", "StringValue": job.kind}}
+        attrs: dict[str, Any] = {"kind": {"DataType": "String", "StringValue": job.kind}}
         if job.dedup_key:
             attrs["dedup_key"] = {"DataType": "String", "StringValue": job.dedup_key}
+        for name, value in trace_attributes(job).items():
+            attrs[name] = {"DataType": "String", "StringValue": value}
         entry: dict[str, Any] = {
             "Id": entry_id,
             "MessageBody": json.dumps(job_message(job), separators=(",", ":")),
@@ -110,11 +124,17 @@ class SqsQueue:
         )
         claimed = []
         for msg in out.get("Messages") or []:
-            claimed.append(ClaimedJob(job=self._job(msg), lease_id=msg["ReceiptHandle"], extra={"body": msg["Body"]}))
+            extra = {"body": msg["Body"], "message": msg}
+            claimed.append(ClaimedJob(job=self._job(msg), lease_id=msg["ReceiptHandle"], extra=extra))
         return claimed
 
     def _job(self, msg: dict[str, Any]) -> Job:
-        attempts = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", 1))
+        attempts = int((msg.get("Attributes") or {}).get("ApproximateReceiveCount", 1)) + _prior_attempts(msg)
+        attrs = {
+            str(k): str(v["StringValue"])
+            for k, v in (msg.get("MessageAttributes") or {}).items()
+            if isinstance(v, dict) and isinstance(v.get("StringValue"), str)
+        }
         try:
             doc = json.loads(msg["Body"])
             return Job(
@@ -123,6 +143,8 @@ class SqsQueue:
                 payload=doc["payload"],
                 attempts=attempts,
                 dedup_key=doc.get("dedup_key"),
+                traceparent=attrs.get("traceparent"),
+                tracestate=attrs.get("tracestate"),
             )
         except (ValueError, KeyError, TypeError):
             # Unparseable: hand it out with an empty payload so the consumer's poison path dead-letters it.
@@ -143,10 +165,14 @@ class SqsQueue:
         if not retryable:
             self._dead_letter(claimed, error)
             return "dead"
+        max_receives = self._redrive()[1]
+        if max_receives is not None and claimed.job.attempts >= max_receives:
+            # Redrive would count only this message's receives, not those before a release.
+            self._dead_letter(claimed, f"gave up after {claimed.job.attempts} attempts: {error}")
+            return "dead"
         delay = backoff_delay(claimed.job.attempts, self.backoff_base_s, self.backoff_cap_s)
         self.change_visibility(claimed, delay)
-        max_receives = self._redrive()[1]
-        return "dead" if max_receives is not None and claimed.job.attempts >= max_receives else "retry"
+        return "retry"
 
     def change_visibility(self, claimed: ClaimedJob, seconds: float) -> None:
         self._call(
@@ -157,9 +183,40 @@ class SqsQueue:
         )
 
     def release(self, claimed: Sequence[ClaimedJob]) -> int:
-        for c in claimed:
-            self.change_visibility(c, 0)
-        return len(claimed)
+        """Give jobs back without spending an attempt: re-send each with the attempts it had spent
+        before this receive, then delete the received message (a crash in between leaves both, which
+        at-least-once delivery allows). Returns how many were given back."""
+        released = 0
+        for start in range(0, len(claimed), _BATCH):
+            chunk = claimed[start : start + _BATCH]
+            entries = [self._release_entry(str(i), c) for i, c in enumerate(chunk)]
+            out = self._call("send_message_batch", QueueUrl=self.queue_url, Entries=entries)
+            sent = {int(e["Id"]) for e in out.get("Successful") or []}
+            for i, c in enumerate(chunk):
+                if i not in sent:  # not re-sent: show it again at once, which spends the attempt
+                    self.change_visibility(c, 0)
+            resent = [c for i, c in enumerate(chunk) if i in sent]
+            if resent:
+                self.ack(resent)
+            released += len(chunk)
+        return released
+
+    def _release_entry(self, entry_id: str, claimed: ClaimedJob) -> dict[str, Any]:
+        msg = claimed.extra.get("message") or {}
+        attrs = {
+            name: {k: v for k, v in value.items() if k in ("DataType", "StringValue")}
+            for name, value in (msg.get("MessageAttributes") or {}).items()
+            if name != PRIOR_ATTEMPTS and "StringValue" in value
+        }
+        spent = max(0, claimed.job.attempts - 1)  # this receive was given back unused
+        attrs[PRIOR_ATTEMPTS] = {"DataType": "Number", "StringValue": str(spent)}
+        body = claimed.extra.get("body") or json.dumps(job_message(NewJob(claimed.job.kind, claimed.job.payload)))
+        entry: dict[str, Any] = {"Id": entry_id, "MessageBody": body, "MessageAttributes": attrs}
+        if self._fifo:
+            # A new deduplication id per release: the job's own would be dropped as a duplicate.
+            entry["MessageGroupId"] = claimed.job.kind
+            entry["MessageDeduplicationId"] = f"{claimed.id}:released"[:128]
+        return entry
 
     def depth(self, kind: str | None = None) -> int:
         return self._count(self.queue_url)
@@ -221,3 +278,11 @@ class SqsQueue:
             if type(exc).__module__.startswith(("botocore", "urllib3")):
                 raise QueueUnavailable(f"SQS {operation} failed: {type(exc).__name__}") from exc
             raise
+
+
+def _prior_attempts(msg: dict[str, Any]) -> int:
+    value = ((msg.get("MessageAttributes") or {}).get(PRIOR_ATTEMPTS) or {}).get("StringValue")
+    try:
+        return max(0, int(value)) if value is not None else 0
+    except ValueError:
+        return 0

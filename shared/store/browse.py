@@ -1,7 +1,7 @@
 """Browse tracks by what was learned about them: filters, sorts and keyset pages.
 
-A track's *profile* here is its newest analysis of its current text (by the named analyzer, when
-one is named): filters on sentiment, theme and quality test that one analysis, and a listed track
+A track's *profile* here is its current analysis (:mod:`shared.store.current_analysis`; by the named
+analyzer, when one is named): filters on sentiment, theme and quality test that one analysis, and a listed track
 shows it, so what a page shows always agrees with why the track is on it. An analysis of an older
 version of the text no longer describes the track and is ignored. ``explicit`` comes from the
 algorithmic features enrichment; a track not enriched yet matches neither ``true`` nor ``false``.
@@ -21,6 +21,7 @@ from psycopg import sql
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.intel.profile import Sentiment
+from shared.store.current_analysis import current_analysis_join
 
 __all__ = [
     "SORTS",
@@ -86,12 +87,7 @@ class TrackFilter(BaseModel):
 
 
 def _profile_join(flt: TrackFilter) -> tuple[sql.Composable, list[Any]]:
-    analyzer = sql.SQL(" AND a.analyzer = %s") if flt.analyzer is not None else sql.SQL("")
-    join = sql.SQL(
-        " LEFT JOIN LATERAL (SELECT a.analyzer, a.result -> 'profile' AS profile FROM analyses a"
-        " WHERE a.track_id = t.id AND a.content_hash = t.content_hash{}"
-        " ORDER BY a.created_at DESC, a.analyzer LIMIT 1) p ON true"
-    ).format(analyzer)
+    join = sql.SQL(current_analysis_join(by_analyzer=flt.analyzer is not None))
     return join, ([flt.analyzer] if flt.analyzer is not None else [])
 
 
@@ -167,7 +163,7 @@ class TrackSummary(BaseModel):
     title: str
     created_at: datetime
     updated_at: datetime
-    profile: ProfileSummary | None = Field(description="newest analysis of the current text, if any")
+    profile: ProfileSummary | None = Field(description="the current analysis, if any")
     explicit: bool | None = Field(description="from the lyric features; null until enriched")
 
 

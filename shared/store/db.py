@@ -16,9 +16,15 @@ from shared.config import Settings
 from shared.errors import ConfigError, TransientError
 from shared.store.credentials import RDS_VARIABLE, DatabaseCredentials, SecretsManagerCredentials
 
-__all__ = ["Database", "database_target", "embedded_database_url"]
+__all__ = ["Database", "DatabaseUnavailable", "database_target", "embedded_database_url"]
 
 log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(TransientError):
+    """The database cannot be reached or dropped the connection (restart, failover, no free
+    connection in time). Transient: the API answers 503 with ``Retry-After``, a job is retried."""
+
 
 _embedded_lock = threading.Lock()
 _embedded_servers: dict[Path, Any] = {}
@@ -98,6 +104,22 @@ def _connection_class(credentials: DatabaseCredentials) -> type[psycopg.Connecti
     return CredentialedConnection
 
 
+def _connection_lost(exc: psycopg.OperationalError) -> bool:
+    """Whether ``exc`` means the server is away rather than that a statement was refused.
+
+    A pool timeout, a broken connection (no SQLSTATE: the socket closed) and the server's own
+    shutdown and startup states (class 57P: admin or crash shutdown, cannot connect now) are the
+    database being unavailable; a statement timeout or a lock not available (also OperationalError)
+    are the caller's to handle and keep their type.
+    """
+    from psycopg_pool import PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return True
+    state = exc.sqlstate
+    return state is None or state.startswith(("57P", "08", "53300"))
+
+
 def _configure(conn: psycopg.Connection[Any]) -> None:
     from pgvector.psycopg import register_vector
 
@@ -116,6 +138,9 @@ class Database:
         max_size: int = 8,
         statement_timeout_ms: int = 30_000,
         credentials: DatabaseCredentials | None = None,
+        connect_timeout_s: int = 5,
+        pool_timeout_s: float = 10.0,
+        keepalives: tuple[int, int, int] = (30, 10, 3),
     ) -> None:
         try:
             psycopg.conninfo.conninfo_to_dict(url)
@@ -123,14 +148,32 @@ class Database:
             raise ConfigError("CONTENTFN_DATABASE_URL: not a valid PostgreSQL URL or connection string") from None
         self.url = url
         self.credentials = credentials
+        idle, interval, count = keepalives
+        # Bounded connects and TCP keepalives: without them a server that vanished (failover, a
+        # dropped route) leaves a connect or a query waiting on the kernel's defaults, for hours.
+        self._connect_kwargs: dict[str, Any] = {
+            "connect_timeout": connect_timeout_s,
+            "keepalives": 1,
+            "keepalives_idle": idle,
+            "keepalives_interval": interval,
+            "keepalives_count": count,
+        }
         self._connection_class = psycopg.Connection if credentials is None else _connection_class(credentials)
         self._pool: ConnectionPool[Any] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"options": f"-c statement_timeout={statement_timeout_ms}", "autocommit": False},
+            kwargs={
+                "options": f"-c statement_timeout={statement_timeout_ms}",
+                "autocommit": False,
+                **self._connect_kwargs,
+            },
             connection_class=self._connection_class,
             configure=_configure,
+            # A connection that died while idle in the pool (server restart, failover) is found on
+            # checkout and replaced, instead of failing the request that drew it.
+            check=ConnectionPool.check_connection,
+            timeout=pool_timeout_s,
             open=False,
             name="contentfn",
         )
@@ -144,6 +187,9 @@ class Database:
             max_size=settings.db_pool_max,
             statement_timeout_ms=settings.db_statement_timeout_ms,
             credentials=credentials,
+            connect_timeout_s=settings.db_connect_timeout_s,
+            pool_timeout_s=settings.db_pool_timeout_s,
+            keepalives=(settings.db_keepalives_idle_s, settings.db_keepalives_interval_s, settings.db_keepalives_count),
         )
 
     def open(self, timeout: float = 30.0) -> Database:
@@ -152,7 +198,7 @@ class Database:
         try:
             self._pool.open(wait=True, timeout=timeout)
         except Exception as exc:  # pool timeouts wrap the underlying connect error
-            raise TransientError(f"database unreachable: {type(exc).__name__}") from exc
+            raise DatabaseUnavailable(f"database unreachable: {type(exc).__name__}") from exc
         return self
 
     def close(self) -> None:
@@ -171,13 +217,23 @@ class Database:
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A connection outside the pool (migrations, index builds), with the pool's credentials."""
-        return self._connection_class.connect(self.url, autocommit=autocommit)
+        return self._connection_class.connect(self.url, autocommit=autocommit, **self._connect_kwargs)
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        """A pooled connection inside a transaction: committed on success, rolled back on error."""
-        with self._pool.connection() as conn:
-            yield conn
+        """A pooled connection inside a transaction: committed on success, rolled back on error.
+
+        A lost or refused connection leaves as :class:`DatabaseUnavailable`, whether it happens on
+        checkout (the pool timed out waiting) or in the middle of the caller's statements; the pool
+        itself drops the broken connection and reconnects in the background.
+        """
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.OperationalError as exc:
+            if not _connection_lost(exc):
+                raise
+            raise DatabaseUnavailable(f"database unavailable: {type(exc).__name__}") from exc
 
     def __enter__(self) -> Database:
         return self.open()

@@ -48,21 +48,36 @@ def record(
 
 
 def record_many(
-    conn: psycopg.Connection[Any], subjects: Sequence[str], stage: str, status: LedgerStatus, duration_ms: float
+    conn: psycopg.Connection[Any],
+    subjects: Sequence[str],
+    stage: str,
+    status: LedgerStatus,
+    duration_ms: float,
+    *,
+    detail: dict[str, Any] | None = None,
 ) -> None:
-    """The same outcome for many subjects in one statement (a batch of embedded tracks)."""
+    """The same outcome for many subjects in one statement (a batch of embedded tracks). Without
+    ``detail`` a row keeps the detail it had."""
     if not subjects:
         return
     with conn.cursor() as cur:
         cur.execute(
             """
-            INSERT INTO ledger (subject, stage, status, duration_ms, finished_at)
-            SELECT s, %s, %s, %s, now() FROM unnest(%s::text[]) AS s
+            INSERT INTO ledger (subject, stage, status, duration_ms, finished_at, detail)
+            SELECT s, %(stage)s, %(status)s, %(ms)s, now(), coalesce(%(detail)s::jsonb, '{}'::jsonb)
+            FROM unnest(%(subjects)s::text[]) AS s
             ON CONFLICT (subject, stage) DO UPDATE
             SET status = EXCLUDED.status, last_error = NULL, duration_ms = EXCLUDED.duration_ms,
-                finished_at = EXCLUDED.finished_at, attempts = ledger.attempts + 1
+                finished_at = EXCLUDED.finished_at, attempts = ledger.attempts + 1,
+                detail = CASE WHEN %(detail)s::jsonb IS NULL THEN ledger.detail ELSE EXCLUDED.detail END
             """,
-            (stage, status, duration_ms, list(subjects)),
+            {
+                "stage": stage,
+                "status": status,
+                "ms": duration_ms,
+                "detail": None if detail is None else json.dumps(detail),
+                "subjects": list(subjects),
+            },
         )
 
 

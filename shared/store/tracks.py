@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from shared.models import SearchHit, Track, TrackIn
+from shared.store.provenance import ObjectVersion
 
 if TYPE_CHECKING:
     import numpy as np
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "SNIPPET_CHARS",
     "ChangedTrack",
+    "LinedTrack",
     "TrackStore",
     "UpsertResult",
     "hnsw_index_name",
@@ -47,6 +49,16 @@ class UpsertResult:
     content_changed: list[ChangedTrack] = field(default_factory=list)
 
 
+class LinedTrack(Protocol):
+    """A validated row and the line of its file where it starts (the ingest parser's rows are these)."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def track(self) -> TrackIn: ...
+
+
 # Within one batch the last row for a key wins; without a repeated key every staged row is distinct.
 _STAGED_LAST_PER_KEY = sql.SQL(
     "SELECT DISTINCT ON (source, source_id) * FROM tracks_stage ORDER BY source, source_id, ord DESC"
@@ -54,13 +66,20 @@ _STAGED_LAST_PER_KEY = sql.SQL(
 _STAGED_ALL = sql.SQL("SELECT * FROM tracks_stage")
 
 
-def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> UpsertResult:
+def upsert_tracks(
+    conn: psycopg.Connection[Any],
+    rows: Iterable[TrackIn | LinedTrack],
+    *,
+    origin: ObjectVersion | None = None,
+) -> UpsertResult:
     """COPY rows into a staging table, then one INSERT … ON CONFLICT into ``tracks``.
 
     Keyed by (source, source_id); a row without source_id is keyed by its content hash. Within one
     batch the last row for a key wins. A row whose content and metadata are unchanged is not
     touched, so a redelivered file changes nothing; rows whose *content* changed are returned so
     the caller can enqueue their re-embedding in the same transaction.
+    With ``origin``, every row's track (new, changed or unchanged) is linked to that object
+    version and the row's line, in the same statement (see ``track_objects``).
     Runs inside the caller's transaction; does not commit.
     """
     result = UpsertResult()
@@ -68,7 +87,7 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS tracks_stage ("
             " ord bigint, source text, source_id text, artist text, title text, lyrics text,"
-            " metadata jsonb, content_hash text) ON COMMIT DELETE ROWS"
+            " metadata jsonb, content_hash text, line integer) ON COMMIT DELETE ROWS"
         )
         cur.execute("TRUNCATE tracks_stage")
         # Binary COPY: the server skips text parsing of every field. Keys are remembered so that the
@@ -76,16 +95,19 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
         seen: set[tuple[str, str]] = set()
         repeated = False
         with cur.copy(
-            "COPY tracks_stage (ord, source, source_id, artist, title, lyrics, metadata, content_hash)"
+            "COPY tracks_stage (ord, source, source_id, artist, title, lyrics, metadata, content_hash, line)"
             " FROM STDIN (FORMAT BINARY)"
         ) as copy:
-            copy.set_types(["int8", "text", "text", "text", "text", "text", "jsonb", "text"])
-            for ord_, row in enumerate(rows):
+            copy.set_types(["int8", "text", "text", "text", "text", "text", "jsonb", "text", "int4"])
+            for ord_, item in enumerate(rows):
+                row, line = (item, None) if isinstance(item, TrackIn) else (item.track, item.line)
                 key = row.key
                 if not repeated:
                     repeated = key in seen
                     seen.add(key)
-                copy.write_row((ord_, key[0], key[1], row.artist, row.title, row.lyrics, Jsonb(row.metadata), row.hash))
+                copy.write_row(
+                    (ord_, key[0], key[1], row.artist, row.title, row.lyrics, Jsonb(row.metadata), row.hash, line)
+                )
                 result.received += 1
         seen.clear()
         if result.received == 0:
@@ -96,7 +118,7 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
                 """
             WITH staged AS ({}),
             before AS (
-                SELECT t.source, t.source_id, t.content_hash
+                SELECT t.id, t.source, t.source_id, t.content_hash
                 FROM tracks t JOIN staged s USING (source, source_id)),
             up AS (
                 INSERT INTO tracks AS t (source, source_id, artist, title, lyrics, metadata, content_hash)
@@ -110,13 +132,13 @@ def upsert_tracks(conn: psycopg.Connection[Any], rows: Iterable[TrackIn]) -> Ups
                    OR t.metadata IS DISTINCT FROM EXCLUDED.metadata
                    OR t.artist IS DISTINCT FROM EXCLUDED.artist
                    OR t.title IS DISTINCT FROM EXCLUDED.title
-                RETURNING t.id, t.source, t.source_id, t.content_hash, (t.xmax = 0) AS inserted)
+                RETURNING t.id, t.source, t.source_id, t.content_hash, (t.xmax = 0) AS inserted){}
             SELECT up.id, up.content_hash, up.inserted,
                    before.content_hash IS DISTINCT FROM up.content_hash AS content_changed,
                    (SELECT count(*) FROM staged) AS distinct_rows
             FROM up LEFT JOIN before USING (source, source_id)
             """
-            ).format(staged)
+            ).format(staged, _object_links(origin))
         )
         returned = cur.fetchall()
         if not returned:
@@ -144,6 +166,24 @@ def vector_expr(dims: int, column: str = "embedding") -> sql.Composed:
     use the index.
     """
     return sql.SQL("({}::vector({}))").format(sql.SQL(column), sql.Literal(int(dims)))
+
+
+def _object_links(origin: ObjectVersion | None) -> sql.Composable:
+    """The CTE linking each staged row's track to ``origin``: inserted and changed tracks come from
+    the upsert's RETURNING, unchanged ones from the rows read before it, so ``tracks`` is not joined
+    a second time. A key another transaction inserted after this one's snapshot has neither; its
+    link is skipped rather than failing the whole file."""
+    if origin is None:
+        return sql.SQL("")
+    return sql.SQL(
+        """,
+            linked AS (
+                INSERT INTO track_objects (track_id, bucket, object_key, version, line)
+                SELECT coalesce(up.id, before.id), {}, {}, {}, staged.line
+                FROM staged LEFT JOIN before USING (source, source_id) LEFT JOIN up USING (source, source_id)
+                WHERE coalesce(up.id, before.id) IS NOT NULL
+                ON CONFLICT DO NOTHING)"""
+    ).format(sql.Literal(origin.bucket), sql.Literal(origin.key), sql.Literal(origin.version))
 
 
 def hnsw_index_sql(model_key: str, *, dims: int, m: int, ef_construction: int, concurrently: bool) -> sql.Composed:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from shared.config import Settings, load_settings
+from shared.observability.traces import configure_tracing
 
 __all__ = [
     "BENCH_DIR",
@@ -81,8 +82,14 @@ def require_model() -> Path:
 
 
 def bench_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
-    """Settings for one benchmark phase: its own data dir and database, the real model."""
-    return load_settings(data_dir=data_dir, database_url=database_url, model_dir=model_dir(), **overrides)
+    """Settings for one benchmark phase: its own data dir and database, the real model.
+
+    ``CONTENTFN_OTEL_EXPORTER_ENDPOINT`` (and ``_SAMPLE_RATIO``) turn span export on for the whole
+    phase, as a deployed process would run, so its cost shows in the figures.
+    """
+    settings = load_settings(data_dir=data_dir, database_url=database_url, model_dir=model_dir(), **overrides)
+    configure_tracing("contentfn-bench", settings.otel_exporter_endpoint, sample_ratio=settings.otel_sample_ratio)
+    return settings
 
 
 def _with_db(url: str, dbname: str) -> str:

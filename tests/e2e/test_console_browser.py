@@ -199,6 +199,7 @@ def test_every_page_loads_clean_passes_axe_and_leaves_a_screenshot(console: Cons
     stream = console.api("/streams", "POST", {"url": "rtsp://93.184.216.34/cam1", "fps": 1})["stream"]["id"]
     pages = {
         "search": ("/#/search?q=ocean+waves", "ol.results li"),
+        "browse": ("/#/search?sort=artist&k=5", "#browse-status:not(:empty)"),
         "track": (f"/#/track/{xss}", "#similar ol.results"),
         "images": ("/#/images", "#gallery .frame svg rect"),
         "image": (f"/#/image/{image}", ".frame.full svg rect"),
@@ -261,6 +262,120 @@ def test_search_then_track_then_similar_by_keyboard_and_links(console: Console, 
     browser.wait(
         lambda: browser.js("return document.querySelectorAll('#results ol.results li').length") > 0, 30, "neighbours"
     )
+    assert browser.problems() == []
+
+
+def _shown_ids(browser: Browser, within: str) -> list[int]:
+    return list(
+        browser.js(
+            "return [...document.querySelectorAll(arguments[0] + ' ol.results > li')].map((li) => Number(li.dataset.track))",
+            within,
+        )
+    )
+
+
+def test_search_modes_and_filters_match_the_api_and_selected_tracks_get_recommendations(
+    console: Console, browser: Browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # GIVEN the search page opened without a mode: hybrid is the one selected
+    _visit(browser, f"{console.url}/#/search", "form[role=search]")
+    assert browser.js("return document.querySelector('select[name=mode]').value") == "hybrid"
+    # WHEN a keyword search with an artist filter is asked for
+    _visit(browser, f"{console.url}/#/search?q=ocean&mode=keyword&artist=Artist+1", "#results p.muted")
+    # THEN the page lists what the API answers for the same mode and filter, and says the mode
+    expected = console.api("/search?q=ocean&mode=keyword&artist=Artist+1&k=10")["results"]
+    assert expected, "the fixture tracks hold an ocean song by Artist 1"
+    assert _shown_ids(browser, "#results") == [r["id"] for r in expected]
+    assert "keyword" in browser.text("#results p.muted")
+    assert browser.js("return document.querySelector('input[name=artist]').value") == "Artist 1"
+    # WHEN two hybrid results are selected and recommendations asked for
+    _visit(browser, f"{console.url}/#/search?q=ocean+waves", "#results ol.results li")
+    picks = browser.driver.find_elements(By.CSS_SELECTOR, "#results input[data-pick]")[:2]
+    liked = [int(p.get_attribute("data-pick")) for p in picks]
+    for pick in picks:
+        pick.click()
+    button = browser.driver.find_element(By.ID, "recommend")
+    assert button.text == "Recommend from selected (2)"
+    button.click()
+    browser.wait(
+        lambda: browser.js("return document.querySelector('#recommendations ol, #recommendations p')"), 30, "recs"
+    )
+    # THEN the page shows what POST /recommend answers for those two, neither of them among it
+    answer = console.api("/recommend", "POST", {"liked": liked, "k": 10})["results"]
+    assert _shown_ids(browser, "#recommendations") == [r["id"] for r in answer]
+    assert not set(liked) & set(_shown_ids(browser, "#recommendations"))
+    browser.js("document.getElementById('recommendations').scrollIntoView()")
+    assert browser.screenshot("recommend").stat().st_size > 1000
+    assert browser.problems() == []
+
+
+def test_browse_without_a_query_pages_through_tracks_with_the_api_cursor_and_shows_profiles(
+    console: Console, browser: Browser
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    # GIVEN the catalogue browsed by title, two at a time
+    _visit(browser, f"{console.url}/#/search?sort=title&k=2", "#browse-status:not(:empty)")
+    first = console.api("/tracks?sort=title&limit=2")
+    assert _shown_ids(browser, "#results") == [t["id"] for t in first["items"]]
+    # WHEN "More tracks" is pressed until the list ends
+    expected = [t["id"] for t in first["items"]]
+    cursor = first["next_cursor"]
+    while cursor:
+        page = console.api(f"/tracks?sort=title&limit=2&cursor={cursor}")
+        expected += [t["id"] for t in page["items"]]
+        cursor = page["next_cursor"]
+        browser.driver.find_element(By.ID, "more").click()
+        want = len(expected)
+        browser.wait(lambda want=want: len(_shown_ids(browser, "#results")) == want, 10, "the next page")
+    # THEN every track is listed once, in the API's order, and the list says it ended
+    assert _shown_ids(browser, "#results") == expected
+    assert len(expected) == len(TRACKS) + 1
+    assert "end of list" in browser.text("#browse-status")
+    assert not browser.driver.find_element(By.ID, "more").is_displayed()
+    # AND each track's profile at a glance is the one the API gives (or says it is not analysed yet)
+    items = {t["id"]: t for t in console.api("/tracks?sort=title&limit=100")["items"]}
+    for li in browser.driver.find_elements(By.CSS_SELECTOR, "#results ol.results > li"):
+        item = items[int(li.get_attribute("data-track"))]
+        profile = li.find_element(By.CSS_SELECTOR, "p.profile").text
+        if item["profile"]:
+            assert f"quality {item['profile']['quality']}/10" in profile
+            assert item["profile"]["sentiment"] in profile
+        else:
+            assert "not analysed yet" in profile
+    assert browser.problems() == []
+
+
+def test_track_page_shows_the_whole_profile_the_api_gives(console: Console, browser: Browser) -> None:
+    track_id = console.track_id("t0")
+    profile = console.api(f"/tracks/{track_id}")
+    _visit(browser, f"{console.url}/#/track/{track_id}", "#similar ol.results li")
+    # THEN one card per analysis naming its analyzer, confidence, fallback flag and cost
+    cards = browser.js("return [...document.querySelectorAll('#analyses article')].map((a) => a.dataset.analyzer)")
+    assert cards == [a["analyzer"] for a in profile["analyses"]]
+    analyses = browser.text("#analyses")
+    for a in profile["analyses"]:
+        assert f"{a['confidence']:.2f}" in analyses
+        assert f"${a['cost_usd']:.6f}" in analyses
+        assert a["profile"]["sentiment"] in analyses
+    if not profile["analyses"]:
+        assert "Not analysed yet." in analyses
+    # AND the provenance names the object it came from, and the stage trail has a row per ledger row
+    for o in profile["provenance"]["objects"]:
+        assert f"{o['bucket']}/{o['key']}" in browser.text("#provenance")
+    assert profile["provenance"]["objects"], "the fixture tracks came through the bucket"
+    rows = browser.js("return document.querySelectorAll('#stages tbody tr').length")
+    assert rows == len(profile["stages"]) and rows > 0
+    features = profile["enrichments"]["features"]
+    if features:
+        for name in features["data"]:
+            assert name in browser.text("#features")
+    else:
+        assert "Not enriched yet." in browser.text("#features")
+    browser.js("document.getElementById('features').scrollIntoView()")
+    assert browser.screenshot("track-profile").stat().st_size > 1000
     assert browser.problems() == []
 
 

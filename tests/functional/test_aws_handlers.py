@@ -10,7 +10,7 @@ import pytest
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, put_local, sample_jsonl
+from tests.entry_fixtures import TEST_API_KEY, count, put_local, sample_jsonl
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -191,7 +191,9 @@ def test_api_answers_http_api_and_function_url_requests_like_the_core(
 ) -> None:
     from functions.api.aws import handler
 
-    out = handler(load_event(name), lambda_context)
+    event = load_event(name)
+    event["headers"]["x-api-key"] = TEST_API_KEY  # the search needs it; the health check ignores it
+    out = handler(event, lambda_context)
     assert out["statusCode"] == 200, out
     assert out["headers"]["Content-Type"] == "application/json"
     assert out["headers"]["cache-control"] == "no-store"
@@ -265,12 +267,13 @@ def test_api_requires_the_key_when_one_is_configured(
     from functions.api.aws import handler, runtime
 
     runtime.close()
-    monkeypatch.setenv("CONTENTFN_API_KEY", "s3cret")
+    secret = "another-key-of-at-least-32-characters"
+    monkeypatch.setenv("CONTENTFN_API_KEY", secret)
     event = load_event("aws_apigw_v2_search.json")
     denied = handler(event, lambda_context)
     assert denied["statusCode"] == 401
     event["rawPath"], event["rawQueryString"] = "/stats", ""
-    event["headers"]["x-api-key"] = "s3cret"
+    event["headers"]["x-api-key"] = secret
     assert handler(event, lambda_context)["statusCode"] == 200
 
 
@@ -341,3 +344,41 @@ def test_the_product_modules_log_as_powertools_json_on_lambda(module: str) -> No
     assert handler in logging.getLogger("shared").handlers and handler in logging.getLogger("functions").handlers
     line = json.loads(handler.formatter.format(record))
     assert line["service"] == entry.logger.service and line["message"] == "relay to the cloud queues failed"
+
+
+def test_s3_object_removed_notification_removes_the_keys_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    # GIVEN the sample object ingested through its S3 notification
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # WHEN the key is deleted (a delete marker: every version of the key is gone)
+    out = handler(load_event("aws_s3_object_removed.json"), lambda_context)
+    # THEN the report says what went and the tracks are gone
+    assert out["reports"][0]["tracks"] == 20 and out["reports"][0]["links"] == 20
+    assert count(services, "SELECT count(*) FROM tracks") == 0
+
+
+def test_eventbridge_permanent_deletion_of_another_version_keeps_the_tracks(
+    uploaded: Settings,
+    services: Services,
+    lambda_context: LocalLambdaContext,
+) -> None:
+    from functions.ingest.aws import handler
+
+    handler(load_event("aws_s3_object_created.json"), lambda_context)
+    # GIVEN the key gone from the bucket, and first an older version of it, never ingested, deleted for good
+    (uploaded.buckets_dir / BUCKET / KEY).unlink()
+    event = load_event("aws_eventbridge_s3_object_deleted.json")
+    event["detail"]["object"]["version-id"] = "an-older-version"
+    out = handler(event, lambda_context)
+    # THEN nothing this version did not feed is touched
+    assert out["reports"][0]["tracks"] == 0
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # AND the deletion of the ingested version removes them
+    handler(load_event("aws_eventbridge_s3_object_deleted.json"), lambda_context)
+    assert count(services, "SELECT count(*) FROM tracks") == 0

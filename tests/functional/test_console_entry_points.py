@@ -14,7 +14,7 @@ from PIL import Image
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import ff_client, put_local
+from tests.entry_fixtures import TEST_API_KEY, ff_client, put_local
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -64,10 +64,11 @@ def test_aws_entry_serves_the_console_page_its_script_an_image_and_an_api_call(
     script = handler(_aws_get("/console/app.js"), lambda_context)
     assert script["statusCode"] == 200 and script["headers"]["Content-Type"].startswith("text/javascript")
     assert "loadConfig" in script["body"]
-    # AND the API call the page makes first, then an image's bytes, base64-encoded for API Gateway
+    # AND the API call the page makes first (a cloud API always takes a key, so the page asks for it),
+    # then an image's bytes with the key, base64-encoded for API Gateway
     config = handler(_aws_get("/console/config"), lambda_context)
-    assert json.loads(config["body"]) == {"key_required": False}
-    image = handler(_aws_get(f"/images/{image_id}/content"), lambda_context)
+    assert json.loads(config["body"]) == {"key_required": True}
+    image = handler(_aws_get(f"/images/{image_id}/content", **{"x-api-key": TEST_API_KEY}), lambda_context)
     assert image["statusCode"] == 200 and image["headers"]["Content-Type"] == "image/png"
     assert image["isBase64Encoded"] is True and base64.b64decode(image["body"]) == data
     assert image["headers"]["cache-control"].startswith("private")
@@ -76,7 +77,8 @@ def test_aws_entry_serves_the_console_page_its_script_an_image_and_an_api_call(
 def test_gcp_entry_serves_the_console_page_its_stylesheet_an_image_and_asks_for_the_key(
     entry_env: Settings, services: Services, monkeypatch: Any
 ) -> None:
-    monkeypatch.setenv("CONTENTFN_API_KEY", "s3cret")
+    secret = "console-key-of-at-least-32-characters"  # a cloud API refuses a shorter one
+    monkeypatch.setenv("CONTENTFN_API_KEY", secret)
     data = _png()
     image_id = seed_image(entry_env, services, data)
     client = ff_client("api", "api", "http")
@@ -89,7 +91,7 @@ def test_gcp_entry_serves_the_console_page_its_stylesheet_an_image_and_asks_for_
     assert client.get("/console/config").get_json() == {"key_required": True}
     # WHEN the page calls the API without the key, it is refused; with it (a header), answered
     assert client.get("/stats").status_code == 401
-    assert client.get("/stats", headers={"X-API-Key": "s3cret"}).get_json()["images"]["total"] == 1
+    assert client.get("/stats", headers={"X-API-Key": secret}).get_json()["images"]["total"] == 1
     assert client.get(f"/images/{image_id}/content").status_code == 401
-    image = client.get(f"/images/{image_id}/content", headers={"X-API-Key": "s3cret"})
+    image = client.get(f"/images/{image_id}/content", headers={"X-API-Key": secret})
     assert image.status_code == 200 and image.headers["Content-Type"] == "image/png" and image.data == data

@@ -22,9 +22,9 @@ def test_s3_test_event_yields_no_objects() -> None:
     assert aws.objects_from_s3_notification({"Service": "Amazon S3", "Event": "s3:TestEvent"}) == []
 
 
-def test_s3_object_removed_is_unsupported() -> None:
+def test_s3_object_restore_is_unsupported() -> None:
     event = load_event("aws_s3_object_created.json")
-    event["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    event["Records"][0]["eventName"] = "ObjectRestore:Completed"
     with pytest.raises(UnsupportedEvent):
         aws.objects_from_s3_notification(event)
 
@@ -55,7 +55,7 @@ def test_s3_key_decoding_keeps_a_literal_plus_written_as_percent_2b() -> None:
 
 def test_eventbridge_event_of_another_source_is_unsupported() -> None:
     event = load_event("aws_eventbridge_s3_object_created.json")
-    event["detail-type"] = "Object Deleted"
+    event["detail-type"] = "Object Restore Completed"
     with pytest.raises(UnsupportedEvent):
         aws.object_from_eventbridge(event)
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, ff_client, put_local, sample_jsonl, send_capture
+from tests.entry_fixtures import TEST_API_KEY, count, ff_client, put_local, sample_jsonl, send_capture
 from tests.event_files import load_event
 
 BUCKET = "contentfn-dev-uploads"
@@ -36,7 +36,7 @@ def test_storage_cloudevent_in_either_mode_ingests_the_object(
 
 def test_cloudevent_of_another_type_is_dead_lettered_and_acknowledged(entry_env: Settings, services: Services) -> None:
     doc = load_event("gcp_storage_finalized_binary.json")
-    doc["headers"]["Ce-Type"] = "google.cloud.storage.object.v1.deleted"
+    doc["headers"]["Ce-Type"] = "google.cloud.storage.object.v1.metadataUpdated"
     resp = send_capture(ff_client("ingest", "ingest", "cloudevent"), doc)
     assert resp.status_code == 200
     assert count(services, "SELECT count(*) FROM dead_jobs WHERE kind = 'ingest'") == 1
@@ -132,9 +132,45 @@ def test_cloud_scheduler_request_drains_the_outbox(uploaded: Settings, services:
 
 def test_api_serves_the_core_routes_and_caps_the_body(entry_env: Settings, services: Services, model_dir: Any) -> None:
     client = ff_client("api", "api", "http")
-    search = send_capture(client, load_event("gcp_http_search.json"))
+    capture = load_event("gcp_http_search.json")
+    capture["headers"]["X-Api-Key"] = TEST_API_KEY  # the capture carries a placeholder
+    search = send_capture(client, capture)
     assert search.status_code == 200 and "results" in search.get_json()
     assert client.get("/health").get_json()["db"] == "ok"
     assert client.get("/nope").status_code == 404
     big = client.post("/search", data=b"x" * (1024 * 1024 + 1))
     assert big.status_code == 413 and b"xxx" not in big.data
+
+
+def test_storage_deleted_cloudevent_removes_the_tracks_of_that_generation(
+    uploaded: Settings, services: Services
+) -> None:
+    # GIVEN the sample object ingested through its finalized event
+    client = ff_client("ingest", "ingest", "cloudevent")
+    send_capture(client, load_event("gcp_storage_finalized_binary.json"))
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    # WHEN the object is deleted and its deleted event arrives, twice (at-least-once delivery)
+    (uploaded.buckets_dir / BUCKET / KEY).unlink()
+    first = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    second = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    # THEN both are acknowledged, the tracks are gone and nothing was dead-lettered
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert count(services, "SELECT count(*) FROM tracks") == 0
+    assert count(services, "SELECT count(*) FROM track_objects") == 0
+    assert count(services, "SELECT count(*) FROM dead_jobs") == 0
+    assert count(services, "SELECT attempts FROM ledger WHERE stage = 'deleted' AND subject LIKE 'object:%%'") == 2
+
+
+def test_deleted_event_of_an_overwritten_generation_answers_500_until_the_new_one_is_ingested(
+    uploaded: Settings, services: Services
+) -> None:
+    # GIVEN the sample generation ingested, and the bucket now holding another generation of the key
+    client = ff_client("ingest", "ingest", "cloudevent")
+    send_capture(client, load_event("gcp_storage_finalized_binary.json"))
+    put_local(uploaded, BUCKET, KEY, sample_jsonl(5, tag="v2"))
+    # WHEN the old generation's deleted event arrives before the new one's finalize
+    resp = send_capture(client, load_event("gcp_storage_deleted_binary.json"))
+    # THEN Eventarc is told to retry and nothing is removed meanwhile
+    assert resp.status_code == 500
+    assert count(services, "SELECT count(*) FROM tracks") == 20
+    assert count(services, "SELECT count(*) FROM dead_jobs") == 0

@@ -225,3 +225,61 @@ def test_pull_timeout_is_an_empty_claim_and_an_unreachable_service_is_queue_unav
         q.claim("detect", 8)
     with pytest.raises(ValueError, match="carries 'detect' jobs"):
         q.claim("embed", 8)
+
+
+def _released_copy(published: dict[str, Any], ack_id: str, *, attempt: int) -> Any:
+    """What the subscription delivers for a republished message."""
+    message = gapic_types.PubsubMessage(data=published["data"], attributes=published["attrs"], message_id=ack_id)
+    return gapic_types.ReceivedMessage(ack_id=ack_id, message=message, delivery_attempt=attempt)
+
+
+def test_pull_release_republishes_with_prior_attempts_so_a_release_spends_no_delivery_attempt() -> None:
+    from shared.queue.pubsub import PRIOR_ATTEMPTS, PubSubPullQueue
+
+    # GIVEN a job on its second delivery (one failed attempt before), pulled by a worker that shuts down
+    fake = FakePullSubscriber([[_received("a1", _job_body(1), attempt=2)]])
+    topic = FakePublisher()
+    q = PubSubPullQueue(fake, SUBSCRIPTION, kind="detect", republish=PubSubPublisher(topic, TOPIC), max_attempts=3)
+    (first,) = q.claim("detect", 10)
+    assert first.job.attempts == 2
+    # WHEN it is released
+    assert q.release([first]) == 1
+    # THEN it is published again with the one attempt it had spent, and the delivery is acked, not nacked
+    (copy,) = topic.published
+    assert copy["topic"] == TOPIC and copy["data"] == _job_body(1)
+    assert copy["attrs"] == {"kind": "detect", PRIOR_ATTEMPTS: "1"}
+    assert fake.of("acknowledge") == [{"subscription": SUBSCRIPTION, "ack_ids": ["a1"]}]
+    assert all(r["ack_deadline_seconds"] != 0 for r in fake.of("modify_ack_deadline"))
+    # AND the republished message, on its first delivery, is the job's second attempt again
+    fake.batches.append([_released_copy(copy, "b1", attempt=1)])
+    (again,) = q.claim("detect", 10)
+    assert again.job.attempts == 2 and again.job.payload == {"image_id": 1}
+    # AND a failure still counts: below max_attempts it is retried, at max_attempts in all (counting
+    # the attempts before the release) it is dead-lettered here, not left to the subscription's policy
+    assert q.fail(again, "db down", retryable=True) == "retry"
+    fake.batches.append([_released_copy(copy | {"attrs": {**copy["attrs"], PRIOR_ATTEMPTS: "2"}}, "c1", attempt=1)])
+    (third,) = q.claim("detect", 10)
+    assert third.job.attempts == 3
+    assert q.fail(third, "db down", retryable=True) == "dead"
+
+
+def test_pull_release_whose_republish_fails_nacks_instead() -> None:
+    from shared.queue.pubsub import PubSubPullQueue
+
+    fake = FakePullSubscriber([[_received("a1", _job_body(1))]])
+    q = PubSubPullQueue(fake, SUBSCRIPTION, kind="detect", republish=PubSubPublisher(BrokenPublisher(), TOPIC))
+    claimed = q.claim("detect", 10)
+    assert q.release(claimed) == 1
+    assert fake.of("acknowledge") == []
+    assert fake.of("modify_ack_deadline")[-1] == {
+        "subscription": SUBSCRIPTION,
+        "ack_ids": ["a1"],
+        "ack_deadline_seconds": 0,
+    }
+
+
+class BrokenPublisher(FakePublisher):
+    def publish(self, topic: str, data: bytes, ordering_key: str = "", **attrs: str) -> Future[str]:
+        future: Future[str] = Future()
+        future.set_exception(RuntimeError("unavailable"))
+        return future

@@ -8,7 +8,7 @@ import json
 from local.lambda_context import LocalLambdaContext
 from shared.config import Settings
 from shared.services import Services
-from tests.entry_fixtures import count, put_local
+from tests.entry_fixtures import TEST_API_KEY, count, put_local
 from tests.event_files import load_event
 from tests.integration.test_detector_real import photo_jpeg
 
@@ -39,6 +39,7 @@ def test_http_api_routes_streams_and_detections(entry_env: Settings, lambda_cont
         event = load_event("aws_function_url_health.json")
         event["rawPath"], event["requestContext"]["http"]["method"] = path, method
         event["requestContext"]["http"]["path"] = path
+        event["headers"]["x-api-key"] = TEST_API_KEY
         if body is not None:
             event["body"] = json.dumps(body)
             event["headers"]["content-type"] = "application/json"

@@ -99,3 +99,26 @@ def test_fuzzy_matching_ignores_what_catalogues_disagree_on() -> None:
         > 0.95
     )
     assert match_score("A", "Evening Tide", ["Z"], "Morning Glory") < 0.5
+
+
+def test_audio_features_refused_with_403_leave_the_track_enriched_and_say_so(
+    intel_services: Callable[..., Services],  # noqa: F811
+    spotify_server: SpotifyServer,  # noqa: F811
+) -> None:
+    # GIVEN a catalogue that refuses audio features to this app, as Spotify does for new apps
+    spotify_server.audio_features_forbidden = True
+    services = intel_services(**spotify_settings(spotify_server))
+    ids = load(services, sample_rows(2))
+    services.queue.enqueue_many([enrich_job(t, "h") for t in ids])
+    # WHEN the tracks are enriched
+    outcome = run_enrich_batch(services)
+    # THEN they are done, not dead: the match is stored without features, with the reason
+    assert (outcome.claimed, outcome.done) == (2, 2)
+    assert rows_of(services, "SELECT count(*) FROM dead_jobs") == [(0,)]
+    meta = [r[0] for r in rows_of(services, "SELECT data FROM enrichments WHERE kind = 'metadata' ORDER BY track_id")]
+    assert [(m["matched"], m["audio_features"], m["audio_features_unavailable"]) for m in meta] == [
+        (True, None, "forbidden"),
+        (True, None, "forbidden"),
+    ]
+    assert len(spotify_server.requests_to("/v1/audio-features/")) == 2  # asked, refused, not retried
+    assert rows_of(services, "SELECT count(*) FROM jobs WHERE kind = 'analyze'") == [(2,)]

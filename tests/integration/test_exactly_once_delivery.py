@@ -240,29 +240,84 @@ def test_crash_after_the_write_before_the_sqs_delete_then_redelivery_has_one_eff
     assert effects(services) == one_effect(40)
 
 
-def test_crash_after_the_commit_before_the_idempotency_record_completes_has_one_effect(
+def test_crash_right_after_the_commit_leaves_a_done_record_that_the_retry_replays(
     settings: Settings, services: Services, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import functions.ingest.aws as ingest_aws
 
     put_local(settings, BUCKET, KEY, sample_jsonl(40))
     env = entry_environment(settings, CONTENTFN_IDEMPOTENCY_TTL_S="5")
-    # GIVEN a process killed right after the ingest transaction committed (record still in_progress)
+    # GIVEN a process killed right after the ingest transaction committed
     crashed = _run(_CRASH_INSIDE_EFFECT, env)
     assert crashed.returncode == 137, crashed.stderr[-2000:]
     assert count(services, "SELECT count(*) FROM tracks") == 40
+    # THEN "done" committed with the rows (written in the effect's transaction): nothing is left in progress
+    assert count(services, "SELECT count(*) FROM idempotency WHERE status = 'in_progress'") == 0
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    ingest_aws.runtime.close()
+    try:
+        # WHEN redelivered at once THEN it is answered from the record, with no wait for an expiry
+        report = ingest_aws.handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())["reports"][0]
+    finally:
+        ingest_aws.runtime.close()
+    assert report["replayed"] is True and report["inserted"] == 40
+    assert effects(services) == one_effect(40)
+
+
+_CRASH_BEFORE_COMMIT = """
+import os, sys, boto3
+import functions.ingest.core as core
+from functions.ingest.aws import handler
+from local.lambda_context import LocalLambdaContext
+from tests.sqs_event_source import receive_event
+
+class _Crash:
+    def record(self, *a, **k):  # the ledger row is written inside the ingest transaction, before its commit
+        os._exit(137)
+
+core.ledger = _Crash()
+sqs = boto3.session.Session(region_name="eu-west-1").client("sqs", endpoint_url=os.environ["MOTO_URL"])
+event = receive_event(sqs, os.environ["QUEUE_URL"])
+assert event["Records"], "no message"
+handler(event, LocalLambdaContext())
+"""
+
+
+def test_crash_mid_ingest_is_redelivered_by_sqs_and_ingested_once_not_refused_by_a_stale_claim(
+    settings: Settings, services: Services, moto_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import boto3
+
+    import functions.ingest.aws as ingest_aws
+
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "eu-west-1"}
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)
+    sqs = boto3.session.Session(region_name="eu-west-1").client("sqs", endpoint_url=moto_url)
+    # S3 → SQS → Lambda: the queue's visibility outlives the function timeout and the claim (2 s and
+    # 4 s here; Terraform makes it 6 times the timeout)
+    url = sqs.create_queue(QueueName=f"mid-{os.urandom(3).hex()}", Attributes={"VisibilityTimeout": "5"})["QueueUrl"]
+    put_local(settings, BUCKET, KEY, sample_jsonl(40))
+    sqs.send_message(QueueUrl=url, MessageBody=load_event("aws_sqs_s3_notification.json")["Records"][0]["body"])
+    # No idempotency lifetime configured: the claim's lifetime comes from the function timeout alone
+    env = entry_environment(settings, CONTENTFN_FUNCTION_TIMEOUT_S="2") | aws | {"MOTO_URL": moto_url, "QUEUE_URL": url}
+    # GIVEN a function process killed in the middle of its ingest transaction
+    crashed = _run(_CRASH_BEFORE_COMMIT, env)
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    assert count(services, "SELECT count(*) FROM tracks") == 0
     assert count(services, "SELECT count(*) FROM idempotency WHERE status = 'in_progress'") == 1
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     ingest_aws.runtime.close()
     try:
-        # WHEN redelivered while the record has not expired THEN the platform is told to retry
-        with pytest.raises(IdempotencyInProgress):
-            ingest_aws.handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())
-        # AND after the function timeout the retry runs the effect again, which changes nothing
-        _wait_until_expired(services)
-        report = ingest_aws.handler(load_event("aws_s3_object_created.json"), LocalLambdaContext())["reports"][0]
+        # WHEN SQS redelivers the message once its visibility has passed
+        event = receive_event(sqs, url, wait_s=10)
+        assert event["Records"] and event["Records"][0]["attributes"]["ApproximateReceiveCount"] == "2"
+        response = ingest_aws.handler(event, LocalLambdaContext())
+        settle(sqs, url, event, response)
     finally:
         ingest_aws.runtime.close()
-    assert report["inserted"] == 0 and report["unchanged"] == 40 and report["embed_jobs"] == 0
+    # THEN the retry is not refused by the dead delivery's claim: acknowledged, and ingested once
+    assert response == {"batchItemFailures": []}
     assert effects(services) == one_effect(40)

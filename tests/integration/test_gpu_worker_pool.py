@@ -129,6 +129,10 @@ def test_two_pipelines_share_the_queue_and_do_every_image_once(services: Service
     done = done_by_process(metrics)
     assert set(done) == {"0", "1"} and all(v > 0 for v in done.values()), done
     assert sum(done.values()) == N_IMAGES
+    # AND the store's figures beside them, which the cloud's scrapers collect from this service
+    assert 'contentfn_queue_depth{kind="detect"} 0.0' in metrics
+    assert 'contentfn_dead_letters{kind="detect"} 0.0' in metrics
+    assert "contentfn_llm_budget_used_ratio 0.0" in metrics
     service.proc.send_signal(signal.SIGTERM)
     assert service.proc.wait(40) == 0
     assert service.pipelines() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from typing import Any
 
 import pytest
 
@@ -59,14 +60,40 @@ def test_batch_send_receive_and_delete_round_trip_every_job(sqs_client) -> None:
     assert queue.depth() == 0
 
 
-def test_release_makes_a_message_visible_again_at_once(sqs_client) -> None:  # type: ignore[no-untyped-def]
+def test_release_makes_a_message_visible_again_at_once_without_spending_an_attempt(sqs_client: Any) -> None:
     queue, _ = _queue(sqs_client)
     queue.enqueue_many(_jobs(1))
     first = queue.claim("embed", 1)
     assert first and queue.claim("embed", 1) == []  # hidden while leased
     queue.release(first)
     again = queue.claim("embed", 1)
-    assert again and again[0].job.id == first[0].job.id and again[0].job.attempts == 2
+    # THEN the same job comes back at once (re-sent as a new message) with its attempt unspent
+    assert again and again[0].job.payload == first[0].job.payload and again[0].job.attempts == 1
+    assert again[0].job.dedup_key == first[0].job.dedup_key and queue.depth() == 1
+
+
+def test_released_message_keeps_its_attempts_and_never_reaches_the_dlq_by_releases(sqs_client: Any) -> None:
+    queue, _ = _queue(sqs_client, max_receives=2)
+    queue.enqueue_many(_jobs(1))
+    # GIVEN a job released five times (a device-process outage), more than maxReceiveCount
+    for _ in range(5):
+        claimed = _drain(queue, 1)
+        assert claimed and claimed[0].job.attempts == 1
+        assert queue.release(claimed) == 1
+    # THEN it never went to the DLQ and still has all its attempts
+    assert queue.dead_count() == 0
+    claimed = _drain(queue, 1)
+    assert claimed[0].job.attempts == 1
+    # AND a failure after a release still counts: the second failed attempt dead-letters it
+    assert queue.fail(claimed[0], "db down", retryable=True) == "retry"
+    time.sleep(1.1)
+    claimed = _drain(queue, 1)
+    assert claimed[0].job.attempts == 2
+    queue.release(claimed)
+    claimed = _drain(queue, 1)
+    assert claimed[0].job.attempts == 2
+    assert queue.fail(claimed[0], "db down", retryable=True) == "dead"
+    assert queue.dead_count() == 1 and queue.depth() == 0
 
 
 def test_retryable_failure_hides_the_message_then_redrive_dead_letters_it(sqs_client) -> None:  # type: ignore[no-untyped-def]

@@ -130,3 +130,32 @@ def test_lyrics_are_read_from_every_container_block() -> None:
     )
     assert extract_lyrics(page) == "one\ntwo & a half\nthree\nfour"
     assert extract_lyrics("<html><div>nothing</div></html>") is None
+
+
+def test_every_scraped_track_is_linked_to_its_pages_and_a_duplicate_to_the_stored_track(
+    intel_services: Callable[..., Services],  # noqa: F811
+    source_server: SourceServer,  # noqa: F811
+) -> None:
+    # GIVEN a lyrics source and a feed carrying some of the same songs
+    feed = {"name": "feed", "kind": "json_feed", "url": source_server.url + "/feed", "max_pages": 50}
+    lyrics = genius(source_server)
+    services = intel_services(scrape_sources=[lyrics, feed])
+    # WHEN both are scraped
+    handle_tick(tick(), services)
+    # THEN each lyrics-source track is linked to its own song page
+    song_pages = count(
+        services,
+        "SELECT count(*) FROM track_pages p JOIN tracks t ON t.id = p.track_id"
+        " WHERE p.source = 'genius' AND p.url = t.metadata->>'url'",
+    )
+    assert song_pages == songs_of(source_server, lyrics)
+    # AND every track is linked to a feed page, the songs both carry included (the feed's copy was
+    # dropped as a duplicate, yet the stored track still names the feed page it also came from)
+    assert count(services, "SELECT count(DISTINCT track_id) FROM track_pages WHERE source = 'feed'") == len(
+        source_server.songs
+    )
+    assert count(services, "SELECT count(*) FROM track_pages WHERE source = 'feed' AND url NOT LIKE '%/feed%'") == 0
+    # AND a second scrape links nothing twice
+    before = count(services, "SELECT count(*) FROM track_pages")
+    handle_tick(tick(60), services)
+    assert count(services, "SELECT count(*) FROM track_pages") == before

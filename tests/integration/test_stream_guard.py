@@ -296,7 +296,7 @@ def test_stream_count_quotas_hold_overall_and_per_owner(guarded: Callable[..., S
     svc = guarded(stream_max_active=3, stream_max_per_owner=2)
     api = Api(svc)
     url = f"{source.url}/live.ts"
-    # GIVEN the shared key's two streams
+    # GIVEN an API without keys (every stream owned by the anonymous caller) and that caller's two streams
     first, _second = register(svc, url), register(svc, url)
     # WHEN it registers a third THEN its own quota refuses it
     refused = answer(api, "POST", "/streams", {"url": url, "fps": 1})
@@ -304,7 +304,7 @@ def test_stream_count_quotas_hold_overall_and_per_owner(guarded: Callable[..., S
     assert status == 429 and body["code"] == "stream_quota_exceeded" and "per key" in body["detail"]
     # AND it says when to try again: a fixed short interval, since a place frees at no foreseeable time
     assert refused.headers["retry-after"] == "60"
-    # GIVEN another owner's stream filling the overall quota, and the shared key freeing a place
+    # GIVEN another owner's stream filling the overall quota, and the caller freeing a place
     with svc.db.connection() as conn:
         conn.execute("INSERT INTO streams (url, fps, owner) VALUES (%s, 1, 'other-key')", (url,))
         conn.commit()

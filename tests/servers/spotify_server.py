@@ -1,7 +1,9 @@
 """A Spotify-compatible Web API: ``POST /api/token`` (client credentials, Basic auth),
 ``GET /v1/search?type=track`` and ``GET /v1/audio-features/{id}``, over a given catalogue.
 
-Tokens expire after ``expires_in`` seconds; an unknown or expired token gets 401.
+Tokens expire after ``expires_in`` seconds; an unknown or expired token gets 401. With
+``audio_features_forbidden`` set, audio features answer 403, as Spotify does for apps registered
+after it closed that endpoint to new apps.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class SpotifyServer(LocalServer):
         self.expires_in = 3600
         self.tokens: dict[str, float] = {}
         self._ids = itertools.count(1)
+        self.audio_features_forbidden = False
 
     def handle(self, seen: Seen, handler: BaseHTTPRequestHandler) -> Handled | None:
         if seen.path == "/api/token" and seen.method == "POST":
@@ -58,6 +61,8 @@ class SpotifyServer(LocalServer):
             return Handled.json({"tracks": {"items": items[:10], "total": len(items)}})
         m = _FEATURES.match(seen.path)
         if m:
+            if self.audio_features_forbidden:
+                return Handled.json({"error": {"status": 403, "message": "Forbidden"}}, 403)
             found = next((c for c in self.catalogue if c["id"] == m.group(1)), None)
             if found is None:
                 return Handled.json({"error": {"status": 404}}, 404)

@@ -58,16 +58,23 @@ def test_every_function_folder_has_a_lambda_with_its_event_source(resources: lis
     mappings = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_event_source_mapping")}
     schedules = {function_key(r["address"]): r for r in by_type(resources, "aws_scheduler_schedule")}
     routes = [r for r in by_type(resources, "aws_apigatewayv2_route")]
-    notifications = [
-        cfg["id"]
-        for r in by_type(resources, "aws_s3_bucket_notification")
-        for cfg in r["values"].get("lambda_function", [])
+    # S3 → SQS → Lambda: the bucket notifies the object function's queue; nothing invokes it directly
+    queue_notifications = [
+        cfg for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"].get("queue", [])
     ]
-    bucket_permissions = {
-        function_key(r["address"])
-        for r in by_type(resources, "aws_lambda_permission")
-        if r["values"]["principal"] == "s3.amazonaws.com"
-    }
+    notifications = [cfg["id"] for cfg in queue_notifications]
+    # AND the queue hears removals as well as uploads: a deleted object takes away what it alone fed
+    assert queue_notifications
+    for cfg in queue_notifications:
+        assert set(cfg["events"]) == {"s3:ObjectCreated:*", "s3:ObjectRemoved:*"}, cfg["id"]
+    assert not [
+        cfg
+        for r in by_type(resources, "aws_s3_bucket_notification")
+        for cfg in r["values"].get("lambda_function") or []
+    ]
+    assert not [
+        r for r in by_type(resources, "aws_lambda_permission") if r["values"]["principal"] == "s3.amazonaws.com"
+    ]
 
     for name in sorted(tftools.function_names()):
         # GIVEN a folder under functions/ WHEN the env is planned THEN it has a Lambda with its trigger
@@ -75,13 +82,19 @@ def test_every_function_folder_has_a_lambda_with_its_event_source(resources: lis
         fn = lambdas[name]["values"]
         assert fn["package_type"] == "Image"
         assert fn["image_config"][0]["command"] == [f"functions.{name}.aws.handler"]
+        object_events = f"{name}-object-events" in notifications
         sources = {
-            "queue": name in mappings,
+            "queue": name in mappings and not object_events,
             "schedule": name in schedules,
-            "object": f"{name}-object-created" in notifications and name in bucket_permissions,
+            "object": object_events and name in mappings,
             "http": any(function_key(r["address"]) == name for r in routes),
         }
         assert sum(sources.values()) == 1, f"{name}: expected exactly one event source, got {sources}"
+
+    for name, fn in lambdas.items():
+        # AND each knows its own timeout, which its idempotency claims last just past
+        env = fn["values"]["environment"][0]["variables"]
+        assert env["CONTENTFN_FUNCTION_TIMEOUT_S"] == str(fn["values"]["timeout"]), name
 
     for mapping in mappings.values():
         assert mapping["values"]["function_response_types"] == ["ReportBatchItemFailures"]
@@ -425,3 +438,23 @@ def test_a_tfvars_value_the_platform_cannot_honour_is_refused_at_plan_naming_it(
     # THEN the plan stops at the variable, saying what is wrong
     assert plan.returncode != 0
     assert message in " ".join(plan.stderr.split())
+
+
+def test_the_trace_exporter_endpoint_and_sampling_reach_every_function_and_the_worker(aws_plan: PlanFn) -> None:
+    # GIVEN dev's tfvars WHEN they name an OTLP endpoint (a collector forwarding to X-Ray) at 25% sampling
+    tracing = (
+        'log_level          = "DEBUG"\ntracing = { otlp_endpoint = "http://otel.internal:4318", sample_ratio = 0.25 }\n'
+    )
+    plan = aws_plan("dev", tfvars_edits=(('log_level          = "DEBUG"\n', tracing),))
+    # THEN the GPU worker and every function export there at that ratio
+    worker_env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
+    assert worker_env["CONTENTFN_OTEL_EXPORTER_ENDPOINT"] == "http://otel.internal:4318"
+    assert worker_env["CONTENTFN_OTEL_SAMPLE_RATIO"] == "0.25"
+    lambdas = by_type(tftools.plan_resources(plan), "aws_lambda_function")
+    assert lambdas
+    for fn in lambdas:
+        env = fn["values"]["environment"][0]["variables"]
+        assert (env["CONTENTFN_OTEL_EXPORTER_ENDPOINT"], env["CONTENTFN_OTEL_SAMPLE_RATIO"]) == (
+            "http://otel.internal:4318",
+            "0.25",
+        ), fn["address"]

@@ -57,6 +57,13 @@ def test_every_function_has_a_gcp_function_with_its_trigger(env_name: str) -> No
             content = trigger_block["content"][0]
             assert content["event_type"] == "google.cloud.storage.object.v1.finalized"
             assert content["event_filters"][0]["attribute"] == "bucket"
+            # and deletions through a second Eventarc trigger to the same service
+            ((_, deleted),) = resources("function", "google_eventarc_trigger")
+            assert "local.is_object" in deleted["count"]
+            criteria = {c["attribute"]: c["value"] for c in deleted["matching_criteria"]}
+            assert criteria == {"type": "google.cloud.storage.object.v1.deleted", "bucket": "${var.bucket_name}"}
+            service = deleted["destination"][0]["cloud_run_service"][0]["service"]
+            assert service == "${google_cloudfunctions2_function.this.name}"
         elif trigger == "queue":
             # a Pub/Sub push subscription to the function's URL
             queue = platform["queue"]
@@ -113,8 +120,14 @@ def test_no_public_members_and_no_public_ingress() -> None:
     roles = re.findall(r'role\s*=\s*"([^"]+)"', all_gcp_text())
     assert not {"roles/owner", "roles/editor", "roles/viewer"} & set(roles)
     project_roles = [body["role"] for _, body in resources("platform", "google_project_iam_member")]
-    # project-wide: Eventarc's documented pair, and read-only metrics (Pub/Sub backlogs)
-    assert set(project_roles) <= {"roles/pubsub.publisher", "roles/eventarc.eventReceiver", "roles/monitoring.viewer"}
+    # project-wide: Eventarc's documented pair, read-only metrics (Pub/Sub backlogs) and writing the
+    # functions' own metrics (Cloud Monitoring grants metric writes per project only)
+    assert set(project_roles) <= {
+        "roles/pubsub.publisher",
+        "roles/eventarc.eventReceiver",
+        "roles/monitoring.viewer",
+        "roles/monitoring.metricWriter",
+    }
 
 
 def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
@@ -217,7 +230,9 @@ def test_backlog_subscriptions_match_the_queues_and_their_readers_may_read_metri
     # every function given a backlog to read, and the GPU service, may read Cloud Monitoring
     (reader,) = [body for name, body in resources("platform", "google_project_iam_member") if name == "backlog_reader"]
     assert reader["role"] == "roles/monitoring.viewer" and "length(kinds) > 0" in reader["for_each"]
-    (gpu_reader,) = [body for name, body in resources("gpu_service", "google_project_iam_member")]
+    (gpu_reader,) = [
+        body for name, body in resources("gpu_service", "google_project_iam_member") if name == "metrics_reader"
+    ]
     assert gpu_reader["role"] == "roles/monitoring.viewer"
 
 
@@ -277,3 +292,21 @@ def test_the_gpu_worker_relays_deferred_jobs_that_fell_due_to_its_topic() -> Non
     ((_, member),) = resources("gpu_service", "google_pubsub_topic_iam_member")
     assert member["topic"] == "${var.topic_id}" and member["role"] == "roles/pubsub.publisher"
     assert module_calls("platform")["gpu_service"]["topic_id"] == "${module.detect_queue.pubsub_topic_id}"
+
+
+def test_the_trace_exporter_endpoint_and_sampling_reach_every_process() -> None:
+    # Every env declares the tracing variable and hands it to the platform module ...
+    for env_name in tftools.ENVS:
+        assert 'variable "tracing"' in (GCP_ENVS / env_name / "variables.tf").read_text()
+    env_main = tftools.load_hcl(GCP_ENVS / "root" / "main.tf")
+    platform_call = next(body for block in env_main["module"] for name, body in block.items() if name == "contentfn")
+    assert platform_call["tracing"] == "${var.tracing}"
+    # ... whose common environment (every function and the GPU worker get it) carries both settings
+    common = module("platform")["locals"][0]["common_environment"]
+    assert common["CONTENTFN_OTEL_EXPORTER_ENDPOINT"] == "${var.tracing.otlp_endpoint}"
+    assert common["CONTENTFN_OTEL_SAMPLE_RATIO"] == "${tostring(var.tracing.sample_ratio)}"
+    assert module_calls("platform")["gpu_service"]["environment"] == (
+        "${merge(local.common_environment, var.gpu.environment)}"
+    )
+    tracing = next(v["tracing"] for v in module("platform")["variable"] if "tracing" in v)
+    assert len(tracing["validation"]) == 2  # the ratio in [0, 1]; the endpoint empty or http(s)

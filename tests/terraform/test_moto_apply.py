@@ -58,14 +58,14 @@ def test_dev_env_applies_to_moto_and_destroys(
         rule = s3.get_bucket_encryption(Bucket=uploads)["ServerSideEncryptionConfiguration"]["Rules"][0]
         assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
         notification = s3.get_bucket_notification_configuration(Bucket=uploads)
-        assert [c["LambdaFunctionArn"].split(":")[-1] for c in notification["LambdaFunctionConfigurations"]] == [
-            f"{PREFIX}-ingest"
-        ]
+        # S3 → SQS → Lambda: the bucket notifies ingest's queue, never the function itself
+        assert [c["QueueArn"].split(":")[-1] for c in notification["QueueConfigurations"]] == [f"{PREFIX}-ingest"]
+        assert not notification.get("LambdaFunctionConfigurations")
 
         # AND every job queue redrives to its dead letter queue after the configured attempts
         urls = sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]
         names = {u.rsplit("/", 1)[1]: u for u in urls}
-        for queue in ("embed", "enrich", "analyze", "detect"):
+        for queue in ("ingest", "embed", "enrich", "analyze", "detect"):
             attributes = sqs.get_queue_attributes(QueueUrl=names[f"{PREFIX}-{queue}"], AttributeNames=["All"])[
                 "Attributes"
             ]
@@ -78,13 +78,16 @@ def test_dev_env_applies_to_moto_and_destroys(
 
         # AND queue-triggered functions report partial batch failures
         mappings = lam.list_event_source_mappings()["EventSourceMappings"]
-        assert {m["FunctionArn"].rsplit(":", 1)[1] for m in mappings} >= {f"{PREFIX}-embed"}
+        assert {m["FunctionArn"].rsplit(":", 1)[1] for m in mappings} >= {f"{PREFIX}-embed", f"{PREFIX}-ingest"}
         assert all(m["FunctionResponseTypes"] == ["ReportBatchItemFailures"] for m in mappings)
 
         # AND the scrape schedule targets its function with a dead letter queue
         schedule = scheduler.get_schedule(Name=f"{PREFIX}-scrape")
         assert schedule["Target"]["Arn"].endswith(f":{PREFIX}-scrape")
         assert schedule["Target"]["DeadLetterConfig"]["Arn"].endswith(f":{PREFIX}-scrape-dlq")
+        # AND the dead-letter import runs on its own schedule
+        schedule = scheduler.get_schedule(Name=f"{PREFIX}-deadletters")
+        assert schedule["Target"]["Arn"].endswith(f":{PREFIX}-deadletters")
     finally:
         # AND destroy removes what apply created
         tftools.run(destroy, workdir, tf_env, timeout=300)

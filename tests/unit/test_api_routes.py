@@ -122,7 +122,7 @@ def test_every_list_route_pages_with_limit_and_one_cursor(routes: tuple[Route, .
     doc = build_openapi(routes, auth=True)
     schemas = doc["components"]["schemas"]
     lists = {r.pattern: (r, r.response) for r in routes if r.response and "next_cursor" in r.response.model_fields}
-    assert set(lists) == {"/tracks", "/images", "/streams", "/streams/{id}/detections", "/dead-jobs"}
+    assert set(lists) == {"/tracks", "/images", "/streams", "/streams/{id}/detections", "/dead-jobs", "/objects"}
     for route, model in lists.values():
         names = {p.name for p in route.params}
         assert {"cursor", "limit"} <= names and not names & {"before", "after"}, route.pattern
@@ -238,3 +238,10 @@ def test_the_api_imports_at_module_level_and_looks_nothing_up_by_name() -> None:
         for module, _names, nested in _imports(path):
             assert module != "importlib" and not module.startswith("importlib."), path.name
             assert not (nested and module.startswith("functions.")), (path.name, module)
+
+
+def test_the_export_operation_answers_ndjson_and_declares_the_lambda_cap(routes: tuple[Route, ...]) -> None:
+    doc = build_openapi(routes, auth=True)
+    responses = doc["paths"]["/export"]["get"]["responses"]
+    assert list(responses["200"]["content"]) == ["application/x-ndjson"]
+    assert "413" in responses and list(responses["413"]["content"]) == ["application/problem+json"]

@@ -24,6 +24,11 @@ def test_pool_min_above_max_is_refused_naming_both_variables() -> None:
         load_settings(db_pool_min=9, db_pool_max=2)
 
 
+def test_record_cap_below_the_field_cap_is_refused_naming_both_variables() -> None:
+    with pytest.raises(ConfigError, match="CONTENTFN_MAX_RECORD_BYTES is below CONTENTFN_MAX_FIELD_BYTES"):
+        load_settings(max_record_bytes=4096, max_field_bytes=8192)
+
+
 def test_empty_api_key_means_auth_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONTENTFN_API_KEY", "")
     assert load_settings().api_key is None

@@ -15,7 +15,12 @@ DOCKERFILE = (REPO / "infra" / "Dockerfile.functions").read_text()
 FUNCTIONS = sorted(p.parent.name for p in (REPO / "functions").glob("*/aws.py"))
 # Google Cloud's adapters: reachable (the store and the queues are chosen at run time) but never
 # chosen on AWS, so the Lambda image leaves the gcp extra out.
-GCP_ADAPTERS = {"shared/blob/gcs.py", "shared/queue/pubsub.py", "shared/queue/backlog_gcp.py"}
+GCP_ADAPTERS = {
+    "shared/blob/gcs.py",
+    "shared/queue/pubsub.py",
+    "shared/queue/backlog_gcp.py",
+    "shared/platform/metrics_gcp.py",
+}
 
 
 def test_every_function_folder_has_an_aws_entry_point() -> None:

@@ -513,3 +513,66 @@ def test_csv_cell_of_a_hundred_thousand_brackets_is_plain_text() -> None:
     # THEN the row is kept with the cell as a string
     assert isinstance(row, ParsedRow)
     assert row.track.metadata == {"notes": "[" * 100_000}
+
+
+# --- record size ----------------------------------------------------------------------------------
+
+
+def _parse_json_measuring_peak(data: bytes, record_cap: int) -> tuple[list[ParsedRow | BadRow], str, int]:
+    """Parse a ``.json`` document with tracemalloc on; the rows yielded, the refusal and the peak bytes."""
+    import tracemalloc
+
+    stream = io.BytesIO(data)  # made before tracing: the document itself is not the parser's memory
+    rows: list[ParsedRow | BadRow] = []
+    refusal = ""
+    tracemalloc.start()
+    try:
+        try:
+            rows.extend(iter_rows(stream, "json", max_field_bytes=1 << 20, max_record_bytes=record_cap))
+        except FileRejected as exc:
+            refusal = str(exc)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return rows, refusal, peak
+
+
+@pytest.mark.parametrize("shape", ["many values", "one string"])
+def test_json_record_far_over_the_record_cap_refuses_the_file_with_memory_bounded_by_the_cap(shape: str) -> None:
+    # GIVEN a .json array whose second of three records holds 40 MiB (each field under the field cap,
+    # or one huge string), with a record cap of 1 MiB
+    big = 40 << 20
+    if shape == "many values":
+        payload = json.dumps(track(tags=["x" * 1000] * (big // 1004))).encode()
+    else:
+        payload = json.dumps(track(lyrics="y" * big)).encode()
+    data = b"[" + json.dumps(track()).encode() + b"," + payload + b"," + json.dumps(track()).encode() + b"]"
+    # WHEN parsed with the memory it allocates traced
+    rows, refusal, peak = _parse_json_measuring_peak(data, 1 << 20)
+    # THEN the first record stands, the file is refused from the big one, naming it and the cap,
+    # and the parse never held more than a few times the cap (the whole record would be 40 MiB+)
+    assert [r.line for r in good(rows)] == [1]
+    assert refusal == "JSON record 2 is larger than 1048576 bytes; the file is refused from there"
+    assert peak < 8 << 20, peak
+
+
+def test_json_records_under_the_record_cap_are_all_kept_however_many_pieces_they_span() -> None:
+    # GIVEN records just under a 256 KiB cap, larger than one read of the parser (64 KiB), in an
+    # object's tracks array
+    records = [track(lyrics=f"{i} " + "z" * (250 << 10)) for i in range(5)]
+    data = json.dumps({"source": "s", "tracks": records}).encode()
+    # WHEN parsed with that cap
+    rows = list(iter_rows(io.BytesIO(data), "json", max_field_bytes=1 << 20, max_record_bytes=256 << 10))
+    # THEN every record is kept whole
+    assert [r.line for r in good(rows)] == [1, 2, 3, 4, 5]
+    assert [r.track.lyrics[:2] for r in good(rows)] == ["0 ", "1 ", "2 ", "3 ", "4 "]
+
+
+def test_jsonl_line_over_the_record_cap_is_a_bad_row_between_good_ones() -> None:
+    # GIVEN a .jsonl file whose middle line is over a 64 KiB record cap but each field under the field cap
+    data = jsonl(track(), track(tags=["t" * 1000] * 100), track())
+    # WHEN parsed with that record cap
+    rows = list(iter_rows(io.BytesIO(data), "jsonl", max_field_bytes=1 << 20, max_record_bytes=64 << 10))
+    # THEN the record cap, not 16 times the field cap, makes it a bad row, and the others are kept
+    assert [r.line for r in good(rows)] == [1, 3]
+    assert [(r.line, r.reason) for r in bad(rows)] == [(2, "line is longer than 65536 bytes")]

@@ -21,6 +21,7 @@ from typing import BinaryIO, Final, Literal
 from functions.ingest.parsing.csv import iter_csv
 from functions.ingest.parsing.json import iter_json
 from functions.ingest.parsing.jsonl import iter_jsonl
+from functions.ingest.parsing.lines import RECORD_CAP_FACTOR
 from functions.ingest.parsing.rows import MAX_NESTING_DEPTH, BadRow, ParsedRow
 from shared.errors import UnsupportedObject
 
@@ -61,22 +62,31 @@ def detect_format(key: str) -> FileFormat:
     return fmt
 
 
-def iter_rows(stream: BinaryIO, fmt: FileFormat, *, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
+def iter_rows(
+    stream: BinaryIO, fmt: FileFormat, *, max_field_bytes: int, max_record_bytes: int | None = None
+) -> Iterator[ParsedRow | BadRow]:
     """Yield one ParsedRow or BadRow per record of ``stream``, in file order.
 
     ``line`` is the 1-based line where the record starts for ``jsonl`` and ``csv``; for ``json`` it
     is the 1-based index of the record in the array (a streaming JSON parser reports no positions).
     Any field (after decoding) longer than ``max_field_bytes`` UTF-8 bytes makes its record bad.
+    A record over ``max_record_bytes`` (default: ``RECORD_CAP_FACTOR`` times the field cap) is
+    stopped while it is read, never built whole: a ``jsonl`` line is a bad row and parsing goes on;
+    a CSV line or a ``json`` record refuses the file from there, as neither parser can find the
+    next record again.
 
     Raises FileRejected for whole-file problems, possibly after rows were yielded: a caller that
     writes as it goes decides whether to keep those rows.
     """
     if max_field_bytes < 1:
         raise ValueError("max_field_bytes must be positive")
+    record_cap = max_record_bytes or max_field_bytes * RECORD_CAP_FACTOR
+    if record_cap < 1:
+        raise ValueError("max_record_bytes must be positive")
     if fmt == "jsonl":
-        return iter_jsonl(stream, max_field_bytes)
+        return iter_jsonl(stream, max_field_bytes, record_cap)
     if fmt == "csv":
-        return iter_csv(stream, max_field_bytes)
+        return iter_csv(stream, max_field_bytes, record_cap)
     if fmt == "json":
-        return iter_json(stream, max_field_bytes)
+        return iter_json(stream, max_field_bytes, record_cap)
     raise ValueError(f"unknown format {fmt!r}")

@@ -64,8 +64,10 @@ def _csv_columns(header: list[str]) -> list[str]:
     return columns
 
 
-def iter_csv(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
-    hard_cap = max_field_bytes * RECORD_CAP_FACTOR
+def iter_csv(
+    stream: BinaryIO, max_field_bytes: int, max_record_bytes: int | None = None
+) -> Iterator[ParsedRow | BadRow]:
+    hard_cap = max_record_bytes or max_field_bytes * RECORD_CAP_FACTOR
     _raise_field_size_limit(hard_cap)
     lines = Lines(stream, hard_cap, refuse_long=True, what="CSV line")
     reader = csv.reader(_text_lines(lines), dialect=_StrictExcel)

@@ -1,8 +1,11 @@
 """A JSON document (``.json``): an array of records, or an object whose ``tracks`` member is one.
 
-Streamed with ijson, so memory stays bounded by the record. A stream parser reports no positions
-and cannot resume after an error, so records are numbered by index and a broken document is
-refused from the point where it breaks.
+Streamed with ijson, so memory stays bounded by the record, and the record by the record cap: a
+record still open after that many bytes have been handed to the parser stops the parse. A stream
+parser reports no positions and cannot resume after an error (nor skip the rest of one record: yajl
+buffers a whole string token before it reports it), so records are numbered by index, and a broken
+document, a record nested too deep or a record over the cap is refused from that point; the records
+before it stand.
 """
 
 from __future__ import annotations
@@ -27,8 +30,15 @@ class _Utf8Reader:
     here costs one C decode pass and names the byte offset and line.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, record_cap: int) -> None:
         self._stream = stream
+        self.record_cap = record_cap
+        # Bytes handed to the parser so far, and that count when the parser last stood between
+        # records (set by _Limits). A piece is at most an eighth of the cap, so a record is stopped
+        # within an eighth of the cap past it; 1 MiB pieces under the default cap, as before.
+        self.handed = 0
+        self.boundary = 0
+        self._piece = max(64 * 1024, min(CHUNK_BYTES, record_cap // 8))
         self._decoder = codecs.getincrementaldecoder("utf-8")("strict")
         self._offset = 0  # bytes of the file consumed so far, BOM included
         self._newlines = 0
@@ -81,23 +91,33 @@ class _Utf8Reader:
         """
         if size == 0:  # ijson probes with read(0) to tell bytes from text
             return b""
+        # The parser asks for more only once it has passed on every event of the last piece: if no
+        # record boundary came since ``boundary``, one record spans all the bytes handed since.
+        if self.handed - self.boundary > self.record_cap:
+            raise _RecordTooLarge
         head, start = self._head, self._head_pos
         if start == len(head):
             head, start = self._next_chunk(), 0
             self._head = head
-        end = len(head)
+        end = min(len(head), start + self._piece)
         limit = _MAX_OPENS_PER_READ
         while end - start > limit and head.count(b"[", start, end) + head.count(b"{", start, end) > limit:
             end = start + (end - start) // 2
         if start == 0 and end == len(head):
             self._head, self._head_pos = b"", 0
+            self.handed += end
             return head
         self._head_pos = end
+        self.handed += end - start
         return head[start:end]
 
 
 class _NestedTooDeep(Exception):
     """Raised inside the event stream of a JSON document when a record nests too deep."""
+
+
+class _RecordTooLarge(Exception):
+    """Raised by the reader when one record has been handed more bytes than the record cap."""
 
 
 # A read of the document handed to ijson holds at most this many "[" or "{" (see _Utf8Reader.read): the
@@ -108,13 +128,17 @@ _MAX_OPENS_PER_READ: Final = 4096
 _DEPTH_CHANGE: Final = {"start_map": 1, "start_array": 1, "end_map": -1, "end_array": -1}
 
 
-def _depth_limited(events: Iterable[tuple[str, str, Any]], limit: int) -> Iterator[tuple[str, str, Any]]:
-    """Pass parse events through, raising _NestedTooDeep once containers open more than ``limit`` deep.
+def _limited(events: Iterable[tuple[str, str, Any]], reader: _Utf8Reader, level: int) -> Iterator[tuple[str, str, Any]]:
+    """Pass parse events through, raising _NestedTooDeep once containers open more than
+    MAX_NESTING_DEPTH below ``level`` (where the records sit), and telling the reader each time
+    the parser stands between records, which is what its record-size check counts from.
 
-    The check must sit in the event stream: ijson's memory per open level grows with the depth, so
-    a document of nothing but "[" exhausts memory long before any record is built.
+    The checks must sit in the event stream: ijson's memory per open level grows with the depth, so
+    a document of nothing but "[" exhausts memory long before any record is built; and a record is
+    built whole by the items builder before any field cap could look at it.
     """
     depth = 0
+    limit = level + MAX_NESTING_DEPTH
     change = _DEPTH_CHANGE.get
     for event in events:
         step = change(event[1])
@@ -122,6 +146,8 @@ def _depth_limited(events: Iterable[tuple[str, str, Any]], limit: int) -> Iterat
             depth += step
             if depth > limit:
                 raise _NestedTooDeep
+        if depth <= level:
+            reader.boundary = reader.handed
         yield event
 
 
@@ -145,18 +171,18 @@ class _Shape:
             yield event
 
 
-def iter_json(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
-    reader = _Utf8Reader(stream)
+def iter_json(stream: BinaryIO, max_field_bytes: int, max_record_bytes: int) -> Iterator[ParsedRow | BadRow]:
+    reader = _Utf8Reader(stream, max_record_bytes)
     first = reader.peek_first_byte()
     shape: _Shape | None = None
     if first == b"[":
         # Records sit one level down, in the top-level array.
-        events = _depth_limited(ijson.parse(reader, use_float=True), MAX_NESTING_DEPTH + 1)
+        events = _limited(ijson.parse(reader, use_float=True), reader, 1)
         records = ijson.items(events, "item")
     elif first == b"{":
         shape = _Shape()
         # Records sit two levels down, in the object's "tracks" array.
-        events = shape.watch(_depth_limited(ijson.parse(reader, use_float=True), MAX_NESTING_DEPTH + 2))
+        events = shape.watch(_limited(ijson.parse(reader, use_float=True), reader, 2))
         records = ijson.items(events, "tracks.item")
     elif not first:
         raise FileRejected("JSON file is empty; expected an array of track objects or an object with a 'tracks' array")
@@ -179,6 +205,10 @@ def iter_json(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | Ba
         # A stream parser cannot skip the rest of one record and resume at the next.
         raise FileRejected(
             f"JSON record {index + 1} nests deeper than {MAX_NESTING_DEPTH} levels; the file is refused from there"
+        ) from None
+    except _RecordTooLarge:
+        raise FileRejected(
+            f"JSON record {index + 1} is larger than {max_record_bytes} bytes; the file is refused from there"
         ) from None
     if shape is not None and not shape.found:
         raise FileRejected("JSON object has no 'tracks' array")

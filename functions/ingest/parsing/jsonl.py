@@ -46,8 +46,10 @@ def _nesting_depth(value: Any) -> int:
     return deepest
 
 
-def iter_jsonl(stream: BinaryIO, max_field_bytes: int) -> Iterator[ParsedRow | BadRow]:
-    record_cap = max_field_bytes * RECORD_CAP_FACTOR
+def iter_jsonl(
+    stream: BinaryIO, max_field_bytes: int, max_record_bytes: int | None = None
+) -> Iterator[ParsedRow | BadRow]:
+    record_cap = max_record_bytes or max_field_bytes * RECORD_CAP_FACTOR
     lines = Lines(stream, record_cap, refuse_long=False, what="line")
     loads = _JSON_DECODER.decode
     for text in lines:

@@ -47,6 +47,12 @@ functions = {
     reserved_concurrency = 10
     secrets              = ["database-url", "redis-url"]
   }
+  deadletters = {
+    trigger              = "schedule"
+    schedule             = "rate(15 minutes)"
+    timeout_s            = 120
+    imports_dead_letters = true
+  }
   api = {
     trigger              = "http"
     timeout_s            = 29

@@ -28,7 +28,9 @@ module "contentfn" {
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience
 
-  log_level          = var.log_level
+  log_level = var.log_level
+  tracing   = var.tracing
+
   hnsw_ef_search     = var.hnsw_ef_search
   queue_max_attempts = var.queue_max_attempts
   vpc_cidr_block     = var.vpc_cidr_block
@@ -42,6 +44,9 @@ module "contentfn" {
   create_http_api    = var.create_http_api
 
   create_redrive_allow_policies = var.create_redrive_allow_policies
+
+  alarm_topic_arn  = var.alarm_topic_arn
+  alarm_thresholds = var.alarm_thresholds
 
   tags = var.tags
 }

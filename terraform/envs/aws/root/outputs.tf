@@ -57,3 +57,13 @@ output "ecs_task_environment" {
   description = "Plain environment of the GPU worker, GPU caps included."
   value       = module.contentfn.ecs_task_environment
 }
+
+output "sns_topic_alarms_arn" {
+  description = "SNS topic the alarms notify."
+  value       = module.contentfn.sns_topic_alarms_arn
+}
+
+output "gpu_metrics_collection" {
+  description = "How the GPU service's /metrics reaches CloudWatch (null without the GPU service)."
+  value       = module.contentfn.gpu_metrics_collection
+}

@@ -28,7 +28,7 @@ variable "region" {
 variable "functions" {
   description = <<-EOT
     The function set: one entry per folder under functions/. Adding a function is one entry.
-    trigger: object (S3 ObjectCreated on the uploads bucket), queue (SQS job batches), schedule
+    trigger: object (S3 ObjectCreated and ObjectRemoved on the uploads bucket), queue (SQS job batches), schedule
     (EventBridge Scheduler; `schedule` is a rate() or cron() expression) or http (the HTTP API).
     publishes_to: queue-triggered functions (or "detect", the GPU queue) the function sends jobs to.
     secrets: keys of `secrets` the function may read.
@@ -46,6 +46,7 @@ variable "functions" {
     bucket_access        = optional(string, "none")
     secrets              = optional(list(string), ["database-url"])
     environment          = optional(map(string), {})
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {
@@ -264,4 +265,39 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "alarm_topic_arn" {
+  description = "SNS topic every alarm notifies; null creates an encrypted <project>-<environment>-alarms topic to subscribe to."
+  type        = string
+  default     = null
+}
+
+variable "alarm_thresholds" {
+  description = "Alarm thresholds: oldest_message_age_s (900), llm_budget_ratio (0.8), gpu_queue_lag_s (60; CONTENTFN_GPU_TARGET_LATENCY_S)."
+  type = object({
+    oldest_message_age_s = optional(number, 900)
+    llm_budget_ratio     = optional(number, 0.8)
+    gpu_queue_lag_s      = optional(number, 60)
+  })
+  default = {}
+}
+
+variable "tracing" {
+  description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
+  type = object({
+    otlp_endpoint = optional(string, "")
+    sample_ratio  = optional(number, 0.1)
+  })
+  default = {}
+
+  validation {
+    condition     = var.tracing.sample_ratio >= 0 && var.tracing.sample_ratio <= 1
+    error_message = "tracing.sample_ratio must be between 0 and 1."
+  }
+
+  validation {
+    condition     = var.tracing.otlp_endpoint == "" || can(regex("^https?://", var.tracing.otlp_endpoint))
+    error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
+  }
 }

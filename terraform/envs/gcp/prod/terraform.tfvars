@@ -42,6 +42,12 @@ functions = {
     max_instances = 10
     secrets       = ["database-url", "redis-url"]
   }
+  deadletters = {
+    trigger              = "schedule"
+    schedule             = "*/15 * * * *"
+    timeout_s            = 120
+    imports_dead_letters = true
+  }
   api = {
     trigger       = "http"
     timeout_s     = 30

@@ -25,13 +25,19 @@ module "contentfn" {
   api_invokers = var.api_invokers
   api_ingress  = var.api_ingress
 
-  log_level          = var.log_level
+  log_level = var.log_level
+  tracing   = var.tracing
+
   hnsw_ef_search     = var.hnsw_ef_search
   queue_max_attempts = var.queue_max_attempts
   subnet_cidr        = var.subnet_cidr
   connector_cidr     = var.connector_cidr
   force_destroy      = var.force_destroy
   create_gpu_service = var.create_gpu_service
+
+  notification_channels = var.notification_channels
+  alarm_thresholds      = var.alarm_thresholds
+  metrics_otlp_endpoint = var.metrics_otlp_endpoint
 
   labels = var.labels
 }

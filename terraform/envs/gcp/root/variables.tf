@@ -39,16 +39,17 @@ variable "functions" {
     secrets: keys of the Secret Manager secrets the function may read.
   EOT
   type = map(object({
-    trigger       = string
-    timeout_s     = optional(number, 60)
-    memory_mb     = optional(number, 512)
-    max_instances = optional(number, 10)
-    concurrency   = optional(number, 1)
-    schedule      = optional(string)
-    publishes_to  = optional(list(string), [])
-    bucket_access = optional(string, "none")
-    secrets       = optional(list(string), ["database-url"])
-    environment   = optional(map(string), {})
+    trigger              = string
+    timeout_s            = optional(number, 60)
+    memory_mb            = optional(number, 512)
+    max_instances        = optional(number, 10)
+    concurrency          = optional(number, 1)
+    schedule             = optional(string)
+    publishes_to         = optional(list(string), [])
+    bucket_access        = optional(string, "none")
+    secrets              = optional(list(string), ["database-url"])
+    environment          = optional(map(string), {})
+    imports_dead_letters = optional(bool, false)
   }))
 
   validation {
@@ -223,4 +224,45 @@ variable "labels" {
   description = "Labels of every resource that takes them."
   type        = map(string)
   default     = {}
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel IDs (projects/P/notificationChannels/N) every alert policy notifies."
+  type        = list(string)
+  default     = []
+}
+
+variable "alarm_thresholds" {
+  description = "Alert thresholds: oldest_message_age_s (900), llm_budget_ratio (0.8), gpu_queue_lag_s (60; CONTENTFN_GPU_TARGET_LATENCY_S)."
+  type = object({
+    oldest_message_age_s = optional(number, 900)
+    llm_budget_ratio     = optional(number, 0.8)
+    gpu_queue_lag_s      = optional(number, 60)
+  })
+  default = {}
+}
+
+variable "metrics_otlp_endpoint" {
+  description = "OTLP/HTTP endpoint the functions push their metrics to (CONTENTFN_METRICS_OTLP_ENDPOINT); Cloud Monitoring's by default, read by Managed Prometheus. null: not pushed."
+  type        = string
+  default     = "https://telemetry.googleapis.com/v1/metrics"
+}
+
+variable "tracing" {
+  description = "Span export: the OTLP/HTTP endpoint of a collector, or of X-Ray / Cloud Trace where reachable (empty: no spans exported; trace context still travels with the jobs), and the share of uploads traced."
+  type = object({
+    otlp_endpoint = optional(string, "")
+    sample_ratio  = optional(number, 0.1)
+  })
+  default = {}
+
+  validation {
+    condition     = var.tracing.sample_ratio >= 0 && var.tracing.sample_ratio <= 1
+    error_message = "tracing.sample_ratio must be between 0 and 1."
+  }
+
+  validation {
+    condition     = var.tracing.otlp_endpoint == "" || can(regex("^https?://", var.tracing.otlp_endpoint))
+    error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
+  }
 }

@@ -105,12 +105,22 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = local.is_queue ? [1] : []
+    for_each = local.consumes_queue ? [1] : []
 
     content {
       sid       = "ConsumeOwnQueue"
       actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
       resources = [var.queue_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(var.import_dead_letter_queue_arns) > 0 ? [1] : []
+
+    content {
+      sid       = "ImportDeadLetters"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"]
+      resources = var.import_dead_letter_queue_arns
     }
   }
 

@@ -7,9 +7,12 @@ locals {
   region     = data.aws_region.current.name
   account_id = data.aws_caller_identity.current.account_id
 
-  is_queue    = var.trigger == "queue"
-  is_object   = var.trigger == "object"
-  is_schedule = var.trigger == "schedule"
+  is_queue  = var.trigger == "queue"
+  is_object = var.trigger == "object"
+  # Object functions take S3 notifications through their queue (S3 → SQS → Lambda), whose
+  # visibility and redrive outlive a crashed invocation; queue functions take jobs from theirs.
+  consumes_queue = local.is_queue || local.is_object
+  is_schedule    = var.trigger == "schedule"
 
   # Secrets are passed by name; the entry point resolves <NAME>_SECRET_ID at cold start.
   secret_environment = { for name, secret in var.secrets : "${name}_SECRET_ID" => secret.name }
@@ -42,7 +45,8 @@ resource "aws_lambda_function" "this" {
   }
 
   environment {
-    variables = merge(var.environment, local.secret_environment)
+    # The idempotency claim of a delivery lasts just past this timeout (shared.idempotency).
+    variables = merge(var.environment, local.secret_environment, { CONTENTFN_FUNCTION_TIMEOUT_S = tostring(var.timeout_s) })
   }
 
   vpc_config {
@@ -70,7 +74,7 @@ resource "aws_lambda_function" "this" {
 }
 
 resource "aws_lambda_event_source_mapping" "queue" {
-  count = local.is_queue ? 1 : 0
+  count = local.consumes_queue ? 1 : 0
 
   event_source_arn                   = var.queue_arn
   function_name                      = aws_lambda_function.this.arn
@@ -88,17 +92,6 @@ resource "aws_lambda_event_source_mapping" "queue" {
       error_message = "The queue's visibility timeout must be at least 6x the function timeout plus the batching window."
     }
   }
-}
-
-resource "aws_lambda_permission" "bucket" {
-  count = local.is_object ? 1 : 0
-
-  statement_id   = "AllowInvokeFromUploadsBucket"
-  action         = "lambda:InvokeFunction"
-  function_name  = aws_lambda_function.this.function_name
-  principal      = "s3.amazonaws.com"
-  source_arn     = var.bucket_arn
-  source_account = local.account_id
 }
 
 resource "aws_scheduler_schedule" "this" {

@@ -18,11 +18,6 @@ output "lambda_role_arn" {
   value       = aws_iam_role.this.arn
 }
 
-output "lambda_permission_bucket_id" {
-  description = "ID of the permission letting the uploads bucket invoke the function (object trigger)."
-  value       = try(aws_lambda_permission.bucket[0].id, null)
-}
-
 output "scheduler_schedule_arn" {
   description = "ARN of the schedule (schedule trigger)."
   value       = try(aws_scheduler_schedule.this[0].arn, null)

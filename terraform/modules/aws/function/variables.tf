@@ -110,7 +110,7 @@ variable "log_retention_days" {
 }
 
 variable "queue_arn" {
-  description = "ARN of the job queue the function consumes (queue trigger)."
+  description = "ARN of the queue the function consumes: jobs (queue trigger) or the bucket's S3 notifications (object trigger)."
   type        = string
   default     = null
 }
@@ -188,4 +188,10 @@ variable "tags" {
   description = "Tags for every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "import_dead_letter_queue_arns" {
+  description = "Dead-letter queues the function drains into the dead-letter store (the dead-letter import)."
+  type        = list(string)
+  default     = []
 }

@@ -129,13 +129,21 @@ resource "aws_iam_role" "task" {
 }
 
 data "aws_iam_policy_document" "task" {
+  # The CloudWatch agent beside the worker writes the scraped /metrics as EMF to its log group.
+  statement {
+    sid       = "WriteMetricsAsEmf"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = [aws_cloudwatch_log_group.metrics.arn, "${aws_cloudwatch_log_group.metrics.arn}:*"]
+  }
+
   statement {
     sid       = "ConsumeDetectionJobs"
     actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"]
     resources = [var.queue_arn]
   }
 
-  # Deferred jobs that fell due, from the Postgres outbox to the queue.
+  # Deferred jobs that fell due, from the Postgres outbox to the queue; and released jobs, sent
+  # again so that a release spends no receive (shared/queue/sqs.py).
   statement {
     sid       = "RelayDueDetectionJobs"
     actions   = ["sqs:SendMessage"]

@@ -26,9 +26,59 @@ locals {
     local.cap_environment,
     var.device_process ? { CONTENTFN_GPU_DEVICE_PROCESS = "true" } : {},
   )
+  # The worker alone: where it serves /metrics for the agent (not a setting of the GPU cap).
+  worker_environment = merge(local.environment, { CONTENTFN_GPU_METRICS_PORT = tostring(var.metrics_port) })
 
   container_name = "gpu-worker"
   desired_count  = min(var.min_instances, var.max_instances)
+
+  # The agent scrapes the worker over the task's loopback (awsvpc: one network namespace) and
+  # writes what the declarations select as EMF: one metric per name, dimensioned by `service`
+  # ("gpu", added at scrape) and, for the store's figures, by job kind.
+  prometheus_config = {
+    global = { scrape_interval = "${var.metrics_scrape_interval_s}s", scrape_timeout = "10s" }
+    scrape_configs = [{
+      job_name       = "contentfn-gpu"
+      metrics_path   = "/metrics"
+      static_configs = [{ targets = ["127.0.0.1:${var.metrics_port}"], labels = { service = "gpu" } }]
+    }]
+  }
+  agent_config = {
+    agent = { region = local.region }
+    logs = {
+      force_flush_interval = 15
+      metrics_collected = {
+        prometheus = {
+          log_group_name         = aws_cloudwatch_log_group.metrics.name
+          prometheus_config_path = "env:PROMETHEUS_CONFIG_CONTENT"
+          emf_processor = {
+            metric_namespace = var.metrics_namespace
+            metric_declaration = [
+              {
+                source_labels    = ["service"]
+                label_matcher    = "^gpu$"
+                dimensions       = [["service"]]
+                metric_selectors = ["^contentfn_gpu_", "^contentfn_llm_budget_"]
+              },
+              {
+                source_labels    = ["service"]
+                label_matcher    = "^gpu$"
+                dimensions       = [["service", "kind"]]
+                metric_selectors = ["^contentfn_queue_depth$", "^contentfn_queue_oldest_age_seconds$", "^contentfn_dead_letters$"]
+              },
+            ]
+          }
+        }
+      }
+    }
+  }
+}
+
+resource "aws_cloudwatch_log_group" "metrics" {
+  name              = "/ecs/${var.name}/metrics"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -173,7 +223,7 @@ resource "aws_ecs_task_definition" "this" {
       readonlyRootFilesystem = true
       privileged             = false
       resourceRequirements   = [{ type = "GPU", value = "1" }]
-      environment            = [for k in sort(keys(local.environment)) : { name = k, value = local.environment[k] }]
+      environment            = [for k in sort(keys(local.worker_environment)) : { name = k, value = local.worker_environment[k] }]
       secrets                = [for k in sort(keys(var.secret_arns)) : { name = k, valueFrom = var.secret_arns[k] }]
       mountPoints            = [{ sourceVolume = "tmp", containerPath = "/tmp", readOnly = false }]
       logConfiguration = {
@@ -184,8 +234,46 @@ resource "aws_ecs_task_definition" "this" {
           awslogs-stream-prefix = "gpu"
         }
       }
+    },
+    {
+      name                   = "metrics-agent"
+      image                  = var.metrics_agent_image
+      essential              = false # the worker goes on if its metrics cannot be shipped
+      readonlyRootFilesystem = true
+      privileged             = false
+      environment = [
+        { name = "CW_CONFIG_CONTENT", value = jsonencode(local.agent_config) },
+        # JSON is YAML: the agent reads this as its Prometheus scrape configuration.
+        { name = "PROMETHEUS_CONFIG_CONTENT", value = jsonencode(local.prometheus_config) },
+      ]
+      mountPoints = [
+        { sourceVolume = "agent-etc", containerPath = "/opt/aws/amazon-cloudwatch-agent/etc", readOnly = false },
+        { sourceVolume = "agent-logs", containerPath = "/opt/aws/amazon-cloudwatch-agent/logs", readOnly = false },
+        { sourceVolume = "agent-var", containerPath = "/opt/aws/amazon-cloudwatch-agent/var", readOnly = false },
+        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+      ]
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          awslogs-group         = aws_cloudwatch_log_group.this.name
+          awslogs-region        = local.region
+          awslogs-stream-prefix = "metrics-agent"
+        }
+      }
     }
   ])
+
+  volume {
+    name = "agent-etc"
+  }
+
+  volume {
+    name = "agent-logs"
+  }
+
+  volume {
+    name = "agent-var"
+  }
 
   volume {
     name = "tmp"

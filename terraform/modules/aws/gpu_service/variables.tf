@@ -179,3 +179,27 @@ variable "device_process" {
   type        = bool
   default     = false
 }
+
+variable "metrics_agent_image" {
+  description = "CloudWatch agent image of the sidecar that scrapes the worker's /metrics into CloudWatch (pin a version or digest in production)."
+  type        = string
+  default     = "public.ecr.aws/cloudwatch-agent/cloudwatch-agent:latest"
+}
+
+variable "metrics_namespace" {
+  description = "CloudWatch namespace the scraped metrics go to (the functions' EMF uses the same)."
+  type        = string
+  default     = "contentfn"
+}
+
+variable "metrics_port" {
+  description = "Port of the worker's /healthz and /metrics inside the task (CONTENTFN_GPU_METRICS_PORT)."
+  type        = number
+  default     = 9090
+}
+
+variable "metrics_scrape_interval_s" {
+  description = "Seconds between two scrapes of the worker's /metrics by the agent."
+  type        = number
+  default     = 30
+}

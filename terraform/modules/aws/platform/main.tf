@@ -36,6 +36,9 @@ locals {
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
     CONTENTFN_QUEUE_MAX_ATTEMPTS = tostring(var.queue_max_attempts)
     CONTENTFN_LOG_LEVEL          = var.log_level
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Built from names (as AWS forms them) so they are known at plan time: the worker's task
@@ -50,6 +53,17 @@ locals {
     { for k, f in var.functions : k => "${local.sqs_url_prefix}/${local.name}-${k}" if f.trigger == "queue" },
     { detect = "${local.sqs_url_prefix}/${local.name}-detect" },
   )
+  # Every dead-letter queue and the kind of what it holds: the function that imports dead letters
+  # drains them into the dead-letter store of record (functions/deadletters).
+  dead_letter_sources = merge(
+    { for k, f in var.functions : "${local.sqs_url_prefix}/${local.name}-${k}-dlq" => k },
+    { "${local.sqs_url_prefix}/${local.name}-detect-dlq" = "detect" },
+  )
+  dead_letter_arns = concat(
+    [for k, f in var.functions : module.queue[k].dead_letter_queue_arn],
+    [module.detect_queue.dead_letter_queue_arn],
+  )
+
   queue_arns = merge(
     { for k, f in var.functions : k => module.queue[k].queue_arn if f.trigger == "queue" },
     { detect = module.detect_queue.queue_arn },
@@ -103,7 +117,7 @@ module "secrets" {
   kms_key_arn = module.kms.kms_key_arn
   secrets = {
     "database-url"          = "PostgreSQL URL of a database not created here (CONTENTFN_DATABASE_URL); with create_database the RDS-managed secret is read instead"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH token (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
@@ -132,7 +146,9 @@ module "queue" {
   for_each = var.functions
 
   name         = "${local.name}-${each.key}"
-  create_queue = each.value.trigger == "queue"
+  create_queue = contains(["queue", "object"], each.value.trigger)
+  # An object function's queue carries the bucket's S3 notifications (S3 → SQS → Lambda).
+  sender_bucket_arn = each.value.trigger == "object" ? module.uploads.bucket_arn : null
   # AWS guidance for SQS event sources: at least 6x the function timeout plus the batching window.
   visibility_timeout_seconds = 6 * each.value.timeout_s + each.value.batching_window_s
   max_receive_count          = var.queue_max_attempts
@@ -166,11 +182,14 @@ module "function" {
   bucket_access              = each.value.bucket_access
   publish_queue_arns         = [for q in each.value.publishes_to : local.queue_arns[q]]
 
+  import_dead_letter_queue_arns = each.value.imports_dead_letters ? local.dead_letter_arns : []
+
   environment = merge(
     local.common_environment,
     contains(each.value.secrets, "database-url") ? local.database_environment : {},
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
+    each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
     each.value.environment,
   )
   secrets = {
@@ -193,17 +212,22 @@ resource "aws_s3_bucket_notification" "uploads" {
 
   bucket = module.uploads.bucket_id
 
-  dynamic "lambda_function" {
+  # Through a queue, not an asynchronous invoke: Lambda retries an invoke twice within minutes, and
+  # then drops it into a queue no one reads; the queue redelivers after its visibility (6x the
+  # timeout, past a crashed invocation's idempotency claim) and redrives to its DLQ, which the
+  # dead-letter import brings into the dead-letter store.
+  dynamic "queue" {
     for_each = local.object_functions
 
     content {
-      id                  = "${lambda_function.key}-object-created"
-      lambda_function_arn = module.function[lambda_function.key].lambda_function_arn
-      events              = ["s3:ObjectCreated:*"]
+      id        = "${queue.key}-object-events"
+      queue_arn = module.queue[queue.key].queue_arn
+      # Removals too: a deleted object takes away the tracks it alone fed.
+      events = ["s3:ObjectCreated:*", "s3:ObjectRemoved:*"]
     }
   }
 
-  depends_on = [module.function]
+  depends_on = [module.queue]
 }
 
 module "http_api" {
@@ -252,6 +276,28 @@ module "gpu_service" {
   kms_key_arn           = module.kms.kms_key_arn
   log_retention_days    = var.log_retention_days
   tags                  = local.tags
+}
+
+module "observability" {
+  source = "../observability"
+
+  name           = local.name
+  region         = var.region
+  function_names = { for k, f in module.function : k => f.lambda_function_name }
+  queue_names = merge(
+    { for k, f in var.functions : k => module.queue[k].queue_name if f.trigger == "queue" },
+    { detect = module.detect_queue.queue_name },
+  )
+  # Every dead-letter queue: the job queues' and those of failed asynchronous invocations.
+  dead_letter_queue_names = merge(
+    { for k, q in module.queue : k => q.dead_letter_queue_name },
+    { detect = module.detect_queue.dead_letter_queue_name },
+  )
+  gpu_service     = local.create_gpu_service
+  alarm_topic_arn = var.alarm_topic_arn
+  thresholds      = var.alarm_thresholds
+  kms_key_arn     = module.kms.kms_key_arn
+  tags            = local.tags
 }
 
 module "database" {

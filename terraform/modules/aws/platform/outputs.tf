@@ -62,3 +62,18 @@ output "ecs_task_environment" {
   description = "Plain environment of the GPU worker, GPU caps included (null when not created)."
   value       = try(module.gpu_service[0].ecs_task_environment, null)
 }
+
+output "sns_topic_alarms_arn" {
+  description = "SNS topic the alarms notify."
+  value       = module.observability.sns_topic_alarms_arn
+}
+
+output "cloudwatch_dashboard_name" {
+  description = "Name of the CloudWatch dashboard."
+  value       = module.observability.cloudwatch_dashboard_name
+}
+
+output "gpu_metrics_collection" {
+  description = "How the GPU service's /metrics reaches CloudWatch (null without the GPU service)."
+  value       = try(module.gpu_service[0].metrics_collection, null)
+}

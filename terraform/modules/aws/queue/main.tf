@@ -31,6 +31,39 @@ data "aws_iam_policy_document" "deny_insecure_transport" {
   }
 }
 
+# An object function's queue takes the uploads bucket's S3 notifications: S3 may send to it, from
+# that bucket in this account only.
+data "aws_iam_policy_document" "queue" {
+  source_policy_documents = [data.aws_iam_policy_document.deny_insecure_transport["queue"].json]
+
+  dynamic "statement" {
+    for_each = var.sender_bucket_arn == null ? [] : [1]
+
+    content {
+      sid       = "BucketNotifications"
+      actions   = ["sqs:SendMessage"]
+      resources = [local.queue_arn]
+
+      principals {
+        type        = "Service"
+        identifiers = ["s3.amazonaws.com"]
+      }
+
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [var.sender_bucket_arn]
+      }
+
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [data.aws_caller_identity.current.account_id]
+      }
+    }
+  }
+}
+
 resource "aws_sqs_queue" "dead_letter" {
   name                       = "${var.name}-dlq"
   message_retention_seconds  = var.dead_letter_retention_seconds
@@ -48,7 +81,7 @@ resource "aws_sqs_queue" "this" {
   message_retention_seconds  = var.message_retention_seconds
   receive_wait_time_seconds  = 20
   kms_master_key_id          = var.kms_key_arn
-  policy                     = data.aws_iam_policy_document.deny_insecure_transport["queue"].json
+  policy                     = data.aws_iam_policy_document.queue.json
   tags                       = var.tags
 
   redrive_policy = jsonencode({

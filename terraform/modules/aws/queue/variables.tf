@@ -59,3 +59,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "sender_bucket_arn" {
+  description = "Bucket whose S3 event notifications may be sent to the queue (an object function's queue); null: none."
+  type        = string
+  default     = null
+}

@@ -58,7 +58,8 @@ resource "google_cloudfunctions2_function" "this" {
     all_traffic_on_latest_revision   = true
     vpc_connector                    = var.vpc_connector_id
     vpc_connector_egress_settings    = "PRIVATE_RANGES_ONLY"
-    environment_variables            = merge(var.environment, { CONTENTFN_FUNCTION = var.function_key })
+    # The idempotency claim of a delivery lasts just past this timeout (shared.idempotency).
+    environment_variables = merge(var.environment, { CONTENTFN_FUNCTION = var.function_key, CONTENTFN_FUNCTION_TIMEOUT_S = tostring(var.timeout_s) })
 
     dynamic "secret_environment_variables" {
       for_each = var.secrets
@@ -90,6 +91,38 @@ resource "google_cloudfunctions2_function" "this" {
   }
 
   depends_on = [google_secret_manager_secret_iam_member.this]
+}
+
+# Object deletions on the uploads bucket, to the same service: a gen2 function holds one trigger,
+# so the second is its own Eventarc trigger. A deleted (or overwritten) generation removes the
+# tracks it alone fed; the function tells the two event types apart.
+resource "google_eventarc_trigger" "object_deleted" {
+  count = local.is_object ? 1 : 0
+
+  project         = var.project_id
+  name            = "${var.name}-deleted"
+  location        = var.bucket_location
+  service_account = google_service_account.invoker.email
+  labels          = var.labels
+
+  matching_criteria {
+    attribute = "type"
+    value     = "google.cloud.storage.object.v1.deleted"
+  }
+
+  matching_criteria {
+    attribute = "bucket"
+    value     = var.bucket_name
+  }
+
+  destination {
+    cloud_run_service {
+      service = google_cloudfunctions2_function.this.name
+      region  = var.region
+    }
+  }
+
+  depends_on = [google_cloud_run_service_iam_member.invoker]
 }
 
 resource "google_secret_manager_secret_iam_member" "this" {

@@ -65,8 +65,11 @@ resource "google_cloud_run_v2_service" "this" {
     }
 
     containers {
+      name    = "gpu-worker"
       image   = var.image
       command = var.command
+      # Its metrics are scraped from its first minute on.
+      depends_on = ["metrics-collector"]
 
       ports {
         container_port = 8080
@@ -123,6 +126,22 @@ resource "google_cloud_run_v2_service" "this" {
         period_seconds = 30
       }
     }
+
+    # Managed Service for Prometheus's Cloud Run sidecar: scrapes the worker's /metrics on the
+    # container port (8080, its default target) and writes them to Cloud Monitoring, where the
+    # PromQL alert policies and the dashboard read them.
+    containers {
+      name  = "metrics-collector"
+      image = var.metrics_collector_image
+
+      resources {
+        limits = {
+          cpu    = "1"
+          memory = "512Mi"
+        }
+        cpu_idle = false
+      }
+    }
   }
 
   depends_on = [google_secret_manager_secret_iam_member.this]
@@ -144,6 +163,13 @@ resource "google_pubsub_subscription_iam_member" "this" {
   member       = "serviceAccount:${google_service_account.this.email}"
 }
 
+# The collector sidecar writes the scraped metrics to Cloud Monitoring.
+resource "google_project_iam_member" "metrics_writer" {
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${google_service_account.this.email}"
+}
+
 # The subscription's backlog (queue depth on /metrics) is reported only to Cloud Monitoring.
 resource "google_project_iam_member" "metrics_reader" {
   project = var.project_id
@@ -151,6 +177,8 @@ resource "google_project_iam_member" "metrics_reader" {
   member  = "serviceAccount:${google_service_account.this.email}"
 }
 
+# Relays deferred jobs that fell due, and republishes released ones so that a release spends no
+# delivery attempt (shared/queue/pubsub.py).
 resource "google_pubsub_topic_iam_member" "relay" {
   project = var.project_id
   topic   = var.topic_id

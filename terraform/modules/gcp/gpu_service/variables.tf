@@ -135,3 +135,9 @@ variable "device_process" {
   type        = bool
   default     = false
 }
+
+variable "metrics_collector_image" {
+  description = "Managed Service for Prometheus sidecar for Cloud Run, which scrapes the worker's /metrics (pin a version you have tested)."
+  type        = string
+  default     = "us-docker.pkg.dev/cloud-ops-agents-artifacts/cloud-run-gmp-sidecar/cloud-run-gmp-sidecar:1.2.0"
+}

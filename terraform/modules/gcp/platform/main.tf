@@ -38,6 +38,9 @@ locals {
     CONTENTFN_LOG_LEVEL          = var.log_level
     # Memorystore signs its TLS certificate with its own CA, which no trust store holds.
     CONTENTFN_REDIS_CA_CERT = module.cache.server_ca_cert
+    # Every process exports its spans to the same endpoint (empty: none), so an upload's stages join up.
+    CONTENTFN_OTEL_EXPORTER_ENDPOINT = var.tracing.otlp_endpoint
+    CONTENTFN_OTEL_SAMPLE_RATIO      = tostring(var.tracing.sample_ratio)
   }
 
   # Topic IDs by queue name, built from names so functions and queues do not depend on each other.
@@ -53,6 +56,14 @@ locals {
     { for k, f in local.queue_functions : k => "projects/${var.project_id}/subscriptions/${local.name}-${k}" },
     { detect = "projects/${var.project_id}/subscriptions/${local.name}-detect" },
   )
+  # Every dead-letter subscription and the kind of what it holds: the function that imports dead
+  # letters drains them into the dead-letter store of record (functions/deadletters).
+  dead_letter_sources = merge(
+    { for k, f in local.queue_functions : "projects/${var.project_id}/subscriptions/${local.name}-${k}-dead-letter" => k },
+    { "projects/${var.project_id}/subscriptions/${local.name}-detect-dead-letter" = "detect" },
+  )
+  dead_letter_importers = { for k, f in var.functions : k => f if f.imports_dead_letters }
+
   backlog_kinds = {
     for k, f in var.functions : k => concat(
       contains(f.publishes_to, "detect") ? ["detect"] : [],
@@ -107,7 +118,7 @@ module "secrets" {
   labels            = local.labels
   secrets = {
     "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
-    "api-key"               = "API key accepted by the api function (CONTENTFN_API_KEY)"
+    "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH string (CONTENTFN_REDIS_URL)"
     "spotify-client-secret" = "Client secret of the Spotify-compatible metadata API, for enrich (CONTENTFN_SPOTIFY_CLIENT_SECRET)"
@@ -143,6 +154,8 @@ module "function" {
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.topic_ids[q] }) } : {},
     length(local.backlog_kinds[each.key]) > 0 ? { CONTENTFN_QUEUE_BACKLOGS = jsonencode({ for q in local.backlog_kinds[each.key] : q => local.subscription_ids[q] }) } : {},
+    each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
+    var.metrics_otlp_endpoint != null ? { CONTENTFN_METRICS_OTLP_ENDPOINT = var.metrics_otlp_endpoint } : {},
     each.value.environment,
   )
   secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
@@ -177,6 +190,19 @@ module "detect_queue" {
   max_delivery_attempts = var.queue_max_attempts
   publishers            = local.publishers["detect"]
   labels                = local.labels
+}
+
+# The dead-letter import pulls and acknowledges on each dead-letter subscription, nothing more.
+resource "google_pubsub_subscription_iam_member" "dead_letter_importer" {
+  for_each = {
+    for pair in setproduct(keys(local.dead_letter_importers), concat(keys(local.queue_functions), ["detect"])) :
+    "${pair[0]}:${pair[1]}" => { importer = pair[0], queue = pair[1] }
+  }
+
+  project      = var.project_id
+  subscription = each.value.queue == "detect" ? module.detect_queue.pubsub_dead_letter_subscription_name : module.queue[each.value.queue].pubsub_dead_letter_subscription_name
+  role         = "roles/pubsub.subscriber"
+  member       = "serviceAccount:${module.function[each.value.importer].service_account_email}"
 }
 
 # Reading those backlogs: Cloud Monitoring's read-only role (metrics, no data or configuration).
@@ -220,6 +246,35 @@ resource "google_project_iam_member" "event_receiver" {
   project = var.project_id
   role    = "roles/eventarc.eventReceiver"
   member  = "serviceAccount:${module.function[each.key].invoker_service_account_email}"
+}
+
+# Functions push their metrics as OTLP to Cloud Monitoring, where Managed Prometheus reads them.
+resource "google_project_iam_member" "metric_writer" {
+  for_each = var.metrics_otlp_endpoint != null ? var.functions : {}
+
+  project = var.project_id
+  role    = "roles/monitoring.metricWriter"
+  member  = "serviceAccount:${module.function[each.key].service_account_email}"
+}
+
+module "observability" {
+  source = "../observability"
+
+  project_id     = var.project_id
+  name           = local.name
+  function_names = { for k, f in module.function : k => f.function_name }
+  subscription_names = merge(
+    { for k, q in module.queue : k => q.pubsub_subscription_name },
+    { detect = module.detect_queue.pubsub_subscription_name },
+  )
+  dead_letter_subscription_names = merge(
+    { for k, q in module.queue : k => q.pubsub_dead_letter_subscription_name },
+    { detect = module.detect_queue.pubsub_dead_letter_subscription_name },
+  )
+  gpu_service           = local.create_gpu_service
+  notification_channels = var.notification_channels
+  thresholds            = var.alarm_thresholds
+  labels                = local.labels
 }
 
 module "gpu_service" {

@@ -42,3 +42,8 @@ output "redis_host" {
   description = "Private host of Memorystore Redis."
   value       = module.cache.redis_host
 }
+
+output "monitoring_dashboard_id" {
+  description = "ID of the Cloud Monitoring dashboard."
+  value       = module.observability.monitoring_dashboard_id
+}

@@ -1,0 +1,1 @@
+"""deadletters: scheduled import of the cloud dead-letter queues into the dead-letter store."""
