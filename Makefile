@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -59,6 +59,9 @@ bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu 
 
 bench-search: setup model
 	$(BIN)/python -m tests.bench.bench_search
+
+bench-models: setup model
+	$(BIN)/python -m tests.bench.bench_models
 
 bench-embed: setup model
 	$(BIN)/python -m tests.bench.bench_embed

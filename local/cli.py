@@ -9,9 +9,9 @@ import signal
 import sys
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 from rich.console import Console
@@ -26,6 +26,7 @@ from shared.errors import ConfigError, ContentfnError
 if TYPE_CHECKING:
     from shared.services import Services
     from shared.store.db import Database
+    from shared.store.registry import ModelProgress
 
 console = Console()
 # pgserver asks platformdirs for a runtime dir it does not need; the fallback is fine.
@@ -122,6 +123,7 @@ def status(limit: int) -> None:
     """Where is my file? Recent files, stage counts, queue depth and dead jobs."""
     from shared.services import Services
     from shared.store import ledger
+    from shared.store.registry import model_progress
     from shared.vision.capacity import measured_instance_rate
     from shared.vision.store import image_summary
 
@@ -134,6 +136,7 @@ def status(limit: int) -> None:
             conn.commit()
             images = image_summary(conn, limit=limit)
             drain = measured_instance_rate(conn)
+            progress = model_progress(conn)
             conn.commit()
         depth = svc.queue.depth()
         dead = svc.queue.dead_jobs(limit)
@@ -166,11 +169,138 @@ def status(limit: int) -> None:
         rate = "not measured yet" if drain is None else f"{drain:.1f} img/s per instance"
         console.print(f"images: {counts}   detections: {images['detections']}   GPU drain: {rate}")
     console.print(f"queue depth: {depth}   dead jobs: {dead_total}")
+    if progress:
+        console.print("embedding models:")
+        _model_lines(progress)
     if dead:
         dead_table = Table("id", "kind", "attempts", "error", title="dead jobs (newest first)")
         for d in dead:
             dead_table.add_row(str(d["id"]), d["kind"], str(d["attempts"]), d["last_error"])
         console.print(dead_table)
+
+
+@main.group()
+def models() -> None:
+    """Embedding models: list, add (backfilled as a shadow), activate, rollback, retire."""
+
+
+def _registry_call(work: Callable[[Any, Settings], Any]) -> Any:
+    from shared.services import Services
+    from shared.store.registry import ActivationRefused, ModelConflict, ModelNotFound
+
+    settings = _settings()
+    svc = Services.from_settings(settings)
+    try:
+        with svc.db.connection() as conn:
+            try:
+                result = work(conn, settings)
+            except (ActivationRefused, ModelConflict, ModelNotFound) as exc:
+                conn.rollback()
+                raise click.ClickException(str(exc)) from None
+            conn.commit()
+        return result
+    finally:
+        svc.close()
+
+
+def _model_lines(progress: Sequence[ModelProgress]) -> None:
+    # Plain lines, not a table: a model key is long and a table at terminal width would cut it.
+    for m in progress:
+        console.print(
+            f"{m.key}  {m.state}  {m.provider} {m.dimensions}-d  embedded {m.embedded}/{m.tracks}"
+            f" ({m.percent}%)  index {m.index}{'' if m.backfill_done or m.state == 'active' else '  backfilling'}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+def _print_models() -> None:
+    from shared.store.registry import model_progress
+
+    progress = _registry_call(lambda conn, _s: model_progress(conn))
+    if not progress:
+        console.print("no embedding model registered: search reads the configured built-in model")
+    _model_lines(progress)
+
+
+@models.command("list")
+def models_list() -> None:
+    """Every model not retired, with its backfill progress and index."""
+    _print_models()
+
+
+@models.command("add")
+@click.option("--builtin", "variant", type=click.Choice(["fp32", "int8"]), default=None, help="a built-in ONNX variant")
+@click.option("--openai", "base_url", default=None, help="base URL of an OpenAI-compatible /v1/embeddings endpoint")
+@click.option("--name", default=None, help="model name (--openai)")
+@click.option("--version", "version", default="1", show_default=True, help="model version (--openai)")
+@click.option("--dims", type=click.IntRange(1, 2000), default=None, help="vector dimension (--openai)")
+@click.option("--remote-model", default=None, help="model name sent to the endpoint; default: --name")
+@click.option("--price-per-mtok", type=float, default=0.0, show_default=True, help="USD per million input tokens")
+def models_add(
+    variant: str | None,
+    base_url: str | None,
+    name: str | None,
+    version: str,
+    dims: int | None,
+    remote_model: str | None,
+    price_per_mtok: float,
+) -> None:
+    """Register a model as a shadow; the embed workers backfill the catalogue with it."""
+    from shared.embedder.providers import add_with_default, builtin_spec, openai_spec
+
+    if (variant is None) == (base_url is None):
+        raise click.UsageError("give --builtin VARIANT or --openai URL (one of them)")
+    if base_url is not None and (name is None or dims is None):
+        raise click.UsageError("--openai needs --name and --dims")
+
+    def add(conn: Any, settings: Settings) -> Any:
+        if variant is not None:
+            spec = builtin_spec(settings, variant)
+        else:
+            if name is None or dims is None or base_url is None:  # checked above; narrows the types
+                raise click.UsageError("--openai needs --name and --dims")
+            spec = openai_spec(
+                name=name,
+                version=version,
+                dimensions=dims,
+                base_url=base_url,
+                model=remote_model,
+                price_per_mtok=price_per_mtok,
+            )
+        return add_with_default(conn, settings, spec)
+
+    model = _registry_call(add)
+    console.print(f"{model.key}: {model.state.value}")
+
+
+@models.command("activate")
+@click.argument("key")
+def models_activate(key: str) -> None:
+    """Switch search to KEY; refused, saying what is missing, until it covers every track with a valid index."""
+    from shared.store.registry import activate_model
+
+    model = _registry_call(lambda conn, _s: activate_model(conn, key))
+    console.print(f"search now reads {model.key}")
+
+
+@models.command("rollback")
+def models_rollback() -> None:
+    """Switch search back to the model active before the current one."""
+    from shared.store.registry import rollback_model
+
+    model = _registry_call(lambda conn, _s: rollback_model(conn))
+    console.print(f"search now reads {model.key}")
+
+
+@models.command("retire")
+@click.argument("key")
+def models_retire(key: str) -> None:
+    """Drop KEY's vectors and index (not the active model)."""
+    from shared.store.registry import retire_model
+
+    deleted = _registry_call(lambda conn, _s: retire_model(conn, key))
+    console.print(f"{key}: retired, {deleted} vectors deleted")
 
 
 @main.command()

@@ -7,6 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
+from functions.embed.backfill import BackfillThrottle, backfill_step, uploads_waiting
 from functions.embed.core import run_embed_batch
 from functions.embed.index import IndexKeeper, IndexState
 from functions.ingest.core import handle_object_created, record_given_up
@@ -226,10 +227,20 @@ def _error_text(exc: BaseException) -> str:
 
 
 class EmbedWorker(_Loop):
+    """Embeds new and changed tracks first; shadow-model backfill gets its share of the turns."""
+
     name = "embed-worker"
 
+    def __init__(self, services: Services) -> None:
+        super().__init__(services)
+        self.throttle = BackfillThrottle(services.settings.embed_backfill_share)
+
     def tick(self) -> bool:
-        return run_embed_batch(self.services).claimed > 0
+        uploads = run_embed_batch(self.services).claimed > 0
+        if not self.throttle.allow(uploads and uploads_waiting(self.services)):
+            return True
+        step = backfill_step(self.services)
+        return uploads or step is not None
 
 
 class IndexWorker(_Loop):

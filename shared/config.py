@@ -97,6 +97,19 @@ class Settings(BaseSettings):
     embed_variant: Literal["fp32", "int8"] = Field(default="fp32", description="Which exported embedding model runs.")
     embed_batch_size: int = Field(default=32, ge=1, le=1024, description="Texts per embedder call.")
     embed_threads: int = Field(default=0, ge=0, le=256, description="Embedder threads; 0: onnxruntime picks.")
+    embed_api_key: SecretStr | None = Field(
+        default=None, description="API key of the OpenAI-compatible endpoint of registered `openai` embedding models."
+    )
+    embed_backfill_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="Share of embed batches a worker gives to shadow-model backfill while new uploads wait;"
+        " with no upload waiting, backfill takes every batch.",
+    )
+    embed_backfill_batch: int = Field(
+        default=64, ge=1, le=4096, description="Tracks re-embedded per backfill step of a shadow model."
+    )
     # Measured by `make bench-search` (57,718 clustered tracks, m=16, 2 cores): with ef_construction=64,
     # recall@10 against an exact scan is 0.85 at ef_search=64 and needs ef_search=800 for 0.96; with
     # ef_construction=200 (index build 18 s instead of 9 s) it is 0.946 at 100, 0.976 at 200 and 0.981
@@ -555,7 +568,15 @@ class Settings(BaseSettings):
         description="Allow `file://` sources, which read the worker's disk: local runtime and tests only.",
     )
 
-    @field_validator("redis_url", "genius_token", "spotify_client_secret", "llm_api_key", "llm_base_url", mode="before")
+    @field_validator(
+        "redis_url",
+        "genius_token",
+        "spotify_client_secret",
+        "llm_api_key",
+        "llm_base_url",
+        "embed_api_key",
+        mode="before",
+    )
     @classmethod
     def _intel_empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

@@ -21,6 +21,7 @@ from shared.store import Database
 
 if TYPE_CHECKING:
     from shared.embedder.base import Embedder
+    from shared.store.registry import EmbeddingModel
 
 __all__ = ["Services"]
 
@@ -37,6 +38,7 @@ class Services:
     cache: Cache
     _embedder: Embedder | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _model_embedders: dict[str, Embedder] = field(default_factory=dict)
     # Jobs of a kind waiting in a cloud queue (after the outbox relay), for admission checks;
     # set by cloud entry points whose CONTENTFN_QUEUES names a queue that reports its depth.
     remote_backlog: Callable[[str], int] | None = None
@@ -85,6 +87,54 @@ class Services:
 
                     self._embedder = load_embedder(self.settings)
         return self._embedder
+
+    def embedder_for(self, model: EmbeddingModel) -> Embedder:
+        """The embedder of a registered model, loaded once per process; the configured embedder
+        serves the model it is (no second copy of the same ONNX session)."""
+        if model.provider == "onnx" and model.options.get("variant", "fp32") == self.settings.embed_variant:
+            configured = self.embedder
+            if configured.model_key == model.key:
+                return configured
+        with self._lock:
+            found = self._model_embedders.get(model.key)
+            if found is None:
+                from shared.embedder.providers import embedder_for
+
+                found = self._model_embedders[model.key] = embedder_for(model, self.settings)
+        return found
+
+    def search_embedder(self) -> Embedder:
+        """The embedder of the model search reads: the registry's active model, read per call so a
+        switch takes effect at the commit that made it; the configured embedder before any model
+        is registered."""
+        from shared.store.registry import active_model
+
+        with self.db.connection() as conn:
+            model = active_model(conn)
+            conn.commit()
+        return self.embedder if model is None else self.embedder_for(model)
+
+    def search_model_key(self) -> str:
+        """The key of the model search reads, without loading its embedder when it is registered."""
+        from shared.store.registry import active_model
+
+        with self.db.connection() as conn:
+            model = active_model(conn)
+            conn.commit()
+        return self.embedder.model_key if model is None else model.key
+
+    def write_models(self) -> list[EmbeddingModel] | None:
+        """Every model new and changed tracks are embedded with (active first, then shadows), or
+        None before any model is registered (the configured embedder alone)."""
+        from shared.store.registry import ModelState, list_models
+
+        with self.db.connection() as conn:
+            models = list_models(conn)
+            conn.commit()
+        if not models:
+            return None
+        live = [m for m in models if m.state is not ModelState.RETIRED]
+        return sorted(live, key=lambda m: m.state is not ModelState.ACTIVE)
 
     def close(self) -> None:
         self.db.close()

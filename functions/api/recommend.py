@@ -52,7 +52,7 @@ def _vectors(conn: Any, model_key: str, ids: list[int]) -> dict[int, np.ndarray]
 def recommend(call: Call) -> Recommendations:
     req = json_body(call.request, RecommendRequest, what="recommendation request")
     svc = call.services
-    model_key = svc.embedder.model_key
+    model_key = svc.search_model_key()
     inputs = sorted(set(req.liked) | set(req.disliked))
     with svc.db.connection() as conn:
         vectors = _vectors(conn, model_key, inputs)

@@ -27,6 +27,18 @@ from functions.api.dead import (
 from functions.api.docs import DOCS_ASSETS, docs_asset, docs_page
 from functions.api.export import NDJSON, export
 from functions.api.filters import FILTER_PARAMS
+from functions.api.models import (
+    AddModelRequest,
+    ModelAnswer,
+    ModelKeyRequest,
+    ModelList,
+    RetireAnswer,
+    activate_model_route,
+    add_model_route,
+    list_models_route,
+    retire_model_route,
+    rollback_model_route,
+)
 from functions.api.objects import ObjectTraceView, object_trace
 from functions.api.openapi import OpenApiDocument, openapi
 from functions.api.paging import CURSOR
@@ -305,6 +317,59 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "dead_delete",
             "Forget one dead job",
             response=DeadJobDeleted,
+            scope="admin",
+        ),
+        # Embedding model registry: admin operations, all under /admin/ so one scope rule covers them.
+        Route(
+            "GET",
+            "/admin/models",
+            list_models_route,
+            "list_models",
+            "Registered embedding models with their backfill progress and index",
+            response=ModelList,
+            scope="admin",
+        ),
+        Route(
+            "POST",
+            "/admin/models",
+            add_model_route,
+            "add_model",
+            "Register an embedding model as a shadow; the embed workers backfill the catalogue with it",
+            body=AddModelRequest,
+            response=ModelAnswer,
+            errors=(409,),
+            scope="admin",
+        ),
+        Route(
+            "POST",
+            "/admin/models/activate",
+            activate_model_route,
+            "activate_model",
+            "Switch search to a model; refused, saying what is missing, until it covers every track with a valid index",
+            body=ModelKeyRequest,
+            response=ModelAnswer,
+            errors=(404, 409),
+            scope="admin",
+        ),
+        Route(
+            "POST",
+            "/admin/models/rollback",
+            rollback_model_route,
+            "rollback_model",
+            "Switch search back to the model active before the current one",
+            response=ModelAnswer,
+            errors=(409,),
+            scope="admin",
+        ),
+        Route(
+            "POST",
+            "/admin/models/retire",
+            retire_model_route,
+            "retire_model",
+            "Drop a shadow model's vectors and index",
+            body=ModelKeyRequest,
+            response=RetireAnswer,
+            errors=(404, 409),
             scope="admin",
         ),
         Route(

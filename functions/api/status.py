@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from functions.api.routing import Call
 from shared.intel.context import built_intel
+from shared.store.registry import model_progress
 from shared.store.stats import read_stats
 from shared.store.tracks import TrackStore
 from shared.vision.capacity import measured_instance_rate
@@ -93,6 +94,17 @@ class QueryCache(_Answer):
     misses: int | None
 
 
+class ModelStats(_Answer):
+    key: str
+    state: Literal["shadow", "active"]
+    provider: str
+    dimensions: int
+    embedded: int = Field(description="tracks with a vector of the current content")
+    percent: float = Field(description="backfill progress: embedded tracks per 100 tracks")
+    index: Literal["valid", "invalid", "missing"]
+    backfill_done: bool
+
+
 class Stats(_Answer):
     tracks: int
     embeddings: dict[str, int] = Field(description="vectors per model")
@@ -104,6 +116,7 @@ class Stats(_Answer):
     gpu: GpuStats
     llm_today: LlmToday
     query_cache: QueryCache
+    models: list[ModelStats] = Field(description="registered embedding models, not retired, with backfill progress")
 
 
 def health(call: Call) -> Health:
@@ -121,10 +134,13 @@ def health(call: Call) -> Health:
     if not model_ready:
         out["status"] = "degraded"
     if svc.has_embedder and out.get("db") == "ok":
-        # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index)
+        # "exact" while a bulk backlog is embedded before the HNSW build (functions.embed.index);
+        # the index that counts is the one of the model search reads (the registry's active one).
         try:
+            search_key = svc.search_model_key()
+            out["model"]["key"] = search_key
             with svc.db.connection() as conn:
-                state = TrackStore(conn).hnsw_index_state(svc.embedder.model_key)
+                state = TrackStore(conn).hnsw_index_state(search_key)
                 conn.commit()
             out["model"]["search_index"] = "hnsw" if state == "valid" else "exact"
         except Exception as exc:
@@ -145,6 +161,7 @@ def stats(call: Call) -> Stats:
     with svc.db.connection() as conn:
         counts = read_stats(conn)
         drain = measured_instance_rate(conn)
+        models = model_progress(conn)
         conn.commit()
     llm, budget, cache = counts.llm_today, counts.llm_today.budget, svc.cache
     return Stats.model_validate(
@@ -168,5 +185,6 @@ def stats(call: Call) -> Stats:
                 "budget": None if budget is None else asdict(budget),
             },
             "query_cache": {"hits": getattr(cache, "hits", None), "misses": getattr(cache, "misses", None)},
+            "models": [{**{k: v for k, v in asdict(m).items() if k != "tracks"}, "percent": m.percent} for m in models],
         }
     )

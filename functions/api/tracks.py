@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,9 @@ from shared.models import SearchHit
 from shared.services import Services
 from shared.store.search import filtered_search, fuse_rrf, keyword_search
 from shared.store.tracks import TrackStore
+
+if TYPE_CHECKING:
+    from shared.embedder.base import Embedder
 
 __all__ = [
     "HYBRID_POOL",
@@ -59,8 +62,7 @@ def query_cache_key(model_key: str, query: str) -> str:
     return f"qvec:{model_key}:{hashlib.sha256(query.encode()).hexdigest()}"
 
 
-def _query_vector(svc: Services, query: str) -> Any:
-    embedder = svc.embedder
+def _query_vector(svc: Services, embedder: Embedder, query: str) -> Any:
     cache_key = query_cache_key(embedder.model_key, query)
     vector = svc.cache.get(cache_key)
     CACHE_REQUESTS.labels("query", "miss" if vector is None else "hit").inc()
@@ -79,9 +81,10 @@ def search(call: Call) -> SearchResults:
     flt = track_filter(call.query)
     k: int = call.query["k"]
     ef = svc.settings.hnsw_ef_search
-    model_key = svc.embedder.model_key
+    embedder = svc.search_embedder()  # the registry's active model, as of this request
+    model_key = embedder.model_key
     t0 = time.perf_counter()
-    vector = None if mode == "keyword" else _query_vector(svc, query)
+    vector = None if mode == "keyword" else _query_vector(svc, embedder, query)
     t1 = time.perf_counter()
     with svc.db.connection() as conn:
         if vector is None:
@@ -104,7 +107,7 @@ def search(call: Call) -> SearchResults:
 
 def similar(call: Call) -> SimilarTracks:
     svc = call.services
-    model_key = svc.embedder.model_key
+    model_key = svc.search_model_key()
     track_id, k = call.id, call.query["k"]
     with svc.db.connection() as conn:
         store = TrackStore(conn)

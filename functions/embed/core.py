@@ -11,7 +11,9 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from shared.errors import ModelNotReady
 from shared.metrics import EMBED_SECONDS, EMBED_TEXTS, JOB_SECONDS
 from shared.metrics.jobs import record_jobs
 from shared.observability import job_span
@@ -19,7 +21,13 @@ from shared.queue.base import ClaimedJob, JobAcks
 from shared.queue.kinds import EMBED_JOB, EmbedPayload, MalformedPayload
 from shared.services import Services
 from shared.store import ledger
+from shared.store.registry import ModelState
 from shared.store.tracks import TrackStore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shared.embedder.base import Embedder
 
 __all__ = ["EMBED_JOB", "STAGE", "EmbedOutcome", "embed_claimed", "ensure_index", "run_embed_batch"]
 
@@ -86,31 +94,74 @@ def embed_claimed(claimed: Sequence[ClaimedJob], services: Services, *, acks: Jo
 def _embed_and_commit(
     work: Sequence[ClaimedJob], ids: list[int], services: Services, queue: JobAcks
 ) -> tuple[int, int]:
-    embedder = services.embedder
-    model_key = embedder.model_key
+    targets = _write_targets(services)
     started = time.perf_counter()
     with services.db.connection() as conn:
         store = TrackStore(conn)
         texts = store.texts_for(ids)  # deleted tracks simply drop out
-        done = store.embedded_hashes(list(texts), model_key)
-        todo = [tid for tid, (chash, _) in texts.items() if done.get(tid) != chash]
+        todo: dict[str, list[int]] = {}
+        for key, _, _ in targets:
+            done = store.embedded_hashes(list(texts), key)
+            todo[key] = [tid for tid, (chash, _) in texts.items() if done.get(tid) != chash]
         conn.commit()
-    vectors = None
-    if todo:
-        model_started = time.perf_counter()
-        vectors = embedder.embed([texts[tid][1] for tid in todo])
-        EMBED_SECONDS.labels(model_key).inc(time.perf_counter() - model_started)
+    vectors: dict[str, np.ndarray] = {}
+    lagging: list[str] = []
+    for key, embedder, required in targets:
+        if not todo[key]:
+            continue
+        try:
+            if embedder is None:
+                raise ModelNotReady(f"the embedder of {key} could not be loaded")
+            model_started = time.perf_counter()
+            vectors[key] = embedder.embed([texts[tid][1] for tid in todo[key]])
+            EMBED_SECONDS.labels(key).inc(time.perf_counter() - model_started)
+        except Exception as exc:
+            if required:
+                raise
+            # A shadow model's provider failing must not hold back new uploads for the model search
+            # reads: its backfill pass is reopened and fills these tracks in later.
+            log.warning("shadow model %s could not embed this batch (%s); backfill will", key, type(exc).__name__)
+            lagging.append(key)
     with services.db.connection() as conn:
         store = TrackStore(conn)
-        if vectors is not None:
-            store.write_embeddings(model_key, todo, [texts[tid][0] for tid in todo], vectors)
+        for key, vecs in vectors.items():
+            store.write_embeddings(key, todo[key], [texts[tid][0] for tid in todo[key]], vecs)
+        if lagging:
+            conn.execute(
+                "UPDATE embedding_models SET backfill_done = false,"
+                " backfill_until = greatest(backfill_until, %s) WHERE key = ANY(%s)",
+                (max(texts), lagging),
+            )
         store.index_text(list(texts))
         elapsed_ms = (time.perf_counter() - started) * 1000
         ledger.record_many(conn, [f"track:{tid}" for tid in texts], STAGE, "ok", elapsed_ms / max(1, len(texts)))
         acked = queue.ack(work, conn=conn)
         conn.commit()
-    if todo:
-        EMBED_TEXTS.labels(model_key).inc(len(todo))
+    for key in vectors:
+        EMBED_TEXTS.labels(key).inc(len(todo[key]))
     if acked < len(work):
         log.warning("%d of %d embed jobs had lost their lease; their vectors are kept", len(work) - acked, len(work))
-    return len(todo), len(ids) - len(todo)
+    embedded = len({tid for key in vectors for tid in todo[key]})
+    return embedded, len(ids) - embedded
+
+
+def _write_targets(services: Services) -> list[tuple[str, Embedder | None, bool]]:
+    """(model key, embedder, required) for every model a new or changed track is embedded with:
+    the active model (required: its failure retries the batch) and each shadow model (best effort;
+    None when its embedder cannot be loaded). Before any model is registered, the configured
+    embedder alone."""
+    models = services.write_models()
+    if models is None:
+        embedder = services.embedder
+        return [(embedder.model_key, embedder, True)]
+    targets: list[tuple[str, Embedder | None, bool]] = []
+    for m in models:
+        required = m.state is ModelState.ACTIVE
+        try:
+            targets.append((m.key, services.embedder_for(m), required))
+        except Exception:
+            if required:
+                raise
+            log.warning("the embedder of shadow model %s could not be loaded", m.key, exc_info=True)
+            targets.append((m.key, None, False))
+    return targets

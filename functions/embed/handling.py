@@ -1,5 +1,6 @@
 """How the cloud entry points (shared.platform) run embed: a pushed batch is embedded in one model
-call, the outbox drained with the core's own batches, and each followed by the HNSW index check.
+call, the outbox drained with the core's own batches, and each followed by the HNSW index check
+and, within its share of the turns, one step of a shadow model's backfill.
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from functions.embed.backfill import BackfillThrottle, backfill_step, uploads_waiting
 from functions.embed.core import EMBED_JOB, embed_claimed, run_embed_batch
 from functions.embed.index import IndexKeeper
 from shared.platform.jobs import Backlog, JobHandling
 from shared.services import Services
 
-__all__ = ["EMBED_HANDLING", "index_after_batch"]
+__all__ = ["EMBED_HANDLING", "after_embed_batch", "index_after_batch"]
 
 log = logging.getLogger(__name__)
 
 _keepers: list[tuple[Services, IndexKeeper]] = []  # one per process: it remembers a ready index
 _keeper_lock = threading.Lock()
+_throttles: dict[float, BackfillThrottle] = {}  # per process, like the keeper: it counts batches
 
 
 def _keeper(services: Services) -> IndexKeeper:
@@ -47,6 +50,25 @@ def index_after_batch(services: Services, source_backlog: Backlog | None) -> Map
         return {"index": "error"}
 
 
+def after_embed_batch(services: Services, source_backlog: Backlog | None) -> Mapping[str, Any]:
+    """The index check, then one backfill step when the throttle gives backfill this turn: uploads
+    waiting in the outbox or in the cloud queue that delivered the batch come first."""
+    out = dict(index_after_batch(services, source_backlog))
+    share = services.settings.embed_backfill_share
+    with _keeper_lock:
+        throttle = _throttles.setdefault(share, BackfillThrottle(share))
+    try:
+        waiting = uploads_waiting(services) or (source_backlog is not None and source_backlog() > 0)
+        if throttle.allow(waiting):
+            step = backfill_step(services)
+            if step is not None:
+                out["backfill"] = {"model": step.model, "embedded": step.embedded, "done": step.done}
+    except Exception as exc:  # the batch is settled; the next invocation steps again
+        log.warning("backfill step failed: %s: %s", type(exc).__name__, exc)
+        out["backfill"] = "error"
+    return out
+
+
 EMBED_HANDLING = JobHandling(
-    EMBED_JOB, embed_claimed, run_embed_batch, after_batch=index_after_batch, done_key="embedded"
+    EMBED_JOB, embed_claimed, run_embed_batch, after_batch=after_embed_batch, done_key="embedded"
 )

@@ -35,7 +35,7 @@ from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
 from shared.store.tracks import TrackStore, hnsw_index_name, hnsw_index_sql
 
-__all__ = ["IndexKeeper", "IndexState"]
+__all__ = ["IndexKeeper", "IndexState", "build_index"]
 
 log = logging.getLogger(__name__)
 
@@ -113,48 +113,69 @@ class IndexKeeper:
         return waiting
 
     def _build(self) -> IndexState:
-        settings = self.services.settings
-        model_key = self.services.embedder.model_key
-        name = hnsw_index_name(model_key)
-        lock_key = zlib.crc32(f"contentfn:hnsw:{name}".encode())
-        # CREATE INDEX CONCURRENTLY cannot run in a transaction block, and the build outlives the
-        # pool's statement timeout: a connection of its own, in autocommit, without that timeout.
-        with self.services.db.connect(autocommit=True) as conn:
-            locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
-            if not (locked and locked[0]):
-                return IndexState.BUILDING
-            try:
-                store = TrackStore(conn)
-                present = store.hnsw_index_state(model_key)
-                if present == "valid":
-                    return IndexState.READY
-                if present == "invalid":
-                    log.warning("dropping the invalid HNSW index %s left by an interrupted build", name)
-                    conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
-                conn.execute("SET statement_timeout = 0")
-                conn.execute(
-                    sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{settings.hnsw_build_mem_mb}MB"))
-                )
-                log.info(
-                    "building the HNSW index for %s (m=%d, ef_construction=%d)",
-                    model_key,
-                    settings.hnsw_m,
-                    settings.hnsw_ef_construction,
-                )
-                self._building = conn
-                try:
-                    conn.execute(
-                        hnsw_index_sql(
-                            model_key,
-                            m=settings.hnsw_m,
-                            ef_construction=settings.hnsw_ef_construction,
-                            concurrently=True,
-                        )
-                    )
-                finally:
-                    self._building = None
-                log.info("HNSW index for %s is ready", model_key)
+        embedder = self.services.embedder
+
+        def started(conn: psycopg.Connection[Any] | None) -> None:
+            self._building = conn
+
+        return build_index(self.services, embedder.model_key, embedder.dims, on_start=started)
+
+
+def build_index(
+    services: Services,
+    model_key: str,
+    dims: int,
+    *,
+    on_start: Callable[[psycopg.Connection[Any] | None], None] | None = None,
+) -> IndexState:
+    """Build (or confirm) one model's HNSW index concurrently; any process may call it, one builds.
+
+    ``on_start`` is told the building connection (then None when done), so a caller can cancel it.
+    """
+    settings = services.settings
+    name = hnsw_index_name(model_key)
+    lock_key = zlib.crc32(f"contentfn:hnsw:{name}".encode())
+    # CREATE INDEX CONCURRENTLY cannot run in a transaction block, and the build outlives the
+    # pool's statement timeout: a connection of its own, in autocommit, without that timeout.
+    with services.db.connect(autocommit=True) as conn:
+        locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()
+        if not (locked and locked[0]):
+            return IndexState.BUILDING
+        try:
+            store = TrackStore(conn)
+            present = store.hnsw_index_state(model_key)
+            if present == "valid":
                 return IndexState.READY
+            if present == "invalid":
+                log.warning("dropping the invalid HNSW index %s left by an interrupted build", name)
+                conn.execute(sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(sql.Identifier(name)))
+            conn.execute("SET statement_timeout = 0")
+            conn.execute(
+                sql.SQL("SET maintenance_work_mem = {}").format(sql.Literal(f"{settings.hnsw_build_mem_mb}MB"))
+            )
+            log.info(
+                "building the HNSW index for %s (m=%d, ef_construction=%d)",
+                model_key,
+                settings.hnsw_m,
+                settings.hnsw_ef_construction,
+            )
+            if on_start is not None:
+                on_start(conn)
+            try:
+                conn.execute(
+                    hnsw_index_sql(
+                        model_key,
+                        dims=dims,
+                        m=settings.hnsw_m,
+                        ef_construction=settings.hnsw_ef_construction,
+                        concurrently=True,
+                    )
+                )
             finally:
-                if not conn.broken:  # a broken connection has released its session lock already
-                    conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+                if on_start is not None:
+                    on_start(None)
+            log.info("HNSW index for %s is ready", model_key)
+            return IndexState.READY
+        finally:
+            if not conn.broken:  # a broken connection has released its session lock already
+                conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))

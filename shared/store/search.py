@@ -26,7 +26,7 @@ from psycopg import sql
 
 from shared.models import SearchHit
 from shared.store.browse import TrackFilter, filter_sql
-from shared.store.tracks import SNIPPET_CHARS, TrackStore, snippet
+from shared.store.tracks import SNIPPET_CHARS, TrackStore, snippet, vector_expr
 
 if TYPE_CHECKING:
     import numpy as np
@@ -70,13 +70,19 @@ def filtered_search(
     if flt.artist is None:
         joins, where, join_params, params = filter_sql(flt, exclude=exclude)
         query = sql.SQL(
-            "WITH nn AS MATERIALIZED (SELECT track_id, embedding <=> %s AS dist FROM embeddings"
-            " WHERE model = {model} ORDER BY embedding <=> %s LIMIT %s),"
+            "WITH nn AS MATERIALIZED (SELECT track_id, {col} <=> %s::vector({dims}) AS dist FROM embeddings"
+            " WHERE model = {model} ORDER BY {col} <=> %s::vector({dims}) LIMIT %s),"
             " ranked AS (SELECT track_id, dist, row_number() OVER (ORDER BY dist, track_id) AS rn FROM nn)"
             " SELECT t.id, t.artist, t.title, 1 - ranked.dist, left(t.lyrics, %s), ranked.rn"
             " FROM ranked JOIN tracks t ON t.id = ranked.track_id{joins} WHERE {where}"
             " ORDER BY ranked.dist, t.id LIMIT %s"
-        ).format(model=sql.Literal(model_key), joins=joins, where=where)
+        ).format(
+            col=vector_expr(len(vector)),
+            dims=sql.Literal(len(vector)),
+            model=sql.Literal(model_key),
+            joins=joins,
+            where=where,
+        )
         for candidates in sorted({max(ef_search, k + len(exclude), c) for c in CANDIDATE_ROUNDS}):
             if candidates > MAX_CANDIDATES:
                 break

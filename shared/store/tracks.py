@@ -26,6 +26,7 @@ __all__ = [
     "hnsw_index_sql",
     "snippet",
     "upsert_tracks",
+    "vector_expr",
 ]
 
 SNIPPET_CHARS = 160
@@ -157,6 +158,16 @@ def upsert_tracks(
     return result
 
 
+def vector_expr(dims: int, column: str = "embedding") -> sql.Composed:
+    """``(column::vector(dims))``: the expression each model's HNSW index is built over.
+
+    The column has no fixed dimension (models of any size share it) and HNSW needs one, so the
+    index is over this cast; a query must order by the very same expression for the planner to
+    use the index.
+    """
+    return sql.SQL("({}::vector({}))").format(sql.SQL(column), sql.Literal(int(dims)))
+
+
 def _object_links(origin: ObjectVersion | None) -> sql.Composable:
     """The CTE linking each staged row's track to ``origin``: inserted and changed tracks come from
     the upsert's RETURNING, unchanged ones from the rows read before it, so ``tracks`` is not joined
@@ -175,14 +186,15 @@ def _object_links(origin: ObjectVersion | None) -> sql.Composable:
     ).format(sql.Literal(origin.bucket), sql.Literal(origin.key), sql.Literal(origin.version))
 
 
-def hnsw_index_sql(model_key: str, *, m: int, ef_construction: int, concurrently: bool) -> sql.Composed:
+def hnsw_index_sql(model_key: str, *, dims: int, m: int, ef_construction: int, concurrently: bool) -> sql.Composed:
     """``CREATE INDEX`` for the model's partial HNSW cosine index (``IF NOT EXISTS``)."""
     return sql.SQL(
-        "CREATE INDEX {} IF NOT EXISTS {} ON embeddings USING hnsw (embedding vector_cosine_ops)"
+        "CREATE INDEX {} IF NOT EXISTS {} ON embeddings USING hnsw ({} vector_cosine_ops)"
         " WITH (m = {}, ef_construction = {}) WHERE model = {}"
     ).format(
         sql.SQL("CONCURRENTLY" if concurrently else ""),
         sql.Identifier(hnsw_index_name(model_key)),
+        vector_expr(dims),
         sql.Literal(m),
         sql.Literal(ef_construction),
         sql.Literal(model_key),
@@ -254,16 +266,32 @@ class TrackStore:
                 cur.execute(fill + " AND id = ANY(%s)", (list(track_ids),))
             return cur.rowcount
 
-    def ensure_hnsw_index(self, model_key: str, *, m: int = 16, ef_construction: int = 64) -> bool:
+    def ensure_hnsw_index(
+        self, model_key: str, *, dims: int | None = None, m: int = 16, ef_construction: int = 64
+    ) -> bool:
         """Create the partial HNSW (cosine) index for one model if missing. Returns True if created.
 
         A plain ``CREATE INDEX`` inside the caller's transaction (it blocks vector writes while it
-        runs); :mod:`functions.embed.index` builds it concurrently for live systems.
+        runs); :mod:`functions.embed.index` builds it concurrently for live systems. ``dims``
+        defaults to the dimension of the model's stored vectors.
         """
         if self.hnsw_index_state(model_key) == "valid":
             return False
-        self.conn.execute(hnsw_index_sql(model_key, m=m, ef_construction=ef_construction, concurrently=False))
+        if dims is None:
+            dims = self.vector_dims(model_key)
+            if dims is None:
+                raise ValueError(f"model {model_key!r} has no vectors: pass its dimension")
+        self.conn.execute(
+            hnsw_index_sql(model_key, dims=dims, m=m, ef_construction=ef_construction, concurrently=False)
+        )
         return True
+
+    def vector_dims(self, model_key: str) -> int | None:
+        """The dimension of one of the model's stored vectors (None when it has none)."""
+        row = self.conn.execute(
+            "SELECT vector_dims(embedding) FROM embeddings WHERE model = %s LIMIT 1", (model_key,)
+        ).fetchone()
+        return None if row is None else int(row[0])
 
     def hnsw_index_state(self, model_key: str) -> str:
         """``valid``, ``invalid`` (a concurrent build that did not finish) or ``missing``."""
@@ -288,20 +316,22 @@ class TrackStore:
     ) -> list[SearchHit]:
         """Top-k by cosine similarity.
 
-        The model key is inlined as a literal so the planner can match the per-model partial HNSW
-        index (a bound parameter would hide the value from a generic plan). With an artist filter
+        The model key and the vector's dimension are inlined as literals so the planner can match
+        the per-model partial expression index (a bound parameter would hide them from a generic
+        plan). With an artist filter
         the candidate set is one artist's tracks, so an exact scan over them beats post-filtering
         the approximate top-k, which could return fewer than k rows.
         """
+        dims = len(vector)
         with self.conn.cursor() as cur:
             cur.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(ef_search)))
             if artist is None:
                 query = sql.SQL(
-                    "WITH nn AS (SELECT track_id, embedding <=> %s AS dist FROM embeddings"
-                    " WHERE model = {} ORDER BY embedding <=> %s LIMIT %s)"
+                    "WITH nn AS (SELECT track_id, {col} <=> %s::vector({dims}) AS dist FROM embeddings"
+                    " WHERE model = {model} ORDER BY {col} <=> %s::vector({dims}) LIMIT %s)"
                     " SELECT t.id, t.artist, t.title, 1 - nn.dist, left(t.lyrics, %s)"
                     " FROM nn JOIN tracks t ON t.id = nn.track_id ORDER BY nn.dist"
-                ).format(sql.Literal(model_key))
+                ).format(col=vector_expr(dims), dims=sql.Literal(dims), model=sql.Literal(model_key))
                 cur.execute(query, (vector, vector, k, SNIPPET_CHARS))
             else:
                 query = sql.SQL(

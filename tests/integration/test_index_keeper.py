@@ -83,7 +83,7 @@ def test_bulk_backlog_defers_the_index_and_search_still_answers_then_it_is_built
     assert keeper.tick() is IndexState.READY
     assert _index_state(svc) == "valid"
     definition = _index_definition(svc)
-    assert "USING hnsw (embedding vector_cosine_ops)" in definition
+    assert "USING hnsw (((embedding)::vector(384)) vector_cosine_ops)" in definition
     assert f"ef_construction='{svc.settings.hnsw_ef_construction}'" in definition
     assert keeper.ready and keeper.tick() is IndexState.READY
 
