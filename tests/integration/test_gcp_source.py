@@ -17,7 +17,7 @@ from local.package import PackagingError, SourceArchive, build_gcp_source, runti
 from shared.errors import ModelNotReady
 from tests.conftest import REPO
 from tests.emulators import fake_gcs_url  # noqa: F401 - fixture
-from tests.entry_fixtures import FunctionsFrameworkServer
+from tests.entry_fixtures import TEST_API_KEY, FunctionsFrameworkServer
 
 MODEL_PREFIX = ".contentfn/models/all-MiniLM-L6-v2/"
 
@@ -132,6 +132,8 @@ def test_the_unpacked_archive_serves_search_from_its_own_code_and_model(
         "CONTENTFN_FUNCTION": "api",
         "CONTENTFN_DATABASE_URL": database_url,
         "CONTENTFN_GCS_ENDPOINT": fake_gcs_url,
+        # A cloud API refuses to start without a key of 32+ characters.
+        "CONTENTFN_API_KEY": TEST_API_KEY,
         "PYTHONPATH": str(workspace),
     }
     where = subprocess.run(
@@ -150,7 +152,12 @@ def test_the_unpacked_archive_serves_search_from_its_own_code_and_model(
     ).wait_ready(timeout_s=60)
     try:
         health = httpx.get(f"{server.url}/health", timeout=60)
-        search = httpx.get(f"{server.url}/search", params={"q": "songs about the sea", "k": 3}, timeout=120)
+        search = httpx.get(
+            f"{server.url}/search",
+            params={"q": "songs about the sea", "k": 3},
+            headers={"X-API-Key": TEST_API_KEY},
+            timeout=120,
+        )
     finally:
         server.stop()
     # THEN it reaches the database and embeds the query with the archive's model
