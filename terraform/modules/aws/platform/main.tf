@@ -285,7 +285,8 @@ module "observability" {
   region         = var.region
   function_names = { for k, f in module.function : k => f.lambda_function_name }
   queue_names = merge(
-    { for k, f in var.functions : k => module.queue[k].queue_name if f.trigger == "queue" },
+    # Job queues, and the queue the bucket's object events wait in for ingest (S3 → SQS → Lambda).
+    { for k, f in var.functions : k => module.queue[k].queue_name if contains(["queue", "object"], f.trigger) },
     { detect = module.detect_queue.queue_name },
   )
   # Every dead-letter queue: the job queues' and those of failed asynchronous invocations.
