@@ -36,7 +36,13 @@ __all__ = [
 
 # A cloud runtime's API refuses to start without a key this long (shared.platform.runtime).
 TEST_API_KEY = "test-key-of-the-api-in-a-cloud-runtime-0123456789"
-ENTRY_MODULES = [f"functions.{fn}.{cloud}" for fn in ("ingest", "embed", "api") for cloud in ("aws", "gcp")]
+# Every function's entry points: each keeps a runtime (and its database pool) per process, which a
+# test must close so that the next test's runtime is built against that test's database.
+ENTRY_MODULES = sorted(
+    f"functions.{path.parent.name}.{path.stem}"
+    for path in (REPO / "functions").glob("*/*.py")
+    if path.stem in ("aws", "gcp")
+)
 
 
 def sample_jsonl(n: int = 20, *, tag: str = "") -> bytes:
