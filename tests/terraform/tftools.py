@@ -42,6 +42,7 @@ MOTO_ENDPOINTS = (
     "s3",
     "scheduler",
     "secretsmanager",
+    "sns",
     "sqs",
     "ssm",
     "sts",
