@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -24,6 +25,7 @@ from functions.api.routing import Asset, Call, Created, Route
 from shared.errors import ModelNotReady, TransientError
 from shared.events import HttpRequest, HttpResponse
 from shared.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from shared.observability.traces import TRACEPARENT, TRACESTATE, SpanKind, span
 from shared.services import Services
 from shared.store.api_keys import ApiKey
 
@@ -47,6 +49,14 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
+@dataclass(frozen=True)
+class _Caller:
+    """The W3C trace context a caller sent, so the request's span continues the caller's trace."""
+
+    traceparent: str | None
+    tracestate: str | None
+
+
 class Api:
     """Routing, auth, validation and error mapping around the handlers of a route table."""
 
@@ -56,9 +66,24 @@ class Api:
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
+        """Answer one request inside a server span that continues the caller's ``traceparent``."""
+        matched: list[Route] = []  # the route that answered, for the span, the metrics and the audit
+        caller = _Caller(request.headers.get(TRACEPARENT), request.headers.get(TRACESTATE))
+        with span(f"{request.method} {request.path}", kind=SpanKind.SERVER, parent=caller) as current:
+            try:
+                response = self._handle(request, matched)
+                current.set_attribute("http.response.status_code", response.status)
+                return response
+            finally:
+                # Named after the route's template (few names), as OpenTelemetry's HTTP conventions ask.
+                template = matched[0].template if matched else "unmatched"
+                current.update_name(f"{request.method} {template}")
+                current.set_attribute("http.request.method", request.method)
+                current.set_attribute("http.route", template)
+
+    def _handle(self, request: HttpRequest, matched: list[Route]) -> HttpResponse:
         started = time.perf_counter()
         acted: list[tuple[ApiKey | None, Route, dict[str, str]]] = []  # a write or admin action, for the audit
-        matched: list[Route] = []  # the route that answered, for the request metrics
         status = 500  # what the metrics count where auditing or answering raises past this method
         try:
             response = self._respond(request, acted, matched)
