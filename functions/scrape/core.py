@@ -22,6 +22,7 @@ from shared.events import ScheduleTick
 from shared.idempotency import IdempotentOutcome, in_progress_ttl_s, run_once
 from shared.intel.context import intel_for
 from shared.models import TrackIn
+from shared.observability.traces import SpanKind, span
 from shared.queue.kinds import track_jobs
 from shared.scrape_sources import ScrapeSource
 from shared.services import Services
@@ -74,7 +75,17 @@ def handle_tick(tick: ScheduleTick, services: Services) -> IdempotentOutcome[Scr
 
 
 def _scrape_all(services: Services) -> ScrapeReport:
-    reports = [scrape_source(source, services) for source in services.settings.scrape_sources]
+    reports = []
+    # One trace per tick, a child span per source: the jobs each source enqueues continue it.
+    with span("scrape tick", kind=SpanKind.CONSUMER):
+        for source in services.settings.scrape_sources:
+            with span(
+                "scrape source", attributes={"scrape.source": source.name, "scrape.kind": source.kind}
+            ) as current:
+                report = scrape_source(source, services)
+                current.set_attribute("scrape.stored", report.stored)
+                current.set_attribute("scrape.status", report.status)
+            reports.append(report)
     return ScrapeReport(
         sources=reports,
         stored=sum(r.stored for r in reports),

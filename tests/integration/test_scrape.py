@@ -9,9 +9,12 @@ from datetime import UTC, datetime, timedelta
 from functions.scrape.core import handle_tick
 from functions.scrape.fetchers import extract_lyrics
 from shared.events import ScheduleTick
+from shared.observability.traces import configure_tracing
 from shared.services import Services
 from tests.intel_fixtures import intel_services, source_server  # noqa: F401
+from tests.servers.otlp_receiver import OtlpReceiver
 from tests.servers.source_server import SourceServer
+from tests.trace_fixtures import otlp_receiver, wait_for_spans  # noqa: F401
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -159,3 +162,26 @@ def test_every_scraped_track_is_linked_to_its_pages_and_a_duplicate_to_the_store
     before = count(services, "SELECT count(*) FROM track_pages")
     handle_tick(tick(60), services)
     assert count(services, "SELECT count(*) FROM track_pages") == before
+
+
+def test_a_scrape_tick_is_one_trace_whose_source_span_parents_the_jobs_it_enqueues(
+    intel_services: Callable[..., Services],  # noqa: F811
+    source_server: SourceServer,  # noqa: F811
+    otlp_receiver: OtlpReceiver,  # noqa: F811
+) -> None:
+    configure_tracing("contentfn-scrape", otlp_receiver.endpoint)
+    source = genius(source_server)
+    services = intel_services(scrape_sources=[source])
+    # WHEN a tick scrapes the source with tracing on
+    stored = handle_tick(tick(0), services).result.stored
+    ticks = wait_for_spans(otlp_receiver, "scrape tick", 1)
+    sources = wait_for_spans(otlp_receiver, "scrape source", 1)
+    # THEN the tick is a trace's root and the source's span its child, with what it stored
+    assert len(ticks) == 1 and ticks[0].parent_id is None
+    assert len(sources) == 1 and sources[0].parent_id == ticks[0].span_id
+    assert sources[0].attributes["scrape.source"] == "genius" and sources[0].attributes["scrape.stored"] == stored > 0
+    # AND every job the scrape enqueued carries that trace, so its stages join it
+    with services.db.connection() as conn:
+        parents = [r[0] for r in conn.execute("SELECT traceparent FROM jobs").fetchall()]
+        conn.commit()
+    assert parents and all(p and p.split("-")[1] == ticks[0].trace_id for p in parents)
