@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -62,6 +62,10 @@ bench-search: setup model
 
 bench-models: setup model
 	$(BIN)/python -m tests.bench.bench_models
+
+# Span export on (10% sampling, a collector process) vs off, interleaved: search, ingest, pipeline.
+bench-tracing: setup model
+	$(BIN)/python -m tests.bench.bench_tracing
 
 bench-embed: setup model
 	$(BIN)/python -m tests.bench.bench_embed

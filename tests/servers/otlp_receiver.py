@@ -101,3 +101,34 @@ class OtlpReceiver(LocalServer):
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [s for s in self.collected() if s.trace_id == trace_id]
+
+
+class _CountingReceiver(OtlpReceiver):
+    """The receiver as a process of its own (a benchmark's collector): ``GET /count`` says how many
+    spans arrived; span bodies are not kept."""
+
+    def handle(self, seen: Seen, handler: BaseHTTPRequestHandler) -> Handled | None:
+        if seen.method == "GET" and seen.path == "/count":
+            with self._spans_lock:
+                return Handled(200, str(len(self.spans)).encode(), content_type="text/plain")
+        answer = super().handle(seen, handler)
+        with self._lock:
+            self.seen.clear()
+        return answer
+
+
+def main() -> None:
+    """Serve until standard input closes; the first line printed is the endpoint."""
+    import sys
+
+    receiver = _CountingReceiver()
+    receiver.start()
+    print(receiver.endpoint, flush=True)
+    try:
+        sys.stdin.read()
+    finally:
+        receiver.stop()
+
+
+if __name__ == "__main__":
+    main()
