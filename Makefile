@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing bench-console invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -66,6 +66,10 @@ bench-models: setup model
 # Span export on (10% sampling, a collector process) vs off, interleaved: search, ingest, pipeline.
 bench-tracing: setup model
 	$(BIN)/python -m tests.bench.bench_tracing
+
+# The console's Search page in headless Chromium over the full catalogue: query to results on screen.
+bench-console: system-deps-test setup model
+	$(BIN)/python -m tests.bench.bench_console
 
 bench-embed: setup model
 	$(BIN)/python -m tests.bench.bench_embed
