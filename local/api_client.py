@@ -56,18 +56,20 @@ class ApiUnreachable(Exception):
 class ApiClient:
     """The read side of the API, typed by its own response models."""
 
-    def __init__(self, http: httpx.Client, *, where: str) -> None:
+    def __init__(self, http: httpx.Client, *, where: str, page_size: int = 1000) -> None:
         self._http = http
         self.where = where  # what error lines name: the URL, or "the local database"
+        # The most items asked for per page (each route caps it lower where it must).
+        self.page_size = page_size
 
     @classmethod
-    def remote(cls, url: str, key: str | None) -> ApiClient:
+    def remote(cls, url: str, key: str | None, *, page_size: int = 1000) -> ApiClient:
         headers = {"accept": "application/json"}
         if key:
             headers["x-api-key"] = key
         # The base URL may carry a path (an API Gateway stage): requests append to it.
         http = httpx.Client(base_url=url.rstrip("/") + "/", headers=headers, timeout=_TIMEOUT, follow_redirects=False)
-        return cls(http, where=url)
+        return cls(http, where=url, page_size=page_size)
 
     @classmethod
     def in_process(cls, api: Api) -> ApiClient:
@@ -98,7 +100,9 @@ class ApiClient:
         cursor: str | None = None
         while True:
             page = self._get(
-                "tracks", TrackPage, {**filters, "sort": sort, "limit": min(limit - len(items), 500), "cursor": cursor}
+                "tracks",
+                TrackPage,
+                {**filters, "sort": sort, "limit": min(limit - len(items), self.page_size, 500), "cursor": cursor},
             )
             items.extend(page.items)
             cursor = page.next_cursor
@@ -112,7 +116,7 @@ class ApiClient:
         cursor: str | None = None
         while True:
             page = self._get(
-                "objects", ObjectTraceView, {"key": key, "bucket": bucket, "limit": 1000, "cursor": cursor}
+                "objects", ObjectTraceView, {"key": key, "bucket": bucket, "limit": self.page_size, "cursor": cursor}
             )
             first = first or page
             items.extend(page.items)
@@ -126,7 +130,9 @@ class ApiClient:
         cursor: str | None = None
         while True:
             page = self._get(
-                "dead-jobs", DeadJobPage, {"kind": kind, "limit": min(limit - len(items), 1000), "cursor": cursor}
+                "dead-jobs",
+                DeadJobPage,
+                {"kind": kind, "limit": min(limit - len(items), self.page_size), "cursor": cursor},
             )
             items.extend(page.items)
             cursor = page.next_cursor
