@@ -28,7 +28,7 @@ from functions.api.tracks import SearchResults
 if TYPE_CHECKING:
     from functions.api.core import Api
 
-__all__ = ["ApiClient", "ApiProblem", "ApiUnreachable", "InProcessTransport", "Query", "json_document"]
+__all__ = ["ApiClient", "ApiProblem", "ApiUnreachable", "InProcessTransport", "Query", "json_document", "ndjson_lines"]
 
 _M = TypeVar("_M", bound=BaseModel)
 # Query values as the API takes them; None leaves a parameter out.
@@ -152,7 +152,7 @@ class ApiClient:
         try:
             with self._http.stream("GET", path, params=_params(query)) as response:
                 self._check(response, path, streamed=True)
-                yield _lines(response.iter_bytes())
+                yield ndjson_lines(response.iter_bytes())
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
@@ -200,7 +200,7 @@ class ApiClient:
         return ApiUnreachable(f"cannot reach the API at {self.where}: {reason}")
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+def ndjson_lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """Whole lines (newline kept) out of chunks cut anywhere; a last line without one still counts."""
     rest = b""
     for chunk in chunks:

@@ -5,7 +5,9 @@ Both must print the same JSON; a wrong key or an API out of reach is one clear l
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -247,3 +249,33 @@ def test_the_client_follows_cursors_to_the_end_of_every_list(catalogue: Services
         with pytest.raises(ApiProblem) as refused:
             whole.track(999_999)
         assert (refused.value.status, refused.value.title, refused.value.code) == (404, "Not Found", "not_found")
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """What stands in front of an API that is down: a 502 page in HTML, not a problem document."""
+
+    def do_GET(self) -> None:
+        body = b"<html><body>502 Bad Gateway</body></html>"
+        self.send_response(502)
+        self.send_header("content-type", "text/html")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_proxys_error_page_is_named_by_its_status_not_parsed(env: dict[str, str | None]) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        result = CliRunner().invoke(main, ["dead", "list", "--api", url], env={**env, "CONTENTFN_API_KEY": KEY})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    assert f"the API at {url} refused GET /dead-jobs: 502 Bad Gateway" in result.output
+    assert "Traceback" not in result.output and "<html>" not in result.output
