@@ -28,7 +28,16 @@ from functions.api.tracks import SearchResults
 if TYPE_CHECKING:
     from functions.api.core import Api
 
-__all__ = ["ApiClient", "ApiProblem", "ApiUnreachable", "InProcessTransport", "Query", "json_document", "ndjson_lines"]
+__all__ = [
+    "ApiAnswerUnknown",
+    "ApiClient",
+    "ApiProblem",
+    "ApiUnreachable",
+    "InProcessTransport",
+    "Query",
+    "json_document",
+    "ndjson_lines",
+]
 
 _M = TypeVar("_M", bound=BaseModel)
 # Query values as the API takes them; None leaves a parameter out.
@@ -51,6 +60,10 @@ class ApiProblem(Exception):
 
 class ApiUnreachable(Exception):
     """No answer came back: the URL is wrong, the API is down, or the connection broke."""
+
+
+class ApiAnswerUnknown(Exception):
+    """An answer came back that the API's response models do not describe (a version apart)."""
 
 
 class ApiClient:
@@ -166,7 +179,7 @@ class ApiClient:
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            raise ApiUnreachable(
+            raise ApiAnswerUnknown(
                 f"the answer of {self.where} to GET /{path} is not a {model.__name__} this CLI knows"
                 f" ({exc.error_count()} field errors): are the CLI and the API the same version?"
             ) from None

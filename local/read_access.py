@@ -98,7 +98,7 @@ def _aware(value: datetime) -> datetime:
 def read_client(api_url: str | None, api_key: str | None) -> Iterator[ApiClient]:
     """The client a read command uses; a refusal or an unreachable API inside the block leaves as
     one error line (exit status 1), never a traceback."""
-    from local.api_client import ApiClient, ApiProblem, ApiUnreachable
+    from local.api_client import ApiAnswerUnknown, ApiClient, ApiProblem, ApiUnreachable
 
     refuse_key_without_url(api_url, api_key)
     try:
@@ -112,7 +112,7 @@ def read_client(api_url: str | None, api_key: str | None) -> Iterator[ApiClient]
                 yield client
     except ApiProblem as exc:
         raise click.ClickException(f"{client_where(api_url)} refused GET /{exc.path}: {exc}") from None
-    except ApiUnreachable as exc:
+    except (ApiUnreachable, ApiAnswerUnknown) as exc:
         raise click.ClickException(str(exc)) from None
 
 
