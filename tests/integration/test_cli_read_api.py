@@ -252,12 +252,14 @@ def test_the_client_follows_cursors_to_the_end_of_every_list(catalogue: Services
 
 
 class _Proxy(BaseHTTPRequestHandler):
-    """What stands in front of an API that is down: a 502 page in HTML, not a problem document."""
+    """What stands in front of an API that is down: a 502 page in HTML, not a problem document;
+    and, on /stats, an answer of another version (a field of another type)."""
 
     def do_GET(self) -> None:
-        body = b"<html><body>502 Bad Gateway</body></html>"
-        self.send_response(502)
-        self.send_header("content-type", "text/html")
+        other = self.path.startswith("/stats")
+        body = b'{"tracks": "many"}' if other else b"<html><body>502 Bad Gateway</body></html>"
+        self.send_response(200 if other else 502)
+        self.send_header("content-type", "application/json" if other else "text/html")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -266,16 +268,22 @@ class _Proxy(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_proxys_error_page_is_named_by_its_status_not_parsed(env: dict[str, str | None]) -> None:
+def test_a_proxys_error_page_is_named_by_its_status_and_an_unknown_answer_as_unknown(
+    env: dict[str, str | None],
+) -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         result = CliRunner().invoke(main, ["dead", "list", "--api", url], env={**env, "CONTENTFN_API_KEY": KEY})
+        unknown = CliRunner().invoke(main, ["status", "--json", "--api", url], env=env)
     finally:
         server.shutdown()
         server.server_close()
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
     assert f"the API at {url} refused GET /dead-jobs: 502 Bad Gateway" in result.output
     assert "Traceback" not in result.output and "<html>" not in result.output
+    # AND an answer this CLI's models do not describe is named as such, nothing half-printed
+    assert unknown.exit_code == 1 and "Traceback" not in unknown.output, unknown.output
+    assert "is not a Stats this CLI knows" in unknown.output and "same version" in unknown.output
