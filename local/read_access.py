@@ -73,8 +73,8 @@ def filter_options(f: _F) -> _F:
             ("--explicit", click.Choice(["true", "false"]), "explicit or not, from the lyric features"),
             ("--analyzer", None, "whose profile counts (rules, llm:<model>, distilled:<id>)"),
             ("--source", None, "only tracks from this source"),
-            ("--since", click.DateTime(), "added at or after (local time unless it names a zone)"),
-            ("--until", click.DateTime(), "added before"),
+            ("--since", click.DateTime(), "added at or after (local time)"),
+            ("--until", click.DateTime(), "added before (local time)"),
         )
     ):
         f = click.option(name, type=kind, default=None, help=text)(f)
