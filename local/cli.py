@@ -16,14 +16,18 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from local.eval_cli import eval_group
-from local.read_commands import export_command, trace_command
+from local.read_access import api_options, read_client
+from local.read_commands import export_command, search_command, trace_command, track_command, tracks_command
 from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ContentfnError
 
 if TYPE_CHECKING:
+    from functions.api.models import ModelView
+    from functions.api.status import ModelStats
     from shared.services import Services
     from shared.store.db import Database
     from shared.store.registry import ModelProgress
@@ -92,35 +96,14 @@ def upload(file: Path, key: str | None, prefix: str) -> None:
 
 
 @main.command()
-@click.argument("text")
-@click.option("-k", default=10, show_default=True, type=click.IntRange(1, 100))
-@click.option("--artist", default=None)
-def search(text: str, k: int, artist: str | None) -> None:
-    """Semantic search from the command line (no server needed)."""
-    from shared.services import Services
-    from shared.store.tracks import TrackStore
-
-    settings = _settings()
-    svc = Services.from_settings(settings)
-    try:
-        vector = svc.embedder.embed([text])[0]
-        with svc.db.connection() as conn:
-            hits = TrackStore(conn).search(
-                vector, svc.embedder.model_key, k, artist=artist, ef_search=settings.hnsw_ef_search
-            )
-            conn.commit()
-    finally:
-        svc.close()
-    table = Table("score", "id", "artist", "title", "snippet")
-    for h in hits:
-        table.add_row(f"{h.score:.3f}", str(h.id), h.artist, h.title, h.snippet)
-    console.print(table if hits else "no results (nothing embedded yet?)")
-
-
-@main.command()
-@click.option("--limit", default=20, show_default=True)
-def status(limit: int) -> None:
-    """Where is my file? Recent files, stage counts, queue depth and dead jobs."""
+@click.option("--limit", default=20, show_default=True, help="recent files, images and dead jobs shown (not --api)")
+@api_options
+def status(limit: int, as_json: bool, api_url: str | None, api_key: str | None) -> None:
+    """Where is my file? Recent files, stage counts, queue depth and dead jobs; with --json or
+    --api, the API's figures (GET /stats)."""
+    if as_json or api_url is not None:
+        _api_status(as_json, api_url, api_key)
+        return
     from shared.services import Services
     from shared.store import ledger
     from shared.store.registry import model_progress
@@ -179,6 +162,44 @@ def status(limit: int) -> None:
         console.print(dead_table)
 
 
+def _api_status(as_json: bool, api_url: str | None, api_key: str | None) -> None:
+    from local.api_client import json_document
+
+    with read_client(api_url, api_key) as client:
+        stats = client.stats()
+    if as_json:
+        click.echo(json_document(stats))
+        return
+    console.print(f"tracks: {stats.tracks}   vectors: " + ", ".join(f"{m} {n}" for m, n in stats.embeddings.items()))
+    stage_table = Table("stage", "status", "count", title="stages")
+    for stage, by_status in stats.stages.items():
+        for st, n in by_status.items():
+            stage_table.add_row(stage, st, str(n))
+    console.print(stage_table)
+    console.print(
+        f"queue depth: {stats.queue.depth} {_per(stats.queue.by_kind)}   dead jobs: {stats.dead_jobs.total}"
+        f" {_per(stats.dead_jobs.by_kind)}",
+        soft_wrap=True,
+    )
+    if stats.images.total or stats.streams.total:
+        rate = stats.gpu.img_per_s_per_instance
+        console.print(
+            f"images: {stats.images.total} {_per(stats.images.by_status)}   streams: {stats.streams.total}"
+            f" {_per(stats.streams.by_status)}   GPU drain: "
+            + ("not measured yet" if rate is None else f"{rate:.1f} img/s per instance"),
+            soft_wrap=True,
+        )
+    llm = stats.llm_today
+    console.print(f"LLM today: {llm.calls} calls, {llm.tokens} tokens, ${llm.cost_usd:.4f}", highlight=False)
+    if stats.models:
+        console.print("embedding models:")
+        _model_lines(stats.models)
+
+
+def _per(counts: dict[str, int]) -> str:
+    return "(" + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) + ")" if counts else ""
+
+
 @main.group()
 def models() -> None:
     """Embedding models: list, add (backfilled as a shadow), activate, rollback, retire."""
@@ -203,30 +224,33 @@ def _registry_call(work: Callable[[Any, Settings], Any]) -> Any:
         svc.close()
 
 
-def _model_lines(progress: Sequence[ModelProgress]) -> None:
+def _model_lines(progress: Sequence[ModelProgress | ModelView | ModelStats]) -> None:
     # Plain lines, not a table: a model key is long and a table at terminal width would cut it.
     for m in progress:
+        tracks = getattr(m, "tracks", None)  # /stats leaves it out: it counts tracks once, at the top
+        of = "" if tracks is None else f"/{tracks}"
         console.print(
-            f"{m.key}  {m.state}  {m.provider} {m.dimensions}-d  embedded {m.embedded}/{m.tracks}"
+            f"{m.key}  {m.state}  {m.provider} {m.dimensions}-d  embedded {m.embedded}{of}"
             f" ({m.percent}%)  index {m.index}{'' if m.backfill_done or m.state == 'active' else '  backfilling'}",
             soft_wrap=True,
             highlight=False,
         )
 
 
-def _print_models() -> None:
-    from shared.store.registry import model_progress
-
-    progress = _registry_call(lambda conn, _s: model_progress(conn))
-    if not progress:
-        console.print("no embedding model registered: search reads the configured built-in model")
-    _model_lines(progress)
-
-
 @models.command("list")
-def models_list() -> None:
-    """Every model not retired, with its backfill progress and index."""
-    _print_models()
+@api_options
+def models_list(as_json: bool, api_url: str | None, api_key: str | None) -> None:
+    """Every model not retired, with its backfill progress and index (GET /admin/models)."""
+    from local.api_client import json_document
+
+    with read_client(api_url, api_key) as client:
+        found = client.models()
+    if as_json:
+        click.echo(json_document(found))
+        return
+    if not found.items:
+        console.print("no embedding model registered: search reads the configured built-in model")
+    _model_lines(found.items)
 
 
 @models.command("add")
@@ -401,49 +425,45 @@ def dead() -> None:
 
 @dead.command("list")
 @click.option("--kind", default=None, help="only this kind (embed, enrich, analyze, detect, ingest, …)")
-@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
-def dead_list(kind: str | None, limit: int) -> None:
-    """Newest first, with each one's error and whether it can be replayed."""
-    from shared.queue.dead import dead_jobs
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@api_options
+def dead_list(kind: str | None, limit: int, as_json: bool, api_url: str | None, api_key: str | None) -> None:
+    """Newest first, with each one's error and whether it can be replayed (GET /dead-jobs)."""
+    from local.api_client import json_document
 
-    svc = _services()
-    try:
-        with svc.db.connection() as conn:
-            rows = dead_jobs(conn, kind=kind, limit=limit)
-            conn.commit()
-    finally:
-        svc.close()
-    table = Table("id", "kind", "attempts", "died", "replayable", "error", title="dead jobs (newest first)")
-    for r in rows:
+    with read_client(api_url, api_key) as client:
+        page = client.dead_jobs(kind=kind, limit=limit)
+    if as_json:
+        click.echo(json_document(page))
+        return
+    table = Table(
+        "id", "kind", "attempts", "died", "replayable", "error", title=f"dead jobs (newest first, {page.total} in all)"
+    )
+    for r in page.items:
         table.add_row(
-            str(r["id"]),
-            r["kind"],
-            str(r["attempts"]),
-            r["died_at"][:19],
-            "yes" if r["replayable"] else "no",
-            r["last_error"],
+            str(r.id), r.kind, str(r.attempts), r.died_at[:19], "yes" if r.replayable else "no", escape(r.last_error)
         )
-    console.print(table if rows else "no dead jobs")
+    console.print(table if page.items else "no dead jobs")
 
 
 @dead.command("show")
-@click.argument("dead_id", type=int)
-def dead_show(dead_id: int) -> None:
-    """One dead job as JSON: its error and the job or event it held."""
-    import json
+@click.argument("dead_id", type=click.IntRange(1, 2**63 - 1))
+@api_options
+def dead_show(dead_id: int, as_json: bool, api_url: str | None, api_key: str | None) -> None:
+    """One dead job as JSON: its error and the job or event it held (GET /dead-jobs/{id})."""
+    from local.api_client import ApiProblem, json_document
 
-    from shared.queue.dead import dead_job
-
-    svc = _services()
-    try:
-        with svc.db.connection() as conn:
-            row = dead_job(conn, dead_id)
-            conn.commit()
-    finally:
-        svc.close()
-    if row is None:
-        raise click.ClickException(f"no dead job {dead_id}")
-    console.print_json(json.dumps(row, default=str))
+    with read_client(api_url, api_key) as client:
+        try:
+            found = client.dead_job(dead_id)
+        except ApiProblem as exc:
+            if exc.status == 404:
+                raise click.ClickException(f"no dead job {dead_id}") from None
+            raise
+    if as_json:
+        click.echo(json_document(found))
+        return
+    console.print_json(found.dead_job.model_dump_json())
 
 
 @dead.command("replay")
@@ -764,6 +784,9 @@ def clean() -> None:
 
 
 main.add_command(eval_group)
+main.add_command(search_command)
+main.add_command(tracks_command)
+main.add_command(track_command)
 main.add_command(trace_command)
 main.add_command(export_command)
 

@@ -280,17 +280,26 @@ def _switch(
 
 
 def retire_model(conn: psycopg.Connection[Any], key: str) -> int:
-    """Retire a shadow model: drop its HNSW index and delete its vectors; returns the vectors
-    deleted. The active model cannot be retired (activate another first). The caller commits."""
-    target = get_model(conn, key, for_update=True)
-    if target.state is ModelState.ACTIVE:
-        raise ModelConflict(f"model {key} is active: activate or roll back to another model first")
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
-    deleted = conn.execute("DELETE FROM embeddings WHERE model = %s", (key,)).rowcount
-    conn.execute(
-        "UPDATE embedding_models SET state = 'retired', retired_at = coalesce(retired_at, now()) WHERE key = %s",
-        (key,),
-    )
+    """Retire a shadow model: delete its vectors and drop its HNSW index, all or nothing; returns
+    the vectors deleted. The active model cannot be retired (activate another first).
+
+    One transaction (a savepoint inside the caller's, if it has one open): a failure midway leaves
+    the model a shadow with its vectors and index, never retired with vectors left or vectors gone
+    from a model still listed. That is why the index goes with a plain ``DROP INDEX``:
+    ``DROP INDEX CONCURRENTLY`` cannot run in a transaction. The plain drop holds an ACCESS
+    EXCLUSIVE lock on ``embeddings`` (every model's searches and writes wait) until the commit, so
+    it comes last: the delete before it takes only row locks, and the drop itself is a catalogue
+    change plus unlinking the index's files, quick whatever the index's size."""
+    with conn.transaction():
+        target = get_model(conn, key, for_update=True)
+        if target.state is ModelState.ACTIVE:
+            raise ModelConflict(f"model {key} is active: activate or roll back to another model first")
+        deleted = conn.execute("DELETE FROM embeddings WHERE model = %s", (key,)).rowcount
+        conn.execute(
+            "UPDATE embedding_models SET state = 'retired', retired_at = coalesce(retired_at, now()) WHERE key = %s",
+            (key,),
+        )
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
     return int(deleted or 0)
 
 

@@ -186,6 +186,64 @@ def test_retire_drops_the_models_vectors_and_index_and_the_active_model_cannot_b
         conn.rollback()
 
 
+# Ways to make a retire fail midway, each after its vectors were deleted: the registry update
+# refused by a trigger, or the last step, the index drop, refused by an event trigger.
+_FAILURES = {
+    "at the registry update": (
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$"
+        " BEGIN RAISE EXCEPTION 'refused update of %', OLD.key; END $$;"
+        " CREATE TRIGGER refuse BEFORE UPDATE ON embedding_models FOR EACH ROW EXECUTE FUNCTION refuse()"
+    ),
+    "at the index drop": (
+        "CREATE FUNCTION refuse() RETURNS event_trigger LANGUAGE plpgsql AS $$"
+        " BEGIN RAISE EXCEPTION 'refused %', tg_tag; END $$;"
+        " CREATE EVENT TRIGGER refuse ON ddl_command_start WHEN TAG IN ('DROP INDEX') EXECUTE FUNCTION refuse()"
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(_FAILURES))
+def test_a_retire_that_fails_midway_leaves_the_model_its_vectors_and_its_index(
+    catalogue: tuple[Services, list[int]], where: str
+) -> None:
+    services, ids = catalogue
+    with services.db.connection() as conn:
+        add_model(conn, SMALL)
+        _embed(conn, SMALL.key, ids, 64)
+        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        conn.execute(_FAILURES[where])
+        conn.commit()
+    # WHEN a retire fails after deleting the vectors (as the CLI and the API call it: a fresh connection)
+    with pytest.raises(psycopg.errors.RaiseException, match="refused"), services.db.connection() as conn:
+        retire_model(conn, SMALL.key)
+    # THEN nothing of it happened: a shadow still, every vector and the index in place
+    with services.db.connection() as conn:
+        assert get_model(conn, SMALL.key).state is ModelState.SHADOW
+        assert conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (SMALL.key,)).fetchone() == (TRACKS,)
+        assert TrackStore(conn).hnsw_index_state(SMALL.key) == "valid"
+        conn.commit()
+
+
+def test_a_retire_inside_a_callers_open_transaction_fails_alone(catalogue: tuple[Services, list[int]]) -> None:
+    services, ids = catalogue
+    with services.db.connection() as conn:
+        add_model(conn, SMALL)
+        _embed(conn, SMALL.key, ids, 64)
+        conn.execute(_FAILURES["at the index drop"])
+        conn.commit()
+        # GIVEN the caller's transaction holds a change of its own
+        conn.execute("UPDATE tracks SET title = 'kept' WHERE id = %s", (ids[0],))
+        # WHEN the retire inside it fails at its last step
+        with pytest.raises(psycopg.errors.RaiseException):
+            retire_model(conn, SMALL.key)
+        # THEN only the retire is undone (its savepoint): the caller may still commit its own change
+        conn.commit()
+        assert conn.execute("SELECT title FROM tracks WHERE id = %s", (ids[0],)).fetchone() == ("kept",)
+        assert conn.execute("SELECT count(*) FROM embeddings WHERE model = %s", (SMALL.key,)).fetchone() == (TRACKS,)
+        assert get_model(conn, SMALL.key).state is ModelState.SHADOW
+        conn.commit()
+
+
 def test_a_second_active_model_is_refused_by_the_database(catalogue: tuple[Services, list[int]]) -> None:
     services, _ = catalogue
     with services.db.connection() as conn:

@@ -84,7 +84,7 @@ def _cli_trace(env: dict[str, str], key: str) -> dict[str, Any]:
 
 
 def _states(doc: dict[str, Any], kind: str) -> dict[str, str]:
-    return {s["label"].split(" - ", 1)[1]: s["stages"][kind]["state"] for s in doc["subjects"]}
+    return {s["label"].split(" - ", 1)[1]: s["stages"][kind]["state"] for s in doc["items"]}
 
 
 def test_trace_shows_a_dead_enrich_with_its_error_then_done_after_replay(
@@ -112,14 +112,14 @@ def test_trace_shows_a_dead_enrich_with_its_error_then_done_after_replay(
     assert doc["ingest"]["status"] == "partial"
     assert (doc["ingest"]["rows_ok"], doc["ingest"]["rows_bad"]) == (4, 1)
     assert [b["line"] for b in doc["ingest"]["bad_rows"]] == [5] and "lyrics" in doc["ingest"]["bad_rows"][0]["reason"]
-    assert len(doc["subjects"]) == 4
+    assert len(doc["items"]) == 4
     # AND every track is embedded; three are enriched and analysed; the refused one is dead with its error
     assert set(_states(doc, "embed").values()) == {"done"}
     enrich = _states(doc, "enrich")
     assert enrich.pop(BROKEN_TITLE) == "dead" and set(enrich.values()) == {"done"}
     analyze = _states(doc, "analyze")
     assert analyze.pop(BROKEN_TITLE) == "pending" and set(analyze.values()) == {"done"}
-    (broken,) = [s for s in doc["subjects"] if s["label"].endswith(BROKEN_TITLE)]
+    (broken,) = [s for s in doc["items"] if s["label"].endswith(BROKEN_TITLE)]
     dead = broken["stages"]["enrich"]
     assert "400" in dead["error"] and dead["retryable"] is False and dead["replayable"] is True
     assert doc["summary"]["enrich"] == {"done": 3, "dead": 1}
@@ -132,7 +132,7 @@ def test_trace_shows_a_dead_enrich_with_its_error_then_done_after_replay(
     replay = CliRunner().invoke(main, ["dead", "replay", str(dead["dead_job_id"])], env=env)
     assert replay.exit_code == 0 and "replayed 1" in replay.output, replay.output
     queued = _cli_trace(env, "catalogue/batch.jsonl")
-    (pending,) = [s for s in queued["subjects"] if s["label"].endswith(BROKEN_TITLE)]
+    (pending,) = [s for s in queued["items"] if s["label"].endswith(BROKEN_TITLE)]
     assert pending["stages"]["enrich"]["state"] == "pending" and pending["stages"]["enrich"]["next_attempt_at"]
     _drain(services)
     # THEN the trace shows every track done through every stage
