@@ -26,11 +26,14 @@ Per step: requests per second, p50/p95/p99 latency, errors (anything but a 2xx, 
 
 from __future__ import annotations
 
+import cProfile
 import json
 import os
+import pstats
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +188,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", default="1,2,4,8,16,32,64", help="concurrency steps (default 1,2,4,8,16,32,64)")
     parser.add_argument("--step-s", type=float, default=10.0, help="measured seconds per step (default 10)")
     parser.add_argument("--warmup-s", type=float, default=2.0, help="unmeasured seconds before each step (default 2)")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="cProfile every request's handling; write pstats to this file"
+    )
     parser.add_argument("--phases", default="mixed,search", help="which phases to run (default mixed,search)")
     args = parser.parse_args(argv)
     steps = [int(s) for s in args.steps.split(",") if s.strip()]
@@ -196,6 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = bench_settings(work / "state", url, require_api_key=True)
         services = Services.from_settings(settings)
         server: ApiServer | None = None
+        profiler: HandlerProfiler | None = None
         try:
             setup = prepare(services, args.rows, args.seed, url)
             secret = create_key(services.db, "bench-load", {"write"}, requests_per_minute=KEY_RPM)
@@ -209,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 ]
                 conn.commit()
-            server = ApiServer(Api(services), "127.0.0.1", 0)
+            api = Api(services)
+            profiler = HandlerProfiler(api) if args.profile is not None else None
+            server = ApiServer(api, "127.0.0.1", 0)
             server.start()
             base = f"http://127.0.0.1:{server.port}"
             rng = random.Random(args.seed)
@@ -263,9 +272,45 @@ def main(argv: Sequence[str] | None = None) -> int:
             if server is not None:
                 server.stop()
             services.close()
+    if profiler is not None and args.profile is not None:
+        profiler.dump(args.profile)
 
     print(report(results, setup.tracks, args))
     return 0
+
+
+class HandlerProfiler:
+    """cProfile around ``Api.handle`` in every worker thread (one profile per thread, merged at the
+    end): where a request's time goes inside the API, the HTTP server's event loop aside."""
+
+    def __init__(self, api: Api) -> None:
+        self._local = threading.local()
+        self._profiles: list[cProfile.Profile] = []
+        self._lock = threading.Lock()
+        inner = api.handle
+
+        def handle(request: Any) -> Any:
+            prof = getattr(self._local, "prof", None)
+            if prof is None:
+                prof = self._local.prof = cProfile.Profile()
+                with self._lock:
+                    self._profiles.append(prof)
+            prof.enable()
+            try:
+                return inner(request)
+            finally:
+                prof.disable()
+
+        api.handle = handle  # type: ignore[method-assign]
+
+    def dump(self, path: Path) -> None:
+        if not self._profiles:
+            return
+        stats = pstats.Stats(self._profiles[0], stream=sys.stderr)
+        for prof in self._profiles[1:]:
+            stats.add(prof)
+        stats.dump_stats(path)
+        stats.sort_stats("cumulative").print_stats(40)
 
 
 def warm_up(base: str, secret: str, analyze_ids: Sequence[int], hot: Sequence[str]) -> None:
