@@ -107,6 +107,7 @@ class Step:
     api_cpu: float  # shares of one core over the measured window
     pg_cpu: float
     gen_cpu: float
+    other_cpu: float  # the rest of the machine (other jobs on a shared host), cores
     per_kind: dict[str, tuple[int, float, float]] = field(default_factory=dict)  # kind: (n, p50, p99)
     samples: list[str] = field(default_factory=list)
 
@@ -117,6 +118,11 @@ class CpuMeter:
     def __init__(self, postmaster_pid: int | None) -> None:
         self.me = psutil.Process()
         self.pg = psutil.Process(postmaster_pid) if postmaster_pid else None
+
+    def host(self) -> float:
+        """CPU seconds the whole machine spent busy so far."""
+        t = psutil.cpu_times()
+        return float(sum(t) - t.idle - getattr(t, "iowait", 0.0))
 
     def read(self) -> tuple[float, float]:
         t = self.me.cpu_times()
@@ -145,6 +151,7 @@ def run_step(
 ) -> tuple[Step, dict[str, int]]:
     """One step in a fresh generator process; CPU is read around it (the warm-up is a small share)."""
     a0, p0 = meter.read()
+    h0 = meter.host()
     proc = subprocess.run(
         [sys.executable, "-m", "tests.bench._loadgen"],
         input=json.dumps(plan),
@@ -154,6 +161,7 @@ def run_step(
         check=False,
     )
     a1, p1 = meter.read()
+    h1 = meter.host()
     if proc.returncode != 0:
         raise SystemExit(f"the load generator failed:\n{proc.stderr[-2000:]}")
     result = json.loads(proc.stdout)
@@ -176,6 +184,7 @@ def run_step(
         api_cpu=(a1 - a0) / busy,
         pg_cpu=(p1 - p0) / busy,
         gen_cpu=float(result["cpu_s"]) / busy,
+        other_cpu=max(0.0, (h1 - h0) - (a1 - a0) - (p1 - p0) - float(result["cpu_s"])) / busy,
         per_kind=per_kind,
         samples=result["error_samples"],
     )
@@ -336,8 +345,14 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
 def _row(s: Step) -> str:
     return (
         f"  {s.phase:<6} {s.concurrency:>4} {s.rps:8.1f} {s.p50:8.1f} {s.p95:8.1f} {s.p99:8.1f} {s.errors:>6}"
-        f"  {s.api_cpu:5.2f} {s.pg_cpu:5.2f} {s.gen_cpu:5.2f}"
+        f"  {s.api_cpu:5.2f} {s.pg_cpu:5.2f} {s.gen_cpu:5.2f} {s.other_cpu:5.2f}"
+        f"  {_per_request(s.api_cpu, s.rps):6.2f} {_per_request(s.pg_cpu, s.rps):5.2f}"
     )
+
+
+def _per_request(cores: float, rps: float) -> float:
+    """CPU milliseconds per answered request: a figure that holds on a shared machine, unlike rps."""
+    return cores / rps * 1000 if rps else float("nan")
 
 
 def report(results: Sequence[Step], tracks: int, args: Any) -> str:
@@ -350,7 +365,7 @@ def report(results: Sequence[Step], tracks: int, args: Any) -> str:
     lines = [
         f"load benchmark: {tracks:,} tracks, {os.cpu_count()} cores, {args.step_s:.0f} s per step after "
         f"{args.warmup_s:.0f} s warm-up; mixed = {_mix(MIXED_WEIGHTS)}",
-        "  phase  conc      rps   p50 ms   p95 ms   p99 ms errors  cpu: api    pg   gen (cores)",
+        "  phase  conc      rps   p50 ms   p95 ms   p99 ms errors  cores: api   pg   gen other  cpu ms/req: api   pg",
         *(_row(s) for s in results),
     ]
     for label, group in (("mixed", mixed), ("search", search)):
