@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing bench-console invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing bench-console bench-load invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -89,6 +89,9 @@ bench-obs: system-deps-test setup model
 
 bench-cold: setup model
 	$(BIN)/python -m tests.bench.bench_cold
+
+bench-load: setup model
+	$(BIN)/python -m tests.bench.bench_load
 
 bench-export: setup
 	$(BIN)/python -m tests.bench.bench_export

@@ -662,7 +662,7 @@ def keys_list() -> None:
 @keys.command("revoke")
 @click.argument("name")
 def keys_revoke(name: str) -> None:
-    """Refuse key NAME from the next request on (its audit rows keep the name)."""
+    """Refuse key NAME: API processes drop it within CONTENTFN_API_KEY_CACHE_S (its audit rows keep the name)."""
     from shared.store.api_keys import revoke_key
 
     with _key_store() as svc:

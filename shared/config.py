@@ -252,6 +252,15 @@ class Settings(BaseSettings):
         ge=0,
         description="Requests one key may make per minute (a key's own quota overrides it); 0: no per-minute quota.",
     )
+    api_key_cache_s: float = Field(
+        default=5.0,
+        ge=0,
+        le=300,
+        description=(
+            "How long the API trusts a named key it looked up before asking the database again: a revoked key (or a"
+            " rotated-out secret past its grace) is refused within this many seconds; 0: looked up on every request."
+        ),
+    )
     api_llm_per_day: int = Field(
         default=200,
         ge=0,
@@ -259,6 +268,16 @@ class Settings(BaseSettings):
     )
     search_max_k: int = Field(default=100, ge=1, le=1000, description="Largest `k` a search may ask for.")
     search_max_query_chars: int = Field(default=1000, ge=1, description="Longest search query.")
+    search_model_cache_s: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description=(
+            "How long a process reuses the registry's active model for search before reading it again: an activate"
+            " or rollback made by another process reaches search within this many seconds (at once in the API"
+            " process that made it); 0: read on every search."
+        ),
+    )
     query_cache_entries: int = Field(
         default=2048, ge=0, description="Query vectors kept in process, under a hash of the query."
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -42,6 +43,8 @@ class Services:
     # Jobs of a kind waiting in a cloud queue (after the outbox relay), for admission checks;
     # set by cloud entry points whose CONTENTFN_QUEUES names a queue that reports its depth.
     remote_backlog: Callable[[str], int] | None = None
+    # The registry's active model as last read, and until when (monotonic) it is reused.
+    _search_model: tuple[float, EmbeddingModel | None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, migrate: bool = True, blob: Blob | None = None) -> Services:
@@ -104,24 +107,38 @@ class Services:
         return found
 
     def search_embedder(self) -> Embedder:
-        """The embedder of the model search reads: the registry's active model, read per call so a
-        switch takes effect at the commit that made it; the configured embedder before any model
-        is registered."""
-        from shared.store.registry import active_model
-
-        with self.db.connection() as conn:
-            model = active_model(conn)
-            conn.commit()
+        """The embedder of the model search reads: the registry's active model (reused for
+        ``search_model_cache_s``, see :meth:`active_search_model`); the configured embedder before
+        any model is registered."""
+        model = self.active_search_model()
         return self.embedder if model is None else self.embedder_for(model)
 
     def search_model_key(self) -> str:
         """The key of the model search reads, without loading its embedder when it is registered."""
+        model = self.active_search_model()
+        return self.embedder.model_key if model is None else model.key
+
+    def active_search_model(self) -> EmbeddingModel | None:
+        """The registry's active model, read at most once per ``search_model_cache_s``: a switch
+        committed elsewhere reaches search within that bound, one made through
+        :meth:`forget_search_model` (the API's activate and rollback) at once."""
         from shared.store.registry import active_model
 
+        ttl = self.settings.search_model_cache_s
+        cached = self._search_model
+        now = time.monotonic()
+        if ttl > 0 and cached is not None and cached[0] > now:
+            return cached[1]
         with self.db.connection() as conn:
             model = active_model(conn)
             conn.commit()
-        return self.embedder.model_key if model is None else model.key
+        if ttl > 0:
+            self._search_model = (now + ttl, model)
+        return model
+
+    def forget_search_model(self) -> None:
+        """Read the active model again on the next search (after this process switched it)."""
+        self._search_model = None
 
     def write_models(self) -> list[EmbeddingModel] | None:
         """Every model new and changed tracks are embedded with (active first, then shadows), or

@@ -17,7 +17,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel
 
-from functions.api.auth import ANONYMOUS, authenticate, authorize, check_quota, record_action
+from functions.api.auth import ANONYMOUS, KeyCache, QuotaLeases, authenticate, authorize, check_quota, record_action
 from functions.api.errors import PROBLEM_JSON, ApiError
 from functions.api.params import validate_query
 from functions.api.routes import routes_for
@@ -63,6 +63,9 @@ class Api:
     def __init__(self, services: Services, routes: tuple[Route, ...] | None = None) -> None:
         self.services = services
         self.routes = routes_for(services.settings) if routes is None else routes
+        # Per process: named keys trusted for a bounded time, and the per-minute quota reserved in slices.
+        self.keys = KeyCache(services.settings.api_key_cache_s)
+        self.quotas = QuotaLeases()
 
     # -- dispatch ----------------------------------------------------------------------------
     def handle(self, request: HttpRequest) -> HttpResponse:
@@ -116,11 +119,11 @@ class Api:
             matched.append(route)
             key: ApiKey | None = None
             if not route.public and self.services.settings.api_auth:
-                key = authenticate(self.services, request)
+                key = authenticate(self.services, request, self.keys)
                 if route.required_scope != "read":
                     acted.append((key, route, path_params))
                 authorize(key, route)
-                check_quota(self.services, key)
+                check_quota(self.services, key, self.quotas)
             elif route.required_scope != "read":
                 acted.append((None, route, path_params))
             values = validate_query(request.query, route.params)

@@ -136,6 +136,7 @@ def add_model_route(call: Call) -> ModelAnswer:
             conn.rollback()
             raise ApiError(409, "model_conflict", "another model is registered under that name and version") from None
         conn.commit()
+    call.services.forget_search_model()  # the first model registered becomes active
     return ModelAnswer(key=model.key, state=model.state.value)
 
 
@@ -152,6 +153,7 @@ def activate_model_route(call: Call) -> ModelAnswer:
             # What is missing, in counts and states: nothing of the request is echoed.
             raise ApiError(409, "activation_refused", "not ready: " + "; ".join(exc.missing)) from None
         conn.commit()
+    call.services.forget_search_model()
     return ModelAnswer(key=model.key, state=model.state.value)
 
 
@@ -163,6 +165,7 @@ def rollback_model_route(call: Call) -> ModelAnswer:
             conn.rollback()
             raise ApiError(409, "no_previous_model", str(exc)) from None
         conn.commit()
+    call.services.forget_search_model()
     return ModelAnswer(key=model.key, state=model.state.value)
 
 
@@ -178,4 +181,5 @@ def retire_model_route(call: Call) -> RetireAnswer:
             conn.rollback()
             raise ApiError(409, "model_active", "the active model cannot be retired; activate another first") from None
         conn.commit()
+    call.services.forget_search_model()
     return RetireAnswer(key=body.key, vectors_deleted=deleted)

@@ -1,4 +1,5 @@
-"""Named API keys: created, listed, rotated and revoked (the CLI), looked up by the API on each request.
+"""Named API keys: created, listed, rotated and revoked (the CLI), looked up by the API (which trusts
+a found key for ``api_key_cache_s``, :class:`functions.api.auth.KeyCache`).
 
 A key's secret is 32 random bytes (256 bits), shown once when it is made; the table keeps only its
 SHA-256. A slow password hash (bcrypt, argon2) exists to make guessing a *low-entropy* secret
@@ -7,7 +8,7 @@ an attacker who stole the table nothing less while letting every request be chec
 equality lookup on the digest (no per-key comparison loop, no secret-dependent timing).
 
 Rotation issues a new secret and keeps the previous digest valid for a grace period, so clients
-switch over without an outage; revocation takes effect on the next request (no cache in between).
+switch over without an outage; revocation takes effect within ``api_key_cache_s`` (5 s by default).
 """
 
 from __future__ import annotations

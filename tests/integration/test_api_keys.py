@@ -154,13 +154,47 @@ def test_a_key_is_stored_only_as_the_digest_of_its_secret(api: Served, cli: CliR
     assert "ingest-bot" in listed and "read,write" in listed and secret not in listed
 
 
-def test_a_revoked_key_is_refused_at_the_next_request(api: Served, cli: CliRunner) -> None:
-    secret = create(cli, "temp", "--scope", "read")
+def test_a_revoked_key_is_refused_within_the_key_cache_bound_and_never_after(keyed: Settings, cli: CliRunner) -> None:
+    # GIVEN an API that trusts a looked-up key for 2 s, and a key it has just admitted
+    served = Served(keyed.model_copy(update={"api_key_cache_s": 2.0}))
+    try:
+        secret = create(cli, "temp", "--scope", "read")
+        assert served.call("GET", "/stats", secret).status_code == 200
+        # WHEN the key is revoked by another process (the CLI)
+        keys(cli, "revoke", "temp")
+        revoked_at = time.monotonic()
+        # THEN the request right after is still answered from the cached lookup (no query per request)
+        assert served.call("GET", "/stats", secret).status_code == 200
+        # AND within the bound the key is refused, and stays refused
+        while (answer := served.call("GET", "/stats", secret)).status_code == 200:
+            assert time.monotonic() - revoked_at < 2.0, "a revoked key outlived the key cache bound"
+            time.sleep(0.1)
+        assert answer.status_code == 401 and answer.json()["code"] == "unauthorized"
+        assert time.monotonic() - revoked_at <= 2.5
+        assert [served.call("GET", "/stats", secret).status_code for _ in range(3)] == [401] * 3
+        assert "revoked" in keys(cli, "list")
+    finally:
+        served.close()
+
+
+def test_without_the_key_cache_a_revoked_key_is_refused_at_the_next_request(keyed: Settings, cli: CliRunner) -> None:
+    served = Served(keyed.model_copy(update={"api_key_cache_s": 0.0}))
+    try:
+        secret = create(cli, "temp", "--scope", "read")
+        assert served.call("GET", "/stats", secret).status_code == 200
+        keys(cli, "revoke", "temp")
+        refused = served.call("GET", "/stats", secret)
+        assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
+    finally:
+        served.close()
+
+
+def test_a_new_key_works_at_once_and_an_unknown_secret_is_refused_every_time(api: Served, cli: CliRunner) -> None:
+    # A refusal is never cached, so a key made right after a refused guess works on its first request.
+    assert api.call("GET", "/stats", "cfk_" + "x" * 43).status_code == 401
+    secret = create(cli, "fresh", "--scope", "read")
     assert api.call("GET", "/stats", secret).status_code == 200
-    keys(cli, "revoke", "temp")
-    refused = api.call("GET", "/stats", secret)
-    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
-    assert "revoked" in keys(cli, "list")
+    assert api.call("GET", "/stats", secret[:-1] + ("A" if secret[-1] != "A" else "B")).status_code == 401
 
 
 def test_rotation_keeps_both_secrets_valid_until_the_grace_ends_then_only_the_new(api: Served, cli: CliRunner) -> None:
@@ -208,6 +242,32 @@ def test_the_per_minute_quota_holds_across_two_api_instances_and_answers_429_wit
         # AND another key is not affected
         other = create(cli, "other", "--scope", "read")
         assert first.call("GET", "/stats", other).status_code == 200
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_postgres_counted_quota_is_reserved_in_slices_yet_two_instances_admit_exactly_the_limit(
+    keyed: Settings, cli: CliRunner
+) -> None:
+    # GIVEN two API instances counting in Postgres and a key of 200 requests a minute (slices of 2)
+    first, second = Served(keyed), Served(keyed)
+    try:
+        secret = create(cli, "sliced", "--scope", "read", "--rpm", "200")
+        while time.time() % 60 > 40:  # all requests must fall in one window
+            time.sleep(1)
+        # WHEN it makes 220 requests alternating between the instances
+        codes = [(first if i % 2 else second).call("GET", "/stats", secret).status_code for i in range(220)]
+        # THEN exactly 200 pass and every later one is a 429 with Retry-After within the minute
+        assert codes.count(200) == 200 and codes[:200] == [200] * 200
+        assert set(codes[200:]) == {429}
+        refused = first.call("GET", "/stats", secret)
+        assert refused.status_code == 429 and refused.json()["code"] == "quota_exceeded"
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        # AND the shared counter was written once per slice, not once per request: 100 slices of 2
+        # were granted, then one refused reservation per instance (each refuses alone afterwards)
+        counted = rows(first.services, "SELECT used FROM api_quota_counters WHERE key_name = 'sliced'")
+        assert counted == [(204,)]
     finally:
         first.close()
         second.close()

@@ -3,6 +3,7 @@ covers every track with a valid index), rollback and retire."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -153,6 +154,41 @@ def test_rollback_returns_search_to_the_previous_model_at_once(catalogue: tuple[
         # The model before the current one is the one rolled back from: a second rollback undoes the first.
         assert rollback_model(conn).key == SMALL.key
         conn.rollback()
+
+
+def test_a_switch_made_by_another_process_reaches_search_within_the_cache_bound(
+    catalogue: tuple[Services, list[int]],
+) -> None:
+    # GIVEN a shadow model ready to serve, and a second process's services that reuse the active
+    # model for 1 s, having just read it
+    services, ids = catalogue
+    with services.db.connection() as conn:
+        add_model(conn, SMALL)
+        _embed(conn, SMALL.key, ids, 64)
+        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        conn.commit()
+    other = Services.from_settings(services.settings.model_copy(update={"search_model_cache_s": 1.0}), migrate=False)
+    try:
+        assert other.search_model_key() == BASE.key
+        # WHEN the first process activates the shadow and commits
+        with services.db.connection() as conn:
+            activate_model(conn, SMALL.key)
+            conn.commit()
+        switched_at = time.monotonic()
+        # THEN the second still searches the old model at first (no registry query per search)
+        assert other.search_model_key() == BASE.key
+        # AND reads the new one within the bound
+        while other.search_model_key() != SMALL.key:
+            assert time.monotonic() - switched_at < 1.0, "the switch did not reach search within the bound"
+            time.sleep(0.05)
+        # AND once told a switch happened (as the API's own routes tell it), they read it at once
+        with services.db.connection() as conn:
+            rollback_model(conn)
+            conn.commit()
+        other.forget_search_model()
+        assert other.search_model_key() == BASE.key
+    finally:
+        other.close()
 
 
 def test_rollback_with_no_earlier_model_is_refused(catalogue: tuple[Services, list[int]]) -> None:

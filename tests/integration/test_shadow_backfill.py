@@ -40,7 +40,12 @@ def server() -> Iterator[EmbeddingsServer]:
 def _services(services: Services) -> Services:
     """The suite's services, allowed to reach the loopback test server with its key."""
     settings = services.settings.model_copy(
-        update={"http_allow_networks": (ipaddress.ip_network("127.0.0.0/8"),), "embed_api_key": SecretStr("test-key")}
+        update={
+            "http_allow_networks": (ipaddress.ip_network("127.0.0.0/8"),),
+            "embed_api_key": SecretStr("test-key"),
+            # The registry is read on every search here, so a switch shows at the commit that made it.
+            "search_model_cache_s": 0.0,
+        }
     )
     return dataclasses.replace(services, settings=settings, _model_embedders={})
 
