@@ -38,7 +38,11 @@ def create_app(api: Api) -> Starlette:
     async def dispatch(request: Request) -> Response:
         # A file's bytes sent to the API itself (PUT /uploads, where the store signs no URL) may be as
         # large as an upload; every other body is small JSON.
-        route = api.route_for(HttpRequest(method=request.method, path=request.url.path))
+        # The path as sent: a name segment holding an encoded '/' (an artist "AC/DC") stays one
+        # segment; the core decodes it (Call.name).
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
+        route = api.route_for(HttpRequest(method=request.method, path=path))
         cap = upload_cap if route is not None and route.operation_id == DIRECT_UPLOAD else MAX_BODY_BYTES
         declared = request.headers.get("content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > cap):
@@ -49,7 +53,7 @@ def create_app(api: Api) -> Starlette:
             if len(body) > cap:
                 return _too_large()
         req = HttpRequest.from_parts(
-            request.method, request.url.path, request.url.query, dict(request.headers.items()), bytes(body)
+            request.method, path, request.url.query, dict(request.headers.items()), bytes(body)
         )
         # The core is synchronous (psycopg pool, onnxruntime); keep it off the event loop.
         resp = await run_in_threadpool(api.handle, req)

@@ -218,6 +218,8 @@ def test_the_function_packages_import_each_other_without_a_cycle() -> None:
 
 def _public_names(module: str) -> set[str]:
     path = REPO / Path(*module.split(".")).with_suffix(".py")
+    if not path.exists():  # a package: its names are in its __init__
+        path = REPO / Path(*module.split(".")) / "__init__.py"
     tree = ast.parse(path.read_text(), str(path))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
