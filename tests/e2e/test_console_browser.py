@@ -679,8 +679,18 @@ def test_a_csv_uploaded_in_the_page_becomes_searchable_and_its_trace_reaches_don
 
 
 def test_the_operations_page_shows_each_models_state_and_backfill_progress(console: Console, browser: Browser) -> None:
+    # GIVEN a registry with models in it: adding one registers the built-in model as the active one
+    # first; the added one (an endpoint nobody answers) is retired at once, so nothing backfills with it
+    added = console.api(
+        "/admin/models",
+        "POST",
+        {"provider": "openai", "name": "unreachable", "dimensions": 8, "base_url": "http://127.0.0.1:9/v1"},
+    )
+    console.api("/admin/models/retire", "POST", {"key": added["key"]})
     models = console.api("/admin/models?retired=true")["items"]
-    assert models, "the local stack registers its model"
+    assert {m["state"] for m in models} == {"active", "retired"}
+    active = next(m for m in models if m["state"] == "active")
+    assert active["percent"] == 100.0, active
     _visit(browser, f"{console.url}/#/operations", "#models .model progress")
     shown = browser.js(
         "return [...document.querySelectorAll('#models .model')].map((m) => [m.dataset.model, m.dataset.state,"
