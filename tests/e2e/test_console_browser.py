@@ -661,6 +661,9 @@ def test_a_csv_uploaded_in_the_page_becomes_searchable_and_its_trace_reaches_don
     )
     assert shown == [item["id"] for item in trace["items"]]
     assert "every track is done or dead" in browser.text("#upload-status") and UPLOAD_NAME in browser.text("main")
+    assert "Ingest: ok · 2 rows ok, 0 bad" in browser.text("#upload-trace") and "null" not in browser.text(
+        "#upload-trace"
+    )
     _assert_nothing_ran(browser)
     assert browser.screenshot("uploads-done").stat().st_size > 1000
     # AND its tracks are found by search

@@ -32,7 +32,7 @@ function costFacts(llm) {
 }
 
 function modelsSection(models) {
-  if (!models.length) return h("p", { class: "muted" }, "No embedding model registered yet.");
+  if (!models.length) return h("p", { class: "muted" }, "No model registered: search uses the configured built-in one (its vectors are counted above).");
   return models.map((m) => {
     const label = `${m.key} (${m.state})`;
     return h(

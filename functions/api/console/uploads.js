@@ -103,7 +103,7 @@ export async function render(view) {
       return;
     }
     const done = settled(trace);
-    out.replaceChildren(h("h2", { id: "trace-title" }, "Trace"), ...traceView(trace));
+    out.replaceChildren(h("h2", { id: "trace-title" }, "Trace"), ...traceView(trace).filter(Boolean));
     out.dataset.state = done ? "settled" : "running";
     status.textContent = done ? `${answer.key}: every track is done or dead.` : `${answer.key}: processing…`;
     if (done) announce(status.textContent);
