@@ -20,6 +20,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from functions.api.core import Api
+from functions.api.uploads import DIRECT_UPLOAD
 from shared.events import HttpRequest
 from shared.metrics import exposition
 from shared.metrics.state import watch_store
@@ -32,17 +33,27 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 def create_app(api: Api) -> Starlette:
+    upload_cap = api.services.settings.max_upload_bytes
+
     async def dispatch(request: Request) -> Response:
+        # A file's bytes sent to the API itself (PUT /uploads, where the store signs no URL) may be as
+        # large as an upload; every other body is small JSON.
+        # The path as sent: a name segment holding an encoded '/' (an artist "AC/DC") stays one
+        # segment; the core decodes it (Call.name).
+        raw = request.scope.get("raw_path")
+        path = raw.decode("latin-1") if isinstance(raw, bytes) and raw else request.url.path
+        route = api.route_for(HttpRequest(method=request.method, path=path))
+        cap = upload_cap if route is not None and route.operation_id == DIRECT_UPLOAD else MAX_BODY_BYTES
         declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+        if declared is not None and (not declared.isdigit() or int(declared) > cap):
             return _too_large()
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > cap:
                 return _too_large()
         req = HttpRequest.from_parts(
-            request.method, request.url.path, request.url.query, dict(request.headers.items()), body
+            request.method, path, request.url.query, dict(request.headers.items()), bytes(body)
         )
         # The core is synchronous (psycopg pool, onnxruntime); keep it off the event loop.
         resp = await run_in_threadpool(api.handle, req)

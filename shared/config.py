@@ -146,6 +146,22 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=100 * 1024 * 1024, ge=1, description="Larger uploads are refused before they are read."
     )
+    upload_prefix: str = Field(
+        default="incoming/",
+        min_length=2,
+        max_length=100,
+        pattern=r"^[a-z0-9][a-z0-9._-]*/$",
+        description=(
+            "Key prefix of the files uploaded through the API (`POST /uploads`): the only prefix the API may"
+            " write or sign uploads for (the cloud bucket policy grants just this one)."
+        ),
+    )
+    upload_url_ttl_s: int = Field(
+        default=900, ge=60, le=7 * 86400, description="Lifetime of a signed upload URL `POST /uploads` answers."
+    )
+    upload_name_max_chars: int = Field(
+        default=200, ge=8, le=900, description="Longest file name `POST /uploads` takes (the key adds the prefix)."
+    )
     max_field_bytes: int = Field(
         default=1024 * 1024,
         ge=1024,
@@ -547,6 +563,12 @@ class Settings(BaseSettings):
         ),
     )
     image_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, description="Larger images are refused.")
+    image_url_ttl_s: int = Field(
+        default=300,
+        ge=30,
+        le=86400,
+        description="Lifetime of the signed GET URL an image's content answers with where the store signs one (the cloud).",
+    )
     image_max_pixels: int = Field(
         default=40_000_000, ge=1024, description="Images with more pixels (read from the header) are refused."
     )

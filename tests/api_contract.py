@@ -56,6 +56,8 @@ def contract_violation(api: Api, request: HttpRequest, response: HttpResponse) -
         return f"{where}: status not declared by {route.operation_id} ({sorted(declared)})"
     if response.status >= 400:
         return None
+    if 300 <= response.status < 400:
+        return None if response.headers.get("location") else f"{where}: redirect without Location"
     if response.status == 201 and not response.headers.get("location"):
         return f"{where}: 201 without Location"
     declared_media = route.media_type.split(";")[0]

@@ -38,6 +38,12 @@ class NearArtist(_Answer):
     similarity: float
 
 
+class YearThemes(_Answer):
+    year: int
+    tracks: int  # the artist's analysed tracks released that year
+    themes: dict[str, int]  # each of the artist's top themes → those of them holding it
+
+
 class ArtistView(_Answer):
     """One artist: its tracks (the first ``limit`` by id), the distributions of their current
     profiles, mean lyric features, and the artists whose embedding centroids are nearest."""
@@ -52,6 +58,8 @@ class ArtistView(_Answer):
     feature_means: dict[str, float]
     model: str | None
     nearest_artists: list[NearArtist]
+    themes_by_year: list[YearThemes]  # oldest release year first
+    undated: int  # analysed tracks with no known release year (not in themes_by_year)
 
 
 class LlmDayView(_Answer):

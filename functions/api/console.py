@@ -36,6 +36,8 @@ CONSOLE_ASSETS = {
     "images.js": _JS,
     "streams.js": _JS,
     "operations.js": _JS,
+    "artist.js": _JS,
+    "uploads.js": _JS,
 }
 
 # Scripts and styles only from this origin, no inline script or style, no other origin to talk to;
@@ -61,7 +63,18 @@ def _read(name: str) -> bytes:
 
 
 def console_page(call: Call) -> Asset:
-    return Asset(_read("index.html"), "text/html; charset=utf-8", cache=_CACHE, policy=CONSOLE_POLICY)
+    return Asset(_read("index.html"), "text/html; charset=utf-8", cache=_CACHE, policy=_policy(call))
+
+
+def _policy(call: Call) -> str:
+    """The page's policy; where the store signs URLs (the cloud), the bucket's origin is added for
+    the two things the page does there: PUT an upload (connect-src) and show an image (img-src)."""
+    origin = call.services.blob.signed_origin(call.services.settings.bucket)
+    if origin is None:
+        return CONSOLE_POLICY
+    return CONSOLE_POLICY.replace("img-src 'self' blob:", f"img-src 'self' blob: {origin}").replace(
+        "connect-src 'self'", f"connect-src 'self' {origin}"
+    )
 
 
 def console_asset(call: Call) -> Asset:

@@ -63,7 +63,7 @@ class ModelKeyRequest(_Strict):
 
 class ModelView(_Strict):
     key: str
-    state: Literal["shadow", "active"]
+    state: Literal["shadow", "active", "retired"]
     provider: str
     dimensions: int
     tracks: int
@@ -90,7 +90,7 @@ class RetireAnswer(_Strict):
 def _view(m: ModelProgress) -> ModelView:
     return ModelView(
         key=m.key,
-        state="active" if m.state == "active" else "shadow",
+        state="active" if m.state == "active" else "retired" if m.state == "retired" else "shadow",
         provider=m.provider,
         dimensions=m.dimensions,
         tracks=m.tracks,
@@ -102,8 +102,11 @@ def _view(m: ModelProgress) -> ModelView:
 
 
 def list_models_route(call: Call) -> ModelList:
+    retired = call.query["retired"]
+    if retired not in (None, "true", "false"):
+        raise ApiError(400, "invalid_parameter", "retired must be true or false")
     with call.services.db.connection() as conn:
-        progress = model_progress(conn)
+        progress = model_progress(conn, retired=retired == "true")
         conn.commit()
     return ModelList(items=[_view(m) for m in progress])
 

@@ -23,6 +23,7 @@ __all__ = ["OpenApiDocument", "build_openapi", "openapi"]
 _REF = "#/components/schemas/{model}"
 _HEADERS = {
     201: {"Location": {"description": "path of the created resource", "schema": {"type": "string"}}},
+    307: {"Location": {"description": "a short-lived signed URL of the bytes", "schema": {"type": "string"}}},
     401: {"WWW-Authenticate": {"description": "how to authenticate", "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}},
     503: {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}},
@@ -97,9 +98,13 @@ def _operation(route: Route, auth: bool, schemas: dict[str, Any]) -> dict[str, A
                 content = {media_type: {"schema": {"$ref": _add(route.response, schemas, "serialization")}}}
             else:
                 content = {media_type: {"schema": {"type": "string"}}}
+        elif status < 400:
+            content = {}  # a redirect: Location says where
         else:
             content = {PROBLEM_JSON: {"schema": {"$ref": _REF.format(model=Problem.__name__)}}}
-        answer: dict[str, Any] = {"description": meaning, "content": content}
+        answer: dict[str, Any] = {"description": meaning}
+        if content:
+            answer["content"] = content
         if status in _HEADERS:
             answer["headers"] = _HEADERS[status]
         responses[str(status)] = answer

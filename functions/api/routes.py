@@ -48,9 +48,11 @@ from functions.api.recommend import Recommendations, RecommendRequest, recommend
 from functions.api.routing import Route
 from functions.api.status import Health, Stats, health, stats
 from functions.api.tracks import SEARCH_MODES, SearchResults, SimilarTracks, search, similar
+from functions.api.uploads import DIRECT_UPLOAD, UploadAnswer, UploadRequest, UploadStored, create_upload, put_upload
 from functions.api.vision import (
     FramePage,
     ImageDetections,
+    ImageLink,
     ImagePage,
     StreamAnswer,
     StreamPage,
@@ -59,6 +61,7 @@ from functions.api.vision import (
     delete_stream,
     image_content,
     image_detections,
+    image_link,
     images_index,
     stream_frames,
     stream_status,
@@ -91,6 +94,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
     what = Param("what", str, default="tracks", maximum=16, description="tracks (with profiles) or detections")
     artist = Param("artist", str, maximum=500, description="only this artist (case-insensitive)")
     source = Param("source", str, maximum=200, description="only tracks of this source")
+    upload_key = Param("key", str, required=True, maximum=1200, description="the key POST /uploads answered")
+    retired = Param("retired", str, maximum=5, description="true: the retired models too")
     since = Param("since", str, maximum=40, description="only rows updated (detections: created) at or after, ISO 8601")
     until = Param("until", str, maximum=40, description="only rows updated (detections: created) before, ISO 8601")
     return (
@@ -171,7 +176,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/artists/{name}",
             get_artist,
             "get_artist",
-            "One artist: tracks, quality and sentiment mix, top themes, feature means, nearest artists",
+            "One artist: tracks, quality and sentiment mix, top themes and their count per release year, feature"
+            " means, nearest artists",
             (artist_tracks, near),
             response=ArtistView,
             errors=(404,),
@@ -185,6 +191,31 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             (object_key, object_bucket, subjects, CURSOR),
             response=ObjectTraceView,
             errors=(404, 409),
+        ),
+        Route(
+            "POST",
+            "/uploads",
+            create_upload,
+            "create_upload",
+            "Upload a track file: checks its name and size, picks its key under the upload prefix, and answers"
+            " where to PUT its bytes (a signed bucket URL in the cloud, PUT /uploads locally) and its trace",
+            body=UploadRequest,
+            response=UploadAnswer,
+            status=201,
+            scope="write",
+        ),
+        Route(
+            "PUT",
+            "/uploads",
+            put_upload,
+            DIRECT_UPLOAD,
+            "The bytes of an upload, as the raw body, where the store signs no URL (the local runtime);"
+            " 409 where it does, or when the key was written already",
+            (upload_key,),
+            response=UploadStored,
+            status=201,
+            errors=(409, 413),
+            scope="write",
         ),
         Route(
             "GET",
@@ -230,8 +261,18 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/images/{id}/content",
             image_content,
             "image_content",
-            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP)",
+            "One image's bytes (409 when it was not decoded as JPEG, PNG or WebP); where the store signs"
+            " URLs (the cloud), a 307 to a short-lived signed GET of the object instead",
             media_type="image/*",
+            errors=(307, 409),
+        ),
+        Route(
+            "GET",
+            "/images/{id}/link",
+            image_link,
+            "image_link",
+            "Where to read one image's bytes: a short-lived signed URL in the cloud, else its content route",
+            response=ImageLink,
             errors=(409,),
         ),
         Route(
@@ -325,7 +366,8 @@ def routes_for(settings: Settings) -> tuple[Route, ...]:
             "/admin/models",
             list_models_route,
             "list_models",
-            "Registered embedding models with their backfill progress and index",
+            "Registered embedding models with their backfill progress and index (retired=true: retired ones too)",
+            (retired,),
             response=ModelList,
             scope="admin",
         ),

@@ -144,6 +144,7 @@ class Route:
 
 
 _MEANING = {
+    307: "Redirect to a short-lived signed URL of the bytes",
     404: "Not found",
     409: "Conflict with the resource's state",
     413: "Over the limit",

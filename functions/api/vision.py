@@ -11,7 +11,7 @@ stream stops, ends, fails or expires, which the API cannot foresee.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -22,6 +22,7 @@ from functions.api.paging import IdKey, decode_cursor, encode_cursor
 from functions.api.params import json_body
 from functions.api.routing import Asset, Call, Created
 from shared.errors import ObjectNotFound, PoisonError
+from shared.events import HttpResponse
 from shared.net.policy import AddressPolicy
 from shared.services import Services
 from shared.vision.store import detections_for_image, get_image, list_images
@@ -41,6 +42,7 @@ __all__ = [
     "FramePage",
     "Image",
     "ImageDetections",
+    "ImageLink",
     "ImagePage",
     "ImageSummary",
     "Stream",
@@ -51,6 +53,7 @@ __all__ = [
     "delete_stream",
     "image_content",
     "image_detections",
+    "image_link",
     "images_index",
     "stream_frames",
     "stream_status",
@@ -108,6 +111,12 @@ class Image(_Answer):
 class ImageDetections(_Answer):
     image: Image
     detections: list[Detection]
+
+
+class ImageLink(_Answer):
+    url: str = Field(description="a signed URL of the bytes (absolute), or the API's content route (relative)")
+    signed: bool = Field(description="true: read it with nothing else (no API key); false: read it with the key")
+    expires_at: datetime | None = Field(description="when a signed URL stops working")
 
 
 class ImageSummary(_Answer):
@@ -191,12 +200,9 @@ def image_detections(call: Call) -> ImageDetections:
     return ImageDetections.model_validate({"image": image, "detections": found})
 
 
-def image_content(call: Call) -> Asset:
-    """The image's bytes, read through the Blob port with the caller's key (the console draws its
-    boxes over them). Only decoded formats are served, under their own media type, so a stored
-    object is never handed to a browser as something it could run."""
-    svc = call.services
-    with svc.db.connection() as conn:
+def _viewable(call: Call) -> tuple[dict[str, Any], str]:
+    """The image row and its media type; 404 when there is no such image, 409 when it is not viewable."""
+    with call.services.db.connection() as conn:
         image = get_image(conn, call.id)
         conn.commit()
     if image is None:
@@ -204,12 +210,40 @@ def image_content(call: Call) -> Asset:
     media_type = _IMAGE_MEDIA.get((image["format"] or "").lower())
     if media_type is None:
         raise ApiError(409, "not_viewable", "the image was not decoded as a viewable format")
+    return image, media_type
+
+
+def image_content(call: Call) -> Asset | HttpResponse:
+    """The image's bytes, read through the Blob port with the caller's key (the console draws its
+    boxes over them). Only decoded formats are served, under their own media type, so a stored
+    object is never handed to a browser as something it could run. Where the store signs URLs (the
+    cloud) the answer is a 307 to a short-lived signed GET instead: the bytes never pass through
+    the function. (A client following it should not forward its API key to the bucket's host.)"""
+    svc = call.services
+    image, media_type = _viewable(call)
+    signed = svc.blob.read_url(image["bucket"], image["key"], expires_s=svc.settings.image_url_ttl_s)
+    if signed is not None:
+        return HttpResponse(
+            status=307, headers={"location": signed, "cache-control": "no-store", "content-type": "text/plain"}
+        )
     try:
         with svc.blob.open(image["bucket"], image["key"], max_bytes=svc.settings.image_max_bytes) as reader:
             content = reader.read()
     except ObjectNotFound:
         raise not_found("image object") from None
     return Asset(content, media_type, cache="private, max-age=300")
+
+
+def image_link(call: Call) -> ImageLink:
+    """Where the console reads an image from: the signed URL (no key travels to the bucket's host),
+    or, where the store signs nothing, the content route with the key."""
+    svc = call.services
+    image, _ = _viewable(call)
+    ttl = svc.settings.image_url_ttl_s
+    signed = svc.blob.read_url(image["bucket"], image["key"], expires_s=ttl)
+    if signed is None:
+        return ImageLink(url=f"images/{call.id}/content", signed=False, expires_at=None)
+    return ImageLink(url=signed, signed=True, expires_at=datetime.now(UTC) + timedelta(seconds=ttl))
 
 
 def images_index(call: Call) -> ImagePage:

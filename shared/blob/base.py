@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-__all__ = ["Blob", "BlobInfo"]
+__all__ = ["Blob", "BlobInfo", "SignedUpload"]
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,15 @@ class BlobInfo:
     generation: str | None = None
     etag: str | None = None
     content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class SignedUpload:
+    """A short-lived PUT that writes one object without credentials: the client sends exactly
+    ``headers`` (they are part of the signature) and the bytes as the body."""
+
+    url: str
+    headers: dict[str, str]
 
 
 class Blob(Protocol):
@@ -37,4 +46,15 @@ class Blob(Protocol):
         """A URL that reads the object without credentials for ``expires_s`` seconds (a signed URL),
         so large bytes need not pass through a function; None where the store cannot sign one
         (a local folder, credentials without a signer), and the caller serves the bytes itself."""
+        ...
+
+    def write_url(self, bucket: str, key: str, *, expires_s: int, content_type: str, size: int) -> SignedUpload | None:
+        """A signed PUT of ``key`` for ``expires_s`` seconds, bound to ``content_type`` and to at most
+        ``size`` bytes where the store can hold a PUT to a size; None where the store cannot sign one
+        (a local folder, credentials without a signer)."""
+        ...
+
+    def signed_origin(self, bucket: str) -> str | None:
+        """The origin (scheme://host[:port]) the signed URLs of ``bucket`` point at, for a page's
+        Content-Security-Policy; None where the store signs nothing."""
         ...

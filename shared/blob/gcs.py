@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from shared.blob.base import BlobInfo
+from shared.blob.base import BlobInfo, SignedUpload
 from shared.blob.errors import BlobAccessDenied, BlobUnavailable, ObjectChanged
 from shared.blob.local import BoundedReader
 from shared.errors import ObjectNotFound, ObjectTooLarge
@@ -47,21 +47,65 @@ class GcsBlob:
         return cls(client)
 
     def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
-        """A V4 signed GET made with the client's credentials when they hold a signer (a service
-        account key); platform credentials without one (Cloud Run's metadata server, an emulator's
-        anonymous client) sign nothing here, and the caller serves the bytes."""
-        from datetime import timedelta
-
-        from google.auth.credentials import Signing
-
-        if not isinstance(self._client._credentials, Signing):
+        """A V4 signed GET, or None where the credentials sign nothing (the caller serves the bytes)."""
+        signing = self._signing()
+        if signing is None:
             return None
         blob = self._client.bucket(bucket).blob(key)
         try:
-            url = blob.generate_signed_url(version="v4", expiration=timedelta(seconds=expires_s), method="GET")
+            url = blob.generate_signed_url(**_v4(expires_s, "GET"), **signing)
         except Exception as exc:
             raise _translate(exc, bucket, key) from exc
         return str(url)
+
+    def write_url(self, bucket: str, key: str, *, expires_s: int, content_type: str, size: int) -> SignedUpload | None:
+        """A V4 signed PUT bound to ``content_type``, with ``x-goog-content-length-range`` signed in:
+        GCS refuses a body longer than ``size``."""
+        signing = self._signing()
+        if signing is None:
+            return None
+        headers = {"Content-Type": content_type, "x-goog-content-length-range": f"0,{size}"}
+        blob = self._client.bucket(bucket).blob(key)
+        try:
+            url = blob.generate_signed_url(
+                **_v4(expires_s, "PUT"),
+                content_type=content_type,
+                headers={"x-goog-content-length-range": headers["x-goog-content-length-range"]},
+                **signing,
+            )
+        except Exception as exc:
+            raise _translate(exc, bucket, key) from exc
+        return SignedUpload(str(url), headers)
+
+    def signed_origin(self, bucket: str) -> str | None:
+        if self._signing() is None:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(str(self._client.api_endpoint))
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def _signing(self) -> dict[str, Any] | None:
+        """How this client's credentials sign a URL: with their own key (a service account key file),
+        through the IAM signBlob API as the account they stand for (Cloud Run's metadata-server
+        credentials hold an email and a token, no key), or not at all (an anonymous client)."""
+        from google.auth.credentials import Signing
+
+        credentials = self._client._credentials
+        if isinstance(credentials, Signing):
+            return {}
+        email = getattr(credentials, "service_account_email", None)
+        if not email:
+            return None
+        if not getattr(credentials, "valid", False):  # "default" stands for the email until a refresh
+            from google.auth.transport.requests import Request
+
+            try:
+                credentials.refresh(Request())
+            except Exception as exc:
+                raise BlobUnavailable(f"GCS credentials could not be refreshed: {type(exc).__name__}") from exc
+            email = credentials.service_account_email
+        return {"service_account_email": email, "access_token": credentials.token}
 
     def stat(self, bucket: str, key: str) -> BlobInfo:
         try:
@@ -116,6 +160,12 @@ class _Stream:
 
     def close(self) -> None:
         self._raw.close()
+
+
+def _v4(expires_s: int, method: str) -> dict[str, Any]:
+    from datetime import timedelta
+
+    return {"version": "v4", "expiration": timedelta(seconds=expires_s), "method": method}
 
 
 def _info(bucket: str, blob: Any) -> BlobInfo:

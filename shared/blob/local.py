@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from shared.blob.base import BlobInfo
+from shared.blob.base import BlobInfo, SignedUpload
 from shared.errors import ObjectNotFound, ObjectTooLarge, PoisonError
 
 __all__ = ["BoundedReader", "LocalBlob"]
@@ -60,6 +60,14 @@ class LocalBlob:
     def read_url(self, bucket: str, key: str, *, expires_s: int) -> str | None:
         """A folder has no URL of its own: the API serves local bytes itself."""
         self._path(bucket, key)  # the same refusal of unsafe names as every other operation
+        return None
+
+    def write_url(self, bucket: str, key: str, *, expires_s: int, content_type: str, size: int) -> SignedUpload | None:
+        """Nothing to sign: the local API writes uploaded bytes into the folder itself."""
+        self._path(bucket, key)
+        return None
+
+    def signed_origin(self, bucket: str) -> str | None:
         return None
 
     def stat(self, bucket: str, key: str) -> BlobInfo:

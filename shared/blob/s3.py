@@ -9,8 +9,9 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
+from urllib.parse import urlsplit
 
-from shared.blob.base import BlobInfo
+from shared.blob.base import BlobInfo, SignedUpload
 from shared.blob.errors import BlobAccessDenied, BlobUnavailable, ObjectChanged
 from shared.blob.local import BoundedReader
 from shared.errors import ObjectNotFound, ObjectTooLarge
@@ -59,6 +60,22 @@ class S3Blob:
         except Exception as exc:
             raise _translate(exc, bucket, key) from exc
         return str(url)
+
+    def write_url(self, bucket: str, key: str, *, expires_s: int, content_type: str, size: int) -> SignedUpload | None:
+        """A presigned PUT (SigV4) whose signature covers Content-Type and Content-Length: S3 refuses
+        a body of any other length or type. Made locally: no call to S3."""
+        params = {"Bucket": bucket, "Key": key, "ContentType": content_type, "ContentLength": size}
+        try:
+            url = self._client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
+        except Exception as exc:
+            raise _translate(exc, bucket, key) from exc
+        # Content-Length is set by the client from the body itself; only the type is to be sent.
+        return SignedUpload(str(url), {"Content-Type": content_type})
+
+    def signed_origin(self, bucket: str) -> str | None:
+        # The client decides path or virtual-host addressing: read the origin off a URL it signs.
+        parts = urlsplit(self.read_url(bucket, "origin", expires_s=60) or "")
+        return f"{parts.scheme}://{parts.netloc}" if parts.netloc else None
 
     def stat(self, bucket: str, key: str) -> BlobInfo:
         try:

@@ -44,6 +44,9 @@ class ArtistProfile:
     top_themes: list[dict[str, Any]]  # theme, tracks
     feature_means: dict[str, float]  # numeric lyric features averaged; booleans as the share true
     nearest_artists: list[dict[str, Any]]  # artist, similarity of the centroids (cosine)
+    # per release year, oldest first: year, tracks analysed, and how many of them hold each top theme
+    themes_by_year: list[dict[str, Any]]
+    undated: int  # analysed tracks with no release year known
 
 
 def artist_profile(
@@ -57,10 +60,13 @@ def artist_profile(
     if not rows:
         return None
     profiles = conn.execute(
-        f"SELECT p.result FROM tracks t {CURRENT_ANALYSIS} WHERE lower(t.artist) = %s AND p.result IS NOT NULL",
+        f"SELECT p.result, {_RELEASE_YEAR} FROM tracks t {CURRENT_ANALYSIS}"
+        " LEFT JOIN enrichments m ON m.track_id = t.id AND m.kind = 'metadata'"
+        " WHERE lower(t.artist) = %s AND p.result IS NOT NULL",
         (lname,),
     ).fetchall()
     quality, sentiment, themes = _distributions([r[0] for r in profiles])
+    by_year, undated = _themes_by_year(profiles, [t["theme"] for t in themes])
     return ArtistProfile(
         artist=str(rows[0][2]),
         tracks=len(rows),
@@ -71,7 +77,34 @@ def artist_profile(
         top_themes=themes,
         feature_means=_feature_means(conn, lname),
         nearest_artists=[] if model is None else _nearest_artists(conn, lname, model, neighbours),
+        themes_by_year=by_year,
+        undated=undated,
     )
+
+
+# A track's release year: the year its own row gave (``year`` or ``release_date``), else the one the
+# catalogue lookup found; null when neither holds four leading digits.
+_RELEASE_YEAR = (
+    "coalesce(substring(t.metadata->>'year' from '^[0-9]{4}'), substring(t.metadata->>'release_date' from '^[0-9]{4}'),"
+    " substring(m.data->>'release_date' from '^[0-9]{4}'))::int AS year"
+)
+
+
+def _themes_by_year(rows: list[tuple[Any, ...]], top: list[str]) -> tuple[list[dict[str, Any]], int]:
+    """Per release year (oldest first): the tracks analysed and, for each of the top themes, how many
+    of them hold it; and how many analysed tracks have no year."""
+    years: dict[int, dict[str, Any]] = {}
+    undated = 0
+    for result, year in rows:
+        if year is None:
+            undated += 1
+            continue
+        entry = years.setdefault(int(year), {"year": int(year), "tracks": 0, "themes": dict.fromkeys(top, 0)})
+        entry["tracks"] += 1
+        for theme in {str(t) for t in ((result.get("profile") or {}).get("themes") or [])}:
+            if theme in entry["themes"]:
+                entry["themes"][theme] += 1
+    return [years[y] for y in sorted(years)], undated
 
 
 def _distributions(results: list[dict[str, Any]]) -> tuple[dict[str, int], dict[str, int], list[dict[str, Any]]]:

@@ -305,7 +305,7 @@ def retire_model(conn: psycopg.Connection[Any], key: str) -> int:
 
 @dataclass(frozen=True)
 class ModelProgress:
-    """One non-retired model's backfill progress, for ``/stats`` and ``contentfn status``."""
+    """One model's backfill progress, for ``/stats``, ``/admin/models`` and ``contentfn status``."""
 
     key: str
     state: str
@@ -321,10 +321,11 @@ class ModelProgress:
         return 100.0 if self.tracks == 0 else round(100.0 * self.embedded / self.tracks, 1)
 
 
-def model_progress(conn: psycopg.Connection[Any]) -> list[ModelProgress]:
+def model_progress(conn: psycopg.Connection[Any], *, retired: bool = False) -> list[ModelProgress]:
+    """Every model's progress; the retired ones (their vectors deleted) only when ``retired``."""
     out = []
     for m in list_models(conn):
-        if m.state is ModelState.RETIRED:
+        if m.state is ModelState.RETIRED and not retired:
             continue
         cov = coverage(conn, m.key)
         out.append(

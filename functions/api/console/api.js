@@ -70,8 +70,47 @@ export async function send(method, path, body) {
   return response.json();
 }
 
-/** An image's bytes fetched with the key, as a blob: URL the page can show (revoke when done). */
+/**
+ * Where to show an image from: the short-lived signed URL the API gives in the cloud (read with no
+ * key: the key never travels to the bucket's host), else its bytes fetched with the key, as a blob:
+ * URL (revoke when done; revoking a signed URL does nothing).
+ */
 export async function imageUrl(id) {
-  const response = await checked(await fetch(`images/${id}/content`, { headers: headers({ Accept: "image/*" }) }));
+  const link = await get(`images/${id}/link`);
+  if (link.signed) return link.url;
+  const response = await checked(await fetch(link.url, { headers: headers({ Accept: "image/*" }) }));
   return URL.createObjectURL(await response.blob());
+}
+
+/**
+ * Send a file's bytes where POST /uploads said, reporting progress (XMLHttpRequest, since fetch has
+ * no upload progress). A signed bucket URL gets exactly the signed headers; the API, the key too.
+ */
+export function putFile(target, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(target.method, target.url);
+    const sent = target.via === "api" ? headers(target.headers) : target.headers;
+    for (const [name, value] of Object.entries(sent)) xhr.setRequestHeader(name, value);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(file.size, file.size);
+        resolve(xhr.status);
+        return;
+      }
+      let problem = { title: xhr.statusText || "Upload refused", detail: "", status: xhr.status };
+      try {
+        if (target.via === "api") problem = JSON.parse(xhr.responseText);
+      } catch {
+        // a bucket answers XML; its status is what the page can say
+      }
+      reject(new ApiError(xhr.status, problem));
+    });
+    xhr.addEventListener("error", () => reject(new Error("the upload could not reach its destination")));
+    xhr.addEventListener("abort", () => reject(new Error("the upload was stopped")));
+    xhr.send(file);
+  });
 }

@@ -1,16 +1,20 @@
 // The console's shell: asks for the API key once when the API needs one, then routes #/<page>
 // to the page modules. Every page reads the public API only.
 import { forgetKey, hasKey, keyRequired, loadConfig, setKey } from "./api.js";
+import * as artist from "./artist.js";
 import { errorBox, h } from "./dom.js";
 import * as images from "./images.js";
 import * as operations from "./operations.js";
 import * as search from "./search.js";
 import * as streams from "./streams.js";
 import * as track from "./track.js";
+import * as uploads from "./uploads.js";
 
 const PAGES = {
   search: { nav: "search", render: search.render },
   track: { nav: "search", render: track.render },
+  artist: { nav: "search", render: artist.render },
+  uploads: { nav: "uploads", render: uploads.render },
   images: { nav: "images", render: images.render },
   image: { nav: "images", render: images.renderOne },
   streams: { nav: "streams", render: streams.render },

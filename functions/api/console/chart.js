@@ -30,8 +30,40 @@ export function barChart(points, { title, xLabel, yLabel, width = 640, height = 
     s("text", { x: width / 2, y: height - 6, "text-anchor": "middle" }, xLabel),
     s("text", { x: pad.left, y: 12 }, yLabel),
     points.map((p) =>
-      s("rect", { class: "bar", x: xOf(p.x), y: yOf(p.y), width: barW, height: pad.top + plotH - yOf(p.y) }, s("title", {}, `${formatX(p.x)}: ${p.y}`)),
+      s(
+        "rect",
+        { class: "bar", x: xOf(p.x), y: yOf(p.y), width: barW, height: pad.top + plotH - yOf(p.y), "data-x": p.x, "data-y": p.y },
+        s("title", {}, `${formatX(p.x)}: ${p.y}`),
+      ),
     ),
+  );
+  return h("figure", {}, svg, h("figcaption", { class: "muted" }, title));
+}
+
+/**
+ * Horizontal bars of named counts [[label, count], ...], each label drawn as text beside its bar.
+ */
+export function categoryChart(entries, { title, width = 420 }) {
+  const rowH = 22;
+  const labelW = 130;
+  const height = Math.max(1, entries.length) * rowH + 8;
+  const maxY = Math.max(1, ...entries.map(([, n]) => n));
+  const barSpace = width - labelW - 40;
+  const svg = s(
+    "svg",
+    { class: "chart", viewBox: `0 0 ${width} ${height}`, width, height, role: "img", "aria-label": title },
+    s("title", {}, title),
+    entries.map(([label, n], i) => {
+      const y = 4 + i * rowH;
+      const w = Math.max(n ? 2 : 0, (n / maxY) * barSpace);
+      return s(
+        "g",
+        { "data-label": label, "data-y": n },
+        s("text", { x: labelW - 6, y: y + 14, "text-anchor": "end" }, label),
+        s("rect", { class: "bar", x: labelW, y, width: w, height: rowH - 6 }, s("title", {}, `${label}: ${n}`)),
+        s("text", { x: labelW + w + 4, y: y + 14 }, String(n)),
+      );
+    }),
   );
   return h("figure", {}, svg, h("figcaption", { class: "muted" }, title));
 }

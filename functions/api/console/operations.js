@@ -31,12 +31,43 @@ function costFacts(llm) {
   ]);
 }
 
+function modelsSection(models) {
+  if (!models.length) return h("p", { class: "muted" }, "No model registered: search uses the configured built-in one (its vectors are counted above).");
+  return models.map((m) => {
+    const label = `${m.key} (${m.state})`;
+    return h(
+      "div",
+      { class: "model", "data-model": m.key, "data-state": m.state },
+      h("strong", {}, m.key),
+      " ",
+      h("span", { class: "tag" }, m.state),
+      " ",
+      h(
+        "span",
+        { class: "muted" },
+        `${m.embedded} of ${m.tracks} tracks embedded (${m.percent}%) · index ${m.index} · backfill ${m.backfill_done ? "done" : "running"} · ${m.provider}, ${m.dimensions} dimensions`,
+      ),
+      h("progress", { max: "100", value: String(m.state === "retired" ? 0 : m.percent), "aria-label": `Backfill of ${label}` }),
+    );
+  });
+}
+
 export async function render(view) {
   const summary = h("section", { id: "stats", "aria-label": "Figures" });
   const dead = h("section", { id: "dead-jobs", "aria-labelledby": "dead-title" });
   const detail = h("section", { id: "dead-detail", "aria-live": "polite" });
   const updated = h("p", { class: "muted", id: "updated" });
-  view.append(h("h1", {}, "Operations"), updated, summary, h("h2", { id: "dead-title" }, "Dead letters"), dead, detail);
+  const models = h("section", { id: "models", "aria-labelledby": "models-title" });
+  view.append(
+    h("h1", {}, "Operations"),
+    updated,
+    summary,
+    h("h2", { id: "models-title" }, "Embedding models"),
+    models,
+    h("h2", { id: "dead-title" }, "Dead letters"),
+    dead,
+    detail,
+  );
 
   async function show(id) {
     const answer = await get(`dead-jobs/${id}`);
@@ -67,7 +98,12 @@ export async function render(view) {
   let shownDead = null;
 
   async function refresh() {
-    const [stats, deadPage] = await Promise.all([get("stats"), get("dead-jobs", { limit: 50 })]);
+    const [stats, deadPage, modelList] = await Promise.all([
+      get("stats"),
+      get("dead-jobs", { limit: 50 }),
+      get("admin/models", { retired: "true" }),
+    ]);
+    models.replaceChildren(...[modelsSection(modelList.items)].flat());
     summary.replaceChildren(
       facts([
         ["Tracks", String(stats.tracks)],

@@ -2,6 +2,7 @@
 // text is given (GET /tracks, cursor paging), "more like this" (GET /tracks/{id}/similar), and
 // recommendations from the tracks the user selects (POST /recommend).
 import { get, send } from "./api.js";
+import { artistHref } from "./artist.js";
 import { announce, errorBox, h } from "./dom.js";
 
 const MODES = ["hybrid", "semantic", "keyword"];
@@ -60,6 +61,7 @@ export function hitList(hits, selection) {
           pick,
           h("a", { href: `#/track/${hit.id}` }, name),
           typeof hit.score === "number" ? h("span", { class: "score" }, `score ${hit.score.toFixed(3)}`) : null,
+          h("a", { href: artistHref(hit.artist), class: "artist-link", "aria-label": `Artist page of ${hit.artist}` }, "artist page"),
           h("a", { href: `#/search?like=${hit.id}`, "aria-label": `More like ${name}` }, "more like this"),
         ),
         hit.snippet !== undefined ? h("p", { class: "snippet" }, hit.snippet) : null,

@@ -2,6 +2,7 @@
 // analyzer, fallback flag and cost, lyric features, catalogue metadata, provenance, stage trail),
 // and its nearest tracks. Every stored value is shown as text.
 import { ApiError, get } from "./api.js";
+import { artistHref } from "./artist.js";
 import { errorBox, facts, h, table, when } from "./dom.js";
 import { hitList } from "./search.js";
 
@@ -96,7 +97,7 @@ export async function render(view, { id }) {
   view.append(
     h("h1", {}, `${track.artist} — ${track.title}`),
     facts([
-      ["Artist", track.artist],
+      ["Artist", h("a", { href: artistHref(track.artist), id: "artist-link" }, track.artist)],
       ["Title", track.title],
       ["Source", `${track.source} / ${track.source_id}`],
       ["Embedded with", track.embedded_models.join(", ") || "not embedded yet"],
