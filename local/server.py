@@ -137,5 +137,7 @@ class ApiServer:
         return int(self._server.config.port)
 
     def stop(self) -> None:
+        """Stop serving; a server never started has nothing to stop."""
         self._server.should_exit = True
-        self._thread.join(10)
+        if self._thread.is_alive():
+            self._thread.join(10)

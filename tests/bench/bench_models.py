@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 from psycopg import sql
 
 from functions.api.core import Api
@@ -134,7 +135,7 @@ class Uploader(threading.Thread):
             self.uploaded += len(changed)
 
 
-def _load(services: Services, rows: int, seed: int) -> int:
+def _load(services: Services, url: str, rows: int, seed: int) -> int:
     raw = list(generate_tracks(rows, seed))
     texts = [embedding_text(t["title"], t["lyrics"]) for t in raw]
     vectors, _, _ = load_or_embed(texts, rows, seed, services.embedder)
@@ -147,14 +148,14 @@ def _load(services: Services, rows: int, seed: int) -> int:
         track_ids = [int(ids[t["id"]]) for t in raw]
         copy_embeddings(conn, services.embedder.model_key, track_ids, [hashes[i] for i in track_ids], vectors)
         conn.commit()
-    with services.db.connection() as conn:
+    # Its own connection: a pooled one carries the API's statement timeout, and the build is longer.
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
         TrackStore(conn).ensure_hnsw_index(
             services.embedder.model_key,
             m=services.settings.hnsw_m,
             ef_construction=services.settings.hnsw_ef_construction,
         )
-        conn.commit()
     return len(raw)
 
 
@@ -198,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         services = Services.from_settings(settings)
         server = ApiServer(Api(services), "127.0.0.1", 0)
         try:
-            tracks = _load(services, args.rows, args.seed)
+            tracks = _load(services, url, args.rows, args.seed)
             fp32_key = services.embedder.model_key
             with services.db.connection() as conn:
                 int8_key = add_with_default(conn, settings, builtin_spec(settings, "int8")).key
