@@ -57,6 +57,9 @@ LEASE_S = 15
 # New tracks per half second during the backfill: a steady trickle, well under what one worker
 # embeds with both models on two cores (5 per tick outran it there and the backfill never caught up).
 UPLOADS_PER_TICK = 1
+# Searches keep arriving at a steady rate (an open loop, as users send them), not back to back: a
+# closed loop of searches would take a core from the backfill it is meant to watch.
+SEARCHES_PER_S = 10.0
 
 _WORKER = """
 import json, sys, time
@@ -72,7 +75,7 @@ while True:
 
 
 class Searcher(threading.Thread):
-    """Calls ``GET /search`` in a loop; records latency and failures with the phase they fell in."""
+    """Calls ``GET /search`` ``SEARCHES_PER_S`` times a second; records latency and failures with the phase they fell in."""
 
     def __init__(self, base: str, api_key: str, queries: Sequence[str]) -> None:
         super().__init__(daemon=True)
@@ -85,8 +88,9 @@ class Searcher(threading.Thread):
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base, headers={"x-api-key": self.api_key}, timeout=30.0) as client:
-            i = 0
-            while not self.stop.is_set():
+            i, next_at = 0, 0.0
+            while not self.stop.wait(max(0.0, next_at - time.perf_counter())):
+                next_at = time.perf_counter() + 1.0 / SEARCHES_PER_S
                 q, phase = self.queries[i % len(self.queries)] + f" {i}", self.phase
                 i += 1
                 started = time.perf_counter()
