@@ -21,16 +21,24 @@ class RdsInstance:
     """What RDS says about an instance: where to connect, and the secret it keeps the password in."""
 
     url: str
-    secret_arn: str
+    secret_arn: str | None
 
 
 def describe_rds_instance(
-    instance: str, *, variable: str, endpoint_url: str | None = None, region: str | None = None
+    instance: str,
+    *,
+    variable: str,
+    ssl_root_cert: str,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    needs_master_secret: bool = True,
 ) -> RdsInstance:
     """Endpoint, database and managed master secret of one RDS instance (ARN or identifier).
 
-    TLS is required (the instance's parameter group forces it); the user and password come from
-    the secret. Errors name ``variable`` (the setting that named the instance) and what is missing.
+    The URL verifies the server (``sslmode=verify-full`` against ``ssl_root_cert``, the RDS CA
+    bundle): a private network is no reason to trust whoever answers on the endpoint's name. The
+    user and password come from a secret. Errors name ``variable`` (the setting that named the
+    instance) and what is missing.
     """
     client = aws_client("rds", endpoint_url, region)
     try:
@@ -41,7 +49,7 @@ def describe_rds_instance(
         raise ConfigError(f"{variable}: no instance {instance}")
     db = found[0]
     secret = (db.get("MasterUserSecret") or {}).get("SecretArn")
-    if not secret:
+    if not secret and needs_master_secret:
         raise ConfigError(
             f"{variable}: instance {instance} keeps no master secret in Secrets Manager"
             " (manage_master_user_password is off); give CONTENTFN_DATABASE_URL with its credentials instead"
@@ -53,9 +61,10 @@ def describe_rds_instance(
         host=endpoint["Address"],
         port=str(endpoint.get("Port") or 5432),
         dbname=db.get("DBName") or "postgres",
-        sslmode="require",
+        sslmode="verify-full",
+        sslrootcert=ssl_root_cert,
     )
-    return RdsInstance(url=url, secret_arn=str(secret))
+    return RdsInstance(url=url, secret_arn=str(secret) if secret else None)
 
 
 def secrets_manager_reader(endpoint_url: str | None, region: str | None, variable: str) -> Callable[[str], str]:

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.store.roles import index_owner
 from shared.store.tracks import TrackStore, hnsw_index_name
 
 __all__ = [
@@ -285,7 +286,8 @@ def retire_model(conn: psycopg.Connection[Any], key: str) -> int:
     target = get_model(conn, key, for_update=True)
     if target.state is ModelState.ACTIVE:
         raise ModelConflict(f"model {key} is active: activate or roll back to another model first")
-    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
+    with index_owner(conn):  # index DDL is the table owner's (shared.store.roles)
+        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
     deleted = conn.execute("DELETE FROM embeddings WHERE model = %s", (key,)).rowcount
     conn.execute(
         "UPDATE embedding_models SET state = 'retired', retired_at = coalesce(retired_at, now()) WHERE key = %s",
