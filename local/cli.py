@@ -395,11 +395,13 @@ def db_migrate() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help='JSON {"function": "password"}: sets those runtime roles\' passwords.',
 )
-def db_roles(members: tuple[str, ...], password_file: Path | None) -> None:
+@click.option("--rotate", is_flag=True, help="New passwords in the CONTENTFN_DATABASE_ROLE_SECRETS secrets.")
+def db_roles(members: tuple[str, ...], password_file: Path | None, rotate: bool) -> None:
     """Create the per-function runtime roles and grant each only what its code uses (as the migrator).
 
     Passwords come from --password-file, or from the Secrets Manager secrets named by
-    CONTENTFN_DATABASE_ROLE_SECRETS (what Terraform sets on AWS); without either, roles keep theirs.
+    CONTENTFN_DATABASE_ROLE_SECRETS (what Terraform sets on AWS; an empty one is filled with a new
+    random password); without either, roles keep theirs.
     """
     import json
 
@@ -410,20 +412,21 @@ def db_roles(members: tuple[str, ...], password_file: Path | None) -> None:
     if password_file is not None:
         passwords.update(json.loads(password_file.read_text(encoding="utf-8")))
     for function, secret_id in settings.database_role_secrets.items():
-        from shared.store.credentials import SecretsManagerCredentials
+        from shared.store.credentials_aws import role_password
 
-        found = SecretsManagerCredentials(
-            secret_id,
-            endpoint_url=settings.aws_endpoint_url,
-            region=settings.aws_region,
-            variable="CONTENTFN_DATABASE_ROLE_SECRETS",
-        ).current()
-        if function not in FUNCTIONS or found.user != role_name(function):
-            raise click.ClickException(
-                f"CONTENTFN_DATABASE_ROLE_SECRETS: the secret of {function!r} names user {found.user!r},"
-                f" not {role_name(function) if function in FUNCTIONS else 'a runtime role'}"
+        if function not in FUNCTIONS:
+            raise click.ClickException(f"CONTENTFN_DATABASE_ROLE_SECRETS: no runtime role for {function!r}")
+        try:
+            passwords[function] = role_password(
+                secret_id,
+                role_name(function),
+                variable="CONTENTFN_DATABASE_ROLE_SECRETS",
+                endpoint_url=settings.aws_endpoint_url,
+                region=settings.aws_region,
+                rotate=rotate,
             )
-        passwords[function] = found.password
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
     parsed: dict[str, str] = {}
     for item in members:
         function, sep, login = item.partition("=")

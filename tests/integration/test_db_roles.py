@@ -36,6 +36,7 @@ from shared.vision.capacity import report_worker
 from shared.vision.detection import Detection
 from shared.vision.store import ImageResult, upsert_image, write_image_results
 from shared.vision.stream_registry import acquire_streams, register_stream, write_frame
+from tests.emulators import moto_url  # noqa: F401
 from tests.entry_fixtures import sample_jsonl
 from tests.intel_fixtures import llm_server, make_intel_settings, source_server  # noqa: F401
 from tests.servers.llm_server import LlmServer
@@ -64,8 +65,8 @@ class RoleDatabase:
     def url(self, function: str) -> str:
         return _url(self.server_url, self.name, roles.role_name(function))
 
-    def cli(self, *args: str) -> Any:
-        env = {"CONTENTFN_DATABASE_URL": self.migrator, "CONTENTFN_DATA_DIR": str(self.tmp_path / "cli")}
+    def cli(self, *args: str, **extra_env: str) -> Any:
+        env = {"CONTENTFN_DATABASE_URL": self.migrator, "CONTENTFN_DATA_DIR": str(self.tmp_path / "cli"), **extra_env}
         result = CliRunner().invoke(main, list(args), env=env)
         if result.exception and not isinstance(result.exception, SystemExit):
             raise result.exception
@@ -209,7 +210,7 @@ def test_the_upload_pipeline_runs_with_each_function_logged_in_as_its_own_role(
 
 def test_a_removed_object_takes_its_tracks_away_as_ingest(role_db: RoleDatabase) -> None:
     ingest = _ingest(role_db)
-    ingest.blob.delete(ingest.settings.bucket, "incoming/tracks.jsonl")
+    (ingest.settings.buckets_dir / ingest.settings.bucket / "incoming/tracks.jsonl").unlink()
     report = handle_object_deleted(ObjectDeleted(bucket=ingest.settings.bucket, key="incoming/tracks.jsonl"), ingest)
     assert report.tracks == 12
     assert _count(role_db.superuser, "SELECT count(*) FROM tracks") == 0
@@ -260,11 +261,10 @@ def test_the_gpu_worker_writes_detections_leases_streams_and_reports_capacity_as
         *[(f, "ALTER TABLE tracks ADD COLUMN intruder int") for f in roles.FUNCTIONS],
         *[(f, "TRUNCATE jobs") for f in roles.FUNCTIONS],
         ("api", "DELETE FROM ledger"),
-        ("api", "UPDATE ledger SET status = 'ok'"),
         ("api", "UPDATE tracks SET title = 'x'"),
         ("api", "DELETE FROM gpu_workers"),
-        ("api", "UPDATE llm_calls SET model = 'x'"),
-        ("embed", "INSERT INTO api_keys (name, scope, key_hash) VALUES ('x', 'admin', 'h')"),
+        ("api", "DELETE FROM llm_calls"),
+        ("embed", "INSERT INTO api_keys DEFAULT VALUES"),
         ("embed", "SELECT * FROM api_keys"),
         ("ingest", "SELECT * FROM api_keys"),
         ("enrich", "UPDATE tracks SET title = 'x'"),
@@ -325,3 +325,33 @@ def test_passwords_from_a_file_are_set_on_the_roles(role_db: RoleDatabase, tmp_p
         row = conn.execute("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'contentfn_api'")
         assert row.fetchone() == (True,)
 
+
+
+def test_empty_role_secrets_are_filled_by_the_migrator_and_kept_on_the_next_run(
+    role_db: RoleDatabase,
+    moto_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import boto3
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    client = boto3.client("secretsmanager", endpoint_url=moto_url, region_name="eu-west-1")
+    # GIVEN the empty secret Terraform creates for the api's login (no password in plan or state)
+    arn = client.create_secret(Name=f"contentfn/dev/db/api-{os.getpid()}-{next(_counter)}")["ARN"]
+    env = {
+        "CONTENTFN_DATABASE_ROLE_SECRETS": json.dumps({"api": arn}),
+        "CONTENTFN_AWS_ENDPOINT_URL": moto_url,
+        "CONTENTFN_AWS_REGION": "eu-west-1",
+    }
+    # WHEN the migrator grants the roles, twice
+    first = role_db.cli("db", "roles", **env)
+    stored = json.loads(client.get_secret_value(SecretId=arn)["SecretString"])
+    role_db.cli("db", "roles", **env)
+    # THEN the secret holds the role's login, the role has that password, and the second run kept it
+    assert "password contentfn_api" in first.output and stored["username"] == "contentfn_api"
+    assert len(stored["password"]) >= 32
+    assert json.loads(client.get_secret_value(SecretId=arn)["SecretString"]) == stored
+    with psycopg.connect(role_db.superuser) as conn:
+        row = conn.execute("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'contentfn_api'")
+        assert row.fetchone() == (True,)
