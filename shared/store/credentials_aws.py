@@ -109,7 +109,9 @@ def role_password(
             return found.password
     password = random_source.token_urlsafe(32)
     try:
-        client.put_secret_value(SecretId=secret_id, SecretString=json.dumps({"username": username, "password": password}))
+        client.put_secret_value(
+            SecretId=secret_id, SecretString=json.dumps({"username": username, "password": password})
+        )
     except (BotoCoreError, ClientError) as exc:
         raise ConfigError(f"{variable}: secret {secret_id} could not be written ({type(exc).__name__})") from None
     return password

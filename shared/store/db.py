@@ -74,7 +74,9 @@ def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None
                 " the server certificate is verified against; the images ship it and Terraform sets the path)"
             )
         if settings.database_credentials_secret:
-            secret = SecretsManagerCredentials(settings.database_credentials_secret, endpoint_url=endpoint, region=region)
+            secret = SecretsManagerCredentials(
+                settings.database_credentials_secret, endpoint_url=endpoint, region=region
+            )
         else:
             secret = SecretsManagerCredentials(
                 str(instance.secret_arn), endpoint_url=endpoint, region=region, variable=RDS_VARIABLE

@@ -40,9 +40,9 @@ __all__ = [
     "UncoveredTables",
     "apply_roles",
     "index_owner",
-    "take_index_owner",
     "role_name",
     "roles_exist",
+    "take_index_owner",
 ]
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,7 @@ def _ensure_role(conn: psycopg.Connection[Any], name: str, *, login: bool) -> bo
     if exists:
         conn.execute(sql.SQL("ALTER ROLE {} " + ("LOGIN" if login else "NOLOGIN")).format(sql.Identifier(name)))
         return False
-    conn.execute(
-        sql.SQL("CREATE ROLE {} " + ("LOGIN" if login else "NOLOGIN")).format(sql.Identifier(name))
-    )
+    conn.execute(sql.SQL("CREATE ROLE {} " + ("LOGIN" if login else "NOLOGIN")).format(sql.Identifier(name)))
     return True
 
 
@@ -315,9 +313,7 @@ def apply_roles(
                     " WHERE s.relkind = 'S' AND d.deptype = 'a' AND t.relname = %s",
                     (table,),
                 ).fetchall():
-                    conn.execute(
-                        sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(sequence), ident)
-                    )
+                    conn.execute(sql.SQL("GRANT USAGE ON SEQUENCE {} TO {}").format(sql.Identifier(sequence), ident))
 
     # Index DDL on embeddings (see the module docstring).
     owner = f"{prefix}{_INDEX_OWNER}"

@@ -196,7 +196,14 @@ def test_the_upload_pipeline_runs_with_each_function_logged_in_as_its_own_role(
         found = httpx.get(f"{base}/search", params={"q": "verse chorus", "k": 5}, headers=headers)
         assert found.status_code == 200, found.text
         track_id = found.json()["results"][0]["id"]
-        for path in (f"/tracks/{track_id}", f"/tracks/{track_id}/similar", "/stats", "/tracks", "/dead-jobs", "/health"):
+        for path in (
+            f"/tracks/{track_id}",
+            f"/tracks/{track_id}/similar",
+            "/stats",
+            "/tracks",
+            "/dead-jobs",
+            "/health",
+        ):
             answer = httpx.get(base + path, headers=headers)
             assert answer.status_code == 200, (path, answer.text)
         analysed = httpx.post(f"{base}/analyze", json={"text": "a short song about the sea"}, headers=headers)
@@ -246,7 +253,10 @@ def test_the_gpu_worker_writes_detections_leases_streams_and_reports_capacity_as
     gpu = role_db.services("gpu")
     box = Detection(class_id=0, label="FACE_FEMALE", score=0.8, box=(1.0, 2.0, 3.0, 4.0))
     with gpu.db.connection() as conn:
-        assert write_image_results(conn, "320n", [ImageResult(image_id=image_id, width=8, height=8, detections=(box,))]) == 1
+        assert (
+            write_image_results(conn, "320n", [ImageResult(image_id=image_id, width=8, height=8, detections=(box,))])
+            == 1
+        )
         (lease,) = acquire_streams(conn, "worker-1", 30.0, 1)
         assert write_frame(conn, lease.id, "worker-1", "320n", [(0.5, [box])], dropped=0)
         report_worker(conn, "worker-1", host="h", provider="cpu", model="320n", max_batch=8, img_per_s=3.0, busy_s=1.0)
@@ -324,7 +334,6 @@ def test_passwords_from_a_file_are_set_on_the_roles(role_db: RoleDatabase, tmp_p
     with psycopg.connect(role_db.superuser) as conn:
         row = conn.execute("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'contentfn_api'")
         assert row.fetchone() == (True,)
-
 
 
 def test_empty_role_secrets_are_filled_by_the_migrator_and_kept_on_the_next_run(

@@ -68,7 +68,10 @@ def test_an_unchanged_secret_after_a_refusal_is_not_worth_a_second_try() -> None
 
 
 def test_a_credentials_secret_without_a_database_url_is_refused() -> None:
-    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL or CONTENTFN_DATABASE_RDS_INSTANCE"):
+    with pytest.raises(
+        ConfigError,
+        match="CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL or CONTENTFN_DATABASE_RDS_INSTANCE",
+    ):
         load_settings(database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x")
     assert load_settings(database_credentials_secret="").database_credentials_secret is None
 

@@ -44,7 +44,8 @@ locals {
   ) : {}
   runtime_database_environment = {
     for k in keys(local.database_logins) : k => {
-      CONTENTFN_DATABASE_CREDENTIALS_SECRET = module.database_logins.secretsmanager_secret_arns[k]
+      # By name, known at plan time (the ARN's suffix is not); IAM grants the ARN.
+      CONTENTFN_DATABASE_CREDENTIALS_SECRET = "${var.project}/${var.environment}/db/${k}"
       CONTENTFN_MIGRATE_ON_START            = "false"
     }
   }

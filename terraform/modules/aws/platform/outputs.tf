@@ -81,6 +81,6 @@ output "gpu_metrics_collection" {
 output "migrator_environment" {
   description = "Environment of the migration step (`contentfn db migrate`, then `contentfn db roles`) run from inside the VPC with the RDS master secret: the instance, the CA bundle and each runtime role's login secret."
   value = var.create_database ? merge(local.database_environment, {
-    CONTENTFN_DATABASE_ROLE_SECRETS = jsonencode(module.database_logins.secretsmanager_secret_arns)
+    CONTENTFN_DATABASE_ROLE_SECRETS = jsonencode({ for k in keys(local.database_logins) : k => "${var.project}/${var.environment}/db/${k}" })
   }) : {}
 }
