@@ -406,6 +406,73 @@ def db_migrate() -> None:
     console.print(f"applied: {', '.join(applied)}" if applied else "schema up to date")
 
 
+@db.command("roles")
+@click.option(
+    "--member",
+    "members",
+    multiple=True,
+    metavar="FUNCTION=LOGIN",
+    help="Make an existing login (a Cloud SQL IAM user) a member of the function's runtime role.",
+)
+@click.option(
+    "--password-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help='JSON {"function": "password"}: sets those runtime roles\' passwords.',
+)
+@click.option("--rotate", is_flag=True, help="New passwords in the CONTENTFN_DATABASE_ROLE_SECRETS secrets.")
+def db_roles(members: tuple[str, ...], password_file: Path | None, rotate: bool) -> None:
+    """Create the per-function runtime roles and grant each only what its code uses (as the migrator).
+
+    Passwords come from --password-file, or from the Secrets Manager secrets named by
+    CONTENTFN_DATABASE_ROLE_SECRETS (what Terraform sets on AWS; an empty one is filled with a new
+    random password); without either, roles keep theirs.
+    """
+    import json
+
+    from shared.store.roles import FUNCTIONS, UncoveredTables, apply_roles, role_name
+
+    settings = _settings()
+    passwords: dict[str, str] = {}
+    if password_file is not None:
+        passwords.update(json.loads(password_file.read_text(encoding="utf-8")))
+    for function, secret_id in settings.database_role_secrets.items():
+        from shared.store.credentials_aws import role_password
+
+        if function not in FUNCTIONS:
+            raise click.ClickException(f"CONTENTFN_DATABASE_ROLE_SECRETS: no runtime role for {function!r}")
+        try:
+            passwords[function] = role_password(
+                secret_id,
+                role_name(function),
+                variable="CONTENTFN_DATABASE_ROLE_SECRETS",
+                endpoint_url=settings.aws_endpoint_url,
+                region=settings.aws_region,
+                rotate=rotate,
+            )
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    parsed: dict[str, str] = {}
+    for item in members:
+        function, sep, login = item.partition("=")
+        if not sep or not login:
+            raise click.ClickException(f"--member {item!r}: expected FUNCTION=LOGIN")
+        parsed[function] = login
+    database = _external_database()
+    try:
+        with database.connect() as conn:
+            report = apply_roles(conn, passwords=passwords, members=parsed)
+    except (KeyError, UncoveredTables) as exc:
+        raise click.ClickException(str(exc.args[0])) from None
+    for role in report.created:
+        console.print(f"created  {role}", soft_wrap=True)
+    for role in report.passwords_set:
+        console.print(f"password {role}", soft_wrap=True)
+    for line in report.members_granted:
+        console.print(f"member   {line}", soft_wrap=True)
+    for line in report.grants:
+        console.print(f"grant    {line}", soft_wrap=True)
+
+
 @db.command("status")
 def db_status() -> None:
     """Migrations applied and pending."""

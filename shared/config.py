@@ -72,6 +72,8 @@ class Settings(BaseSettings):
         description=(
             'AWS Secrets Manager secret holding `{"username", "password"}`, read at connect time beside a'
             " `CONTENTFN_DATABASE_URL` without a password, so a rotated password reaches running processes."
+            " With `CONTENTFN_DATABASE_RDS_INSTANCE` the instance gives the endpoint and this secret the login"
+            " (a function's own runtime role instead of the master user)."
         ),
     )
     database_rds_instance: str | None = Field(
@@ -82,6 +84,22 @@ class Settings(BaseSettings):
             " managed master secret (which RDS rotates every 7 days), and every new connection logs in with the"
             " secret's current value. A refused connection re-reads the secret and tries once more in the same"
             " call, not re-reading again for 5 s after a read that found nothing new; open sessions are unaffected."
+        ),
+    )
+    database_ssl_root_cert: Path | None = Field(
+        default=None,
+        description=(
+            "CA bundle the database's server certificate is checked against (`sslmode=verify-full`):"
+            " with `CONTENTFN_DATABASE_RDS_INSTANCE` it is required, and the function and GPU images ship"
+            " Amazon RDS's global bundle (`global-bundle.pem`, from truststore.pki.rds.amazonaws.com) at"
+            " the path Terraform sets. Unset: the URL's own `sslmode` and `sslrootcert` apply."
+        ),
+    )
+    database_role_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Function → Secrets Manager secret holding its runtime role\'s `{"username", "password"}` (JSON;'
+            " Terraform sets it on the migrator): `contentfn db roles` sets each role's password from it."
         ),
     )
     aws_endpoint_url: str | None = Field(
@@ -679,15 +697,11 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}MAX_RECORD_BYTES is below {ENV_PREFIX}MAX_FIELD_BYTES")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
-    if settings.database_credentials_secret and settings.database_rds_instance:
-        raise ConfigError(
-            f"invalid configuration: {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET and {ENV_PREFIX}DATABASE_RDS_INSTANCE"
-            " both name credentials; set one"
-        )
-    if settings.database_credentials_secret and settings.database_url is None:
+    if settings.database_credentials_secret and settings.database_url is None and not settings.database_rds_instance:
         raise ConfigError(
             f"invalid configuration: {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET needs {ENV_PREFIX}DATABASE_URL"
-            " (the host and database to log in to; the embedded database takes no credentials)"
+            f" or {ENV_PREFIX}DATABASE_RDS_INSTANCE (the host and database to log in to; the embedded database takes"
+            " no credentials)"
         )
 
 

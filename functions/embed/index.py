@@ -33,6 +33,7 @@ from psycopg import sql
 
 from shared.queue.kinds import EMBED_JOB
 from shared.services import Services
+from shared.store.roles import take_index_owner
 from shared.store.tracks import TrackStore, hnsw_index_name, hnsw_index_sql
 
 __all__ = ["IndexKeeper", "IndexState", "build_index"]
@@ -142,6 +143,8 @@ def build_index(
         if not (locked and locked[0]):
             return IndexState.BUILDING
         try:
+            # Index DDL is the table owner's: a runtime role takes that role for this connection.
+            take_index_owner(conn)
             store = TrackStore(conn)
             present = store.hnsw_index_state(model_key)
             if present == "valid":

@@ -60,11 +60,27 @@ def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None
         from shared.store.credentials_aws import describe_rds_instance  # boto3 only where RDS is named
 
         instance = describe_rds_instance(
-            settings.database_rds_instance, variable=RDS_VARIABLE, endpoint_url=endpoint, region=region
+            settings.database_rds_instance,
+            variable=RDS_VARIABLE,
+            endpoint_url=endpoint,
+            region=region,
+            ssl_root_cert=str(settings.database_ssl_root_cert or ""),
+            # A function's own runtime role logs in; the master secret is the migrator's alone.
+            needs_master_secret=settings.database_credentials_secret is None,
         )
-        secret = SecretsManagerCredentials(
-            instance.secret_arn, endpoint_url=endpoint, region=region, variable=RDS_VARIABLE
-        )
+        if url is None and settings.database_ssl_root_cert is None:
+            raise ConfigError(
+                "CONTENTFN_DATABASE_SSL_ROOT_CERT: required with CONTENTFN_DATABASE_RDS_INSTANCE (the RDS CA bundle"
+                " the server certificate is verified against; the images ship it and Terraform sets the path)"
+            )
+        if settings.database_credentials_secret:
+            secret = SecretsManagerCredentials(
+                settings.database_credentials_secret, endpoint_url=endpoint, region=region
+            )
+        else:
+            secret = SecretsManagerCredentials(
+                str(instance.secret_arn), endpoint_url=endpoint, region=region, variable=RDS_VARIABLE
+            )
         return url or instance.url, secret
     if settings.database_credentials_secret:
         if url is None:
@@ -209,11 +225,18 @@ class Database:
 
         Done outside the pool because pooled connections register the pgvector type when they
         connect, which fails until the first migration has created the extension.
+
+        Where the runtime roles exist, the migrator grants them again after applying migrations
+        (:mod:`shared.store.roles`), so a new migration's tables get exactly their grants.
         """
         from shared.store.migrations import apply_migrations
+        from shared.store.roles import apply_roles, roles_exist
 
         with self.connect() as conn:
-            return apply_migrations(conn)
+            applied = apply_migrations(conn)
+            if applied and roles_exist(conn):
+                apply_roles(conn)
+            return applied
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         """A connection outside the pool (migrations, index builds), with the pool's credentials."""

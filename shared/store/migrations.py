@@ -11,7 +11,9 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["apply_migrations", "available_migrations"]
+from shared.errors import ConfigError
+
+__all__ = ["MigrationNotPermitted", "apply_migrations", "available_migrations", "pending_migrations"]
 
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 _LOCK_ID = 0x636F6E74  # arbitrary, constant: "cont"
@@ -31,11 +33,38 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return found
 
 
+class MigrationNotPermitted(ConfigError):
+    """Migrations are pending and this login may not apply them: a function's runtime role, which
+    owns nothing. The migrator applies them (``contentfn db migrate``) before new code runs."""
+
+
+def pending_migrations(conn: psycopg.Connection[Any]) -> list[str]:
+    """Names of the shipped migrations this database has not recorded (all of them when new)."""
+    exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()
+    done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")} if exists and exists[0] else set()
+    return [name for version, name, _ in available_migrations() if version not in done]
+
+
 def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
-    """Apply every migration not yet recorded; return the names applied. Commits."""
+    """Apply every migration not yet recorded; return the names applied. Commits.
+
+    Nothing pending: no DDL at all, so any login that may read ``schema_migrations`` (a runtime
+    role) passes. Pending, on a login that may not create in the schema: :class:`MigrationNotPermitted`.
+    """
     applied: list[str] = []
     with conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+        pending = pending_migrations(conn)
+        if not pending:
+            conn.commit()
+            return applied
+        allowed = cur.execute("SELECT has_schema_privilege('public', 'CREATE')").fetchone()
+        if not (allowed and allowed[0]):
+            conn.rollback()
+            raise MigrationNotPermitted(
+                f"{len(pending)} migration(s) pending ({', '.join(pending)}) and this login may not apply them:"
+                " run `contentfn db migrate` as the migrator before this code"
+            )
         cur.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from shared.store.roles import index_owner
 from shared.store.tracks import TrackStore, hnsw_index_name
 
 __all__ = [
@@ -299,7 +300,8 @@ def retire_model(conn: psycopg.Connection[Any], key: str) -> int:
             "UPDATE embedding_models SET state = 'retired', retired_at = coalesce(retired_at, now()) WHERE key = %s",
             (key,),
         )
-        conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
+        with index_owner(conn):  # index DDL is the table owner's (shared.store.roles)
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(hnsw_index_name(key))))
     return int(deleted or 0)
 
 

@@ -281,9 +281,12 @@ class TrackStore:
             dims = self.vector_dims(model_key)
             if dims is None:
                 raise ValueError(f"model {model_key!r} has no vectors: pass its dimension")
-        self.conn.execute(
-            hnsw_index_sql(model_key, dims=dims, m=m, ef_construction=ef_construction, concurrently=False)
-        )
+        from shared.store.roles import index_owner  # index DDL is the table owner's
+
+        with index_owner(self.conn):
+            self.conn.execute(
+                hnsw_index_sql(model_key, dims=dims, m=m, ef_construction=ef_construction, concurrently=False)
+            )
         return True
 
     def vector_dims(self, model_key: str) -> int | None:

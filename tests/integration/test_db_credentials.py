@@ -163,14 +163,56 @@ def test_a_secret_named_directly_logs_in_and_a_wrong_password_in_it_is_refused(
 
 def test_without_a_url_the_instance_endpoint_is_the_database_over_tls(moto_url: str, secrets: Any) -> None:  # noqa: F811
     instance_arn, secret_id = _rds_instance(moto_url, "contentfn-endpoint")
+    bundle = "/opt/contentfn/rds-global-bundle.pem"
     url, credentials = database_target(
-        load_settings(database_rds_instance=instance_arn, aws_endpoint_url=moto_url, aws_region=REGION)
+        load_settings(
+            database_rds_instance=instance_arn,
+            database_ssl_root_cert=bundle,
+            aws_endpoint_url=moto_url,
+            aws_region=REGION,
+        )
     )
     params = conninfo_to_dict(url)
     assert params["host"].startswith("contentfn-endpoint.") and params["host"].endswith(".rds.amazonaws.com")
-    assert (params["port"], params["dbname"], params["sslmode"]) == ("5432", "contentfn", "require")
+    # The server is verified: its certificate against the RDS CA bundle, and its name against the host.
+    assert (params["port"], params["dbname"], params["sslmode"]) == ("5432", "contentfn", "verify-full")
+    assert params["sslrootcert"] == bundle
     assert "password" not in params and "user" not in params
     assert isinstance(credentials, SecretsManagerCredentials) and credentials.secret_id == secret_id
+
+
+def test_without_a_url_or_a_ca_bundle_the_instance_is_refused_naming_the_variable(
+    moto_url: str,  # noqa: F811
+    secrets: Any,
+) -> None:
+    instance_arn, _ = _rds_instance(moto_url, "contentfn-no-bundle")
+    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_SSL_ROOT_CERT: required"):
+        database_target(load_settings(database_rds_instance=instance_arn, aws_endpoint_url=moto_url, aws_region=REGION))
+
+
+def test_a_function_logs_in_with_its_own_secret_at_the_instance_endpoint_without_the_master_secret(
+    moto_url: str,  # noqa: F811
+    secrets: Any,
+) -> None:
+    # GIVEN an instance and a function's own runtime-role secret (what Terraform hands each function)
+    instance_arn, master = _rds_instance(moto_url, "contentfn-runtime")
+    own = secrets.create_secret(
+        Name="contentfn/dev/db/api", SecretString=json.dumps({"username": "contentfn_api", "password": "p"})
+    )["ARN"]
+    # WHEN the target is resolved
+    url, credentials = database_target(
+        load_settings(
+            database_rds_instance=instance_arn,
+            database_credentials_secret=own,
+            database_ssl_root_cert="/opt/contentfn/rds-global-bundle.pem",
+            aws_endpoint_url=moto_url,
+            aws_region=REGION,
+        )
+    )
+    # THEN the instance gives the endpoint (verified TLS) and the function's secret the login, not the master's
+    assert conninfo_to_dict(url)["sslmode"] == "verify-full"
+    assert isinstance(credentials, SecretsManagerCredentials) and credentials.secret_id == own != master
+    assert credentials.current() == Credentials("contentfn_api", "p")
 
 
 def test_an_instance_without_a_managed_secret_or_unknown_is_refused_naming_the_variable(

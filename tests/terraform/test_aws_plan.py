@@ -303,37 +303,81 @@ def test_functions_that_read_the_bucket_may_list_it(plan: dict[str, Any]) -> Non
     assert "ListUploads" not in embed and "ReadUploads" not in embed
 
 
-def test_processes_log_in_with_the_rds_managed_secret_granted_by_the_instance_tag(plan: dict[str, Any]) -> None:
+def test_processes_log_in_as_their_own_runtime_role_over_verified_tls_and_never_with_the_master_secret(
+    plan: dict[str, Any],
+) -> None:
     # GIVEN the database created here (RDS keeps its master password and rotates it every 7 days)
     resources = tftools.plan_resources(plan)
     (db,) = by_type(resources, "aws_db_instance")
     assert db["values"]["manage_master_user_password"] is True
     region = plan["variables"]["region"]["value"]
     instance_arn = f"arn:aws:rds:{region}:123456789012:db:{db['values']['identifier']}"
-    secret_pattern = f"arn:aws:secretsmanager:{region}:123456789012:secret:rds!db-*"
+    # one empty login secret per process that uses the database, named after its runtime role
+    logins = {
+        r["values"]["name"].rsplit("/", 1)[1]: r
+        for r in by_type(resources, "aws_secretsmanager_secret")
+        if "/db/" in r["values"]["name"]
+    }
+    lambdas = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_function")}
+    assert set(logins) == {*lambdas, "gpu"}
+    assert not [r for r in by_type(resources, "aws_secretsmanager_secret_version") if "/db/" in r["address"]]
 
-    def grants_the_instance(statements: dict[str, dict[str, Any]]) -> None:
+    def logs_in_as_itself(statements: dict[str, dict[str, Any]], env: dict[str, str], name: str) -> None:
         assert statements["DescribeDatabase"]["actions"] == ["rds:DescribeDBInstances"]
         assert statements["DescribeDatabase"]["resources"] == [instance_arn]
-        read = statements["ReadDatabaseCredentials"]
-        assert (read["actions"], read["resources"]) == (["secretsmanager:GetSecretValue"], [secret_pattern])
-        (condition,) = read["condition"]
-        assert condition["variable"] == "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
-        assert condition["values"] == [instance_arn]
+        # only its own login secret; the RDS-managed master secret is the migrator's
+        assert "ReadDatabaseCredentials" not in statements, name
+        assert statements["ReadOwnDatabaseLogin"]["actions"] == ["secretsmanager:GetSecretValue"], name
+        assert not any("rds!db" in (r or "") for st in statements.values() for r in st.get("resources") or []), name
+        assert env["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn, name
+        assert env["CONTENTFN_DATABASE_SSL_ROOT_CERT"].endswith("rds-global-bundle.pem"), name
+        assert env["CONTENTFN_MIGRATE_ON_START"] == "false", name
+        assert "CONTENTFN_DATABASE_URL_SECRET_ID" not in env, name
 
-    lambdas = {function_key(r["address"]): r for r in by_type(resources, "aws_lambda_function")}
     for name, fn in lambdas.items():
         env = fn["values"]["environment"][0]["variables"]
-        # THEN every function that needs the database is given the instance, known at plan time,
-        # not a database-url secret that an operator would have to rewrite after each rotation
-        assert env["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn, name
-        assert "CONTENTFN_DATABASE_URL_SECRET_ID" not in env, name
-        # ... and may describe it and read only the secret RDS tagged with it
-        grants_the_instance(_statements(plan, f'module.function["{name}"].data.aws_iam_policy_document.this'))
-    # the GPU worker too, from its task role
+        assert env["CONTENTFN_DATABASE_CREDENTIALS_SECRET"] == logins[name]["values"]["name"], name
+        logs_in_as_itself(_statements(plan, f'module.function["{name}"].data.aws_iam_policy_document.this'), env, name)
     env = plan["planned_values"]["outputs"]["ecs_task_environment"]["value"]
-    assert env["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn
-    grants_the_instance(_statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task"))
+    assert env["CONTENTFN_DATABASE_CREDENTIALS_SECRET"] == logins["gpu"]["values"]["name"]
+    logs_in_as_itself(_statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task"), env, "gpu")
+    # the migration step gets the instance, the CA bundle and every login secret, to fill them
+    migrator = plan["planned_values"]["outputs"]["migrator_environment"]["value"]
+    assert migrator["CONTENTFN_DATABASE_RDS_INSTANCE"] == instance_arn
+    assert json.loads(migrator["CONTENTFN_DATABASE_ROLE_SECRETS"]) == {
+        k: r["values"]["name"] for k, r in logins.items()
+    }
+
+
+def test_bucket_writes_are_the_apis_under_the_signed_upload_prefix_and_reads_are_where_used(
+    plan: dict[str, Any],
+) -> None:
+    documents = tftools.plan_policy_documents(plan)
+    writes = {
+        address: st
+        for address, statements in documents
+        for st in statements
+        if any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in st.get("actions") or [])
+        and not st.get("principals")  # identity policies; the access-log bucket's admits S3 logging itself
+    }
+    # THEN only the API writes objects, only PutObject, only under uploads/
+    assert len(writes) == 1, sorted(writes)
+    ((address, st),) = writes.items()
+    assert 'module.function["api"]' in address
+    assert st["actions"] == ["s3:PutObject"]
+    # (the bucket's ARN is known after apply: the prefixes are read from the configuration)
+    function_iam = (tftools.TERRAFORM_DIR / "modules" / "aws" / "function" / "iam.tf").read_text()
+    assert 'resources = ["${var.bucket_arn}/${var.bucket_write_prefix}*"]' in function_iam
+    assert plan["variables"].get("signed_upload_prefix", {"value": "uploads/"})["value"] == "uploads/"
+    gpu_iam = (tftools.TERRAFORM_DIR / "modules" / "aws" / "gpu_service" / "iam.tf").read_text()
+    assert 'resources = ["${var.bucket_arn}/${var.images_prefix}*"]' in gpu_iam
+    task = _statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task")
+    (prefix,) = task["ListImages"]["condition"]
+    assert (prefix["variable"], prefix["values"]) == ("s3:prefix", ["images/*"])
+    # functions that never open an object cannot read the bucket
+    for name in ("embed", "enrich", "analyze", "scrape", "deadletters"):
+        statements = _statements(plan, f'module.function["{name}"].data.aws_iam_policy_document.this')
+        assert not {"ReadUploads", "ListUploads", "WriteSignedUploads"} & set(statements), name
 
 
 def test_an_optional_integration_secret_reaches_only_the_function_that_lists_it(aws_plan: PlanFn) -> None:

@@ -68,15 +68,18 @@ def test_an_unchanged_secret_after_a_refusal_is_not_worth_a_second_try() -> None
 
 
 def test_a_credentials_secret_without_a_database_url_is_refused() -> None:
-    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL"):
+    with pytest.raises(
+        ConfigError,
+        match="CONTENTFN_DATABASE_CREDENTIALS_SECRET needs CONTENTFN_DATABASE_URL or CONTENTFN_DATABASE_RDS_INSTANCE",
+    ):
         load_settings(database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x")
     assert load_settings(database_credentials_secret="").database_credentials_secret is None
 
 
-def test_a_credentials_secret_and_an_rds_instance_together_are_refused() -> None:
-    with pytest.raises(ConfigError, match="CONTENTFN_DATABASE_CREDENTIALS_SECRET and CONTENTFN_DATABASE_RDS_INSTANCE"):
-        load_settings(
-            database_url="postgresql://db.internal/contentfn",
-            database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x",
-            database_rds_instance="arn:aws:rds:us-east-1:1:db:contentfn-dev",
-        )
+def test_a_credentials_secret_beside_an_rds_instance_is_the_login_at_its_endpoint() -> None:
+    # A function's own runtime role: the instance names the host, the secret the user and password.
+    settings = load_settings(
+        database_credentials_secret="arn:aws:secretsmanager:us-east-1:1:secret:x",
+        database_rds_instance="arn:aws:rds:us-east-1:1:db:contentfn-dev",
+    )
+    assert settings.database_url is None and settings.database_credentials_secret

@@ -67,3 +67,8 @@ output "gpu_metrics_collection" {
   description = "How the GPU service's /metrics reaches CloudWatch (null without the GPU service)."
   value       = module.contentfn.gpu_metrics_collection
 }
+
+output "migrator_environment" {
+  description = "Environment of the migration step (contentfn db migrate, then contentfn db roles), run inside the VPC with the RDS master secret."
+  value       = module.contentfn.migrator_environment
+}

@@ -75,9 +75,8 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
-  # The database's endpoint and the RDS-managed master secret, whose generated name and ARN are
-  # known only after apply; RDS tags the secret with its instance's ARN, known at plan time, so the
-  # grant is that tag.
+  # The database's endpoint; the function logs in as its own runtime role, whose secret it alone
+  # may read (the RDS-managed master secret is the migrator's).
   dynamic "statement" {
     for_each = var.database_instance_arn == null ? [] : [1]
 
@@ -89,18 +88,12 @@ data "aws_iam_policy_document" "this" {
   }
 
   dynamic "statement" {
-    for_each = var.database_instance_arn == null ? [] : [1]
+    for_each = var.read_database_login ? [1] : []
 
     content {
-      sid       = "ReadDatabaseCredentials"
+      sid       = "ReadOwnDatabaseLogin"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:rds!db-*"]
-
-      condition {
-        test     = "StringEquals"
-        variable = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
-        values   = [var.database_instance_arn]
-      }
+      resources = [var.database_credentials_secret_arn]
     }
   }
 
@@ -156,13 +149,15 @@ data "aws_iam_policy_document" "this" {
     }
   }
 
+  # Writes only under the signed-upload prefix: a write anywhere else (images/, a track file)
+  # would be taken for an upload by the object trigger.
   dynamic "statement" {
     for_each = var.bucket_access == "read_write" ? [1] : []
 
     content {
-      sid       = "WriteUploads"
+      sid       = "WriteSignedUploads"
       actions   = ["s3:PutObject"]
-      resources = ["${var.bucket_arn}/*"]
+      resources = ["${var.bucket_arn}/${var.bucket_write_prefix}*"]
     }
   }
 }

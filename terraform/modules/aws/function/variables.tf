@@ -83,9 +83,32 @@ variable "secrets" {
 }
 
 variable "database_instance_arn" {
-  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the code describes and whose managed master secret it reads at connect time; null: none."
+  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the code describes for its endpoint; null: none."
   type        = string
   default     = null
+}
+
+variable "read_database_login" {
+  description = "Whether the code logs in with database_credentials_secret_arn (known at plan time, unlike the ARN)."
+  type        = bool
+  default     = false
+}
+
+variable "database_credentials_secret_arn" {
+  description = "Secrets Manager secret of the function's own database login (its runtime role, CONTENTFN_DATABASE_CREDENTIALS_SECRET), read at connect time; the RDS master secret is the migrator's alone. null: none."
+  type        = string
+  default     = null
+}
+
+variable "bucket_write_prefix" {
+  description = "With bucket_access = read_write, the only key prefix the function may put objects under (the API's signed uploads)."
+  type        = string
+  default     = "uploads/"
+
+  validation {
+    condition     = length(var.bucket_write_prefix) > 0 && endswith(var.bucket_write_prefix, "/") && !startswith(var.bucket_write_prefix, "/")
+    error_message = "bucket_write_prefix must be a non-empty key prefix ending in / (e.g. uploads/)."
+  }
 }
 
 variable "kms_key_arn" {

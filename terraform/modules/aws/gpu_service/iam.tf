@@ -157,9 +157,8 @@ data "aws_iam_policy_document" "task" {
     resources = [var.dead_letter_queue_arn]
   }
 
-  # The database's endpoint and the RDS-managed master secret, whose generated name and ARN are
-  # known only after apply; RDS tags the secret with its instance's ARN, known at plan time, so the
-  # grant is that tag.
+  # The database's endpoint; the worker logs in as its own runtime role (the RDS-managed master
+  # secret is the migrator's).
   dynamic "statement" {
     for_each = var.database_instance_arn == null ? [] : [1]
 
@@ -171,25 +170,19 @@ data "aws_iam_policy_document" "task" {
   }
 
   dynamic "statement" {
-    for_each = var.database_instance_arn == null ? [] : [1]
+    for_each = var.read_database_login ? [1] : []
 
     content {
-      sid       = "ReadDatabaseCredentials"
+      sid       = "ReadOwnDatabaseLogin"
       actions   = ["secretsmanager:GetSecretValue"]
-      resources = ["arn:${local.partition}:secretsmanager:${local.region}:${local.account_id}:secret:rds!db-*"]
-
-      condition {
-        test     = "StringEquals"
-        variable = "secretsmanager:ResourceTag/aws:rds:primaryDBInstanceArn"
-        values   = [var.database_instance_arn]
-      }
+      resources = [var.database_credentials_secret_arn]
     }
   }
 
   statement {
     sid       = "ReadImages"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = ["${var.bucket_arn}/*"]
+    resources = ["${var.bucket_arn}/${var.images_prefix}*"]
   }
 
   # Without it S3 answers 403 instead of 404 for an image deleted after upload, and the job is
@@ -198,6 +191,12 @@ data "aws_iam_policy_document" "task" {
     sid       = "ListImages"
     actions   = ["s3:ListBucket"]
     resources = [var.bucket_arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${var.images_prefix}*"]
+    }
   }
 
   statement {

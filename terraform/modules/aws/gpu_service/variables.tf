@@ -117,9 +117,27 @@ variable "secret_arns" {
 }
 
 variable "database_instance_arn" {
-  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the worker describes and whose managed master secret it reads at connect time; null: none."
+  description = "ARN of the RDS instance (CONTENTFN_DATABASE_RDS_INSTANCE) the worker describes for its endpoint; null: none."
   type        = string
   default     = null
+}
+
+variable "read_database_login" {
+  description = "Whether the code logs in with database_credentials_secret_arn (known at plan time, unlike the ARN)."
+  type        = bool
+  default     = false
+}
+
+variable "database_credentials_secret_arn" {
+  description = "Secrets Manager secret of the worker's own database login (its runtime role, CONTENTFN_DATABASE_CREDENTIALS_SECRET); null: none."
+  type        = string
+  default     = null
+}
+
+variable "images_prefix" {
+  description = "Key prefix of the uploaded images the worker reads (ingest queues detections for objects under it)."
+  type        = string
+  default     = "images/"
 }
 
 variable "queue_arn" {

@@ -29,7 +29,26 @@ locals {
   # secret; IAM grants the secret by the tag RDS puts on it, that same ARN. The database-url secret
   # is only for a database of your own.
   database_instance_arn = var.create_database ? "arn:${data.aws_partition.current.partition}:rds:${var.region}:${data.aws_caller_identity.current.account_id}:db:${local.name}" : null
-  database_environment  = var.create_database ? { CONTENTFN_DATABASE_RDS_INSTANCE = local.database_instance_arn } : {}
+  database_environment = var.create_database ? {
+    CONTENTFN_DATABASE_RDS_INSTANCE  = local.database_instance_arn
+    CONTENTFN_DATABASE_SSL_ROOT_CERT = var.database_ca_bundle_path
+  } : {}
+
+  # Least privilege in the database: the master secret is the migrator's alone (`contentfn db migrate`
+  # and `contentfn db roles`, run with migrator_environment); each function and the GPU worker log in
+  # as their own runtime role (shared/store/roles.py), whose login is a secret only they may read, and
+  # never migrate. The secrets are created empty; the migrator writes their passwords.
+  database_logins = var.create_database ? merge(
+    { for k, f in var.functions : k => "Login of the ${k} function's database role contentfn_${k} (written by `contentfn db roles`)" if contains(f.secrets, "database-url") },
+    local.create_gpu_service ? { gpu = "Login of the GPU worker's database role contentfn_gpu (written by `contentfn db roles`)" } : {},
+  ) : {}
+  runtime_database_environment = {
+    for k in keys(local.database_logins) : k => {
+      # By name, known at plan time (the ARN's suffix is not); IAM grants the ARN.
+      CONTENTFN_DATABASE_CREDENTIALS_SECRET = "${var.project}/${var.environment}/db/${k}"
+      CONTENTFN_MIGRATE_ON_START            = "false"
+    }
+  }
 
   common_environment = {
     CONTENTFN_BUCKET             = local.uploads_bucket_name
@@ -127,6 +146,16 @@ module "secrets" {
   tags                    = local.tags
 }
 
+module "database_logins" {
+  source = "../secrets"
+
+  name_prefix             = "${var.project}/${var.environment}/db"
+  kms_key_arn             = module.kms.kms_key_arn
+  secrets                 = local.database_logins
+  recovery_window_in_days = var.force_destroy ? 0 : 30
+  tags                    = local.tags
+}
+
 module "detect_queue" {
   source = "../queue"
 
@@ -187,6 +216,7 @@ module "function" {
   environment = merge(
     local.common_environment,
     contains(each.value.secrets, "database-url") ? local.database_environment : {},
+    lookup(local.runtime_database_environment, each.key, {}),
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
     each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
@@ -198,7 +228,10 @@ module "function" {
       arn  = module.secrets.secretsmanager_secret_arns[s]
     } if !(s == "database-url" && var.create_database)
   }
-  database_instance_arn = contains(each.value.secrets, "database-url") ? local.database_instance_arn : null
+  database_instance_arn           = contains(each.value.secrets, "database-url") ? local.database_instance_arn : null
+  read_database_login             = contains(keys(local.database_logins), each.key)
+  database_credentials_secret_arn = lookup(module.database_logins.secretsmanager_secret_arns, each.key, null)
+  bucket_write_prefix             = var.signed_upload_prefix
 
   kms_key_arn        = module.kms.kms_key_arn
   subnet_ids         = module.network.private_subnet_ids
@@ -265,17 +298,21 @@ module "gpu_service" {
   dead_letter_queue_arn = module.detect_queue.dead_letter_queue_arn
   queue_name            = module.detect_queue.queue_name
   bucket_arn            = module.uploads.bucket_arn
-  environment           = merge(local.common_environment, local.database_environment, var.gpu.environment)
+  environment           = merge(local.common_environment, local.database_environment, lookup(local.runtime_database_environment, "gpu", {}), var.gpu.environment)
   secret_arns = merge(
     var.create_database ? {} : { CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"] },
     { CONTENTFN_REDIS_URL = module.secrets.secretsmanager_secret_arns["redis-url"] },
   )
   database_instance_arn = local.database_instance_arn
-  subnet_ids            = module.network.private_subnet_ids
-  security_group_ids    = [aws_security_group.gpu.id]
-  kms_key_arn           = module.kms.kms_key_arn
-  log_retention_days    = var.log_retention_days
-  tags                  = local.tags
+
+  read_database_login             = contains(keys(local.database_logins), "gpu")
+  database_credentials_secret_arn = lookup(module.database_logins.secretsmanager_secret_arns, "gpu", null)
+  images_prefix                   = "images/"
+  subnet_ids                      = module.network.private_subnet_ids
+  security_group_ids              = [aws_security_group.gpu.id]
+  kms_key_arn                     = module.kms.kms_key_arn
+  log_retention_days              = var.log_retention_days
+  tags                            = local.tags
 }
 
 module "observability" {

@@ -77,3 +77,10 @@ output "gpu_metrics_collection" {
   description = "How the GPU service's /metrics reaches CloudWatch (null without the GPU service)."
   value       = try(module.gpu_service[0].metrics_collection, null)
 }
+
+output "migrator_environment" {
+  description = "Environment of the migration step (`contentfn db migrate`, then `contentfn db roles`) run from inside the VPC with the RDS master secret: the instance, the CA bundle and each runtime role's login secret."
+  value = var.create_database ? merge(local.database_environment, {
+    CONTENTFN_DATABASE_ROLE_SECRETS = jsonencode({ for k in keys(local.database_logins) : k => "${var.project}/${var.environment}/db/${k}" })
+  }) : {}
+}

@@ -318,3 +318,15 @@ variable "tracing" {
     error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
   }
 }
+
+variable "signed_upload_prefix" {
+  description = "The only key prefix of the uploads bucket the API may write (signed upload URLs); no other function writes the bucket."
+  type        = string
+  default     = "uploads/"
+}
+
+variable "database_ca_bundle_path" {
+  description = "Path, inside the function and GPU images, of Amazon RDS's CA bundle (global-bundle.pem from https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem, placed there when the images are built): every connection verifies the server against it (sslmode=verify-full)."
+  type        = string
+  default     = "/opt/contentfn/certs/rds-global-bundle.pem"
+}
