@@ -55,7 +55,7 @@ typecheck: setup
 
 check: lint typecheck
 
-bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu bench-export
+bench: bench-embed bench-ingest bench-search bench-cold bench-analyze bench-gpu bench-export bench-models bench-obs bench-tracing bench-console bench-load
 
 bench-search: setup model
 	$(BIN)/python -m tests.bench.bench_search
