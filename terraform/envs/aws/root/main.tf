@@ -28,6 +28,9 @@ module "contentfn" {
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience
 
+  signed_upload_prefix = var.signed_upload_prefix
+  console_origins      = var.console_origins
+
   log_level = var.log_level
   tracing   = var.tracing
 
