@@ -31,6 +31,8 @@ module "contentfn" {
   signed_upload_prefix = var.signed_upload_prefix
   console_origins      = var.console_origins
 
+  database_ca_bundle_path = var.database_ca_bundle_path
+
   log_level = var.log_level
   tracing   = var.tracing
 

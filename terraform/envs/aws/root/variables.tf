@@ -313,3 +313,9 @@ variable "console_origins" {
   type        = list(string)
   default     = null
 }
+
+variable "database_ca_bundle_path" {
+  description = "Path, inside the function and GPU images, of Amazon RDS's CA bundle (placed there by the image build, pinned by RDS_CA_BUNDLE_SHA256): connections verify the server against it."
+  type        = string
+  default     = "/opt/contentfn/certs/rds-global-bundle.pem"
+}
