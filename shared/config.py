@@ -95,6 +95,23 @@ class Settings(BaseSettings):
             " the path Terraform sets. Unset: the URL's own `sslmode` and `sslrootcert` apply."
         ),
     )
+    database_ca_cert: str | None = Field(
+        default=None,
+        description=(
+            "PEM of the CA the database server's certificate is verified against, as text (Terraform passes"
+            " Cloud SQL's server CA): written to a private file and used as the connection's `sslrootcert`,"
+            " with `sslmode=verify-full` unless the URL names another mode."
+        ),
+    )
+    database_iam_auth: bool = Field(
+        default=False,
+        description=(
+            "Cloud SQL IAM database authentication: `CONTENTFN_DATABASE_URL` names the login (the process's"
+            " service account as an IAM database user) and no password; every new connection gives a fresh"
+            " OAuth access token of that account (from the platform's default credentials) as the password."
+            " No password is stored anywhere."
+        ),
+    )
     database_role_secrets: dict[str, str] = Field(
         default_factory=dict,
         description=(
@@ -697,6 +714,16 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}MAX_RECORD_BYTES is below {ENV_PREFIX}MAX_FIELD_BYTES")
     if settings.db_pool_min > settings.db_pool_max:
         raise ConfigError(f"invalid configuration: {ENV_PREFIX}DB_POOL_MIN exceeds {ENV_PREFIX}DB_POOL_MAX")
+    if settings.database_iam_auth and settings.database_url is None:
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}DATABASE_IAM_AUTH needs {ENV_PREFIX}DATABASE_URL (the host, database"
+            " and IAM login to connect as)"
+        )
+    if settings.database_iam_auth and (settings.database_credentials_secret or settings.database_rds_instance):
+        raise ConfigError(
+            f"invalid configuration: {ENV_PREFIX}DATABASE_IAM_AUTH logs in with a token; it does not combine with"
+            f" {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET or {ENV_PREFIX}DATABASE_RDS_INSTANCE"
+        )
     if settings.database_credentials_secret and settings.database_url is None and not settings.database_rds_instance:
         raise ConfigError(
             f"invalid configuration: {ENV_PREFIX}DATABASE_CREDENTIALS_SECRET needs {ENV_PREFIX}DATABASE_URL"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +19,7 @@ from shared.config import Settings
 from shared.errors import ConfigError, TransientError
 from shared.store.credentials import RDS_VARIABLE, DatabaseCredentials, SecretsManagerCredentials
 
-__all__ = ["Database", "DatabaseUnavailable", "database_target", "embedded_database_url"]
+__all__ = ["Database", "DatabaseUnavailable", "database_target", "embedded_database_url", "with_ca_cert"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,30 @@ def embedded_database_url(pg_data_dir: Path) -> str:
     return str(server.get_uri())
 
 
+def with_ca_cert(url: str, pem: str) -> str:
+    """``url`` verifying the server against the CA ``pem`` (text): written once to a private file
+    named by its digest, given as ``sslrootcert``, with ``sslmode=verify-full`` unless the URL says."""
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigError("CONTENTFN_DATABASE_CA_CERT: not a PEM certificate")
+    digest = hashlib.sha256(pem.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"contentfn-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    path = folder / f"database-ca-{digest}.pem"
+    if not path.exists():
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(pem if pem.endswith("\n") else pem + "\n", encoding="ascii")
+        partial.chmod(0o600)
+        partial.replace(path)
+    params: dict[str, Any] = {"sslrootcert": str(path)}
+    try:
+        given = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        raise ConfigError("CONTENTFN_DATABASE_URL: not a valid PostgreSQL URL or connection string") from None
+    if not given.get("sslmode"):
+        params["sslmode"] = "verify-full"
+    return psycopg.conninfo.make_conninfo(url, **params)
+
+
 def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None]:
     """Where to connect and with which credentials: the URL, an RDS instance, or the embedded server.
 
@@ -55,7 +82,15 @@ def database_target(settings: Settings) -> tuple[str, DatabaseCredentials | None
     still supplies the credentials.
     """
     url = settings.database_url.get_secret_value() if settings.database_url is not None else None
+    if url is not None and settings.database_ca_cert:
+        url = with_ca_cert(url, settings.database_ca_cert)
     endpoint, region = settings.aws_endpoint_url, settings.aws_region
+    if settings.database_iam_auth:
+        if url is None:
+            raise ConfigError("CONTENTFN_DATABASE_IAM_AUTH needs CONTENTFN_DATABASE_URL (host, database and IAM login)")
+        from shared.store.credentials_gcp import CloudSqlIamCredentials  # google-auth only where asked for
+
+        return url, CloudSqlIamCredentials()
     if settings.database_rds_instance:
         from shared.store.credentials_aws import describe_rds_instance  # boto3 only where RDS is named
 

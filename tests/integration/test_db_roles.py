@@ -364,3 +364,32 @@ def test_empty_role_secrets_are_filled_by_the_migrator_and_kept_on_the_next_run(
     with psycopg.connect(role_db.superuser) as conn:
         row = conn.execute("SELECT rolpassword LIKE 'SCRAM-SHA-256$%' FROM pg_authid WHERE rolname = 'contentfn_api'")
         assert row.fetchone() == (True,)
+
+
+def test_cloud_sql_iam_logins_made_members_act_as_their_functions_roles_only(role_db: RoleDatabase) -> None:
+    # GIVEN the IAM users Cloud SQL creates for two functions' service accounts: logins with nothing
+    # granted (names as in Terraform's database_roles_command output)
+    logins = {"api": f"{role_db.name}-api@proj.iam", "embed": f"{role_db.name}-embed@proj.iam"}
+    with psycopg.connect(role_db.superuser, autocommit=True) as conn:
+        for login in logins.values():
+            conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(login)))
+    try:
+        # WHEN the migrator maps them to the runtime roles
+        out = role_db.cli("db", "roles", *[f"--member={fn}={login}" for fn, login in logins.items()])
+        assert f"contentfn_api → {logins['api']}" in out.output
+        # THEN each logs in with its function's privileges and no more
+        with psycopg.connect(_url(role_db.server_url, role_db.name, logins["api"])) as conn:
+            conn.execute("SELECT count(*) FROM api_keys")
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM gpu_workers")
+        with psycopg.connect(_url(role_db.server_url, role_db.name, logins["embed"])) as conn:
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM api_keys")
+            conn.rollback()
+            # AND embed's login may take the index owner for index DDL, as its role does
+            assert roles.take_index_owner(conn)
+    finally:
+        with psycopg.connect(role_db.superuser, autocommit=True) as conn:
+            for login in logins.values():
+                conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(login)))
+                conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(login)))

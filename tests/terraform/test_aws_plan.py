@@ -360,24 +360,98 @@ def test_bucket_writes_are_the_apis_under_the_signed_upload_prefix_and_reads_are
         if any(a.startswith("s3:Put") or a.startswith("s3:Delete") for a in st.get("actions") or [])
         and not st.get("principals")  # identity policies; the access-log bucket's admits S3 logging itself
     }
-    # THEN only the API writes objects, only PutObject, only under uploads/
+    # THEN only the API writes objects, only PutObject, only under its upload prefix
     assert len(writes) == 1, sorted(writes)
     ((address, st),) = writes.items()
     assert 'module.function["api"]' in address
     assert st["actions"] == ["s3:PutObject"]
-    # (the bucket's ARN is known after apply: the prefixes are read from the configuration)
-    function_iam = (tftools.TERRAFORM_DIR / "modules" / "aws" / "function" / "iam.tf").read_text()
-    assert 'resources = ["${var.bucket_arn}/${var.bucket_write_prefix}*"]' in function_iam
-    assert plan["variables"].get("signed_upload_prefix", {"value": "uploads/"})["value"] == "uploads/"
-    gpu_iam = (tftools.TERRAFORM_DIR / "modules" / "aws" / "gpu_service" / "iam.tf").read_text()
-    assert 'resources = ["${var.bucket_arn}/${var.images_prefix}*"]' in gpu_iam
+    lambdas = {function_key(r["address"]): r for r in by_type(tftools.plan_resources(plan), "aws_lambda_function")}
+    bucket = lambdas["api"]["values"]["environment"][0]["variables"]["CONTENTFN_BUCKET"]
+    assert st["resources"] == [f"arn:aws:s3:::{bucket}/incoming/*"]
     task = _statements(plan, "module.gpu_service[0].data.aws_iam_policy_document.task")
+    assert task["ReadImages"]["resources"] == [f"arn:aws:s3:::{bucket}/images/*"]
     (prefix,) = task["ListImages"]["condition"]
     assert (prefix["variable"], prefix["values"]) == ("s3:prefix", ["images/*"])
     # functions that never open an object cannot read the bucket
     for name in ("embed", "enrich", "analyze", "scrape", "deadletters"):
         statements = _statements(plan, f'module.function["{name}"].data.aws_iam_policy_document.this')
         assert not {"ReadUploads", "ListUploads", "WriteSignedUploads"} & set(statements), name
+
+
+def _upload_view(plan: dict[str, Any]) -> dict[str, Any]:
+    """The API's upload prefix, its PutObject grant, the bucket's notifications and CORS rule."""
+    lambdas = {function_key(r["address"]): r for r in by_type(tftools.plan_resources(plan), "aws_lambda_function")}
+    statements = _statements(plan, 'module.function["api"].data.aws_iam_policy_document.this')
+    (resource,) = statements["WriteSignedUploads"]["resources"]
+    resources = tftools.plan_resources(plan)
+    (cors,) = by_type(resources, "aws_s3_bucket_cors_configuration")
+    notifications = [cfg for r in by_type(resources, "aws_s3_bucket_notification") for cfg in r["values"]["queue"]]
+    return {
+        "env": lambdas["api"]["values"]["environment"][0]["variables"],
+        "others": {k: fn["values"]["environment"][0]["variables"] for k, fn in lambdas.items() if k != "api"},
+        "grant": resource,
+        "bucket": lambdas["api"]["values"]["environment"][0]["variables"]["CONTENTFN_BUCKET"],
+        "cors": cors,
+        "notifications": notifications,
+    }
+
+
+def _assert_one_upload_prefix(view: dict[str, Any], prefix: str) -> None:
+    # the API signs keys under CONTENTFN_UPLOAD_PREFIX, and may put objects under exactly that prefix
+    assert view["env"]["CONTENTFN_UPLOAD_PREFIX"] == prefix
+    assert view["grant"] == f"arn:aws:s3:::{view['bucket']}/{prefix}*"
+    assert (
+        view["grant"].removeprefix(f"arn:aws:s3:::{view['bucket']}/").removesuffix("*")
+        == (view["env"]["CONTENTFN_UPLOAD_PREFIX"])
+    )
+    # no other function is told a prefix it could not write
+    assert not [k for k, env in view["others"].items() if "CONTENTFN_UPLOAD_PREFIX" in env]
+    # and ingest hears every object created under it (no notification filters the prefix out)
+    assert view["notifications"]
+    for cfg in view["notifications"]:
+        assert "s3:ObjectCreated:*" in cfg["events"]
+        assert prefix.startswith(cfg.get("filter_prefix") or ""), cfg
+        assert not cfg.get("filter_suffix"), cfg
+
+
+def _assert_console_cors(cors: dict[str, Any]) -> None:
+    ((rule,),) = [cors["values"]["cors_rule"]]
+    assert sorted(rule["allowed_methods"]) == ["GET", "PUT"]
+    # Content-Type is the signed header the page sends; nothing else is let through
+    assert rule["allowed_headers"] == ["Content-Type"]
+
+
+def test_the_apis_upload_prefix_is_its_put_object_grant_and_the_console_origin_may_use_the_signed_urls(
+    plan: dict[str, Any],
+) -> None:
+    # GIVEN an env planned with the defaults
+    view = _upload_view(plan)
+    # THEN the API is told the prefix its grant covers: the setting's default, incoming/
+    from shared.config import Settings
+
+    default = Settings.model_fields["upload_prefix"].default
+    assert default == "incoming/"
+    _assert_one_upload_prefix(view, default)
+    # AND the bucket's CORS rule admits the console's signed PUT and GET from the API's own URL,
+    # known once the HTTP API exists
+    _assert_console_cors(view["cors"])
+    assert view["cors"]["after_unknown"]["cors_rule"][0]["allowed_origins"] is True
+    platform = (tftools.TERRAFORM_DIR / "modules" / "aws" / "platform" / "main.tf").read_text()
+    assert "[for k, api in module.http_api : api.apigatewayv2_api_endpoint]" in platform
+
+
+def test_a_changed_upload_prefix_moves_the_api_setting_and_its_grant_together_and_origins_can_be_named(
+    aws_plan: PlanFn,
+) -> None:
+    # GIVEN dev's tfvars WHEN they set another upload prefix and the console's own domain
+    line = 'log_level          = "DEBUG"\n'
+    edit = line + 'signed_upload_prefix = "drop/"\nconsole_origins = ["https://console.example.org"]\n'
+    view = _upload_view(aws_plan("dev", tfvars_edits=((line, edit),)))
+    # THEN the API's setting and its PutObject grant both follow
+    _assert_one_upload_prefix(view, "drop/")
+    # AND the bucket admits exactly that origin
+    _assert_console_cors(view["cors"])
+    assert view["cors"]["values"]["cors_rule"][0]["allowed_origins"] == ["https://console.example.org"]
 
 
 def test_an_optional_integration_secret_reaches_only_the_function_that_lists_it(aws_plan: PlanFn) -> None:

@@ -128,6 +128,13 @@ def test_no_public_members_and_no_public_ingress() -> None:
         "roles/monitoring.viewer",
         "roles/monitoring.metricWriter",
     }
+    # ... and the IAM database login, conditioned on the one instance
+    ((_, login),) = resources("database", "google_project_iam_member")
+    assert login["role"] == "roles/cloudsql.instanceUser"
+    assert (
+        "resource.name == 'projects/${var.project_id}/instances/${google_sql_database_instance.this.name}'"
+        in (login["condition"][0]["expression"])
+    )
 
 
 def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -> None:
@@ -136,6 +143,8 @@ def test_database_is_private_with_tls_and_backups_and_cache_has_auth_and_tls() -
     ip = settings["ip_configuration"][0]
     assert ip["ipv4_enabled"] is False
     assert ip["ssl_mode"] == "ENCRYPTED_ONLY"
+    # server certificates the clients can verify by the address they connect to
+    assert ip["server_ca_mode"] == "GOOGLE_MANAGED_CAS_CA"
     assert settings["backup_configuration"][0]["enabled"] is True
     ((_, redis),) = resources("cache", "google_redis_instance")
     assert redis["auth_enabled"] is True
@@ -244,7 +253,7 @@ def test_the_device_process_switch_reaches_the_worker() -> None:
     assert module_calls("platform")["gpu_service"]["device_process"] == "${var.gpu.device_process}"
     # more worker settings (CONTENTFN_GPU_DEVICE_CALLS, say) go through gpu.environment
     assert module_calls("platform")["gpu_service"]["environment"] == (
-        "${merge(local.common_environment, var.gpu.environment)}"
+        '${merge(local.common_environment, lookup(local.runtime_database_environment, "gpu", {}), var.gpu.environment)}'
     )
     # ... where it sets the worker's variable (its batch buffers are memfds: no /dev/shm volume)
     local = tftools.load_hcl(GCP_MODULES / "gpu_service" / "main.tf")["locals"][0]
@@ -273,17 +282,13 @@ def test_the_gpu_pull_worker_keeps_an_instance_up_and_functions_get_the_cpu_conc
     assert any(f.get("concurrency", 1) > 1 for f in values["functions"].values())
 
 
-def test_functions_and_the_gpu_worker_migrate_on_start_and_verify_memorystore_with_its_ca() -> None:
+def test_functions_and_the_gpu_worker_verify_memorystore_with_its_ca() -> None:
     common = module("platform")["locals"][0]["common_environment"]
-    # the database is private: the first process to start applies pending migrations (the default)
-    assert "CONTENTFN_MIGRATE_ON_START" not in common
-    # ... and verifies Memorystore's TLS certificate against the instance's own CA
+    # every process verifies Memorystore's TLS certificate against the instance's own CA
     assert common["CONTENTFN_REDIS_CA_CERT"] == "${module.cache.server_ca_cert}"
     cache_outputs = {k for o in module("cache")["output"] for k in o}
     assert "server_ca_cert" in cache_outputs
-    assert module_calls("platform")["gpu_service"]["environment"] == (
-        "${merge(local.common_environment, var.gpu.environment)}"
-    )
+    assert module_calls("platform")["gpu_service"]["environment"].startswith("${merge(local.common_environment, ")
 
 
 def test_the_gpu_worker_relays_deferred_jobs_that_fell_due_to_its_topic() -> None:
@@ -306,7 +311,145 @@ def test_the_trace_exporter_endpoint_and_sampling_reach_every_process() -> None:
     assert common["CONTENTFN_OTEL_EXPORTER_ENDPOINT"] == "${var.tracing.otlp_endpoint}"
     assert common["CONTENTFN_OTEL_SAMPLE_RATIO"] == "${tostring(var.tracing.sample_ratio)}"
     assert module_calls("platform")["gpu_service"]["environment"] == (
-        "${merge(local.common_environment, var.gpu.environment)}"
+        '${merge(local.common_environment, lookup(local.runtime_database_environment, "gpu", {}), var.gpu.environment)}'
     )
     tracing = next(v["tracing"] for v in module("platform")["variable"] if "tracing" in v)
     assert len(tracing["validation"]) == 2  # the ratio in [0, 1]; the endpoint empty or http(s)
+
+
+def _platform_locals() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for block in module("platform")["locals"]:
+        merged.update(block)
+    return merged
+
+
+def _variable(module_dir: Path, name: str) -> dict[str, Any]:
+    return next(v[name] for v in tftools.load_hcl_dir(module_dir)["variable"] if name in v)
+
+
+def test_the_upload_prefix_default_is_the_settings_in_every_module_and_env() -> None:
+    from shared.config import Settings
+
+    default = Settings.model_fields["upload_prefix"].default
+    for directory in (
+        GCP_MODULES / "platform",
+        tftools.TERRAFORM_DIR / "modules" / "aws" / "platform",
+        GCP_ENVS / "root",
+        tftools.TERRAFORM_DIR / "envs" / "aws" / "root",
+    ):
+        assert _variable(directory, "signed_upload_prefix")["default"] == default, directory
+    for cloud in ("aws", "gcp"):
+        root = tftools.load_hcl(tftools.TERRAFORM_DIR / "envs" / cloud / "root" / "main.tf")
+        call = next(body for block in root["module"] for name, body in block.items() if name == "contentfn")
+        assert call["signed_upload_prefix"] == "${var.signed_upload_prefix}", cloud
+
+
+def test_the_apis_upload_prefix_setting_and_its_object_creator_condition_are_one_value() -> None:
+    local = _platform_locals()
+    # GIVEN the functions that write the bucket: they are told the prefix as CONTENTFN_UPLOAD_PREFIX
+    assert local["upload_environment"] == {"CONTENTFN_UPLOAD_PREFIX": "${var.signed_upload_prefix}"}
+    env = module_calls("platform")["function"]["environment"]
+    assert 'each.value.bucket_access == "read_write" ? local.upload_environment : {}' in env
+    # AND their objectCreator grant holds for object names under that same prefix only
+    write = dict(resources("platform", "google_storage_bucket_iam_member"))["function_write"]
+    assert write["role"] == "roles/storage.objectCreator"
+    assert 'f.bucket_access == "read_write"' in write["for_each"]
+    expression = write["condition"][0]["expression"]
+    rendered = expression.replace("${local.upload_objects}", local["upload_objects"]).replace(
+        "${local.uploads_bucket_name}", "contentfn-dev-uploads-contentfn-dev"
+    )
+    env_prefix = local["upload_environment"]["CONTENTFN_UPLOAD_PREFIX"]
+    assert (
+        rendered
+        == f'resource.name.startsWith("projects/_/buckets/contentfn-dev-uploads-contentfn-dev/objects/{env_prefix}")'
+    )
+    assert module_calls("platform")["uploads"]["name"] == "${local.uploads_bucket_name}"
+    # AND ingest hears every object of the bucket: its Eventarc triggers filter on the bucket alone
+    ((_, fn),) = resources("function", "google_cloudfunctions2_function")
+    trigger = next(d["event_trigger"] for d in fn["dynamic"] if "event_trigger" in d)["content"][0]
+    assert [f["attribute"] for f in trigger["event_filters"]] == ["bucket"]
+    ((_, deleted),) = resources("function", "google_eventarc_trigger")
+    assert {c["attribute"] for c in deleted["matching_criteria"]} == {"type", "bucket"}
+
+
+def test_the_api_signs_urls_as_itself_reads_the_bucket_and_the_gpu_worker_reads_images_only() -> None:
+    members = dict(resources("platform", "google_storage_bucket_iam_member"))
+    assert members["function_read"]["role"] == "roles/storage.objectViewer"
+    assert 'f.bucket_access != "none"' in members["function_read"]["for_each"]
+    # V4 signing through signBlob: token creator on its own account, for the writers only
+    ((_, signer),) = resources("platform", "google_service_account_iam_member")
+    assert signer["role"] == "roles/iam.serviceAccountTokenCreator"
+    assert 'f.bucket_access == "read_write"' in signer["for_each"]
+    email = "${module.function[each.key].service_account_email}"
+    assert signer["member"] == f"serviceAccount:{email}"
+    assert signer["service_account_id"] == f"projects/${{var.project_id}}/serviceAccounts/{email}"
+    # the GPU worker: object reads under images/ and nothing else
+    ((_, gpu),) = resources("gpu_service", "google_storage_bucket_iam_member")
+    assert gpu["role"] == "roles/storage.objectViewer"
+    assert gpu["condition"][0]["expression"] == (
+        'resource.name.startsWith("projects/_/buckets/${var.bucket_name}/objects/${var.images_prefix}")'
+    )
+    assert module_calls("platform")["gpu_service"]["images_prefix"] == "images/"
+
+
+def test_the_console_origin_may_put_and_get_signed_urls_and_must_be_named() -> None:
+    ((_, bucket),) = [r for r in resources("bucket", "google_storage_bucket") if r[0] == "this"]
+    (cors,) = [d["cors"] for d in bucket["dynamic"] if "cors" in d]
+    assert "length(var.cors_origins) > 0" in cors["for_each"]
+    rule = cors["content"][0]
+    assert rule["origin"] == "${var.cors_origins}"
+    assert sorted(rule["method"]) == ["GET", "PUT"]
+    # the headers the V4 signed PUT carries (shared/blob/gcs.py: write_url)
+    assert {"Content-Type", "x-goog-content-length-range"} <= set(rule["response_header"])
+    assert module_calls("platform")["uploads"]["cors_origins"] == "${var.console_origins}"
+    # Terraform cannot know the load balancer's origin: the variable is required, and each env says it
+    for directory in (GCP_MODULES / "platform", GCP_ENVS / "root"):
+        assert "default" not in _variable(directory, "console_origins"), directory
+    for env_name in tftools.ENVS:
+        assert isinstance(tfvars(env_name)["console_origins"], list)
+
+
+def test_each_process_logs_in_as_its_own_iam_user_verifying_the_server_and_no_process_gets_the_master_url() -> None:
+    # GIVEN the database module: one IAM database user per process's service account, IAM logins on
+    ((_, user),) = resources("database", "google_sql_user")
+    assert user["for_each"] == "${var.iam_service_accounts}"
+    assert user["type"] == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert user["name"] == '${trimsuffix(each.value, ".gserviceaccount.com")}'
+    flags = tftools.load_hcl(GCP_MODULES / "database" / "main.tf")["locals"][0]["database_flags"]
+    assert flags["cloudsql.iam_authentication"] == "on"
+    # for every function that uses the database, and the GPU worker
+    call = module_calls("platform")["database"]
+    accounts = call["iam_service_accounts"]
+    assert "k => module.function[k].service_account_email" in accounts and "local.database_functions" in accounts
+    assert "gpu = module.gpu_service[0].service_account_email" in accounts
+    local = _platform_locals()
+    assert 'contains(f.secrets, "database-url")' in local["database_functions"]
+    # THEN each process is given its own login, verify-full against the instance's CA, and never migrates
+    env = local["runtime_database_environment"]
+    assert "for k in local.database_processes" in env
+    assert "${urlencode(module.database.iam_logins[k])}@" in env
+    assert "sslmode=verify-full" in env
+    assert "CONTENTFN_DATABASE_IAM_AUTH = " in env and '"true"' in env
+    assert "CONTENTFN_DATABASE_CA_CERT = module.database.server_ca_cert" in env
+    assert 'CONTENTFN_MIGRATE_ON_START = "false"' in env
+    outputs = {k: v for o in module("database")["output"] for k, v in o.items()}
+    assert outputs["server_ca_cert"]["value"] == "${google_sql_database_instance.this.server_ca_cert[0].cert}"
+    assert (
+        "lookup(local.runtime_database_environment, each.key, {})"
+        in module_calls("platform")["function"]["environment"]
+    )
+    # AND the master login's secret reaches no function and not the worker
+    assert 'if s != "database-url"' in module_calls("platform")["function"]["secrets"]
+    assert set(module_calls("platform")["gpu_service"]["secrets"]) == {"CONTENTFN_REDIS_URL"}
+    # AND the migrator is told how to map the logins to the runtime roles
+    command = {k: v for o in module("platform")["output"] for k, v in o.items()}["database_roles_command"]["value"]
+    assert "contentfn db roles" in command and "--member ${k}=${module.database.iam_logins[k]}" in command
+    # (the roles the code maps them to: every process above has one)
+    from shared.store.roles import FUNCTIONS
+
+    for env_name in tftools.ENVS:
+        for name, fn in tfvars(env_name)["functions"].items():
+            if "database-url" in fn.get("secrets", ["database-url"]):
+                assert name in FUNCTIONS, name
+    assert "gpu" in FUNCTIONS

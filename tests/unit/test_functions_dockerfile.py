@@ -20,6 +20,7 @@ GCP_ADAPTERS = {
     "shared/queue/pubsub.py",
     "shared/queue/backlog_gcp.py",
     "shared/platform/metrics_gcp.py",
+    "shared/store/credentials_gcp.py",
 }
 
 

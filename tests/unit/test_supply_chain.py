@@ -132,3 +132,103 @@ def test_each_lock_is_resolved_for_the_python_of_its_base_image() -> None:
     # Ubuntu's python3: 3.12 on 24.04 (the CUDA base's system Python, which the image's venv uses)
     ubuntu = re.search(r"^FROM\s+nvidia/cuda:\S+-ubuntu(\d+\.\d+)", _dockerfile(IMAGES["gpu"]), re.M)
     assert ubuntu and {"24.04": "3.12", "22.04": "3.10"}[ubuntu.group(1)] == IMAGES["gpu"].python_version
+
+
+# A build step that fetches from the network: pinned only when the bytes are checked against a
+# digest the build cannot do without (fetch_pinned.py with a required ARG or a literal sha256, or
+# ADD --checksum). Anything else fetched at build time could change under the same tag.
+_FETCH = re.compile(
+    r"\b(curl|wget|urllib\.request|urlopen|git\s+clone|Invoke-WebRequest)\b|^ADD\s+(--\S+\s+)*https?://"
+)
+
+
+def unpinned_fetches(dockerfile: str) -> list[str]:
+    """The network fetches of a Dockerfile that no required sha256 pins."""
+    text = re.sub(r"\\\n", " ", dockerfile)
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    required_args = {
+        m.group(1) for line in lines if (m := re.fullmatch(r"ARG\s+([A-Za-z_][A-Za-z0-9_]*)", line))
+    }  # an ARG without a default: the build cannot start without it
+    found = []
+    for line in lines:
+        if line.startswith("ADD ") and re.search(r"https?://", line):
+            if not re.search(r"--checksum=sha256:[0-9a-f]{64}\b", line):
+                found.append(line)
+            continue
+        if not line.startswith("RUN "):
+            continue
+        pinned = re.search(r"fetch_pinned\.py\s+\S+\s+(\S+)\s+\S+", line)
+        if pinned:
+            digest = pinned.group(1).strip("\"'")
+            arg = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", digest)
+            if not (re.fullmatch(r"[0-9a-f]{64}", digest) or (arg and arg.group(1) in required_args)):
+                found.append(line)
+            continue
+        if _FETCH.search(line):
+            found.append(line)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("dockerfile", "unpinned"),
+    [
+        ("RUN curl -fsSo /opt/ca.pem https://truststore.example/ca.pem\n", True),
+        ("RUN python3 -c \"import urllib.request; urllib.request.urlretrieve('https://x/ca.pem', '/ca.pem')\"\n", True),
+        ("ADD https://truststore.example/ca.pem /opt/ca.pem\n", True),
+        ("ADD --checksum=sha256:" + "a" * 64 + " https://truststore.example/ca.pem /opt/ca.pem\n", False),
+        # the digest given a default someone forgot to check, or no digest at all
+        ("ARG SHA=abc\nRUN python3 fetch_pinned.py https://x/ca.pem ${SHA} /ca.pem\n", True),
+        ('RUN python3 fetch_pinned.py https://x/ca.pem "" /ca.pem\n', True),
+        ('ARG SHA\nRUN python3 fetch_pinned.py \\\n  https://x/ca.pem "${SHA}" /ca.pem\n', False),
+        ("RUN python3 fetch_pinned.py https://x/ca.pem " + "b" * 64 + " /ca.pem\n", False),
+    ],
+)
+def test_a_fetch_at_build_time_counts_as_pinned_only_with_a_required_digest(dockerfile: str, unpinned: bool) -> None:
+    assert bool(unpinned_fetches(dockerfile)) is unpinned
+
+
+@pytest.mark.parametrize("image", sorted(IMAGES))
+def test_each_image_carries_the_rds_ca_bundle_at_terraforms_path_fetched_pinned(image: str) -> None:
+    text = _dockerfile(IMAGES[image])
+    assert unpinned_fetches(text) == []
+    # the path the processes are told (Terraform's database_ca_bundle_path default) is where it lands
+    variables = (REPO / "terraform" / "modules" / "aws" / "platform" / "variables.tf").read_text(encoding="utf-8")
+    block = variables.split('variable "database_ca_bundle_path"')[1]
+    default = re.search(r'default\s*=\s*"([^"]+)"', block)
+    assert default
+    fetch = [line for line in re.sub(r"\\\n", " ", text).splitlines() if "fetch_pinned.py" in line and "RUN" in line]
+    assert len(fetch) == 1 and f" {default.group(1)} " in f"{fetch[0]} "
+    assert re.search(r"^ARG RDS_CA_BUNDLE_SHA256$", text, re.MULTILINE)
+    assert "COPY infra/fetch_pinned.py " in text
+
+
+def test_the_pinned_fetch_writes_the_file_only_when_its_digest_matches(tmp_path: Path) -> None:
+    import hashlib
+    import http.server
+    import threading
+    from functools import partial
+
+    from infra.fetch_pinned import fetch_pinned
+
+    served = tmp_path / "served"
+    served.mkdir()
+    bundle = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (served / "global-bundle.pem").write_bytes(bundle)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/global-bundle.pem"
+    try:
+        dest = tmp_path / "certs" / "rds-global-bundle.pem"
+        # GIVEN the wrong digest (the bundle changed, or someone swapped it) THEN the build step fails
+        with pytest.raises(SystemExit, match="refusing it"):
+            fetch_pinned(url, "0" * 64, dest)
+        assert not dest.exists() and not list(dest.parent.glob("*"))
+        # GIVEN no digest THEN it refuses before fetching
+        with pytest.raises(SystemExit, match="required"):
+            fetch_pinned(url, "", dest)
+        # GIVEN the bundle's digest THEN the file lands, readable by the non-root worker
+        fetch_pinned(url, hashlib.sha256(bundle).hexdigest(), dest)
+        assert dest.read_bytes() == bundle and oct(dest.stat().st_mode & 0o777) == "0o644"
+    finally:
+        server.shutdown()

@@ -28,6 +28,11 @@ module "contentfn" {
   jwt_issuer             = var.jwt_issuer
   jwt_audience           = var.jwt_audience
 
+  signed_upload_prefix = var.signed_upload_prefix
+  console_origins      = var.console_origins
+
+  database_ca_bundle_path = var.database_ca_bundle_path
+
   log_level = var.log_level
   tracing   = var.tracing
 

@@ -301,3 +301,21 @@ variable "tracing" {
     error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
   }
 }
+
+variable "signed_upload_prefix" {
+  description = "The one key prefix of the uploads bucket the API signs uploads for and may write (CONTENTFN_UPLOAD_PREFIX); the default is the setting's."
+  type        = string
+  default     = "incoming/"
+}
+
+variable "console_origins" {
+  description = "Origins of the web console allowed by the uploads bucket's CORS (signed PUT and GET). null: the API's own URL."
+  type        = list(string)
+  default     = null
+}
+
+variable "database_ca_bundle_path" {
+  description = "Path, inside the function and GPU images, of Amazon RDS's CA bundle (placed there by the image build, pinned by RDS_CA_BUNDLE_SHA256): connections verify the server against it."
+  type        = string
+  default     = "/opt/contentfn/certs/rds-global-bundle.pem"
+}

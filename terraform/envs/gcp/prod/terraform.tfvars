@@ -83,6 +83,10 @@ cache = {
   memory_size_gb = 4
 }
 
+# Origins the web console is opened at (the HTTPS load balancer in front of the api function),
+# allowed by the uploads bucket's CORS for signed uploads and image reads; [] allows none.
+console_origins = []
+
 # Callers of the api function; empty keeps it private.
 api_invokers = {}
 

@@ -25,6 +25,9 @@ module "contentfn" {
   api_invokers = var.api_invokers
   api_ingress  = var.api_ingress
 
+  signed_upload_prefix = var.signed_upload_prefix
+  console_origins      = var.console_origins
+
   log_level = var.log_level
   tracing   = var.tracing
 

@@ -37,3 +37,13 @@ output "redis_host" {
   description = "Private host of Memorystore Redis."
   value       = module.contentfn.redis_host
 }
+
+output "database_roles_command" {
+  description = "Run by the migrator after `contentfn db migrate`: gives each process's IAM login its runtime role."
+  value       = module.contentfn.database_roles_command
+}
+
+output "migrator_environment" {
+  description = "Environment of the migration step besides CONTENTFN_DATABASE_URL (the master login)."
+  value       = module.contentfn.migrator_environment
+}

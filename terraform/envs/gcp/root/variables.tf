@@ -266,3 +266,14 @@ variable "tracing" {
     error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
   }
 }
+
+variable "signed_upload_prefix" {
+  description = "The one key prefix of the uploads bucket the API signs uploads for and may write (CONTENTFN_UPLOAD_PREFIX); the default is the setting's."
+  type        = string
+  default     = "incoming/"
+}
+
+variable "console_origins" {
+  description = "Origins (https://host) the web console is opened at, allowed by the uploads bucket's CORS to PUT to signed upload URLs and GET signed image URLs. Required: the API is reached through an HTTPS load balancer (or a custom domain) that Terraform does not create, so its origin is not known here; [] allows no browser uploads."
+  type        = list(string)
+}

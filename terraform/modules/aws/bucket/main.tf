@@ -222,3 +222,22 @@ resource "aws_s3_bucket_policy" "access_logs" {
 
   depends_on = [aws_s3_bucket_public_access_block.access_logs]
 }
+
+# The web console PUTs a file to the presigned URL `POST /uploads` answers and shows images by
+# presigned GETs, both from its own origin: the browser asks first (preflight), and S3 answers only
+# for the origins, methods and headers allowed here. Content-Type is the one header the signature
+# covers that the page sets itself (the browser sets Content-Length).
+resource "aws_s3_bucket_cors_configuration" "this" {
+  count = length(var.cors_allowed_origins) > 0 ? 1 : 0
+
+  bucket = aws_s3_bucket.this.id
+
+  cors_rule {
+    id              = "console-signed-urls"
+    allowed_origins = var.cors_allowed_origins
+    allowed_methods = ["PUT", "GET"]
+    allowed_headers = ["Content-Type"]
+    expose_headers  = ["ETag"]
+    max_age_seconds = 3600
+  }
+}

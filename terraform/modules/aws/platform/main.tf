@@ -63,10 +63,12 @@ locals {
   # Built from names (as AWS forms them) so they are known at plan time: the worker's task
   # definition and the function configuration can then be reviewed in full before apply.
   uploads_bucket_name = "${local.name}-uploads-${data.aws_caller_identity.current.account_id}"
-  registry_host       = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${var.region}.${data.aws_partition.current.dns_suffix}"
-  functions_image     = "${local.registry_host}/${local.name}/functions:${var.image_tag}"
-  gpu_image           = "${local.registry_host}/${local.name}/gpu-worker:${var.gpu_image_tag}"
-  sqs_url_prefix      = "https://sqs.${var.region}.${data.aws_partition.current.dns_suffix}/${data.aws_caller_identity.current.account_id}"
+  # The bucket's ARN from its name, known at plan time: the grants can be reviewed in the plan.
+  uploads_bucket_arn = "arn:${data.aws_partition.current.partition}:s3:::${local.uploads_bucket_name}"
+  registry_host      = "${data.aws_caller_identity.current.account_id}.dkr.ecr.${var.region}.${data.aws_partition.current.dns_suffix}"
+  functions_image    = "${local.registry_host}/${local.name}/functions:${var.image_tag}"
+  gpu_image          = "${local.registry_host}/${local.name}/gpu-worker:${var.gpu_image_tag}"
+  sqs_url_prefix     = "https://sqs.${var.region}.${data.aws_partition.current.dns_suffix}/${data.aws_caller_identity.current.account_id}"
 
   queue_urls = merge(
     { for k, f in var.functions : k => "${local.sqs_url_prefix}/${local.name}-${k}" if f.trigger == "queue" },
@@ -82,6 +84,14 @@ locals {
     [for k, f in var.functions : module.queue[k].dead_letter_queue_arn],
     [module.detect_queue.dead_letter_queue_arn],
   )
+
+  # The functions that write the bucket (the API's signed uploads) are told the one prefix they may
+  # write: the keys they sign and their PutObject grant are the same value.
+  upload_environment = { CONTENTFN_UPLOAD_PREFIX = var.signed_upload_prefix }
+
+  # CORS of the uploads bucket: the console is served by the HTTP API, so its origin is the API's URL
+  # unless console_origins names others (a custom domain).
+  console_origins = var.console_origins != null ? var.console_origins : [for k, api in module.http_api : api.apigatewayv2_api_endpoint]
 
   queue_arns = merge(
     { for k, f in var.functions : k => module.queue[k].queue_arn if f.trigger == "queue" },
@@ -118,6 +128,8 @@ module "uploads" {
   kms_key_arn   = module.kms.kms_key_arn
   force_destroy = var.force_destroy
   tags          = local.tags
+
+  cors_allowed_origins = local.console_origins
 }
 
 module "registry" {
@@ -207,7 +219,7 @@ module "function" {
   queue_visibility_timeout_s = 6 * each.value.timeout_s + each.value.batching_window_s
   dead_letter_queue_arn      = module.queue[each.key].dead_letter_queue_arn
   schedule_expression        = each.value.schedule
-  bucket_arn                 = module.uploads.bucket_arn
+  bucket_arn                 = local.uploads_bucket_arn
   bucket_access              = each.value.bucket_access
   publish_queue_arns         = [for q in each.value.publishes_to : local.queue_arns[q]]
 
@@ -217,6 +229,7 @@ module "function" {
     local.common_environment,
     contains(each.value.secrets, "database-url") ? local.database_environment : {},
     lookup(local.runtime_database_environment, each.key, {}),
+    each.value.bucket_access == "read_write" ? local.upload_environment : {},
     contains(each.value.publishes_to, "detect") ? local.gpu_environment : {},
     length(each.value.publishes_to) > 0 ? { CONTENTFN_QUEUES = jsonencode({ for q in each.value.publishes_to : q => local.queue_urls[q] }) } : {},
     each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
@@ -297,7 +310,7 @@ module "gpu_service" {
 
   dead_letter_queue_arn = module.detect_queue.dead_letter_queue_arn
   queue_name            = module.detect_queue.queue_name
-  bucket_arn            = module.uploads.bucket_arn
+  bucket_arn            = local.uploads_bucket_arn
   environment           = merge(local.common_environment, local.database_environment, lookup(local.runtime_database_environment, "gpu", {}), var.gpu.environment)
   secret_arns = merge(
     var.create_database ? {} : { CONTENTFN_DATABASE_URL = module.secrets.secretsmanager_secret_arns["database-url"] },

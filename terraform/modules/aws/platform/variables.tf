@@ -320,9 +320,20 @@ variable "tracing" {
 }
 
 variable "signed_upload_prefix" {
-  description = "The only key prefix of the uploads bucket the API may write (signed upload URLs); no other function writes the bucket."
+  description = "The only key prefix of the uploads bucket the API may write (signed upload URLs); no other function writes the bucket. Passed to the API as CONTENTFN_UPLOAD_PREFIX, so the keys it signs and the grant are one value (its default is the setting's)."
   type        = string
-  default     = "uploads/"
+  default     = "incoming/"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]*/$", var.signed_upload_prefix)) && length(var.signed_upload_prefix) <= 100 && var.signed_upload_prefix != "images/"
+    error_message = "signed_upload_prefix must look like incoming/ (lower-case letters, digits, . _ -, ending in one /; at most 100 characters) and must not be images/."
+  }
+}
+
+variable "console_origins" {
+  description = "Origins of the web console allowed to PUT to signed upload URLs and GET signed image URLs of the uploads bucket (CORS). null: the HTTP API's own URL (where the console is served); set it when the console is reached through a custom domain."
+  type        = list(string)
+  default     = null
 }
 
 variable "database_ca_bundle_path" {

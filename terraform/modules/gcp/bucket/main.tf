@@ -16,6 +16,20 @@ resource "google_storage_bucket" "this" {
     log_object_prefix = var.name
   }
 
+  # The web console PUTs a file to the V4 signed URL `POST /uploads` answers and shows images by
+  # signed GETs, from its own origin: the browser's preflight is answered only for these origins,
+  # methods and headers (Content-Type and the length range are signed and sent by the page).
+  dynamic "cors" {
+    for_each = length(var.cors_origins) > 0 ? [1] : []
+
+    content {
+      origin          = var.cors_origins
+      method          = ["PUT", "GET"]
+      response_header = ["Content-Type", "x-goog-content-length-range", "ETag"]
+      max_age_seconds = 3600
+    }
+  }
+
   lifecycle_rule {
     condition {
       days_since_noncurrent_time = var.noncurrent_version_expiration_days

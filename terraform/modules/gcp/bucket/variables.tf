@@ -41,3 +41,14 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "cors_origins" {
+  description = "Origins (scheme://host[:port]) whose pages may PUT to signed upload URLs and GET signed object URLs of this bucket; empty: no CORS rule (no browser uploads)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for o in var.cors_origins : can(regex("^https?://[^/*]+$", o))])
+    error_message = "cors_origins takes origins (https://host[:port]), without a path, a trailing slash or a wildcard."
+  }
+}

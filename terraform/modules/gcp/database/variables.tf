@@ -75,3 +75,9 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "iam_service_accounts" {
+  description = "Service account emails, by process (function name or gpu), that log in as IAM database users of their own."
+  type        = map(string)
+  default     = {}
+}

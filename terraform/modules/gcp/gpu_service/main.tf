@@ -186,8 +186,15 @@ resource "google_pubsub_topic_iam_member" "relay" {
   member  = "serviceAccount:${google_service_account.this.email}"
 }
 
+# The uploaded images, and nothing else of the bucket (no track files).
 resource "google_storage_bucket_iam_member" "this" {
   bucket = var.bucket_name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.this.email}"
+
+  condition {
+    title       = "images-only"
+    description = "Objects under ${var.images_prefix} only"
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${var.bucket_name}/objects/${var.images_prefix}\")"
+  }
 }

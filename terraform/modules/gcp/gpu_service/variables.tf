@@ -96,6 +96,12 @@ variable "bucket_name" {
   type        = string
 }
 
+variable "images_prefix" {
+  description = "The key prefix of the images the worker reads; it may read nothing else of the bucket."
+  type        = string
+  default     = "images/"
+}
+
 variable "network_id" {
   description = "VPC network for direct VPC egress."
   type        = string

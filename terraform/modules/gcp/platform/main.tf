@@ -31,6 +31,31 @@ locals {
     CONTENTFN_GPU_MAX_WAIT_MS   = tostring(var.gpu.max_wait_ms)
   }
 
+  # Least privilege in the database (shared/store/roles.py): every function that lists database-url,
+  # and the GPU worker, logs in as the Cloud SQL IAM user of its own service account, with a fresh
+  # OAuth token of that account as the password (no stored password), and verifies the server's
+  # certificate and address against the instance's CA (sslmode=verify-full). The migrator makes each
+  # login a member of its runtime role (`contentfn db roles --member FUNCTION=LOGIN`, the
+  # database_roles_command output). Runtime roles may not migrate: the migrator runs
+  # `contentfn db migrate` with the master login in the database-url secret, which no process reads.
+  database_functions = { for k, f in var.functions : k => f if contains(f.secrets, "database-url") }
+  database_processes = concat(keys(local.database_functions), local.create_gpu_service ? ["gpu"] : [])
+  runtime_database_environment = {
+    for k in local.database_processes : k => {
+      CONTENTFN_DATABASE_URL      = "postgresql://${urlencode(module.database.iam_logins[k])}@${module.database.sql_instance_private_ip_address}:5432/${module.database.database_name}?sslmode=verify-full"
+      CONTENTFN_DATABASE_IAM_AUTH = "true"
+      CONTENTFN_DATABASE_CA_CERT  = module.database.server_ca_cert
+      CONTENTFN_MIGRATE_ON_START  = "false"
+    }
+  }
+
+  # The functions that write the bucket (the API's signed uploads) are told the one prefix they may
+  # write: the keys they sign and their objectCreator condition are the same value.
+  upload_environment = { CONTENTFN_UPLOAD_PREFIX = var.signed_upload_prefix }
+  upload_objects     = "projects/_/buckets/${local.uploads_bucket_name}/objects/"
+
+  uploads_bucket_name = "${local.name}-uploads-${var.project_id}"
+
   common_environment = {
     CONTENTFN_BUCKET             = module.uploads.bucket_name
     CONTENTFN_HNSW_EF_SEARCH     = tostring(var.hnsw_ef_search)
@@ -93,10 +118,12 @@ module "uploads" {
   source = "../bucket"
 
   project_id    = var.project_id
-  name          = "${local.name}-uploads-${var.project_id}"
+  name          = local.uploads_bucket_name
   location      = var.region
   force_destroy = var.force_destroy
   labels        = local.labels
+  # The console's signed PUTs and image GETs come from the origin it is opened at.
+  cors_origins = var.console_origins
 }
 
 module "registry" {
@@ -117,7 +144,7 @@ module "secrets" {
   replica_locations = [var.region]
   labels            = local.labels
   secrets = {
-    "database-url"          = "PostgreSQL URL of the application user (CONTENTFN_DATABASE_URL)"
+    "database-url"          = "PostgreSQL URL of the migrator (the instance's postgres user, for contentfn db migrate and db roles); no function or worker reads it: they log in as IAM users"
     "api-key"               = "Admin API key of the api function, random, at least 32 characters or the function refuses to start (CONTENTFN_API_KEY)"
     "llm-api-key"           = "Key of the OpenAI-compatible LLM endpoint (CONTENTFN_LLM_API_KEY)"
     "redis-url"             = "rediss:// URL with the AUTH string (CONTENTFN_REDIS_URL)"
@@ -156,9 +183,12 @@ module "function" {
     length(local.backlog_kinds[each.key]) > 0 ? { CONTENTFN_QUEUE_BACKLOGS = jsonencode({ for q in local.backlog_kinds[each.key] : q => local.subscription_ids[q] }) } : {},
     each.value.imports_dead_letters ? { CONTENTFN_DEAD_LETTER_SOURCES = jsonencode(local.dead_letter_sources) } : {},
     var.metrics_otlp_endpoint != null ? { CONTENTFN_METRICS_OTLP_ENDPOINT = var.metrics_otlp_endpoint } : {},
+    lookup(local.runtime_database_environment, each.key, {}),
+    each.value.bucket_access == "read_write" ? local.upload_environment : {},
     each.value.environment,
   )
-  secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] }
+  # database-url marks a function that uses the database: it logs in as its own IAM user instead.
+  secrets = { for s in each.value.secrets : local.secret_env_names[s] => module.secrets.secret_ids[s] if s != "database-url" }
   labels  = merge(local.labels, { function = each.key })
 }
 
@@ -222,12 +252,30 @@ resource "google_storage_bucket_iam_member" "function_read" {
   member = "serviceAccount:${module.function[each.key].service_account_email}"
 }
 
+# Writes only under the signed-upload prefix: a write anywhere else (images/, a track file) would be
+# taken for an upload by the object trigger.
 resource "google_storage_bucket_iam_member" "function_write" {
   for_each = { for k, f in var.functions : k => f if f.bucket_access == "read_write" }
 
   bucket = module.uploads.bucket_name
   role   = "roles/storage.objectCreator"
   member = "serviceAccount:${module.function[each.key].service_account_email}"
+
+  condition {
+    title       = "signed-upload-prefix-only"
+    description = "Objects under ${var.signed_upload_prefix} only (CONTENTFN_UPLOAD_PREFIX)"
+    expression  = "resource.name.startsWith(\"${local.upload_objects}${var.signed_upload_prefix}\")"
+  }
+}
+
+# V4 signed URLs from Cloud Run: the runtime credentials hold no key, so the function signs through
+# the IAM signBlob API as itself, which needs this role on its own account (and on no other).
+resource "google_service_account_iam_member" "url_signer" {
+  for_each = { for k, f in var.functions : k => f if f.bucket_access == "read_write" }
+
+  service_account_id = "projects/${var.project_id}/serviceAccounts/${module.function[each.key].service_account_email}"
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = "serviceAccount:${module.function[each.key].service_account_email}"
 }
 
 # Eventarc's documented requirements for Cloud Storage triggers: the Cloud Storage service agent
@@ -295,12 +343,12 @@ module "gpu_service" {
   subscription_id = module.detect_queue.pubsub_subscription_id
   topic_id        = module.detect_queue.pubsub_topic_id
   bucket_name     = module.uploads.bucket_name
+  images_prefix   = "images/"
   network_id      = module.network.network_id
   subnetwork_id   = module.network.subnetwork_id
-  environment     = merge(local.common_environment, var.gpu.environment)
+  environment     = merge(local.common_environment, lookup(local.runtime_database_environment, "gpu", {}), var.gpu.environment)
   secrets = {
-    CONTENTFN_DATABASE_URL = module.secrets.secret_ids["database-url"]
-    CONTENTFN_REDIS_URL    = module.secrets.secret_ids["redis-url"]
+    CONTENTFN_REDIS_URL = module.secrets.secret_ids["redis-url"]
   }
   deletion_protection = !var.force_destroy
   labels              = local.labels
@@ -320,6 +368,10 @@ module "database" {
   deletion_protection = var.database.deletion_protection
   network_id          = module.network.network_id
   labels              = local.labels
+  iam_service_accounts = merge(
+    { for k, f in local.database_functions : k => module.function[k].service_account_email },
+    local.create_gpu_service ? { gpu = module.gpu_service[0].service_account_email } : {},
+  )
 
   depends_on = [module.network]
 }

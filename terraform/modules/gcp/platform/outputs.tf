@@ -47,3 +47,20 @@ output "monitoring_dashboard_id" {
   description = "ID of the Cloud Monitoring dashboard."
   value       = module.observability.monitoring_dashboard_id
 }
+
+output "database_logins" {
+  description = "Cloud SQL IAM login of each process that uses the database, by function (and gpu)."
+  value       = module.database.iam_logins
+}
+
+output "database_roles_command" {
+  description = "Run by the migrator after `contentfn db migrate`, with the master login's CONTENTFN_DATABASE_URL (the database-url secret) and migrator_environment: creates the runtime roles and makes each process's IAM login a member of its own."
+  value       = "contentfn db roles ${join(" ", [for k in local.database_processes : "--member ${k}=${module.database.iam_logins[k]}"])}"
+}
+
+output "migrator_environment" {
+  description = "Environment of the migration step besides CONTENTFN_DATABASE_URL (the master login, from the database-url secret): verify the server with the instance's CA."
+  value = {
+    CONTENTFN_DATABASE_CA_CERT = module.database.server_ca_cert
+  }
+}

@@ -278,3 +278,19 @@ variable "tracing" {
     error_message = "tracing.otlp_endpoint must be empty or an http(s):// URL."
   }
 }
+
+variable "signed_upload_prefix" {
+  description = "The only key prefix of the uploads bucket the API may write (V4 signed upload URLs; an IAM condition on its objectCreator grant); no other function writes the bucket. Passed to the API as CONTENTFN_UPLOAD_PREFIX, so the keys it signs and the grant are one value (its default is the setting's)."
+  type        = string
+  default     = "incoming/"
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]*/$", var.signed_upload_prefix)) && length(var.signed_upload_prefix) <= 100 && var.signed_upload_prefix != "images/"
+    error_message = "signed_upload_prefix must look like incoming/ (lower-case letters, digits, . _ -, ending in one /; at most 100 characters) and must not be images/."
+  }
+}
+
+variable "console_origins" {
+  description = "Origins (https://host) the web console is opened at, allowed by the uploads bucket's CORS to PUT to signed upload URLs and GET signed image URLs. Required: the API is reached through an HTTPS load balancer (or a custom domain) that Terraform does not create, so its origin is not known here; [] allows no browser uploads."
+  type        = list(string)
+}
