@@ -201,8 +201,7 @@ def acquire_streams(
         {"owner": owner, "lease": lease_s, "limit": limit, "model": model},
     ).fetchall()
     return [
-        StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3]), None if r[4] is None else float(r[4]))
-        for r in rows
+        StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3]), None if r[4] is None else float(r[4])) for r in rows
     ]
 
 

@@ -181,6 +181,8 @@ def _check_streams(conn: psycopg.Connection[Any], expected: Expected, v: Verdict
         if extra:
             v.twice("stream frame detections", extra, f"stream {stream_id}")
         if frames_done > frames:
-            v.twice("stream frames counted", int(frames_done) - frames, f"stream {stream_id}: {frames_done} of {frames}")
+            v.twice(
+                "stream frames counted", int(frames_done) - frames, f"stream {stream_id}: {frames_done} of {frames}"
+            )
         elif frames_done < frames:
             v.miss("stream frames counted", f"stream {stream_id}: {frames_done} of {frames}")

@@ -81,7 +81,6 @@ class ChaosResult:
     scenarios: int
     crashes: dict[str, list[int]]
     state: Path
-    llm_calls: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -115,7 +114,7 @@ class ChaosResult:
         out += [f"dead with a reason {k}: {n}" for k, n in sorted(self.verdict.dead.items())]
         out += [f"unasked exit of {k}: codes {v}" for k, v in sorted(self.crashes.items())]
         out += self.verdict.examples + self.notes
-        out.append(f"LLM completions answered: {self.llm_calls}; state: {self.state}")
+        out.append(f"state: {self.state}")
         return out
 
 
@@ -405,13 +404,14 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         uploader.join()
         run.wait_quiet()
         verdict = check(run.pg.url, run.expected)
+        llm = query(run.pg.url, "SELECT outcome, count(*) FROM llm_calls GROUP BY outcome ORDER BY outcome")
+        run.notes.append("LLM calls by outcome: " + (", ".join(f"{o} {n}" for o, n in llm) or "none"))
         return ChaosResult(
             verdict=verdict,
             faults=faults,
             scenarios=len({k for k, _ in faults}) + 1,  # + the skewed clocks, there all along
             crashes=dict(run.procs.exits),
             state=run.state,
-            llm_calls=run.llm.calls(),
             notes=[*run.notes, f"upload retries through faults: {run.upload_errors}"],
         )
     finally:

@@ -42,7 +42,9 @@ class Postgres:
         """Every backend is killed without a checkpoint (crash recovery on start), then it comes back."""
         from pgserver._commands import pg_ctl
 
-        pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60)
+        pg_ctl(
+            ["-w", "-m", "immediate", "restart"], pgdata=self.server.pgdata, user=self.server.system_user, timeout=60
+        )
 
     def stop(self) -> None:
         self.server.cleanup()
