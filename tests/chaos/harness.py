@@ -214,7 +214,6 @@ class _Run:
         self.uploads = []
         for i in range(max(len(track_files), len(images))):
             self.uploads += track_files[i : i + 1] + images[i : i + 1]
-        self.uploads += images[len(track_files) :]
 
     def _add_track_file(self, n: int, batch: list[dict[str, object]]) -> None:
         key = f"tracks/part-{n:05d}.jsonl"
