@@ -81,6 +81,7 @@ class ChaosResult:
     scenarios: int
     crashes: dict[str, list[int]]
     state: Path
+    llm_outcomes: dict[str, int] = field(default_factory=dict)  # LLM calls the analyzers made, by outcome
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -114,6 +115,7 @@ class ChaosResult:
         out += [f"dead with a reason {k}: {n}" for k, n in sorted(self.verdict.dead.items())]
         out += [f"unasked exit of {k}: codes {v}" for k, v in sorted(self.crashes.items())]
         out += self.verdict.examples + self.notes
+        out.append("LLM calls by outcome: " + (", ".join(f"{o} {n}" for o, n in self.llm_outcomes.items()) or "none"))
         out.append(f"state: {self.state}")
         return out
 
@@ -166,6 +168,7 @@ class _Run:
             "llm_base_url": self.llm.url,
             "llm_api_key": self.llm.api_key,
             "llm_timeout_s": "2",
+            "http_allow_networks": '["127.0.0.0/8"]',  # the LLM server is on loopback
             "llm_breaker_reset_s": "2",
             "analysis_min_confidence": "0.99",  # ask the LLM for almost every track
             "detector_model_path": str(model),
@@ -404,13 +407,14 @@ def run_chaos(config: ChaosConfig) -> ChaosResult:
         run.wait_quiet()
         verdict = check(run.pg.url, run.expected)
         llm = query(run.pg.url, "SELECT outcome, count(*) FROM llm_calls GROUP BY outcome ORDER BY outcome")
-        run.notes.append("LLM calls by outcome: " + (", ".join(f"{o} {n}" for o, n in llm) or "none"))
+        llm_outcomes = {str(o): int(n) for o, n in llm}
         return ChaosResult(
             verdict=verdict,
             faults=faults,
             scenarios=len({k for k, _ in faults}) + 1,  # + the skewed clocks, there all along
             crashes=dict(run.procs.exits),
             state=run.state,
+            llm_outcomes=llm_outcomes,
             notes=[*run.notes, f"upload retries through faults: {run.upload_errors}"],
         )
     finally:

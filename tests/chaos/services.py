@@ -100,7 +100,7 @@ class LlmControl:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://127.0.0.1:{self.port}"
 
     def up(self) -> None:
         if self.server is None:
