@@ -269,6 +269,8 @@ class _Run:
 
     def inject(self, kind: str, hold: float) -> None:
         """Break one thing for ``hold`` seconds, then put it back as a supervisor or operator would."""
+        if kind.startswith("llm_"):
+            self._wait_for_analyze_work()  # analysis yields to embedding: break the LLM while it is in use
         if kind.startswith("kill:"):
             role = kind.removeprefix("kill:")
             if role == "streams":
@@ -297,6 +299,18 @@ class _Run:
             self.mount.free()
         else:
             raise ValueError(kind)
+
+    def _wait_for_analyze_work(self, timeout: float = 120.0) -> None:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.procs.supervise()
+            try:
+                if query(self.pg.url, "SELECT count(*) FROM jobs WHERE kind = 'analyze' AND visible_at <= now()")[0][0]:
+                    return
+            except Exception:
+                pass
+            time.sleep(0.1)
+        self.notes.append("an LLM fault began with no analysis waiting")
 
     def wait_for_progress(self, timeout: float = 180.0) -> float:
         """Seconds from now until the pipeline makes progress again (or has nothing left to do)."""

@@ -33,5 +33,7 @@ def test_short_chaos_run_loses_and_duplicates_nothing_under_every_fault_kind() -
     assert "disk_full" in {k for k, _ in result.faults}, report
     assert result.lost == 0, report
     assert result.duplicated == 0, report
-    assert result.llm_outcomes.get("ok", 0) > 0, report  # the LLM faults hit a pipeline that uses it
+    # AND the LLM answered, and its faults hit calls in flight (the analyzer fell back for those)
+    assert result.llm_outcomes.get("ok", 0) > 0, report
+    assert result.llm_outcomes.get("error", 0) > 0, report
     assert all(t < 180 for _, t in result.faults), report
