@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 MODEL_DIR ?= .contentfn/models/all-MiniLM-L6-v2
 PYTEST_ARGS ?=
 
-.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing bench-console bench-load invoke tf-check plan clean up config-doc lock
+.PHONY: system-deps-test system-deps-demo setup model demo test check lint typecheck bench bench-search bench-models bench-embed bench-ingest bench-cold bench-analyze bench-gpu bench-export bench-obs bench-tracing bench-console bench-load chaos invoke tf-check plan clean up config-doc lock
 CLOUD ?= aws
 ENV   ?= dev
 
@@ -86,6 +86,12 @@ bench-gpu: setup
 # A real Prometheus scrapes the local stack at work; every dashboard panel and alert rule must have data.
 bench-obs: system-deps-test setup model
 	$(BIN)/python -m tests.bench.bench_obs
+
+# The local stack as one process per role under scheduled faults; see docs/chaos.md.
+#   make chaos CHAOS_ARGS="--tracks 2000 --images 50"
+CHAOS_ARGS ?=
+chaos: system-deps-test setup model
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 bench-cold: setup model
 	$(BIN)/python -m tests.bench.bench_cold

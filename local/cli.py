@@ -81,6 +81,36 @@ def local_up() -> None:
     console.print("stopped")
 
 
+@local.command("worker")
+@click.argument("roles", nargs=-1, required=True)
+def local_worker(roles: tuple[str, ...]) -> None:
+    """Run only ROLES (api, watcher, embed, index, scrape, enrich, analyze, detect, streams) in this
+    process, over the database of CONTENTFN_DATABASE_URL, until SIGTERM or Ctrl-C.
+
+    One process per role is how a supervisor runs the local stack so that each kind of worker can
+    be restarted, scaled or killed on its own.
+    """
+    from local.roles import RoleProcess
+
+    settings = _settings()
+    if settings.database_url is None:
+        raise click.ClickException("CONTENTFN_DATABASE_URL is not set: role processes share an external database")
+    _logging(settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        proc = RoleProcess(settings, roles).start()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"roles {', '.join(proc.roles)} running; SIGTERM or Ctrl-C stops", markup=False, highlight=False)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    finally:
+        proc.stop()
+    console.print("stopped")
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--key", default=None, help="object key (default: the file name)")

@@ -7,8 +7,8 @@ import socket
 from types import TracebackType
 from typing import Any
 
-from functions.api.core import Api
 from local.intel_workers import intel_loops
+from local.roles import api_part
 from local.server import ApiServer
 from local.vision_workers import vision_loops
 from local.workers import BucketWatcher, EmbedWorker, IndexWorker
@@ -55,7 +55,7 @@ class LocalStack:
         configure_tracing("contentfn-local", s.otel_exporter_endpoint, sample_ratio=s.otel_sample_ratio)
         _ = self.services.embedder  # load the model now: fail fast, and the first search is warm
         if self.serve_api:
-            self.server = ApiServer(Api(self.services), s.api_host, self.requested_port)
+            self.server = api_part(self.services, self.requested_port)
             self.server.start()
         self.embed_worker = EmbedWorker(self.services)
         self.embed_worker.start()

@@ -116,6 +116,8 @@ class StreamRunner:
         self._frames: deque[tuple[float, Any]] = deque(maxlen=s.stream_buffer_frames)
         self._cond = threading.Condition()
         self._dropped = 0
+        # A file source resumes after the newest frame stored (by an earlier session or owner).
+        self._resume_after = None if self.live else lease.last_frame_ts
         self._eof = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"stream-{lease.id}", daemon=True)
@@ -218,6 +220,8 @@ class StreamRunner:
             if not held:
                 self.stop()
                 break
+            if not self.live:
+                self._resume_after = max(ts for ts, _ in batch)
             processed += len(batch)
         reader.join(5.0)
         if reader_error and processed == 0:
@@ -269,6 +273,8 @@ class StreamRunner:
                         next_ts = (next_ts or ts) + self.period
                         while next_ts <= ts:
                             next_ts += self.period
+                    if self._resume_after is not None and ts <= self._resume_after + 1e-6:
+                        continue  # stored already, before a reconnect or a takeover
                     self._push(ts, frame.to_ndarray(format="rgb24"))
         except BaseException as exc:
             errors.append(exc)

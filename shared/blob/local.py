@@ -93,8 +93,14 @@ class LocalBlob:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write then rename: a watcher never sees a half-written object.
         tmp = path.with_name(f".{path.name}.part")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            # A full disk fails the write half-way: the partial copy would hold the space it took
+            # (and keep the disk full) until the next put of the same key.
+            tmp.unlink(missing_ok=True)
+            raise
         return self.stat(bucket, key)
 
     def list(self, bucket: str, prefix: str = "") -> Iterator[BlobInfo]:

@@ -65,6 +65,7 @@ class StreamLease:
     url: str
     fps: float
     keyframes_only: bool
+    last_frame_ts: float | None = None  # the newest frame stored: a file source resumes after it
 
 
 def validate_stream_url(url: str, *, allow_files: bool, policy: Any | None = None) -> str:
@@ -195,11 +196,13 @@ def acquire_streams(
               AND (model IS NULL OR %(model)s::text IS NULL OR model = %(model)s::text)
             ORDER BY id LIMIT %(limit)s
             FOR UPDATE SKIP LOCKED)
-        RETURNING s.id, s.url, s.fps, s.keyframes_only
+        RETURNING s.id, s.url, s.fps, s.keyframes_only, s.last_frame_ts
         """,
         {"owner": owner, "lease": lease_s, "limit": limit, "model": model},
     ).fetchall()
-    return [StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3])) for r in rows]
+    return [
+        StreamLease(int(r[0]), str(r[1]), float(r[2]), bool(r[3]), None if r[4] is None else float(r[4])) for r in rows
+    ]
 
 
 def renew_leases(conn: psycopg.Connection[Any], owner: str, ids: Sequence[int], lease_s: float) -> set[int]:
@@ -264,17 +267,21 @@ def write_frame(
     """Store the detections of some frames, if the lease is still ours; False means it was lost.
 
     Rows of one (stream, frame_ts, model) are replaced, so a frame processed again after a takeover
-    is not stored twice.
+    is not stored twice; and only frames after the newest one stored count in ``frames_done``, so a
+    file read again from its start (a worker killed mid-file, a reconnect) is not counted twice.
     """
+    stamps = [ts for ts, _ in frames]
     held = conn.execute(
-        "UPDATE streams SET frames_done = frames_done + %s, frames_dropped = frames_dropped + %s,"
-        " last_frame_ts = %s, last_error = NULL, last_error_code = NULL, status = 'running', updated_at = now()"
+        "UPDATE streams SET frames_done = frames_done"
+        " + (SELECT count(*) FROM unnest(%s::float8[]) AS f(t) WHERE last_frame_ts IS NULL OR f.t > last_frame_ts),"
+        " frames_dropped = frames_dropped + %s,"
+        " last_frame_ts = greatest(last_frame_ts, %s), last_error = NULL, last_error_code = NULL,"
+        " status = 'running', updated_at = now()"
         f" WHERE id = %s AND lease_owner = %s AND status NOT IN {_CLOSED} RETURNING id",
-        (len(frames), dropped, max((ts for ts, _ in frames), default=None), stream_id, owner),
+        (stamps, dropped, max(stamps, default=None), stream_id, owner),
     ).fetchone()
     if held is None:
         return False
-    stamps = [ts for ts, _ in frames]
     conn.execute(
         "DELETE FROM detections WHERE stream_id = %s AND model = %s AND frame_ts = ANY(%s)", (stream_id, model, stamps)
     )

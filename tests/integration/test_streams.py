@@ -415,3 +415,25 @@ def test_live_rtsp_stream_reconnects_and_stops(stream_services: Services, detect
     stamps = [t for t, _ in frames_of(svc, sid)]
     assert len(stamps) == stream_row(svc, sid)["frames_done"]
     assert stamps[0] > 1_600_000_000
+
+
+def test_file_frames_written_again_after_a_takeover_are_counted_once(stream_services: Services) -> None:
+    from shared.vision.stream_registry import register_stream, write_frame
+
+    svc = stream_services
+    with svc.db.connection() as conn:
+        sid = register_stream(conn, "file:///data/clip.mp4", 10.0, model=None, keyframes_only=False)["id"]
+        # GIVEN a worker that stored three frames and was then killed (its lease lapses)
+        (first,) = acquire_streams(conn, "w1", 30.0, 1)
+        assert first.last_frame_ts is None
+        assert write_frame(conn, sid, "w1", "m", [(0.0, []), (0.1, []), (0.2, [])], 0)
+        conn.execute("UPDATE streams SET lease_expires_at = now() - interval '1 second' WHERE id = %s", (sid,))
+        # WHEN another worker takes the stream over
+        (taken,) = acquire_streams(conn, "w2", 30.0, 1)
+        # THEN it learns where to resume, and frames it writes again are not counted again
+        assert taken.last_frame_ts == pytest.approx(0.2)
+        assert write_frame(conn, sid, "w2", "m", [(0.1, []), (0.2, []), (0.3, [])], 0)
+        conn.commit()
+    row = stream_row(svc, sid)
+    assert row["frames_done"] == 4
+    assert row["last_frame_ts"] == pytest.approx(0.3)

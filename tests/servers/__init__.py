@@ -44,7 +44,7 @@ class Handled:
 class LocalServer:
     """Subclasses implement ``handle(seen) -> Handled`` (or write to the handler themselves)."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.seen: list[Seen] = []
         self._lock = threading.Lock()
         self.stopping = threading.Event()
@@ -87,7 +87,7 @@ class LocalServer:
             do_GET = _any
             do_POST = _any
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self.url = f"http://127.0.0.1:{self.port}"

@@ -171,8 +171,10 @@ def label_for(lyrics: str) -> dict[str, Any]:
 
 
 class LlmServer(LocalServer):
-    def __init__(self, *, api_key: str = "test-key", latency_s: float = 0.0, retry_after_s: int = 2) -> None:
-        super().__init__()
+    def __init__(
+        self, *, api_key: str = "test-key", latency_s: float = 0.0, retry_after_s: int = 2, port: int = 0
+    ) -> None:
+        super().__init__(port)
         self.api_key = api_key
         self.latency_s = latency_s
         self.retry_after_s = retry_after_s

@@ -47,3 +47,26 @@ def test_a_source_yielding_more_than_the_cap_fails_while_read(tmp_path: Path, ra
     with pytest.raises(ObjectTooLarge, match="b/grown grew beyond the 4096-byte cap"):
         reader.read()
     reader.close()
+
+
+def test_put_that_runs_out_of_space_leaves_no_partial_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # GIVEN a process that may write files of 1 KB at most (the kernel refuses the rest, as on a full disk)
+    code = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from shared.blob import LocalBlob\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))\n"
+        "try:\n"
+        "    LocalBlob(Path(sys.argv[1])).put('b', 'tracks/big.jsonl', b'x' * 10_000)\n"
+        "except OSError as exc:\n"
+        "    print('refused', exc.errno)\n"
+    )
+    # WHEN it puts a larger object
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    # THEN the put fails and neither the object nor a partial copy of it is left
+    assert done.stdout.startswith("refused"), done.stderr
+    assert list((tmp_path / "b").rglob("*")) == [tmp_path / "b" / "tracks"]
