@@ -15,38 +15,19 @@ secret or instance is configured.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-from shared.errors import ConfigError
+from shared.store.secret_values import VARIABLE, Credentials, parse_credentials
 
 __all__ = ["Credentials", "DatabaseCredentials", "SecretsManagerCredentials", "parse_credentials"]
 
 log = logging.getLogger(__name__)
 
-VARIABLE = "CONTENTFN_DATABASE_CREDENTIALS_SECRET"
 RDS_VARIABLE = "CONTENTFN_DATABASE_RDS_INSTANCE"
-
-
-@dataclass(frozen=True)
-class Credentials:
-    user: str | None
-    password: str
-
-    def as_kwargs(self) -> dict[str, str]:
-        """libpq keywords; these override what the URL says."""
-        kwargs = {"password": self.password}
-        if self.user:
-            kwargs["user"] = self.user
-        return kwargs
-
-    def __repr__(self) -> str:  # never print the password
-        return f"Credentials(user={self.user!r}, password=***)"
 
 
 class DatabaseCredentials(Protocol):
@@ -57,27 +38,6 @@ class DatabaseCredentials(Protocol):
 
     def refresh(self) -> bool:
         """Read them again after a refused connection; True when they changed (worth one more try)."""
-
-
-def parse_credentials(text: str, *, variable: str = VARIABLE) -> Credentials:
-    """A secret string in the RDS-managed form ``{"username": ..., "password": ...}``.
-
-    ``username`` may be left out, and then the URL's user connects. Errors name ``variable`` (the
-    setting the secret came from) and the problem, never the value.
-    """
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise ConfigError(f'{variable}: the secret is not JSON (expected {{"username": …, "password": …}})') from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{variable}: the secret is not a JSON object")
-    password = doc.get("password")
-    if not isinstance(password, str) or not password:
-        raise ConfigError(f"{variable}: the secret has no non-empty string field 'password'")
-    user = doc.get("username")
-    if user is not None and (not isinstance(user, str) or not user):
-        raise ConfigError(f"{variable}: the secret's 'username' is not a non-empty string")
-    return Credentials(user=user, password=password)
 
 
 class SecretsManagerCredentials:

@@ -90,7 +90,7 @@ def role_password(
     import json
     import secrets as random_source
 
-    from shared.store.credentials import parse_credentials
+    from shared.store.secret_values import parse_credentials
 
     client = aws_client("secretsmanager", endpoint_url, region)
     if not rotate:

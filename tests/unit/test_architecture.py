@@ -33,6 +33,7 @@ ADAPTER_MODULES = frozenset(
         "shared.queue.backlog_gcp",
         "shared.secrets.aws",
         "shared.store.credentials_aws",
+        "shared.store.credentials_gcp",
     }
 )
 PLATFORM = "shared.platform"
