@@ -84,7 +84,18 @@ class Searcher(threading.Thread):
         self.latencies: dict[str, list[float]] = {}
         self.failures: dict[str, int] = {}
         self.models: set[str] = set()
+        self.last_model: str | None = None
         self.stop = threading.Event()
+
+    def answered_by(self, key: str, timeout_s: float) -> float:
+        """Seconds until a search is answered by model ``key`` (the API caches the active model for
+        ``search_model_cache_s``; a switch made elsewhere reaches it within that); fails after ``timeout_s``."""
+        started = time.perf_counter()
+        while self.last_model != key:
+            if time.perf_counter() - started > timeout_s:
+                raise SystemExit(f"no search was answered by {key} within {timeout_s:.0f} s of the switch")
+            time.sleep(0.02)
+        return time.perf_counter() - started
 
     def run(self) -> None:
         with httpx.Client(base_url=self.base, headers={"x-api-key": self.api_key}, timeout=30.0) as client:
@@ -98,7 +109,8 @@ class Searcher(threading.Thread):
                     resp = client.get("/search", params={"q": q, "k": K})
                     ok = resp.status_code == 200
                     if ok:
-                        self.models.add(resp.json()["model"])
+                        self.last_model = resp.json()["model"]
+                        self.models.add(self.last_model)
                 except httpx.HTTPError:
                     ok = False
                 self.latencies.setdefault(phase, []).append((time.perf_counter() - started) * 1000)
@@ -258,10 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             with services.db.connection() as conn:
                 activate_model(conn, int8_key)
                 conn.commit()
+            switch_s = searcher.answered_by(int8_key, 30.0)
             time.sleep(1.0)
             with services.db.connection() as conn:
                 rollback_model(conn)
                 conn.commit()
+            rollback_s = searcher.answered_by(fp32_key, 30.0)
             time.sleep(1.0)
             searcher.stop.set()
             searcher.join()
@@ -296,7 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"fp32 {cov_fp32.embedded}/{cov_fp32.tracks}; duplicate vectors per model: {per_model}\n"
         f"  searches during backfill: {len(during)} (failed {failed_backfill}), p50 {percentile(during, 50):.1f} ms, "
         f"p95 {percentile(during, 95):.1f} ms; around the switch: {len(searcher.latencies.get('switch', []))}"
-        f" (failed {switch_failed}); models answered: {sorted(searcher.models)}\n"
+        f" (failed {switch_failed}); models answered: {sorted(searcher.models)}; search answered by int8 "
+        f"{switch_s:.2f} s after activate, by fp32 again {rollback_s:.2f} s after rollback\n"
         f"  int8 recall@{K} vs fp32 (exact top-{K} each, {args.recall_queries} queries): {recall:.4f}"
     )
     print(
