@@ -106,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0] if __doc__ else "tracing overhead benchmark")
     parser.add_argument("--sample", type=float, default=0.1, help="sampling ratio with tracing on (default 0.1)")
     parser.add_argument("--blocks", type=int, default=8, help="alternating blocks per measurement (even; default 8)")
-    parser.add_argument("--queries", type=int, default=60, help="distinct search queries per block (default 60)")
+    parser.add_argument("--queries", type=int, default=35, help="distinct search queries per block (default 35)")
     parser.add_argument("--ingest-rows", type=int, default=5000, help="tracks per ingest block (default 5000)")
     parser.add_argument("--pipeline-rows", type=int, default=400, help="tracks per pipeline block (default 400)")
     args = parser.parse_args(argv)
