@@ -639,6 +639,17 @@ class Settings(BaseSettings):
         gt=0,
         description="A stream that yields no frame for this long (source gone, only errors) expires and frees its place.",
     )
+    stream_tls_verify: bool = Field(
+        default=True,
+        description=(
+            "Check the certificate of an `rtsps://` source against its host name. Off: any certificate is "
+            "accepted (self-signed cameras), the address is still checked and pinned."
+        ),
+    )
+    stream_tls_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle (PEM) `rtsps://` certificates are checked against, in place of the system's.",
+    )
     stream_allow_file_urls: bool = Field(
         default=False,
         description="Allow `file://` sources, which read the worker's disk: local runtime and tests only.",

@@ -6,13 +6,20 @@ the relay connects to the address the policy checked. With interleaved TCP trans
 session (requests, answers, media as ``$``-framed packets) runs over that one connection, so
 the relay reads every answer's status line: a 3xx closes both sides before FFmpeg can act on it,
 and ``refused`` says why. Media frames are forwarded without a look inside.
+
+For ``rtsps`` the relay is the TLS client (``tls``: the context, ``server_name``: the URL's host,
+for SNI and certificate checks), so it reads the answers in clear as well and FFmpeg speaks plain
+RTSP to 127.0.0.1 only. One thread moves both directions (``select``), because an SSL connection
+must not be read and written from two threads at once.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
+import select
 import socket
+import ssl
 import threading
 
 __all__ = ["RtspRelay"]
@@ -20,16 +27,27 @@ __all__ = ["RtspRelay"]
 _STATUS = re.compile(rb"^RTSP/\d\.\d (\d{3})")
 _LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
 _MAX_HEAD = 64 * 1024
+_CHUNK = 65536
 
 
 class RtspRelay:
     """Accepts one connection on ``127.0.0.1:port`` and relays it to ``target`` (a checked address)."""
 
-    def __init__(self, target: tuple[str, int], *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        target: tuple[str, int],
+        *,
+        timeout_s: float,
+        tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:
         self.target = target
         self.timeout_s = timeout_s
+        self.tls = tls
+        self.server_name = server_name
         self.refused: str | None = None
         self.unreachable: str | None = None  # why the checked address could not be connected to
+        self.tls_failed: str | None = None  # why the TLS handshake with it failed
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind(("127.0.0.1", 0))
         self._listener.listen(1)
@@ -47,9 +65,9 @@ class RtspRelay:
 
     def close(self) -> None:
         for sock in list(self._sockets):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 sock.shutdown(socket.SHUT_RDWR)
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, ValueError):
                 sock.close()
         self._thread.join(self.timeout_s)
 
@@ -61,50 +79,85 @@ class RtspRelay:
         finally:
             self._listener.close()
         self._sockets.append(client)
-        try:
-            upstream = socket.create_connection(self.target, timeout=self.timeout_s)
-        except OSError as exc:
-            self.unreachable = f"cannot connect to the RTSP source: {exc.strerror or type(exc).__name__}"
+        upstream = self._connect()
+        if upstream is None:
             client.close()
             return
         self._sockets.append(upstream)
-        # Live media may pause for longer than a connect timeout: FFmpeg keeps its own read timeout.
-        upstream.settimeout(None)
-        client.settimeout(None)
-        outbound = threading.Thread(target=self._pump, args=(client, upstream), name="rtsp-relay-out", daemon=True)
-        outbound.start()
         try:
-            self._pump_answers(upstream, client)
+            self._relay(client, upstream)
         finally:
             for sock in (client, upstream):
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(OSError, ValueError):
                     sock.shutdown(socket.SHUT_RDWR)
-            outbound.join(self.timeout_s)
-            client.close()
-            upstream.close()
+                with contextlib.suppress(OSError, ValueError):
+                    sock.close()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while data := src.recv(65536):
-                dst.sendall(data)
-        with contextlib.suppress(OSError):
-            dst.shutdown(socket.SHUT_WR)
+    def _connect(self) -> socket.socket | None:
+        try:
+            raw = socket.create_connection(self.target, timeout=self.timeout_s)
+        except OSError as exc:
+            self.unreachable = f"cannot connect to the RTSP source: {exc.strerror or type(exc).__name__}"
+            return None
+        if self.tls is None:
+            return raw
+        try:
+            return self.tls.wrap_socket(raw, server_hostname=self.server_name)
+        except ssl.SSLCertVerificationError as exc:
+            self.tls_failed = f"the RTSP source's certificate was refused: {exc.verify_message or exc.reason}"
+        except (ssl.SSLError, OSError) as exc:
+            self.tls_failed = f"TLS with the RTSP source failed: {getattr(exc, 'reason', None) or type(exc).__name__}"
+        raw.close()
+        return None
 
-    def _pump_answers(self, upstream: socket.socket, client: socket.socket) -> None:
-        """Forward server → FFmpeg one whole message at a time; stop at a redirect."""
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        """Move bytes both ways until either side closes or the server answers a redirect.
+
+        Live media may pause for longer than a connect timeout, so there is no read timeout here:
+        FFmpeg keeps its own, and ``close`` wakes the ``select``.
+        """
+        upstream.setblocking(False)
+        client.settimeout(None)
         buf = b""
-        with contextlib.suppress(OSError):
-            while data := upstream.recv(65536):
-                buf += data
-                while buf:
-                    size = self._message_size(buf)
-                    if size is None:
-                        break
-                    if size < 0:
+        with contextlib.suppress(OSError, ValueError):
+            while True:
+                readable: list[socket.socket]
+                if isinstance(upstream, ssl.SSLSocket) and upstream.pending():
+                    readable = [upstream]  # decrypted bytes already buffered: select would not see them
+                else:
+                    readable, _, _ = select.select([client, upstream], [], [])
+                if client in readable:
+                    data = client.recv(_CHUNK)
+                    if not data:
                         return
-                    client.sendall(buf[:size])
-                    buf = buf[size:]
+                    self._send(upstream, data)
+                if upstream in readable:
+                    try:
+                        data = upstream.recv(_CHUNK)
+                    except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                        continue  # TLS records that carried no data (a session ticket, say)
+                    if not data:
+                        return
+                    buf += data
+                    while buf:
+                        size = self._message_size(buf)
+                        if size is None:
+                            break
+                        if size < 0:
+                            return
+                        client.sendall(buf[:size])
+                        buf = buf[size:]
+
+    def _send(self, sock: socket.socket, data: bytes) -> None:
+        """``sendall`` on a non-blocking (possibly TLS) socket."""
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[sock.send(view) :]
+            except (ssl.SSLWantWriteError, BlockingIOError):
+                select.select([], [sock], [], self.timeout_s)
+            except ssl.SSLWantReadError:
+                select.select([sock], [], [], self.timeout_s)
 
     def _message_size(self, buf: bytes) -> int | None:
         """Bytes of the first whole message in ``buf``; None: incomplete; -1: refused (relay ends)."""

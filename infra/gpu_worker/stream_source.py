@@ -19,8 +19,9 @@ whatever segment URLs they name. So each source is opened here, never by ``av.op
   FFmpeg would otherwise follow to any address. Protocols are restricted to rtsp over TCP with
   interleaved transport: one connection carries everything, no UDP port is opened toward an
   address the server names.
-- **rtsps**: TLS hides the answers from a relay, so FFmpeg gets the checked IP in place of the name
-  (same protocol and transport limits). Known limit: a 3xx answer on rtsps is still followed.
+- **rtsps**: the same relay, which is the TLS client here (SNI and certificate checked against the
+  URL's host, ``tls``; see ``tls_context``), so it reads the answers in clear too. FFmpeg speaks
+  plain RTSP to 127.0.0.1 and never holds the TLS session.
 - **file**: the worker's own disk, allowed only where a setting says so (local runtime, tests).
 - **Credentials** in the URL (``user:password@``) are refused: they would be stored, listed and
   logged. A failure is described by ``describe_failure`` as a code and a message that never quote
@@ -30,6 +31,7 @@ whatever segment URLs they name. So each source is opened here, never by ``av.op
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +51,7 @@ __all__ = [
     "StreamSourceError",
     "describe_failure",
     "open_source",
+    "tls_context",
 ]
 
 # Demuxers of formats that carry their own media: none of them opens another URL.
@@ -113,8 +116,12 @@ def open_source(
     timeout_s: float = 10.0,
     max_redirects: int = 3,
     resolver: Resolver = system_resolver,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[Any]:
-    """An open ``av`` input container for ``url``, closed (with its connection) on exit."""
+    """An open ``av`` input container for ``url``, closed (with its connection) on exit.
+
+    ``tls`` is the context ``rtsps`` sources are checked with (default: ``tls_context()``).
+    """
     import av
 
     parts = urlsplit(url)
@@ -131,10 +138,17 @@ def open_source(
             options = {"format_whitelist": HTTP_FORMATS, "protocol_whitelist": "none"}
             with av.open(body, options=options, timeout=(timeout_s, timeout_s)) as container:
                 yield container
-    elif scheme == "rtsp":
+    elif scheme in _RTSP_PORTS:
         ip, port = _check_rtsp_host(url, policy, resolver)
-        with RtspRelay((str(ip), port), timeout_s=timeout_s) as relay:
-            local = urlunsplit(parts._replace(netloc=f"127.0.0.1:{relay.port}"))
+        secure = scheme == "rtsps"
+        relay = RtspRelay(
+            (str(ip), port),
+            timeout_s=timeout_s,
+            tls=(tls or tls_context()) if secure else None,
+            server_name=parts.hostname if secure else None,
+        )
+        with relay:
+            local = urlunsplit(parts._replace(scheme="rtsp", netloc=f"127.0.0.1:{relay.port}"))
             options = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsp,tcp", "allowed_media_types": "video"}
             try:
                 session = av.open(local, "r", format="rtsp", options=options, timeout=(timeout_s, timeout_s))
@@ -143,18 +157,26 @@ def open_source(
                     raise UrlRefused(relay.refused) from None
                 if relay.unreachable:
                     raise UpstreamUnavailable(relay.unreachable) from None
+                if relay.tls_failed:
+                    raise StreamSourceError("tls_failed", relay.tls_failed, retryable=True) from None
                 raise
             with session:
                 yield session
-    elif scheme == "rtsps":
-        ip, port = _check_rtsp_host(url, policy, resolver)
-        netloc = (f"[{ip}]" if ip.version == 6 else str(ip)) + f":{port}"
-        pinned = urlunsplit(parts._replace(netloc=netloc))
-        options = {"rtsp_transport": "tcp", "protocol_whitelist": "rtsps,tls,tcp", "allowed_media_types": "video"}
-        with av.open(pinned, format="rtsp", options=options, timeout=(timeout_s, timeout_s)) as container:
-            yield container
     else:
         raise UrlRefused("stream URL must be rtsp://, rtsps://, http:// or https://")
+
+
+def tls_context(*, verify: bool = True, ca_file: str | None = None) -> ssl.SSLContext:
+    """The TLS client context for ``rtsps`` sources: the system's CAs (or ``ca_file``'s), host name checked.
+
+    ``verify=False`` keeps the address pinned and checked but accepts any certificate (a camera with
+    a self-signed one); the stream is then private from onlookers, not from an impostor on the path.
+    """
+    context = ssl.create_default_context(cafile=ca_file)
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _check_rtsp_host(url: str, policy: AddressPolicy, resolver: Resolver) -> tuple[IpAddress, int]:

@@ -16,6 +16,7 @@ from shared.intel.breaker import CircuitBreaker
 from shared.net.ratelimit import HostRateLimiter
 from tests.emulators import free_port
 from tests.intel_fixtures import need_redis_server, redis_session, redis_url, start_redis  # noqa: F401
+from tests.tls_fixtures import tls_material
 
 
 def test_values_round_trip_and_hits_and_misses_are_counted(redis_url: str) -> None:  # noqa: F811
@@ -108,53 +109,12 @@ def test_breaker_state_is_shared_through_redis(redis_url: str) -> None:  # noqa:
     assert first.allow() and second.allow()
 
 
-def _tls_material(directory: Path, *, san: bool) -> tuple[Path, Path, str]:
-    """A throwaway CA and a server certificate signed by it, naming 127.0.0.1 in its subject
-    alternative names or (``san=False``, like Memorystore's) only in its common name: (cert, key, CA PEM)."""
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    now = datetime.datetime.now(datetime.UTC)
-
-    def cert(subject: str, key, issuer: str, signer, *, ca: bool):  # type: ignore[no-untyped-def]
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca and san:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
-            )
-        return builder.sign(signer, hashes.SHA256())
-
-    ca_key, server_key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = cert("contentfn test CA", ca_key, "contentfn test CA", ca_key, ca=True)
-    server = cert("127.0.0.1", server_key, "contentfn test CA", ca_key, ca=False)
-    pem = serialization.Encoding.PEM
-    (directory / "server.pem").write_bytes(server.public_bytes(pem))
-    (directory / "server.key").write_bytes(
-        server_key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return directory / "server.pem", directory / "server.key", ca.public_bytes(pem).decode()
-
-
 @pytest.mark.parametrize("san", [True, False], ids=["ip-in-san", "ip-in-cn-only"])
 def test_a_tls_redis_signed_by_its_own_ca_is_used_when_given_that_ca(tmp_path: Path, san: bool) -> None:
     # GIVEN a redis-server that speaks only TLS, with a certificate from a CA no trust store holds
     # (as Memorystore's is)
     need_redis_server()
-    server_cert, server_key, ca_pem = _tls_material(tmp_path, san=san)
+    server_cert, server_key, ca_pem = tls_material(tmp_path, san=san)
     port = free_port()
     proc = subprocess.Popen(
         ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +29,7 @@ from shared.config import Settings
 from shared.events import HttpRequest, HttpResponse
 from shared.services import Services
 from shared.vision.detector import Detector, ModelSpec
+from tests.tls_fixtures import tls_material
 from tests.vision_fixtures import tiny_model
 
 SECRET = "s3cr3t-token"
@@ -386,9 +388,10 @@ def test_an_rtsp_redirect_to_a_refused_address_is_not_followed(
 class RtpOverRtspServer:
     """A minimal live RTSP server: one session, MPEG-TS over RTP interleaved on the RTSP connection."""
 
-    def __init__(self, clip: bytes, seconds: float) -> None:
+    def __init__(self, clip: bytes, seconds: float, tls: ssl.SSLContext | None = None) -> None:
         self.clip = clip
         self.seconds = seconds
+        self.tls = tls
         self.methods: list[str] = []
         self.stopping = threading.Event()
         self._server = socket.create_server(("127.0.0.1", 0))
@@ -402,6 +405,8 @@ class RtpOverRtspServer:
     def _serve(self) -> None:
         with contextlib.suppress(OSError):
             conn, _ = self._server.accept()
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
             with conn:
                 self._session(conn)
 
@@ -458,3 +463,95 @@ def test_an_rtsp_source_is_read_through_the_relay_to_its_checked_address(
         server.close()
     assert server.methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
     assert stream_row(svc, sid)["last_error_code"] is None
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server TLS context for 127.0.0.1 signed by a throwaway CA, and that CA's PEM file."""
+    cert, key, ca_pem = tls_material(tmp_path, san=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_text(ca_pem)
+    return context, ca_file
+
+
+def test_an_rtsps_source_is_read_through_the_relay_over_tls_checked_against_its_ca(
+    guarded: Callable[..., Services], detector: Detector, tls_server: tuple[ssl.SSLContext, Path]
+) -> None:
+    # GIVEN a live RTSP-over-TLS source whose certificate is signed by a CA the worker is given
+    context, ca_file = tls_server
+    server = RtpOverRtspServer(mpegts_clip(seconds=8.0), seconds=8.0, tls=context)
+    svc = guarded(stream_tls_ca_file=str(ca_file))
+    sid = register(svc, f"rtsps://127.0.0.1:{server.port}/cam")
+    try:
+        # WHEN a worker holds it THEN its frames are detected over the relay's TLS connection
+        run_until(svc, detector, lambda: stream_row(svc, sid)["frames_done"] >= 3, "RTSPS frames")
+    finally:
+        server.close()
+    assert server.methods[:4] == ["OPTIONS", "DESCRIBE", "SETUP", "PLAY"]
+    assert stream_row(svc, sid)["last_error_code"] is None
+
+
+def test_an_rtsps_source_with_a_certificate_no_trusted_ca_signed_is_not_read(
+    guarded: Callable[..., Services], detector: Detector, tls_server: tuple[ssl.SSLContext, Path]
+) -> None:
+    # GIVEN an RTSPS source whose CA the worker does not trust (the system's CAs only)
+    context, _ = tls_server
+    server = RtpOverRtspServer(mpegts_clip(seconds=4.0), seconds=4.0, tls=context)
+    svc = guarded()
+    sid = register(svc, f"rtsps://127.0.0.1:{server.port}/cam")
+    try:
+        # WHEN a worker opens it THEN the handshake fails with its own code and no request is sent
+        run_until(svc, detector, lambda: stream_row(svc, sid)["last_error_code"] is not None, "a TLS failure")
+    finally:
+        server.close()
+    row = stream_row(svc, sid)
+    assert row["last_error_code"] == "tls_failed" and "certificate" in row["last_error"], row
+    assert row["frames_done"] == 0 and server.methods == []
+
+
+def test_an_rtsps_redirect_to_a_refused_address_is_not_followed(
+    guarded: Callable[..., Services], detector: Detector, tls_server: tuple[ssl.SSLContext, Path]
+) -> None:
+    # GIVEN an RTSPS server on an allowed address that redirects DESCRIBE to an internal address
+    context, ca_file = tls_server
+    internal = socket.create_server(("127.0.0.2", 0))
+    internal.settimeout(0.2)
+    target = f"rtsps://127.0.0.2:{internal.getsockname()[1]}/cam"
+    server = socket.create_server(("127.0.0.1", 0))
+    asked: list[bytes] = []
+
+    def answer() -> None:
+        with contextlib.suppress(OSError), context.wrap_socket(server.accept()[0], server_side=True) as conn:
+            buf = b""
+            while data := conn.recv(4096):
+                buf += data
+                while b"\r\n\r\n" in buf:
+                    head, buf = buf.split(b"\r\n\r\n", 1)
+                    method = head.split(b" ", 1)[0]
+                    asked.append(method)
+                    cseq = next(line for line in head.split(b"\r\n") if line.lower().startswith(b"cseq"))
+                    if method == b"OPTIONS":
+                        conn.sendall(b"RTSP/1.0 200 OK\r\n" + cseq + b"\r\nPublic: DESCRIBE, SETUP, PLAY\r\n\r\n")
+                    else:
+                        conn.sendall(
+                            b"RTSP/1.0 302 Found\r\n" + cseq + b"\r\nLocation: " + target.encode() + b"\r\n\r\n"
+                        )
+
+    threading.Thread(target=answer, daemon=True).start()
+    svc = guarded(stream_tls_ca_file=str(ca_file))
+    sid = register(svc, f"rtsps://127.0.0.1:{server.getsockname()[1]}/cam")
+    try:
+        # WHEN a worker opens it
+        run_until(svc, detector, lambda: stream_row(svc, sid)["status"] == "failed", "the stream to fail")
+        # THEN the redirect was read inside TLS and refused; the internal address was never connected to
+        with pytest.raises(TimeoutError):
+            internal.accept()
+    finally:
+        server.close()
+        internal.close()
+    assert b"DESCRIBE" in asked
+    row = stream_row(svc, sid)
+    assert row["last_error_code"] == "url_refused" and "redirect" in row["last_error"]
+    assert "127.0.0.2" not in row["last_error"]
