@@ -4,6 +4,7 @@ covers every track with a valid index), rollback and retire."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -238,17 +239,29 @@ _FAILURES = {
 }
 
 
+@pytest.fixture
+def failing_retire(catalogue: tuple[Services, list[int]]) -> Callable[[str], tuple[Services, list[int]]]:
+    """Set up with one of ``_FAILURES``: the small model a shadow with every vector and its index,
+    and its retire made to fail there (committed)."""
+    services, ids = catalogue
+
+    def arrange(where: str) -> tuple[Services, list[int]]:
+        with services.db.connection() as conn:
+            add_model(conn, SMALL)
+            _embed(conn, SMALL.key, ids, 64)
+            TrackStore(conn).ensure_hnsw_index(SMALL.key)
+            conn.execute(_FAILURES[where])
+            conn.commit()
+        return services, ids
+
+    return arrange
+
+
 @pytest.mark.parametrize("where", list(_FAILURES))
 def test_a_retire_that_fails_midway_leaves_the_model_its_vectors_and_its_index(
-    catalogue: tuple[Services, list[int]], where: str
+    failing_retire: Callable[[str], tuple[Services, list[int]]], where: str
 ) -> None:
-    services, ids = catalogue
-    with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
-        conn.execute(_FAILURES[where])
-        conn.commit()
+    services, _ = failing_retire(where)
     # WHEN a retire fails after deleting the vectors (as the CLI and the API call it: a fresh connection)
     with pytest.raises(psycopg.errors.RaiseException, match="refused"), services.db.connection() as conn:
         retire_model(conn, SMALL.key)
@@ -260,13 +273,11 @@ def test_a_retire_that_fails_midway_leaves_the_model_its_vectors_and_its_index(
         conn.commit()
 
 
-def test_a_retire_inside_a_callers_open_transaction_fails_alone(catalogue: tuple[Services, list[int]]) -> None:
-    services, ids = catalogue
+def test_a_retire_inside_a_callers_open_transaction_fails_alone(
+    failing_retire: Callable[[str], tuple[Services, list[int]]],
+) -> None:
+    services, ids = failing_retire("at the index drop")
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        conn.execute(_FAILURES["at the index drop"])
-        conn.commit()
         # GIVEN the caller's transaction holds a change of its own
         conn.execute("UPDATE tracks SET title = 'kept' WHERE id = %s", (ids[0],))
         # WHEN the retire inside it fails at its last step
