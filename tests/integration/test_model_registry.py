@@ -44,6 +44,13 @@ def _embed(conn: psycopg.Connection[Any], key: str, ids: list[int], dims: int) -
     TrackStore(conn).write_embeddings(key, ids, [hashes[t] for t in ids], _unit(len(ids), dims, len(ids)))
 
 
+def _ready_shadow(conn: psycopg.Connection[Any], ids: list[int]) -> None:
+    """The small model added as a shadow, with every track's vector and its index (not committed)."""
+    add_model(conn, SMALL)
+    _embed(conn, SMALL.key, ids, 64)
+    TrackStore(conn).ensure_hnsw_index(SMALL.key)
+
+
 @pytest.fixture
 def catalogue(services: Services) -> tuple[Services, list[int]]:
     """20 tracks, all embedded and indexed with the base model, which is registered first."""
@@ -122,9 +129,7 @@ def test_a_vector_of_older_content_does_not_count_as_covering_the_track(
 ) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         upsert_tracks(conn, [TrackIn(artist="a", title="t3", lyrics="rewritten", source="reg", source_id="3")])
         conn.commit()
         cov = coverage(conn, SMALL.key)
@@ -137,9 +142,7 @@ def test_a_vector_of_older_content_does_not_count_as_covering_the_track(
 def test_rollback_returns_search_to_the_previous_model_at_once(catalogue: tuple[Services, list[int]]) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         activate_model(conn, SMALL.key)
         conn.commit()
         back = rollback_model(conn)
@@ -164,9 +167,7 @@ def test_a_switch_made_by_another_process_reaches_search_within_the_cache_bound(
     # model for 1 s, having just read it
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         conn.commit()
     other = Services.from_settings(services.settings.model_copy(update={"search_model_cache_s": 1.0}), migrate=False)
     try:
@@ -205,9 +206,7 @@ def test_retire_drops_the_models_vectors_and_index_and_the_active_model_cannot_b
 ) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         conn.commit()
         with pytest.raises(ModelConflict, match="is active"):
             retire_model(conn, BASE.key)
@@ -241,15 +240,13 @@ _FAILURES = {
 
 @pytest.fixture
 def failing_retire(catalogue: tuple[Services, list[int]]) -> Callable[[str], tuple[Services, list[int]]]:
-    """Set up with one of ``_FAILURES``: the small model a shadow with every vector and its index,
-    and its retire made to fail there (committed)."""
+    """Set up with one of ``_FAILURES``: a ready shadow (:func:`_ready_shadow`) whose retire is made
+    to fail there (committed)."""
     services, ids = catalogue
 
     def arrange(where: str) -> tuple[Services, list[int]]:
         with services.db.connection() as conn:
-            add_model(conn, SMALL)
-            _embed(conn, SMALL.key, ids, 64)
-            TrackStore(conn).ensure_hnsw_index(SMALL.key)
+            _ready_shadow(conn, ids)
             conn.execute(_FAILURES[where])
             conn.commit()
         return services, ids
