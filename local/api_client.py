@@ -10,10 +10,11 @@ an RFC 9457 problem, raised as :class:`ApiProblem`; a transport failure as :clas
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import click
 import httpx
 from pydantic import BaseModel, ValidationError
 
@@ -37,9 +38,11 @@ __all__ = [
     "Query",
     "json_document",
     "ndjson_lines",
+    "or_not_found",
 ]
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 # Query values as the API takes them; None leaves a parameter out.
 Query = dict[str, str | int | None]
 
@@ -56,6 +59,16 @@ class ApiProblem(Exception):
         super().__init__(f"{status} {title}: {detail}" if detail else f"{status} {title}")
         self.method, self.path = method, path
         self.status, self.title, self.detail, self.code = status, title, detail, code
+
+
+def or_not_found(call: Callable[[], _T], message: str) -> _T:
+    """What ``call`` answers; a 404 from the API becomes one error line, ``message``, for the CLI."""
+    try:
+        return call()
+    except ApiProblem as exc:
+        if exc.status == 404:
+            raise click.ClickException(message) from None
+        raise
 
 
 class ApiUnreachable(Exception):

@@ -548,15 +548,10 @@ def dead_list(kind: str | None, limit: int, as_json: bool, api_url: str | None, 
 @api_options
 def dead_show(dead_id: int, as_json: bool, api_url: str | None, api_key: str | None) -> None:
     """One dead job as JSON: its error and the job or event it held (GET /dead-jobs/{id})."""
-    from local.api_client import ApiProblem, json_document
+    from local.api_client import json_document, or_not_found
 
     with read_client(api_url, api_key) as client:
-        try:
-            found = client.dead_job(dead_id)
-        except ApiProblem as exc:
-            if exc.status == 404:
-                raise click.ClickException(f"no dead job {dead_id}") from None
-            raise
+        found = or_not_found(lambda: client.dead_job(dead_id), f"no dead job {dead_id}")
     if as_json:
         click.echo(json_document(found))
         return

@@ -128,15 +128,10 @@ def tracks_command(
 @api_options
 def track_command(track_id: int, as_json: bool, api_url: str | None, api_key: str | None) -> None:
     """One track's whole profile: enrichments, analyses, embedding models, provenance, stage trail."""
-    from local.api_client import ApiProblem, json_document
+    from local.api_client import json_document, or_not_found
 
     with read_client(api_url, api_key) as client:
-        try:
-            profile = client.track(track_id)
-        except ApiProblem as exc:
-            if exc.status == 404:
-                raise click.ClickException(f"no track {track_id}") from None
-            raise
+        profile = or_not_found(lambda: client.track(track_id), f"no track {track_id}")
     if as_json:
         click.echo(json_document(profile))
         return

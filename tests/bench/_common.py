@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import psycopg
@@ -27,6 +27,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared.config import Settings, load_settings
 from shared.observability.traces import configure_tracing
+from shared.services import Services
+
+if TYPE_CHECKING:
+    from tests.bench.bench_search import Setup
 
 __all__ = [
     "BENCH_DIR",
@@ -37,6 +41,7 @@ __all__ = [
     "Timer",
     "base_parser",
     "bench_settings",
+    "catalogue",
     "console",
     "copy_embeddings",
     "embed_in_batches",
@@ -151,6 +156,23 @@ class BenchDatabase:
         finally:
             if self._server is not None:
                 self._server.cleanup()
+
+
+@contextlib.contextmanager
+def catalogue(
+    pg: BenchDatabase, data_dir: Path, label: str, rows: int, seed: int, **overrides: Any
+) -> Iterator[tuple[Services, Setup]]:
+    """bench-search's catalogue (:func:`tests.bench.bench_search.prepare`) of ``rows`` tracks in a
+    fresh database ``label`` on ``pg``: its services, on :func:`bench_settings` with ``overrides``,
+    and the setup's figures. The services close on exit."""
+    from tests.bench.bench_search import prepare  # bench_search builds on this module
+
+    url = pg.fresh(label)
+    services = Services.from_settings(bench_settings(data_dir, url, **overrides))
+    try:
+        yield services, prepare(services, rows, seed, url)
+    finally:
+        services.close()
 
 
 @contextlib.contextmanager

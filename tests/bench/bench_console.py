@@ -24,17 +24,16 @@ from collections.abc import Sequence
 
 from functions.api.core import Api
 from local.server import ApiServer
-from shared.services import Services
 from tests.bench._common import (
     BenchDatabase,
     base_parser,
-    bench_settings,
+    catalogue,
     console,
     percentile,
     require_model,
     temp_workdir,
 )
-from tests.bench.bench_search import make_queries, prepare
+from tests.bench.bench_search import make_queries
 from tests.e2e.console_browser import Browser, browser_session
 
 TARGET_MS = 1000.0
@@ -87,13 +86,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     texts = make_queries(args.queries * len(MODES) + 5, args.seed + 1)
     warmups, measured = texts[:5], texts[5:]
     results: dict[str, tuple[list[float], list[float]]] = {}
-    with temp_workdir("contentfn-bench-console-") as work, BenchDatabase(work) as pg:
-        url = pg.fresh("console")
-        settings = bench_settings(work / "state", url)  # no key configured: the page asks for none
-        services = Services.from_settings(settings)
+    with (
+        temp_workdir("contentfn-bench-console-") as work,
+        BenchDatabase(work) as pg,
+        # no key configured: the page asks for none
+        catalogue(pg, work / "state", "console", args.rows, args.seed) as (services, setup),
+    ):
         server = ApiServer(Api(services), "127.0.0.1", 0)
         try:
-            setup = prepare(services, args.rows, args.seed, url)
             server.start()
             base = f"http://127.0.0.1:{server.port}"
             with browser_session() as browser:
@@ -104,7 +104,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                     console.print(f"{mode}: p95 {percentile(results[mode][0], 95):.0f} ms")
         finally:
             server.stop()
-            services.close()
 
     lines = [f"console benchmark: {setup.tracks:,} tracks, {args.queries} distinct queries per mode, headless Chromium"]
     for mode, (interactive, page) in results.items():

@@ -44,19 +44,18 @@ import psutil
 
 from functions.api.core import Api
 from local.server import ApiServer
-from shared.services import Services
 from shared.store.api_keys import create_key
 from tests.bench._common import (
     REPO,
     BenchDatabase,
     base_parser,
-    bench_settings,
+    catalogue,
     console,
     percentile,
     require_model,
     temp_workdir,
 )
-from tests.bench.bench_search import _FRAMINGS, _SUBJECTS, prepare
+from tests.bench.bench_search import _FRAMINGS, _SUBJECTS
 
 P99_BOUND_MS = 100.0
 SEARCH_RPS_TARGET = 200.0
@@ -206,14 +205,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     require_model()
 
-    with temp_workdir("contentfn-bench-load-") as work, BenchDatabase(work) as pg:
-        url = pg.fresh("load")
-        settings = bench_settings(work / "state", url, require_api_key=True)
-        services = Services.from_settings(settings)
+    with (
+        temp_workdir("contentfn-bench-load-") as work,
+        BenchDatabase(work) as pg,
+        catalogue(pg, work / "state", "load", args.rows, args.seed, require_api_key=True) as (services, setup),
+    ):
         server: ApiServer | None = None
         profiler: HandlerProfiler | None = None
         try:
-            setup = prepare(services, args.rows, args.seed, url)
             secret = create_key(services.db, "bench-load", {"write"}, requests_per_minute=KEY_RPM)
             with services.db.connection() as conn:
                 ids = [int(r[0]) for r in conn.execute("SELECT id FROM tracks ORDER BY id")]
@@ -280,7 +279,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
-            services.close()
     if profiler is not None and args.profile is not None:
         profiler.dump(args.profile)
 

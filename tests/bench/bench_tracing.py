@@ -34,18 +34,17 @@ import httpx
 
 from local.datagen import write_tracks
 from shared.observability.traces import configure_tracing
-from shared.services import Services
 from tests.bench._common import (
     BenchDatabase,
     base_parser,
-    bench_settings,
+    catalogue,
     console,
     percentile,
     require_model,
     temp_workdir,
 )
 from tests.bench.bench_ingest import bench_pipeline, bench_upsert
-from tests.bench.bench_search import forget_query_vectors, make_queries, measure_e2e, prepare
+from tests.bench.bench_search import forget_query_vectors, make_queries, measure_e2e
 
 TARGET_OVERHEAD = 0.05
 _ENDPOINT_ENV = "CONTENTFN_OTEL_EXPORTER_ENDPOINT"
@@ -119,13 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     with collector() as endpoint, temp_workdir("contentfn-bench-tracing-") as work, BenchDatabase(work) as pg:
         # -- search ----------------------------------------------------------------------------
-        url = pg.fresh("search")
         api_key = secrets.token_urlsafe(24)
-        settings = bench_settings(work / "search", url, api_key=api_key)
-        services = Services.from_settings(settings)
         search: dict[bool, list[float]] = {False: [], True: []}
-        try:
-            setup = prepare(services, args.rows, args.seed, url)
+        with catalogue(pg, work / "search", "search", args.rows, args.seed, api_key=api_key) as (services, setup):
             measure_e2e(services, api_key, [], warmups)  # one untimed pass: caches, plans, thread pool
             for i, on in enumerate(order):
                 block = measured[i * args.queries : (i + 1) * args.queries]
@@ -133,8 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 configure_tracing("contentfn-bench", endpoint if on else None, sample_ratio=args.sample)
                 search[on] += [m["e2e"] for m in measure_e2e(services, api_key, [], block)]
                 configure_tracing("contentfn-bench", None)
-        finally:
-            services.close()
         search_spans = spans_received(endpoint)
 
         # -- ingest function and pipeline ------------------------------------------------------

@@ -219,6 +219,24 @@ def test_a_wrong_key_is_refused_with_the_401_title_and_no_traceback(env: dict[st
         assert "Traceback" not in result.output
 
 
+def test_a_missing_track_or_dead_job_is_one_not_found_line_locally_and_over_the_api(
+    env: dict[str, str | None], api: str
+) -> None:
+    missing = "999999"
+    for args, line in (
+        (["track", missing], f"no track {missing}"),
+        (["dead", "show", missing], f"no dead job {missing}"),
+    ):
+        for where in ([], ["--api", api, "--api-key", KEY]):
+            result = CliRunner().invoke(main, [*args, *where], env=env)
+            assert result.exit_code == 1 and isinstance(result.exception, SystemExit), (args, where, result.output)
+            assert result.output == f"Error: {line}\n", (args, where, result.output)
+        # AND a refusal other than 404 keeps its own line
+        refused = CliRunner().invoke(main, [*args, "--api", api, "--api-key", "not-the-key"], env=env)
+        assert refused.exit_code == 1 and "401 Unauthorized" in refused.output, refused.output
+        assert line not in refused.output and "Traceback" not in refused.output
+
+
 def test_an_unreachable_api_is_one_clear_line(env: dict[str, str | None]) -> None:
     url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     result = CliRunner().invoke(main, ["status", "--api", url, "--api-key", KEY], env=env)

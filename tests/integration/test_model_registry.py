@@ -4,6 +4,7 @@ covers every track with a valid index), rollback and retire."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,13 @@ def _unit(rows: int, dims: int, seed: int) -> np.ndarray:
 def _embed(conn: psycopg.Connection[Any], key: str, ids: list[int], dims: int) -> None:
     hashes = dict(conn.execute("SELECT id, content_hash FROM tracks").fetchall())
     TrackStore(conn).write_embeddings(key, ids, [hashes[t] for t in ids], _unit(len(ids), dims, len(ids)))
+
+
+def _ready_shadow(conn: psycopg.Connection[Any], ids: list[int]) -> None:
+    """The small model added as a shadow, with every track's vector and its index (not committed)."""
+    add_model(conn, SMALL)
+    _embed(conn, SMALL.key, ids, 64)
+    TrackStore(conn).ensure_hnsw_index(SMALL.key)
 
 
 @pytest.fixture
@@ -121,9 +129,7 @@ def test_a_vector_of_older_content_does_not_count_as_covering_the_track(
 ) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         upsert_tracks(conn, [TrackIn(artist="a", title="t3", lyrics="rewritten", source="reg", source_id="3")])
         conn.commit()
         cov = coverage(conn, SMALL.key)
@@ -136,9 +142,7 @@ def test_a_vector_of_older_content_does_not_count_as_covering_the_track(
 def test_rollback_returns_search_to_the_previous_model_at_once(catalogue: tuple[Services, list[int]]) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         activate_model(conn, SMALL.key)
         conn.commit()
         back = rollback_model(conn)
@@ -163,9 +167,7 @@ def test_a_switch_made_by_another_process_reaches_search_within_the_cache_bound(
     # model for 1 s, having just read it
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         conn.commit()
     other = Services.from_settings(services.settings.model_copy(update={"search_model_cache_s": 1.0}), migrate=False)
     try:
@@ -204,9 +206,7 @@ def test_retire_drops_the_models_vectors_and_index_and_the_active_model_cannot_b
 ) -> None:
     services, ids = catalogue
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
+        _ready_shadow(conn, ids)
         conn.commit()
         with pytest.raises(ModelConflict, match="is active"):
             retire_model(conn, BASE.key)
@@ -238,17 +238,27 @@ _FAILURES = {
 }
 
 
+@pytest.fixture
+def failing_retire(catalogue: tuple[Services, list[int]]) -> Callable[[str], tuple[Services, list[int]]]:
+    """Set up with one of ``_FAILURES``: a ready shadow (:func:`_ready_shadow`) whose retire is made
+    to fail there (committed)."""
+    services, ids = catalogue
+
+    def arrange(where: str) -> tuple[Services, list[int]]:
+        with services.db.connection() as conn:
+            _ready_shadow(conn, ids)
+            conn.execute(_FAILURES[where])
+            conn.commit()
+        return services, ids
+
+    return arrange
+
+
 @pytest.mark.parametrize("where", list(_FAILURES))
 def test_a_retire_that_fails_midway_leaves_the_model_its_vectors_and_its_index(
-    catalogue: tuple[Services, list[int]], where: str
+    failing_retire: Callable[[str], tuple[Services, list[int]]], where: str
 ) -> None:
-    services, ids = catalogue
-    with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        TrackStore(conn).ensure_hnsw_index(SMALL.key)
-        conn.execute(_FAILURES[where])
-        conn.commit()
+    services, _ = failing_retire(where)
     # WHEN a retire fails after deleting the vectors (as the CLI and the API call it: a fresh connection)
     with pytest.raises(psycopg.errors.RaiseException, match="refused"), services.db.connection() as conn:
         retire_model(conn, SMALL.key)
@@ -260,13 +270,11 @@ def test_a_retire_that_fails_midway_leaves_the_model_its_vectors_and_its_index(
         conn.commit()
 
 
-def test_a_retire_inside_a_callers_open_transaction_fails_alone(catalogue: tuple[Services, list[int]]) -> None:
-    services, ids = catalogue
+def test_a_retire_inside_a_callers_open_transaction_fails_alone(
+    failing_retire: Callable[[str], tuple[Services, list[int]]],
+) -> None:
+    services, ids = failing_retire("at the index drop")
     with services.db.connection() as conn:
-        add_model(conn, SMALL)
-        _embed(conn, SMALL.key, ids, 64)
-        conn.execute(_FAILURES["at the index drop"])
-        conn.commit()
         # GIVEN the caller's transaction holds a change of its own
         conn.execute("UPDATE tracks SET title = 'kept' WHERE id = %s", (ids[0],))
         # WHEN the retire inside it fails at its last step
