@@ -88,9 +88,11 @@ def local_worker(roles: tuple[str, ...]) -> None:
     process, over the database of CONTENTFN_DATABASE_URL, until SIGTERM or Ctrl-C.
 
     One process per role is how a supervisor runs the local stack so that each kind of worker can
-    be restarted, scaled or killed on its own.
+    be restarted, scaled or killed on its own. A database that is away at startup (restarting) is
+    waited for, with a log line per retry, for up to two minutes.
     """
     from local.roles import RoleProcess
+    from shared.store.db import DatabaseUnavailable
 
     settings = _settings()
     if settings.database_url is None:
@@ -99,10 +101,11 @@ def local_worker(roles: tuple[str, ...]) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        proc = RoleProcess(settings, roles).start()
-    except ConfigError as exc:
+        proc = RoleProcess(settings, roles).start(stop)
+    except (ConfigError, DatabaseUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
-    console.print(f"roles {', '.join(proc.roles)} running; SIGTERM or Ctrl-C stops", markup=False, highlight=False)
+    if proc.services is not None:  # None: stopped while waiting for the database
+        console.print(f"roles {', '.join(proc.roles)} running; SIGTERM or Ctrl-C stops", markup=False, highlight=False)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()

@@ -7,24 +7,46 @@ supervisor would run one process per role. Both build the parts here, so they ca
 Roles whose loops share the queue in the database (embed, enrich, analyze, detect, streams) may run
 in any number of processes at once; ``watcher`` and ``scrape`` keep their state in memory and are
 meant to run once.
+
+A role process that starts while its database is away (restarting, failing over, not up yet)
+waits for it, retrying with backoff for up to :data:`STARTUP_DB_WAIT_S`, instead of exiting.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
+
+import psycopg
 
 from local.intel_workers import AnalyzeWorker, EnrichWorker, ScrapeScheduler
 from local.workers import BucketWatcher, EmbedWorker, IndexWorker
 from shared.config import Settings
 from shared.errors import ConfigError, ModelNotReady
+from shared.queue.base import backoff_delay
 from shared.services import Services
+from shared.store.db import DatabaseUnavailable
 
-__all__ = ["ROLES", "Part", "RoleProcess", "api_part", "detect_parts", "stream_parts"]
+__all__ = [
+    "ROLES",
+    "STARTUP_DB_WAIT_S",
+    "Part",
+    "RoleProcess",
+    "api_part",
+    "detect_parts",
+    "services_when_reachable",
+    "stream_parts",
+]
 
 log = logging.getLogger(__name__)
+
+# How long a role process waits for an unreachable database at startup before it gives up (a
+# restart with crash recovery or a failover takes seconds to a minute; past this a supervisor's
+# restart is as good as waiting longer).
+STARTUP_DB_WAIT_S = 120.0
 
 
 class Part(Protocol):
@@ -94,11 +116,55 @@ ROLES: dict[str, Callable[[Services], list[Any]]] = {
 }
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def services_when_reachable(
+    settings: Settings, stop: threading.Event, wait_s: float = STARTUP_DB_WAIT_S
+) -> Services | None:
+    """The services of the settings (migrated, pool open) once the database answers.
+
+    A refused or lost connection while connecting, migrating or opening the pool (the server
+    restarting, in crash recovery, failing over) is retried with the local workers' failure backoff
+    (doubling from ``worker_poll_s`` up to ``worker_failure_backoff_cap_s``), one log line per
+    retry. Past ``wait_s`` the last error is raised as :class:`DatabaseUnavailable`. None when
+    ``stop`` is set while waiting. A wrong login or database name is also answered as a failed
+    connection, so it is retried too, each line naming the server's answer. Any other error
+    (pending migrations this login may not apply, an unreadable secret) is raised at once.
+    """
+    started = time.monotonic()
+    failures = 0
+    while True:
+        try:
+            return Services.from_settings(settings)
+        except (psycopg.OperationalError, DatabaseUnavailable) as exc:
+            cause = exc.__cause__ if isinstance(exc, DatabaseUnavailable) and exc.__cause__ else exc
+            failures += 1
+            waited = time.monotonic() - started
+            delay = backoff_delay(failures, settings.worker_poll_s, settings.worker_failure_backoff_cap_s)
+            if waited + delay > wait_s:
+                raise DatabaseUnavailable(
+                    f"database not reachable after {waited:.0f} s of waiting at startup: {_first_line(cause)}"
+                ) from exc
+            log.warning(
+                "database not reachable at startup (%s); retrying in %.1f s (waited %.0f of %.0f s)",
+                _first_line(cause),
+                delay,
+                waited,
+                wait_s,
+            )
+        if stop.wait(delay):
+            return None
+
+
 class RoleProcess:
     """Some roles in this process, over the external database of the settings, until stopped.
 
     The schema is migrated before the parts start (a no-op when it is current), so the first
-    process of a fresh database brings it up to date.
+    process of a fresh database brings it up to date. A database that is away at startup is
+    waited for (:func:`services_when_reachable`).
     """
 
     def __init__(self, settings: Settings, roles: Sequence[str]) -> None:
@@ -113,11 +179,15 @@ class RoleProcess:
         self.parts: list[Any] = []
         self.stopped = threading.Event()
 
-    def start(self) -> RoleProcess:
+    def start(self, stop: threading.Event | None = None) -> RoleProcess:
+        """Start the roles' parts; when ``stop`` is set while the database is waited for, none is started."""
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         (s.buckets_dir / s.bucket).mkdir(parents=True, exist_ok=True)
-        self.services = Services.from_settings(s)
+        self.services = services_when_reachable(s, stop or threading.Event())
+        if self.services is None:
+            log.info("stopped while waiting for the database")
+            return self
         if "embed" in self.roles or "api" in self.roles:
             _ = self.services.embedder  # fail fast on a missing model, before any job is claimed
         for role in self.roles:

@@ -355,9 +355,11 @@ class Router:
         return analysis
 
     def _fallback(self, rules: Analysis, reason: str) -> Analysis:
+        """The rule-based result flagged as a fallback; ``cached`` stays as the rules had it (true
+        when they came from the analysis cache), like every other answer from the cache."""
         self.stats.fallback(reason)
         ANALYSES.labels("fallback").inc()
-        return rules.model_copy(update={"fallback": True, "fallback_reason": reason, "cached": False})
+        return rules.model_copy(update={"fallback": True, "fallback_reason": reason})
 
     def _save(self, track_id: int, analysis: Analysis) -> None:
         with self.db.connection() as conn:

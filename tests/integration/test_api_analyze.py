@@ -58,6 +58,26 @@ def test_with_the_llm_down_the_answer_is_the_flagged_rule_result(
         assert response.status == 200 and doc["fallback"] is True and doc["analyzer"] == "rules"
 
 
+def test_with_the_llm_down_a_repeated_text_is_the_fallback_answered_from_the_cache_and_flagged_cached(
+    intel_services: Callable[..., Services],  # noqa: F811
+    llm_server: LlmServer,  # noqa: F811
+) -> None:
+    # GIVEN the LLM is down and a text the rules are unsure of (auto mode escalates it)
+    llm_server.mode = "500"
+    api = make_api(intel_services, llm_server)
+    body = {"text": sample_rows(1)[0]["lyrics"], "artist": "A", "title": "T"}
+    # WHEN it is analysed the first time, THEN the rule-based fallback is computed, not cached
+    first = post(api, body)
+    doc = json.loads(first.body)
+    assert first.status == 200 and doc["fallback"] is True and doc["analyzer"] == "rules", doc
+    assert doc["cached"] is False
+    # WHEN it is analysed again, THEN the same fallback comes from the analysis cache and says so
+    again = json.loads(post(api, body).body)
+    assert again["fallback"] is True and again["analyzer"] == "rules"
+    assert again["cached"] is True
+    assert again["profile"] == doc["profile"] and again["content_hash"] == doc["content_hash"]
+
+
 def test_rules_mode_and_stored_tracks(intel_services: Callable[..., Services]) -> None:  # noqa: F811
     api = make_api(intel_services)
     assert json.loads(post(api, {"text": "la la la\nla la la\nla la la", "mode": "rules"}).body)["analyzer"] == "rules"

@@ -7,6 +7,10 @@ Each test runs its own server, so stopping it touches no other test's database.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,13 +23,14 @@ import pytest
 
 from functions.api.core import Api
 from functions.ingest.core import handle_object_created
+from local.roles import services_when_reachable
 from local.server import ApiServer
 from local.workers import EmbedWorker
 from shared.config import load_settings
 from shared.events import ObjectCreated
 from shared.services import Services
-from shared.store.db import Database
-from tests.conftest import model_dir_path
+from shared.store.db import Database, DatabaseUnavailable
+from tests.conftest import REPO, model_dir_path
 
 
 @dataclass
@@ -185,3 +190,110 @@ def test_worker_backs_off_while_claims_fail_and_resumes_after_the_database_retur
     finally:
         worker.stop()
         services.close()
+
+
+def _role_process(restartable: Restartable, state_dir: Path, log_path: Path, *roles: str) -> subprocess.Popen[bytes]:
+    """``contentfn local worker ROLES`` over the restartable database, its output in ``log_path``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONTENTFN_")}
+    env.update(
+        CONTENTFN_DATABASE_URL=restartable.url,
+        CONTENTFN_DATA_DIR=str(state_dir / "state"),
+        CONTENTFN_MODEL_DIR=str(model_dir_path()),
+        CONTENTFN_DB_CONNECT_TIMEOUT_S="2",
+        CONTENTFN_WORKER_POLL_S="0.1",
+        CONTENTFN_WORKER_FAILURE_BACKOFF_CAP_S="1",
+    )
+    with log_path.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "local.cli", "local", "worker", *roles],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _until_retrying(proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    def retrying_or_exited() -> bool:
+        return proc.poll() is not None or "retrying" in log_path.read_text(errors="replace")
+
+    _until(retrying_or_exited, 15, "a retry line in the log")
+
+
+def test_role_process_started_while_the_database_is_down_waits_for_it_then_runs_its_role(
+    restartable: Restartable, state_dir: Path
+) -> None:
+    # GIVEN the database is down (a restart in progress) when a role process starts
+    restartable.stop()
+    settings = load_settings(data_dir=state_dir / "state", database_url=restartable.url)
+    log_path = state_dir / "watcher.log"
+    proc = _role_process(restartable, state_dir, log_path, "watcher")
+    try:
+        # WHEN the database comes back a few seconds later
+        _until_retrying(proc, log_path)
+        time.sleep(1.0)
+        assert proc.poll() is None, log_path.read_text(errors="replace")  # it waits instead of exiting
+        restartable.start()
+
+        # THEN the same process comes up and does its work: a file put in the bucket is ingested
+        bucket = settings.buckets_dir / settings.bucket
+        _until(lambda: bucket.is_dir(), 15, "the role process made the bucket folder")
+        body = json.dumps({"id": 7, "artist": "A", "title": "T", "lyrics": "a harbour at dawn"}) + "\n"
+        (bucket / "late.jsonl").write_text(body)
+
+        def tracks() -> int:
+            with psycopg.connect(restartable.url) as conn:
+                row = conn.execute("SELECT count(*) FROM tracks").fetchone()
+            return int(row[0]) if row else 0
+
+        _until(lambda: tracks() == 1, 20, "the watcher ingests the file")
+        assert proc.poll() is None, log_path.read_text(errors="replace")
+        text = log_path.read_text(errors="replace")
+        assert "database not reachable" in text
+        assert "roles watcher running" in text
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log_path.read_text(errors="replace")
+
+
+def test_role_process_waiting_for_the_database_stops_cleanly_on_sigterm(
+    restartable: Restartable, state_dir: Path
+) -> None:
+    # GIVEN a role process waiting for a database that is down
+    restartable.stop()
+    log_path = state_dir / "index.log"
+    proc = _role_process(restartable, state_dir, log_path, "index")
+    try:
+        _until_retrying(proc, log_path)
+        assert proc.poll() is None, log_path.read_text(errors="replace")
+        # WHEN the supervisor stops it
+        proc.terminate()
+        # THEN it leaves at once with success, having started nothing
+        assert proc.wait(10) == 0, log_path.read_text(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text(errors="replace")
+    assert "stopped while waiting for the database" in text
+    assert "running" not in text
+
+
+def test_startup_gives_up_with_database_unavailable_once_the_wait_is_spent(
+    restartable: Restartable, state_dir: Path
+) -> None:
+    # GIVEN a database that stays down
+    restartable.stop()
+    settings = load_settings(
+        data_dir=state_dir / "state",
+        database_url=restartable.url,
+        db_connect_timeout_s=2,
+        worker_poll_s=0.1,
+        worker_failure_backoff_cap_s=0.5,
+    )
+    # WHEN a role process's startup waits for it, THEN it gives up after its bound with the last error
+    started = time.monotonic()
+    with pytest.raises(DatabaseUnavailable, match=r"not reachable after .* at startup: OperationalError"):
+        services_when_reachable(settings, threading.Event(), wait_s=1.5)
+    assert time.monotonic() - started < 5
