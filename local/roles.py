@@ -173,8 +173,9 @@ class RoleProcess:
             raise ConfigError(f"unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}")
         if not roles:
             raise ConfigError(f"name at least one role: {', '.join(ROLES)}")
-        self.settings = settings
         self.roles = list(dict.fromkeys(roles))
+        # A process of the API alone answers requests only; with other roles it embeds batches too.
+        self.settings = settings.for_serving_http() if self.roles == ["api"] else settings
         self.services: Services | None = None
         self.parts: list[Any] = []
         self.stopped = threading.Event()

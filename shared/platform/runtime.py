@@ -170,8 +170,10 @@ class FunctionRuntime:
 
                 resolve_aws_secret_ids()
             settings = load_entry_settings()
-            if self.serves_http and self.cloud != "local":
-                check_cloud_api_key(settings)
+            if self.serves_http:
+                settings = settings.for_serving_http()
+                if self.cloud != "local":
+                    check_cloud_api_key(settings)
             self._settings = settings
         return self._settings
 

@@ -44,6 +44,7 @@ import psutil
 
 from functions.api.core import Api
 from local.server import ApiServer
+from shared.services import Services
 from shared.store.api_keys import create_key
 from tests.bench._common import (
     REPO,
@@ -211,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         catalogue(pg, work / "state", "load", args.rows, args.seed, require_api_key=True) as (services, setup),
     ):
         server: ApiServer | None = None
+        api_services: Services | None = None
         profiler: HandlerProfiler | None = None
         try:
             secret = create_key(services.db, "bench-load", {"write"}, requests_per_minute=KEY_RPM)
@@ -224,7 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 ]
                 conn.commit()
-            api = Api(services)
+            # The API as a process of its own runs it (one embedder thread, see Settings.for_serving_http).
+            api_services = Services.from_settings(services.settings.for_serving_http(), migrate=False)
+            api = Api(api_services)
             profiler = HandlerProfiler(api) if args.profile is not None else None
             server = ApiServer(api, "127.0.0.1", 0)
             server.start()
@@ -279,6 +283,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             if server is not None:
                 server.stop()
+            if api_services is not None:
+                api_services.close()
     if profiler is not None and args.profile is not None:
         profiler.dump(args.profile)
 
