@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from infra.gpu_worker.batcher import FrameBatcher
 from infra.gpu_worker.gate import GpuGate
-from infra.gpu_worker.stream_source import StreamSourceError, describe_failure, open_source, tls_context
+from infra.gpu_worker.stream_source import StreamSourceError, describe_failure, open_source
 from shared.net.policy import AddressPolicy
 from shared.queue.base import backoff_delay
 from shared.services import Services
@@ -234,14 +234,14 @@ class StreamRunner:
     def _read(self, errors: list[BaseException]) -> None:
         s = self.services.settings
         max_pixels = s.stream_max_pixels
-        secure = urlsplit(self.lease.url).scheme.lower() == "rtsps"
         try:
             with open_source(
                 self.lease.url,
                 policy=AddressPolicy.from_networks(s.http_allow_networks),
                 allow_files=s.stream_allow_file_urls,
                 max_redirects=s.http_max_redirects,
-                tls=tls_context(verify=s.stream_tls_verify, ca_file=s.stream_tls_ca_file) if secure else None,
+                tls_verify=s.stream_tls_verify,
+                tls_ca_file=s.stream_tls_ca_file,
             ) as container:
                 if not container.streams.video:
                     raise StreamSourceError("no_video", "the source has no video stream", retryable=True)

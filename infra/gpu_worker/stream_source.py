@@ -20,7 +20,7 @@ whatever segment URLs they name. So each source is opened here, never by ``av.op
   interleaved transport: one connection carries everything, no UDP port is opened toward an
   address the server names.
 - **rtsps**: the same relay, which is the TLS client here (SNI and certificate checked against the
-  URL's host, ``tls``; see ``tls_context``), so it reads the answers in clear too. FFmpeg speaks
+  URL's host; see ``tls_context``), so it reads the answers in clear too. FFmpeg speaks
   plain RTSP to 127.0.0.1 and never holds the TLS session.
 - **file**: the worker's own disk, allowed only where a setting says so (local runtime, tests).
 - **Credentials** in the URL (``user:password@``) are refused: they would be stored, listed and
@@ -116,11 +116,12 @@ def open_source(
     timeout_s: float = 10.0,
     max_redirects: int = 3,
     resolver: Resolver = system_resolver,
-    tls: ssl.SSLContext | None = None,
+    tls_verify: bool = True,
+    tls_ca_file: str | None = None,
 ) -> Iterator[Any]:
     """An open ``av`` input container for ``url``, closed (with its connection) on exit.
 
-    ``tls`` is the context ``rtsps`` sources are checked with (default: ``tls_context()``).
+    ``tls_verify`` and ``tls_ca_file`` say how an ``rtsps`` source's certificate is checked (``tls_context``).
     """
     import av
 
@@ -144,7 +145,7 @@ def open_source(
         relay = RtspRelay(
             (str(ip), port),
             timeout_s=timeout_s,
-            tls=(tls or tls_context()) if secure else None,
+            tls=tls_context(verify=tls_verify, ca_file=tls_ca_file) if secure else None,
             server_name=parts.hostname if secure else None,
         )
         with relay:
